@@ -1,0 +1,81 @@
+/**
+ * The validated shape of a site inventory (`site.yaml`). The schema in `schema.ts` parses raw
+ * YAML into exactly this; everything downstream (render, PKI, sandbox) takes these types.
+ */
+
+export type Role = 'central' | 'worker' | 'metadata-agent';
+export const ROLES: readonly Role[] = ['central', 'worker', 'metadata-agent'];
+
+export type EncapType = 'geneve' | 'vxlan';
+
+export interface Ports {
+  /** Northbound OVSDB, TLS (stunnel) on the central's addresses. */
+  nb: number;
+  /** Southbound OVSDB, TLS. */
+  sb: number;
+  /** Northbound RAFT cluster port. */
+  nbRaft: number;
+  /** Southbound RAFT cluster port. */
+  sbRaft: number;
+}
+
+/**
+ * ovsdb-server listens in plaintext only on 127.0.0.1, on these ports; stunnel's server side
+ * forwards the TLS ports above to them. Separate numbers so a host can be central and worker.
+ */
+export interface LoopbackPorts {
+  nb: number;
+  sb: number;
+  nbRaft: number;
+  sbRaft: number;
+}
+
+export interface Encap {
+  type: EncapType;
+  ip: string;
+}
+
+export interface Host {
+  name: string;
+  /** IPv4/IPv6 addresses this host is reached by; the first is the primary. */
+  addresses: string[];
+  /** Extra DNS names the host is reached by (go into a central's server certificate SAN). */
+  dnsNames: string[];
+  roles: Role[];
+  /** Required for workers. */
+  encap?: Encap;
+  /** OVS system-id / chassis name; defaults to the host name. */
+  systemId: string;
+  /** SSH target for `deploy`; defaults to root@first address. */
+  ssh?: { user: string; port: number; host?: string };
+}
+
+export interface CertificatePolicy {
+  caValidityDays: number;
+  leafValidityDays: number;
+  /** Certificates with fewer days left than this are due for renewal. */
+  renewalWindowDays: number;
+  caKeyBits: number;
+  leafKeyBits: number;
+}
+
+export interface Inventory {
+  /** Site name; used in certificate subjects and generated headers. */
+  site: string;
+  tls: { mode: 'stunnel' };
+  ports: Ports;
+  loopbackPorts: LoopbackPorts;
+  certificates: CertificatePolicy;
+  hosts: Host[];
+}
+
+/** Where a parsed inventory came from plus its non-fatal findings. */
+export interface ParsedInventory {
+  inventory: Inventory;
+  file: string;
+  warnings: string[];
+}
+
+export function hostsWithRole(inv: Inventory, role: Role): Host[] {
+  return inv.hosts.filter((h) => h.roles.includes(role));
+}

@@ -1,0 +1,36 @@
+/**
+ * Every filesystem path ovn-deploy uses, in one place.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The package root (where templates/, specs/, containers/ live), in the source tree and when packed. */
+export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const templatesDir = path.join(packageRoot, 'templates');
+
+/** Layout of a PKI directory (`pki init --dir DIR`). */
+export function pkiPaths(dir: string) {
+  return {
+    dir,
+    caCert: path.join(dir, 'ca', 'ca.crt'),
+    caKey: path.join(dir, 'ca', 'ca.key'),
+    /** Every CA certificate still trusted (current first); what TLS peers verify against. */
+    caBundle: path.join(dir, 'ca', 'ca-bundle.crt'),
+    crl: path.join(dir, 'ca', 'crl.pem'),
+    index: path.join(dir, 'index.json'),
+    lock: path.join(dir, '.lock'),
+    cert: (name: string) => path.join(dir, 'certs', `${name}.crt`),
+    key: (name: string) => path.join(dir, 'private', `${name}.key`),
+    csr: (name: string) => path.join(dir, 'csr', `${name}.csr`),
+  };
+}
+export type PkiPaths = ReturnType<typeof pkiPaths>;
+
+/** Default state directory of the local sandbox (`up`). */
+export function defaultSandboxDir(): string {
+  if (process.env.OVN_DEPLOY_DIR) return path.resolve(process.env.OVN_DEPLOY_DIR);
+  return process.getuid?.() === 0
+    ? '/var/lib/ovn-deploy/sandbox'
+    : path.join(os.homedir(), '.local', 'state', 'ovn-deploy', 'sandbox');
+}

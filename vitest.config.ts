@@ -1,0 +1,29 @@
+import { defineConfig } from 'vitest/config';
+
+// Two projects: `unit` stays under a minute and touches no daemon; `slow` drives real OVN, stunnel,
+// openssl, rpmbuild or podman and is named *.slow.test.ts. `npm test` (the README's and CI's
+// command) runs both.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/**/*.slow.test.ts', 'node_modules/**'],
+          testTimeout: 20_000,
+        },
+      },
+      {
+        test: {
+          name: 'slow',
+          include: ['test/**/*.slow.test.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+          // Real daemons share 2 cores; files run one at a time so timings and ports stay sane.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
