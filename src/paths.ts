@@ -27,6 +27,9 @@ export function pkiPaths(dir: string) {
 }
 export type PkiPaths = ReturnType<typeof pkiPaths>;
 
+/** The site inventory `init` writes when no --out is given (relative to the working directory). */
+export const defaultSiteFile = 'site.yaml';
+
 /** Default state directory of the local sandbox (`up`). */
 export function defaultSandboxDir(): string {
   if (process.env.OVN_DEPLOY_DIR) return path.resolve(process.env.OVN_DEPLOY_DIR);

@@ -1,7 +1,11 @@
 /** One file per command; each exports a function that returns its commander Command. */
 import type { Command } from 'commander';
+import { initCommand } from './init.js';
+import { schemaCommand } from './schema.js';
+import { validateCommand } from './validate.js';
 
 export function registerCommands(program: Command): void {
-  // Commands are added here, one line each.
-  void program;
+  program.addCommand(initCommand());
+  program.addCommand(validateCommand());
+  program.addCommand(schemaCommand());
 }

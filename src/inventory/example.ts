@@ -1,0 +1,83 @@
+/**
+ * The commented site file `ovn-deploy init` writes. The default values are interpolated from
+ * defaults.ts so the example always shows what leaving a field out means; a test checks that the
+ * example itself validates.
+ */
+import { DEFAULT_CERTIFICATE_POLICY as cert, DEFAULT_LOOPBACK_PORTS as lo, DEFAULT_PORTS as tlsPorts, KEY_BITS } from './defaults.js';
+
+export function exampleSiteYaml(): string {
+  return `# ovn-deploy site inventory: the machines of one OVN site and their roles.
+# Check it with:    ovn-deploy validate site.yaml
+# Editor help:      ovn-deploy schema > site.schema.json   (the next line points editors at it)
+# yaml-language-server: $schema=./site.schema.json
+#
+# Every section except "hosts" is optional; the values shown are the defaults.
+
+# Site name (lowercase letters, digits, "-"): goes into certificate subjects and the header of
+# every generated file.
+site: lab1
+
+# How OVSDB connections are secured. Only "stunnel" is supported: ovsdb-server listens in
+# plaintext on 127.0.0.1 and stunnel terminates mutually authenticated TLS 1.2 on the hosts'
+# addresses.
+tls:
+  mode: stunnel
+
+# TLS ports stunnel listens on, on the centrals' addresses.
+ports:
+  nb: ${tlsPorts.nb}        # Northbound DB: CMS clients (neutron, ovn-nbctl), ovn-northd
+  sb: ${tlsPorts.sb}        # Southbound DB: ovn-controller on every worker, ovn-northd
+  nbRaft: ${tlsPorts.nbRaft}    # RAFT traffic between centrals, Northbound cluster
+  sbRaft: ${tlsPorts.sbRaft}    # RAFT traffic between centrals, Southbound cluster
+
+# Plaintext ports ovsdb-server binds on 127.0.0.1 only; stunnel forwards the TLS ports to them.
+# They must differ from the ports above (a host may be both central and worker).
+loopbackPorts:
+  nb: ${lo.nb}
+  sb: ${lo.sb}
+  nbRaft: ${lo.nbRaft}
+  sbRaft: ${lo.sbRaft}
+
+# Certificate lifetimes (days) and RSA key sizes (${KEY_BITS.join(', ')} bits).
+certificates:
+  caValidityDays: ${cert.caValidityDays}      # the site CA
+  leafValidityDays: ${cert.leafValidityDays}     # server and client certificates; at most caValidityDays
+  renewalWindowDays: ${cert.renewalWindowDays}    # renew once fewer days are left; less than leafValidityDays
+  caKeyBits: ${cert.caKeyBits}
+  leafKeyBits: ${cert.leafKeyBits}
+
+# Every machine of the site. Roles:
+#   central         NB/SB ovsdb-server (one RAFT cluster each: use 1, 3 or 5 centrals) + ovn-northd
+#   worker          ovs-vswitchd + ovn-controller, i.e. a chassis; needs "encap"
+#   metadata-agent  neutron-ovn-metadata-agent; runs next to ovn-controller, so only on workers
+# Names, addresses, system-ids and encap IPs must be unique across the site.
+hosts:
+  - name: central1                  # host name: lowercase letters, digits, "-"
+    addresses: [192.0.2.11]         # IPv4 or IPv6; the first is the primary
+    dnsNames: [central1.example.org]   # optional: extra names for the server certificate
+    roles: [central]
+  - name: central2
+    addresses: [192.0.2.12]
+    dnsNames: [central2.example.org]
+    roles: [central]
+  - name: central3
+    addresses: [192.0.2.13, "2001:db8::13"]
+    dnsNames: [central3.example.org]
+    roles: [central]
+
+  - name: worker1
+    addresses: [192.0.2.21]
+    roles: [worker, metadata-agent]
+    encap:                          # required for workers: the tunnel endpoint
+      type: geneve                  # geneve (default) or vxlan
+      ip: 192.0.2.21
+    systemId: worker1               # optional: OVS system-id / chassis name, default: the name
+    ssh:                            # optional: how "deploy" reaches it, default root@<first address>:22
+      user: root
+      port: 22
+  - name: worker2
+    addresses: [192.0.2.22]
+    roles: [worker]
+    encap: { type: geneve, ip: 192.0.2.22 }
+`;
+}

@@ -1,0 +1,230 @@
+/**
+ * Rules that relate several fields: duplicates across hosts, ports used twice, role combinations,
+ * certificate lifetimes. They read the raw document (not zod's output) so they still run when some
+ * fields are broken and the user sees every problem in one go; each rule skips values that are
+ * not even of the right type (the schema reports those).
+ */
+import { canonicalAddress } from './addresses.js';
+import { DEFAULT_CERTIFICATE_POLICY, DEFAULT_LOOPBACK_PORTS, DEFAULT_PORTS, MAX_VALIDITY_DAYS } from './defaults.js';
+import type { PathSegment } from './findings.js';
+
+export interface RuleFinding {
+  path: PathSegment[];
+  message: string;
+}
+
+export interface RuleResult {
+  errors: RuleFinding[];
+  warnings: RuleFinding[];
+}
+
+type Rec = Record<string, unknown>;
+
+function isRecord(v: unknown): v is Rec {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** What the rules need of one host, read leniently. */
+interface HostView {
+  index: number;
+  name?: string;
+  addresses: { value: string; index: number }[];
+  /** undefined when `roles` is not a list (the schema reports it). */
+  roles?: string[];
+  encap: unknown;
+  encapIp?: string;
+  explicitSystemId?: string;
+}
+
+function viewHost(raw: unknown, index: number): HostView | undefined {
+  if (!isRecord(raw)) return undefined;
+  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+  const addresses = Array.isArray(raw.addresses)
+    ? raw.addresses.flatMap((value: unknown, i) => (typeof value === 'string' ? [{ value, index: i }] : []))
+    : [];
+  return {
+    index,
+    name: str(raw.name),
+    addresses,
+    roles: Array.isArray(raw.roles) ? raw.roles.filter((r): r is string => typeof r === 'string') : undefined,
+    encap: raw.encap,
+    encapIp: isRecord(raw.encap) ? str(raw.encap.ip) : undefined,
+    explicitSystemId: str(raw.systemId),
+  };
+}
+
+/** `hosts[0] (central1)`: the index finds it in the file, the name tells the reader which one. */
+function hostLabel(h: HostView): string {
+  return h.name === undefined ? `hosts[${h.index}]` : `hosts[${h.index}] (${h.name})`;
+}
+
+/** `allReadable`: every host is a mapping with a list of roles, so a missing central is certain. */
+function hostRules(hosts: HostView[], allReadable: boolean, errors: RuleFinding[]): void {
+  const firstByName = new Map<string, HostView>();
+  const firstByAddress = new Map<string, HostView>();
+  const firstBySystemId = new Map<string, { host: HostView; explicit: boolean }>();
+  const firstByEncapIp = new Map<string, HostView>();
+
+  for (const h of hosts) {
+    const at = (...rest: PathSegment[]): PathSegment[] => ['hosts', h.index, ...rest];
+
+    if (h.name !== undefined) {
+      const other = firstByName.get(h.name);
+      if (other) errors.push({ path: at('name'), message: `${JSON.stringify(h.name)} is already the name of hosts[${other.index}]` });
+      else firstByName.set(h.name, h);
+    }
+
+    for (const a of h.addresses) {
+      const key = canonicalAddress(a.value);
+      const other = firstByAddress.get(key);
+      if (other) errors.push({ path: at('addresses', a.index), message: `${a.value} is already an address of ${hostLabel(other)}` });
+      else firstByAddress.set(key, h);
+    }
+
+    const systemId = h.explicitSystemId ?? h.name;
+    if (systemId !== undefined) {
+      const explicit = h.explicitSystemId !== undefined;
+      const other = firstBySystemId.get(systemId);
+      // Two defaulted system-ids clash only when the names clash, which is reported above.
+      if (other && (explicit || other.explicit)) {
+        const what = explicit ? JSON.stringify(systemId) : `${JSON.stringify(systemId)} (defaulted from name)`;
+        errors.push({ path: at('systemId'), message: `${what} is already the system-id of ${hostLabel(other.host)}` });
+      } else if (!other) {
+        firstBySystemId.set(systemId, { host: h, explicit });
+      }
+    }
+
+    if (h.encapIp !== undefined) {
+      const key = canonicalAddress(h.encapIp);
+      const other = firstByEncapIp.get(key);
+      if (other) errors.push({ path: at('encap', 'ip'), message: `${h.encapIp} is already the encap IP of ${hostLabel(other)}` });
+      else firstByEncapIp.set(key, h);
+    }
+
+    if (h.roles !== undefined) {
+      h.roles.forEach((role, i) => {
+        if (h.roles?.indexOf(role) !== i) errors.push({ path: at('roles', i), message: `${JSON.stringify(role)} is listed twice` });
+      });
+      const worker = h.roles.includes('worker');
+      // A written encap without a usable ip is already reported by the schema.
+      if (worker && h.encap === undefined) {
+        errors.push({ path: at('encap', 'ip'), message: 'required for a worker' });
+      }
+      if (h.roles.includes('metadata-agent') && !worker) {
+        errors.push({
+          path: at('roles'),
+          message: 'metadata-agent needs the worker role on the same host (it runs next to ovn-controller)',
+        });
+      }
+    }
+  }
+
+  if (allReadable && hosts.length > 0 && !hosts.some((h) => h.roles?.includes('central'))) {
+    errors.push({ path: ['hosts'], message: 'no host has the central role' });
+  }
+}
+
+interface Setting {
+  path: PathSegment[];
+  value: number;
+  explicit: boolean;
+}
+
+/** The effective number at `section.key`: written, defaulted, or undefined when written wrongly. */
+function numberSetting(doc: Rec, section: string, key: string, fallback: number, valid: (n: number) => boolean): Setting | undefined {
+  const sec = doc[section];
+  if (sec !== undefined && !isRecord(sec)) return undefined;
+  const raw = sec?.[key];
+  const path = [section, key];
+  if (raw === undefined) return { path, value: fallback, explicit: false };
+  return typeof raw === 'number' && valid(raw) ? { path, value: raw, explicit: true } : undefined;
+}
+
+function isPort(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && n <= 65535;
+}
+
+function isDays(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && n <= MAX_VALIDITY_DAYS;
+}
+
+/** `ports.nb`, or `ports.nb (the default)` when the user did not write it. */
+function describeSetting(s: Setting): string {
+  const name = s.path.join('.');
+  return s.explicit ? name : `${name} (the default)`;
+}
+
+function portRules(doc: Rec, errors: RuleFinding[]): void {
+  const seen = new Map<number, Setting>();
+  const sections = [
+    ['ports', DEFAULT_PORTS],
+    ['loopbackPorts', DEFAULT_LOOPBACK_PORTS],
+  ] as const;
+  for (const [section, defaults] of sections) {
+    for (const key of ['nb', 'sb', 'nbRaft', 'sbRaft'] as const) {
+      const s = numberSetting(doc, section, key, defaults[key], isPort);
+      if (s === undefined) continue;
+      const other = seen.get(s.value);
+      if (other === undefined) {
+        seen.set(s.value, s);
+        continue;
+      }
+      // Report at the value the user wrote: that is the one to change.
+      const [here, there] = s.explicit || !other.explicit ? [s, other] : [other, s];
+      errors.push({ path: here.path, message: `port ${here.value} is already used by ${describeSetting(there)}` });
+    }
+  }
+}
+
+function certificateRules(doc: Rec, errors: RuleFinding[]): void {
+  const get = (key: keyof typeof DEFAULT_CERTIFICATE_POLICY) =>
+    numberSetting(doc, 'certificates', key, DEFAULT_CERTIFICATE_POLICY[key], isDays);
+  const ca = get('caValidityDays');
+  const leaf = get('leafValidityDays');
+  const renewal = get('renewalWindowDays');
+  const ref = (s: Setting): string => `${String(s.path[1])} (${s.value}${s.explicit ? '' : ', the default'})`;
+
+  // A renewal window as long as the lifetime would renew every certificate on every run.
+  if (leaf && renewal && renewal.value >= leaf.value) {
+    if (renewal.explicit || !leaf.explicit) {
+      errors.push({ path: renewal.path, message: `must be less than ${ref(leaf)}, got ${renewal.value}` });
+    } else {
+      errors.push({ path: leaf.path, message: `must be more than ${ref(renewal)}, got ${leaf.value}` });
+    }
+  }
+  // A leaf outliving its CA would stop verifying when the CA expires.
+  if (ca && leaf && leaf.value > ca.value) {
+    if (leaf.explicit || !ca.explicit) {
+      errors.push({ path: leaf.path, message: `must not exceed ${ref(ca)}, got ${leaf.value}` });
+    } else {
+      errors.push({ path: ca.path, message: `must be at least ${ref(leaf)}, got ${ca.value}` });
+    }
+  }
+}
+
+function centralCountWarnings(hosts: HostView[], warnings: RuleFinding[]): void {
+  const centrals = hosts.filter((h) => h.roles?.includes('central')).length;
+  if (centrals >= 2 && centrals % 2 === 0) {
+    warnings.push({ path: [], message: `${centrals} central hosts: RAFT needs an odd number for a useful quorum (3 or 5)` });
+  }
+  if (centrals > 7) {
+    warnings.push({ path: [], message: `${centrals} central hosts: every RAFT write waits for a majority, more than 7 only slows the cluster (use 3 or 5)` });
+  }
+}
+
+/** Runs every cross-field rule over the raw document (a mapping; other shapes never get here). */
+export function checkRules(doc: Rec): RuleResult {
+  const result: RuleResult = { errors: [], warnings: [] };
+  const hosts = Array.isArray(doc.hosts)
+    ? doc.hosts.flatMap((h: unknown, i) => {
+        const v = viewHost(h, i);
+        return v === undefined ? [] : [v];
+      })
+    : [];
+  const rawCount = Array.isArray(doc.hosts) ? doc.hosts.length : 0;
+  hostRules(hosts, hosts.length === rawCount && hosts.every((h) => h.roles !== undefined), result.errors);
+  portRules(doc, result.errors);
+  certificateRules(doc, result.errors);
+  centralCountWarnings(hosts, result.warnings);
+  return result;
+}
