@@ -37,3 +37,22 @@ export function defaultSandboxDir(): string {
     ? '/var/lib/ovn-deploy/sandbox'
     : path.join(os.homedir(), '.local', 'state', 'ovn-deploy', 'sandbox');
 }
+
+/** The compiled CLI entry point; the own supervisor re-executes it as `ovn-deploy supervise`. */
+export const cliPath = path.join(packageRoot, 'dist', 'cli.js');
+
+/** Files of the own supervisor (`ovn-deploy supervise --dir STATE`) inside a state directory. */
+export function supervisorPaths(stateDir: string) {
+  const dir = path.join(path.resolve(stateDir), 'supervisor');
+  return {
+    dir,
+    /** Desired services, written by clients (`ensure`, `stop`). */
+    services: path.join(dir, 'services.json'),
+    /** What the supervisor is running, written by the supervisor only. */
+    status: path.join(dir, 'status.json'),
+    pid: path.join(dir, 'supervisor.pid'),
+    /** The supervisor's own stdout/stderr. */
+    log: path.join(dir, 'supervisor.log'),
+  };
+}
+export type SupervisorPaths = ReturnType<typeof supervisorPaths>;

@@ -1,0 +1,102 @@
+/**
+ * The two files the own supervisor and its clients share. services.json (desired state) is written
+ * only by clients; status.json (what runs) only by the supervisor. Both are replaced atomically,
+ * so a reader never sees half a file, and both survive a `kill -9` of either side: that is what
+ * lets the next supervisor adopt the previous one's orphans.
+ */
+import { z } from 'zod';
+import { inputError } from '../errors.js';
+import { readIfExists, writeFileAtomic } from '../fsx.js';
+import type { ServiceSpec } from './types.js';
+
+const serviceSpecSchema = z.object({
+  name: z.string(),
+  argv: z.array(z.string()),
+  netns: z.string().optional(),
+  env: z.record(z.string(), z.string()).optional(),
+  cwd: z.string().optional(),
+  logFile: z.string(),
+  after: z.array(z.string()).optional(),
+  stopSignal: z.string().optional(),
+  settleMs: z.number().optional(),
+});
+
+const desiredSchema = z.object({
+  version: z.literal(1),
+  /** Changes on every client write; the supervisor echoes it in status.json once applied. */
+  revision: z.string(),
+  services: z.array(serviceSpecSchema),
+});
+export type DesiredFile = { version: 1; revision: string; services: ServiceSpec[] };
+
+/** running: process up; backoff: waiting to restart; failed: gave up; stopping: being stopped. */
+export type ServiceState = 'running' | 'backoff' | 'failed' | 'stopping';
+
+const exitSchema = z.object({ code: z.number().nullable(), signal: z.string().nullable(), at: z.string() });
+
+const recordSchema = z.object({
+  name: z.string(),
+  hash: z.string(),
+  /** Kept to recognise an orphan by its command line after a supervisor crash. */
+  argv: z.array(z.string()),
+  netns: z.string().optional(),
+  logFile: z.string(),
+  stopSignal: z.string().optional(),
+  state: z.enum(['running', 'backoff', 'failed', 'stopping']),
+  pid: z.number().optional(),
+  startTicks: z.number().optional(),
+  startedAt: z.string().optional(),
+  restarts: z.number(),
+  /** Consecutive quick deaths since the last apply or since a long enough run. */
+  failures: z.number(),
+  lastExit: exitSchema.optional(),
+  /** Inherited from a previous supervisor (not our child: watched by polling /proc). */
+  adopted: z.boolean().optional(),
+  error: z.string().optional(),
+});
+export type ServiceRecord = z.infer<typeof recordSchema>;
+
+const statusSchema = z.object({
+  version: z.literal(1),
+  supervisorPid: z.number(),
+  supervisorStartTicks: z.number(),
+  bootId: z.string(),
+  /** The services.json revision the supervisor has applied. */
+  revision: z.string().optional(),
+  updatedAt: z.string(),
+  services: z.array(recordSchema),
+});
+export type StatusFile = z.infer<typeof statusSchema>;
+
+async function readJson<T>(file: string, schema: z.ZodType<T>): Promise<T | undefined> {
+  const raw = await readIfExists(file);
+  if (raw === undefined) return undefined;
+  let data: unknown;
+  try {
+    data = JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw inputError(`not valid JSON: ${(err as Error).message}`, '', file);
+  }
+  const parsed = schema.safeParse(data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw inputError(issue?.message ?? 'invalid', issue?.path.join('.') ?? '', file);
+  }
+  return parsed.data;
+}
+
+export async function readDesired(file: string): Promise<DesiredFile | undefined> {
+  return (await readJson(file, desiredSchema)) as DesiredFile | undefined;
+}
+
+export async function writeDesired(file: string, desired: DesiredFile): Promise<void> {
+  await writeFileAtomic(file, `${JSON.stringify(desired, null, 2)}\n`, 0o600);
+}
+
+export async function readStatus(file: string): Promise<StatusFile | undefined> {
+  return readJson(file, statusSchema);
+}
+
+export async function writeStatus(file: string, status: StatusFile): Promise<void> {
+  await writeFileAtomic(file, `${JSON.stringify(status, null, 2)}\n`, 0o644);
+}
