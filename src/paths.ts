@@ -56,3 +56,19 @@ export function supervisorPaths(stateDir: string) {
   };
 }
 export type SupervisorPaths = ReturnType<typeof supervisorPaths>;
+
+/** Handlebars templates of the stunnel configs. */
+export const stunnelTemplatesDir = path.join(templatesDir, 'stunnel');
+
+/**
+ * stunnel's files on a host, one set per side (`server`: TLS in front of ovsdb-server; `client`:
+ * local plaintext ports tunnelled to the centrals). Distinct names so a host can run both.
+ */
+export function stunnelFiles(kind: 'server' | 'client', dirs: { runDir: string; logDir: string }) {
+  return {
+    /** File name of the rendered config (relative: the deploy step picks the directory). */
+    confName: `stunnel-${kind}.conf`,
+    pidFile: path.join(dirs.runDir, `stunnel-${kind}.pid`),
+    logFile: path.join(dirs.logDir, `stunnel-${kind}.log`),
+  };
+}

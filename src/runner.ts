@@ -72,7 +72,9 @@ export class ZxRunner implements Runner {
         nothrow: true,
         env,
         ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
-        ...(opts.input === undefined ? {} : { input: opts.input }),
+        // No input means stdin is closed (EOF), never inherited: a program that reads stdin
+        // (openssl s_client, ovsdb-client) must not hang until its timeout.
+        ...(opts.input === undefined || opts.input === '' ? { stdio: ['ignore', 'pipe', 'pipe'] as const } : { input: opts.input }),
         timeout: opts.timeoutMs ?? 30_000,
         timeoutSignal: 'SIGKILL',
       })`${full}`;

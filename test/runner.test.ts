@@ -40,3 +40,17 @@ describe('DryRunRunner', () => {
     expect(inner.calls.map((c) => c.argv)).toEqual([['ip', 'link', 'show']]);
   });
 });
+
+describe('ZxRunner stdin', () => {
+  it('closes stdin when no input is given, so readers see EOF at once', async () => {
+    const started = Date.now();
+    const r = await new ZxRunner().run(['sh', '-c', 'cat; echo done'], { timeoutMs: 5000 });
+    expect(r.stdout.trim()).toBe('done');
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it('feeds input to stdin', async () => {
+    const r = await new ZxRunner().run(['cat'], { input: 'abc' });
+    expect(r.stdout).toBe('abc');
+  });
+});
