@@ -1,4 +1,11 @@
 #!/usr/bin/env node
-import { main } from './main.js';
-
-process.exitCode = await main(process.argv);
+// The supervisor is started by `up` on every cold start: load only what it needs rather than every
+// command's modules (about 0.4 s less on the critical path of `up`).
+const args = process.argv.slice(2);
+if (args.length === 3 && args[0] === 'supervise' && args[1] === '--dir' && args[2] !== undefined) {
+  const { runSupervisorDaemon } = await import('./supervisor/daemon.js');
+  process.exitCode = await runSupervisorDaemon(args[2]);
+} else {
+  const { main } = await import('./main.js');
+  process.exitCode = await main(process.argv);
+}

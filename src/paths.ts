@@ -27,6 +27,27 @@ export function pkiPaths(dir: string) {
 }
 export type PkiPaths = ReturnType<typeof pkiPaths>;
 
+/** CA rollover files inside a PKI directory (`certs ca-rollover`). */
+export function rolloverPaths(pkiDir: string) {
+  return {
+    /** Phase and per-host progress of the current (or last) rollover. */
+    state: path.join(pkiDir, 'rollover.json'),
+    /**
+     * Every CA a rollover made or retired, each in a folder shaped like a PKI directory
+     * (`ca/ca.crt`, `ca/ca.key`) so the PKI's loadCa reads it unchanged.
+     */
+    caStore: (serial: string) => path.join(pkiDir, 'ca-store', serial),
+  };
+}
+
+/** Where `certs rotate` keeps the previous version of a deployed certificate or key (restored on failure). */
+export const rotationBackup = (file: string): string => `${file}.prev`;
+
+/** systemd unit templates (the certificate renewal timer). */
+export const systemdTemplatesDir = path.join(templatesDir, 'systemd');
+/** Names of the renewal timer's units. */
+export const renewalUnits = { service: 'ovn-deploy-cert-renew.service', timer: 'ovn-deploy-cert-renew.timer' } as const;
+
 /** The site inventory `init` writes when no --out is given (relative to the working directory). */
 export const defaultSiteFile = 'site.yaml';
 
@@ -72,3 +93,61 @@ export function stunnelFiles(kind: 'server' | 'client', dirs: { runDir: string; 
     logFile: path.join(dirs.logDir, `stunnel-${kind}.log`),
   };
 }
+
+/**
+ * Layout of a sandbox state directory (`up --dir DIR`). Everything `up` writes lives under it, in
+ * the top-level entries listed in `entries`, which is exactly what `down` removes.
+ */
+export function sandboxPaths(stateDir: string) {
+  const dir = path.resolve(stateDir);
+  const at = (...parts: string[]): string => path.join(dir, ...parts);
+  const nodeDirs = (node: string) => ({ run: at('run', node), log: at('log', node), db: at('db', node), etc: at('etc', node) });
+  return {
+    dir,
+    state: at('state.json'),
+    /** Held by `up` and `down` while they change the sandbox. */
+    lock: at('up.lock'),
+    pki: at('pki'),
+    entries: ['state.json', 'up.lock', 'pki', 'etc', 'run', 'log', 'db', 'supervisor'] as const,
+    node: nodeDirs,
+    /** A service's stdout/stderr as captured by the supervisor. */
+    serviceLog: (service: string) => at('log', `${service}.out`),
+    central: {
+      nbDb: at('db', 'central', 'ovnnb_db.db'),
+      sbDb: at('db', 'central', 'ovnsb_db.db'),
+      nbSock: at('run', 'central', 'ovnnb_db.sock'),
+      sbSock: at('run', 'central', 'ovnsb_db.sock'),
+      nbCtl: at('run', 'central', 'ovnnb_db.ctl'),
+      sbCtl: at('run', 'central', 'ovnsb_db.ctl'),
+      nbPid: at('run', 'central', 'ovnnb_db.pid'),
+      sbPid: at('run', 'central', 'ovnsb_db.pid'),
+      nbLog: at('log', 'central', 'ovsdb-server-nb.log'),
+      sbLog: at('log', 'central', 'ovsdb-server-sb.log'),
+      northdPid: at('run', 'central', 'ovn-northd.pid'),
+      northdCtl: at('run', 'central', 'ovn-northd.ctl'),
+      northdLog: at('log', 'central', 'ovn-northd.log'),
+    },
+    worker: (name: string) => ({
+      confDb: at('db', name, 'conf.db'),
+      dbSock: at('run', name, 'db.sock'),
+      ovsdbPid: at('run', name, 'ovsdb-server.pid'),
+      ovsdbCtl: at('run', name, 'ovsdb-server.ctl'),
+      ovsdbLog: at('log', name, 'ovsdb-server.log'),
+      vswitchdPid: at('run', name, 'ovs-vswitchd.pid'),
+      vswitchdCtl: at('run', name, 'ovs-vswitchd.ctl'),
+      vswitchdLog: at('log', name, 'ovs-vswitchd.log'),
+      controllerPid: at('run', name, 'ovn-controller.pid'),
+      controllerLog: at('log', name, 'ovn-controller.log'),
+      /** ovn-controller 23.03 has no --unixctl: its socket is named after its pid in OVN_RUNDIR. */
+      controllerCtl: (pid: number) => at('run', name, `ovn-controller.${pid}.ctl`),
+    }),
+  };
+}
+export type SandboxPaths = ReturnType<typeof sandboxPaths>;
+
+/** OVSDB schemas shipped by the distribution packages. */
+export const ovsdbSchemas = {
+  nb: '/usr/share/ovn/ovn-nb.ovsschema',
+  sb: '/usr/share/ovn/ovn-sb.ovsschema',
+  vswitch: '/usr/share/openvswitch/vswitch.ovsschema',
+};

@@ -1,11 +1,19 @@
 /** One file per command; each exports a function that returns its commander Command. */
 import type { Command } from 'commander';
+import { downCommand } from './down.js';
 import { initCommand } from './init.js';
+import { pkiCommand } from './pki.js';
 import { schemaCommand } from './schema.js';
+import { statusCommand } from './status.js';
 import { superviseCommand } from './supervise.js';
+import { upCommand } from './up.js';
 import { validateCommand } from './validate.js';
 
 export function registerCommands(program: Command): void {
+  program.addCommand(upCommand());
+  program.addCommand(statusCommand());
+  program.addCommand(downCommand());
+  program.addCommand(pkiCommand());
   program.addCommand(initCommand());
   program.addCommand(validateCommand());
   program.addCommand(schemaCommand());

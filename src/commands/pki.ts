@@ -1,0 +1,258 @@
+/**
+ * `ovn-deploy pki ...`: the CA, issuing/signing, revocation, CRL refresh and status. Prints short
+ * confirmations (paths, serials, dates) and never key material.
+ */
+import { promises as fs } from 'node:fs';
+import { Command } from 'commander';
+import { InputError, type Problem } from '../errors.js';
+import { writeFileAtomic } from '../fsx.js';
+import { pkiPaths } from '../paths.js';
+import {
+  LEAF_ROLES,
+  REVOCATION_REASONS,
+  initPki,
+  issueCertificate,
+  pkiStatus,
+  readCrlInfo,
+  refreshCrl,
+  renderStatusTable,
+  revokeCertificate,
+  signCsr,
+  type IssuedCertificate,
+  type LeafRole,
+  type RevocationReason,
+} from '../pki/index.js';
+
+const out = (line: string) => process.stdout.write(`${line}\n`);
+const err = (line: string) => process.stderr.write(`${line}\n`);
+
+/** Library field -> the option a CLI user typed, so problems name what they can fix. */
+const OPTION_OF: Record<string, string> = {
+  name: '--name',
+  role: '--role',
+  sans: '--san',
+  host: '--host',
+  validityDays: '--days',
+  keyBits: '--key-bits',
+  commonName: '--cn',
+  nextUpdateDays: '--days',
+  renewalWindowDays: '--renewal-days',
+  reason: '--reason',
+};
+
+async function withOptionNames<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    throw new InputError(
+      e.problems.map((p) => {
+        if (p.file !== undefined) return p;
+        const m = /^([A-Za-z]+)(.*)$/.exec(p.path);
+        const option = m === null ? undefined : OPTION_OF[m[1] ?? ''];
+        return option === undefined ? p : { ...p, path: `${option}${m?.[2] ?? ''}` };
+      }),
+    );
+  }
+}
+
+function positiveInt(value: string | undefined, option: string, problems: Problem[]): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value.trim()) || Number(value) <= 0 || !Number.isSafeInteger(Number(value))) {
+    problems.push({ path: option, message: `must be a positive integer (got ${JSON.stringify(value)})` });
+    return undefined;
+  }
+  return Number(value);
+}
+
+function role(value: string | undefined, problems: Problem[]): LeafRole {
+  if (value === undefined || !(LEAF_ROLES as readonly string[]).includes(value)) {
+    problems.push({ path: '--role', message: `expected one of ${LEAF_ROLES.join(', ')} (got ${JSON.stringify(value ?? '')})` });
+  }
+  return value as LeafRole;
+}
+
+/** `--san a --san b,c` and `--san a b` all give [a, b, c]. */
+function sans(values: string[] | undefined): string[] | undefined {
+  if (values === undefined) return undefined;
+  return values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+}
+
+function check(problems: Problem[]): void {
+  if (problems.length > 0) throw new InputError(problems);
+}
+
+function printIssued(what: string, c: IssuedCertificate): void {
+  out(`${what} ${c.name} (${c.role}): serial ${c.serial}, valid until ${c.notAfter.toISOString()}`);
+  out(`  certificate: ${c.certPath}`);
+  if (c.keyPath !== undefined) out(`  private key: ${c.keyPath} (mode 0600)`);
+}
+
+interface DirOpt {
+  dir: string;
+}
+
+function initSub(): Command {
+  return new Command('init')
+    .description('create the CA (RSA 3072, 10 years), an empty index, the CA bundle and a first CRL; keeps an existing CA')
+    .requiredOption('--dir <dir>', 'PKI directory')
+    .option('--key-bits <n>', 'CA key size in bits (default 3072)')
+    .option('--days <n>', 'CA lifetime in days (default 3650)')
+    .option('--cn <name>', 'CA subject: "ovn-deploy CA <name>" (default: this host name)')
+    .action(async (o: DirOpt & { keyBits?: string; days?: string; cn?: string }) => {
+      const problems: Problem[] = [];
+      const keyBits = positiveInt(o.keyBits, '--key-bits', problems);
+      const validityDays = positiveInt(o.days, '--days', problems);
+      check(problems);
+      const r = await withOptionNames(() =>
+        initPki(o.dir, {
+          ...(keyBits === undefined ? {} : { keyBits }),
+          ...(validityDays === undefined ? {} : { validityDays }),
+          ...(o.cn === undefined ? {} : { commonName: o.cn }),
+        }),
+      );
+      const p = pkiPaths(o.dir);
+      out(r.created ? `created CA in ${o.dir}` : `CA already present in ${o.dir}: kept`);
+      out(`  CA certificate: ${r.caCertPath}`);
+      out(`  CA bundle: ${p.caBundle}`);
+      out(`  CRL: ${p.crl}`);
+    });
+}
+
+function issueSub(): Command {
+  return new Command('issue')
+    .description('issue a certificate with a fresh private key (central: server+client; worker, metadata-agent: client)')
+    .requiredOption('--dir <dir>', 'PKI directory')
+    .requiredOption('--name <name>', 'certificate name (a worker: its chassis system-id)')
+    .requiredOption('--role <role>', LEAF_ROLES.join(' | '))
+    .option('--san <nameOrIp...>', 'extra DNS name or IP for the subjectAltName (repeatable, or comma-separated)')
+    .option('--days <n>', 'lifetime in days (default 730)')
+    .option('--key-bits <n>', 'key size in bits (default 2048)')
+    .option('--host <host>', 'host the certificate belongs to (default: the name)')
+    .action(async (o: DirOpt & { name: string; role: string; san?: string[]; days?: string; keyBits?: string; host?: string }) => {
+      const problems: Problem[] = [];
+      const r = role(o.role, problems);
+      const validityDays = positiveInt(o.days, '--days', problems);
+      const keyBits = positiveInt(o.keyBits, '--key-bits', problems);
+      check(problems);
+      const s = sans(o.san);
+      const c = await withOptionNames(() =>
+        issueCertificate(o.dir, {
+          name: o.name,
+          role: r,
+          ...(s === undefined ? {} : { sans: s }),
+          ...(validityDays === undefined ? {} : { validityDays }),
+          ...(keyBits === undefined ? {} : { keyBits }),
+          ...(o.host === undefined ? {} : { host: o.host }),
+        }),
+      );
+      printIssued('issued', c);
+    });
+}
+
+function signCsrSub(): Command {
+  return new Command('sign-csr')
+    .description("sign a host's certificate signing request (the host keeps its key)")
+    .requiredOption('--dir <dir>', 'PKI directory')
+    .requiredOption('--csr <file>', 'PEM certificate signing request')
+    .requiredOption('--role <role>', LEAF_ROLES.join(' | '))
+    .option('--name <name>', "certificate name (default: the request's CN)")
+    .option('--san <nameOrIp...>', 'DNS name or IP for the subjectAltName (repeatable, or comma-separated)')
+    .option('--days <n>', 'lifetime in days (default 730)')
+    .option('--host <host>', 'host the certificate belongs to (default: the name)')
+    .option('--out <file>', 'also write the certificate here')
+    .action(async (o: DirOpt & { csr: string; role: string; name?: string; san?: string[]; days?: string; host?: string; out?: string }) => {
+      const problems: Problem[] = [];
+      const r = role(o.role, problems);
+      const validityDays = positiveInt(o.days, '--days', problems);
+      check(problems);
+      let csrPem: string;
+      try {
+        csrPem = await fs.readFile(o.csr, 'utf8');
+      } catch (e) {
+        throw new InputError([{ file: o.csr, path: '', message: `cannot read the CSR (${(e as NodeJS.ErrnoException).code ?? String(e)})` }]);
+      }
+      const s = sans(o.san);
+      const c = await withOptionNames(() =>
+        signCsr(o.dir, csrPem, {
+          role: r,
+          file: o.csr,
+          ...(o.name === undefined ? {} : { name: o.name }),
+          ...(s === undefined ? {} : { sans: s }),
+          ...(validityDays === undefined ? {} : { validityDays }),
+          ...(o.host === undefined ? {} : { host: o.host }),
+        }),
+      );
+      if (o.out !== undefined) await writeFileAtomic(o.out, c.certPem, 0o644);
+      printIssued('signed', c);
+      if (o.out !== undefined) out(`  copy: ${o.out}`);
+    });
+}
+
+function revokeSub(): Command {
+  const reasons = Object.keys(REVOCATION_REASONS);
+  return new Command('revoke')
+    .description('revoke every still-valid certificate of a name and re-sign the CRL')
+    .requiredOption('--dir <dir>', 'PKI directory')
+    .requiredOption('--name <name>', 'certificate name')
+    .option('--reason <reason>', `${reasons.join(' | ')} (default unspecified)`)
+    .action(async (o: DirOpt & { name: string; reason?: string }) => {
+      if (o.reason !== undefined && !reasons.includes(o.reason)) {
+        throw new InputError([{ path: '--reason', message: `expected one of ${reasons.join(', ')} (got ${JSON.stringify(o.reason)})` }]);
+      }
+      const revoked = await withOptionNames(() =>
+        revokeCertificate(o.dir, o.name, o.reason === undefined ? {} : { reason: o.reason as RevocationReason }),
+      );
+      if (revoked.length === 0) out(`${o.name}: nothing left to revoke (already revoked)`);
+      for (const e of revoked) out(`revoked ${e.name} (${e.role}): serial ${e.serial}`);
+      const crl = await readCrlInfo(o.dir);
+      out(`  CRL: ${pkiPaths(o.dir).crl}${crl === undefined ? '' : ` (${crl.revokedSerials.length} revoked, next update ${crl.nextUpdate?.toISOString() ?? '-'})`}`);
+    });
+}
+
+function crlSub(): Command {
+  return new Command('crl')
+    .description('re-sign a current CRL (a CRL past its next update makes TLS peers reject every client)')
+    .requiredOption('--dir <dir>', 'PKI directory')
+    .option('--days <n>', 'days until the next update (default 30)')
+    .action(async (o: DirOpt & { days?: string }) => {
+      const problems: Problem[] = [];
+      const nextUpdateDays = positiveInt(o.days, '--days', problems);
+      check(problems);
+      await withOptionNames(() => refreshCrl(o.dir, nextUpdateDays === undefined ? {} : { nextUpdateDays }));
+      const crl = await readCrlInfo(o.dir);
+      out(`CRL re-signed: ${pkiPaths(o.dir).crl}`);
+      if (crl !== undefined) out(`  number ${crl.crlNumber}, ${crl.revokedSerials.length} revoked, next update ${crl.nextUpdate?.toISOString() ?? '-'}`);
+    });
+}
+
+function statusSub(): Command {
+  return new Command('status')
+    .description('list the CA and every certificate with expiry, renewal due and CRL freshness')
+    .requiredOption('--dir <dir>', 'PKI directory')
+    .option('--json', 'print the report as JSON')
+    .option('--renewal-days <n>', 'renewal window in days before expiry (default: the last third of each lifetime)')
+    .action(async (o: DirOpt & { json?: boolean; renewalDays?: string }) => {
+      const problems: Problem[] = [];
+      const renewalWindowDays = positiveInt(o.renewalDays, '--renewal-days', problems);
+      check(problems);
+      const report = await withOptionNames(() => pkiStatus(o.dir, renewalWindowDays === undefined ? {} : { renewalWindowDays }));
+      if (o.json) {
+        out(JSON.stringify(report, null, 2));
+        return;
+      }
+      process.stdout.write(renderStatusTable(report));
+      for (const w of report.warnings) err(`warning: ${w}`);
+    });
+}
+
+export function pkiCommand(): Command {
+  return new Command('pki')
+    .description('the deployment PKI: CA, certificates for centrals, chassis and metadata agents, revocation and CRL')
+    .addCommand(initSub())
+    .addCommand(issueSub())
+    .addCommand(signCsrSub())
+    .addCommand(revokeSub())
+    .addCommand(crlSub())
+    .addCommand(statusSub());
+}

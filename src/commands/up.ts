@@ -1,0 +1,51 @@
+/**
+ * `ovn-deploy up`: a local sandbox (1 central + N workers in network namespaces, the seed post's
+ * topology, a ping and ovn-trace across it). Idempotent: run it again to re-check or repair.
+ */
+import { Command, Option } from 'commander';
+import { inputError } from '../errors.js';
+import { defaultSandboxDir } from '../paths.js';
+import { MAX_WORKERS, MIN_WORKERS } from '../sandbox/plan.js';
+
+const out = (line: string) => process.stdout.write(`${line}\n`);
+
+export function parseWorkers(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < MIN_WORKERS || n > MAX_WORKERS) {
+    throw inputError(`expected a whole number from ${MIN_WORKERS} to ${MAX_WORKERS}, got "${value}"`, '--workers');
+  }
+  return n;
+}
+
+export function upCommand(): Command {
+  return new Command('up')
+    .description('start a local sandbox: central + workers in network namespaces, TLS via stunnel, the seed topology, ping and ovn-trace')
+    .option('--workers <n>', `number of workers (${MIN_WORKERS}-${MAX_WORKERS})`, '2')
+    .option('--dir <dir>', 'state directory of the sandbox', defaultSandboxDir())
+    .addOption(new Option('--datapath <kind>', 'OVS datapath: kernel (system) when the openvswitch module is loaded, else userspace (netdev)').choices(['auto', 'netdev', 'system']).default('auto'))
+    .addOption(new Option('--supervisor <kind>', 'who runs the daemons: systemd units when systemd is PID 1, else ovn-deploy\'s own supervisor').choices(['auto', 'own', 'systemd']).default('auto'))
+    .option('--no-install', 'do not check or install system packages')
+    .option('--plain', 'plain progress output (default when not on a terminal or under CI)')
+    .option('--quiet', 'no progress output, only the result')
+    .option('--dry-run', 'print the commands that would run; change nothing')
+    .option('--timings', 'print when each step started and ended')
+    .action(async (opts: { workers: string; dir: string; datapath: 'auto' | 'netdev' | 'system'; supervisor: 'auto' | 'own' | 'systemd'; install: boolean; plain?: boolean; quiet?: boolean; dryRun?: boolean; timings?: boolean }) => {
+      const dryRun = opts.dryRun === true;
+      const workers = parseWorkers(opts.workers);
+      // Loaded on use: the sandbox pulls in the PKI, stunnel and listr, which other commands do not need.
+      const { assertRoot, timingLines, up, upSummary } = await import('../sandbox/up.js');
+      await assertRoot(dryRun, opts.install);
+      const result = await up({
+        stateDir: opts.dir,
+        workers,
+        datapath: opts.datapath,
+        supervisor: opts.supervisor,
+        dryRun,
+        progress: opts.quiet === true ? 'silent' : opts.plain === true ? 'plain' : 'auto',
+        installPackages: opts.install,
+        print: out,
+      });
+      if (!dryRun) for (const line of upSummary(result)) out(line);
+      if (opts.timings === true) for (const line of timingLines(result)) out(line);
+    });
+}

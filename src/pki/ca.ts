@@ -1,0 +1,182 @@
+/**
+ * The certificate authority: creating it (`pki init`) and loading it for signing. A loaded CA is
+ * cached per process by file content, so repeated signatures parse neither the certificate nor
+ * the key again.
+ */
+import { createHash, webcrypto, type KeyObject } from 'node:crypto';
+import { promises as fs, type Stats } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import forge from 'node-forge';
+import { ExitError, type Problem } from '../errors.js';
+import { readIfExists, writeFileAtomic } from '../fsx.js';
+import { pkiPaths } from '../paths.js';
+import { readIndex, writeIndex } from './cert-index.js';
+import { writeCrl } from './crl.js';
+import { withPkiLock } from './lock.js';
+import { generateKeyPair, privateKeyObject, signCertificate } from './native-sign.js';
+import { buildCaCertificate, randomSerial, type IssuingCa } from './templates.js';
+import type { InitPkiOptions, InitPkiResult } from './types.js';
+import { checkKeyBits, checkPositiveInt, throwIfProblems } from './validate.js';
+
+export const DEFAULT_CA_KEY_BITS = 3072;
+export const DEFAULT_CA_DAYS = 3650;
+export const MAX_DAYS = 36_500;
+/** notBefore is set this far in the past so peers with a slightly slow clock accept a new certificate. */
+export const CLOCK_SKEW_MS = 5 * 60_000;
+export const DAY_MS = 86_400_000;
+
+export interface LoadedCa extends IssuingCa {
+  certPem: string;
+  /** Lower-case hex serial of the CA certificate (IndexEntry.issuer). */
+  serial: string;
+  skiHex: string;
+  notBefore: Date;
+  notAfter: Date;
+  key: KeyObject;
+  /** The same key for WebCrypto (the CRL generator), imported on first use. */
+  cryptoKey(): Promise<webcrypto.CryptoKey>;
+}
+
+export function noCaError(dir: string): ExitError {
+  return new ExitError(`no CA in ${dir}: run \`ovn-deploy pki init --dir ${dir}\``, 2);
+}
+
+const cache = new Map<string, LoadedCa>();
+const CACHE_MAX = 16;
+/** File identity -> content key, so an unchanged CA costs two stat calls instead of two reads. */
+const byIdentity = new Map<string, string>();
+
+function identity(st: Stats | undefined): string {
+  return st === undefined ? '-' : `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+export async function loadCa(dir: string): Promise<LoadedCa> {
+  const paths = pkiPaths(dir);
+  const statOrUndefined = (f: string) => fs.stat(f).catch(() => undefined);
+  const [certStat, keyStat] = await Promise.all([statOrUndefined(paths.caCert), statOrUndefined(paths.caKey)]);
+  if (certStat === undefined || keyStat === undefined) throw noCaError(dir);
+  const fileKey = `${path.resolve(paths.caCert)}\0${identity(certStat)}\0${identity(keyStat)}`;
+  const known = byIdentity.get(fileKey);
+  const quick = known === undefined ? undefined : cache.get(known);
+  if (quick !== undefined) return quick;
+
+  const [certRaw, keyRaw] = await Promise.all([readIfExists(paths.caCert), readIfExists(paths.caKey)]);
+  if (certRaw === undefined || keyRaw === undefined) throw noCaError(dir);
+  const certPem = certRaw.toString('utf8');
+  const cacheKey = `${certPem}\0${createHash('sha256').update(keyRaw).digest('hex')}`;
+  const hit = cache.get(cacheKey);
+  if (hit !== undefined) {
+    rememberIdentity(fileKey, cacheKey);
+    return hit;
+  }
+
+  let cert: forge.pki.Certificate;
+  try {
+    cert = forge.pki.certificateFromPem(certPem);
+  } catch (err) {
+    throw new ExitError(`${paths.caCert}: not a readable RSA certificate (${(err as Error).message})`);
+  }
+  let key: KeyObject;
+  try {
+    key = privateKeyObject(keyRaw.toString('utf8'), paths.caKey);
+  } catch (err) {
+    throw new ExitError((err as Error).message);
+  }
+  const skiExt = cert.getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier?: string } | undefined;
+  const skiHex =
+    skiExt?.subjectKeyIdentifier ??
+    (cert as forge.pki.Certificate & { generateSubjectKeyIdentifier(): forge.util.ByteStringBuffer }).generateSubjectKeyIdentifier().toHex();
+  let imported: Promise<webcrypto.CryptoKey> | undefined;
+  const loaded: LoadedCa = {
+    cert,
+    certPem,
+    serial: cert.serialNumber.toLowerCase(),
+    skiHex,
+    skiBytes: forge.util.hexToBytes(skiHex),
+    notBefore: cert.validity.notBefore,
+    notAfter: cert.validity.notAfter,
+    key,
+    cryptoKey: () =>
+      (imported ??= webcrypto.subtle.importKey(
+        'pkcs8',
+        key.export({ type: 'pkcs8', format: 'der' }),
+        { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+        false,
+        ['sign'],
+      )),
+  };
+  if (cache.size >= CACHE_MAX) {
+    const oldest = cache.keys().next().value;
+    if (oldest !== undefined) cache.delete(oldest);
+  }
+  cache.set(cacheKey, loaded);
+  rememberIdentity(fileKey, cacheKey);
+  return loaded;
+}
+
+function rememberIdentity(fileKey: string, cacheKey: string): void {
+  if (byIdentity.size >= CACHE_MAX * 4) byIdentity.clear();
+  byIdentity.set(fileKey, cacheKey);
+}
+
+/** The self-signed CA certificate for a key pair (pure apart from the random serial). */
+export function renderCaCertificate(
+  publicKeyPem: string,
+  privateKey: KeyObject,
+  opts: { commonName: string; validityDays: number; now: Date },
+): string {
+  const cert = buildCaCertificate(forge.pki.publicKeyFromPem(publicKeyPem), {
+    serial: randomSerial(),
+    notBefore: new Date(opts.now.getTime() - CLOCK_SKEW_MS),
+    notAfter: new Date(opts.now.getTime() + opts.validityDays * DAY_MS),
+    commonName: opts.commonName,
+  });
+  signCertificate(cert, privateKey);
+  return forge.pki.certificateToPem(cert);
+}
+
+/**
+ * Creates the CA, an empty index, the CA bundle and a first CRL. Idempotent: an existing CA is
+ * kept (only missing companion files are written).
+ */
+export async function initPki(dir: string, opts: InitPkiOptions = {}): Promise<InitPkiResult> {
+  const problems: Problem[] = [];
+  checkKeyBits(opts.keyBits, 'keyBits', problems);
+  checkPositiveInt(opts.validityDays, 'validityDays', problems, MAX_DAYS);
+  if (opts.commonName !== undefined && opts.commonName.trim() === '') problems.push({ path: 'commonName', message: 'must not be empty' });
+  throwIfProblems(problems);
+
+  const paths = pkiPaths(dir);
+  const now = opts.now ?? new Date();
+  await fs.mkdir(dir, { recursive: true });
+  // The key is made before taking the lock (3072+ bits can take seconds); it is thrown away if
+  // the CA turns out to exist already.
+  const pair = (await readIfExists(paths.caCert)) === undefined ? await generateKeyPair(opts.keyBits ?? DEFAULT_CA_KEY_BITS) : undefined;
+  return withPkiLock(dir, async () => {
+    const hasCert = (await readIfExists(paths.caCert)) !== undefined;
+    const hasKey = (await readIfExists(paths.caKey)) !== undefined;
+    if (hasCert && !hasKey) {
+      throw new ExitError(`${paths.caCert} exists but its key ${paths.caKey} is missing: restore the key or use a new directory`);
+    }
+    // A key without a certificate is an init that died half-way: nothing was signed with it yet.
+    const created = !hasCert;
+    if (created) {
+      const fresh = pair ?? (await generateKeyPair(opts.keyBits ?? DEFAULT_CA_KEY_BITS));
+      const certPem = renderCaCertificate(fresh.publicKeyPem, privateKeyObject(fresh.privateKeyPem, 'new CA key'), {
+        commonName: (opts.commonName ?? os.hostname()).trim(),
+        validityDays: opts.validityDays ?? DEFAULT_CA_DAYS,
+        now,
+      });
+      await writeFileAtomic(paths.caKey, fresh.privateKeyPem, 0o600);
+      // Written last: its presence is what marks the directory as initialised.
+      await writeFileAtomic(paths.caCert, certPem, 0o644);
+    }
+    const ca = await loadCa(dir);
+    if (created || (await readIfExists(paths.caBundle)) === undefined) await writeFileAtomic(paths.caBundle, ca.certPem, 0o644);
+    if (created || (await readIfExists(paths.index)) === undefined) await writeIndex(dir, []);
+    // A lost CRL is rebuilt from the index: an empty one would quietly un-revoke certificates.
+    if (created || (await readIfExists(paths.crl)) === undefined) await writeCrl(dir, ca, await readIndex(dir), { now });
+    return { created, caCertPath: paths.caCert };
+  });
+}

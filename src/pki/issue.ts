@@ -1,0 +1,69 @@
+/**
+ * Issuing leaf certificates: with a fresh key (`pki issue`) or for a CSR whose key stays on its
+ * host (`pki sign-csr`). Slow work (key generation, CSR checks) happens before the lock; the
+ * signature (~1-3 ms natively) and the writes happen in leaf-batch.ts.
+ */
+import forge from 'node-forge';
+import { inputError, type Problem } from '../errors.js';
+import { MAX_DAYS, loadCa } from './ca.js';
+import { readVerifiedCsr } from './csr.js';
+import { commitLeaf, type LeafPlan } from './leaf-batch.js';
+import { generateKeyPair } from './native-sign.js';
+import type { IssuedCertificate, IssueRequest, LeafRole, SignCsrOptions } from './types.js';
+import { checkKeyBits, checkName, checkPositiveInt, checkRole, parseSans, sanList, throwIfProblems } from './validate.js';
+
+export const DEFAULT_LEAF_DAYS = 730;
+export const DEFAULT_LEAF_KEY_BITS = 2048;
+
+function planLeaf(
+  req: { name: string; role: string; sans?: string[]; host?: string; validityDays?: number; now?: Date; notBefore?: Date },
+  problems: Problem[],
+): LeafPlan {
+  checkName(req.name, 'name', problems);
+  const roleOk = checkRole(req.role, 'role', problems);
+  checkPositiveInt(req.validityDays, 'validityDays', problems, MAX_DAYS);
+  if (req.host !== undefined && req.host.trim() === '') problems.push({ path: 'host', message: 'must not be empty' });
+  const extra = parseSans(req.sans ?? [], 'sans', problems);
+  const role = req.role as LeafRole;
+  const sans = roleOk ? sanList(role, req.name, extra, problems, 'name') : extra;
+  return {
+    name: req.name,
+    role,
+    host: req.host ?? req.name,
+    sans,
+    validityDays: req.validityDays ?? DEFAULT_LEAF_DAYS,
+    now: req.now ?? new Date(),
+    notBefore: req.notBefore,
+  };
+}
+
+/** A certificate with a fresh private key (a new key every time, also on renewal). */
+export async function issueCertificate(dir: string, req: IssueRequest & { now?: Date; notBefore?: Date }): Promise<IssuedCertificate> {
+  const problems: Problem[] = [];
+  const plan = planLeaf(req, problems);
+  checkKeyBits(req.keyBits, 'keyBits', problems);
+  throwIfProblems(problems);
+  await loadCa(dir); // fail fast on an uninitialised directory, before generating a key
+  const pair = await generateKeyPair(req.keyBits ?? DEFAULT_LEAF_KEY_BITS);
+  const publicKey = forge.pki.publicKeyFromPem(pair.publicKeyPem);
+  return commitLeaf(dir, { plan, publicKey, privateKeyPem: pair.privateKeyPem });
+}
+
+/** A certificate for a CSR: the host keeps its key, only the certificate is written. */
+export async function signCsr(dir: string, csrPem: string, opts: SignCsrOptions): Promise<IssuedCertificate> {
+  const file = opts.file ?? 'CSR';
+  const csr = readVerifiedCsr(csrPem, file);
+  const name = opts.name ?? csr.commonName;
+  if (name === undefined) throw inputError('the request has no CN: give the certificate a name (--name)', 'subject', file);
+  const problems: Problem[] = [];
+  const plan = planLeaf({ ...opts, name }, problems);
+  if (opts.name === undefined && problems.some((p) => p.path === 'name')) {
+    // The name came from the CSR: say so, and where.
+    problems.forEach((p) => {
+      if (p.path === 'name') Object.assign(p, { file, path: 'subject.CN' });
+    });
+  }
+  throwIfProblems(problems);
+  await loadCa(dir); // "no CA" rather than a missing lock directory (cached: two stat calls)
+  return commitLeaf(dir, { plan, publicKey: csr.publicKey, privateKeyPem: undefined });
+}

@@ -1,0 +1,141 @@
+/**
+ * `ovn-deploy down`: stops every daemon of a sandbox, removes its namespaces (and with them every
+ * veth, tap and bridge inside) and the files `up` created, and nothing else. What belongs to the
+ * sandbox is what state.json lists plus namespaces carrying its `od<id>-` prefix; processes are
+ * only ever signalled when they live inside one of those namespaces.
+ */
+import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ZxRunner, type Runner } from '../runner.js';
+import { sandboxPaths } from '../paths.js';
+import { createSupervisor } from '../supervisor/index.js';
+import { Ip, pidsInNetns } from '../tools/netns.js';
+import { sleep } from '../tools/retry.js';
+import { canonicalDir, sandboxId, sandboxNames } from './naming.js';
+import { ownNamespaces } from './network.js';
+import { acquireLock, isAlive, readState } from './state.js';
+
+export interface DownOptions {
+  stateDir: string;
+  supervisor?: 'auto' | 'own' | 'systemd';
+  runner?: Runner;
+}
+
+export interface DownResult {
+  /** False when there was no sandbox in the directory (nothing done). */
+  found: boolean;
+  id: string;
+  stateDir: string;
+  namespaces: string[];
+  /** Processes still alive in our namespaces after the supervisor stopped, then terminated. */
+  stragglers: number[];
+  removed: string[];
+  warnings: string[];
+  durationMs: number;
+}
+
+const STRAGGLER_GRACE_MS = 3000;
+
+export async function down(opts: DownOptions): Promise<DownResult> {
+  const started = Date.now();
+  const runner = opts.runner ?? new ZxRunner();
+  const stateDir = canonicalDir(opts.stateDir);
+  const id = sandboxId(stateDir);
+  const names = sandboxNames(id);
+  const paths = sandboxPaths(stateDir);
+  const state = await readState(paths).catch(() => undefined);
+  const namespaces = await ownNamespaces(runner, names.prefix, state?.namespaces ?? []);
+  const result: DownResult = { found: false, id, stateDir, namespaces, stragglers: [], removed: [], warnings: [], durationMs: 0 };
+  const ourEntries = paths.entries.map((e) => path.join(stateDir, e)).filter((p) => existsSync(p));
+  if (state === undefined && namespaces.length === 0 && ourEntries.length === 0) {
+    result.durationMs = Date.now() - started;
+    return result;
+  }
+  result.found = true;
+  const lock = existsSync(stateDir) ? await acquireLock(paths.lock, 'down') : undefined;
+  try {
+    if (existsSync(path.join(stateDir, 'supervisor')) || state?.supervisor === 'systemd') {
+      const prefer = opts.supervisor ?? state?.supervisor ?? 'auto';
+      // Stops every service (dependents first) and the own supervisor itself. If that fails,
+      // whatever still runs in our namespaces is stopped below all the same.
+      try {
+        await createSupervisor(stateDir, { runner, prefer }).stop();
+      } catch (err) {
+        result.warnings.push(`the supervisor did not stop cleanly (${err instanceof Error ? err.message : String(err)}); stopping its daemons directly`);
+      }
+    }
+    result.stragglers = [...(await killStragglers(namespaces)), ...(await stopOrphanSupervisors(stateDir))];
+    // VMs and nodes before the underlay: each namespace takes its veth ends and taps with it.
+    await new Ip(runner).deleteNetnsAll([...namespaces].sort((a, b) => Number(a === names.underlayNetns) - Number(b === names.underlayNetns)));
+    for (const entry of ourEntries) {
+      if (entry === paths.lock) continue;
+      await fs.rm(entry, { recursive: true, force: true });
+      result.removed.push(entry);
+    }
+  } finally {
+    await lock?.release();
+  }
+  // Directories `up` created, innermost first, and only when nothing else was put in them.
+  for (const dir of [...(state?.createdDirs ?? [])].reverse()) {
+    try {
+      await fs.rmdir(dir);
+      result.removed.push(dir);
+    } catch {
+      // not empty (someone else's files) or already gone: leave it
+    }
+  }
+  result.durationMs = Date.now() - started;
+  return result;
+}
+
+/**
+ * An own supervisor of this state directory that its pid file no longer names (the directory
+ * was emptied under it): recognised by its exact command line, `... supervise --dir STATE`.
+ */
+async function stopOrphanSupervisors(stateDir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    const i = argv.indexOf('supervise');
+    if (i > 0 && argv[i + 1] === '--dir' && argv[i + 2] === stateDir && /cli\.js$|ovn-deploy$/.test(argv[i - 1] ?? '')) pids.push(Number(entry));
+  }
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // gone already
+    }
+  }
+  const deadline = Date.now() + STRAGGLER_GRACE_MS;
+  while (pids.some(isAlive) && Date.now() < deadline) await sleep(20);
+  return pids;
+}
+
+/**
+ * Anything still running inside our namespaces (a daemon orphaned by a supervisor killed with
+ * -9, a `ping` from a killed `up`): SIGTERM, then SIGKILL after a grace period.
+ */
+async function killStragglers(namespaces: readonly string[]): Promise<number[]> {
+  const pids = pidsInNetns(namespaces).filter((p) => p !== process.pid);
+  if (pids.length === 0) return [];
+  const signal = (sig: NodeJS.Signals) => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // already gone
+      }
+    }
+  };
+  signal('SIGTERM');
+  const deadline = Date.now() + STRAGGLER_GRACE_MS;
+  while (pids.some(isAlive) && Date.now() < deadline) await sleep(20);
+  if (pids.some(isAlive)) signal('SIGKILL');
+  return pids;
+}

@@ -1,0 +1,15 @@
+/**
+ * The sandbox as a site inventory: the same model (and the same stunnel rendering, ports and
+ * certificate policy) real hosts use, with the plan's node names and underlay addresses.
+ */
+import { sandboxInventory } from '../inventory/index.js';
+import type { Inventory } from '../inventory/types.js';
+import type { SandboxPlan } from './plan.js';
+
+export function planInventory(plan: SandboxPlan): Inventory {
+  return sandboxInventory({
+    site: `sandbox-${plan.id}`,
+    central: { name: plan.central.name, address: plan.central.address },
+    workers: plan.workers.map((w) => ({ name: w.name, address: w.address })),
+  });
+}

@@ -1,0 +1,133 @@
+/**
+ * `STATE/state.json`: what a sandbox consists of. It is written (atomically) BEFORE each object
+ * it lists is created, so a `down` after an `up` killed at any point still finds everything.
+ * Also the lock that keeps two `up`/`down` runs on one state directory apart.
+ */
+import { promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ExitError } from '../errors.js';
+import { readIfExists, writeFileAtomic } from '../fsx.js';
+import type { SandboxPaths } from '../paths.js';
+import type { Datapath } from './plan.js';
+
+export const STATE_VERSION = 1;
+
+export interface SandboxState {
+  version: typeof STATE_VERSION;
+  id: string;
+  stateDir: string;
+  /** Directories `up` created, outermost first; `down` removes them (innermost first) when empty. */
+  createdDirs: string[];
+  /** Every namespace ever created for this sandbox and not yet removed. */
+  namespaces: string[];
+  workers: number;
+  /** VM names bound by the last `up` (so a smaller `--workers` can unbind the rest). */
+  vms: string[];
+  datapath: Datapath;
+  supervisor?: 'own' | 'systemd';
+  /** `starting` until an `up` has finished every step. */
+  phase: 'starting' | 'up';
+  updatedAt: string;
+}
+
+export async function readState(paths: SandboxPaths): Promise<SandboxState | undefined> {
+  const raw = await readIfExists(paths.state);
+  if (raw === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw new ExitError(`${paths.state}: not valid JSON (${(err as Error).message}); remove the sandbox's namespaces by hand or restore the file`, 1);
+  }
+  const s = parsed as Partial<SandboxState>;
+  if (s.version !== STATE_VERSION || typeof s.id !== 'string' || !Array.isArray(s.namespaces)) {
+    throw new ExitError(`${paths.state}: not a sandbox state file of version ${STATE_VERSION}`, 1);
+  }
+  return {
+    version: STATE_VERSION,
+    id: s.id,
+    stateDir: s.stateDir ?? paths.dir,
+    createdDirs: Array.isArray(s.createdDirs) ? s.createdDirs.map(String) : [],
+    namespaces: s.namespaces.map(String),
+    workers: typeof s.workers === 'number' ? s.workers : 0,
+    vms: Array.isArray(s.vms) ? s.vms.map(String) : [],
+    datapath: s.datapath === 'system' ? 'system' : 'netdev',
+    ...(s.supervisor === undefined ? {} : { supervisor: s.supervisor }),
+    phase: s.phase === 'up' ? 'up' : 'starting',
+    updatedAt: typeof s.updatedAt === 'string' ? s.updatedAt : '',
+  };
+}
+
+export async function writeState(paths: SandboxPaths, state: SandboxState): Promise<void> {
+  state.updatedAt = new Date().toISOString();
+  await writeFileAtomic(paths.state, `${JSON.stringify(state, null, 2)}\n`, 0o644);
+}
+
+/**
+ * `mkdir -p` that reports which directories it created (outermost first), so `down` can remove
+ * exactly those and never a directory that was there before.
+ */
+export async function mkdirpTracked(dir: string): Promise<string[]> {
+  const missing: string[] = [];
+  let cur = path.resolve(dir);
+  for (;;) {
+    try {
+      await fs.stat(cur);
+      break;
+    } catch {
+      missing.unshift(cur);
+      const parent = path.dirname(cur);
+      if (parent === cur) break;
+      cur = parent;
+    }
+  }
+  await fs.mkdir(dir, { recursive: true });
+  return missing;
+}
+
+export interface HeldLock {
+  release(): Promise<void>;
+}
+
+/**
+ * An exclusive lock file holding our pid. A lock whose pid is gone (an `up` killed with -9) is
+ * taken over: that is the crash the next `up` is meant to repair.
+ */
+export async function acquireLock(lockFile: string, what: string): Promise<HeldLock> {
+  await fs.mkdir(path.dirname(lockFile), { recursive: true });
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const h = await fs.open(lockFile, 'wx', 0o644);
+      await h.writeFile(`${process.pid}\n`);
+      await h.close();
+      return {
+        release: async () => {
+          await fs.rm(lockFile, { force: true });
+        },
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number.parseInt((await readIfExists(lockFile))?.toString('utf8') ?? '', 10);
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
+        throw new ExitError(`another ovn-deploy (pid ${holder}) is working on this sandbox (${what}); wait for it or stop it`, 1);
+      }
+      await fs.rm(lockFile, { force: true });
+    }
+  }
+  throw new ExitError(`could not take the lock ${lockFile}`, 1);
+}
+
+/** A live process; a zombie (killed, not yet reaped: PID 1 here reaps only every ~2 s) is not. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
+  }
+}

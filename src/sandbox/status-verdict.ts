@@ -1,0 +1,70 @@
+/**
+ * The status verdict and table: pure functions of a collected StatusReport, so they are tested
+ * on recorded reports and the CLI prints exactly what `--json` says.
+ */
+import { datapathLabel } from './datapath.js';
+import type { StatusReport } from './status.js';
+
+/** Pure: fills `problems` and `healthy` from the collected data. */
+export function judge(r: StatusReport): StatusReport {
+  const problems: string[] = [];
+  if (r.phase !== 'up') problems.push('the last `up` did not finish');
+  for (const d of r.daemons) if (!d.healthy) problems.push(`${d.name}: ${d.detail}`);
+  for (const [db, t] of Object.entries(r.tls)) if (!t.reachable) problems.push(`${db.toUpperCase()} not reachable through TLS at ${t.endpoint}: ${t.error ?? 'unknown error'}`);
+  for (const c of r.chassis) {
+    if (c.expected && !c.registered) problems.push(`chassis ${c.name} not registered in the SB`);
+    if (!c.expected) problems.push(`unexpected chassis ${c.name} in the SB`);
+  }
+  for (const p of r.ports) {
+    if (!p.up) problems.push(`port ${p.name} is not up`);
+    if (p.chassis !== p.expectedChassis) problems.push(`port ${p.name} bound to ${p.chassis ?? 'no chassis'}, expected ${p.expectedChassis}`);
+    if (p.iface === 'no-carrier') problems.push(`${p.name}'s interface has no carrier (its tap died with a restarted ovs-vswitchd): run up to rebind it`);
+    if (p.iface === 'missing') problems.push(`${p.name}'s interface is missing from its namespace`);
+  }
+  for (const c of r.certificates) if (c.status === 'expired') problems.push(`certificate ${c.name} expired on ${c.notAfter}`);
+  if (r.crl !== null && r.crl.daysLeft < 0) problems.push(`the CRL expired on ${r.crl.nextUpdate}: stunnel rejects every client`);
+  return { ...r, problems, healthy: problems.length === 0 };
+}
+
+function table(headers: string[], rows: string[][]): string[] {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)];
+}
+
+/** Pure: the human-readable status. */
+export function renderStatusTable(r: StatusReport): string {
+  const out: string[] = [];
+  out.push(`Sandbox ${r.id} in ${r.stateDir}: ${r.healthy ? 'HEALTHY' : 'UNHEALTHY'}`);
+  out.push(`  datapath ${datapathLabel(r.datapath)}, supervisor ${r.supervisor}, PKI ${r.pkiDir}`);
+  out.push('');
+  out.push(
+    ...table(
+      ['DATABASE', 'ENDPOINT', 'FROM', 'THROUGH TLS'],
+      (['nb', 'sb'] as const).map((db) => {
+        const t = r.tls[db];
+        return [db.toUpperCase(), t.endpoint, t.from, t.reachable ? `yes (${[t.protocol, t.cipher].filter((x) => x !== null).join(' ') || 'TLS'})` : `NO: ${t.error ?? ''}`];
+      }),
+    ),
+  );
+  out.push('');
+  out.push(...table(['DAEMON', 'NODE', 'PID', 'RESTARTS', 'HEALTH'], r.daemons.map((d) => [d.name, d.node, d.pid === null ? '-' : String(d.pid), String(d.restarts), `${d.healthy ? 'ok' : 'FAIL'}: ${d.detail}`])));
+  out.push('');
+  out.push(...table(['CHASSIS', 'ENCAP IP', 'REGISTERED'], r.chassis.map((c) => [c.name, c.encapIp ?? '-', c.registered ? (c.expected ? 'yes' : 'yes (unexpected)') : 'NO'])));
+  out.push('');
+  out.push(...table(['PORT', 'CHASSIS', 'EXPECTED', 'UP', 'VM INTERFACE'], r.ports.map((p) => [p.name, p.chassis ?? '-', p.expectedChassis, p.up ? 'yes' : 'NO', p.iface])));
+  out.push('');
+  out.push(
+    ...table(
+      ['CERTIFICATE', 'ROLE', 'EXPIRES', 'DAYS LEFT', 'STATUS'],
+      r.certificates.map((c) => [c.name, c.role, c.notAfter.slice(0, 10), String(c.daysLeft), `${c.status}${c.due ? ' (due for renewal)' : ''}`]),
+    ),
+  );
+  if (r.crl !== null) out.push(`CRL next update ${r.crl.nextUpdate.slice(0, 10)} (${r.crl.daysLeft} days)`);
+  if (r.problems.length > 0) {
+    out.push('');
+    out.push('Problems:');
+    for (const p of r.problems) out.push(`  - ${p}`);
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,117 @@
+/**
+ * `ovn-deploy up`: converge a local sandbox (1 central + N workers in network namespaces) to the
+ * plan, then prove it works (ports up, ping across router and tunnel, ovn-trace path).
+ * Every step is idempotent, so the same code creates a sandbox, re-asserts a healthy one, and
+ * repairs one after a daemon or an earlier `up` was killed.
+ */
+import { Listr } from 'listr2';
+import { ExitError } from '../errors.js';
+import { ensurePackages } from '../packages.js';
+import { DryRunRunner, ZxRunner } from '../runner.js';
+import { createSupervisor } from '../supervisor/index.js';
+import { stunnelBinary } from '../tools/stunnel.js';
+import { dagTasks } from '../ui/dag.js';
+import { listrOptions } from '../ui/listr.js';
+import { detectDatapath } from './datapath.js';
+import { planInventory } from './inventory.js';
+import { planSandbox } from './plan.js';
+import { planServices } from './services.js';
+import { readState } from './state.js';
+import { formatTracePath } from './trace.js';
+import type { UpContext, UpOptions, UpResult } from './up-context.js';
+import { upSteps } from './up-steps.js';
+
+export type { UpOptions, UpResult } from './up-context.js';
+
+export async function up(opts: UpOptions): Promise<UpResult> {
+  const started = Date.now();
+  const real = opts.runner ?? new ZxRunner();
+  const runner = opts.dryRun ? new DryRunRunner(real, opts.print) : real;
+  const planOnly = planSandbox({ stateDir: opts.stateDir, workers: opts.workers, datapath: 'netdev' });
+  const previous = await readState(planOnly.paths);
+  const datapath = opts.datapath === 'auto' ? (previous?.datapath ?? detectDatapath()) : opts.datapath;
+  const plan = planSandbox({ stateDir: opts.stateDir, workers: opts.workers, datapath });
+  const inv = planInventory(plan);
+  const services = planServices(plan, inv.loopbackPorts, stunnelBinary());
+  const supervisor = createSupervisor(plan.stateDir, { runner: real, prefer: opts.supervisor });
+  const ctx: UpContext = {
+    opts,
+    dryRun: opts.dryRun,
+    runner,
+    plan,
+    inv,
+    services,
+    supervisor,
+    state: previous ?? {
+      version: 1,
+      id: plan.id,
+      stateDir: plan.stateDir,
+      createdDirs: [],
+      namespaces: [],
+      workers: opts.workers,
+      vms: [],
+      datapath,
+      phase: 'starting',
+      updatedAt: '',
+    },
+    namespacesBefore: [],
+    workersBefore: previous?.workers ?? 0,
+    runningBefore: new Set(),
+    ensured: new Set(),
+    tlsFilesReady: { pki: false, configs: false },
+    stunnelChanged: new Set(),
+    pings: [],
+    traces: [],
+  };
+  const dag = dagTasks<UpContext>(upSteps(opts));
+  const listr = new Listr<UpContext, 'default', 'simple'>(dag.tasks, { ...listrOptions<UpContext>(opts.progress), concurrent: true, ctx });
+  try {
+    await listr.run();
+  } catch (err) {
+    await dag.settled();
+    // Nothing is rolled back: every step is idempotent, so what was made stays for inspection
+    // and the next `up` continues from it.
+    if (err instanceof ExitError && !opts.dryRun) {
+      throw new ExitError(`${err.message}\n(the sandbox is left as it is: \`ovn-deploy status --dir ${plan.stateDir}\` to inspect, \`up\` again to repair, \`down\` to remove it)`, err.exitCode);
+    }
+    throw err;
+  } finally {
+    await ctx.lock?.release();
+  }
+  return {
+    plan,
+    durationMs: Date.now() - started,
+    supervisor: supervisor.kind,
+    ...(ctx.pki === undefined ? {} : { pki: ctx.pki }),
+    pings: ctx.pings,
+    traces: ctx.traces,
+    timings: dag.timings,
+  };
+}
+
+/** The summary `up` prints after the progress list. */
+export function upSummary(r: UpResult): string[] {
+  const lines = r.traces.map((t) => `ovn-trace ${t.from} -> ${t.to}: ${formatTracePath(t.path)}`);
+  const workers = r.plan.workers.length;
+  lines.push(
+    `sandbox ${r.plan.id} up in ${(r.durationMs / 1000).toFixed(1)} s: central + ${workers} worker${workers === 1 ? '' : 's'} ` +
+      `(${r.plan.datapath === 'netdev' ? 'userspace' : 'kernel'} datapath, ${r.supervisor} supervisor), state in ${r.plan.stateDir}`,
+  );
+  lines.push(`  status: ovn-deploy status --dir ${r.plan.stateDir}    stop: ovn-deploy down --dir ${r.plan.stateDir}`);
+  return lines;
+}
+
+/** One line per step: when it could start and when it ended (`up --timings`). */
+export function timingLines(r: UpResult): string[] {
+  return r.timings.map((t) => `  ${String(t.startMs).padStart(5)} -> ${String(t.endMs).padStart(5)} ms  ${t.id}`);
+}
+
+/**
+ * Before anything is touched: not root is an error, and when packages are missing too the
+ * error says which (with the install command), since that is the first thing to fix.
+ */
+export async function assertRoot(dryRun: boolean, installPackages = true): Promise<void> {
+  if (dryRun || process.getuid?.() === 0) return;
+  if (installPackages) await ensurePackages(new ZxRunner(), { isRoot: false });
+  throw new ExitError('ovn-deploy up needs root (network namespaces, interfaces, daemons); run it with sudo, or use --dry-run to see the plan', 1);
+}

@@ -1,0 +1,45 @@
+/**
+ * Retrying a call a few times with a short pause: for daemons that are starting (a socket that
+ * does not accept yet) or converging. Short fixed steps, no exponential backoff: every caller here
+ * waits for something local that is normally ready within milliseconds.
+ */
+
+export interface RetryOptions {
+  attempts: number;
+  delayMs: number;
+  /** Only these errors are retried; others are thrown at once. Default: every error. */
+  retryIf?: (err: unknown) => boolean;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
+  let last: unknown;
+  for (let attempt = 1; attempt <= opts.attempts; attempt++) {
+    try {
+      return await fn(attempt);
+    } catch (err) {
+      last = err;
+      if (opts.retryIf !== undefined && !opts.retryIf(err)) throw err;
+      if (attempt < opts.attempts) await sleep(opts.delayMs);
+    }
+  }
+  throw last;
+}
+
+/**
+ * Polls `check` every `intervalMs` until it returns a value other than undefined, or throws the
+ * error made by `onTimeout` after `timeoutMs`.
+ */
+export async function pollUntil<T>(
+  check: () => Promise<T | undefined>,
+  opts: { timeoutMs: number; intervalMs: number; onTimeout: () => Error },
+): Promise<T> {
+  const deadline = Date.now() + opts.timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() >= deadline) throw opts.onTimeout();
+    await sleep(opts.intervalMs);
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * End to end through the built CLI: `up` (1 central + 2 workers) -> ping and ovn-trace path ->
+ * `status --json` healthy -> only TLS reachable from a worker -> idempotent second `up` ->
+ * repairs after daemons are killed with -9 -> `down` leaves nothing, and a foreign ovsdb-server
+ * and stunnel started before `up` are untouched throughout.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sandboxId, sandboxNames } from '../src/sandbox/naming.js';
+import { alive, cli, cliOk, inNetns, leftovers, nbNames, pidOf, requireBuiltCli, sbNames, startForeignDaemons, status, waitFor, type ForeignDaemons } from './sandbox-helpers.js';
+
+const notRoot = process.getuid?.() !== 0;
+if (notRoot) console.warn('up.slow.test.ts: skipped, needs root (network namespaces, daemons)');
+
+describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers', () => {
+  let parent: string;
+  let dir: string;
+  let id: string;
+  let foreign: ForeignDaemons;
+  const timings: Record<string, number> = {};
+
+  beforeAll(async () => {
+    requireBuiltCli();
+    parent = await mkdtemp(path.join(os.tmpdir(), 'od-up-'));
+    dir = path.join(parent, 'sandbox');
+    id = sandboxId(dir);
+    foreign = await startForeignDaemons(path.join(parent, 'foreign'));
+  });
+
+  afterAll(async () => {
+    await cli(['down', '--dir', dir]);
+    await foreign?.stop();
+    await rm(parent, { recursive: true, force: true });
+    console.log(`up.slow timings (ms): ${JSON.stringify(timings)}`);
+  });
+
+  it('up: pings vm1 -> vm2 across router1 and the tunnel and prints the ovn-trace path', async () => {
+    const r = await cliOk(['up', '--dir', dir]);
+    timings.firstUp = r.ms;
+    expect(r.stdout).toContain('ovn-trace vm1 -> vm2: network1 -> router1 -> network2 -> vm2');
+    expect(r.stdout).toMatch(/Ping vm1 -> vm2 3\/3/);
+    // The ping really crossed the tunnel: vm2 is on worker2, vm1 on worker1.
+    const vm1 = sandboxNames(id).vmNetns('vm1');
+    const ping = inNetns(vm1, ['ping', '-c', '2', '-i', '0.1', '-W', '1', '192.168.1.11']);
+    expect(ping.code, ping.out).toBe(0);
+    expect(ping.out).toMatch(/ttl=63/); // one router hop, as in the seed post
+    // A full 1500-byte packet, not fragmentable, crosses the Geneve tunnel: the MTU-1600
+    // underlay leaves room for the encapsulation (a 1500 underlay would drop it).
+    const big = inNetns(vm1, ['ping', '-c', '2', '-i', '0.1', '-W', '1', '-M', 'do', '-s', '1472', '192.168.1.11']);
+    expect(big.code, big.out).toBe(0);
+  });
+
+  it('status --json: healthy, with stateDir, pkiDir, TLS endpoints, daemons, chassis, ports, certificates', async () => {
+    const started = Date.now();
+    const { code, json } = await status(dir);
+    timings.status = Date.now() - started;
+    expect(json.problems).toEqual([]);
+    expect(code).toBe(0);
+    expect(json.healthy).toBe(true);
+    expect(json.stateDir).toBe(dir);
+    expect(json.pkiDir).toBe(path.join(dir, 'pki'));
+    expect(json.endpoints.nb).toMatch(/^ssl:10\.\d+\.\d+\.1:6641$/);
+    expect(json.endpoints.sb).toMatch(/^ssl:10\.\d+\.\d+\.1:6642$/);
+    expect(json.tls.sb.protocol).toBe('TLSv1.2');
+    expect(json.daemons).toHaveLength(12);
+    for (const d of json.daemons) {
+      expect(d.healthy, `${d.name}: ${d.detail}`).toBe(true);
+      expect(alive(d.pid ?? 0)).toBe(true);
+    }
+    expect(json.chassis.map((c) => [c.name, c.registered])).toEqual([
+      ['worker1', true],
+      ['worker2', true],
+    ]);
+    expect(json.ports.map((p) => [p.name, p.chassis, p.up])).toEqual([
+      ['vm1', 'worker1', true],
+      ['vm2', 'worker2', true],
+    ]);
+    expect(json.certificates.map((c) => c.name).sort()).toEqual(expect.arrayContaining(['central', 'worker1', 'worker2']));
+    expect(json.datapath).toBe('netdev');
+    expect(json.supervisor).toBe('own');
+  });
+
+  it('from a worker namespace only the TLS ports answer: no plaintext OVSDB is reachable', async () => {
+    const { json } = await status(dir);
+    const names = sandboxNames(id);
+    const central = json.endpoints.sb.split(':')[1] ?? '';
+    const w1 = names.nodeNetns('w1');
+    // Every TCP listener of the central, whatever its address.
+    const listeners = inNetns(names.nodeNetns('central'), ['ss', '-Hltn']).out
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/)[3] ?? '')
+      .filter((a) => a !== '');
+    const ports = [...new Set(listeners.map((a) => Number(a.slice(a.lastIndexOf(':') + 1))))];
+    expect(ports.sort((a, b) => a - b)).toEqual([6641, 6642, 16641, 16642]);
+    for (const a of listeners.filter((x) => x.endsWith(':16641') || x.endsWith(':16642'))) expect(a.startsWith('127.0.0.1:')).toBe(true);
+    for (const port of ports) {
+      const plain = inNetns(w1, ['ovsdb-client', '--timeout=3', 'list-dbs', `tcp:${central}:${port}`]);
+      expect(plain.code, `plaintext OVSDB answered on ${central}:${port}: ${plain.out}`).not.toBe(0);
+    }
+    const pki = path.join(dir, 'pki');
+    const tls = inNetns(w1, ['ovsdb-client', '--timeout=5', `--private-key=${pki}/private/worker1.key`, `--certificate=${pki}/certs/worker1.crt`, `--ca-cert=${pki}/ca/ca-bundle.crt`, 'list-dbs', `ssl:${central}:6642`]);
+    expect(tls.code, tls.out).toBe(0);
+    expect(tls.out).toContain('OVN_Southbound');
+    // ovn-controller's only SB remote is the local stunnel client.
+    const remote = inNetns(w1, ['ovs-vsctl', `--db=unix:${dir}/run/worker1/db.sock`, 'get', 'Open_vSwitch', '.', 'external_ids:ovn-remote']);
+    expect(remote.out.trim()).toBe('"tcp:127.0.0.1:6642"');
+  });
+
+  it('a second up converges: no errors, same daemons (no restart), no duplicated objects', async () => {
+    const before = (await status(dir)).json;
+    const r = await cliOk(['up', '--dir', dir]);
+    timings.secondUp = r.ms;
+    expect(r.stdout).toContain('network1 -> router1 -> network2 -> vm2');
+    expect(r.stdout).toMatch(/Certificates: 0 issued, 3 reused/);
+    const after = (await status(dir)).json;
+    expect(after.healthy).toBe(true);
+    expect(after.daemons.map((d) => [d.name, d.pid])).toEqual(before.daemons.map((d) => [d.name, d.pid]));
+    expect(nbNames(dir, 'Logical_Switch')).toEqual(['network1', 'network2']);
+    expect(nbNames(dir, 'Logical_Router')).toEqual(['router1']);
+    expect(nbNames(dir, 'Logical_Switch_Port')).toEqual(['net1-router1', 'net2-router1', 'vm1', 'vm2']);
+    expect(nbNames(dir, 'Logical_Router_Port')).toEqual(['router1-net1', 'router1-net2']);
+    expect(sbNames(dir, 'Chassis')).toEqual(['worker1', 'worker2']);
+  });
+
+  it('repairs after kill -9 of worker1 ovn-controller and the central SB ovsdb-server', async () => {
+    const before = (await status(dir)).json;
+    const controller = pidOf(before, 'worker1-ovn-controller');
+    const sb = pidOf(before, 'central-sb-ovsdb');
+    process.kill(controller, 'SIGKILL');
+    process.kill(sb, 'SIGKILL');
+    await waitFor(() => !alive(controller) && !alive(sb), 5000, 'the killed daemons to die');
+    const r = await cliOk(['up', '--dir', dir]);
+    timings.repairUp = r.ms;
+    expect(r.stdout).toMatch(/Ping vm1 -> vm2 3\/3/);
+    const after = (await status(dir)).json;
+    expect(after.problems).toEqual([]);
+    expect(pidOf(after, 'worker1-ovn-controller')).not.toBe(controller);
+    expect(pidOf(after, 'central-sb-ovsdb')).not.toBe(sb);
+    expect(sbNames(dir, 'Chassis')).toEqual(['worker1', 'worker2']);
+  });
+
+  it('repairs the dead VM tap left by a killed ovs-vswitchd (status says so until then)', async () => {
+    const before = (await status(dir)).json;
+    const vswitchd = pidOf(before, 'worker2-vswitchd');
+    process.kill(vswitchd, 'SIGKILL');
+    // The supervisor restarts it; the new vswitchd recreates vm2's tap in worker2's namespace
+    // and the old one, in vm2's namespace, is dead.
+    await waitFor(async () => {
+      const s = (await status(dir)).json;
+      return s.ports.find((p) => p.name === 'vm2')?.iface === 'no-carrier' && s.daemons.find((d) => d.name === 'worker2-vswitchd')?.healthy === true;
+    }, 15_000, 'status to report the dead tap of vm2');
+    const broken = await status(dir);
+    expect(broken.code).toBe(1);
+    expect(broken.json.problems.join('\n')).toMatch(/vm2's interface has no carrier/);
+    const r = await cliOk(['up', '--dir', dir]);
+    expect(r.stdout).toMatch(/tap moved: vm2/);
+    expect(r.stdout).toMatch(/Ping vm1 -> vm2 3\/3/);
+    expect((await status(dir)).json.healthy).toBe(true);
+  });
+
+  it('repairs after the supervisor itself is killed with -9 (its daemons are adopted, not duplicated)', async () => {
+    const before = (await status(dir)).json;
+    const supervisorPid = Number((await import('node:fs')).readFileSync(path.join(dir, 'supervisor', 'supervisor.pid'), 'utf8').trim());
+    expect(alive(supervisorPid)).toBe(true);
+    process.kill(supervisorPid, 'SIGKILL');
+    await waitFor(() => !alive(supervisorPid), 5000, 'the supervisor to die');
+    // The daemons still run, but nobody would restart them: status says so.
+    const orphaned = await status(dir);
+    expect(orphaned.code).toBe(1);
+    expect(orphaned.json.problems.join('\n')).toMatch(/central-nb-ovsdb: runs \(pid \d+\) without its supervisor/);
+    const r = await cliOk(['up', '--dir', dir]);
+    expect(r.stdout).toMatch(/Ping vm1 -> vm2 3\/3/);
+    const after = (await status(dir)).json;
+    expect(after.healthy).toBe(true);
+    expect(after.daemons.map((d) => d.pid)).toEqual(before.daemons.map((d) => d.pid));
+  });
+
+  it('down stops and removes everything of ours and nothing else; the foreign daemons are untouched', async () => {
+    expect(foreign.intact()).toEqual({ ovsdb: true, stunnel: true, ovsdbAnswers: true });
+    const r = await cliOk(['down', '--dir', dir]);
+    timings.down = r.ms;
+    expect(r.stdout).toMatch(/down in/);
+    expect(leftovers(id, dir)).toEqual({ namespaces: [], links: [], processes: [], unixListeners: [] });
+    const fs = await import('node:fs');
+    expect(fs.existsSync(dir)).toBe(false);
+    expect(fs.existsSync(parent)).toBe(true);
+    expect(foreign.intact()).toEqual({ ovsdb: true, stunnel: true, ovsdbAnswers: true });
+    const again = await cliOk(['down', '--dir', dir]);
+    expect(again.stdout).toMatch(/no sandbox/);
+    const none = await cli(['status', '--dir', dir]);
+    expect(none.code).toBe(3);
+  });
+});
