@@ -16,7 +16,7 @@ describe('packed tarball', () => {
     expect(tarball).toBeDefined();
     const empty = path.join(work, 'empty');
     execFileSync('mkdir', ['-p', empty]);
-    const help = execFileSync('npx', ['--yes', path.join(work, tarball!), '--help'], {
+    const help = execFileSync('npx', ['--yes', '--package', path.join(work, tarball!), 'ovn-deploy', '--help'], {
       cwd: empty,
       encoding: 'utf8',
       env: { ...process.env, npm_config_loglevel: 'error' },
