@@ -2,8 +2,9 @@
 # Installs the system packages ovn-deploy and its tests drive, idempotently.
 # Usage: scripts/install-deps.sh [core|test|build|all]...   (default: core)
 #   core  - what `ovn-deploy up` runs: OVN central + host, OVS, stunnel, iproute2, ping
-#   test  - core + what the tests probe with (openssl, ethtool, procps, psmisc)
+#   test  - core + what the tests probe with (openssl, ethtool, procps, psmisc; systemd for systemd-analyze verify)
 #   build - rpmbuild, rpmlint, podman/buildah, mmdebstrap, OVS source, ccache, compilers
+#   metadata - Neutron's OVN metadata agent, haproxy, sudo, curl (`up --metadata-agent`)
 # Only Debian/Ubuntu (apt) and Fedora/EL (dnf) are known; anything else is an error.
 set -euo pipefail
 
@@ -11,12 +12,15 @@ groups=("$@")
 [ ${#groups[@]} -eq 0 ] && groups=(core)
 
 deb_core=(ovn-central ovn-host openvswitch-switch openvswitch-common stunnel4 openssl iproute2 iputils-ping procps)
-deb_test=(ethtool psmisc sslscan)
+deb_test=(ethtool psmisc sslscan systemd)
 deb_build=(rpm rpmlint podman buildah skopeo runc mmdebstrap openvswitch-source ccache build-essential
-  autoconf automake libtool python3 libssl-dev libcap-ng-dev libunbound-dev desktop-file-utils)
+  autoconf automake libtool python3 libssl-dev libcap-ng-dev libunbound-dev desktop-file-utils git)
+deb_metadata=(neutron-ovn-metadata-agent haproxy sudo curl)
 rpm_core=(ovn ovn-central ovn-host openvswitch stunnel openssl iproute iputils procps-ng)
-rpm_test=(ethtool psmisc)
-rpm_build=(rpm-build rpmlint podman buildah skopeo ccache gcc make autoconf automake libtool openssl-devel)
+rpm_test=(ethtool psmisc systemd)
+rpm_build=(rpm-build rpmlint podman buildah skopeo ccache gcc make autoconf automake libtool openssl-devel
+  libcap-ng-devel unbound-devel python3 systemd-rpm-macros git)
+rpm_metadata=(openstack-neutron-ovn-metadata-agent haproxy sudo curl)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps: must run as root (installs system packages); try: sudo $0 ${groups[*]}" >&2
@@ -30,8 +34,9 @@ if command -v apt-get >/dev/null 2>&1; then
       core) want+=("${deb_core[@]}") ;;
       test) want+=("${deb_core[@]}" "${deb_test[@]}") ;;
       build) want+=("${deb_build[@]}") ;;
-      all) want+=("${deb_core[@]}" "${deb_test[@]}" "${deb_build[@]}") ;;
-      *) echo "install-deps: unknown group '$g' (expected core, test, build or all)" >&2; exit 2 ;;
+      metadata) want+=("${deb_metadata[@]}") ;;
+      all) want+=("${deb_core[@]}" "${deb_test[@]}" "${deb_build[@]}" "${deb_metadata[@]}") ;;
+      *) echo "install-deps: unknown group '$g' (expected core, test, build, metadata or all)" >&2; exit 2 ;;
     esac
   done
   missing=()
@@ -60,7 +65,8 @@ elif command -v dnf >/dev/null 2>&1; then
       core) want+=("${rpm_core[@]}") ;;
       test) want+=("${rpm_core[@]}" "${rpm_test[@]}") ;;
       build) want+=("${rpm_build[@]}") ;;
-      all) want+=("${rpm_core[@]}" "${rpm_test[@]}" "${rpm_build[@]}") ;;
+      metadata) want+=("${rpm_metadata[@]}") ;;
+      all) want+=("${rpm_core[@]}" "${rpm_test[@]}" "${rpm_build[@]}" "${rpm_metadata[@]}") ;;
       *) echo "install-deps: unknown group '$g'" >&2; exit 2 ;;
     esac
   done

@@ -151,3 +151,9 @@ export const ovsdbSchemas = {
   sb: '/usr/share/ovn/ovn-sb.ovsschema',
   vswitch: '/usr/share/openvswitch/vswitch.ovsschema',
 };
+
+/**
+ * Binds a stunnel config's listeners and hands them to stunnel as socket activation, so that a
+ * reload never closes them (see the script's header).
+ */
+export const stunnelActivationScript = path.join(packageRoot, 'scripts', 'stunnel-socket-activate.py');

@@ -1,5 +1,6 @@
 /** One file per command; each exports a function that returns its commander Command. */
 import type { Command } from 'commander';
+import { certsCommand } from './certs.js';
 import { downCommand } from './down.js';
 import { initCommand } from './init.js';
 import { pkiCommand } from './pki.js';
@@ -14,6 +15,7 @@ export function registerCommands(program: Command): void {
   program.addCommand(statusCommand());
   program.addCommand(downCommand());
   program.addCommand(pkiCommand());
+  program.addCommand(certsCommand());
   program.addCommand(initCommand());
   program.addCommand(validateCommand());
   program.addCommand(schemaCommand());

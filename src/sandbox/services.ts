@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ovsdbSchemas, stunnelFiles, type SandboxPaths } from '../paths.js';
 import type { ServiceSpec } from '../supervisor/types.js';
+import { socketActivatedStunnel } from '../tools/stunnel-activation.js';
 import type { SandboxPlan, WorkerPlan } from './plan.js';
 import { isAlive } from './state.js';
 
@@ -116,7 +117,8 @@ export function sandboxServices(plan: SandboxPlan, stunnel: StunnelConfFiles, lo
     {
       name: serviceName.centralStunnel,
       netns: centralNs,
-      argv: [stunnel.binary, stunnel.confPath(plan.central.name)],
+      // Listeners bound outside stunnel survive its reloads (certificate rotation): no refused connections.
+      argv: socketActivatedStunnel(stunnel.binary, stunnel.confPath(plan.central.name)),
       logFile: paths.serviceLog(serviceName.centralStunnel),
       after: [serviceName.nb, serviceName.sb],
       settleMs: SETTLE_MS,
@@ -132,7 +134,7 @@ export function sandboxServices(plan: SandboxPlan, stunnel: StunnelConfFiles, lo
     tls.push({
       name: serviceName.workerStunnel(w.name),
       netns: w.netns,
-      argv: [stunnel.binary, stunnel.confPath(w.name)],
+      argv: socketActivatedStunnel(stunnel.binary, stunnel.confPath(w.name)),
       logFile: paths.serviceLog(serviceName.workerStunnel(w.name)),
       settleMs: SETTLE_MS,
     });

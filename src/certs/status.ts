@@ -1,0 +1,309 @@
+/**
+ * `ovn-deploy certs status`: every certificate the deployment's stunnels use, what each listener
+ * really serves, the trusted CAs, the CRLs, a CA rollover in progress, and warnings for what needs
+ * attention. Collecting (files + probes) is separate from judging (pure: `judgeCertsStatus`) and
+ * from the table (`renderCertsStatus`).
+ */
+import { loadCa, readIndex, type CertStatus } from '../pki/index.js';
+import { bundleCas, certFacts, crlFacts, keyMatchesCert, type CertFacts, type CrlFacts } from './cert-facts.js';
+import type { Deployment, TlsEndpoint } from './deployment.js';
+import { inspectListener, tunnelCarries, type ListenerView, type ProbeOutcome } from './probes.js';
+import { crlNeedsRefresh, daysUntil, leafDue } from './renewal.js';
+import { currentPhase, inProgress, pendingHosts, PHASES, readRolloverState, type RolloverPhase, type RolloverState } from './rollover-state.js';
+
+export interface ServedStatus {
+  listener: string;
+  serial: string | null;
+  issuer: string | null;
+  /** CNs of the CAs the running stunnel accepts client certificates from. */
+  acceptedCas: string[];
+  /** It serves the certificate its file holds (false: a reload is pending or failed). */
+  matchesFile: boolean;
+  error: string | null;
+}
+
+export interface EndpointStatus {
+  host: string;
+  role: string;
+  side: 'server' | 'client';
+  service: string;
+  certName: string;
+  certPath: string;
+  serial: string | null;
+  issuer: string | null;
+  notBefore: string | null;
+  notAfter: string | null;
+  daysLeft: number | null;
+  due: boolean;
+  /** The PKI index's word on this serial; `unknown` when the PKI never issued it. */
+  status: CertStatus | 'unknown' | 'missing';
+  keyMatchesCert: boolean;
+  served: ServedStatus[];
+  /** Client side: a new connection through the tunnel. */
+  tunnel: ProbeOutcome | null;
+  trustedCas: string[];
+}
+
+export interface CaStatus {
+  serial: string;
+  commonName: string;
+  notAfter: string;
+  daysLeft: number;
+  due: boolean;
+  /** The CA new certificates come from. */
+  issuing: boolean;
+}
+
+export interface CrlStatus {
+  file: string;
+  issuer: string;
+  thisUpdate: string;
+  nextUpdate: string;
+  daysLeft: number;
+  needsRefresh: boolean;
+  revoked: number;
+}
+
+export interface RolloverStatus {
+  phase: RolloverPhase | 'complete';
+  oldCa: { serial: string; commonName: string };
+  newCa: { serial: string; commonName: string };
+  startedAt: string;
+  /** Hosts that have not completed each phase. */
+  pending: Record<RolloverPhase, string[]>;
+}
+
+export interface CertsStatusReport {
+  deployment: string;
+  checkedAt: string;
+  renewalWindow: string;
+  endpoints: EndpointStatus[];
+  cas: CaStatus[];
+  crls: CrlStatus[];
+  rollover: RolloverStatus | null;
+  /** Certificate names due for renewal (what `certs rotate` would renew). */
+  due: string[];
+  warnings: string[];
+}
+
+/** Everything read from files and probes, before judging. */
+export interface CollectedEndpoint {
+  endpoint: TlsEndpoint;
+  cert: CertFacts | undefined;
+  keyMatches: boolean;
+  indexStatus: CertStatus | undefined;
+  served: { listener: string; view: ListenerView }[];
+  tunnel: ProbeOutcome | undefined;
+  trusted: { serial: string; commonName: string; notBefore: Date; notAfter: Date }[];
+  crls: CrlFacts[];
+}
+
+export interface Collected {
+  deployment: string;
+  /** `--dir ...` to repeat in hints. */
+  selector: string[];
+  endpoints: CollectedEndpoint[];
+  issuingSerial: string | undefined;
+  rollover: RolloverState | undefined;
+}
+
+export interface StatusOptions {
+  now?: Date;
+  /** Renewal window in days; default: the last third of the lifetime (at least 7 days). */
+  windowDays?: number;
+  /** Skip the live probes (files only). */
+  noProbe?: boolean;
+}
+
+export async function collectCertsStatus(d: Deployment, opts: StatusOptions = {}): Promise<Collected> {
+  const index = await readIndex(d.pkiDir);
+  const issuing = await loadCa(d.pkiDir).then(
+    (ca) => ca.serial.replace(/^0+(?=.)/, ''),
+    () => undefined,
+  );
+  const endpoints = await Promise.all(
+    d.endpoints.map(async (e): Promise<CollectedEndpoint> => {
+      const [certPem, keyPem, caText, crlText] = await Promise.all([d.read(e, e.certPath), d.read(e, e.keyPath), d.read(e, e.caFile), d.read(e, e.crlFile)]);
+      const cert = certPem === undefined ? undefined : certFacts(certPem);
+      const probe = opts.noProbe !== true;
+      const served = probe
+        ? await Promise.all(
+            e.stunnel.listeners.map(async (l) => ({ listener: `${l.host}:${l.port}`, view: await inspectListener(d.runner, l, { cert: e.certPath, key: e.keyPath }) })),
+          )
+        : [];
+      const tunnel = probe && e.stunnel.tunnelProbe !== undefined ? await tunnelCarries(d.runner, e.stunnel.tunnelProbe, 3) : undefined;
+      return {
+        endpoint: e,
+        cert,
+        keyMatches: certPem !== undefined && keyPem !== undefined && keyMatchesCert(keyPem, certPem),
+        indexStatus: cert === undefined ? undefined : index.find((x) => x.serial.replace(/^0+(?=.)/, '') === cert.serial)?.status,
+        served,
+        tunnel,
+        trusted: bundleCas(caText, e.caFile),
+        crls: crlFacts(crlText),
+      };
+    }),
+  );
+  return { deployment: d.description, selector: d.selector, endpoints, issuingSerial: issuing, rollover: await readRolloverState(d.pkiDir) };
+}
+
+export function judgeCertsStatus(c: Collected, now: Date, windowDays?: number): CertsStatusReport {
+  const warnings: string[] = [];
+  const sel = c.selector.join(' ');
+  const endpoints = c.endpoints.map((x): EndpointStatus => {
+    const e = x.endpoint;
+    const cert = x.cert;
+    const status: EndpointStatus['status'] = cert === undefined ? 'missing' : (x.indexStatus ?? 'unknown');
+    const due = cert === undefined || leafDue(cert.notBefore, cert.notAfter, now, windowDays);
+    const served = x.served.map(
+      (s): ServedStatus => ({
+        listener: s.listener,
+        serial: s.view.servedSerial ?? null,
+        issuer: s.view.servedIssuer ?? null,
+        acceptedCas: s.view.acceptedCas,
+        matchesFile: cert !== undefined && s.view.servedSerial === cert.serial,
+        error: s.view.servedSerial === undefined ? (s.view.error ?? 'no certificate served') : null,
+      }),
+    );
+    const what = `${e.host}'s certificate ${e.certName} (${e.certPath})`;
+    if (cert === undefined) warnings.push(`${what} is missing or unreadable: \`ovn-deploy certs rotate ${sel} --host ${e.host} --force\``);
+    else {
+      const left = daysUntil(cert.notAfter, now);
+      if (cert.notAfter.getTime() <= now.getTime()) warnings.push(`${what} EXPIRED on ${cert.notAfter.toISOString()}: \`ovn-deploy certs rotate ${sel} --host ${e.host}\``);
+      else if (due) warnings.push(`${what} is due: ${left} day(s) left (until ${cert.notAfter.toISOString()}); \`ovn-deploy certs rotate ${sel}\` renews it`);
+      if (!x.keyMatches) warnings.push(`${what}: the key ${e.keyPath} does not match the certificate (stunnel cannot load the pair)`);
+      if (status === 'revoked') warnings.push(`${what} (serial ${cert.serial}) is REVOKED: peers reject it`);
+      for (const s of served) {
+        if (s.serial === null) warnings.push(`${e.stunnel.serviceName} on ${s.listener} serves no certificate (${s.error ?? 'no answer'})`);
+        else if (!s.matchesFile) warnings.push(`${e.stunnel.serviceName} on ${s.listener} serves serial ${s.serial}, but ${e.certPath} holds ${cert.serial}: stunnel was not reloaded (or its reload failed)`);
+      }
+    }
+    if (x.tunnel !== undefined && !x.tunnel.ok) warnings.push(`${e.host}'s TLS tunnel (${e.stunnel.serviceName}) does not carry a new connection: ${x.tunnel.detail}`);
+    // Every trusted CA needs a current CRL in the CRLfile, else stunnel rejects that CA's peers.
+    for (const ca of x.trusted) {
+      if (!x.crls.some((crl) => crl.issuerCommonName === ca.commonName)) {
+        warnings.push(`${e.crlFile} has no CRL for trusted CA "${ca.commonName}": ${e.host}'s stunnel rejects every peer of that CA`);
+      }
+    }
+    return {
+      host: e.host,
+      role: e.role,
+      side: e.stunnel.side,
+      service: e.stunnel.serviceName,
+      certName: e.certName,
+      certPath: e.certPath,
+      serial: cert?.serial ?? null,
+      issuer: cert?.issuerCommonName ?? null,
+      notBefore: cert?.notBefore.toISOString() ?? null,
+      notAfter: cert?.notAfter.toISOString() ?? null,
+      daysLeft: cert === undefined ? null : daysUntil(cert.notAfter, now),
+      due,
+      status,
+      keyMatchesCert: x.keyMatches,
+      served,
+      tunnel: x.tunnel ?? null,
+      trustedCas: x.trusted.map((t) => t.commonName),
+    };
+  });
+
+  const cas = new Map<string, CaStatus>();
+  for (const x of c.endpoints) {
+    for (const t of x.trusted) {
+      if (cas.has(t.serial)) continue;
+      const due = leafDue(t.notBefore, t.notAfter, now, windowDays);
+      cas.set(t.serial, { serial: t.serial, commonName: t.commonName, notAfter: t.notAfter.toISOString(), daysLeft: daysUntil(t.notAfter, now), due, issuing: t.serial === c.issuingSerial });
+      if (due && !inProgress(c.rollover)) warnings.push(`CA "${t.commonName}" expires in ${daysUntil(t.notAfter, now)} day(s): plan a CA rollover (\`ovn-deploy certs ca-rollover ${sel}\`)`);
+    }
+  }
+
+  const crls: CrlStatus[] = [];
+  const seenFiles = new Set<string>();
+  for (const x of c.endpoints) {
+    if (seenFiles.has(x.endpoint.crlFile)) continue;
+    seenFiles.add(x.endpoint.crlFile);
+    if (x.crls.length === 0) warnings.push(`${x.endpoint.crlFile} holds no CRL: stunnel rejects every peer`);
+    for (const crl of x.crls) {
+      const needsRefresh = crlNeedsRefresh(crl.thisUpdate, crl.nextUpdate, now);
+      const row = {
+        file: x.endpoint.crlFile,
+        issuer: crl.issuerCommonName,
+        thisUpdate: crl.thisUpdate.toISOString(),
+        nextUpdate: crl.nextUpdate.toISOString(),
+        daysLeft: daysUntil(crl.nextUpdate, now),
+        needsRefresh,
+        revoked: crl.revokedSerials.length,
+      };
+      crls.push(row);
+      if (crl.nextUpdate.getTime() <= now.getTime()) warnings.push(`the CRL of "${row.issuer}" in ${row.file} is STALE since ${row.nextUpdate}: every client of that CA is rejected; \`ovn-deploy certs rotate ${sel}\` refreshes it`);
+      else if (needsRefresh) warnings.push(`the CRL of "${row.issuer}" in ${row.file} needs its next update by ${row.nextUpdate} (${row.daysLeft} day(s)); \`ovn-deploy certs rotate ${sel}\` refreshes it`);
+    }
+  }
+
+  let rollover: RolloverStatus | null = null;
+  if (c.rollover !== undefined) {
+    const hosts = [...new Set(c.endpoints.map((x) => x.endpoint.host))];
+    const r = c.rollover;
+    const pending = Object.fromEntries(PHASES.map((p) => [p, pendingHosts(r, p, hosts)])) as Record<RolloverPhase, string[]>;
+    const phase = r.completedAt === undefined ? (currentPhase(r, hosts) ?? 'retire') : 'complete';
+    rollover = { phase, oldCa: r.oldCa, newCa: r.newCa, startedAt: r.startedAt, pending };
+    if (phase !== 'complete') warnings.push(`a CA rollover is in progress (phase ${phase}, pending on ${pending[phase].join(', ') || 'none'}): continue with \`ovn-deploy certs ca-rollover ${sel}\``);
+  }
+
+  return {
+    deployment: c.deployment,
+    checkedAt: now.toISOString(),
+    renewalWindow: windowDays === undefined ? 'last third of the lifetime (at least 7 days)' : `last ${windowDays} day(s)`,
+    endpoints,
+    cas: [...cas.values()],
+    crls,
+    rollover,
+    due: [...new Set(endpoints.filter((e) => e.due).map((e) => e.certName))],
+    warnings,
+  };
+}
+
+export async function certsStatus(d: Deployment, opts: StatusOptions = {}): Promise<CertsStatusReport> {
+  const now = opts.now ?? new Date();
+  return judgeCertsStatus(await collectCertsStatus(d, opts), now, opts.windowDays);
+}
+
+function table(rows: string[][]): string[] {
+  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ').trimEnd());
+}
+
+function servedCell(e: EndpointStatus): string {
+  if (e.side === 'client') return e.tunnel === null ? '-' : e.tunnel.ok ? 'tunnel ok' : 'tunnel DOWN';
+  if (e.served.length === 0) return '-';
+  if (e.served.every((s) => s.matchesFile)) return 'same';
+  return e.served.map((s) => s.serial ?? 'none').join(',');
+}
+
+export function renderCertsStatus(r: CertsStatusReport): string {
+  const lines: string[] = [`certificates of ${r.deployment} (renewal window: ${r.renewalWindow})`, ''];
+  lines.push(
+    ...table([
+      ['HOST', 'ROLE', 'CERT', 'SERIAL', 'ISSUER', 'NOT-AFTER', 'DAYS', 'STATUS', 'SERVED'],
+      ...r.endpoints.map((e) => [
+        e.host,
+        e.role,
+        e.certName,
+        e.serial ?? '-',
+        e.issuer ?? '-',
+        e.notAfter?.slice(0, 10) ?? '-',
+        e.daysLeft === null ? '-' : String(e.daysLeft),
+        e.due ? `${e.status}, DUE` : e.status,
+        servedCell(e),
+      ]),
+    ]),
+  );
+  lines.push('', ...table([['CA', 'SERIAL', 'NOT-AFTER', 'DAYS', ''], ...r.cas.map((c) => [c.commonName, c.serial, c.notAfter.slice(0, 10), String(c.daysLeft), [c.issuing ? 'issuing' : 'trusted', c.due ? 'DUE' : ''].filter(Boolean).join(', ')])]));
+  if (r.crls.length > 0) {
+    lines.push('', ...table([['CRL OF', 'NEXT-UPDATE', 'DAYS', 'REVOKED', ''], ...r.crls.map((c) => [c.issuer, c.nextUpdate.slice(0, 16), String(c.daysLeft), String(c.revoked), c.needsRefresh ? 'REFRESH' : ''])]));
+  }
+  if (r.rollover !== null) {
+    const p = r.rollover;
+    lines.push('', `CA rollover ${p.oldCa.commonName} -> ${p.newCa.commonName}: ${p.phase === 'complete' ? 'complete' : `phase ${p.phase}, pending on ${p.pending[p.phase].join(', ')}`}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
