@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -eq 0 ]; then
-  scripts/install-deps.sh test
+  scripts/install-deps.sh test metadata build
 else
   echo "test.sh: not root; skipping system package installation (real-daemon tests need root)" >&2
 fi

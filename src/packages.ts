@@ -35,6 +35,17 @@ export const SANDBOX_REQUIREMENTS: readonly Requirement[] = [
   { binaries: ['ethtool'], packages: { debian: 'ethtool', fedora: 'ethtool' }, why: 'checksum offload on the underlay' },
 ];
 
+/** What `up --metadata-agent` runs on top: Neutron's agent, the haproxy it spawns, sudo (its root helper). */
+export const METADATA_REQUIREMENTS: readonly Requirement[] = [
+  { binaries: ['neutron-ovn-metadata-agent'], packages: { debian: 'neutron-ovn-metadata-agent', fedora: 'openstack-neutron-ovn-metadata-agent' }, why: 'the metadata agent' },
+  { binaries: ['haproxy'], packages: { debian: 'haproxy', fedora: 'haproxy' }, why: 'the metadata proxy in ovnmeta namespaces' },
+  { binaries: ['sudo'], packages: { debian: 'sudo', fedora: 'sudo' }, why: "the metadata agent's root helper" },
+];
+
+export function sandboxRequirements(metadataAgent: boolean): readonly Requirement[] {
+  return metadataAgent ? [...SANDBOX_REQUIREMENTS, ...METADATA_REQUIREMENTS] : SANDBOX_REQUIREMENTS;
+}
+
 /** Also searched when PATH lacks them (a non-root shell often has no sbin in PATH). */
 const SBIN_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
 

@@ -78,6 +78,12 @@ export function supervisorPaths(stateDir: string) {
 }
 export type SupervisorPaths = ReturnType<typeof supervisorPaths>;
 
+/**
+ * Binds a stunnel config's listeners and hands them to stunnel as socket activation, so that a
+ * reload never closes them (see the script's header).
+ */
+export const stunnelActivationScript = path.join(packageRoot, 'scripts', 'stunnel-socket-activate.py');
+
 /** Handlebars templates of the stunnel configs. */
 export const stunnelTemplatesDir = path.join(templatesDir, 'stunnel');
 
@@ -152,8 +158,37 @@ export const ovsdbSchemas = {
   vswitch: '/usr/share/openvswitch/vswitch.ovsschema',
 };
 
+/** Per-role container build contexts (`containers/ROLE/Containerfile`, entrypoint, healthcheck). */
+export const containersDir = path.join(packageRoot, 'containers');
+export const containerRoleDir = (role: string): string => path.join(containersDir, role);
+
+/** Gitignored caches of the build tests and benches in a source checkout (ccache, artifacts, base images). */
+export const checkoutCacheDir = path.join(packageRoot, '.cache');
+
+/** Handlebars templates of the metadata-agent role (neutron.conf, agent ini, secret, unit). */
+export const metadataTemplatesDir = path.join(templatesDir, 'metadata-agent');
+
 /**
- * Binds a stunnel config's listeners and hands them to stunnel as socket activation, so that a
- * reload never closes them (see the script's header).
+ * Files of the metadata-agent role, relative to its config directory. The shared secret has its
+ * own 0600 file, passed as one more --config-file, so the other files never hold it.
  */
-export const stunnelActivationScript = path.join(packageRoot, 'scripts', 'stunnel-socket-activate.py');
+export const metadataAgentFiles = {
+  neutronConf: 'neutron.conf',
+  agentIni: 'neutron_ovn_metadata_agent.ini',
+  secretIni: 'metadata-secret.ini',
+  systemdUnit: 'ovn-metadata-agent.service',
+  quadlet: 'ovn-metadata-agent.container',
+} as const;
+
+/** The metadata agent of one sandbox worker: config, state and log under the sandbox's entries. */
+export function sandboxMetadataPaths(stateDir: string, worker: string) {
+  const dir = path.resolve(stateDir);
+  return {
+    /** The sandbox's shared secret (one for all workers, like one per cloud), mode 0600. */
+    secret: path.join(dir, 'etc', 'metadata-shared-secret'),
+    confDir: path.join(dir, 'etc', worker, 'metadata-agent'),
+    statePath: path.join(dir, 'db', worker, 'neutron'),
+    lockPath: path.join(dir, 'db', worker, 'neutron', 'lock'),
+    log: path.join(dir, 'log', worker, 'neutron-ovn-metadata-agent.log'),
+  };
+}

@@ -14,8 +14,8 @@ export function registerCommands(program: Command): void {
   program.addCommand(upCommand());
   program.addCommand(statusCommand());
   program.addCommand(downCommand());
-  program.addCommand(pkiCommand());
   program.addCommand(certsCommand());
+  program.addCommand(pkiCommand());
   program.addCommand(initCommand());
   program.addCommand(validateCommand());
   program.addCommand(schemaCommand());

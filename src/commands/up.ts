@@ -24,12 +24,15 @@ export function upCommand(): Command {
     .option('--dir <dir>', 'state directory of the sandbox', defaultSandboxDir())
     .addOption(new Option('--datapath <kind>', 'OVS datapath: kernel (system) when the openvswitch module is loaded, else userspace (netdev)').choices(['auto', 'netdev', 'system']).default('auto'))
     .addOption(new Option('--supervisor <kind>', 'who runs the daemons: systemd units when systemd is PID 1, else ovn-deploy\'s own supervisor').choices(['auto', 'own', 'systemd']).default('auto'))
+    .option('--metadata-agent', "also run Neutron's OVN metadata agent on every worker (after its ovn-controller) with a Neutron-shaped demo network and VM; kept by later `up` runs")
+    .option('--no-metadata-agent', 'remove the metadata agents and their demo network')
+    .option('--metadata-image <image>', "run the metadata agents in podman containers of this image (built from containers/ovn-metadata-agent; podman's settings from CONTAINERS_CONF / CONTAINERS_STORAGE_CONF); '' for supervised processes")
     .option('--no-install', 'do not check or install system packages')
     .option('--plain', 'plain progress output (default when not on a terminal or under CI)')
     .option('--quiet', 'no progress output, only the result')
     .option('--dry-run', 'print the commands that would run; change nothing')
     .option('--timings', 'print when each step started and ended')
-    .action(async (opts: { workers: string; dir: string; datapath: 'auto' | 'netdev' | 'system'; supervisor: 'auto' | 'own' | 'systemd'; install: boolean; plain?: boolean; quiet?: boolean; dryRun?: boolean; timings?: boolean }) => {
+    .action(async (opts: { workers: string; dir: string; datapath: 'auto' | 'netdev' | 'system'; supervisor: 'auto' | 'own' | 'systemd'; install: boolean; metadataAgent?: boolean; metadataImage?: string; plain?: boolean; quiet?: boolean; dryRun?: boolean; timings?: boolean }) => {
       const dryRun = opts.dryRun === true;
       const workers = parseWorkers(opts.workers);
       // Loaded on use: the sandbox pulls in the PKI, stunnel and listr, which other commands do not need.
@@ -43,6 +46,8 @@ export function upCommand(): Command {
         dryRun,
         progress: opts.quiet === true ? 'silent' : opts.plain === true ? 'plain' : 'auto',
         installPackages: opts.install,
+        ...(opts.metadataAgent === undefined ? {} : { metadataAgent: opts.metadataAgent }),
+        ...(opts.metadataImage === undefined ? {} : { metadataImage: opts.metadataImage }),
         print: out,
       });
       if (!dryRun) for (const line of upSummary(result)) out(line);

@@ -10,6 +10,6 @@ export function planInventory(plan: SandboxPlan): Inventory {
   return sandboxInventory({
     site: `sandbox-${plan.id}`,
     central: { name: plan.central.name, address: plan.central.address },
-    workers: plan.workers.map((w) => ({ name: w.name, address: w.address })),
+    workers: plan.workers.map((w) => ({ name: w.name, address: w.address, metadataAgent: plan.metadata !== undefined })),
   });
 }

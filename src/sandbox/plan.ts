@@ -4,6 +4,7 @@
  * status, down) works from this one description, so `up`, `status` and `down` always agree.
  */
 import { InputError, type Problem } from '../errors.js';
+import { planMetadata, type MetadataSandboxPlan } from '../metadata/sandbox-plan.js';
 import { sandboxPaths, type SandboxPaths } from '../paths.js';
 import { canonicalDir, sandboxId, sandboxNames, underlaySubnet, MAX_IFNAME, type SandboxNames } from './naming.js';
 
@@ -21,6 +22,10 @@ export interface SandboxOptions {
   stateDir: string;
   workers: number;
   datapath: Datapath;
+  /** Also run neutron-ovn-metadata-agent on every worker (`up --metadata-agent`). */
+  metadataAgent?: boolean;
+  /** Run those agents in podman containers of this image (else as supervised processes). */
+  metadataImage?: string;
 }
 
 export interface NodePlan {
@@ -77,6 +82,8 @@ export interface SandboxPlan {
   vms: VmPlan[];
   /** Every namespace the sandbox owns, underlay first (creation order; `down` reverses it). */
   namespaces: string[];
+  /** The metadata agents and their demo network, when enabled. */
+  metadata?: MetadataSandboxPlan;
   /** What `up` pings (and traces) to prove the deployment works. */
   checks: { from: string; to: string }[];
 }
@@ -143,6 +150,7 @@ export function planSandbox(opts: SandboxOptions): SandboxPlan {
     workers.push({ ...n, index: i, systemId: n.name, phyMac });
   }
   const vms = planVms(opts.workers, names);
+  const metadata = opts.metadataAgent === true ? planMetadata({ id, stateDir, paths, names, workers, ...(opts.metadataImage === undefined ? {} : { image: opts.metadataImage }) }) : undefined;
   const plan: SandboxPlan = {
     id,
     stateDir,
@@ -165,7 +173,8 @@ export function planSandbox(opts: SandboxOptions): SandboxPlan {
       { name: 'network2', cidr: '192.168.1.0/24' },
     ],
     vms,
-    namespaces: [names.underlayNetns, central.netns, ...workers.map((w) => w.netns), ...vms.map((v) => v.netns)],
+    namespaces: [names.underlayNetns, central.netns, ...workers.map((w) => w.netns), ...vms.map((v) => v.netns), ...(metadata === undefined ? [] : [metadata.vm.netns, metadata.ovnmetaNetns])],
+    ...(metadata === undefined ? {} : { metadata }),
     checks: vms.filter((v) => v.name !== 'vm1').map((v) => ({ from: 'vm1', to: v.name })),
   };
   checkLimits(plan);

@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { metadataServices } from '../metadata/sandbox-plan.js';
 import { ovsdbSchemas, stunnelFiles, type SandboxPaths } from '../paths.js';
 import type { ServiceSpec } from '../supervisor/types.js';
 import { socketActivatedStunnel } from '../tools/stunnel-activation.js';
@@ -35,6 +36,8 @@ export interface SandboxServices {
   tls: ServiceSpec[];
   /** Need vswitchd and the TLS path to the SB: ovn-controller. */
   controllers: ServiceSpec[];
+  /** After each worker's ovn-controller: neutron-ovn-metadata-agent (`up --metadata-agent`). */
+  metadata: ServiceSpec[];
 }
 
 export const serviceName = {
@@ -161,7 +164,8 @@ export function sandboxServices(plan: SandboxPlan, stunnel: StunnelConfFiles, lo
     pidFiles.set(serviceName.workerStunnel(w.name), stunnelFiles('client', { runDir: paths.node(w.name).run, logDir: '' }).pidFile);
     pidFiles.set(serviceName.controller(w.name), wp.controllerPid);
   }
-  return { pidFiles, databases, switching, tls, controllers };
+  const metadata = plan.metadata === undefined ? [] : metadataServices(plan.metadata, paths, serviceName.controller);
+  return { pidFiles, databases, switching, tls, controllers, metadata };
 }
 
 function vswitchd(plan: SandboxPlan, w: WorkerPlan): ServiceSpec {
@@ -178,7 +182,7 @@ function vswitchd(plan: SandboxPlan, w: WorkerPlan): ServiceSpec {
 }
 
 export function allServices(s: SandboxServices): ServiceSpec[] {
-  return [...s.databases, ...s.switching, ...s.tls, ...s.controllers];
+  return [...s.databases, ...s.switching, ...s.tls, ...s.controllers, ...s.metadata];
 }
 
 /** Database files to create (from the distribution's schemas) before the databases start. */

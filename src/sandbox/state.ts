@@ -25,6 +25,10 @@ export interface SandboxState {
   vms: string[];
   datapath: Datapath;
   supervisor?: 'own' | 'systemd';
+  /** Workers run neutron-ovn-metadata-agent (`up --metadata-agent`). */
+  metadataAgent?: boolean;
+  /** ...in podman containers of this image. */
+  metadataImage?: string;
   /** `starting` until an `up` has finished every step. */
   phase: 'starting' | 'up';
   updatedAt: string;
@@ -53,6 +57,8 @@ export async function readState(paths: SandboxPaths): Promise<SandboxState | und
     vms: Array.isArray(s.vms) ? s.vms.map(String) : [],
     datapath: s.datapath === 'system' ? 'system' : 'netdev',
     ...(s.supervisor === undefined ? {} : { supervisor: s.supervisor }),
+    ...(s.metadataAgent === true ? { metadataAgent: true } : {}),
+    ...(typeof s.metadataImage === 'string' ? { metadataImage: s.metadataImage } : {}),
     phase: s.phase === 'up' ? 'up' : 'starting',
     updatedAt: typeof s.updatedAt === 'string' ? s.updatedAt : '',
   };

@@ -14,7 +14,7 @@ export async function sandboxStatus(stateDir: string, runner: Runner = new ZxRun
   const dir = canonicalDir(stateDir);
   const state = await readState(sandboxPaths(dir));
   if (state === undefined) return undefined;
-  const plan = planSandbox({ stateDir: dir, workers: Math.max(1, state.workers), datapath: state.datapath });
+  const plan = planSandbox({ stateDir: dir, workers: Math.max(1, state.workers), datapath: state.datapath, metadataAgent: state.metadataAgent === true, ...(state.metadataImage === undefined ? {} : { metadataImage: state.metadataImage }) });
   const inv = planInventory(plan);
   const supervisor = createSupervisor(plan.stateDir, { runner, prefer: state.supervisor ?? 'auto' });
   const services = planServices(plan, inv.loopbackPorts, stunnelBinary());

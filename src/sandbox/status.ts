@@ -4,6 +4,8 @@
  * and certificate expiry. This file collects (talks to the daemons); the verdict and the table
  * are pure functions of the collected data, in status-verdict.ts.
  */
+import { metadataRegistrations } from '../metadata/registration.js';
+import { metadataAgentStatus, type MetadataAgentStatus } from '../metadata/status.js';
 import { pkiPaths } from '../paths.js';
 import { pkiStatus } from '../pki/index.js';
 import type { Runner } from '../runner.js';
@@ -86,6 +88,8 @@ export interface StatusReport {
   chassis: ChassisStatus[];
   ports: PortStatus[];
   certificates: CertificateStatus[];
+  /** Per chassis, its metadata agent (only when the sandbox runs them: `up --metadata-agent`). */
+  metadataAgents?: MetadataAgentStatus[];
   crl: { nextUpdate: string; daysLeft: number } | null;
   /** Why the sandbox is not healthy (empty when it is). */
   problems: string[];
@@ -250,13 +254,23 @@ export async function collectStatus(o: CollectOptions): Promise<StatusReport> {
       crl: r.crl === null ? null : { nextUpdate: r.crl.nextUpdate, daysLeft: r.crl.daysLeft },
     }))
     .catch(() => ({ certificates: [] as CertificateStatus[], crl: null }));
-  const [daemons, nbTls, sbTls, chassis, portStatus, certs] = await Promise.all([
+  const metadataP = (async (): Promise<MetadataAgentStatus[] | undefined> => {
+    const m = plan.metadata;
+    if (m === undefined) return undefined;
+    const chassisOf = (worker: string) => plan.workers.find((w) => w.name === worker)?.systemId ?? worker;
+    const regs = await metadataRegistrations(sbctl, m.agents.map((a) => chassisOf(a.worker))).catch(() => undefined);
+    const serving = new Set<string>();
+    await Promise.all(m.agents.map(async (a) => (await socketAccepts(a.proxySocket)) && serving.add(a.service)));
+    return metadataAgentStatus(m, chassisOf, svc, regs, serving, m.runtime.kind);
+  })();
+  const [daemons, nbTls, sbTls, chassis, portStatus, certs, metadataAgents] = await Promise.all([
     daemonsP,
     tlsCheck('nb', 'OVN_Northbound'),
     tlsCheck('sb', 'OVN_Southbound'),
     chassisP,
     portsP,
     certsP,
+    metadataP,
   ]);
   return judge({
     healthy: false,
@@ -272,6 +286,7 @@ export async function collectStatus(o: CollectOptions): Promise<StatusReport> {
     chassis,
     ports: portStatus,
     certificates: certs.certificates,
+    ...(metadataAgents === undefined ? {} : { metadataAgents }),
     crl: certs.crl,
     problems: [],
     checkedAt: now.toISOString(),

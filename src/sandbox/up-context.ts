@@ -22,6 +22,10 @@ export interface UpOptions {
   /** Lines for stdout (results, dry-run commands). */
   print: (line: string) => void;
   runner?: Runner;
+  /** Run the metadata agent on every worker; undefined keeps what the sandbox had. */
+  metadataAgent?: boolean;
+  /** Run the agents in containers of this podman image; undefined keeps what the sandbox had ('' = processes). */
+  metadataImage?: string;
   /** Seconds to wait for logical ports to come up. */
   portsUpTimeoutSec?: number;
 }

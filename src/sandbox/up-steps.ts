@@ -5,7 +5,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { applyFiles } from '../fsx.js';
-import { ensurePackages } from '../packages.js';
+import { metadataSteps } from '../metadata/sandbox-steps.js';
+import { ensurePackages, sandboxRequirements } from '../packages.js';
 import { renderHostStunnel } from '../stunnel/index.js';
 import type { ServiceSpec } from '../supervisor/types.js';
 import { Ip } from '../tools/netns.js';
@@ -35,7 +36,7 @@ export function upSteps(opts: UpOptions): Step<UpContext>[] {
       title: 'Check system packages',
       run: async (ctx, task) => {
         if (!opts.installPackages) return 'System packages: not checked (--no-install)';
-        const r = await ensurePackages(ctx.runner, { dryRun: ctx.dryRun, say: (l) => (task.output = l) });
+        const r = await ensurePackages(ctx.runner, { dryRun: ctx.dryRun, say: (l) => (task.output = l), requirements: sandboxRequirements(ctx.plan.metadata !== undefined) });
         return r.installed.length === 0 ? 'System packages present' : `Installed ${r.installed.join(' ')}`;
       },
     },
@@ -210,7 +211,7 @@ export function upSteps(opts: UpOptions): Step<UpContext>[] {
     {
       id: 'controllers',
       title: 'Start ovn-controller on every worker',
-      deps: ['sb-path', 'worker-net'],
+      deps: ['sb-path', 'worker-net', 'metadata-config'],
       run: async (ctx) => {
         await ensurePhase(ctx, allServices(ctx.services));
       },
@@ -260,7 +261,7 @@ export function upSteps(opts: UpOptions): Step<UpContext>[] {
     {
       id: 'done',
       title: 'Record the sandbox',
-      deps: ['ping', 'trace', 'leftovers'],
+      deps: ['ping', 'trace', 'leftovers', 'metadata-ready'],
       run: async (ctx) => {
         if (ctx.dryRun) return;
         ctx.state.phase = 'up';
@@ -271,6 +272,7 @@ export function upSteps(opts: UpOptions): Step<UpContext>[] {
         await writeState(ctx.plan.paths, ctx.state);
       },
     },
+    ...metadataSteps(),
   ];
 }
 

@@ -30,7 +30,10 @@ export async function up(opts: UpOptions): Promise<UpResult> {
   const planOnly = planSandbox({ stateDir: opts.stateDir, workers: opts.workers, datapath: 'netdev' });
   const previous = await readState(planOnly.paths);
   const datapath = opts.datapath === 'auto' ? (previous?.datapath ?? detectDatapath()) : opts.datapath;
-  const plan = planSandbox({ stateDir: opts.stateDir, workers: opts.workers, datapath });
+  // --metadata-image implies the agents; without either flag the sandbox keeps what it had.
+  const metadataAgent = opts.metadataAgent ?? (opts.metadataImage !== undefined && opts.metadataImage !== '' ? true : (previous?.metadataAgent ?? false));
+  const metadataImage = opts.metadataImage ?? previous?.metadataImage ?? '';
+  const plan = planSandbox({ stateDir: opts.stateDir, workers: opts.workers, datapath, metadataAgent, ...(metadataImage === '' ? {} : { metadataImage }) });
   const inv = planInventory(plan);
   const services = planServices(plan, inv.loopbackPorts, stunnelBinary());
   const supervisor = createSupervisor(plan.stateDir, { runner: real, prefer: opts.supervisor });
@@ -98,6 +101,13 @@ export function upSummary(r: UpResult): string[] {
       `(${r.plan.datapath === 'netdev' ? 'userspace' : 'kernel'} datapath, ${r.supervisor} supervisor), state in ${r.plan.stateDir}`,
   );
   lines.push(`  status: ovn-deploy status --dir ${r.plan.stateDir}    stop: ovn-deploy down --dir ${r.plan.stateDir}`);
+  const m = r.plan.metadata;
+  if (m !== undefined) {
+    lines.push(
+      `  metadata agents on ${m.agents.length} worker${m.agents.length === 1 ? '' : 's'} (${m.runtime.kind === 'container' ? `containers of ${m.runtime.image}` : 'supervised processes'}); ` +
+        `demo VM: ip netns exec ${m.vm.netns} curl ${m.url} (answered by a Nova metadata API at ${m.nova.host}:${m.nova.port} in ${m.vm.worker}'s namespace)`,
+    );
+  }
   return lines;
 }
 

@@ -1,0 +1,131 @@
+/**
+ * The metadata-agent role's files for one host (pure apart from reading the templates once):
+ * neutron.conf, neutron_ovn_metadata_agent.ini, the shared secret's own 0600 fragment and,
+ * for container deployments, the systemd unit or Podman Quadlet that runs the agent after the
+ * host's ovn-controller. oslo.config reads several --config-file, so the secret lives only in
+ * its fragment and never in a file that is shown, diffed or logged.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import Handlebars from 'handlebars';
+import { InputError, type Problem } from '../errors.js';
+import type { RenderedFiles } from '../fsx.js';
+import type { Host, Inventory } from '../inventory/types.js';
+import { metadataAgentFiles, metadataTemplatesDir } from '../paths.js';
+
+export interface MetadataUnitSettings {
+  /** `systemd`: a plain unit running `podman run`; `quadlet`: a .container file (podman >= 4.4). */
+  kind: 'systemd' | 'quadlet';
+  image: string;
+  /** The unit of the host's ovn-controller (Debian: ovn-host.service). */
+  controllerUnit: string;
+  /** The unit of the host's stunnel client. */
+  stunnelUnit: string;
+  /** The host's Open vSwitch run directory (its db.sock), mounted into the container. */
+  ovsRunDir: string;
+  containerName: string;
+}
+
+export interface MetadataAgentSettings {
+  /** Absolute directory the files are installed in (the --config-file paths point there). */
+  confDir: string;
+  statePath: string;
+  lockPath: string;
+  /** `unix:/abs/db.sock` of the host's Open vSwitch database. */
+  ovsdbConnection: string;
+  /** Default: the host's stunnel client, `tcp:127.0.0.1:<ports.sb>`. */
+  sbConnection?: string;
+  nova: { host: string; port: number };
+  /** metadata_workers: API worker processes. */
+  workers: number;
+  debug?: boolean;
+  unit?: MetadataUnitSettings;
+}
+
+export const DEFAULT_UNIT: Omit<MetadataUnitSettings, 'kind' | 'image'> = {
+  controllerUnit: 'ovn-host.service',
+  stunnelUnit: 'stunnel4.service',
+  ovsRunDir: '/run/openvswitch',
+  containerName: 'ovn-metadata-agent',
+};
+
+/** Generated secrets are 64 hex digits; a given one must at least not break the ini line. */
+const SECRET_RE = /^[\x21-\x7e]{16,256}$/;
+const VALUE_RE = /^[^\s;#]+$/;
+
+const COMPILE_OPTIONS = { noEscape: true, strict: true } as const;
+let compiled: Map<string, Handlebars.TemplateDelegate> | undefined;
+
+function template(name: string): Handlebars.TemplateDelegate {
+  compiled ??= new Map();
+  let t = compiled.get(name);
+  if (t === undefined) {
+    t = Handlebars.create().compile(readFileSync(path.join(metadataTemplatesDir, `${name}.hbs`), 'utf8'), COMPILE_OPTIONS);
+    compiled.set(name, t);
+  }
+  return t;
+}
+
+/** The --config-file list, in order: the secret fragment last so nothing overrides it. */
+export function metadataConfigFiles(confDir: string): string[] {
+  return [metadataAgentFiles.neutronConf, metadataAgentFiles.agentIni, metadataAgentFiles.secretIni].map((f) => path.join(confDir, f));
+}
+
+export function validateMetadataSettings(s: MetadataAgentSettings, secret: string): Problem[] {
+  const problems: Problem[] = [];
+  const p = (field: string, message: string) => problems.push({ file: '(metadata-agent)', path: field, message });
+  for (const [field, value] of Object.entries({ confDir: s.confDir, statePath: s.statePath, lockPath: s.lockPath })) {
+    if (!path.isAbsolute(value) || !VALUE_RE.test(value)) p(field, `expected an absolute path without spaces, got "${value}"`);
+  }
+  if (!/^unix:\/[^\s]+$/.test(s.ovsdbConnection)) p('ovsdbConnection', `expected unix:<absolute path> (a relative one resolves against the OVS run dir), got "${s.ovsdbConnection}"`);
+  if (s.sbConnection !== undefined && !/^(tcp|ssl|unix):[^\s]+$/.test(s.sbConnection)) p('sbConnection', `expected tcp:|ssl:|unix: remote, got "${s.sbConnection}"`);
+  if (!VALUE_RE.test(s.nova.host)) p('nova.host', `expected a host name or address, got "${s.nova.host}"`);
+  if (!Number.isInteger(s.nova.port) || s.nova.port < 1 || s.nova.port > 65535) p('nova.port', `expected a port 1-65535, got ${s.nova.port}`);
+  if (!Number.isInteger(s.workers) || s.workers < 0 || s.workers > 64) p('workers', `expected 0-64 metadata workers, got ${s.workers}`);
+  // Never echo the secret itself, not even in an error.
+  if (!SECRET_RE.test(secret)) p('secret', 'expected 16-256 printable characters without spaces (the value is not shown)');
+  if (s.unit !== undefined) {
+    for (const [field, value] of Object.entries(s.unit)) if (!VALUE_RE.test(value)) p(`unit.${field}`, `expected one word, got "${value}"`);
+  }
+  return problems;
+}
+
+/**
+ * Files for `hostName` (which must have the metadata-agent role), relative to `settings.confDir`.
+ * The map holds the secret fragment with mode 0600; every other file is 0644 and secret-free.
+ */
+export function renderMetadataAgent(inv: Inventory, hostName: string, settings: MetadataAgentSettings, secret: string): RenderedFiles {
+  const host: Host | undefined = inv.hosts.find((h) => h.name === hostName);
+  const problems = validateMetadataSettings(settings, secret);
+  if (host === undefined) problems.push({ file: '(inventory)', path: 'hosts', message: `no host named ${hostName}` });
+  else if (!host.roles.includes('metadata-agent')) problems.push({ file: '(inventory)', path: `hosts.${hostName}.roles`, message: 'expected the metadata-agent role' });
+  if (problems.length > 0 || host === undefined) throw new InputError(problems);
+  const common = { host: host.name, site: inv.site };
+  const files: RenderedFiles = new Map();
+  files.set(metadataAgentFiles.neutronConf, {
+    content: template(metadataAgentFiles.neutronConf)({ ...common, statePath: settings.statePath, lockPath: settings.lockPath, debug: settings.debug === true ? 'true' : 'false' }),
+    mode: 0o644,
+  });
+  files.set(metadataAgentFiles.agentIni, {
+    content: template(metadataAgentFiles.agentIni)({
+      ...common,
+      secretFile: path.join(settings.confDir, metadataAgentFiles.secretIni),
+      novaHost: settings.nova.host,
+      novaPort: settings.nova.port,
+      workers: settings.workers,
+      ovsdbConnection: settings.ovsdbConnection,
+      sbConnection: settings.sbConnection ?? `tcp:127.0.0.1:${inv.ports.sb}`,
+    }),
+    mode: 0o644,
+  });
+  files.set(metadataAgentFiles.secretIni, { content: template('metadata-secret.ini')({ ...common, secret }), mode: 0o600 });
+  if (settings.unit !== undefined) {
+    const u = settings.unit;
+    const name = u.kind === 'quadlet' ? metadataAgentFiles.quadlet : metadataAgentFiles.systemdUnit;
+    files.set(name, {
+      content: template(name)({ ...common, ...u, confDir: settings.confDir, statePath: settings.statePath, configFiles: metadataConfigFiles(settings.confDir) }),
+      mode: 0o644,
+    });
+  }
+  return files;
+}
