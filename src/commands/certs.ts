@@ -5,26 +5,10 @@
  */
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { InputError, type Problem } from '../errors.js';
+import type { Problem } from '../errors.js';
 import { defaultSandboxDir } from '../paths.js';
 import { REVOCATION_REASONS, type RevocationReason } from '../pki/index.js';
-
-const out = (line: string) => process.stdout.write(`${line}\n`);
-const err = (line: string) => process.stderr.write(`${line}\n`);
-const json = (value: unknown) => out(JSON.stringify(value, null, 2));
-
-function positiveInt(value: string | undefined, option: string, problems: Problem[]): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value.trim()) || Number(value) <= 0 || !Number.isSafeInteger(Number(value))) {
-    problems.push({ path: option, message: `must be a positive integer (got ${JSON.stringify(value)})` });
-    return undefined;
-  }
-  return Number(value);
-}
-
-function check(problems: Problem[]): void {
-  if (problems.length > 0) throw new InputError(problems);
-}
+import { err, out, positiveInt, printJson, throwIfProblems } from './cli-io.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((v) => v.trim()).filter((v) => v !== '')];
 
@@ -48,10 +32,10 @@ function statusSub(): Command {
     .action(async (o: { dir: string; json?: boolean; windowDays?: string; probe: boolean }) => {
       const problems: Problem[] = [];
       const windowDays = positiveInt(o.windowDays, '--window-days', problems);
-      check(problems);
+      throwIfProblems(problems);
       const { certsStatus, renderCertsStatus } = await import('../certs/status.js');
       const report = await certsStatus(await deployment(o.dir), { ...(windowDays === undefined ? {} : { windowDays }), noProbe: !o.probe });
-      if (o.json === true) json(report);
+      if (o.json === true) printJson(report);
       else {
         process.stdout.write(renderCertsStatus(report));
         for (const w of report.warnings) err(`warning: ${w}`);
@@ -72,7 +56,7 @@ function rotateSub(): Command {
       const problems: Problem[] = [];
       const validityDays = positiveInt(o.days, '--days', problems);
       const windowDays = positiveInt(o.windowDays, '--window-days', problems);
-      check(problems);
+      throwIfProblems(problems);
       const { rotateCertificates, RotationError } = await import('../certs/rotate.js');
       const d = await deployment(o.dir);
       const opts = {
@@ -84,14 +68,14 @@ function rotateSub(): Command {
       };
       try {
         const r = await rotateCertificates(d, opts);
-        if (o.json === true) json(r);
+        if (o.json === true) printJson(r);
         else {
           const renewed = r.outcomes.filter((x) => x.action === 'renewed');
           for (const x of r.outcomes.filter((y) => y.action === 'skipped')) out(`${x.certName}: ${x.reason}`);
           out(`${renewed.length} certificate(s) renewed, ${r.outcomes.length - renewed.length} not due, in ${(r.durationMs / 1000).toFixed(1)} s${r.crlRefreshed === null ? '' : '; CRLs re-signed'}`);
         }
       } catch (e) {
-        if (e instanceof RotationError && o.json === true) json({ ...e.result, error: e.message });
+        if (e instanceof RotationError && o.json === true) printJson({ ...e.result, error: e.message });
         throw e;
       }
     });
@@ -111,12 +95,12 @@ function caRolloverSub(): Command {
       const problems: Problem[] = [];
       const keyBits = positiveInt(o.keyBits, '--key-bits', problems);
       const validityDays = positiveInt(o.caDays, '--ca-days', problems);
-      check(problems);
+      throwIfProblems(problems);
       const { caRollover, rolloverStatus } = await import('../certs/ca-rollover.js');
       const d = await deployment(o.dir);
       if (o.status === true) {
         const s = await rolloverStatus(d);
-        if (o.json === true) json(s);
+        if (o.json === true) printJson(s);
         else if (s.state === undefined) out(`no CA rollover has run; the issuer is ${s.issuer}`);
         else {
           out(`CA rollover ${s.state.oldCa.commonName} (${s.state.oldCa.serial}) -> ${s.state.newCa.commonName} (${s.state.newCa.serial}), started ${s.state.startedAt}${s.state.completedAt === undefined ? '' : `, completed ${s.state.completedAt}`}`);
@@ -131,7 +115,7 @@ function caRolloverSub(): Command {
         ...(validityDays === undefined ? {} : { validityDays }),
         ...(o.json === true ? {} : { say: out }),
       });
-      if (o.json === true) json(r);
+      if (o.json === true) printJson(r);
       else {
         for (const n of r.notes) err(`note: ${n}`);
         for (const run of r.ran) out(`phase ${run.phase}: ${run.hosts.join(', ')} in ${(run.ms / 1000).toFixed(1)} s`);
@@ -152,7 +136,7 @@ function revokeSub(): Command {
       const { revokeHost } = await import('../certs/revoke.js');
       const r = await revokeHost(await deployment(o.dir), host, { ...(o.reason === undefined ? {} : { reason: o.reason }), ...(o.json === true ? {} : { say: out }) });
       if (o.json === true) {
-        json(r);
+        printJson(r);
         return;
       }
       for (const c of r.checks) out(`  ${c.what}: ${c.outcome.ok ? 'accepted' : 'refused'} (expected ${c.expected}) - ${c.outcome.detail}`);

@@ -1,8 +1,7 @@
 /** `ovn-deploy down`: stop and remove a sandbox made by `up` (only what it made). */
 import { Command, Option } from 'commander';
 import { defaultSandboxDir } from '../paths.js';
-
-const out = (line: string) => process.stdout.write(`${line}\n`);
+import { out } from './cli-io.js';
 
 export function downCommand(): Command {
   return new Command('down')

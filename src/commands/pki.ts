@@ -22,9 +22,7 @@ import {
   type LeafRole,
   type RevocationReason,
 } from '../pki/index.js';
-
-const out = (line: string) => process.stdout.write(`${line}\n`);
-const err = (line: string) => process.stderr.write(`${line}\n`);
+import { err, out, positiveInt, throwIfProblems } from './cli-io.js';
 
 /** Library field -> the option a CLI user typed, so problems name what they can fix. */
 const OPTION_OF: Record<string, string> = {
@@ -56,15 +54,6 @@ async function withOptionNames<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-function positiveInt(value: string | undefined, option: string, problems: Problem[]): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value.trim()) || Number(value) <= 0 || !Number.isSafeInteger(Number(value))) {
-    problems.push({ path: option, message: `must be a positive integer (got ${JSON.stringify(value)})` });
-    return undefined;
-  }
-  return Number(value);
-}
-
 function role(value: string | undefined, problems: Problem[]): LeafRole {
   if (value === undefined || !(LEAF_ROLES as readonly string[]).includes(value)) {
     problems.push({ path: '--role', message: `expected one of ${LEAF_ROLES.join(', ')} (got ${JSON.stringify(value ?? '')})` });
@@ -76,10 +65,6 @@ function role(value: string | undefined, problems: Problem[]): LeafRole {
 function sans(values: string[] | undefined): string[] | undefined {
   if (values === undefined) return undefined;
   return values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
-}
-
-function check(problems: Problem[]): void {
-  if (problems.length > 0) throw new InputError(problems);
 }
 
 function printIssued(what: string, c: IssuedCertificate): void {
@@ -103,7 +88,7 @@ function initSub(): Command {
       const problems: Problem[] = [];
       const keyBits = positiveInt(o.keyBits, '--key-bits', problems);
       const validityDays = positiveInt(o.days, '--days', problems);
-      check(problems);
+      throwIfProblems(problems);
       const r = await withOptionNames(() =>
         initPki(o.dir, {
           ...(keyBits === undefined ? {} : { keyBits }),
@@ -134,7 +119,7 @@ function issueSub(): Command {
       const r = role(o.role, problems);
       const validityDays = positiveInt(o.days, '--days', problems);
       const keyBits = positiveInt(o.keyBits, '--key-bits', problems);
-      check(problems);
+      throwIfProblems(problems);
       const s = sans(o.san);
       const c = await withOptionNames(() =>
         issueCertificate(o.dir, {
@@ -165,7 +150,7 @@ function signCsrSub(): Command {
       const problems: Problem[] = [];
       const r = role(o.role, problems);
       const validityDays = positiveInt(o.days, '--days', problems);
-      check(problems);
+      throwIfProblems(problems);
       let csrPem: string;
       try {
         csrPem = await fs.readFile(o.csr, 'utf8');
@@ -218,7 +203,7 @@ function crlSub(): Command {
     .action(async (o: DirOpt & { days?: string }) => {
       const problems: Problem[] = [];
       const nextUpdateDays = positiveInt(o.days, '--days', problems);
-      check(problems);
+      throwIfProblems(problems);
       await withOptionNames(() => refreshCrl(o.dir, nextUpdateDays === undefined ? {} : { nextUpdateDays }));
       const crl = await readCrlInfo(o.dir);
       out(`CRL re-signed: ${pkiPaths(o.dir).crl}`);
@@ -235,7 +220,7 @@ function statusSub(): Command {
     .action(async (o: DirOpt & { json?: boolean; renewalDays?: string }) => {
       const problems: Problem[] = [];
       const renewalWindowDays = positiveInt(o.renewalDays, '--renewal-days', problems);
-      check(problems);
+      throwIfProblems(problems);
       const report = await withOptionNames(() => pkiStatus(o.dir, renewalWindowDays === undefined ? {} : { renewalWindowDays }));
       if (o.json) {
         out(JSON.stringify(report, null, 2));

@@ -6,8 +6,7 @@ import { Command, Option } from 'commander';
 import { inputError } from '../errors.js';
 import { defaultSandboxDir } from '../paths.js';
 import { MAX_WORKERS, MIN_WORKERS } from '../sandbox/plan.js';
-
-const out = (line: string) => process.stdout.write(`${line}\n`);
+import { out } from './cli-io.js';
 
 export function parseWorkers(value: string): number {
   const n = Number(value);
