@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { InputError, inputError } from './errors.js';
 
 export interface FileContent {
   content: string | Uint8Array;
@@ -67,4 +68,29 @@ export async function applyFiles(root: string, plan: RenderedFiles): Promise<App
     report.written.push(target);
   }
   return report;
+}
+
+/** The subset of a zod schema that `readJsonFile` needs (keeps this module free of zod). */
+interface JsonSchema<T> {
+  safeParse(data: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } };
+}
+
+/**
+ * Reads a JSON state file of ours and checks it against `schema`: undefined when absent, an
+ * InputError naming the file and every bad field when it is not what we wrote.
+ */
+export async function readJsonFile<T>(file: string, schema: JsonSchema<T>): Promise<T | undefined> {
+  const raw = await readIfExists(file);
+  if (raw === undefined) return undefined;
+  let data: unknown;
+  try {
+    data = JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw inputError(`not valid JSON: ${(err as Error).message}`, '', file);
+  }
+  const parsed = schema.safeParse(data);
+  if (!parsed.success) {
+    throw new InputError(parsed.error.issues.map((i) => ({ file, path: i.path.map(String).join('.'), message: i.message })));
+  }
+  return parsed.data;
 }

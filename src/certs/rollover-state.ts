@@ -4,8 +4,7 @@
  * host that completes a phase.
  */
 import { z } from 'zod';
-import { ExitError } from '../errors.js';
-import { readIfExists, writeFileAtomic } from '../fsx.js';
+import { readJsonFile, writeFileAtomic } from '../fsx.js';
 import { rolloverPaths } from '../paths.js';
 
 /** (1) every bundle trusts the new CA, (2) leaves come from the new CA, (3) the old CA is no longer trusted. */
@@ -41,20 +40,7 @@ export type CaRef = z.infer<typeof caRef>;
 
 export async function readRolloverState(pkiDir: string): Promise<RolloverState | undefined> {
   const file = rolloverPaths(pkiDir).state;
-  const raw = await readIfExists(file);
-  if (raw === undefined) return undefined;
-  let data: unknown;
-  try {
-    data = JSON.parse(raw.toString('utf8'));
-  } catch (err) {
-    throw new ExitError(`${file}: not valid JSON (${(err as Error).message})`);
-  }
-  const parsed = stateSchema.safeParse(data);
-  if (!parsed.success) {
-    const where = parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ');
-    throw new ExitError(`${file}: not a rollover state file (${where})`);
-  }
-  return parsed.data;
+  return readJsonFile(file, stateSchema);
 }
 
 export async function writeRolloverState(pkiDir: string, state: RolloverState): Promise<void> {

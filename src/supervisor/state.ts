@@ -5,8 +5,7 @@
  * lets the next supervisor adopt the previous one's orphans.
  */
 import { z } from 'zod';
-import { inputError } from '../errors.js';
-import { readIfExists, writeFileAtomic } from '../fsx.js';
+import { readJsonFile, writeFileAtomic } from '../fsx.js';
 import type { ServiceSpec } from './types.js';
 
 const serviceSpecSchema = z.object({
@@ -68,25 +67,8 @@ const statusSchema = z.object({
 });
 export type StatusFile = z.infer<typeof statusSchema>;
 
-async function readJson<T>(file: string, schema: z.ZodType<T>): Promise<T | undefined> {
-  const raw = await readIfExists(file);
-  if (raw === undefined) return undefined;
-  let data: unknown;
-  try {
-    data = JSON.parse(raw.toString('utf8'));
-  } catch (err) {
-    throw inputError(`not valid JSON: ${(err as Error).message}`, '', file);
-  }
-  const parsed = schema.safeParse(data);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw inputError(issue?.message ?? 'invalid', issue?.path.join('.') ?? '', file);
-  }
-  return parsed.data;
-}
-
 export async function readDesired(file: string): Promise<DesiredFile | undefined> {
-  return (await readJson(file, desiredSchema)) as DesiredFile | undefined;
+  return (await readJsonFile(file, desiredSchema)) as DesiredFile | undefined;
 }
 
 export async function writeDesired(file: string, desired: DesiredFile): Promise<void> {
@@ -94,7 +76,7 @@ export async function writeDesired(file: string, desired: DesiredFile): Promise<
 }
 
 export async function readStatus(file: string): Promise<StatusFile | undefined> {
-  return readJson(file, statusSchema);
+  return readJsonFile(file, statusSchema);
 }
 
 export async function writeStatus(file: string, status: StatusFile): Promise<void> {
