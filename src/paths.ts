@@ -158,9 +158,70 @@ export const ovsdbSchemas = {
   vswitch: '/usr/share/openvswitch/vswitch.ovsschema',
 };
 
+/** Our RPM specs (`specs/NAME.spec`) and their extra sources (`specs/NAME/`): units, logrotate... */
+export const specsDir = path.join(packageRoot, 'specs');
+export function specFiles(name: 'openvswitch' | 'ovn') {
+  return { spec: path.join(specsDir, `${name}.spec`), sourcesDir: path.join(specsDir, name) };
+}
+
 /** Per-role container build contexts (`containers/ROLE/Containerfile`, entrypoint, healthcheck). */
 export const containersDir = path.join(packageRoot, 'containers');
 export const containerRoleDir = (role: string): string => path.join(containersDir, role);
+
+/** Default artifact cache of `ovn-deploy build` (OVN_DEPLOY_BUILD_CACHE, else XDG cache dir). */
+export function defaultBuildCacheDir(): string {
+  if (process.env.OVN_DEPLOY_BUILD_CACHE) return path.resolve(process.env.OVN_DEPLOY_BUILD_CACHE);
+  const base = process.env.XDG_CACHE_HOME ? path.resolve(process.env.XDG_CACHE_HOME) : path.join(os.homedir(), '.cache');
+  return path.join(base, 'ovn-deploy', 'build');
+}
+
+/**
+ * Layout of a build cache directory. Artifacts are named by the hash of their inputs; the rpmbuild
+ * work trees sit at fixed paths per package so that ccache hits and the OVS build tree (which OVN
+ * compiles against) stay where the previous build left them.
+ */
+export function buildCachePaths(cacheDir: string) {
+  const dir = path.resolve(cacheDir);
+  const at = (...p: string[]): string => path.join(dir, ...p);
+  return {
+    dir,
+    lock: at('lock'),
+    artifacts: at('artifacts'),
+    artifact: (hash: string) => at('artifacts', hash),
+    artifactMeta: (hash: string) => at('artifacts', hash, 'artifact.json'),
+    /** Source tarballs prepared for rpmbuild (git archives, bootstrapped trees), by content key. */
+    preparedSource: (key: string) => at('sources', key),
+    /** Subtrees extracted from tarballs (an OVN release's bundled ovs/). */
+    extracted: (key: string) => at('extracted', key),
+    /** Bare git repositories that sources are fetched into, by URL hash. */
+    gitRepo: (urlKey: string) => at('git', `${urlKey}.git`),
+    /** rpmbuild _topdir of one package. */
+    work: (pkg: string) => at('work', pkg),
+    /** Which OVS artifact hash the OVS build tree under work/openvswitch belongs to. */
+    ovsTreeStamp: at('work', 'openvswitch', 'tree.json'),
+    ccache: at('ccache'),
+    /** gcc/cc symlinks to ccache, put first in PATH (ccache's "masquerade" mode). */
+    ccacheBin: at('ccache-bin'),
+    logs: at('logs'),
+    log: (name: string) => at('logs', `${name}.log`),
+    /** Locally built base images (rootfs tarballs), by input hash. */
+    baseImage: (hash: string) => at('base-images', `${hash}.tar`),
+    tmp: at('tmp'),
+  };
+}
+export type BuildCachePaths = ReturnType<typeof buildCachePaths>;
+
+/** What `build` writes into its --out directory. */
+export function buildOutputPaths(outDir: string) {
+  const dir = path.resolve(outDir);
+  return {
+    dir,
+    manifest: path.join(dir, 'build-manifest.json'),
+    summary: path.join(dir, 'build-summary.json'),
+    rpmsDir: path.join(dir, 'rpms'),
+    imagesDir: path.join(dir, 'images'),
+  };
+}
 
 /** Gitignored caches of the build tests and benches in a source checkout (ccache, artifacts, base images). */
 export const checkoutCacheDir = path.join(packageRoot, '.cache');

@@ -1,5 +1,6 @@
 /** One file per command; each exports a function that returns its commander Command. */
 import type { Command } from 'commander';
+import { buildCommand } from './build.js';
 import { certsCommand } from './certs.js';
 import { downCommand } from './down.js';
 import { initCommand } from './init.js';
@@ -16,6 +17,7 @@ export function registerCommands(program: Command): void {
   program.addCommand(downCommand());
   program.addCommand(certsCommand());
   program.addCommand(pkiCommand());
+  program.addCommand(buildCommand());
   program.addCommand(initCommand());
   program.addCommand(validateCommand());
   program.addCommand(schemaCommand());

@@ -1,0 +1,212 @@
+/**
+ * `ovn-deploy build [rpms|images|all|base-image]`: RPMs of Open vSwitch and OVN from our specs,
+ * per-role container images from those RPMs, and a local base image where no registry is
+ * reachable. Every artifact is named by the hash of its inputs and reused when they are unchanged.
+ */
+import { Command, Option } from 'commander';
+import { InputError, type Problem } from '../errors.js';
+import { buildOutputPaths, defaultBuildCacheDir } from '../paths.js';
+import { buildBaseImage, DEFAULT_BASE_PACKAGES } from '../build/base-image.js';
+import { buildImages, type BuildImagesResult } from '../build/image-pipeline.js';
+import type { BuildSummary } from '../build/manifest.js';
+import { EXIT_MISSING_TOOL } from '../build/preflight.js';
+import { ROLE_NAMES, type RoleName } from '../build/roles.js';
+import { buildRpms, type BuildRpmsResult } from '../build/rpm-pipeline.js';
+import { isCi, type ProgressMode } from '../ui/listr.js';
+
+const out = (line: string) => process.stdout.write(`${line}\n`);
+
+interface CommonFlags {
+  out: string;
+  cacheDir?: string;
+  ci?: boolean;
+  json?: boolean;
+  progress?: ProgressMode;
+}
+
+interface RpmFlags extends CommonFlags {
+  ovsSource?: string;
+  ovnSource?: string;
+  buildNumber?: string;
+  jobs?: string;
+  ccache: boolean;
+  ccacheDir?: string;
+  debuginfo?: boolean;
+  sourceDateEpoch?: string;
+  nodeps?: boolean;
+  plan?: boolean;
+}
+
+interface ImageFlags extends CommonFlags {
+  rpms?: string;
+  baseImage?: string;
+  role?: string[];
+}
+
+function nonNegativeInt(value: string | undefined, option: string, problems: Problem[], min = 0): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value.trim()) || Number(value) < min || !Number.isSafeInteger(Number(value))) {
+    problems.push({ path: option, message: `must be an integer >= ${min} (got ${JSON.stringify(value)})` });
+    return undefined;
+  }
+  return Number(value);
+}
+
+function progressOf(flags: CommonFlags): ProgressMode {
+  if (flags.json) return 'silent';
+  if (flags.ci || isCi()) return 'plain';
+  return flags.progress ?? 'auto';
+}
+
+function commonOptions(cmd: Command): Command {
+  return cmd
+    .option('--cache-dir <dir>', `artifact and ccache cache (default ${defaultBuildCacheDir()})`)
+    .option('--ci', 'CI mode: plain line-per-step output (also when CI=true); the summary is in OUT/build-summary.json')
+    .option('--json', 'print the machine-readable summary on stdout instead of progress')
+    .addOption(new Option('--progress <mode>', 'progress display').choices(['auto', 'plain', 'silent']));
+}
+
+function rpmOptions(cmd: Command): Command {
+  return cmd
+    .option('--ovs-source <src>', 'Open vSwitch: git URL[#ref], release tarball or source directory (default with an OVN git source: the commit its ovs submodule pins)')
+    .option('--ovn-source <src>', 'OVN: git URL[#ref], release tarball or source directory')
+    .option('--build-number <n>', 'first part of the RPM Release (default 1)')
+    .option('--jobs <n>', 'parallel compile jobs (default: number of CPUs)')
+    .option('--no-ccache', 'do not use ccache even when it is installed')
+    .option('--ccache-dir <dir>', 'ccache directory (default CACHE/ccache)')
+    .option('--debuginfo', 'also build -debuginfo packages (Fedora/EL rpmbuild)')
+    .option('--source-date-epoch <seconds>', 'override the date taken from the sources (build time, clamped mtimes)')
+    .option('--nodeps', "skip rpmbuild's BuildRequires check (default on Debian/Ubuntu, whose rpm database is empty)");
+}
+
+function rpmBuildOptions(flags: RpmFlags, outDir: string, subdir: string | undefined, command: string) {
+  const problems: Problem[] = [];
+  const buildNumber = nonNegativeInt(flags.buildNumber, '--build-number', problems, 1);
+  const jobs = nonNegativeInt(flags.jobs, '--jobs', problems, 1);
+  const sourceDateEpoch = nonNegativeInt(flags.sourceDateEpoch, '--source-date-epoch', problems, 0);
+  if (problems.length > 0) throw new InputError(problems);
+  return {
+    outDir,
+    command,
+    progress: progressOf(flags),
+    ccache: flags.ccache,
+    ...(subdir === undefined ? {} : { rpmSubdir: subdir }),
+    ...(flags.ovsSource === undefined ? {} : { ovsSource: flags.ovsSource }),
+    ...(flags.ovnSource === undefined ? {} : { ovnSource: flags.ovnSource }),
+    ...(flags.cacheDir === undefined ? {} : { cacheDir: flags.cacheDir }),
+    ...(buildNumber === undefined ? {} : { buildNumber }),
+    ...(jobs === undefined ? {} : { jobs }),
+    ...(flags.ccacheDir === undefined ? {} : { ccacheDir: flags.ccacheDir }),
+    ...(flags.debuginfo ? { debuginfo: true } : {}),
+    ...(sourceDateEpoch === undefined ? {} : { sourceDateEpoch }),
+    ...(flags.nodeps ? { nodeps: true } : {}),
+    ...(flags.plan ? { planOnly: true } : {}),
+  };
+}
+
+function roles(values: string[] | undefined): RoleName[] | undefined {
+  if (values === undefined) return undefined;
+  const list = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+  const bad = list.filter((r) => !(ROLE_NAMES as readonly string[]).includes(r));
+  if (bad.length > 0) throw new InputError([{ path: '--role', message: `unknown role ${bad.join(', ')} (expected ${ROLE_NAMES.join(', ')})` }]);
+  return list as RoleName[];
+}
+
+function printRpms(r: BuildRpmsResult): void {
+  for (const l of r.planLines) out(l);
+  for (const a of r.summary.artifacts) {
+    const how = a.cached ? 'cached' : `built in ${(a.durationMs / 1000).toFixed(1)} s${a.compiled === undefined ? '' : ` (${a.compiled} compiled, ${a.ccacheHits ?? 0} from ccache)`}`;
+    out(`${a.name} ${a.version}: ${how}: ${a.files.join(' ')}`);
+  }
+  if (r.output !== undefined) out(`manifest: ${r.output.manifestPath}`);
+}
+
+function printImages(r: BuildImagesResult): void {
+  for (const i of r.images) out(`${i.role}: ${i.cached ? 'cached' : 'built'} ${i.tag} (${(i.sizeBytes / 1e6).toFixed(1)} MB) -> ${i.archive}`);
+  for (const s of r.skipped) out(`${s.role}: skipped (${s.reason})`);
+  out(`manifest: ${r.manifestPath}`);
+}
+
+function printSummary(summary: BuildSummary): void {
+  out(JSON.stringify(summary, null, 2));
+}
+
+export function buildCommand(): Command {
+  const cmd = new Command('build').description(
+    `build RPMs (Open vSwitch, OVN) and per-role container images, reusing every artifact whose inputs are unchanged (exit ${EXIT_MISSING_TOOL}: a required tool is not installed)`,
+  );
+
+  cmd.addCommand(
+    commonOptions(rpmOptions(new Command('rpms').description('build the Open vSwitch (and OVN) RPMs from our specs')))
+      .requiredOption('--out <dir>', 'where the RPMs and build-manifest.json go')
+      .option('--plan', 'resolve the sources and show what would be built; build nothing')
+      .action(async (flags: RpmFlags) => {
+        const r = await buildRpms(rpmBuildOptions(flags, flags.out, undefined, 'build rpms'));
+        if (flags.json) printSummary(r.summary);
+        else printRpms(r);
+      }),
+  );
+
+  cmd.addCommand(
+    commonOptions(new Command('images').description('build per-role container images from RPMs (podman), exported as OCI archives'))
+      .requiredOption('--rpms <dir>', 'directory with the RPMs (the --out of `build rpms`)')
+      .requiredOption('--base-image <image>', 'base image: a local or registry image name, or a rootfs tarball (see `build base-image`)')
+      .requiredOption('--out <dir>', 'where the OCI archives and build-manifest.json go')
+      .option('--role <role...>', `roles to build (${ROLE_NAMES.join(', ')}); default: every role whose RPMs are present`)
+      .action(async (flags: ImageFlags) => {
+        const selected = roles(flags.role);
+        const r = await buildImages({
+          rpmsDir: flags.rpms as string,
+          baseImage: flags.baseImage as string,
+          outDir: flags.out,
+          progress: progressOf(flags),
+          ...(selected === undefined ? {} : { roles: selected }),
+          ...(flags.cacheDir === undefined ? {} : { cacheDir: flags.cacheDir }),
+        });
+        if (flags.json) printSummary(r.summary);
+        else printImages(r);
+      }),
+  );
+
+  cmd.addCommand(
+    commonOptions(rpmOptions(new Command('all').description('build the RPMs, then the images from them (OUT/rpms, OUT/images)')))
+      .requiredOption('--base-image <image>', 'base image for the container images (image name or rootfs tarball)')
+      .requiredOption('--out <dir>', 'output directory')
+      .option('--role <role...>', `roles to build (${ROLE_NAMES.join(', ')}); default: every role whose RPMs are present`)
+      .action(async (flags: RpmFlags & ImageFlags) => {
+        const selected = roles(flags.role);
+        const dirs = buildOutputPaths(flags.out);
+        const rpms = await buildRpms(rpmBuildOptions(flags, dirs.rpmsDir, undefined, 'build all (rpms)'));
+        const images = await buildImages({
+          rpmsDir: dirs.rpmsDir,
+          baseImage: flags.baseImage as string,
+          outDir: dirs.imagesDir,
+          progress: progressOf(flags),
+          ...(selected === undefined ? {} : { roles: selected }),
+          ...(flags.cacheDir === undefined ? {} : { cacheDir: flags.cacheDir }),
+        });
+        if (flags.json) printSummary({ ...images.summary, command: 'build all', artifacts: [...rpms.summary.artifacts, ...images.summary.artifacts] });
+        else {
+          printRpms(rpms);
+          printImages(images);
+        }
+      }),
+  );
+
+  cmd.addCommand(
+    commonOptions(new Command('base-image').description('build a minimal Debian base rootfs tarball with mmdebstrap (for hosts without a registry)'))
+      .requiredOption('--out <file>', 'where the rootfs tarball goes (import it with podman import, or pass it as --base-image)')
+      .option('--suite <suite>', 'Debian suite', 'bookworm')
+      .option('--include <pkgs>', `packages besides minbase (comma-separated; default ${DEFAULT_BASE_PACKAGES.join(',')})`)
+      .action(async (flags: CommonFlags & { suite: string; include?: string }) => {
+        const r = await buildBaseImage({
+          out: flags.out,
+          suite: flags.suite,
+          ...(flags.include === undefined ? {} : { packages: flags.include.split(',').map((p) => p.trim()).filter((p) => p !== '') }),
+          ...(flags.cacheDir === undefined ? {} : { cacheDir: flags.cacheDir }),
+        });
+        out(`${r.cached ? 'cached' : 'built'} ${r.out} (${(r.sizeBytes / 1e6).toFixed(1)} MB, inputs ${r.hash.slice(0, 12)})`);
+      }),
+  );
+  return cmd;
+}

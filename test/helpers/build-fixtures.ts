@@ -1,0 +1,108 @@
+/**
+ * Fixtures of the build tests: tiny OVS/OVN-shaped source trees (only what the resolver reads:
+ * configure.ac, a marker file; no OVS or OVN code), git repositories made of them, a runner that
+ * records what a real build ran, podman settings that work on this machine (runc, cgroupfs, a
+ * private store), and the persistent caches under the checkout's gitignored .cache/.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { checkoutCacheDir } from '../../src/paths.js';
+import { ZxRunner, type RunOptions, type RunResult, type Runner } from '../../src/runner.js';
+
+export const OVS_TARBALL = '/usr/src/openvswitch/openvswitch.tar.gz';
+/** Shared by every build test and the bench: a warm ccache keeps reruns short. */
+export const persistentCcache = path.join(checkoutCacheDir, 'ccache');
+/** Artifacts and base images the image tests reuse between runs. */
+export const persistentBuildCache = path.join(checkoutCacheDir, 'build-test');
+
+const runner = new ZxRunner();
+
+export async function exists(p: string): Promise<boolean> {
+  return fs.stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+export async function tmpDir(prefix: string): Promise<string> {
+  return fs.mkdtemp(path.join(os.tmpdir(), `ovn-deploy-${prefix}-`));
+}
+
+export function randomName(prefix: string): string {
+  return `${prefix}${randomBytes(3).toString('hex')}`;
+}
+
+/** Records every command a real build runs (to prove that no compiler ran). */
+export class TeeRunner implements Runner {
+  readonly calls: string[][] = [];
+  constructor(private readonly inner: Runner = new ZxRunner()) {}
+  async run(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    this.calls.push([...argv]);
+    return this.inner.run(argv, opts);
+  }
+  /** Program names run, with `sh -c 'exec "$@"' sh PROG` unwrapped. */
+  programs(): string[] {
+    return this.calls.map((a) => (a[0] === 'sh' && a[1] === '-c' && a[3] === 'sh' ? (a[4] ?? '') : (a[0] ?? ''))).map((p) => path.basename(p));
+  }
+}
+
+async function write(file: string, content: string, mode = 0o644): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  await fs.writeFile(file, content, { mode });
+}
+
+/** A tree the resolver takes for Open vSwitch VERSION (configure.ac, vswitchd/bridge.c, configure). */
+export async function fakeOvsTree(dir: string, version: string, withConfigure = true): Promise<string> {
+  await write(path.join(dir, 'configure.ac'), `AC_INIT(openvswitch, ${version}, bugs@openvswitch.org)\n`);
+  await write(path.join(dir, 'vswitchd', 'bridge.c'), '/* fixture */\n');
+  if (withConfigure) await write(path.join(dir, 'configure'), '#!/bin/sh\nexit 0\n', 0o755);
+  return dir;
+}
+
+/** A tree the resolver takes for OVN VERSION; `ovsSubmodule` adds a populated ovs/ of that version. */
+export async function fakeOvnTree(dir: string, version: string, ovsSubmodule?: string): Promise<string> {
+  await write(path.join(dir, 'configure.ac'), `AC_INIT(ovn, ${version}, bugs@openvswitch.org)\n`);
+  await write(path.join(dir, 'controller', 'ovn-controller.c'), '/* fixture */\n');
+  await write(path.join(dir, 'configure'), '#!/bin/sh\nexit 0\n', 0o755);
+  if (ovsSubmodule !== undefined) await fakeOvsTree(path.join(dir, 'ovs'), ovsSubmodule);
+  return dir;
+}
+
+export async function git(cwd: string, args: string[]): Promise<string> {
+  const r = await runner.run(['git', ...args], {
+    cwd,
+    timeoutMs: 30_000,
+    env: { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.invalid', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.invalid', GIT_AUTHOR_DATE: '@1700000000 +0000', GIT_COMMITTER_DATE: '@1700000000 +0000' },
+  });
+  return r.stdout.trim();
+}
+
+/** Commits everything in `dir` (a new repository) and tags it; returns the commit id. */
+export async function commitAll(dir: string, tag?: string): Promise<string> {
+  if (!(await exists(path.join(dir, '.git')))) await git(dir, ['init', '-q', '-b', 'main']);
+  await git(dir, ['add', '-A']);
+  await git(dir, ['commit', '-q', '-m', 'fixture']);
+  if (tag !== undefined) await git(dir, ['tag', tag]);
+  return git(dir, ['rev-parse', 'HEAD']);
+}
+
+/** podman settings this machine needs (runc, cgroupfs) and a private image store under `dir`. */
+export async function podmanEnv(dir: string): Promise<Record<string, string>> {
+  await fs.mkdir(dir, { recursive: true });
+  const conf = path.join(dir, 'containers.conf');
+  const storage = path.join(dir, 'storage.conf');
+  await fs.writeFile(
+    conf,
+    '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n',
+  );
+  await fs.writeFile(storage, `[storage]\ndriver = "overlay"\ngraphroot = "${path.join(dir, 'graph')}"\nrunroot = "${path.join(dir, 'run')}"\n`);
+  return { CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storage };
+}
+
+/** Tells the test output why a test is skipped (vitest prints only "skipped"). */
+export function announceSkip(cond: boolean, message: string): boolean {
+  if (cond) console.log(`SKIPPED: ${message}`);
+  return cond;
+}
