@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkoutCacheDir, containerRoleDir, containersDir } from '../../src/paths.js';
 
@@ -51,8 +51,10 @@ export function ensureMetadataImage(): MetadataImage {
   const rootfsKey = createHash('sha256').update(`bookworm minbase ${METADATA_PACKAGES.join(',')}`).digest('hex').slice(0, 12);
   const rootfs = path.join(cacheDir, `rootfs-${rootfsKey}.tar`);
   if (!existsSync(rootfs)) {
-    const tmp = `${rootfs}.tmp`;
-    run(['mmdebstrap', '--variant=minbase', `--include=${METADATA_PACKAGES.join(',')}`, 'bookworm', tmp], {}, 20 * 60_000);
+    // mmdebstrap picks its output format from the file name: keep `.tar` last, and say it anyway.
+    const tmp = `${rootfs}.partial.tar`;
+    rmSync(tmp, { recursive: true, force: true });
+    run(['mmdebstrap', '--variant=minbase', '--format=tar', `--include=${METADATA_PACKAGES.join(',')}`, 'bookworm', tmp], {}, 20 * 60_000);
     renameSync(tmp, rootfs);
   }
   const role = containerRoleDir('ovn-metadata-agent');
