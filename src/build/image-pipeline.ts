@@ -22,7 +22,7 @@ import { Podman } from './podman.js';
 import { requireTools } from './preflight.js';
 import { RpmQuery } from './rpm.js';
 import { missingPackages, ROLES, rolesWithPackages, type RoleName } from './roles.js';
-import { failureOf, writeSummary } from './rpm-pipeline.js';
+import { failureOf, recordFailures, writeSummary } from './rpm-pipeline.js';
 import { ArtifactStore, lockCache, type StoredArtifact } from './store.js';
 
 export interface BuildImagesOptions {
@@ -263,17 +263,7 @@ export async function buildImages(opts: BuildImagesOptions): Promise<BuildImages
   };
   const summary: BuildSummary = { ok: false, command: 'build images', durationMs: 0, outDir: path.resolve(opts.outDir), artifacts: [], steps: [], notes: [] };
   const steps = imageSteps();
-  for (const s of steps) {
-    const run = s.run;
-    s.run = async (c, t) => {
-      try {
-        return await run(c, t);
-      } catch (err) {
-        c.failure ??= failureOf(s.title, err);
-        throw err;
-      }
-    };
-  }
+  recordFailures(steps);
   const release = await lockCache(paths.lock);
   const dag = dagTasks<ImageCtx>(steps);
   const listr = new Listr<ImageCtx, 'default', 'simple'>(dag.tasks, { ...listrOptions<ImageCtx>(opts.progress), concurrent: true, ctx });

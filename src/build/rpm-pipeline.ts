@@ -383,17 +383,7 @@ export async function buildRpms(opts: BuildRpmsOptions): Promise<BuildRpmsResult
     c.ovsSpec = await ovsSourceSpec(c);
     return innerRun(c, t);
   };
-  for (const s of steps) {
-    const run = s.run;
-    s.run = async (c, t) => {
-      try {
-        return await run(c, t);
-      } catch (err) {
-        c.failure ??= failureOf(s.title, err);
-        throw err;
-      }
-    };
-  }
+  recordFailures(steps);
   const dag = dagTasks<RpmCtx>(steps);
   const listr = new Listr<RpmCtx, 'default', 'simple'>(dag.tasks, { ...listrOptions<RpmCtx>(opts.progress), concurrent: true, ctx });
   try {
@@ -431,6 +421,21 @@ export async function buildRpms(opts: BuildRpmsOptions): Promise<BuildRpmsResult
 
 function sourceDescription(src: ResolvedSource | undefined): unknown {
   return src === undefined ? undefined : { argument: src.spec.display, ...src.identity };
+}
+
+/** Makes each step note the first failure (step, message, log tail) in the context for the summary. */
+export function recordFailures<Ctx extends { failure?: BuildSummary['failure'] }>(steps: Step<Ctx>[]): void {
+  for (const s of steps) {
+    const run = s.run;
+    s.run = async (c, t) => {
+      try {
+        return await run(c, t);
+      } catch (err) {
+        c.failure ??= failureOf(s.title, err);
+        throw err;
+      }
+    };
+  }
 }
 
 export function failureOf(step: string, err: unknown): NonNullable<BuildSummary['failure']> {
