@@ -253,3 +253,87 @@ export function sandboxMetadataPaths(stateDir: string, worker: string) {
     log: path.join(dir, 'log', worker, 'neutron-ovn-metadata-agent.log'),
   };
 }
+
+/**
+ * Where a real host (`apply`, `deploy`) keeps everything. Distribution paths for the OVS/OVN
+ * databases, sockets and control files, so the stock CLI (`ovn-nbctl show`, `ovs-vsctl show`,
+ * `ovn-appctl -t /var/run/ovn/ovnnb_db.ctl cluster/status OVN_Northbound`) works without flags;
+ * ovn-deploy's own files under /etc/ovn-deploy, /var/lib/ovn-deploy and /var/log/ovn-deploy.
+ * `root` prefixes every path (tests apply a bundle under a temporary root).
+ */
+export function hostPaths(root = '/') {
+  const at = (...parts: string[]): string => path.join(root, ...parts);
+  return {
+    root,
+    /** Config files placed from the bundle. */
+    etc: at('etc', 'ovn-deploy'),
+    stunnelDir: at('etc', 'ovn-deploy', 'stunnel'),
+    /** The host's key (generated on the host, 0600), CSR, certificate, and the site's CA bundle + CRL. */
+    pki: {
+      dir: at('etc', 'ovn-deploy', 'pki'),
+      key: at('etc', 'ovn-deploy', 'pki', 'host.key'),
+      csr: at('etc', 'ovn-deploy', 'pki', 'host.csr'),
+      cert: at('etc', 'ovn-deploy', 'pki', 'host.pem'),
+      caBundle: at('etc', 'ovn-deploy', 'pki', 'ca-bundle.pem'),
+      crl: at('etc', 'ovn-deploy', 'pki', 'crl.pem'),
+    },
+    /** State of apply: the received bundle, what was last applied, the own supervisor's state. */
+    state: at('var', 'lib', 'ovn-deploy'),
+    bundle: at('var', 'lib', 'ovn-deploy', 'bundle'),
+    applied: at('var', 'lib', 'ovn-deploy', 'applied.json'),
+    underlayState: at('var', 'lib', 'ovn-deploy', 'underlay.json'),
+    supervisorDir: at('var', 'lib', 'ovn-deploy', 'supervisor'),
+    /** Held while apply runs, so two applies never interleave. */
+    applyLock: at('var', 'lib', 'ovn-deploy', 'apply.lock'),
+    logDir: at('var', 'log', 'ovn-deploy'),
+    /** stunnel's pid files and other runtime files of ours. */
+    runDir: at('var', 'run', 'ovn-deploy'),
+    /** The daemons' stdout/stderr as captured by the supervisor. */
+    serviceLog: (service: string) => at('var', 'log', 'ovn-deploy', `${service}.out`),
+    /** The tool as shipped by `deploy`: one directory per content id, `current` -> the newest. */
+    toolDir: at('opt', 'ovn-deploy'),
+    toolCurrent: at('opt', 'ovn-deploy', 'current'),
+    systemdDir: at('etc', 'systemd', 'system'),
+    ovn: {
+      dbDir: at('var', 'lib', 'ovn'),
+      runDir: at('var', 'run', 'ovn'),
+      logDir: at('var', 'log', 'ovn'),
+      nbDb: at('var', 'lib', 'ovn', 'ovnnb_db.db'),
+      sbDb: at('var', 'lib', 'ovn', 'ovnsb_db.db'),
+      nbSock: at('var', 'run', 'ovn', 'ovnnb_db.sock'),
+      sbSock: at('var', 'run', 'ovn', 'ovnsb_db.sock'),
+      nbCtl: at('var', 'run', 'ovn', 'ovnnb_db.ctl'),
+      sbCtl: at('var', 'run', 'ovn', 'ovnsb_db.ctl'),
+      nbPid: at('var', 'run', 'ovn', 'ovnnb_db.pid'),
+      sbPid: at('var', 'run', 'ovn', 'ovnsb_db.pid'),
+      northdCtl: at('var', 'run', 'ovn', 'ovn-northd.ctl'),
+      northdPid: at('var', 'run', 'ovn', 'ovn-northd.pid'),
+      controllerPid: at('var', 'run', 'ovn', 'ovn-controller.pid'),
+      /** ovn-controller 23.03 has no --unixctl: its socket is named after its pid. */
+      controllerCtl: (pid: number) => at('var', 'run', 'ovn', `ovn-controller.${pid}.ctl`),
+    },
+    ovs: {
+      dbDir: at('etc', 'openvswitch'),
+      runDir: at('var', 'run', 'openvswitch'),
+      logDir: at('var', 'log', 'openvswitch'),
+      confDb: at('etc', 'openvswitch', 'conf.db'),
+      dbSock: at('var', 'run', 'openvswitch', 'db.sock'),
+      ovsdbPid: at('var', 'run', 'openvswitch', 'ovsdb-server.pid'),
+      ovsdbCtl: at('var', 'run', 'openvswitch', 'ovsdb-server.ctl'),
+      vswitchdPid: at('var', 'run', 'openvswitch', 'ovs-vswitchd.pid'),
+      vswitchdCtl: at('var', 'run', 'openvswitch', 'ovs-vswitchd.ctl'),
+    },
+  };
+}
+export type HostPaths = ReturnType<typeof hostPaths>;
+
+/** Layout of `render --out DIR`: one bundle directory per host. */
+export function bundlePaths(outDir: string, host: string) {
+  const dir = path.join(outDir, host);
+  return {
+    dir,
+    manifest: path.join(dir, 'manifest.json'),
+    /** A bundle file's content lives at files/<destination without the leading slash>. */
+    source: (dest: string) => path.join('files', dest.replace(/^\/+/, '')),
+  };
+}

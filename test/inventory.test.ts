@@ -284,12 +284,13 @@ describe('parseInventory accepts good site files', () => {
       loopbackPorts: { ...DEFAULT_LOOPBACK_PORTS },
       certificates: { ...DEFAULT_CERTIFICATE_POLICY },
       hosts: [
-        { name: 'central1', addresses: ['192.0.2.10'], dnsNames: [], roles: ['central'], systemId: 'central1' },
+        { name: 'central1', addresses: ['192.0.2.10'], dnsNames: [], roles: ['central'], systemId: 'central1', datapath: 'system' },
         {
           name: 'worker1',
           addresses: ['192.0.2.21'],
           dnsNames: [],
           roles: ['worker'],
+          datapath: 'system',
           encap: { type: 'geneve', ip: '192.0.2.21' },
           systemId: 'worker1',
           ssh: { user: 'root', port: 22 },

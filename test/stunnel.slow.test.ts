@@ -47,8 +47,8 @@ function inventory(centralIp: string, nb: number, sb: number): Inventory {
     loopbackPorts: { nb: ports.db, sb: ports.raft[2]!, nbRaft: ports.raft[3]!, sbRaft: ports.raft[4]! },
     certificates: { caValidityDays: 30, leafValidityDays: 7, renewalWindowDays: 1, caKeyBits: 2048, leafKeyBits: 2048 },
     hosts: [
-      { name: 'central-a', addresses: [centralIp], dnsNames: [], roles: ['central'], systemId: 'central-a' },
-      { name: 'worker-a', addresses: ['127.0.0.3'], dnsNames: [], roles: ['worker'], systemId: 'worker-a', encap: { type: 'geneve', ip: '127.0.0.3' } },
+      { name: 'central-a', addresses: [centralIp], dnsNames: [], roles: ['central'], systemId: 'central-a', datapath: 'system' },
+      { name: 'worker-a', addresses: ['127.0.0.3'], dnsNames: [], roles: ['worker'], systemId: 'worker-a', datapath: 'system', encap: { type: 'geneve', ip: '127.0.0.3' } },
     ],
   };
 }

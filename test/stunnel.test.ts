@@ -19,7 +19,7 @@ const REQUIRED_CIPHERS =
   'ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256';
 
 function host(h: Partial<Host> & Pick<Host, 'name' | 'addresses' | 'roles'>): Host {
-  return { dnsNames: [], systemId: h.name, ...h };
+  return { dnsNames: [], systemId: h.name, datapath: 'system', ...h };
 }
 
 function inventory(hosts: Host[]): Inventory {

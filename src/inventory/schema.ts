@@ -59,6 +59,11 @@ const systemId = z
   .string({ error: expected(`a system-id (${SYSTEM_ID_RULE})`) })
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { error: expected(`a system-id (${SYSTEM_ID_RULE})`) });
 
+// Linux IFNAMSIZ is 16 including the NUL; "/" and whitespace are never valid.
+const interfaceName = z
+  .string({ error: expected('a network interface name (1-15 characters, no "/", ":" or spaces)') })
+  .regex(/^[A-Za-z0-9_.-]{1,15}$/, { error: expected('a network interface name (1-15 characters, no "/", ":" or spaces)') });
+
 const sshUser = z
   .string({ error: expected('a user name') })
   .regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/, { error: expected('a user name') });
@@ -100,9 +105,16 @@ const hostSchema = z
       .strictObject({
         type: z.enum(['geneve', 'vxlan']).default('geneve').meta({ description: 'Tunnel type.' }),
         ip: ipAddress.meta({ description: 'Local tunnel endpoint address (ovn-encap-ip).' }),
+        interface: interfaceName
+          .optional()
+          .meta({ description: 'NIC carrying the tunnels; with datapath netdev, apply moves it into br-phy and puts the encap IP there.' }),
       })
       .optional()
       .meta({ description: 'Tunnel endpoint of a worker (required for workers).' }),
+    datapath: z
+      .enum(['system', 'netdev'])
+      .default('system')
+      .meta({ description: 'OVS datapath: system (kernel module, production) or netdev (userspace; containers and hosts without the module).' }),
     systemId: systemId.optional().meta({ description: 'OVS system-id / chassis name; defaults to the host name.' }),
     ssh: z
       .strictObject({

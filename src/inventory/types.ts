@@ -33,7 +33,16 @@ export interface LoopbackPorts {
 export interface Encap {
   type: EncapType;
   ip: string;
+  /**
+   * The NIC that carries the tunnels. With the userspace datapath (`datapath: netdev`) apply moves
+   * it into the `br-phy` bridge and puts the encap IP on br-phy's internal port (OVS's own tunnel
+   * stack needs the address on an OVS port); with the kernel datapath it is informational.
+   */
+  interface?: string;
 }
+
+/** `system`: the kernel module (production); `netdev`: OVS's userspace datapath (no module needed). */
+export type Datapath = 'system' | 'netdev';
 
 export interface Host {
   name: string;
@@ -44,6 +53,8 @@ export interface Host {
   roles: Role[];
   /** Required for workers. */
   encap?: Encap;
+  /** Datapath of the host's bridges; default `system`. */
+  datapath: Datapath;
   /** OVS system-id / chassis name; defaults to the host name. */
   systemId: string;
   /** SSH target for `deploy`; defaults to root@first address. */

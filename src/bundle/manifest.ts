@@ -1,0 +1,154 @@
+/**
+ * The contract between `render` (admin machine, pure) and `apply` (the host): a bundle is a
+ * directory with `manifest.json` and `files/<dest>`; the manifest says where every file goes,
+ * with which mode and checksum, what to reload or restart when it changes, which daemons the
+ * host runs, how its OVS is wired, how its RAFT members start, and what proves it healthy.
+ * A bundle never holds a private key: the host generates its own (see `certificate`).
+ */
+import { z } from 'zod';
+
+export const BUNDLE_FORMAT = 1;
+export const MANIFEST_FILE = 'manifest.json';
+
+const absolute = z.string().regex(/^\//, { error: 'expected an absolute path' });
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, { error: 'expected a hex SHA-256' });
+const serviceName = z.string().regex(/^[a-z][a-z0-9-]{0,47}$/, { error: 'expected a service name (a-z, 0-9, -)' });
+
+export const bundleFileSchema = z.strictObject({
+  /** Relative to the bundle directory: `files/<dest without the leading slash>`. */
+  source: z.string().regex(/^files\//, { error: 'expected a path under files/' }),
+  /** Absolute path on the host (apply prefixes --root). */
+  dest: absolute,
+  /** Octal permission bits, e.g. 0o644 (420). */
+  mode: z.number().int().min(0).max(0o7777),
+  owner: z.string().default('root'),
+  group: z.string().default('root'),
+  sha256,
+  /** Services (by name) to SIGHUP / restart when this file's content changed. */
+  reload: z.array(serviceName).default([]),
+  restart: z.array(serviceName).default([]),
+});
+export type BundleFile = z.output<typeof bundleFileSchema>;
+
+/**
+ * A long-running daemon in the FOREGROUND. The own supervisor runs exactly this argv; the
+ * systemd unit in `unit` (also a bundle file) has the same ExecStart.
+ */
+export const bundleServiceSchema = z.strictObject({
+  name: serviceName,
+  argv: z.array(z.string()).min(1),
+  env: z.record(z.string(), z.string()).default({}),
+  /** Started after these (by name), stopped before them. */
+  after: z.array(serviceName).default([]),
+  /** Signal that makes the daemon re-read its files without dropping connections (stunnel: SIGHUP). */
+  reloadSignal: z.enum(['SIGHUP']).optional(),
+  /** Destination of the daemon's stdout/stderr under the own supervisor. */
+  logFile: absolute,
+  /** systemd unit file name, e.g. `ovn-deploy-ovn-northd.service`. */
+  unit: z.string().regex(/^[A-Za-z0-9@_.-]+\.service$/),
+  /** Cannot start before the host holds a signed certificate (stunnel). */
+  needsCertificate: z.boolean().default(false),
+  /**
+   * apply starts stage 0 (databases), then configures what needs them (OVS external_ids and
+   * bridges, cluster init), then stage 1 (everything else).
+   */
+  stage: z.union([z.literal(0), z.literal(1)]).default(1),
+});
+export type BundleService = z.output<typeof bundleServiceSchema>;
+
+export const certificateRequestSchema = z.strictObject({
+  /** Role of the host's one certificate: `central` when the host is a central (it also carries clientAuth), else `worker`. */
+  role: z.enum(['central', 'worker', 'metadata-agent']),
+  /** Certificate name / CN (the host name). */
+  name: z.string().min(1),
+  /** subjectAltName entries the CSR asks for and `pki sign-csr --san` is given. */
+  sans: z.array(z.string()),
+  keyBits: z.number().int(),
+  key: absolute,
+  csr: absolute,
+  cert: absolute,
+  caBundle: absolute,
+  crl: absolute,
+});
+export type CertificateRequest = z.output<typeof certificateRequestSchema>;
+
+export const raftDbSchema = z.strictObject({
+  /** OVSDB database name. */
+  name: z.enum(['OVN_Northbound', 'OVN_Southbound']),
+  /** The service (in `services`) that serves this database. */
+  service: serviceName,
+  dbFile: absolute,
+  schema: absolute,
+  ctl: absolute,
+  /** This member's RAFT address, e.g. `tcp:127.45.3.9:16643` (a loopback address; stunnel carries it between hosts). */
+  localAddress: z.string(),
+  /** The other members' RAFT addresses (join-cluster remotes). */
+  peers: z.array(z.string()),
+  /** Create the cluster (`ovsdb-tool create-cluster`) when the file is missing; otherwise join it. */
+  bootstrap: z.boolean(),
+});
+export type RaftDb = z.output<typeof raftDbSchema>;
+
+/** A standalone OVSDB file (OVS's conf.db): created when missing, converted when its schema is older. */
+export const standaloneDbSchema = z.strictObject({
+  service: serviceName,
+  dbFile: absolute,
+  schema: absolute,
+});
+export type StandaloneDb = z.output<typeof standaloneDbSchema>;
+
+export const ovsSchema = z.strictObject({
+  datapath: z.enum(['system', 'netdev']),
+  /** The integration bridge ovn-controller uses (external_ids:ovn-bridge). */
+  integrationBridge: z.string(),
+  /** Set on the Open_vSwitch row: system-id, ovn-remote, ovn-encap-type/-ip, ovn-bridge... */
+  externalIds: z.record(z.string(), z.string()),
+  /** Userspace datapath only: move `interface` into `bridge` and put `ip` on its internal port. */
+  underlay: z.strictObject({ bridge: z.string(), interface: z.string(), ip: z.string() }).optional(),
+  /** ovs-vsctl / ovs-appctl socket and control file. */
+  dbSock: absolute,
+});
+export type OvsSettings = z.output<typeof ovsSchema>;
+
+export const healthCheckSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('service-running'), service: serviceName }),
+  /** `cluster/status` says this server is a cluster member and a leader is known. */
+  z.strictObject({ kind: z.literal('raft-member'), db: z.enum(['OVN_Northbound', 'OVN_Southbound']), ctl: absolute }),
+  /** Something accepts TCP connections here (e.g. stunnel's TLS listener). */
+  z.strictObject({ kind: z.literal('tcp-listen'), address: z.string(), port: z.number().int() }),
+  /** `ovn-appctl -t ovn-controller connection-status` says connected. */
+  z.strictObject({ kind: z.literal('ovn-controller-connected'), runDir: absolute }),
+]);
+export type HealthCheck = z.output<typeof healthCheckSchema>;
+
+export const firewallRuleSchema = z.strictObject({
+  proto: z.enum(['tcp', 'udp']),
+  port: z.number().int().min(1).max(65535),
+  /** Source addresses allowed; empty = any. */
+  from: z.array(z.string()),
+  why: z.string(),
+});
+export type FirewallRule = z.output<typeof firewallRuleSchema>;
+
+export const manifestSchema = z.strictObject({
+  format: z.literal(BUNDLE_FORMAT),
+  site: z.string(),
+  host: z.string(),
+  roles: z.array(z.enum(['central', 'worker', 'metadata-agent'])),
+  /** `ovn-deploy <version>`; no timestamps, so the same input renders byte-identical bundles. */
+  generator: z.string(),
+  packages: z.strictObject({ apt: z.array(z.string()), dnf: z.array(z.string()) }),
+  certificate: certificateRequestSchema,
+  files: z.array(bundleFileSchema),
+  services: z.array(bundleServiceSchema),
+  ovs: ovsSchema.optional(),
+  raft: z.array(raftDbSchema).default([]),
+  standaloneDbs: z.array(standaloneDbSchema).default([]),
+  /** Commands that make a freshly created cluster usable (`ovn-nbctl init`), run on the bootstrap central only, idempotent. */
+  initCommands: z.array(z.array(z.string())).default([]),
+  health: z.array(healthCheckSchema),
+  firewall: z.array(firewallRuleSchema),
+});
+export type BundleManifest = z.output<typeof manifestSchema>;
+/** What render builds (defaults filled in explicitly). */
+export type BundleManifestInput = z.input<typeof manifestSchema>;
