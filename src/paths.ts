@@ -176,6 +176,16 @@ export function defaultBuildCacheDir(): string {
 }
 
 /**
+ * Where `deploy` keeps the tool archives it ships to hosts (`<id>.tar.gz`, content-addressed):
+ * OVN_DEPLOY_TOOL_CACHE, else the XDG cache dir.
+ */
+export function toolArchiveCacheDir(): string {
+  if (process.env.OVN_DEPLOY_TOOL_CACHE) return path.resolve(process.env.OVN_DEPLOY_TOOL_CACHE);
+  const base = process.env.XDG_CACHE_HOME ? path.resolve(process.env.XDG_CACHE_HOME) : path.join(os.homedir(), '.cache');
+  return path.join(base, 'ovn-deploy', 'tool');
+}
+
+/**
  * Layout of a build cache directory. Artifacts are named by the hash of their inputs; the rpmbuild
  * work trees sit at fixed paths per package so that ccache hits and the OVS build tree (which OVN
  * compiles against) stay where the previous build left them.
@@ -282,6 +292,8 @@ export function hostPaths(root = '/') {
     bundle: at('var', 'lib', 'ovn-deploy', 'bundle'),
     applied: at('var', 'lib', 'ovn-deploy', 'applied.json'),
     underlayState: at('var', 'lib', 'ovn-deploy', 'underlay.json'),
+    /** Reloads/restarts apply owes from changed files, kept until done (survives a failed or needs-certificate apply). */
+    applyPending: at('var', 'lib', 'ovn-deploy', 'apply-pending.json'),
     supervisorDir: at('var', 'lib', 'ovn-deploy', 'supervisor'),
     /** Held while apply runs, so two applies never interleave. */
     applyLock: at('var', 'lib', 'ovn-deploy', 'apply.lock'),
@@ -337,3 +349,41 @@ export function bundlePaths(outDir: string, host: string) {
     source: (dest: string) => path.join('files', dest.replace(/^\/+/, '')),
   };
 }
+
+/**
+ * What `render` places on a real host besides hostPaths(): stunnel configs, our systemd units and
+ * the drop-ins that keep the distribution's units idle, the firewall file, the metadata agent's
+ * config, and the daemons' log files at the distribution's log paths.
+ */
+export function hostRenderedPaths(root = '/') {
+  const hp = hostPaths(root);
+  const unitName = (service: string): string => `ovn-deploy-${service}.service`;
+  return {
+    stunnelConf: (kind: 'server' | 'client'): string => path.join(hp.stunnelDir, stunnelFiles(kind, hp).confName),
+    /** While this file exists, the distribution's own OVN/OVS/stunnel units do not start (a drop-in's condition). */
+    managedMarker: path.join(hp.etc, 'managed-by-ovn-deploy'),
+    /** nftables rules for the host's OVN ports (`nft -f`). */
+    firewall: path.join(hp.etc, 'firewall.nft'),
+    metadata: {
+      confDir: path.join(hp.etc, 'metadata-agent'),
+      statePath: path.join(hp.state, 'neutron'),
+      lockPath: path.join(hp.state, 'neutron', 'lock'),
+    },
+    unitName,
+    unit: (service: string): string => path.join(hp.systemdDir, unitName(service)),
+    /** Our drop-in for a unit of the distribution. */
+    dropIn: (unit: string): string => path.join(hp.systemdDir, `${unit}.d`, 'ovn-deploy.conf'),
+    logs: {
+      nbOvsdb: path.join(hp.ovn.logDir, 'ovsdb-server-nb.log'),
+      sbOvsdb: path.join(hp.ovn.logDir, 'ovsdb-server-sb.log'),
+      northd: path.join(hp.ovn.logDir, 'ovn-northd.log'),
+      controller: path.join(hp.ovn.logDir, 'ovn-controller.log'),
+      ovsdb: path.join(hp.ovs.logDir, 'ovsdb-server.log'),
+      vswitchd: path.join(hp.ovs.logDir, 'ovs-vswitchd.log'),
+    },
+  };
+}
+export type HostRenderedPaths = ReturnType<typeof hostRenderedPaths>;
+
+/** Handlebars templates of a real host's bundle: systemd units, drop-ins, firewall, marker. */
+export const hostTemplatesDir = path.join(templatesDir, 'host');

@@ -161,6 +161,6 @@ describe('ovn-deploy schema', () => {
     expect(r.code).toBe(0);
     const schema = JSON.parse(r.stdout) as { $schema: string; properties: Record<string, unknown> };
     expect(schema.$schema).toMatch(/json-schema\.org/);
-    expect(Object.keys(schema.properties)).toEqual(['site', 'tls', 'ports', 'loopbackPorts', 'certificates', 'hosts']);
+    expect(Object.keys(schema.properties)).toEqual(['site', 'tls', 'ports', 'loopbackPorts', 'certificates', 'hosts', 'metadataAgent']);
   });
 });

@@ -5,6 +5,7 @@ import { certsCommand } from './certs.js';
 import { downCommand } from './down.js';
 import { initCommand } from './init.js';
 import { pkiCommand } from './pki.js';
+import { renderCommand } from './render.js';
 import { schemaCommand } from './schema.js';
 import { statusCommand } from './status.js';
 import { superviseCommand } from './supervise.js';
@@ -21,5 +22,6 @@ export function registerCommands(program: Command): void {
   program.addCommand(initCommand());
   program.addCommand(validateCommand());
   program.addCommand(schemaCommand());
+  program.addCommand(renderCommand());
   program.addCommand(superviseCommand(), { hidden: true });
 }

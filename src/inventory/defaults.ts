@@ -29,3 +29,7 @@ export const DEFAULT_SSH_PORT = 22;
 
 /** 100 years is plenty, and keeps notAfter far from the X.509 year-9999 limit. */
 export const MAX_VALIDITY_DAYS = 36500;
+
+/** nova-api's metadata service port, and a small agent worker pool (Neutron's default is CPUs / 2). */
+export const DEFAULT_NOVA_METADATA_PORT = 8775;
+export const DEFAULT_METADATA_WORKERS = 2;

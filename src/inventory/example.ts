@@ -3,7 +3,14 @@
  * defaults.ts so the example always shows what leaving a field out means; a test checks that the
  * example itself validates.
  */
-import { DEFAULT_CERTIFICATE_POLICY as cert, DEFAULT_LOOPBACK_PORTS as lo, DEFAULT_PORTS as tlsPorts, KEY_BITS } from './defaults.js';
+import {
+  DEFAULT_CERTIFICATE_POLICY as cert,
+  DEFAULT_LOOPBACK_PORTS as lo,
+  DEFAULT_METADATA_WORKERS,
+  DEFAULT_NOVA_METADATA_PORT,
+  DEFAULT_PORTS as tlsPorts,
+  KEY_BITS,
+} from './defaults.js';
 
 export function exampleSiteYaml(): string {
   return `# ovn-deploy site inventory: the machines of one OVN site and their roles.
@@ -79,5 +86,13 @@ hosts:
     addresses: [192.0.2.22]
     roles: [worker]
     encap: { type: geneve, ip: 192.0.2.22 }
+
+# Settings of neutron-ovn-metadata-agent on the hosts with the metadata-agent role (required as
+# soon as one host has that role). The shared secret is not written here: give it to
+# "ovn-deploy render --metadata-secret-file FILE"; it only goes into a 0600 file on those hosts.
+metadataAgent:
+  novaMetadataHost: 192.0.2.5       # nova-api's metadata service
+  novaMetadataPort: ${DEFAULT_NOVA_METADATA_PORT}            # default ${DEFAULT_NOVA_METADATA_PORT}
+  workers: ${DEFAULT_METADATA_WORKERS}                       # metadata_workers, default ${DEFAULT_METADATA_WORKERS}
 `;
 }

@@ -9,6 +9,8 @@ import { HOST_NAME_PATTERN, addressHint, isDnsName, isIpAddress } from './addres
 import {
   DEFAULT_CERTIFICATE_POLICY,
   DEFAULT_LOOPBACK_PORTS,
+  DEFAULT_METADATA_WORKERS,
+  DEFAULT_NOVA_METADATA_PORT,
   DEFAULT_PORTS,
   DEFAULT_SITE,
   DEFAULT_SSH_PORT,
@@ -163,6 +165,24 @@ export const inventorySchema = z
       .array(hostSchema)
       .min(1, { error: 'expected at least one host' })
       .meta({ description: 'Every machine of the site with its roles.' }),
+    metadataAgent: z
+      .strictObject({
+        novaMetadataHost: sshHost.meta({ description: "Host name or address of nova-api's metadata service (nova_metadata_host)." }),
+        novaMetadataPort: port.default(DEFAULT_NOVA_METADATA_PORT).meta({ description: 'Port of the metadata service (nova_metadata_port).' }),
+        workers: z
+          .number({ error: expected('a whole number of workers 0-64') })
+          .int({ error: expected('a whole number of workers 0-64') })
+          .min(0, { error: expected('a whole number of workers 0-64') })
+          .max(64, { error: expected('a whole number of workers 0-64') })
+          .default(DEFAULT_METADATA_WORKERS)
+          .meta({ description: 'Metadata API worker processes of each agent (metadata_workers).' }),
+      })
+      .optional()
+      .meta({
+        description:
+          'neutron-ovn-metadata-agent settings; required when a host has the metadata-agent role. ' +
+          'The shared secret is not here: `render --metadata-secret-file FILE` reads it.',
+      }),
   })
   .meta({
     title: 'ovn-deploy site inventory (site.yaml)',

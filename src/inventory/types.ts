@@ -70,6 +70,15 @@ export interface CertificatePolicy {
   leafKeyBits: number;
 }
 
+/** Settings of neutron-ovn-metadata-agent on the hosts with the metadata-agent role. */
+export interface MetadataAgentConfig {
+  /** Where the agent forwards metadata requests (nova-api's metadata service). */
+  novaMetadataHost: string;
+  novaMetadataPort: number;
+  /** metadata_workers: API worker processes. */
+  workers: number;
+}
+
 export interface Inventory {
   /** Site name; used in certificate subjects and generated headers. */
   site: string;
@@ -78,6 +87,8 @@ export interface Inventory {
   loopbackPorts: LoopbackPorts;
   certificates: CertificatePolicy;
   hosts: Host[];
+  /** Required as soon as a host has the metadata-agent role (render checks it). */
+  metadataAgent?: MetadataAgentConfig;
 }
 
 /** Where a parsed inventory came from plus its non-fatal findings. */

@@ -44,7 +44,7 @@ interface TemplateView {
   debugLevel: number;
   tls: { cert: string; key: string; caFile: string; crlFile: string };
   policy: { ciphers: string; curves: string; timeoutIdleSeconds: number };
-  services: { name: string; accept: string; connect: string | string[]; checkHost: string[]; checkIP: string[] }[];
+  services: { name: string; accept: string; connect: string | string[]; restricted: boolean; checkHost: string[]; checkIP: string[] }[];
 }
 
 /** stunnel's own spelling of an endpoint that validation already accepted. */
@@ -70,8 +70,9 @@ export function renderStunnelConfig(spec: StunnelConfigSpec): string {
       name: s.name,
       accept: toStunnel(s.accept),
       connect: isClientService(s) ? s.connect.map(toStunnel) : toStunnel(s.connect),
-      checkHost: isClientService(s) ? [...(s.checkHost ?? [])] : [],
-      checkIP: isClientService(s) ? [...(s.checkIP ?? [])] : [],
+      restricted: (s.checkHost ?? []).length + (s.checkIP ?? []).length > 0,
+      checkHost: [...(s.checkHost ?? [])],
+      checkIP: [...(s.checkIP ?? [])],
     })),
   };
   return templates()[spec.kind](view);

@@ -20,6 +20,13 @@ export interface ServerService {
   accept: string;
   /** `127.0.0.1:port` (any loopback address) or a unix socket path: never a routable address. */
   connect: string;
+  /**
+   * Restricts the service to clients whose certificate carries one of these names (any one of
+   * checkHost/checkIP suffices), on top of the chain and CRL check: a RAFT port admits only the
+   * other centrals, not every certificate of the CA.
+   */
+  checkHost?: string[];
+  checkIP?: string[];
 }
 
 /** Plaintext in (loopback only), TLS out to the centrals. */

@@ -127,9 +127,22 @@ function checkServerService(c: Checker, svc: ServerService | ClientService, acce
   }
   const connect = c.endpoint(svc.connect, `${at}.connect`);
   c.hostLocal(connect, svc.connect, `${at}.connect`);
-  for (const key of ['checkHost', 'checkIP'] as const) {
-    if (key in svc) c.add(`${at}.${key}`, 'only client services check the peer name; a server checks the chain and the CRL');
+  // Optional on a server: an empty list would read as "restricted" yet admit every client.
+  if (svc.checkHost !== undefined || svc.checkIP !== undefined) {
+    if ((svc.checkHost ?? []).length + (svc.checkIP ?? []).length === 0) {
+      c.add(at, 'checkHost/checkIP are given but empty: list the peer names to admit, or leave both out');
+    }
+    peerNames(c, svc.checkHost ?? [], svc.checkIP ?? [], at);
   }
+}
+
+function peerNames(c: Checker, hosts: string[], ips: string[], at: string): void {
+  hosts.forEach((h, j) => {
+    if (c.text(h, `${at}.checkHost[${j}]`) && !isDnsName(h)) c.add(`${at}.checkHost[${j}]`, `must be a DNS name (got ${h})`);
+  });
+  ips.forEach((ip, j) => {
+    if (c.text(ip, `${at}.checkIP[${j}]`) && isIP(ip) === 0) c.add(`${at}.checkIP[${j}]`, `must be an IP address (got ${ip})`);
+  });
 }
 
 function checkClientService(c: Checker, svc: ServerService | ClientService, accept: Endpoint | undefined, at: string): void {
@@ -147,10 +160,5 @@ function checkClientService(c: Checker, svc: ServerService | ClientService, acce
   if (hosts.length + ips.length === 0) {
     c.add(at, 'a client service needs checkHost or checkIP: without a name check any certificate of the CA would be accepted as the central');
   }
-  hosts.forEach((h, j) => {
-    if (c.text(h, `${at}.checkHost[${j}]`) && !isDnsName(h)) c.add(`${at}.checkHost[${j}]`, `must be a DNS name (got ${h})`);
-  });
-  ips.forEach((ip, j) => {
-    if (c.text(ip, `${at}.checkIP[${j}]`) && isIP(ip) === 0) c.add(`${at}.checkIP[${j}]`, `must be an IP address (got ${ip})`);
-  });
+  peerNames(c, hosts, ips, at);
 }

@@ -1,0 +1,237 @@
+/**
+ * One host's bundle (pure): its config files, the manifest that says where they go and what they
+ * reload, the daemons it runs, its OVS wiring, RAFT membership, health checks and firewall. Same
+ * input, same bytes: no timestamps, no randomness, no private key.
+ */
+import { createHash } from 'node:crypto';
+import {
+  BUNDLE_FORMAT,
+  MANIFEST_FILE,
+  type BundleFile,
+  type BundleManifest,
+  type CertificateRequest,
+  type HealthCheck,
+  type OvsSettings,
+  type RaftDb,
+  type StandaloneDb,
+} from '../bundle/manifest.js';
+import type { FileContent, RenderedFiles } from '../fsx.js';
+import type { Host, Inventory } from '../inventory/types.js';
+import { bundlePaths, hostPaths, hostRenderedPaths, ovsdbSchemas } from '../paths.js';
+import { hostStunnelTls, hostTopology, stunnelClientSpec, stunnelServerSpec, type HostTopology, type SiteTopology } from '../site/topology.js';
+import { renderStunnelConfig } from '../stunnel/render.js';
+import type { StunnelConfigSpec } from '../stunnel/types.js';
+import { firewallRules, portPolicies, renderNftables } from './firewall.js';
+import { metadataFiles } from './metadata.js';
+import { hostServices, BINARIES, SERVICE, type HostService } from './services.js';
+import { DISTRIBUTION_UNITS, renderDropIn, renderManagedMarker, renderUnit } from './systemd.js';
+import type { RenderOptions, SitePki } from './types.js';
+
+const hp = hostPaths();
+const rp = hostRenderedPaths();
+
+/** A file of the bundle before it is hashed: destination on the host plus what it triggers. */
+interface PlannedFile {
+  dest: string;
+  content: string;
+  mode: number;
+  reload: string[];
+  restart: string[];
+}
+
+/** What apt/dnf install per role (Debian / Fedora-EL names). */
+const PACKAGES = {
+  central: { apt: ['ovn-central', 'stunnel4'], dnf: ['openvswitch', 'ovn-central', 'stunnel'] },
+  worker: { apt: ['openvswitch-switch', 'ovn-host', 'stunnel4'], dnf: ['openvswitch', 'ovn-host', 'stunnel'] },
+  'metadata-agent': { apt: ['haproxy', 'neutron-ovn-metadata-agent'], dnf: ['haproxy', 'openstack-neutron-ovn-metadata-agent'] },
+} as const;
+
+const sorted = (xs: Iterable<string>): string[] => [...new Set(xs)].sort();
+
+function packages(host: Host): BundleManifest['packages'] {
+  return {
+    apt: sorted(host.roles.flatMap((r) => PACKAGES[r].apt)),
+    dnf: sorted(host.roles.flatMap((r) => PACKAGES[r].dnf)),
+  };
+}
+
+/** The host's one certificate: `central` (serverAuth + clientAuth, so RAFT peers use it as clients) or `worker`. */
+function certificate(inv: Inventory, host: Host, ht: HostTopology): CertificateRequest {
+  return {
+    role: ht.isCentral ? 'central' : 'worker',
+    name: host.name,
+    sans: [...new Set([host.name, ...host.dnsNames, ...host.addresses])],
+    keyBits: inv.certificates.leafKeyBits,
+    key: hp.pki.key,
+    csr: hp.pki.csr,
+    cert: hp.pki.cert,
+    caBundle: hp.pki.caBundle,
+    crl: hp.pki.crl,
+  };
+}
+
+function ovsSettings(host: Host, topo: SiteTopology): OvsSettings | undefined {
+  if (!host.roles.includes('worker') || host.encap === undefined) return undefined;
+  const bridge = 'br-int';
+  const externalIds: Record<string, string> = {
+    hostname: host.name,
+    'ovn-bridge': bridge,
+    'ovn-bridge-datapath-type': host.datapath,
+    'ovn-encap-ip': host.encap.ip,
+    'ovn-encap-type': host.encap.type,
+    'ovn-remote': topo.sbRemotes,
+    'system-id': host.systemId,
+  };
+  return {
+    datapath: host.datapath,
+    integrationBridge: bridge,
+    externalIds,
+    // OVS's userspace tunnels need the encap IP on an OVS port: the NIC goes into br-phy.
+    ...(host.datapath === 'netdev' && host.encap.interface !== undefined
+      ? { underlay: { bridge: 'br-phy', interface: host.encap.interface, ip: host.encap.ip } }
+      : {}),
+    dbSock: hp.ovs.dbSock,
+  };
+}
+
+function raftDbs(ht: HostTopology, topo: SiteTopology): RaftDb[] {
+  if (ht.raft === undefined) return [];
+  const bootstrap = topo.bootstrap === ht.host.name;
+  return [
+    { name: 'OVN_Northbound', service: SERVICE.nbOvsdb, dbFile: hp.ovn.nbDb, schema: ovsdbSchemas.nb, ctl: hp.ovn.nbCtl, ...ht.raft.nb, bootstrap },
+    { name: 'OVN_Southbound', service: SERVICE.sbOvsdb, dbFile: hp.ovn.sbDb, schema: ovsdbSchemas.sb, ctl: hp.ovn.sbCtl, ...ht.raft.sb, bootstrap },
+  ];
+}
+
+function standaloneDbs(host: Host): StandaloneDb[] {
+  return host.roles.includes('worker') ? [{ service: SERVICE.ovsOvsdb, dbFile: hp.ovs.confDb, schema: ovsdbSchemas.vswitch }] : [];
+}
+
+/** Idempotent: `init` only creates the NB_Global / SB_Global row when there is none. */
+function initCommands(ht: HostTopology, topo: SiteTopology): string[][] {
+  if (topo.bootstrap !== ht.host.name) return [];
+  return [
+    [BINARIES.nbctl, `--db=unix:${hp.ovn.nbSock}`, 'init'],
+    [BINARIES.sbctl, `--db=unix:${hp.ovn.sbSock}`, 'init'],
+  ];
+}
+
+function health(inv: Inventory, ht: HostTopology, services: HostService[], specs: StunnelConfigSpec[]): HealthCheck[] {
+  const checks: HealthCheck[] = services.map((s) => ({ kind: 'service-running', service: s.spec.name }));
+  if (ht.central !== undefined) {
+    checks.push({ kind: 'raft-member', db: 'OVN_Northbound', ctl: hp.ovn.nbCtl }, { kind: 'raft-member', db: 'OVN_Southbound', ctl: hp.ovn.sbCtl });
+    for (const key of ['nb', 'sb'] as const) checks.push({ kind: 'tcp-listen', address: ht.central.loopback, port: inv.loopbackPorts[key] });
+  }
+  // Every stunnel listener, server and client side.
+  for (const spec of specs) {
+    for (const svc of spec.services) {
+      const i = svc.accept.lastIndexOf(':');
+      checks.push({ kind: 'tcp-listen', address: svc.accept.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(svc.accept.slice(i + 1)) });
+    }
+  }
+  if (ht.host.roles.includes('worker')) checks.push({ kind: 'ovn-controller-connected', runDir: hp.ovn.runDir });
+  return checks;
+}
+
+function plannedFiles(inv: Inventory, ht: HostTopology, pki: SitePki, services: HostService[], specs: StunnelConfigSpec[], opts: RenderOptions, topo: SiteTopology): PlannedFile[] {
+  const { site } = inv;
+  const host = ht.host.name;
+  const stunnelServices = specs.map((s) => (s.kind === 'server' ? SERVICE.stunnelServer : SERVICE.stunnelClient));
+  const file = (dest: string, content: string, more: Partial<Omit<PlannedFile, 'dest' | 'content'>> = {}): PlannedFile => ({
+    dest,
+    content,
+    mode: more.mode ?? 0o644,
+    reload: more.reload ?? [],
+    restart: more.restart ?? [],
+  });
+  const files: PlannedFile[] = [
+    // stunnel re-reads its trust files on SIGHUP; established connections survive.
+    file(hp.pki.caBundle, pki.caBundlePem, { reload: stunnelServices }),
+    file(hp.pki.crl, pki.crlPem, { reload: stunnelServices }),
+    file(rp.managedMarker, renderManagedMarker(site, host)),
+    file(rp.firewall, renderNftables(site, host, portPolicies(inv, topo, ht))),
+  ];
+  for (const spec of specs) {
+    const name = spec.kind === 'server' ? SERVICE.stunnelServer : SERVICE.stunnelClient;
+    // No secret inside (only the key's path): world-readable like Debian's /etc/stunnel.
+    files.push(file(rp.stunnelConf(spec.kind), renderStunnelConfig(spec), { reload: [name] }));
+  }
+  for (const svc of services) files.push(file(rp.unit(svc.spec.name), renderUnit(site, host, svc), { restart: [svc.spec.name] }));
+  for (const unit of DISTRIBUTION_UNITS) files.push(file(rp.dropIn(unit), renderDropIn(site, host, unit)));
+  if (ht.host.roles.includes('metadata-agent')) {
+    for (const f of metadataFiles(inv, ht.host, topo, opts.metadataSecret)) {
+      files.push(file(f.dest, f.content, { mode: f.mode, restart: [SERVICE.metadataAgent] }));
+    }
+  }
+  return files.sort((a, b) => (a.dest < b.dest ? -1 : a.dest > b.dest ? 1 : 0));
+}
+
+const sha256 = (content: string): string => createHash('sha256').update(content).digest('hex');
+
+/**
+ * JSON with 2-space indent and a trailing newline; key order is the construction order (fixed).
+ * A list of plain values (argv, addresses, service names) stays on one line: a worker's firewall
+ * lists every other chassis, one line each would make a 1000-host site's manifests 3x larger.
+ */
+export function manifestJson(manifest: BundleManifest): string {
+  return `${formatJson(manifest, '')}\n`;
+}
+
+function formatJson(value: unknown, indent: string): string {
+  if (Array.isArray(value)) {
+    if (value.length === 0) return '[]';
+    if (value.every((v) => v === null || typeof v !== 'object')) return `[${value.map((v) => JSON.stringify(v)).join(', ')}]`;
+    const inner = `${indent}  `;
+    return `[\n${value.map((v) => `${inner}${formatJson(v, inner)}`).join(',\n')}\n${indent}]`;
+  }
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined);
+    if (entries.length === 0) return '{}';
+    const inner = `${indent}  `;
+    return `{\n${entries.map(([k, v]) => `${inner}${JSON.stringify(k)}: ${formatJson(v, inner)}`).join(',\n')}\n${indent}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export interface HostBundle {
+  manifest: BundleManifest;
+  /** Relative to the host's bundle directory: `manifest.json` and `files/<dest>`. */
+  files: RenderedFiles;
+}
+
+/** The bundle of `hostName`, given the site's topology (computed once by renderSite). */
+export function renderHostBundleWith(inv: Inventory, topo: SiteTopology, hostName: string, pki: SitePki, opts: RenderOptions): HostBundle {
+  const ht = hostTopology(inv, topo, hostName);
+  const host = ht.host;
+  const tls = hostStunnelTls();
+  const specs = [stunnelServerSpec(inv, topo, ht, tls), stunnelClientSpec(inv, ht, tls)].filter((s): s is StunnelConfigSpec => s !== undefined);
+  const services = hostServices(inv, topo, ht, specs.some((s) => s.kind === 'client'));
+  const planned = plannedFiles(inv, ht, pki, services, specs, opts, topo);
+  const paths = bundlePaths('', host.name);
+  const files: RenderedFiles = new Map<string, FileContent>();
+  const manifestFiles: BundleFile[] = planned.map((f) => {
+    const source = paths.source(f.dest);
+    files.set(source, { content: f.content, mode: f.mode });
+    return { source, dest: f.dest, mode: f.mode, owner: 'root', group: 'root', sha256: sha256(f.content), reload: f.reload, restart: f.restart };
+  });
+  const ovs = ovsSettings(host, topo);
+  const manifest: BundleManifest = {
+    format: BUNDLE_FORMAT,
+    site: inv.site,
+    host: host.name,
+    roles: [...host.roles],
+    generator: opts.generator ?? 'ovn-deploy',
+    packages: packages(host),
+    certificate: certificate(inv, host, ht),
+    files: manifestFiles,
+    services: services.map((s) => s.spec),
+    ...(ovs === undefined ? {} : { ovs }),
+    raft: raftDbs(ht, topo),
+    standaloneDbs: standaloneDbs(host),
+    initCommands: initCommands(ht, topo),
+    health: health(inv, ht, services, specs),
+    firewall: firewallRules(portPolicies(inv, topo, ht)),
+  };
+  files.set(MANIFEST_FILE, { content: manifestJson(manifest), mode: 0o644 });
+  return { manifest, files };
+}

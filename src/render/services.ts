@@ -1,0 +1,195 @@
+/**
+ * The daemons of one host, in the foreground at the distribution's paths: what the own supervisor
+ * runs verbatim and what the rendered systemd units start. Order: stage 0 (databases, stunnel)
+ * before stage 1 (what needs them).
+ */
+import path from 'node:path';
+import type { BundleService } from '../bundle/manifest.js';
+import { metadataConfigFiles } from '../metadata/render.js';
+import { hostPaths, hostRenderedPaths } from '../paths.js';
+import type { HostTopology, SiteTopology } from '../site/topology.js';
+import type { Inventory } from '../inventory/types.js';
+
+/** The Debian binaries, absolute so that systemd units verify and no PATH lookup differs. */
+export const BINARIES = {
+  ovsdbServer: '/usr/sbin/ovsdb-server',
+  vswitchd: '/usr/sbin/ovs-vswitchd',
+  northd: '/usr/bin/ovn-northd',
+  controller: '/usr/bin/ovn-controller',
+  stunnel: '/usr/bin/stunnel4',
+  nbctl: '/usr/bin/ovn-nbctl',
+  sbctl: '/usr/bin/ovn-sbctl',
+  metadataAgent: '/usr/bin/neutron-ovn-metadata-agent',
+} as const;
+
+export const SERVICE = {
+  nbOvsdb: 'ovn-nb-ovsdb',
+  sbOvsdb: 'ovn-sb-ovsdb',
+  stunnelServer: 'stunnel-server',
+  stunnelClient: 'stunnel-client',
+  northd: 'ovn-northd',
+  ovsOvsdb: 'ovs-ovsdb',
+  vswitchd: 'ovs-vswitchd',
+  controller: 'ovn-controller',
+  metadataAgent: 'ovn-metadata-agent',
+} as const;
+
+/** Console output only for warnings and worse (the journal / supervisor log); the full log goes to --log-file. */
+const VLOG = ['-vconsole:warn', '-vfile:info'];
+
+/**
+ * Directories a unit lets systemd create, relative to /run, /var/lib, /var/log, /etc (the
+ * RuntimeDirectory=... family). Not part of the manifest: only the unit renderer reads them.
+ */
+export interface ServiceDirs {
+  runtime: string[];
+  state: string[];
+  logs: string[];
+  configuration: string[];
+}
+
+export interface HostService {
+  spec: BundleService;
+  dirs: ServiceDirs;
+  /** Short: the unit's Description. */
+  description: string;
+  /** One sentence for the unit's header comment. */
+  purpose: string;
+}
+
+const hp = hostPaths();
+const rp = hostRenderedPaths();
+const rel = (base: string, dir: string): string => path.relative(base, dir);
+const OVN_ENV = { OVN_RUNDIR: hp.ovn.runDir, OVS_RUNDIR: hp.ovs.runDir };
+const DIRS = {
+  ovnRun: rel('/var/run', hp.ovn.runDir),
+  ovnState: rel('/var/lib', hp.ovn.dbDir),
+  ovnLogs: rel('/var/log', hp.ovn.logDir),
+  ovsRun: rel('/var/run', hp.ovs.runDir),
+  ovsLogs: rel('/var/log', hp.ovs.logDir),
+  ovsConf: rel('/etc', hp.ovs.dbDir),
+  ownRun: rel('/var/run', hp.runDir),
+  ownLogs: rel('/var/log', hp.logDir),
+  metadataState: rel('/var/lib', rp.metadata.statePath),
+};
+const noDirs: ServiceDirs = { runtime: [], state: [], logs: [], configuration: [] };
+
+function service(
+  name: string,
+  [description, purpose]: [string, string],
+  argv: string[],
+  opts: { stage: 0 | 1; after?: string[]; env?: Record<string, string>; reload?: boolean; needsCertificate?: boolean; dirs: Partial<ServiceDirs> },
+): HostService {
+  return {
+    description,
+    purpose,
+    dirs: { ...noDirs, ...opts.dirs },
+    spec: {
+      name,
+      argv,
+      env: opts.env ?? {},
+      after: opts.after ?? [],
+      ...(opts.reload === true ? { reloadSignal: 'SIGHUP' as const } : {}),
+      logFile: hp.serviceLog(name),
+      unit: rp.unitName(name),
+      needsCertificate: opts.needsCertificate ?? false,
+      stage: opts.stage,
+    },
+  };
+}
+
+function centralDb(inv: Inventory, ht: HostTopology, which: 'nb' | 'sb'): HostService {
+  const c = ht.central;
+  if (c === undefined) throw new Error('centralDb on a non-central');
+  const o = hp.ovn;
+  const f = which === 'nb' ? { db: o.nbDb, sock: o.nbSock, pid: o.nbPid, ctl: o.nbCtl, log: rp.logs.nbOvsdb } : { db: o.sbDb, sock: o.sbSock, pid: o.sbPid, ctl: o.sbCtl, log: rp.logs.sbOvsdb };
+  // Plaintext only on the unix socket and on L(C): stunnel carries everything between hosts.
+  return service(
+    which === 'nb' ? SERVICE.nbOvsdb : SERVICE.sbOvsdb,
+    [`OVN ${which === 'nb' ? 'Northbound' : 'Southbound'} database`, 'a member of the RAFT cluster; plaintext only on its unix socket and on this central\'s loopback address'],
+    [BINARIES.ovsdbServer, f.db, `--remote=punix:${f.sock}`, `--remote=ptcp:${inv.loopbackPorts[which]}:${c.loopback}`, `--pidfile=${f.pid}`, `--unixctl=${f.ctl}`, `--log-file=${f.log}`, '--no-chdir', ...VLOG],
+    { stage: 0, env: OVN_ENV, dirs: { runtime: [DIRS.ovnRun], state: [DIRS.ovnState], logs: [DIRS.ovnLogs] } },
+  );
+}
+
+function stunnelService(kind: 'server' | 'client'): HostService {
+  return service(
+    kind === 'server' ? SERVICE.stunnelServer : SERVICE.stunnelClient,
+    kind === 'server'
+      ? ['stunnel TLS server', "TLS in front of this central's databases and RAFT ports"]
+      : ['stunnel TLS client', "listeners on the other centrals' loopback addresses, tunnelled to them over TLS"],
+    [BINARIES.stunnel, rp.stunnelConf(kind)],
+    { stage: 0, reload: true, needsCertificate: true, dirs: { runtime: [DIRS.ownRun], logs: [DIRS.ownLogs] } },
+  );
+}
+
+/** Every daemon of the host, stage 0 first. */
+export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopology, hasClient: boolean): HostService[] {
+  const roles = ht.host.roles;
+  const worker = roles.includes('worker');
+  const client = hasClient ? [SERVICE.stunnelClient] : [];
+  const stage0: HostService[] = [];
+  const stage1: HostService[] = [];
+  if (ht.isCentral) {
+    stage0.push(centralDb(inv, ht, 'nb'), centralDb(inv, ht, 'sb'), stunnelService('server'));
+  }
+  if (hasClient) stage0.push(stunnelService('client'));
+  if (worker) {
+    stage0.push(
+      service(
+        SERVICE.ovsOvsdb,
+        ['Open vSwitch database', "conf.db of this host's Open vSwitch"],
+        [BINARIES.ovsdbServer, hp.ovs.confDb, `--remote=punix:${hp.ovs.dbSock}`, `--pidfile=${hp.ovs.ovsdbPid}`, `--unixctl=${hp.ovs.ovsdbCtl}`, `--log-file=${rp.logs.ovsdb}`, '--no-chdir', ...VLOG],
+        { stage: 0, env: { OVS_RUNDIR: hp.ovs.runDir }, dirs: { runtime: [DIRS.ovsRun], logs: [DIRS.ovsLogs], configuration: [DIRS.ovsConf] } },
+      ),
+    );
+  }
+  if (ht.isCentral) {
+    // On every central; the OVSDB lock makes one of them active.
+    stage1.push(
+      service(
+        SERVICE.northd,
+        ['OVN northd', 'translates the Northbound into the Southbound; runs on every central, one is active through the OVSDB lock'],
+        [BINARIES.northd, `--ovnnb-db=${topo.nbRemotes}`, `--ovnsb-db=${topo.sbRemotes}`, `--pidfile=${hp.ovn.northdPid}`, `--unixctl=${hp.ovn.northdCtl}`, `--log-file=${rp.logs.northd}`, '--no-chdir', ...VLOG],
+        { stage: 1, after: [SERVICE.nbOvsdb, SERVICE.sbOvsdb, ...client], env: OVN_ENV, dirs: { runtime: [DIRS.ovnRun], logs: [DIRS.ovnLogs] } },
+      ),
+    );
+  }
+  if (worker) {
+    stage1.push(
+      service(
+        SERVICE.vswitchd,
+        ['Open vSwitch switch daemon', 'the datapath of this chassis'],
+        [BINARIES.vswitchd, `unix:${hp.ovs.dbSock}`, `--pidfile=${hp.ovs.vswitchdPid}`, `--unixctl=${hp.ovs.vswitchdCtl}`, `--log-file=${rp.logs.vswitchd}`, '--no-chdir', ...VLOG],
+        { stage: 1, after: [SERVICE.ovsOvsdb], env: { OVS_RUNDIR: hp.ovs.runDir }, dirs: { runtime: [DIRS.ovsRun], logs: [DIRS.ovsLogs] } },
+      ),
+    );
+    // ovn-controller 23.03 has no --unixctl: its socket is named after its pid in OVN_RUNDIR.
+    // A central that is also a worker reaches its own SB member directly.
+    const sbPath = ht.isCentral ? [SERVICE.sbOvsdb, ...client] : client;
+    stage1.push(
+      service(
+        SERVICE.controller,
+        ['OVN controller', 'makes this host a chassis of the site'],
+        [BINARIES.controller, `unix:${hp.ovs.dbSock}`, `--pidfile=${hp.ovn.controllerPid}`, `--log-file=${rp.logs.controller}`, '--no-chdir', ...VLOG],
+        { stage: 1, after: [SERVICE.vswitchd, ...sbPath], env: OVN_ENV, dirs: { runtime: [DIRS.ovnRun], logs: [DIRS.ovnLogs] } },
+      ),
+    );
+  }
+  if (roles.includes('metadata-agent')) {
+    stage1.push(
+      service(
+        SERVICE.metadataAgent,
+        ['Neutron OVN metadata agent', 'serves instance metadata through haproxy in ovnmeta-* namespaces'],
+        [BINARIES.metadataAgent, ...metadataConfigArgs()],
+        { stage: 1, after: [SERVICE.controller, ...client], dirs: { state: [DIRS.metadataState] } },
+      ),
+    );
+  }
+  return [...stage0, ...stage1];
+}
+
+/** `--config-file` for each fragment, the secret last so nothing overrides it. */
+function metadataConfigArgs(): string[] {
+  return metadataConfigFiles(rp.metadata.confDir).flatMap((f) => ['--config-file', f]);
+}

@@ -1,0 +1,16 @@
+/** Inputs of `render` besides the inventory. */
+
+/** The site PKI's public half: what every host trusts. Never a key. */
+export interface SitePki {
+  /** Every trusted CA certificate (PEM), as `pki` keeps it in ca/ca-bundle.crt. */
+  caBundlePem: string;
+  /** The current CRL (PEM) of the CA(s) in the bundle. */
+  crlPem: string;
+}
+
+export interface RenderOptions {
+  /** The metadata agents' shared secret (read by the CLI from --metadata-secret-file); only goes into 0600 files. */
+  metadataSecret?: string;
+  /** Written into every manifest, e.g. `ovn-deploy 0.1.0`; default `ovn-deploy`. */
+  generator?: string;
+}

@@ -1,0 +1,177 @@
+/**
+ * How the hosts of a site reach each other (pure): every central C owns a loopback address L(C)
+ * on which "C's NB/SB/RAFT" are reachable from EVERY host of the site: on C itself ovsdb-server
+ * listens there, elsewhere a local stunnel client accepts there and carries the connection over
+ * TLS to C's stunnel server. So the remote lists and RAFT addresses are the same strings on every
+ * host, and ovsdb-server never listens on anything but loopback.
+ */
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import { InputError, type Problem } from '../errors.js';
+import type { Host, Inventory } from '../inventory/types.js';
+import { hostPaths, stunnelFiles } from '../paths.js';
+import { bracketHost, canonicalIp } from '../stunnel/endpoint.js';
+import type { ClientService, ServerService, StunnelConfigSpec, StunnelTlsFiles } from '../stunnel/types.js';
+
+/** The four OVSDB endpoints a central serves; keys of `ports` and `loopbackPorts`. */
+export const CENTRAL_ENDPOINTS = ['nb', 'sb', 'nbRaft', 'sbRaft'] as const;
+export type CentralEndpoint = (typeof CENTRAL_ENDPOINTS)[number];
+
+/**
+ * L(C) = 127.a.b.c from sha256(`${site}/${name}`): stable when centrals are added or removed
+ * (unlike an index), never 127.0.x.x (127.0.0.1 is everybody's) and never .255 or .0 at the end.
+ */
+export function centralLoopback(site: string, name: string): string {
+  const d = createHash('sha256').update(`${site}/${name}`).digest();
+  const a = 1 + ((d[0] ?? 0) % 254);
+  const b = d[1] ?? 0;
+  const c = 1 + ((d[2] ?? 0) % 254);
+  return `127.${a}.${b}.${c}`;
+}
+
+export interface CentralNode {
+  host: Host;
+  /** Index in inv.hosts (for error paths). */
+  index: number;
+  loopback: string;
+  /** The address its stunnel server listens on and every peer connects to. */
+  address: string;
+}
+
+export interface RaftMembership {
+  /** `tcp:L(C):loopbackPorts.nbRaft`. */
+  localAddress: string;
+  /** The other centrals' RAFT addresses, in inventory order. */
+  peers: string[];
+}
+
+export interface SiteTopology {
+  site: string;
+  /** In inventory order; the first creates the clusters. */
+  centrals: CentralNode[];
+  bootstrap: string;
+  /** `tcp:L(D):loopbackPorts.nb` for every central D, comma-separated: the same on every host. */
+  nbRemotes: string;
+  sbRemotes: string;
+  /** Encap IPs of all workers, in inventory order (firewall: tunnels only from other chassis). */
+  workerEncapIps: { host: string; ip: string }[];
+}
+
+/** Everything one host needs from the topology. */
+export interface HostTopology {
+  host: Host;
+  isCentral: boolean;
+  /** This host's own central node, when it is a central. */
+  central?: CentralNode;
+  /** The centrals this host reaches through its stunnel client (all but itself). */
+  remoteCentrals: CentralNode[];
+  /** Endpoints tunnelled to each remote central: nb+sb, plus the RAFT ports on a central. */
+  clientEndpoints: readonly CentralEndpoint[];
+  raft?: { nb: RaftMembership; sb: RaftMembership };
+}
+
+export function siteTopology(inv: Inventory): SiteTopology {
+  const problems: Problem[] = [];
+  const byLoopback = new Map<string, CentralNode>();
+  const centrals: CentralNode[] = [];
+  inv.hosts.forEach((host, index) => {
+    if (!host.roles.includes('central')) return;
+    const address = host.addresses[0];
+    if (address === undefined) {
+      problems.push({ path: `hosts[${index}].addresses`, message: `central ${host.name} needs an address for its TLS listeners` });
+      return;
+    }
+    const node: CentralNode = { host, index, loopback: centralLoopback(inv.site, host.name), address };
+    const other = byLoopback.get(node.loopback);
+    if (other !== undefined) {
+      problems.push({
+        path: `hosts[${index}].name`,
+        message:
+          `central ${host.name} would get the loopback address ${node.loopback}, which central ${other.host.name} ` +
+          `(hosts[${other.index}]) already has (both derive from sha256 of "site/name"): rename one of them`,
+      });
+      return;
+    }
+    byLoopback.set(node.loopback, node);
+    centrals.push(node);
+  });
+  const first = centrals[0];
+  if (first === undefined && problems.length === 0) problems.push({ path: 'hosts', message: 'no host has the central role' });
+  if (problems.length > 0 || first === undefined) throw new InputError(problems);
+  const remotes = (key: 'nb' | 'sb') => centrals.map((c) => `tcp:${c.loopback}:${inv.loopbackPorts[key]}`).join(',');
+  return {
+    site: inv.site,
+    centrals,
+    bootstrap: first.host.name,
+    nbRemotes: remotes('nb'),
+    sbRemotes: remotes('sb'),
+    workerEncapIps: inv.hosts.flatMap((h) => (h.roles.includes('worker') && h.encap !== undefined ? [{ host: h.name, ip: h.encap.ip }] : [])),
+  };
+}
+
+function membership(inv: Inventory, topo: SiteTopology, self: CentralNode, key: 'nbRaft' | 'sbRaft'): RaftMembership {
+  const addr = (c: CentralNode) => `tcp:${c.loopback}:${inv.loopbackPorts[key]}`;
+  return { localAddress: addr(self), peers: topo.centrals.filter((c) => c !== self).map(addr) };
+}
+
+export function hostTopology(inv: Inventory, topo: SiteTopology, hostName: string): HostTopology {
+  const host = inv.hosts.find((h) => h.name === hostName);
+  if (host === undefined) throw new InputError([{ path: 'hosts', message: `no host named ${JSON.stringify(hostName)} in site ${inv.site}` }]);
+  const central = topo.centrals.find((c) => c.host === host);
+  const remoteCentrals = topo.centrals.filter((c) => c.host !== host);
+  return {
+    host,
+    isCentral: central !== undefined,
+    ...(central === undefined ? {} : { central, raft: { nb: membership(inv, topo, central, 'nbRaft'), sb: membership(inv, topo, central, 'sbRaft') } }),
+    remoteCentrals,
+    // A worker never speaks RAFT; a central needs its peers' RAFT ports too.
+    clientEndpoints: central === undefined ? ['nb', 'sb'] : CENTRAL_ENDPOINTS,
+  };
+}
+
+/** The names a central's certificate carries that stunnel can check: its host name and DNS names. */
+function certificateNames(h: Host): { checkHost: string[]; checkIP: string[] } {
+  return { checkHost: [h.name, ...h.dnsNames.filter((n) => isIP(n) === 0)], checkIP: h.addresses.map(canonicalIp) };
+}
+
+/** stunnel's files on a real host: the host's one certificate for both sides. */
+export function hostStunnelTls(root = '/'): StunnelTlsFiles {
+  const pki = hostPaths(root).pki;
+  return { cert: pki.cert, key: pki.key, caFile: pki.caBundle, crlFile: pki.crl };
+}
+
+/**
+ * The central's TLS server: each endpoint's TLS port on its primary address -> ovsdb-server on
+ * L(C). The RAFT ports admit only certificates named after a central, so a worker's certificate
+ * (same CA) cannot talk RAFT.
+ */
+export function stunnelServerSpec(inv: Inventory, topo: SiteTopology, ht: HostTopology, tls: StunnelTlsFiles): StunnelConfigSpec | undefined {
+  const self = ht.central;
+  if (self === undefined) return undefined;
+  const hp = hostPaths();
+  const files = stunnelFiles('server', hp);
+  const centralNames = topo.centrals.map((c) => c.host.name);
+  const services: ServerService[] = CENTRAL_ENDPOINTS.map((key) => ({
+    name: key,
+    accept: `${bracketHost(self.address)}:${inv.ports[key]}`,
+    connect: `${self.loopback}:${inv.loopbackPorts[key]}`,
+    ...(key === 'nbRaft' || key === 'sbRaft' ? { checkHost: centralNames } : {}),
+  }));
+  return { kind: 'server', site: inv.site, host: ht.host.name, tls, pidFile: files.pidFile, logFile: files.logFile, foreground: true, services };
+}
+
+/** Local listeners on L(D) for every remote central D and endpoint, each tunnelled to D only. */
+export function stunnelClientSpec(inv: Inventory, ht: HostTopology, tls: StunnelTlsFiles): StunnelConfigSpec | undefined {
+  if (ht.remoteCentrals.length === 0) return undefined;
+  const hp = hostPaths();
+  const files = stunnelFiles('client', hp);
+  const services: ClientService[] = ht.remoteCentrals.flatMap((d) =>
+    ht.clientEndpoints.map((key) => ({
+      name: `${key}-${d.host.name}`,
+      accept: `${d.loopback}:${inv.loopbackPorts[key]}`,
+      connect: [`${bracketHost(d.address)}:${inv.ports[key]}`],
+      ...certificateNames(d.host),
+    })),
+  );
+  return { kind: 'client', site: inv.site, host: ht.host.name, tls, pidFile: files.pidFile, logFile: files.logFile, foreground: true, services };
+}

@@ -1,0 +1,118 @@
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../src/main.js';
+import { pkiPaths } from '../src/paths.js';
+import { renderFixtureDir, renderFixtureSite } from './helpers/render-fixture.js';
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    return { code: await main(['node', 'ovn-deploy', ...args]), stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+let dir: string;
+let pkiDir: string;
+const secretFile = path.join(renderFixtureDir, 'metadata-secret');
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'ovn-deploy-render-cli-'));
+  // render reads only the PKI's public half: the fixture's CA bundle and CRL in a PKI layout.
+  pkiDir = path.join(dir, 'pki');
+  const p = pkiPaths(pkiDir);
+  await mkdir(path.dirname(p.caBundle), { recursive: true });
+  await copyFile(path.join(renderFixtureDir, 'ca-bundle.crt'), p.caBundle);
+  await copyFile(path.join(renderFixtureDir, 'crl.pem'), p.crl);
+});
+afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+describe('ovn-deploy render', () => {
+  it('writes one bundle per host, then nothing on a second run', async () => {
+    const out = path.join(dir, 'out1');
+    const args = ['render', '--inventory', renderFixtureSite, '--out', out, '--pki', pkiDir, '--metadata-secret-file', secretFile];
+    const first = await cli(...args);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/^worker1: 26 written, 0 unchanged$/m);
+    expect(first.stdout).toMatch(/rendered 6 host bundles into .* \(145 files written\)/);
+    expect((await readdir(out)).sort()).toEqual(['central1', 'central2', 'central3', 'worker1', 'worker2', 'worker3']);
+    const secret = path.join(out, 'worker1', 'files', 'etc', 'ovn-deploy', 'metadata-agent', 'metadata-secret.ini');
+    expect((await stat(secret)).mode & 0o777).toBe(0o600);
+    expect((await stat(path.join(out, 'worker1', 'manifest.json'))).mode & 0o777).toBe(0o644);
+    const manifest = JSON.parse(await readFile(path.join(out, 'worker1', 'manifest.json'), 'utf8')) as { generator: string };
+    expect(manifest.generator).toMatch(/^ovn-deploy \d+\.\d+\.\d+/);
+
+    const second = await cli(...args, '--json');
+    expect(second.code).toBe(0);
+    const summary = JSON.parse(second.stdout) as { hosts: { host: string; written: string[]; unchanged: number; removed: string[] }[] };
+    expect(summary.hosts.map((h) => h.written.length)).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(summary.hosts.find((h) => h.host === 'worker1')?.unchanged).toBe(26);
+  });
+
+  it('removes files no longer rendered and bundles of hosts no longer in the site, and nothing else', async () => {
+    const out = path.join(dir, 'out2');
+    const args = ['render', '--inventory', renderFixtureSite, '--out', out, '--pki', pkiDir, '--metadata-secret-file', secretFile];
+    expect((await cli(...args)).code).toBe(0);
+    const stale = path.join(out, 'worker2', 'files', 'etc', 'ovn-deploy', 'stunnel', 'stunnel-server.conf');
+    await writeFile(stale, 'old\n');
+    const staleDir = path.join(out, 'worker2', 'files', 'etc', 'ovn-deploy', 'old', 'deeper');
+    await mkdir(staleDir, { recursive: true });
+    await writeFile(path.join(staleDir, 'x.conf'), 'old\n');
+    await mkdir(path.join(out, 'retired'), { recursive: true });
+    await writeFile(path.join(out, 'retired', 'manifest.json'), JSON.stringify({ format: 1, site: 'golden', host: 'retired' }));
+    await mkdir(path.join(out, 'notes'), { recursive: true });
+    await writeFile(path.join(out, 'notes', 'manifest.json'), JSON.stringify({ site: 'another-site', host: 'notes' }));
+    const r = await cli(...args, '--json');
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.stdout) as { hosts: { host: string; removed: string[] }[]; removedBundles: string[] };
+    expect(summary.hosts.find((h) => h.host === 'worker2')?.removed.sort()).toEqual([
+      'files/etc/ovn-deploy/old/deeper/x.conf',
+      'files/etc/ovn-deploy/stunnel/stunnel-server.conf',
+    ]);
+    expect(await exists(path.join(out, 'worker2', 'files', 'etc', 'ovn-deploy', 'old'))).toBe(false);
+    expect(await exists(path.join(out, 'worker2', 'files', 'etc', 'ovn-deploy', 'stunnel', 'stunnel-client.conf'))).toBe(true);
+    expect(summary.removedBundles).toEqual(['retired']);
+    expect(await exists(stale)).toBe(false);
+    expect(await exists(path.join(out, 'retired'))).toBe(false);
+    expect(await exists(path.join(out, 'notes', 'manifest.json'))).toBe(true);
+  });
+
+  it('exits 2 and writes nothing when the metadata secret is missing', async () => {
+    const out = path.join(dir, 'out3');
+    const r = await cli('render', '--inventory', renderFixtureSite, '--out', out, '--pki', pkiDir);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--metadata-secret-file: required: host worker1 has the metadata-agent role');
+    expect(await exists(out)).toBe(false);
+  });
+
+  it('exits 2 naming the command to run when the PKI has no CA bundle or CRL', async () => {
+    const empty = path.join(dir, 'empty-pki');
+    const out = path.join(dir, 'out4');
+    const r = await cli('render', '--inventory', renderFixtureSite, '--out', out, '--pki', empty, '--metadata-secret-file', secretFile);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${pkiPaths(empty).caBundle}: cannot read the CA bundle: no such file; run \`ovn-deploy pki init --dir ${empty}\` first`);
+    expect(r.stderr).toContain(`${pkiPaths(empty).crl}: cannot read the CRL: no such file; run \`ovn-deploy pki crl --dir ${empty}\` to sign one`);
+    expect(await exists(out)).toBe(false);
+  });
+});
