@@ -12,12 +12,12 @@ groups=("$@")
 [ ${#groups[@]} -eq 0 ] && groups=(core)
 
 deb_core=(ovn-central ovn-host openvswitch-switch openvswitch-common stunnel4 openssl iproute2 iputils-ping procps)
-deb_test=(ethtool psmisc sslscan systemd nftables)
+deb_test=(ethtool psmisc sslscan systemd nftables openssh-client)
 deb_build=(rpm rpmlint podman buildah skopeo runc mmdebstrap openvswitch-source ccache build-essential
   autoconf automake libtool python3 libssl-dev libcap-ng-dev libunbound-dev desktop-file-utils git)
 deb_metadata=(neutron-ovn-metadata-agent haproxy sudo curl)
 rpm_core=(ovn ovn-central ovn-host openvswitch stunnel openssl iproute iputils procps-ng)
-rpm_test=(ethtool psmisc systemd nftables)
+rpm_test=(ethtool psmisc systemd nftables openssh-clients)
 rpm_build=(rpm-build rpmlint podman buildah skopeo ccache gcc make autoconf automake libtool openssl-devel
   libcap-ng-devel unbound-devel python3 systemd-rpm-macros git)
 rpm_metadata=(openstack-neutron-ovn-metadata-agent haproxy sudo curl)

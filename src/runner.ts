@@ -2,6 +2,7 @@
  * The one process seam. Everything that runs a program goes through a Runner so that tests can
  * swap in a recorder and `--dry-run` can print the plan instead of acting.
  */
+import { createReadStream } from 'node:fs';
 import { $, type ProcessOutput } from 'zx';
 import { ExitError } from './errors.js';
 
@@ -11,6 +12,8 @@ export interface RunOptions {
   env?: Record<string, string | undefined>;
   cwd?: string;
   input?: string;
+  /** Stdin from this file, streamed (binary-safe, e.g. a tar archive); overrides `input`. */
+  inputFile?: string;
   /** Milliseconds before the process is killed; default 30 s. */
   timeoutMs?: number;
   /** Return a non-zero exit instead of throwing. */
@@ -74,7 +77,11 @@ export class ZxRunner implements Runner {
         ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
         // No input means stdin is closed (EOF), never inherited: a program that reads stdin
         // (openssl s_client, ovsdb-client) must not hang until its timeout.
-        ...(opts.input === undefined || opts.input === '' ? { stdio: ['ignore', 'pipe', 'pipe'] as const } : { input: opts.input }),
+        ...(opts.inputFile !== undefined
+          ? { input: createReadStream(opts.inputFile) }
+          : opts.input === undefined || opts.input === ''
+            ? { stdio: ['ignore', 'pipe', 'pipe'] as const }
+            : { input: opts.input }),
         timeout: opts.timeoutMs ?? 30_000,
         timeoutSignal: 'SIGKILL',
       })`${full}`;
@@ -107,7 +114,7 @@ export class DryRunRunner implements Runner {
     if (opts.mutates === false) return this.inner.run(argv, opts);
     const full = withNetns(argv, opts.netns);
     this.planned.push(full);
-    this.print(`would run: ${full.join(' ')}`);
+    this.print(`would run: ${full.join(' ')}${opts.inputFile === undefined ? '' : ` < ${opts.inputFile}`}`);
     return { stdout: '', stderr: '', exitCode: 0 };
   }
 }

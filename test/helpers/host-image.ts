@@ -1,0 +1,163 @@
+/**
+ * The "fresh host" container image for the multi-host tests, built without a registry: a Debian
+ * bookworm minbase rootfs (mmdebstrap) with sshd, iproute2, ping, python3 and this machine's node
+ * binary, imported with podman. It has NO OVN/OVS/stunnel installed — `apply` installs them — but
+ * keeps apt's lists and the pre-downloaded .debs of those packages, so that
+ * `apt-get install -y ovn-central ovn-host openvswitch-switch stunnel4` works inside a container
+ * that cannot reach a mirror. Cached under the checkout's gitignored .cache, keyed by its inputs;
+ * podman runs with a private storage and containers.conf (runc, cgroupfs, file events, ulimits).
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { checkoutCacheDir } from '../../src/paths.js';
+
+/** Installed in the image: what a minimal server has, plus what the tests and `deploy` use. */
+export const HOST_IMAGE_PACKAGES = ['openssh-server', 'iproute2', 'iputils-ping', 'procps', 'python3', 'ethtool', 'ca-certificates', 'libstdc++6'];
+/** Downloaded (not installed) so that `apply` can install them offline. */
+export const HOST_IMAGE_OFFLINE_PACKAGES = ['ovn-central', 'ovn-host', 'openvswitch-switch', 'openvswitch-common', 'stunnel4'];
+
+const cacheDir = path.join(checkoutCacheDir, 'host-image');
+
+export interface HostImage {
+  image: string;
+  env: Record<string, string>;
+  /** Seconds spent building now (0 when everything came from the cache). */
+  builtSec: number;
+}
+
+/** CONTAINERS_CONF / CONTAINERS_STORAGE_CONF for a private podman store under .cache/host-image. */
+export function hostPodmanEnv(): Record<string, string> {
+  mkdirSync(cacheDir, { recursive: true });
+  const conf = path.join(cacheDir, 'containers.conf');
+  const storage = path.join(cacheDir, 'storage.conf');
+  writeIfDifferent(
+    conf,
+    '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n',
+  );
+  writeIfDifferent(storage, `[storage]\ndriver = "overlay"\ngraphroot = "${path.join(cacheDir, 'storage')}"\nrunroot = "${path.join(cacheDir, 'runroot')}"\n`);
+  return { CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storage };
+}
+
+function writeIfDifferent(file: string, content: string): void {
+  // Concurrent test files share these: rewrite only when needed, and atomically.
+  if (existsSync(file)) {
+    try {
+      if (readFileSync(file, 'utf8') === content) return;
+    } catch {
+      // rewrite below
+    }
+  }
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, content);
+  renameSync(tmp, file);
+}
+
+/**
+ * The container's PID 1: sshd in the foreground (it reaps every orphan with waitpid(-1), so
+ * daemons left by the own supervisor do not pile up as zombies). Host keys are generated on first
+ * start, so every container has its own and keeps it across stop/start.
+ */
+const ENTRYPOINT = `#!/bin/sh
+set -e
+ssh-keygen -A >/dev/null
+mkdir -p /run/sshd /root/.ssh
+chmod 700 /root/.ssh
+exec /usr/sbin/sshd -D -e
+`;
+
+const SSHD_CONFIG = `# ovn-deploy test host: root by key only
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+UseDNS no
+MaxSessions 64
+MaxStartups 64:30:128
+`;
+
+const POLICY_RC = '#!/bin/sh\n# ovn-deploy test host: packages never start services; apply does.\nexit 101\n';
+
+function shQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+function run(argv: string[], env: Record<string, string>, timeoutMs: number): string {
+  const r = spawnSync(argv[0] ?? '', argv.slice(1), { encoding: 'utf8', env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 256 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${String(r.status ?? r.signal)}): ${(r.stderr ?? '').slice(-3000)}`);
+  return r.stdout;
+}
+
+/** The hooks that turn a minbase rootfs into a fresh host (also part of the cache key). */
+function hooks(): { essential: string[]; customize: string[] } {
+  const write = (rel: string, content: string, mode: string): string =>
+    `mkdir -p "$1/${path.posix.dirname(rel)}" && printf '%s' ${shQuote(content)} > "$1/${rel}" && chmod ${mode} "$1/${rel}"`;
+  return {
+    // Before the --include packages: their postinst must not start sshd (or anything) in the build chroot.
+    essential: [write('usr/sbin/policy-rc.d', POLICY_RC, '755')],
+    customize: [
+      write('usr/local/sbin/host-entrypoint', ENTRYPOINT, '755'),
+      write('etc/ssh/sshd_config.d/ovn-deploy-test.conf', SSHD_CONFIG, '644'),
+      // Every container must get its own host keys: drop the ones the build generated.
+      'rm -f "$1"/etc/ssh/ssh_host_*',
+      `cp ${shQuote(process.execPath)} "$1/usr/local/bin/node" && chmod 755 "$1/usr/local/bin/node"`,
+      // Recommends included: a superset, so `apt-get install` works offline with or without
+      // --no-install-recommends.
+      `chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get -o APT::Install-Recommends=true install --download-only -y ${HOST_IMAGE_OFFLINE_PACKAGES.join(' ')}`,
+    ],
+  };
+}
+
+/** Builds (or finds cached) the fresh-host image. Synchronous: call it from beforeAll with a long timeout (~3 min cold). */
+export function ensureHostImage(): HostImage {
+  const env = hostPodmanEnv();
+  const started = Date.now();
+  const h = hooks();
+  const key = createHash('sha256')
+    .update(JSON.stringify({ v: 1, pkgs: HOST_IMAGE_PACKAGES, offline: HOST_IMAGE_OFFLINE_PACKAGES, h, node: process.version }))
+    .digest('hex')
+    .slice(0, 12);
+  const image = `localhost/ovn-deploy-test-host:${key}`;
+  if (podmanCode(['image', 'exists', image], env) === 0) return { image, env, builtSec: 0 };
+  const rootfs = path.join(cacheDir, `rootfs-${key}.tar`);
+  if (!existsSync(rootfs)) {
+    // mmdebstrap picks its output format from the file name: keep `.tar` last, and say it anyway.
+    const tmp = `${rootfs}.${process.pid}.partial.tar`;
+    rmSync(tmp, { force: true });
+    try {
+      run(
+        [
+          'mmdebstrap',
+          '--variant=minbase',
+          '--mode=root',
+          '--format=tar',
+          `--include=${HOST_IMAGE_PACKAGES.join(',')}`,
+          // Keep apt's lists and downloaded .debs: the container installs OVN offline from them.
+          '--skip=cleanup/apt/lists,cleanup/apt/cache',
+          ...h.essential.map((c) => `--essential-hook=${c}`),
+          ...h.customize.map((c) => `--customize-hook=${c}`),
+          'bookworm',
+          tmp,
+        ],
+        {},
+        25 * 60_000,
+      );
+      renameSync(tmp, rootfs);
+      // Older rootfs tarballs (~500 MB each) are only inputs of images no longer built.
+      for (const f of readdirSync(cacheDir)) if (/^rootfs-[0-9a-f]+\.tar$/.test(f) && f !== path.basename(rootfs)) rmSync(path.join(cacheDir, f), { force: true });
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+  run(
+    ['podman', 'import', '--change', 'ENTRYPOINT ["/usr/local/sbin/host-entrypoint"]', '--change', 'CMD []', rootfs, image],
+    env,
+    10 * 60_000,
+  );
+  return { image, env, builtSec: Math.round((Date.now() - started) / 1000) };
+}
+
+function podmanCode(args: string[], env: Record<string, string>): number {
+  return spawnSync('podman', args, { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 }).status ?? -1;
+}
