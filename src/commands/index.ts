@@ -1,5 +1,6 @@
 /** One file per command; each exports a function that returns its commander Command. */
 import type { Command } from 'commander';
+import { applyCommand } from './apply.js';
 import { buildCommand } from './build.js';
 import { certsCommand } from './certs.js';
 import { downCommand } from './down.js';
@@ -14,6 +15,7 @@ import { validateCommand } from './validate.js';
 
 export function registerCommands(program: Command): void {
   program.addCommand(upCommand());
+  program.addCommand(applyCommand());
   program.addCommand(statusCommand());
   program.addCommand(downCommand());
   program.addCommand(certsCommand());

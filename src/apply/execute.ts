@@ -1,0 +1,318 @@
+/**
+ * The acting half of apply: runs the planned steps in order through the Runner and the service
+ * manager, and reports what it really changed (OVS reports only the keys that differed when it
+ * got there). Stops at `needs-certificate`.
+ */
+import { existsSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { BundleManifest } from '../bundle/manifest.js';
+import { ExitError, InputError, type Problem } from '../errors.js';
+import { writeFileAtomic } from '../fsx.js';
+import { MANIFEST_FILE } from '../bundle/manifest.js';
+import { installCommand, unavailablePackages } from '../packages.js';
+import { createCsr, generateKeyPair } from '../pki/index.js';
+import { Ip } from '../tools/netns.js';
+import { Vsctl } from '../tools/ovs.js';
+import { sleep } from '../tools/retry.js';
+import type { VerifiedBundle } from './bundle.js';
+import { readIdFile, type HostContext } from './observe.js';
+import { changesOf, describeStep, type ApplyStep, type Observed } from './plan.js';
+import type { Change } from './report.js';
+import { readUnderlay, writePending, writeUnderlay, type PendingActions } from './state.js';
+
+export interface ExecuteResult {
+  changes: Change[];
+  needsCertificate: boolean;
+  /** initCommands ran (now or before). */
+  initialized: boolean;
+}
+
+const POLICY_RC_D = '/usr/sbin/policy-rc.d';
+const INSTALL_TIMEOUT_MS = 30 * 60_000;
+const INIT_DEADLINE_MS = 60_000;
+
+export async function executePlan(
+  ctx: HostContext,
+  bundle: VerifiedBundle,
+  observed: Observed,
+  steps: readonly ApplyStep[],
+  log: (line: string) => void = () => undefined,
+  /** Filled as steps complete, so a caller still knows what changed when a later step throws. */
+  changes: Change[] = [],
+): Promise<ExecuteResult> {
+  const m = bundle.manifest;
+  const pending: PendingActions = { reload: [...observed.pending.reload], restart: [...observed.pending.restart] };
+  let filesDone = false;
+  let initialized = observed.initialized;
+  const flushPending = async (): Promise<void> => {
+    await writePending(ctx.paths.applyPending, pending);
+  };
+  for (const step of steps) {
+    if (step.kind !== 'file' && step.kind !== 'mkdir' && !filesDone) {
+      filesDone = true;
+      await flushPending();
+    }
+    log(describeStep(step));
+    switch (step.kind) {
+      case 'packages':
+        await installPackages(ctx, step.manager, step.packages);
+        break;
+      case 'mkdir':
+        await fs.mkdir(ctx.at(step.path), { recursive: true, mode: step.mode });
+        await fs.chmod(ctx.at(step.path), step.mode);
+        break;
+      case 'file': {
+        const i = m.files.findIndex((f) => f.dest === step.dest);
+        const f = m.files[i];
+        const content = bundle.contents.get(step.dest);
+        if (f === undefined || content === undefined) throw new Error(`no content for ${step.dest}`);
+        const { uid, gid } = owner(ctx, f.owner, f.group, i, path.join(bundle.dir, MANIFEST_FILE));
+        const target = ctx.at(f.dest);
+        if (step.action === 'metadata') {
+          await fs.chmod(target, f.mode);
+        } else {
+          await writeFileAtomic(target, content, f.mode);
+        }
+        await fs.chown(target, uid, gid);
+        if (step.contentChanged && !(ctx.services.kind === 'own' && f.dest.startsWith('/etc/systemd/system/'))) {
+          pending.reload.push(...f.reload.filter((s) => !pending.reload.includes(s)));
+          pending.restart.push(...f.restart.filter((s) => !pending.restart.includes(s)));
+        }
+        break;
+      }
+      case 'key': {
+        const pair = await generateKeyPair(m.certificate.keyBits);
+        await writeFileAtomic(ctx.at(m.certificate.key), pair.privateKeyPem, 0o600);
+        break;
+      }
+      case 'csr': {
+        const keyPem = await fs.readFile(ctx.at(m.certificate.key), 'utf8');
+        await writeFileAtomic(ctx.at(m.certificate.csr), createCsr(keyPem, m.certificate.name, m.certificate.sans), 0o644);
+        break;
+      }
+      case 'install-certificate':
+        if (ctx.givenCertificate === undefined) throw new Error('install-certificate planned without a certificate');
+        await writeFileAtomic(ctx.at(m.certificate.cert), ctx.givenCertificate, 0o644);
+        break;
+      case 'needs-certificate':
+        return { changes, needsCertificate: true, initialized };
+      case 'db-create':
+        await createDbFile(ctx, step.db.dbFile, (tmp) => ['ovsdb-tool', 'create', tmp, step.db.schema]);
+        break;
+      case 'db-convert':
+        // Never under a running server: it holds the file and would not see the conversion.
+        await ctx.services.stop([step.db.service]);
+        await ctx.runner.run(['ovsdb-tool', 'convert', ctx.at(step.db.dbFile), step.db.schema], { mutates: true, timeoutMs: 60_000 });
+        break;
+      case 'raft-create':
+        await createDbFile(ctx, step.db.dbFile, (tmp) => ['ovsdb-tool', 'create-cluster', tmp, step.db.schema, step.db.localAddress]);
+        break;
+      case 'raft-join':
+        await createDbFile(ctx, step.db.dbFile, (tmp) => ['ovsdb-tool', 'join-cluster', tmp, step.db.name, step.db.localAddress, ...step.db.peers]);
+        break;
+      case 'daemon-reload':
+        await ctx.services.daemonReload();
+        break;
+      case 'firewall':
+        // One atomic transaction: the file replaces its own table as a whole.
+        await ctx.runner.run(['nft', '-f', ctx.at(step.file)], { mutates: true, timeoutMs: 30_000 });
+        break;
+      case 'disable-distro-units':
+        await ctx.runner.run(['systemctl', 'disable', '--now', ...step.units], { mutates: true, timeoutMs: 120_000 });
+        break;
+      case 'services-stage0':
+        await ctx.services.ensureStage0(m, step.stop, step.restart);
+        break;
+      case 'ovs':
+        changes.push(...(await configureOvs(ctx, m)));
+        continue; // its changes are what it found different, not the plan's view
+      case 'init-commands':
+        await runInitCommands(ctx, step.commands);
+        initialized = true;
+        break;
+      case 'services-stage1':
+        await ctx.services.ensureAll(m, step.restart);
+        break;
+      case 'underlay':
+        changes.push(...(await moveUnderlay(ctx, step)));
+        continue;
+      case 'reload': {
+        const svc = m.services.find((s) => s.name === step.service);
+        if (svc !== undefined) await ctx.services.reload(svc);
+        break;
+      }
+      case 'restart':
+        await ctx.services.restart(step.services, m);
+        break;
+    }
+    changes.push(...changesOf(step, m));
+  }
+  // Every reload/restart owed is done (or the service started fresh and read its files).
+  pending.reload = [];
+  pending.restart = [];
+  await flushPending();
+  if (m.initCommands.length === 0) initialized = true;
+  return { changes, needsCertificate: false, initialized };
+}
+
+function owner(ctx: HostContext, user: string, group: string, index: number, manifestFile: string): { uid: number; gid: number } {
+  // Read now, not at observe time: a package installed in this apply may have added the user.
+  const uid = readIdFile(ctx.at('/etc/passwd')).get(user);
+  const gid = readIdFile(ctx.at('/etc/group')).get(group);
+  const problems: Problem[] = [];
+  if (uid === undefined) problems.push({ file: manifestFile, path: `files[${index}].owner`, message: `no user "${user}" on this host` });
+  if (gid === undefined) problems.push({ file: manifestFile, path: `files[${index}].group`, message: `no group "${group}" on this host` });
+  if (uid === undefined || gid === undefined) throw new InputError(problems);
+  return { uid, gid };
+}
+
+async function installPackages(ctx: HostContext, manager: 'apt' | 'dnf', packages: string[]): Promise<void> {
+  if (manager === 'dnf') {
+    const r = await ctx.runner.run(installCommand('fedora', packages), { timeoutMs: INSTALL_TIMEOUT_MS, allowFailure: true, mutates: true });
+    if (r.exitCode !== 0) throw new ExitError(`dnf failed to install ${packages.join(' ')}:\n${tail(r.stdout + r.stderr)}`);
+    return;
+  }
+  const env = { DEBIAN_FRONTEND: 'noninteractive' };
+  // The packages' postinst must not start the distribution's own OVS/OVN daemons: they would
+  // take the sockets and database files our services use.
+  const guard = ctx.root === '/' && !existsSync(POLICY_RC_D);
+  if (guard) await writeFileAtomic(POLICY_RC_D, '#!/bin/sh\n# ovn-deploy apply: installing packages, no service starts\nexit 101\n', 0o755);
+  try {
+    let r = await ctx.runner.run(installCommand('debian', packages), { env, timeoutMs: INSTALL_TIMEOUT_MS, allowFailure: true, mutates: true });
+    if (r.exitCode !== 0 && unavailablePackages(r.stdout + r.stderr).length > 0) {
+      // Never-fetched package lists (a fresh container or VM): update once and retry.
+      await ctx.runner.run(['apt-get', '-o', 'DPkg::Lock::Timeout=600', 'update', '-q'], { env, timeoutMs: INSTALL_TIMEOUT_MS, allowFailure: true, mutates: true });
+      r = await ctx.runner.run(installCommand('debian', packages), { env, timeoutMs: INSTALL_TIMEOUT_MS, allowFailure: true, mutates: true });
+    }
+    if (r.exitCode !== 0) throw new ExitError(`apt-get failed to install ${packages.join(' ')}:\n${tail(r.stdout + r.stderr)}`);
+  } finally {
+    if (guard) await fs.rm(POLICY_RC_D, { force: true });
+  }
+}
+
+const tail = (text: string): string => text.trim().split('\n').slice(-8).join('\n');
+
+/** A database file made under a temporary name and renamed: never half-written. */
+async function createDbFile(ctx: HostContext, dbFile: string, argv: (tmp: string) => string[]): Promise<void> {
+  const target = ctx.at(dbFile);
+  await fs.mkdir(path.dirname(target), { recursive: true });
+  const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.tmp`);
+  await fs.rm(tmp, { force: true });
+  await ctx.runner.run(argv(tmp), { mutates: true, timeoutMs: 30_000 });
+  await fs.rename(tmp, target);
+}
+
+/** `ovs-vsctl init`, the bridges, and only the external_ids whose value differs. */
+async function configureOvs(ctx: HostContext, m: BundleManifest): Promise<Change[]> {
+  const ovs = m.ovs;
+  if (ovs === undefined) return [];
+  const vsctl = new Vsctl(ctx.runner, ctx.at(ovs.dbSock));
+  await vsctl.run(['init']);
+  const current = (await vsctl.list('Open_vSwitch', ['external_ids']))[0]?.external_ids;
+  const have: Record<string, string> = {};
+  if (current !== null && current !== undefined && typeof current === 'object' && !Array.isArray(current)) {
+    for (const [k, v] of Object.entries(current)) have[k] = String(v);
+  }
+  const bridges = new Map((await vsctl.list('Bridge', ['name', 'datapath_type', 'fail_mode', 'ports'])).map((b) => [String(b.name), b]));
+  const portNames = new Set((await vsctl.list('Port', ['name'])).map((p) => String(p.name)));
+  const changes: Change[] = [];
+  const args: string[] = [];
+  const br = ovs.integrationBridge;
+  const intBr = bridges.get(br);
+  const dpOf = (v: unknown): string => (v === null || v === undefined || v === '' ? 'system' : String(v));
+  if (intBr === undefined || dpOf(intBr.datapath_type) !== ovs.datapath || intBr.fail_mode !== 'secure') {
+    args.push('--', '--may-exist', 'add-br', br, '--', 'set', 'Bridge', br, 'fail-mode=secure', `datapath_type=${ovs.datapath}`);
+    changes.push({ kind: 'ovs', target: `bridge ${br}`, action: intBr === undefined ? 'create' : 'update' });
+  }
+  const u = ovs.underlay;
+  if (u !== undefined) {
+    const phy = bridges.get(u.bridge);
+    if (phy === undefined || dpOf(phy.datapath_type) !== 'netdev') {
+      args.push('--', '--may-exist', 'add-br', u.bridge, '--', 'set', 'Bridge', u.bridge, 'datapath_type=netdev');
+      changes.push({ kind: 'ovs', target: `bridge ${u.bridge}`, action: phy === undefined ? 'create' : 'update' });
+    }
+    if (!portNames.has(u.interface)) {
+      args.push('--', '--may-exist', 'add-port', u.bridge, u.interface);
+      changes.push({ kind: 'underlay', target: `${u.interface} -> ${u.bridge}`, action: 'add-port' });
+    }
+  }
+  const differing = Object.entries(ovs.externalIds).filter(([k, v]) => have[k] !== v);
+  if (differing.length > 0) {
+    // Quoted: values such as remote lists hold ':' and ','.
+    args.push('--', 'set', 'Open_vSwitch', '.', ...differing.map(([k, v]) => `external_ids:${k}=${JSON.stringify(v)}`));
+    for (const [k] of differing) changes.push({ kind: 'ovs', target: `external_ids:${k}`, action: k in have ? 'update' : 'set' });
+  }
+  if (args.length > 0) await vsctl.run(args);
+  return changes;
+}
+
+async function runInitCommands(ctx: HostContext, commands: readonly string[][]): Promise<void> {
+  // A fresh cluster answers only once it has elected a leader (itself, on the bootstrap host).
+  const deadline = Date.now() + INIT_DEADLINE_MS;
+  for (const argv of commands) {
+    for (;;) {
+      const r = await ctx.runner.run(argv, { mutates: true, allowFailure: true, timeoutMs: 15_000 });
+      if (r.exitCode === 0) break;
+      if (Date.now() > deadline) throw new ExitError(`${argv.join(' ')} kept failing for ${INIT_DEADLINE_MS / 1000} s (no cluster leader?):\n${tail(r.stderr)}`);
+      await sleep(500);
+    }
+  }
+}
+
+/**
+ * Userspace datapath: the NIC becomes a port of br-phy and its IPv4 address (with the prefix
+ * it had) moves to br-phy's internal port, which ovs-vswitchd creates. Recorded in
+ * underlay.json, so after a vswitchd restart (new tap, no address) the next apply puts it back.
+ */
+async function moveUnderlay(ctx: HostContext, step: { bridge: string; nic: string; ip: string }): Promise<Change[]> {
+  const ip = new Ip(ctx.runner);
+  const deadline = Date.now() + 20_000;
+  while ((await ip.link(step.bridge)) === undefined) {
+    if (Date.now() > deadline) throw new ExitError(`ovs-vswitchd did not create ${step.bridge}'s internal port in 20 s`);
+    await sleep(200);
+  }
+  const addrs = await ip.addrs();
+  const v4 = (dev: string) => (addrs.find((a) => a.ifname === dev)?.addresses ?? []).filter((a) => !a.includes(':'));
+  const recorded = await readUnderlay(ctx.paths.underlayState).catch(() => undefined);
+  const bare = step.ip.split('/')[0] ?? step.ip;
+  const cidr =
+    (step.ip.includes('/') ? step.ip : undefined) ??
+    v4(step.nic).find((a) => a.startsWith(`${bare}/`)) ??
+    v4(step.bridge).find((a) => a.startsWith(`${bare}/`)) ??
+    (recorded?.interface === step.nic && recorded.cidr.startsWith(`${bare}/`) ? recorded.cidr : undefined);
+  if (cidr === undefined) {
+    throw new ExitError(`cannot tell the prefix length of ${step.ip}: it is neither on ${step.nic} nor on ${step.bridge}, and ${ctx.paths.underlayState} does not record it`);
+  }
+  // Routes through a gateway (the default route) die with the NIC's address: they move too.
+  const nicRoutes = await gatewayRoutes(ctx, step.nic);
+  const routes = [...(recorded?.interface === step.nic ? recorded.routes : []), ...nicRoutes].filter(
+    (r, i, all) => all.findIndex((x) => x.dst === r.dst) === i,
+  );
+  await writeUnderlay(ctx.paths.underlayState, { bridge: step.bridge, interface: step.nic, cidr, routes });
+  const changes: Change[] = [];
+  const lines: string[][] = [];
+  if (!v4(step.bridge).includes(cidr)) {
+    lines.push(['addr', 'replace', cidr, 'dev', step.bridge]);
+    changes.push({ kind: 'underlay', target: `${cidr} ${step.nic} -> ${step.bridge}`, action: 'move-address' });
+  }
+  lines.push(['link', 'set', 'dev', step.bridge, 'up']);
+  if (v4(step.nic).includes(cidr)) lines.push(['addr', 'del', cidr, 'dev', step.nic]);
+  lines.push(['link', 'set', 'dev', step.nic, 'up']);
+  for (const r of routes) lines.push(['route', 'replace', r.dst, 'via', r.gateway, 'dev', step.bridge]);
+  await ip.batch(lines);
+  if (changes.length === 0) changes.push({ kind: 'underlay', target: step.bridge, action: 'up' });
+  return changes;
+}
+
+
+/** IPv4 routes of `dev` that go through a gateway (`ip -j route`). */
+async function gatewayRoutes(ctx: HostContext, dev: string): Promise<{ dst: string; gateway: string }[]> {
+  const r = await ctx.runner.run(['ip', '-j', '-4', 'route', 'show', 'dev', dev], { mutates: false, allowFailure: true, timeoutMs: 10_000 });
+  if (r.exitCode !== 0 || r.stdout.trim() === '') return [];
+  try {
+    const rows = JSON.parse(r.stdout) as { dst?: string; gateway?: string }[];
+    return rows.filter((x): x is { dst: string; gateway: string } => typeof x.dst === 'string' && typeof x.gateway === 'string');
+  } catch {
+    return [];
+  }
+}

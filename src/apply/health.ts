@@ -1,0 +1,113 @@
+/**
+ * The manifest's health checks, retried together until all pass or the deadline passes; the
+ * last result of each is reported. Read-only: `apply --check` runs only these.
+ */
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { HealthCheck } from '../bundle/manifest.js';
+import type { Runner } from '../runner.js';
+import { appctl } from '../tools/ovs.js';
+import { sleep } from '../tools/retry.js';
+import type { HealthResult } from './report.js';
+import type { HostServices } from './services.js';
+
+export interface HealthContext {
+  runner: Runner;
+  services: HostServices;
+  at(hostPath: string): string;
+}
+
+export function checkName(c: HealthCheck): string {
+  switch (c.kind) {
+    case 'service-running':
+      return `service-running ${c.service}`;
+    case 'raft-member':
+      return `raft-member ${c.db}`;
+    case 'tcp-listen':
+      return `tcp-listen ${c.address}:${c.port}`;
+    case 'ovn-controller-connected':
+      return 'ovn-controller-connected';
+  }
+}
+
+/** `cluster/status` text -> member with a known leader? */
+export function parseClusterStatus(text: string): { ok: boolean; detail: string } {
+  const status = /^Status:\s*(.+)$/m.exec(text)?.[1]?.trim() ?? '';
+  const role = /^Role:\s*(.+)$/m.exec(text)?.[1]?.trim() ?? '?';
+  const leader = /^Leader:\s*(.+)$/m.exec(text)?.[1]?.trim() ?? 'unknown';
+  const term = /^Term:\s*(.+)$/m.exec(text)?.[1]?.trim() ?? '?';
+  const ok = status === 'cluster member' && leader !== 'unknown';
+  return { ok, detail: `status ${status || '?'}, role ${role}, leader ${leader}, term ${term}` };
+}
+
+function tcpListening(address: string, port: number, timeoutMs = 2_000): Promise<{ ok: boolean; detail: string }> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: address, port });
+    const done = (ok: boolean, detail: string): void => {
+      socket.destroy();
+      resolve({ ok, detail });
+    };
+    socket.setTimeout(timeoutMs, () => done(false, `no answer within ${timeoutMs} ms`));
+    socket.once('connect', () => done(true, 'accepts connections'));
+    // A reset (not a refusal) means the handshake completed: something listens and accepted,
+    // e.g. a stunnel client whose remote central is down closes at once.
+    socket.once('error', (err: NodeJS.ErrnoException) =>
+      err.code === 'ECONNRESET' ? done(true, 'accepts connections (then reset)') : done(false, err.code ?? err.message),
+    );
+  });
+}
+
+async function runCheck(ctx: HealthContext, c: HealthCheck): Promise<{ ok: boolean; detail: string }> {
+  switch (c.kind) {
+    case 'service-running': {
+      const s = (await ctx.services.status()).find((x) => x.name === c.service);
+      if (s === undefined) return { ok: false, detail: 'not managed' };
+      return s.running ? { ok: true, detail: `pid ${s.pid ?? '?'}` } : { ok: false, detail: `not running (restarts ${s.restarts})` };
+    }
+    case 'raft-member': {
+      const r = await appctl(ctx.runner, ctx.at(c.ctl), ['cluster/status', c.db], { allowFailure: true, timeoutSec: 5 });
+      if (r.exitCode !== 0) return { ok: false, detail: r.stderr.trim().split('\n').pop() ?? `exit ${r.exitCode}` };
+      return parseClusterStatus(r.stdout);
+    }
+    case 'tcp-listen':
+      return tcpListening(c.address, c.port);
+    case 'ovn-controller-connected': {
+      const runDir = ctx.at(c.runDir);
+      let pid: number;
+      try {
+        pid = Number.parseInt(readFileSync(path.join(runDir, 'ovn-controller.pid'), 'utf8').trim(), 10);
+      } catch {
+        return { ok: false, detail: 'no ovn-controller.pid' };
+      }
+      // ovn-controller 23.03 has no --unixctl: its socket is named after its pid.
+      const r = await appctl(ctx.runner, path.join(runDir, `ovn-controller.${pid}.ctl`), ['connection-status'], { allowFailure: true, timeoutSec: 5 });
+      const state = r.stdout.trim();
+      return { ok: r.exitCode === 0 && state === 'connected', detail: r.exitCode === 0 ? state : (r.stderr.trim().split('\n').pop() ?? `exit ${r.exitCode}`) };
+    }
+  }
+}
+
+export async function runHealthChecks(
+  ctx: HealthContext,
+  checks: readonly HealthCheck[],
+  deadlineMs: number,
+  intervalMs = 500,
+  log: (line: string) => void = () => undefined,
+): Promise<HealthResult[]> {
+  const deadline = Date.now() + deadlineMs;
+  let last = '';
+  for (;;) {
+    const results = await Promise.all(
+      checks.map(async (c) => {
+        const r = await runCheck(ctx, c).catch((err: unknown) => ({ ok: false, detail: (err as Error).message }));
+        return { check: checkName(c), ok: r.ok, detail: r.detail };
+      }),
+    );
+    if (results.every((r) => r.ok) || Date.now() >= deadline) return results;
+    const failing = results.filter((r) => !r.ok).map((r) => `${r.check} (${r.detail})`).join(', ');
+    if (failing !== last) log(`waiting for: ${failing}`);
+    last = failing;
+    await sleep(intervalMs);
+  }
+}

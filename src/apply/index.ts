@@ -1,0 +1,175 @@
+/**
+ * `ovn-deploy apply` on the host: lock -> verify the bundle -> observe -> plan -> execute ->
+ * health -> applied.json -> report. Library code: returns the report and exit code, prints
+ * nothing itself (progress goes to `log`).
+ */
+import { readIfExists } from '../fsx.js';
+import { InputError, inputError } from '../errors.js';
+import { hostPaths } from '../paths.js';
+import { DryRunRunner, ZxRunner, type Runner } from '../runner.js';
+import { systemdIsInit } from '../supervisor/index.js';
+import { serviceHash } from '../supervisor/spec.js';
+import { readBundle, type VerifiedBundle } from './bundle.js';
+import { certCommonName, certSans, checkGivenCertificate, pemCertificates, signCommand } from './certificate.js';
+import { executePlan } from './execute.js';
+import { runHealthChecks } from './health.js';
+import { observeHost, rootedAt, type HostContext } from './observe.js';
+import { changesOf, describeStep as describe, planApply, type ApplyStep } from './plan.js';
+import { APPLY_EXIT, exitCodeFor, type ApplyReport, type ApplyStatus, type Change } from './report.js';
+import { OwnHostServices, specOf, SystemdHostServices, type HostServices } from './services.js';
+import { acquireApplyLock, readApplied, writeApplied } from './state.js';
+
+export type { ApplyReport, Change, HealthResult, ApplyStatus } from './report.js';
+export { APPLY_EXIT, exitCodeFor } from './report.js';
+export { planApply, type ApplyStep, type Observed } from './plan.js';
+export { readBundle, type VerifiedBundle } from './bundle.js';
+
+export const DEFAULT_HEALTH_TIMEOUT_MS = 60_000;
+export const DEFAULT_CHECK_TIMEOUT_MS = 5_000;
+
+export interface ApplyOptions {
+  bundleDir: string;
+  /** Prefix of every host path (tests); default '/'. */
+  root?: string;
+  dryRun?: boolean;
+  /** A signed certificate to install (`--certificate FILE|-`): its PEM and where it came from. */
+  certificate?: { pem: string; from: string };
+  /** Only run the health checks. */
+  check?: boolean;
+  supervisor?: 'auto' | 'own' | 'systemd';
+  skipPackages?: boolean;
+  /** Load the bundle's nftables file (`nft -f`) when its table is missing or the file changed. */
+  loadFirewall?: boolean;
+  healthTimeoutMs?: number;
+  runner?: Runner;
+  /** Overrides the service manager (tests). */
+  services?: HostServices;
+  /** Progress lines (stderr in the CLI); dry-run plan lines. */
+  log?: (line: string) => void;
+  /** How long to wait for another apply's lock. */
+  lockWaitMs?: number;
+}
+
+export interface ApplyOutcome {
+  report: ApplyReport;
+  exitCode: number;
+  plan: ApplyStep[];
+  /** Why apply stopped early (also in report.health as the failed check `apply`). */
+  error?: string;
+}
+
+export function chooseServices(kind: 'auto' | 'own' | 'systemd', root: string, runner: Runner): HostServices {
+  const useSystemd = kind === 'systemd' || (kind === 'auto' && root === '/' && systemdIsInit());
+  return useSystemd ? new SystemdHostServices(runner) : new OwnHostServices(hostPaths(root));
+}
+
+export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
+  const root = opts.root ?? '/';
+  const paths = hostPaths(root);
+  const log = opts.log ?? (() => undefined);
+  const real = opts.runner ?? new ZxRunner();
+  const runner = opts.dryRun === true ? new DryRunRunner(real, log) : real;
+  const services = opts.services ?? chooseServices(opts.supervisor ?? 'auto', root, runner);
+  const at = rootedAt(root);
+  // A dry run and --check change nothing, not even the lock file.
+  const lock = opts.dryRun === true || opts.check === true ? undefined : await acquireApplyLock(paths.applyLock, opts.lockWaitMs);
+  try {
+    const bundle = await readBundle(opts.bundleDir);
+    const m = bundle.manifest;
+    const healthCtx = { runner, services, at };
+    if (opts.check === true) {
+      await services.observe(m, (await readApplied(paths.applied).catch(() => undefined))?.services ?? []);
+      const health = await runHealthChecks(healthCtx, m.health, opts.healthTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS);
+      const status: ApplyStatus = health.every((h) => h.ok) ? 'converged' : 'unhealthy';
+      return { report: { host: m.host, status, dryRun: false, changes: [], health }, exitCode: exitCodeFor(status), plan: [] };
+    }
+    const givenCertificate = opts.certificate === undefined ? undefined : await checkCertificateInput(bundle, at, opts.certificate);
+    const ctx: HostContext = {
+      root,
+      paths,
+      runner,
+      services,
+      at,
+      skipPackages: opts.skipPackages === true,
+      loadFirewall: opts.loadFirewall === true,
+      ...(givenCertificate === undefined ? {} : { givenCertificate }),
+    };
+    const observed = await observeHost(ctx, bundle);
+    const plan = planApply(m, observed, (s) => serviceHash(specOf(s)));
+    const needsCertificate = plan.some((s) => s.kind === 'needs-certificate');
+
+    if (opts.dryRun === true) {
+      for (const step of plan) log(`plan: ${describe(step)}`);
+      const status: ApplyStatus = needsCertificate ? 'needs-certificate' : 'converged';
+      const report: ApplyReport = {
+        host: m.host,
+        status,
+        dryRun: true,
+        changes: plan.flatMap((s) => changesOf(s, m)),
+        ...(needsCertificate ? { signCommand: signCommand(m.certificate) } : {}),
+        health: [],
+      };
+      return { report, exitCode: exitCodeFor(status), plan };
+    }
+
+    const done: Change[] = [];
+    let result: Awaited<ReturnType<typeof executePlan>>;
+    try {
+      result = await executePlan(ctx, bundle, observed, plan, (line) => log(line), done);
+    } catch (err) {
+      // Bad input stays exit 2; any other failure is still a report (status unhealthy, exit 1)
+      // so `deploy` learns what changed before it and why it stopped.
+      if (err instanceof InputError || !(err instanceof Error)) throw err;
+      log(`apply failed: ${err.message}`);
+      const report: ApplyReport = { host: m.host, status: 'unhealthy', dryRun: false, changes: done, health: [{ check: 'apply', ok: false, detail: err.message }] };
+      return { report, exitCode: APPLY_EXIT.unhealthy, plan, error: err.message };
+    }
+    if (result.needsCertificate) {
+      const csr = (await readIfExists(at(m.certificate.csr)))?.toString('utf8');
+      const report: ApplyReport = {
+        host: m.host,
+        status: 'needs-certificate',
+        dryRun: false,
+        changes: result.changes,
+        ...(csr === undefined ? {} : { csr }),
+        signCommand: signCommand(m.certificate),
+        health: [],
+      };
+      return { report, exitCode: exitCodeFor('needs-certificate'), plan };
+    }
+    log('health checks');
+    const health = await runHealthChecks(healthCtx, m.health, opts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS, 500, log);
+    log(`health: ${health.filter((h) => h.ok).length}/${health.length} ok`);
+    await writeApplied(paths.applied, {
+      version: 1,
+      host: m.host,
+      manifestSha256: bundle.manifestSha256,
+      appliedAt: new Date().toISOString(),
+      services: m.services.map((s) => ({ name: s.name, unit: s.unit })),
+      initialized: result.initialized,
+    });
+    const status: ApplyStatus = health.every((h) => h.ok) ? 'converged' : 'unhealthy';
+    return { report: { host: m.host, status, dryRun: false, changes: result.changes, health }, exitCode: exitCodeFor(status), plan };
+  } finally {
+    await lock?.release();
+  }
+}
+
+
+/** `--certificate`: ours, signed by the bundle's CA, and naming what the bundle asks for; else exit 2. */
+async function checkCertificateInput(bundle: VerifiedBundle, at: (p: string) => string, given: { pem: string; from: string }): Promise<string> {
+  const req = bundle.manifest.certificate;
+  const keyPem = (await readIfExists(at(req.key)))?.toString('utf8');
+  const caPem = bundle.contents.get(req.caBundle)?.toString('utf8') ?? (await readIfExists(at(req.caBundle)))?.toString('utf8') ?? '';
+  checkGivenCertificate(given.pem, given.from, keyPem, caPem);
+  const cert = pemCertificates(given.pem)[0];
+  if (cert !== undefined) {
+    const cn = certCommonName(cert);
+    const sans = certSans(cert).sort();
+    const want = [...new Set(req.sans.map((s) => s.toLowerCase()))].sort();
+    if (cn !== req.name || sans.length !== want.length || sans.some((s, i) => s !== want[i])) {
+      throw inputError(`the certificate names CN=${cn ?? '?'} SAN=[${sans.join(', ')}] but the bundle asks for CN=${req.name} SAN=[${want.join(', ')}]`, '', given.from);
+    }
+  }
+  return given.pem;
+}

@@ -1,0 +1,259 @@
+/**
+ * The read-only half of apply: what the host looks like now, in the terms the plan compares
+ * against. Only queries (marked mutates: false) run here, so a dry run observes for real.
+ */
+import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+import forge from 'node-forge';
+import type { BundleManifest } from '../bundle/manifest.js';
+import { readIfExists } from '../fsx.js';
+import { hostPaths, hostRenderedPaths, type HostPaths } from '../paths.js';
+import { readVerifiedCsr } from '../pki/csr.js';
+import type { Runner } from '../runner.js';
+import { Ip } from '../tools/netns.js';
+import { parseOvsdbTable, str, strs } from '../tools/ovsdb-json.js';
+import { judgeCertificate } from './certificate.js';
+import type { VerifiedBundle } from './bundle.js';
+import { requiredDirs, type Observed, type ObservedFile, type ObservedOvs, type ObservedUnderlay } from './plan.js';
+import type { HostServices } from './services.js';
+import { activeDistroUnits } from './services.js';
+import { readApplied, readPending, readUnderlay } from './state.js';
+
+export interface HostContext {
+  root: string;
+  paths: HostPaths;
+  runner: Runner;
+  services: HostServices;
+  /** A host path (absolute, as the manifest writes it) under --root. */
+  at(hostPath: string): string;
+  skipPackages: boolean;
+  /** A checked `--certificate` PEM to install. */
+  givenCertificate?: string;
+  /** `--firewall`: load the bundle's nftables file (off by default: see apply's --help). */
+  loadFirewall?: boolean;
+}
+
+export function rootedAt(root: string): (hostPath: string) => string {
+  return (hostPath) => (root === '/' ? hostPath : path.join(root, hostPath));
+}
+
+export async function observeHost(ctx: HostContext, bundle: VerifiedBundle): Promise<Observed> {
+  const m = bundle.manifest;
+  const applied = await readApplied(ctx.paths.applied).catch(() => undefined);
+  const { services, unlisted } = await ctx.services.observe(m, applied?.services ?? []);
+  const [packages, files, dbs, ovs] = await Promise.all([
+    ctx.skipPackages ? Promise.resolve(undefined) : observePackages(ctx.runner, m),
+    observeFiles(ctx, m),
+    observeDbs(ctx, m),
+    observeOvs(ctx, m),
+  ]);
+  // Host paths (as the report shows them); checked under --root.
+  const missingDirs = requiredDirs(hostPaths('/')).filter((d) => !existsSync(ctx.at(d.path)));
+  return {
+    ...(packages === undefined ? {} : { packages }),
+    missingDirs,
+    files,
+    users: readIdFile(ctx.at('/etc/passwd')),
+    groups: readIdFile(ctx.at('/etc/group')),
+    certificate: await observeCertificate(ctx, bundle),
+    dbs,
+    services,
+    unlisted,
+    ...(ovs === undefined ? {} : { ovs }),
+    ...(m.ovs?.underlay === undefined ? {} : { underlay: await observeUnderlay(ctx, m.ovs.underlay) }),
+    pending: await readPending(ctx.paths.applyPending),
+    initialized: applied?.initialized === true,
+    distroUnits: ctx.services.kind === 'systemd' ? await activeDistroUnits(ctx.runner) : [],
+    ...(await observeFirewall(ctx, bundle)),
+    servicesKind: ctx.services.kind,
+  };
+}
+
+/** name -> id from /etc/passwd or /etc/group of the root (this machine's when the root has none). */
+export function readIdFile(file: string): Map<string, number> {
+  let text: string;
+  try {
+    text = readFileSync(existsSync(file) ? file : path.join('/etc', path.basename(file)), 'utf8');
+  } catch {
+    return new Map();
+  }
+  const ids = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const [name, , id] = line.split(':');
+    if (name !== undefined && name !== '' && id !== undefined && /^\d+$/.test(id)) ids.set(name, Number(id));
+  }
+  return ids;
+}
+
+export async function observePackages(runner: Runner, m: BundleManifest): Promise<{ manager: 'apt' | 'dnf'; missing: string[] }> {
+  const dpkg = await runner.run(['dpkg-query', '--version'], { mutates: false, allowFailure: true });
+  if (dpkg.exitCode === 0) {
+    if (m.packages.apt.length === 0) return { manager: 'apt', missing: [] };
+    const r = await runner.run(['dpkg-query', '-W', '-f=${Package} ${db:Status-Status}\\n', ...m.packages.apt], { mutates: false, allowFailure: true });
+    const installed = new Set(
+      r.stdout
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/))
+        .filter(([, status]) => status === 'installed')
+        .map(([name]) => (name ?? '').replace(/:.*$/, '')),
+    );
+    return { manager: 'apt', missing: m.packages.apt.filter((p) => !installed.has(p)) };
+  }
+  const missing: string[] = [];
+  for (const p of m.packages.dnf) {
+    const r = await runner.run(['rpm', '-q', '--quiet', p], { mutates: false, allowFailure: true });
+    if (r.exitCode !== 0) missing.push(p);
+  }
+  return { manager: 'dnf', missing };
+}
+
+async function observeFiles(ctx: HostContext, m: BundleManifest): Promise<Map<string, ObservedFile>> {
+  const files = new Map<string, ObservedFile>();
+  for (const f of m.files) {
+    const target = ctx.at(f.dest);
+    const content = await readIfExists(target);
+    if (content === undefined) continue;
+    const st = await fs.stat(target);
+    files.set(f.dest, { sha256: createHash('sha256').update(content).digest('hex'), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid });
+  }
+  return files;
+}
+
+async function observeCertificate(ctx: HostContext, bundle: VerifiedBundle): Promise<Observed['certificate']> {
+  const req = bundle.manifest.certificate;
+  const keyPem = (await readIfExists(ctx.at(req.key)))?.toString('utf8');
+  const caPem = bundle.contents.get(req.caBundle)?.toString('utf8') ?? (await readIfExists(ctx.at(req.caBundle)))?.toString('utf8');
+  const certPem = ctx.givenCertificate ?? (await readIfExists(ctx.at(req.cert)))?.toString('utf8');
+  const verdict = judgeCertificate(req, keyPem, certPem, caPem);
+  let csrCurrent = false;
+  const csrPem = (await readIfExists(ctx.at(req.csr)))?.toString('utf8');
+  if (keyPem !== undefined && csrPem !== undefined) {
+    csrCurrent = csrMatches(csrPem, keyPem, req.name, req.sans);
+  }
+  // A given certificate is installed; an installed one that is fine needs nothing.
+  const given = ctx.givenCertificate !== undefined && !(certPem !== undefined && sameFile(ctx.at(req.cert), certPem));
+  return { keyPresent: keyPem !== undefined, verdict, csrCurrent, given };
+}
+
+function sameFile(file: string, pem: string): boolean {
+  try {
+    return readFileSync(file, 'utf8') === pem;
+  } catch {
+    return false;
+  }
+}
+
+/** The CSR on disk belongs to this key and asks for exactly these names. */
+export function csrMatches(csrPem: string, keyPem: string, name: string, sans: readonly string[]): boolean {
+  try {
+    const csr = readVerifiedCsr(csrPem, 'host.csr');
+    if (csr.commonName !== name) return false;
+    if (csrPublicKeyPem(csrPem) !== keyPublicPem(keyPem)) return false;
+    return sameNames(csrSans(csrPem), sans);
+  } catch {
+    return false;
+  }
+}
+
+function csrPublicKeyPem(csrPem: string): string {
+  const csr = forge.pki.certificationRequestFromPem(csrPem);
+  if (csr.publicKey === null) return '';
+  return createPublicKey(forge.pki.publicKeyToPem(csr.publicKey)).export({ type: 'spki', format: 'pem' }).toString();
+}
+function keyPublicPem(keyPem: string): string {
+  return createPublicKey(createPrivateKey(keyPem)).export({ type: 'spki', format: 'pem' }).toString();
+}
+function csrSans(csrPem: string): string[] {
+  const csr = forge.pki.certificationRequestFromPem(csrPem);
+  const req = csr.getAttribute({ name: 'extensionRequest' }) as { extensions?: { name?: string; altNames?: { type: number; value?: string; ip?: string }[] }[] } | null;
+  const san = req?.extensions?.find((e) => e.name === 'subjectAltName');
+  return (san?.altNames ?? []).map((a) => (a.type === 7 ? (a.ip ?? '') : (a.value ?? '')));
+}
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  const x = [...new Set(a.map((s) => s.toLowerCase()))].sort();
+  const y = [...new Set(b.map((s) => s.toLowerCase()))].sort();
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+async function observeDbs(ctx: HostContext, m: BundleManifest): Promise<Map<string, 'missing' | 'present' | 'needs-conversion'>> {
+  const dbs = new Map<string, 'missing' | 'present' | 'needs-conversion'>();
+  for (const r of m.raft) dbs.set(r.dbFile, existsSync(ctx.at(r.dbFile)) ? 'present' : 'missing');
+  for (const d of m.standaloneDbs) {
+    const file = ctx.at(d.dbFile);
+    if (!existsSync(file)) {
+      dbs.set(d.dbFile, 'missing');
+      continue;
+    }
+    if (!existsSync(d.schema)) {
+      dbs.set(d.dbFile, 'present');
+      continue;
+    }
+    const r = await ctx.runner.run(['ovsdb-tool', 'needs-conversion', file, d.schema], { mutates: false, allowFailure: true, timeoutMs: 10_000 });
+    dbs.set(d.dbFile, r.exitCode === 0 && r.stdout.trim() === 'yes' ? 'needs-conversion' : 'present');
+  }
+  return dbs;
+}
+
+async function observeOvs(ctx: HostContext, m: BundleManifest): Promise<ObservedOvs | undefined> {
+  if (m.ovs === undefined) return undefined;
+  const sock = ctx.at(m.ovs.dbSock);
+  if (!existsSync(sock)) return undefined;
+  const vsctl = (args: string[]) =>
+    ctx.runner.run(['ovs-vsctl', `--db=unix:${sock}`, '--timeout=3', ...args], { mutates: false, allowFailure: true, timeoutMs: 6_000 });
+  const root = await vsctl(['--format=json', '--columns=external_ids', 'list', 'Open_vSwitch']);
+  const bridgesOut = await vsctl(['--format=json', '--columns=name,datapath_type,fail_mode,ports', 'list', 'Bridge']);
+  const portsOut = await vsctl(['--format=json', '--columns=_uuid,name', 'list', 'Port']);
+  if (root.exitCode !== 0 || bridgesOut.exitCode !== 0 || portsOut.exitCode !== 0) return undefined;
+  try {
+    const rows = parseOvsdbTable(root.stdout);
+    const ids = rows[0]?.external_ids;
+    const externalIds: Record<string, string> = {};
+    if (ids !== null && ids !== undefined && typeof ids === 'object' && !Array.isArray(ids)) {
+      for (const [k, v] of Object.entries(ids)) externalIds[k] = String(v);
+    }
+    const portNames = new Map(parseOvsdbTable(portsOut.stdout).map((p) => [str(p, '_uuid'), str(p, 'name')]));
+    const bridges = new Map<string, { datapathType: string; failMode: string; ports: string[] }>();
+    for (const b of parseOvsdbTable(bridgesOut.stdout)) {
+      bridges.set(str(b, 'name'), {
+        datapathType: str(b, 'datapath_type'),
+        failMode: str(b, 'fail_mode'),
+        ports: strs(b, 'ports').map((u) => portNames.get(u) ?? u),
+      });
+    }
+    return { initialized: rows.length > 0, externalIds, bridges };
+  } catch {
+    return undefined;
+  }
+}
+
+async function observeUnderlay(ctx: HostContext, u: { bridge: string; interface: string }): Promise<ObservedUnderlay> {
+  const recorded = await readUnderlay(ctx.paths.underlayState).catch(() => undefined);
+  const ip = new Ip(ctx.runner);
+  const addrs = await ip.addrs().catch(() => []);
+  const v4 = (dev: string) => (addrs.find((a) => a.ifname === dev)?.addresses ?? []).filter((a) => !a.includes(':'));
+  const link = await ip.link(u.bridge).catch(() => undefined);
+  return {
+    ...(recorded === undefined ? {} : { recordedCidr: recorded.cidr }),
+    nicAddrs: v4(u.interface),
+    bridgeAddrs: v4(u.bridge),
+    bridgeUp: link?.flags.includes('UP') === true,
+  };
+}
+
+
+/**
+ * The bundle's nftables file (render's hostRenderedPaths().firewall) and whether its table is
+ * loaded. A host where nft cannot run (no binary, no nf_tables) has no firewall step: the rules
+ * are an extra guard, not what makes OVN work.
+ */
+async function observeFirewall(ctx: HostContext, bundle: VerifiedBundle): Promise<{ firewall?: Observed['firewall'] }> {
+  const file = hostRenderedPaths().firewall;
+  const content = bundle.contents.get(file)?.toString('utf8');
+  if (ctx.loadFirewall !== true || content === undefined || bundle.manifest.firewall.length === 0) return {};
+  const table = /^table\s+(\S+)\s+(\S+)\s*\{/m.exec(content);
+  const r = await ctx.runner.run(['nft', 'list', 'tables'], { mutates: false, allowFailure: true, timeoutMs: 10_000 });
+  if (r.exitCode !== 0) return { firewall: { file, available: false, loaded: false } };
+  const loaded = table !== null && r.stdout.split('\n').some((l) => l.trim() === `table ${table[1]} ${table[2]}`);
+  return { firewall: { file, available: true, loaded } };
+}

@@ -1,0 +1,248 @@
+/**
+ * The host's daemons under one of two managers, behind one small interface so the plan and the
+ * executor do not care which: ovn-deploy's own supervisor (no systemd as PID 1: containers,
+ * CI, this machine) or systemd with the bundle's own unit files.
+ */
+import path from 'node:path';
+import type { BundleManifest, BundleService } from '../bundle/manifest.js';
+import type { HostPaths } from '../paths.js';
+import { DISTRIBUTION_UNITS } from '../render/systemd.js';
+import { supervisorPaths } from '../paths.js';
+import type { Runner } from '../runner.js';
+import { OwnSupervisor } from '../supervisor/own.js';
+import { readDesired, readStatus } from '../supervisor/state.js';
+import type { ServiceSpec, ServiceStatus } from '../supervisor/types.js';
+
+export interface ObservedService {
+  running: boolean;
+  /** Spec hash of what runs (own supervisor only). */
+  hash?: string;
+  pid?: number;
+}
+
+export interface HostServices {
+  readonly kind: 'own' | 'systemd';
+  /** Read-only: what runs now, by service name, plus services we manage that the manifest no longer lists. */
+  observe(manifest: BundleManifest, previous: readonly { name: string; unit: string }[]): Promise<{ services: Map<string, ObservedService>; unlisted: string[] }>;
+  /**
+   * Starts (or restarts, when changed) stage 0 and never stops a running stage-1 service.
+   * `restart`: running services whose definition changed (systemd restarts them; the own
+   * supervisor sees the changed spec itself).
+   */
+  ensureStage0(manifest: BundleManifest, unlisted: readonly string[], restart: readonly string[]): Promise<void>;
+  ensureAll(manifest: BundleManifest, restart: readonly string[]): Promise<void>;
+  restart(names: readonly string[], manifest: BundleManifest): Promise<void>;
+  reload(service: BundleService): Promise<void>;
+  /** Stops these (e.g. before converting a database file under a running server). */
+  stop(names: readonly string[]): Promise<void>;
+  status(): Promise<ServiceStatus[]>;
+  /** systemd only: after unit files changed. */
+  daemonReload(): Promise<void>;
+}
+
+/** The supervisor's view of a bundle service: same argv, env and log file as its systemd unit. */
+export function specOf(s: BundleService): ServiceSpec {
+  return {
+    name: s.name,
+    argv: s.argv,
+    ...(Object.keys(s.env).length === 0 ? {} : { env: s.env }),
+    logFile: s.logFile,
+    ...(s.after.length === 0 ? {} : { after: s.after }),
+  };
+}
+
+/** Keeps only `after` entries that name a service of the list (ensure() rejects unknown names). */
+function closeAfter(specs: ServiceSpec[]): ServiceSpec[] {
+  const names = new Set(specs.map((s) => s.name));
+  return specs.map((s) => {
+    const after = (s.after ?? []).filter((a) => names.has(a));
+    const { after: _drop, ...rest } = s;
+    return after.length === 0 ? rest : { ...rest, after };
+  });
+}
+
+export class OwnHostServices implements HostServices {
+  readonly kind = 'own' as const;
+  private readonly supervisor: OwnSupervisor;
+  private readonly files: ReturnType<typeof supervisorPaths>;
+
+  /** `paths.state` is the supervisor's state dir: its files land in hostPaths().supervisorDir. */
+  constructor(private readonly paths: HostPaths, opts: { ensureTimeoutMs?: number; cliPath?: string } = {}) {
+    this.supervisor = new OwnSupervisor(paths.state, opts);
+    this.files = supervisorPaths(paths.state);
+    if (path.resolve(this.files.dir) !== path.resolve(paths.supervisorDir)) {
+      throw new Error(`supervisor paths disagree: ${this.files.dir} vs ${paths.supervisorDir}`);
+    }
+  }
+
+  async observe(manifest: BundleManifest): Promise<{ services: Map<string, ObservedService>; unlisted: string[] }> {
+    const status = await readStatus(this.files.status).catch(() => undefined);
+    const live = await this.supervisor.status();
+    const hashes = new Map((status?.services ?? []).map((r) => [r.name, r.hash]));
+    const services = new Map<string, ObservedService>();
+    for (const s of live) {
+      const hash = hashes.get(s.name);
+      services.set(s.name, { running: s.running, ...(hash === undefined ? {} : { hash }), ...(s.pid === undefined ? {} : { pid: s.pid }) });
+    }
+    const listed = new Set(manifest.services.map((s) => s.name));
+    const unlisted = live.filter((s) => !listed.has(s.name) && s.running).map((s) => s.name);
+    return { services, unlisted };
+  }
+
+  async ensureStage0(manifest: BundleManifest): Promise<void> {
+    // ensure() stops whatever it is not given: hand it every stage-1 service that runs now, with
+    // the spec it runs with, so stage 0 never stops or restarts one (a re-apply restarts nothing).
+    const desired = await readDesired(this.files.services).catch(() => undefined);
+    const current = new Map((desired?.services ?? []).map((s) => [s.name, s]));
+    const running = new Set((await this.supervisor.status()).filter((s) => s.running).map((s) => s.name));
+    const specs: ServiceSpec[] = manifest.services.filter((s) => s.stage === 0).map(specOf);
+    for (const s of manifest.services.filter((x) => x.stage === 1)) {
+      const old = current.get(s.name);
+      if (old !== undefined && running.has(s.name)) specs.push(old);
+    }
+    await this.supervisor.ensure(closeAfter(specs));
+  }
+
+  async ensureAll(manifest: BundleManifest): Promise<void> {
+    await this.supervisor.ensure(closeAfter(manifest.services.map(specOf)));
+  }
+
+  async restart(names: readonly string[], manifest: BundleManifest): Promise<void> {
+    if (names.length === 0) return;
+    await this.supervisor.stop([...names]);
+    await this.ensureAll(manifest);
+  }
+
+  async reload(service: BundleService): Promise<void> {
+    await this.supervisor.signal(service.name, service.reloadSignal ?? 'SIGHUP');
+  }
+
+  async stop(names: readonly string[]): Promise<void> {
+    if (names.length > 0) await this.supervisor.stop([...names]);
+  }
+
+  status(): Promise<ServiceStatus[]> {
+    return this.supervisor.status();
+  }
+
+  async daemonReload(): Promise<void> {
+    // nothing to do: the supervisor has no unit files
+  }
+}
+
+/** The bundle's unit files under systemd (PID 1): daemon-reload, enable --now, restart, reload. */
+export class SystemdHostServices implements HostServices {
+  readonly kind = 'systemd' as const;
+  private units = new Map<string, string>();
+
+  constructor(private readonly runner: Runner) {}
+
+  private unitOf(name: string): string {
+    return this.units.get(name) ?? `ovn-deploy-${name}.service`;
+  }
+
+  private async show(units: string[]): Promise<Map<string, Record<string, string>>> {
+    const shown = new Map<string, Record<string, string>>();
+    if (units.length === 0) return shown;
+    const r = await this.runner.run(['systemctl', 'show', '--property=Id,ActiveState,UnitFileState,MainPID,NRestarts', ...units], {
+      mutates: false,
+      allowFailure: true,
+    });
+    for (const block of r.stdout.split(/\n\s*\n/)) {
+      const props: Record<string, string> = {};
+      for (const line of block.split('\n')) {
+        const eq = line.indexOf('=');
+        if (eq > 0) props[line.slice(0, eq)] = line.slice(eq + 1);
+      }
+      if (props.Id !== undefined) shown.set(props.Id, props);
+    }
+    return shown;
+  }
+
+  async observe(manifest: BundleManifest, previous: readonly { name: string; unit: string }[]): Promise<{ services: Map<string, ObservedService>; unlisted: string[] }> {
+    for (const s of [...previous, ...manifest.services]) this.units.set(s.name, s.unit);
+    const shown = await this.show(manifest.services.map((s) => s.unit));
+    const services = new Map<string, ObservedService>();
+    for (const s of manifest.services) {
+      const p = shown.get(s.unit);
+      const running = p?.ActiveState === 'active' && p.UnitFileState === 'enabled';
+      const pid = Number(p?.MainPID ?? 0);
+      services.set(s.name, { running, ...(pid > 0 ? { pid } : {}) });
+    }
+    const listed = new Set(manifest.services.map((s) => s.name));
+    const unlisted = previous.filter((p) => !listed.has(p.name)).map((p) => p.name);
+    return { services, unlisted };
+  }
+
+  private async enableNow(services: readonly BundleService[]): Promise<void> {
+    const shown = await this.show(services.map((s) => s.unit));
+    const todo = services.filter((s) => {
+      const p = shown.get(s.unit);
+      return !(p?.ActiveState === 'active' && p.UnitFileState === 'enabled');
+    });
+    if (todo.length > 0) await this.runner.run(['systemctl', 'enable', '--now', ...todo.map((s) => s.unit)], { mutates: true, timeoutMs: 120_000 });
+  }
+
+  async ensureStage0(manifest: BundleManifest, unlisted: readonly string[], restart: readonly string[]): Promise<void> {
+    if (unlisted.length > 0) {
+      await this.runner.run(['systemctl', 'disable', '--now', ...unlisted.map((n) => this.unitOf(n))], { mutates: true, timeoutMs: 120_000, allowFailure: true });
+    }
+    await this.restart(restart);
+    await this.enableNow(manifest.services.filter((s) => s.stage === 0));
+  }
+
+  async ensureAll(manifest: BundleManifest, restart: readonly string[]): Promise<void> {
+    await this.restart(restart);
+    await this.enableNow(manifest.services);
+  }
+
+  async restart(names: readonly string[]): Promise<void> {
+    if (names.length === 0) return;
+    await this.runner.run(['systemctl', 'restart', ...names.map((n) => this.unitOf(n))], { mutates: true, timeoutMs: 120_000 });
+  }
+
+  async reload(service: BundleService): Promise<void> {
+    const r = await this.runner.run(['systemctl', 'reload', service.unit], { mutates: true, allowFailure: true, timeoutMs: 60_000 });
+    // A unit without ExecReload=: deliver the daemon's reload signal to its main process instead.
+    if (r.exitCode !== 0) {
+      await this.runner.run(['systemctl', 'kill', '--kill-whom=main', `--signal=${service.reloadSignal ?? 'SIGHUP'}`, service.unit], { mutates: true });
+    }
+  }
+
+  async stop(names: readonly string[]): Promise<void> {
+    if (names.length === 0) return;
+    await this.runner.run(['systemctl', 'stop', ...names.map((n) => this.unitOf(n))], { mutates: true, timeoutMs: 120_000 });
+  }
+
+  async status(): Promise<ServiceStatus[]> {
+    const names = [...this.units.keys()];
+    const shown = await this.show(names.map((n) => this.unitOf(n)));
+    return names.map((name) => {
+      const p = shown.get(this.unitOf(name));
+      const pid = Number(p?.MainPID ?? 0);
+      const running = p?.ActiveState === 'active' && pid > 0;
+      return { name, running, ...(running ? { pid } : {}), restarts: Number(p?.NRestarts ?? 0) };
+    });
+  }
+
+  async daemonReload(): Promise<void> {
+    await this.runner.run(['systemctl', 'daemon-reload'], { mutates: true, timeoutMs: 120_000 });
+  }
+}
+
+/** Distribution units that would fight ours for the same sockets, databases and ports (render's list). */
+export const DISTRO_UNITS = DISTRIBUTION_UNITS;
+
+/** Distro units that are enabled or running (systemd only; read-only). */
+export async function activeDistroUnits(runner: Runner): Promise<string[]> {
+  const r = await runner.run(['systemctl', 'show', '--property=Id,ActiveState,UnitFileState', ...DISTRO_UNITS], { mutates: false, allowFailure: true });
+  const found: string[] = [];
+  for (const block of r.stdout.split(/\n\s*\n/)) {
+    const id = /^Id=(.*)$/m.exec(block)?.[1];
+    const active = /^ActiveState=(.*)$/m.exec(block)?.[1];
+    const file = /^UnitFileState=(.*)$/m.exec(block)?.[1];
+    if (id !== undefined && (active === 'active' || active === 'activating' || file === 'enabled')) found.push(id);
+  }
+  return found;
+}
+

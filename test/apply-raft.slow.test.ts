@@ -1,0 +1,119 @@
+/**
+ * `apply` on two central hosts (two private namespaces joined by a veth pair): the first creates
+ * the RAFT clusters, the second joins them (`ovsdb-tool join-cluster`) through the stunnel client
+ * and server pair, so membership travels only over TLS. Bundles rendered by `render`; packages
+ * skipped (installed on this machine already).
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApplyReport } from '../src/apply/report.js';
+import { applyFiles } from '../src/fsx.js';
+import { parseInventory } from '../src/inventory/index.js';
+import { cliPath, pkiPaths } from '../src/paths.js';
+import { initPki, signCsr } from '../src/pki/index.js';
+import { renderHostBundle } from '../src/render/index.js';
+import { ZxRunner } from '../src/runner.js';
+import { createHostNamespace, type HostNamespace } from './helpers/host-namespace.js';
+
+const SITE = `site: raftt
+hosts:
+  - name: c1
+    addresses: [192.0.2.11]
+    roles: [central]
+  - name: c2
+    addresses: [192.0.2.12]
+    roles: [central]
+`;
+const ADDR: Record<string, string> = { c1: '192.0.2.11', c2: '192.0.2.12' };
+
+let tmp: string;
+let pkiDir: string;
+const hosts = new Map<string, HostNamespace>();
+
+async function apply(name: string, extra: string[] = [], input?: string): Promise<{ code: number; report: ApplyReport }> {
+  const host = hosts.get(name);
+  if (host === undefined) throw new Error(`no host ${name}`);
+  const r = await host.run([process.execPath, cliPath, 'apply', '--bundle', path.join(tmp, 'bundles', name), '--json', '--skip-packages', ...extra], {
+    allowFailure: true,
+    timeoutMs: 180_000,
+    ...(input === undefined ? {} : { input }),
+  });
+  try {
+    return { code: r.exitCode, report: JSON.parse(r.stdout) as ApplyReport };
+  } catch {
+    throw new Error(`apply on ${name} printed no JSON report (exit ${r.exitCode}):\n${r.stdout}\n${r.stderr}`);
+  }
+}
+
+/** apply -> CSR -> sign with the site PKI -> apply --certificate -. */
+async function converge(name: string): Promise<{ code: number; report: ApplyReport }> {
+  const first = await apply(name);
+  expect(first.code).toBe(3);
+  const cert = await signCsr(pkiDir, first.report.csr ?? '', { role: 'central', name, sans: [name, ADDR[name] ?? ''] });
+  return apply(name, ['--certificate', '-'], cert.certPem);
+}
+
+beforeAll(async () => {
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'apply-raft-'));
+  pkiDir = path.join(tmp, 'pki');
+  await initPki(pkiDir, { keyBits: 2048, commonName: 'apply-raft' });
+  const inv = parseInventory(SITE, 'site.yaml').inventory;
+  const pki = { caBundlePem: readFileSync(pkiPaths(pkiDir).caBundle, 'utf8'), crlPem: readFileSync(pkiPaths(pkiDir).crl, 'utf8') };
+  for (const name of ['c1', 'c2']) {
+    await applyFiles(path.join(tmp, 'bundles', name), renderHostBundle(inv, name, pki).files);
+    hosts.set(name, await createHostNamespace(`ovnd-raft-${name}`));
+  }
+  const [h1, h2] = [hosts.get('c1'), hosts.get('c2')];
+  if (h1 === undefined || h2 === undefined) throw new Error('hosts missing');
+  // One "wire" between the two hosts.
+  await new ZxRunner().run(['ip', 'link', 'add', 'ul0', 'netns', h1.netns, 'type', 'veth', 'peer', 'name', 'ul0', 'netns', h2.netns]);
+  for (const [name, h] of [['c1', h1], ['c2', h2]] as const) {
+    await h.run(['ip', 'addr', 'add', `${ADDR[name]}/24`, 'dev', 'ul0']);
+    await h.run(['ip', 'link', 'set', 'ul0', 'up']);
+  }
+}, 60_000);
+
+afterAll(async () => {
+  for (const h of hosts.values()) await h.destroy();
+  if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('apply on two centrals: create-cluster on the first, join-cluster over TLS on the second', () => {
+  it('the bootstrap central creates the clusters and is healthy alone', async () => {
+    const r = await converge('c1');
+    expect(r.report.health.filter((h) => !h.ok)).toEqual([]);
+    expect(r.code).toBe(0);
+    expect(r.report.changes.map((c) => `${c.kind}:${c.action}`)).toContain('raft:create-cluster');
+  });
+
+  it('the second central joins both clusters; both see two members and one leader', async () => {
+    const r = await converge('c2');
+    expect(r.report.health.filter((h) => !h.ok)).toEqual([]);
+    expect(r.code).toBe(0);
+    const kinds = r.report.changes.map((c) => `${c.kind}:${c.action}`);
+    expect(kinds).toContain('raft:join-cluster');
+    expect(kinds).not.toContain('raft:create-cluster');
+    expect(r.report.changes.some((c) => c.kind === 'raft' && c.action === 'run')).toBe(false);
+    for (const name of ['c1', 'c2']) {
+      const cs = await hosts.get(name)?.run(['ovs-appctl', '-t', '/var/run/ovn/ovnnb_db.ctl', 'cluster/status', 'OVN_Northbound']);
+      expect(cs?.stdout).toMatch(/Status: cluster member/);
+      // Both servers listed (this one and its peer).
+      expect(cs?.stdout.match(/^ {4}[0-9a-f]{4} \(/gm)?.length).toBe(2);
+    }
+    // A write on c2 is visible on c1: the cluster replicates through the TLS tunnels.
+    const add = await hosts.get('c2')?.run(['ovn-nbctl', '--no-leader-only', '--db=unix:/var/run/ovn/ovnnb_db.sock', 'ls-add', 'joined-switch'], { allowFailure: true });
+    expect(add?.stderr).toBe('');
+    const ls = await hosts.get('c1')?.run(['ovn-nbctl', '--db=unix:/var/run/ovn/ovnnb_db.sock', '--bare', '--columns=name', 'list', 'Logical_Switch']);
+    expect(ls?.stdout.trim()).toBe('joined-switch');
+  });
+
+  it('a second apply on either host changes nothing', async () => {
+    for (const name of ['c1', 'c2']) {
+      const r = await apply(name);
+      expect(r.code).toBe(0);
+      expect(r.report.changes).toEqual([]);
+    }
+  });
+});

@@ -1,0 +1,576 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import forge from 'node-forge';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { readBundle } from '../src/apply/bundle.js';
+import { runApply } from '../src/apply/index.js';
+import { planApply, type Observed } from '../src/apply/plan.js';
+import { renderApplyReport } from '../src/apply/render-report.js';
+import type { BundleManifestInput } from '../src/bundle/manifest.js';
+import { manifestSchema } from '../src/bundle/manifest.js';
+import { InputError } from '../src/errors.js';
+import { hostPaths, pkiPaths } from '../src/paths.js';
+import { initPki, signCsr } from '../src/pki/index.js';
+import { readVerifiedCsr } from '../src/pki/csr.js';
+import { FixtureRunner, oneBoxManifest, RecordedServices, sha256, writeBundle } from './helpers/apply-fixture.js';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'apply-test-'));
+let pkiDir: string;
+let otherPkiDir: string;
+let caPem: string;
+let crlPem: string;
+
+beforeAll(async () => {
+  pkiDir = path.join(tmp, 'pki');
+  otherPkiDir = path.join(tmp, 'pki-other');
+  await Promise.all([initPki(pkiDir, { keyBits: 2048, commonName: 'apply-test' }), initPki(otherPkiDir, { keyBits: 2048, commonName: 'other' })]);
+  caPem = readFileSync(pkiPaths(pkiDir).caBundle, 'utf8');
+  crlPem = readFileSync(pkiPaths(pkiDir).crl, 'utf8');
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+let seq = 0;
+function fresh(): { root: string; bundle: string } {
+  const d = path.join(tmp, `case${++seq}`);
+  return { root: path.join(d, 'root'), bundle: path.join(d, 'bundle') };
+}
+
+function oneBox(bundleDir: string, edit: (m: Omit<BundleManifestInput, 'files'>) => void = () => undefined) {
+  const { manifest, files } = oneBoxManifest('box1', caPem, crlPem);
+  edit(manifest);
+  return writeBundle(bundleDir, manifest, files);
+}
+
+/** Every file (not directory) under dir. */
+function walk(dir: string): string[] {
+  let out: string[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e);
+    out = statSync(p).isDirectory() ? [...out, ...walk(p)] : [...out, p];
+  }
+  return out;
+}
+
+async function expectInputError(p: Promise<unknown>): Promise<InputError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(InputError);
+  return err as InputError;
+}
+
+const apply = (c: { root: string; bundle: string }, runner: FixtureRunner, services: RecordedServices, more: Partial<Parameters<typeof runApply>[0]> = {}) =>
+  runApply({ bundleDir: c.bundle, root: c.root, runner, services, healthTimeoutMs: 1_000, ...more });
+
+/** Signs the CSR a needs-certificate apply left, with the test PKI (as `deploy` does). */
+async function signFor(csr: string, dir = pkiDir, name = 'box1', sans = ['box1', '192.0.2.10']): Promise<string> {
+  return (await signCsr(dir, csr, { role: 'central', name, sans })).certPem;
+}
+
+describe('apply: bundle verification (nothing is changed on bad input)', () => {
+  it('reports a wrong checksum, a missing file and a file outside files/ with file and dot-path', async () => {
+    const c = fresh();
+    const m = oneBox(c.bundle);
+    writeFileSync(path.join(c.bundle, m.files[0]?.source ?? ''), 'tampered\n');
+    rmSync(path.join(c.bundle, m.files[1]?.source ?? ''));
+    const raw = JSON.parse(readFileSync(path.join(c.bundle, 'manifest.json'), 'utf8')) as { files: { source: string }[] };
+    if (raw.files[2] !== undefined) raw.files[2].source = 'files/../manifest.json';
+    writeFileSync(path.join(c.bundle, 'manifest.json'), JSON.stringify(raw));
+    const err = await expectInputError(apply(c, new FixtureRunner(), new RecordedServices()));
+    expect(err.exitCode).toBe(2);
+    expect(err.problems.map((p) => p.path)).toEqual(['files[0].sha256', 'files[1].source', 'files[2].source']);
+    expect(err.problems[0]?.message).toBe(`checksum mismatch: the manifest says ${m.files[0]?.sha256}, the file has ${sha256('tampered\n')}`);
+    expect(err.problems[0]?.file).toBe(path.join(c.bundle, m.files[0]?.source ?? ''));
+    expect(err.problems[1]?.message).toMatch(/^missing: the manifest lists "files\/etc\/ovn-deploy\/pki\/crl.pem"/);
+    expect(err.problems[2]?.message).toBe('"files/../manifest.json" leaves the bundle\'s files/ directory');
+    expect(walk(c.root)).toEqual([]);
+  });
+
+  it('reports every bad manifest field with its dot-path', async () => {
+    const c = fresh();
+    oneBox(c.bundle, (m) => {
+      (m.services as unknown as { stage: number }[])[1] = { ...(m.services[1] as object), stage: 2 } as never;
+      (m.certificate as { key: string }).key = 'relative/host.key';
+      (m as { health: unknown[] }).health.push({ kind: 'nope' });
+    });
+    const err = await expectInputError(readBundle(c.bundle));
+    const paths = err.problems.map((p) => p.path);
+    expect(paths).toContain('services[1].stage');
+    expect(paths).toContain('certificate.key');
+    expect(paths).toContain('health[2].kind');
+    expect(err.problems.find((p) => p.path === 'certificate.key')?.message).toBe('expected an absolute path');
+    expect(err.problems.every((p) => p.file === path.join(c.bundle, 'manifest.json'))).toBe(true);
+  });
+
+  it('reports unknown service names in reload/after/raft (cross-field checks)', async () => {
+    const c = fresh();
+    const { manifest, files } = oneBoxManifest('box1', caPem, crlPem);
+    (manifest.raft as { service: string }[])[0]!.service = 'no-such-db';
+    files[0]!.reload = ['ghost'];
+    writeBundle(c.bundle, manifest, files);
+    const err = await expectInputError(readBundle(c.bundle));
+    expect(err.problems.map((p) => `${p.path}: ${p.message}`)).toEqual(['files[0].reload[0]: unknown service "ghost"', 'raft[0].service: unknown service "no-such-db"']);
+  });
+
+  it('refuses a directory without manifest.json', async () => {
+    const err = await expectInputError(readBundle(path.join(tmp, 'nothing-here')));
+    expect(err.message).toMatch(/no manifest.json/);
+  });
+});
+
+describe('apply: certificate flow (recorded service manager)', () => {
+  it('fresh host: key 0600, CSR with the bundle\'s CN/SANs, needs-certificate (exit 3), nothing started', async () => {
+    const c = fresh();
+    oneBox(c.bundle);
+    const runner = new FixtureRunner();
+    const services = new RecordedServices();
+    const out = await apply(c, runner, services);
+    expect(out.exitCode).toBe(3);
+    expect(out.report.status).toBe('needs-certificate');
+    const hp = hostPaths(c.root);
+    expect(statSync(hp.pki.key).mode & 0o777).toBe(0o600);
+    const csr = readVerifiedCsr(out.report.csr ?? '', 'csr');
+    expect(csr.commonName).toBe('box1');
+    const parsed = forge.pki.certificationRequestFromPem(out.report.csr ?? '');
+    const ext = parsed.getAttribute({ name: 'extensionRequest' }) as { extensions: { name: string; altNames: { value?: string; ip?: string }[] }[] };
+    const sans = ext.extensions.find((e) => e.name === 'subjectAltName')?.altNames.map((a) => a.ip ?? a.value);
+    expect(sans).toEqual(['box1', '192.0.2.10']);
+    expect(out.report.signCommand).toBe('ovn-deploy pki sign-csr --dir <PKI> --csr box1.csr --role central --name box1 --san box1,192.0.2.10 --out box1.pem');
+    expect(services.calls).toEqual([]);
+    // Packages were checked and installed; files placed; the key made; no database yet.
+    const kinds = out.report.changes.map((ch) => `${ch.kind}:${ch.action}`);
+    expect(kinds).toContain('package:install');
+    expect(kinds).toContain('certificate:generate-key');
+    expect(kinds).toContain('certificate:create-csr');
+    expect(kinds.filter((k) => k === 'file:create')).toHaveLength(4);
+    expect(kinds.some((k) => k.startsWith('db:') || k.startsWith('raft:') || k.startsWith('service:'))).toBe(false);
+    expect(runner.calls.map((x) => x.argv.join(' '))).toContain(
+      'apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends ovn-central ovn-host stunnel4',
+    );
+    const aptCall = runner.calls.find((x) => x.argv[0] === 'apt-get');
+    expect(aptCall?.opts.env?.DEBIAN_FRONTEND).toBe('noninteractive');
+    expect(renderApplyReport(out.report)).toContain('sign it there');
+
+    // The same again without a certificate: the key and CSR are kept, nothing else changes.
+    const keyBefore = readFileSync(hp.pki.key, 'utf8');
+    const again = await apply(c, new FixtureRunner(new Set(['ovn-central', 'ovn-host', 'stunnel4'])), services);
+    expect(again.exitCode).toBe(3);
+    expect(again.report.changes).toEqual([]);
+    expect(readFileSync(hp.pki.key, 'utf8')).toBe(keyBefore);
+    expect(again.report.csr).toBe(out.report.csr);
+  });
+
+  it('--certificate signed for another key, or by another CA, is bad input (exit 2) and installs nothing', async () => {
+    const c = fresh();
+    oneBox(c.bundle);
+    const services = new RecordedServices();
+    const first = await apply(c, new FixtureRunner(), services, { skipPackages: true });
+    expect(first.exitCode).toBe(3);
+    // Another host's key, same names: signed by our CA, but not for our key.
+    const forgeKeys = forge.pki.rsa.generateKeyPair({ bits: 2048, e: 0x10001 });
+    const { createCsr } = await import('../src/pki/index.js');
+    const strangerCsr = createCsr(forge.pki.privateKeyToPem(forgeKeys.privateKey), 'box1', ['box1', '192.0.2.10']);
+    const wrongKey = await signFor(strangerCsr);
+    let err = await expectInputError(apply(c, new FixtureRunner(), services, { skipPackages: true, certificate: { pem: wrongKey, from: 'wrong.pem' } }));
+    expect(err.exitCode).toBe(2);
+    expect(err.message).toBe("wrong.pem: the certificate does not match this host's key (signed for another CSR?)");
+    const otherCa = await signFor(first.report.csr ?? '', otherPkiDir);
+    err = await expectInputError(apply(c, new FixtureRunner(), services, { skipPackages: true, certificate: { pem: otherCa, from: 'other.pem' } }));
+    expect(err.message).toBe("other.pem: the certificate is not signed by a CA of the bundle's CA bundle");
+    const wrongNames = await signFor(first.report.csr ?? '', pkiDir, 'box1', ['box1']);
+    err = await expectInputError(apply(c, new FixtureRunner(), services, { skipPackages: true, certificate: { pem: wrongNames, from: 'names.pem' } }));
+    expect(err.message).toMatch(/^names.pem: the certificate names CN=box1 SAN=\[box1\] but the bundle asks for/);
+    expect(walk(c.root).some((f) => f.endsWith('host.pem'))).toBe(false);
+    expect(services.calls).toEqual([]);
+  });
+
+  it('a certificate that no longer matches the key yields needs-certificate with a new CSR', async () => {
+    const c = fresh();
+    oneBox(c.bundle);
+    const services = new RecordedServices();
+    const first = await apply(c, new FixtureRunner(), services, { skipPackages: true });
+    const cert = await signFor(first.report.csr ?? '');
+    const ok = await apply(c, new FixtureRunner(), services, { skipPackages: true, certificate: { pem: cert, from: 'box1.pem' } });
+    expect(ok.report.status).toBe('converged');
+    // The key is replaced (e.g. restored from elsewhere): the certificate is not ours any more.
+    rmSync(hostPaths(c.root).pki.key);
+    const again = await apply(c, new FixtureRunner(), services, { skipPackages: true });
+    expect(again.exitCode).toBe(3);
+    expect(again.report.changes.map((ch) => ch.action)).toEqual(['generate-key', 'create-csr']);
+    expect(again.report.csr).not.toBe(first.report.csr);
+  });
+});
+
+describe('apply: converge, idempotence, reloads (recorded service manager, real ovsdb-tool)', () => {
+  it('installs the certificate, creates dbs and clusters, starts stage 0 then all, configures OVS, inits once; a second apply changes nothing', async () => {
+    const c = fresh();
+    oneBox(c.bundle);
+    const runner = new FixtureRunner(new Set(['ovn-central', 'ovn-host', 'stunnel4']));
+    const services = new RecordedServices();
+    const first = await apply(c, runner, services);
+    const cert = await signFor(first.report.csr ?? '');
+    const out = await apply(c, runner, services, { certificate: { pem: cert, from: '-' } });
+    expect(out.exitCode).toBe(0);
+    expect(out.report.status).toBe('converged');
+    const kinds = out.report.changes.map((ch) => `${ch.kind}:${ch.action}:${ch.target}`);
+    const hp = hostPaths('/');
+    expect(kinds).toEqual([
+      `certificate:install:${hp.pki.cert}`,
+      `db:create:${hp.ovs.confDb}`,
+      `raft:create-cluster:OVN_Northbound ${hp.ovn.nbDb}`,
+      `raft:create-cluster:OVN_Southbound ${hp.ovn.sbDb}`,
+      'service:start:ovn-nb-ovsdb',
+      'service:start:ovn-sb-ovsdb',
+      'service:start:stunnel-server',
+      'service:start:ovs-ovsdb',
+      'ovs:create:bridge br-int',
+      'ovs:set:external_ids:system-id',
+      'ovs:set:external_ids:ovn-remote',
+      'ovs:set:external_ids:ovn-encap-type',
+      'ovs:set:external_ids:ovn-encap-ip',
+      'ovs:set:external_ids:ovn-bridge',
+      `raft:run:ovn-nbctl --db=unix:${hp.ovn.nbSock} init`,
+      `raft:run:ovn-sbctl --db=unix:${hp.ovn.sbSock} init`,
+      'service:start:ovn-northd',
+      'service:start:ovs-vswitchd',
+      'service:start:ovn-controller',
+    ]);
+    expect(services.calls).toEqual(['stage0 stop=[]', 'all']);
+    const argvs = runner.calls.map((x) => x.argv);
+    const createCluster = argvs.find((a) => a[1] === 'create-cluster');
+    expect(createCluster?.slice(3)).toEqual([ '/usr/share/ovn/ovn-nb.ovsschema', 'tcp:127.1.2.3:16643']);
+    const root = hostPaths(c.root);
+    for (const f of [root.ovn.nbDb, root.ovn.sbDb, root.ovs.confDb]) expect(statSync(f).size).toBeGreaterThan(0);
+    expect(out.report.health.every((h) => h.ok)).toBe(true);
+    const applied = JSON.parse(readFileSync(root.applied, 'utf8')) as { manifestSha256: string; initialized: boolean };
+    expect(applied.manifestSha256).toBe(sha256(readFileSync(path.join(c.bundle, 'manifest.json'))));
+    expect(applied.initialized).toBe(true);
+    // init ran with the cluster's leader; the ovs-vsctl init came before the external_ids.
+    expect(argvs.findIndex((a) => a[0] === 'ovn-nbctl')).toBeGreaterThan(argvs.findIndex((a) => a.includes('external_ids:system-id="box1"')));
+
+    // Second apply, nothing new: no change, nothing started, restarted or reloaded. (The OVS
+    // database "socket" exists now, so apply asks the fixture's OVS instead of assuming nothing.)
+    writeFileSync(root.ovs.dbSock, '');
+    const pids = [...services.state].map(([n, s]) => `${n}:${s.pid}`);
+    const callsBefore = services.calls.length;
+    const second = await apply(c, runner, services);
+    expect(second.exitCode).toBe(0);
+    expect(second.report.changes).toEqual([]);
+    expect(second.plan).toEqual([]);
+    expect(services.calls.slice(callsBefore)).toEqual([]);
+    expect([...services.state].map(([n, s]) => `${n}:${s.pid}`)).toEqual(pids);
+    expect(runner.calls.filter((x) => x.argv[0] === 'ovn-nbctl')).toHaveLength(1);
+
+    // One stunnel file changes: only stunnel-server is reloaded (no restart, no other service).
+    const { manifest, files } = oneBoxManifest('box1', caPem, crlPem);
+    files[2]!.content += 'debug = 6\n';
+    writeBundle(c.bundle, manifest, files);
+    const third = await apply(c, runner, services);
+    expect(third.report.changes.map((ch) => `${ch.kind}:${ch.action}:${ch.target}`)).toEqual([
+      `file:update:${hp.stunnelDir}/stunnel-server.conf`,
+      'service:reload:stunnel-server',
+    ]);
+    expect(services.calls.slice(callsBefore)).toEqual(['reload stunnel-server']);
+    expect([...services.state].map(([n, s]) => `${n}:${s.pid}`)).toEqual(pids);
+  });
+
+  it('a changed service spec restarts exactly that service; a service dropped from the bundle is stopped', async () => {
+    const c = fresh();
+    oneBox(c.bundle);
+    const runner = new FixtureRunner(new Set(['ovn-central', 'ovn-host', 'stunnel4']));
+    const services = new RecordedServices();
+    const first = await apply(c, runner, services);
+    await apply(c, runner, services, { certificate: { pem: await signFor(first.report.csr ?? ''), from: '-' } });
+    services.state.set('old-daemon', { running: true, pid: 1 });
+    const { manifest, files } = oneBoxManifest('box1', caPem, crlPem);
+    (manifest.services as { name: string; argv: string[] }[]).find((s) => s.name === 'ovn-northd')!.argv.push('-vfile:dbg');
+    writeBundle(c.bundle, manifest, files);
+    const out = await apply(c, runner, services);
+    expect(out.report.changes.map((ch) => `${ch.action}:${ch.target}`)).toEqual(['stop:old-daemon', 'restart:ovn-northd']);
+    expect(services.state.has('old-daemon')).toBe(false);
+  });
+
+  it('--dry-run prints the plan and writes nothing', async () => {
+    const c = fresh();
+    oneBox(c.bundle);
+    const lines: string[] = [];
+    const runner = new FixtureRunner();
+    const out = await apply(c, runner, new RecordedServices(), { dryRun: true, log: (l) => lines.push(l) });
+    expect(out.report.dryRun).toBe(true);
+    expect(out.exitCode).toBe(3);
+    expect(out.report.changes.map((ch) => ch.action)).toEqual(['install', 'install', 'install', ...Array(12).fill('mkdir'), 'create', 'create', 'create', 'create', 'generate-key', 'create-csr']);
+    expect(lines).toContain('plan: install packages (apt): ovn-central ovn-host stunnel4');
+    expect(walk(c.root)).toEqual([]);
+    // Only read-only queries ran.
+    expect(runner.calls.every((x) => x.opts.mutates === false)).toBe(true);
+  });
+});
+
+describe('planApply (pure)', () => {
+  const m = manifestSchema.parse({ ...oneBoxManifest('box1').manifest, files: [] });
+  const base: Observed = {
+    missingDirs: [],
+    files: new Map(),
+    users: new Map([['root', 0]]),
+    groups: new Map([['root', 0]]),
+    certificate: { keyPresent: true, verdict: 'ok', csrCurrent: true, given: false },
+    dbs: new Map([...m.raft.map((r) => [r.dbFile, 'present'] as const), [m.standaloneDbs[0]!.dbFile, 'present']]),
+    services: new Map(),
+    unlisted: [],
+    pending: { reload: [], restart: [] },
+    initialized: true,
+    distroUnits: [],
+    servicesKind: 'own',
+  };
+  const hash = (s: { name: string }) => `h-${s.name}`;
+
+  it('a joining central joins (join-cluster with its peers) instead of creating the cluster, and never runs initCommands', () => {
+    const joiner = manifestSchema.parse({
+      ...oneBoxManifest('box2').manifest,
+      files: [],
+      initCommands: [],
+      raft: m.raft.map((r) => ({ ...r, bootstrap: false, peers: ['tcp:127.9.9.9:16643'] })),
+    });
+    const steps = planApply(joiner, { ...base, dbs: new Map(), initialized: false }, hash);
+    expect(steps.filter((s) => s.kind === 'raft-join').map((s) => (s.kind === 'raft-join' ? s.db.name : ''))).toEqual(['OVN_Northbound', 'OVN_Southbound']);
+    expect(steps.some((s) => s.kind === 'raft-create' || s.kind === 'init-commands')).toBe(false);
+  });
+
+  it('netdev underlay: planned until recorded, on the bridge and off the NIC', () => {
+    const u = manifestSchema.parse({ ...oneBoxManifest('box1').manifest, files: [], ovs: { ...oneBoxManifest('box1').manifest.ovs!, underlay: { bridge: 'br-phy', interface: 'eth1', ip: '192.0.2.10' } } });
+    const running = new Map(u.services.map((s) => [s.name, { running: true, hash: hash(s) }]));
+    const ovs = {
+      initialized: true,
+      externalIds: { ...u.ovs!.externalIds },
+      bridges: new Map([
+        ['br-int', { datapathType: 'netdev', failMode: 'secure', ports: ['br-int'] }],
+        ['br-phy', { datapathType: 'netdev', failMode: '', ports: ['br-phy', 'eth1'] }],
+      ]),
+    };
+    const obs = { ...base, services: running, ovs };
+    expect(planApply(u, { ...obs, underlay: { nicAddrs: ['192.0.2.10/24'], bridgeAddrs: [], bridgeUp: false } }, hash)).toEqual([
+      { kind: 'underlay', bridge: 'br-phy', nic: 'eth1', ip: '192.0.2.10' },
+    ]);
+    // After a vswitchd restart the new br-phy tap has no address: planned again.
+    expect(planApply(u, { ...obs, underlay: { recordedCidr: '192.0.2.10/24', nicAddrs: [], bridgeAddrs: [], bridgeUp: true } }, hash)).toHaveLength(1);
+    expect(planApply(u, { ...obs, underlay: { recordedCidr: '192.0.2.10/24', nicAddrs: [], bridgeAddrs: ['192.0.2.10/24'], bridgeUp: true } }, hash)).toEqual([]);
+  });
+
+  it('firewall: loaded when its table is missing or its file changed; skipped where nft cannot run', () => {
+    const file = '/etc/ovn-deploy/firewall.nft';
+    const running = new Map(m.services.map((s) => [s.name, { running: true, hash: hash(s) }]));
+    const ovs = { initialized: true, externalIds: { ...m.ovs!.externalIds }, bridges: new Map([['br-int', { datapathType: 'netdev', failMode: 'secure', ports: [] }]]) };
+    const obs = { ...base, services: running, ovs };
+    expect(planApply(m, { ...obs, firewall: { file, available: true, loaded: false } }, hash)).toEqual([{ kind: 'firewall', file }]);
+    expect(planApply(m, { ...obs, firewall: { file, available: true, loaded: true } }, hash)).toEqual([]);
+    expect(planApply(m, { ...obs, firewall: { file, available: false, loaded: false } }, hash)).toEqual([]);
+  });
+
+  it('under systemd: changed unit files -> daemon-reload and a restart of that unit; distro units disabled', () => {
+    const running = new Map(m.services.map((s) => [s.name, { running: true }]));
+    const unit = '/etc/systemd/system/ovn-deploy-ovn-northd.service';
+    const withUnit = manifestSchema.parse({
+      ...oneBoxManifest('box1').manifest,
+      files: [{ source: 'files/x', dest: unit, mode: 0o644, sha256: 'a'.repeat(64), restart: ['ovn-northd'] }],
+    });
+    const steps = planApply(
+      withUnit,
+      { ...base, servicesKind: 'systemd', services: running, files: new Map([[unit, { sha256: 'b'.repeat(64), mode: 0o644, uid: 0, gid: 0 }]]), distroUnits: ['ovn-central.service'], ovs: { initialized: true, externalIds: { ...withUnit.ovs!.externalIds }, bridges: new Map([['br-int', { datapathType: 'netdev', failMode: 'secure', ports: [] }]]) } },
+      hash,
+    );
+    expect(steps.map((s) => s.kind)).toEqual(['file', 'daemon-reload', 'disable-distro-units', 'services-stage1']);
+    expect(steps.at(-1)).toEqual({ kind: 'services-stage1', start: [], restart: ['ovn-northd'] });
+  });
+});
+
+describe('apply: state across runs', () => {
+  it('a reload owed by a file placed in a needs-certificate apply is done by the next apply', async () => {
+    const c = fresh();
+    oneBox(c.bundle);
+    const runner = new FixtureRunner();
+    const services = new RecordedServices();
+    const first = await apply(c, runner, services, { skipPackages: true });
+    await apply(c, runner, services, { skipPackages: true, certificate: { pem: await signFor(first.report.csr ?? ''), from: '-' } });
+    // The key goes (certificate no longer ours) while the stunnel config changes.
+    rmSync(hostPaths(c.root).pki.key);
+    const { manifest, files } = oneBoxManifest('box1', caPem, crlPem);
+    files[2]!.content += 'debug = 7\n';
+    writeBundle(c.bundle, manifest, files);
+    const stopped = await apply(c, runner, services, { skipPackages: true });
+    expect(stopped.exitCode).toBe(3);
+    expect(stopped.report.changes.map((ch) => ch.action)).toEqual(['update', 'generate-key', 'create-csr']);
+    expect(JSON.parse(readFileSync(hostPaths(c.root).applyPending, 'utf8'))).toEqual({ reload: ['stunnel-server'], restart: [] });
+    const calls = services.calls.length;
+    const done = await apply(c, runner, services, { skipPackages: true, certificate: { pem: await signFor(stopped.report.csr ?? ''), from: '-' } });
+    expect(done.report.changes.map((ch) => `${ch.action}:${ch.target}`)).toEqual([`install:${hostPaths().pki.cert}`, 'reload:stunnel-server']);
+    expect(services.calls.slice(calls)).toEqual(['reload stunnel-server']);
+    expect(() => readFileSync(hostPaths(c.root).applyPending)).toThrow();
+  });
+
+  it('two applies never interleave: the second waits for the lock', async () => {
+    const { acquireApplyLock } = await import('../src/apply/state.js');
+    const lockFile = path.join(tmp, 'lock-test', 'apply.lock');
+    const first = await acquireApplyLock(lockFile);
+    let secondHeld = false;
+    const second = acquireApplyLock(lockFile, 5_000).then((l) => {
+      secondHeld = true;
+      return l;
+    });
+    await new Promise((r) => setTimeout(r, 400));
+    expect(secondHeld).toBe(false);
+    await first.release();
+    const l2 = await second;
+    expect(secondHeld).toBe(true);
+    await l2.release();
+    // A lock left by a dead process is taken over at once.
+    writeFileSync(lockFile, '999999999\n');
+    const l3 = await acquireApplyLock(lockFile, 100);
+    await l3.release();
+  });
+});
+
+describe('apply CLI (through main)', () => {
+  async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const { main } = await import('../src/main.js');
+    const out: string[] = [];
+    const err: string[] = [];
+    const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      out.push(String(chunk));
+      return true;
+    });
+    const e = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      err.push(String(chunk));
+      return true;
+    });
+    try {
+      const code = await main(['node', 'ovn-deploy', 'apply', ...args]);
+      return { code, stdout: out.join(''), stderr: err.join('') };
+    } finally {
+      o.mockRestore();
+      e.mockRestore();
+      process.exitCode = undefined;
+    }
+  }
+
+  it('bad bundle with --json: exit 2, nothing on stdout, the problem on stderr', async () => {
+    const c = fresh();
+    const r = await cli('--bundle', path.join(c.bundle, 'missing'), '--root', c.root, '--json');
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/manifest.json: no manifest.json/);
+  });
+
+  it('bad flags are bad input', async () => {
+    const r = await cli('--bundle', 'x', '--supervisor', 'upstart', '--health-timeout', 'soon');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--supervisor: expected auto, own or systemd (got "upstart")');
+    expect(r.stderr).toContain('--health-timeout: must be a positive integer (got "soon")');
+  });
+
+  it('--dry-run --json prints exactly the report (the plan goes nowhere near stdout) and writes nothing', async () => {
+    const c = fresh();
+    oneBox(c.bundle);
+    const r = await cli('--bundle', c.bundle, '--root', c.root, '--json', '--dry-run', '--skip-packages', '--supervisor', 'own');
+    expect(r.code).toBe(3);
+    const report = JSON.parse(r.stdout) as { host: string; status: string; dryRun: boolean; changes: unknown[]; health: unknown[] };
+    expect(Object.keys(report)).toEqual(['host', 'status', 'dryRun', 'changes', 'signCommand', 'health']);
+    expect(report).toMatchObject({ host: 'box1', status: 'needs-certificate', dryRun: true });
+    expect(walk(c.root)).toEqual([]);
+  });
+});
+
+describe('apply: failures and other package managers', () => {
+  it('a service that fails to start: report status unhealthy (exit 1) with what changed before and why', async () => {
+    const c = fresh();
+    oneBox(c.bundle);
+    class FailingStage1 extends RecordedServices {
+      override async ensureAll(): Promise<void> {
+        throw new Error('service ovn-northd failed to start (exited 3 times in a row)');
+      }
+    }
+    const services = new FailingStage1();
+    const runner = new FixtureRunner();
+    const first = await apply(c, runner, services, { skipPackages: true });
+    const out = await apply(c, runner, services, { skipPackages: true, certificate: { pem: await signFor(first.report.csr ?? ''), from: '-' } });
+    expect(out.exitCode).toBe(1);
+    expect(out.report.status).toBe('unhealthy');
+    expect(out.report.health).toEqual([{ check: 'apply', ok: false, detail: 'service ovn-northd failed to start (exited 3 times in a row)' }]);
+    expect(out.report.changes.map((ch) => ch.action)).toContain('create-cluster');
+    expect(out.report.changes.some((ch) => ch.target === 'ovn-northd')).toBe(false);
+  });
+
+  it('an expired certificate yields needs-certificate', async () => {
+    const c = fresh();
+    oneBox(c.bundle);
+    const services = new RecordedServices();
+    const first = await apply(c, new FixtureRunner(), services, { skipPackages: true });
+    const longAgo = new Date(Date.now() - 10 * 86_400_000);
+    const old = await signCsr(pkiDir, first.report.csr ?? '', { role: 'central', name: 'box1', sans: ['box1', '192.0.2.10'], validityDays: 1, now: longAgo });
+    writeFileSync(hostPaths(c.root).pki.cert, old.certPem);
+    const out = await apply(c, new FixtureRunner(), services, { skipPackages: true });
+    expect(out.exitCode).toBe(3);
+    // The key and CSR are still current: only the signature is owed.
+    expect(out.report.changes).toEqual([]);
+    expect(out.report.csr).toBe(first.report.csr);
+  });
+
+  it('without dpkg: rpm -q finds what is missing and dnf installs only that', async () => {
+    const c = fresh();
+    oneBox(c.bundle);
+    const runner = new FixtureRunner();
+    const dnfRunner = {
+      calls: runner.calls,
+      run: async (argv: readonly string[], opts = {}) => {
+        if (argv[0] === 'dpkg-query') return { stdout: '', stderr: 'not found', exitCode: 127 };
+        if (argv[0] === 'rpm') return { stdout: '', stderr: '', exitCode: argv.includes('stunnel') ? 0 : 1 };
+        return runner.run(argv, opts);
+      },
+    };
+    const out = await runApply({ bundleDir: c.bundle, root: c.root, runner: dnfRunner, services: new RecordedServices(), healthTimeoutMs: 1_000 });
+    expect(out.report.changes.filter((ch) => ch.kind === 'package').map((ch) => ch.target)).toEqual(['ovn-central', 'ovn-host']);
+    expect(runner.calls.map((x) => x.argv.join(' '))).toContain('dnf install -y ovn-central ovn-host');
+  });
+});
+
+describe('health checks', () => {
+  it('tcp-listen: a listener that accepts and resets at once counts, a closed port does not', async () => {
+    const net = await import('node:net');
+    const { runHealthChecks } = await import('../src/apply/health.js');
+    const server = net.createServer((s) => s.resetAndDestroy());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const closedPort = (closed.address() as { port: number }).port;
+    await new Promise((r) => closed.close(r));
+    try {
+      const ctx = { runner: new FixtureRunner(), services: new RecordedServices(), at: (p: string) => p };
+      const results = await runHealthChecks(ctx, [
+        { kind: 'tcp-listen', address: '127.0.0.1', port },
+        { kind: 'tcp-listen', address: '127.0.0.1', port: closedPort },
+      ], 0);
+      expect(results.map((r) => [r.check, r.ok])).toEqual([
+        [`tcp-listen 127.0.0.1:${port}`, true],
+        [`tcp-listen 127.0.0.1:${closedPort}`, false],
+      ]);
+      expect(results[1]?.detail).toBe('ECONNREFUSED');
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('cluster/status: a member with a known leader is healthy; a joining one or one without leader is not', async () => {
+    const { parseClusterStatus } = await import('../src/apply/health.js');
+    expect(parseClusterStatus('Role: follower\nTerm: 4\nLeader: 1a2b\nStatus: cluster member\n')).toEqual({ ok: true, detail: 'status cluster member, role follower, leader 1a2b, term 4' });
+    expect(parseClusterStatus('Role: candidate\nTerm: 9\nLeader: unknown\nStatus: cluster member\n').ok).toBe(false);
+    expect(parseClusterStatus('Status: joining cluster\nLeader: unknown\n').ok).toBe(false);
+  });
+});
