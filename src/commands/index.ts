@@ -2,7 +2,9 @@
 import type { Command } from 'commander';
 import { applyCommand } from './apply.js';
 import { buildCommand } from './build.js';
+import { centralCommand } from './central.js';
 import { certsCommand } from './certs.js';
+import { deployCommand } from './deploy.js';
 import { downCommand } from './down.js';
 import { initCommand } from './init.js';
 import { pkiCommand } from './pki.js';
@@ -17,6 +19,8 @@ export function registerCommands(program: Command): void {
   program.addCommand(upCommand());
   program.addCommand(applyCommand());
   program.addCommand(statusCommand());
+  program.addCommand(deployCommand());
+  program.addCommand(centralCommand());
   program.addCommand(downCommand());
   program.addCommand(certsCommand());
   program.addCommand(pkiCommand());

@@ -1,0 +1,60 @@
+/**
+ * `ovn-deploy deploy --inventory site.yaml --pki DIR`: every host's bundle over SSH, `apply` there,
+ * CSRs signed here. Exit 0 when every host converged, 1 when any did not (each one reported).
+ */
+import { Command } from 'commander';
+import { err, out, positiveInt, printJson, throwIfProblems } from './cli-io.js';
+import type { Problem } from '../errors.js';
+import { addSshOptions, hostList, sshSettingsOf, type SshCliOptions } from '../deploy/cli-options.js';
+
+interface DeployCliOptions extends SshCliOptions {
+  inventory: string;
+  pki: string;
+  concurrency?: string;
+  hosts?: string[];
+  metadataSecretFile?: string;
+  json?: boolean;
+  plain?: boolean;
+  quiet?: boolean;
+}
+
+export function deployCommand(): Command {
+  const cmd = new Command('deploy')
+    .description('push every host its bundle over SSH and apply it there; host CSRs are checked and signed here (exit 0 all converged, 1 any host not)')
+    .requiredOption('--inventory <file>', 'site inventory (site.yaml)')
+    .requiredOption('--pki <dir>', 'PKI directory of the site CA (`ovn-deploy pki init`); its key never leaves this machine')
+    .option('--concurrency <n>', 'hosts deployed at the same time', '4')
+    .option('--hosts <names...>', 'only these hosts (comma-separated or repeated)')
+    .option('--metadata-secret-file <file>', "file holding the metadata agents' shared secret");
+  return addSshOptions(cmd)
+    .option('--json', 'print the result as JSON (progress goes to stderr)')
+    .option('--plain', 'plain progress output (default when not on a terminal or under CI)')
+    .option('--quiet', 'no progress output, only the result')
+    .action(async (opts: DeployCliOptions) => {
+      const problems: Problem[] = [];
+      const concurrency = positiveInt(opts.concurrency, '--concurrency', problems);
+      const ssh = sshSettingsOf(opts, problems);
+      throwIfProblems(problems);
+      const { prepareDeploy } = await import('../deploy/prepare.js');
+      const { runDeploy } = await import('../deploy/run.js');
+      const { deployJson, deploySummaryLines } = await import('../deploy/summary.js');
+      const hosts = hostList(opts.hosts);
+      const prepared = await prepareDeploy({
+        inventoryFile: opts.inventory,
+        pkiDir: opts.pki,
+        ...(hosts === undefined ? {} : { hosts }),
+        ...(concurrency === undefined ? {} : { concurrency }),
+        ...(opts.metadataSecretFile === undefined ? {} : { metadataSecretFile: opts.metadataSecretFile }),
+        ssh,
+      });
+      for (const w of prepared.warnings) err(`warning: ${w}`);
+      const result = await runDeploy({
+        ...prepared.run,
+        progress: opts.quiet === true ? 'silent' : opts.plain === true || opts.json === true ? 'plain' : 'auto',
+        progressToStderr: opts.json === true,
+      });
+      if (opts.json === true) printJson(deployJson(result));
+      else for (const line of deploySummaryLines(result)) out(line);
+      process.exitCode = result.ok ? 0 : 1;
+    });
+}

@@ -1,0 +1,49 @@
+/**
+ * What deploy and status need from a host reached over SSH. `src/tools/ssh.ts` implements it with
+ * the system OpenSSH client (ssh-connect.ts adapts it); unit tests use a scripted double.
+ */
+import path from 'node:path';
+import type { Host } from '../inventory/types.js';
+import type { RunResult } from '../runner.js';
+import { hostPaths } from '../paths.js';
+
+export interface RemoteRunOptions {
+  input?: string;
+  timeoutMs?: number;
+  allowFailure?: boolean;
+}
+
+export interface RemoteHost {
+  readonly name: string;
+  /** Resolves with undefined when the host answers, else the reason it does not (no throw). */
+  unreachableReason(): Promise<string | undefined>;
+  run(argv: readonly string[], opts?: RemoteRunOptions): Promise<RunResult>;
+  /** Copies a local directory to `remoteDir`, replacing what was there in one step. */
+  pushDirectory(localDir: string, remoteDir: string): Promise<void>;
+  /** Ships the ovn-deploy tool unless the host already has this version; true when it was copied. */
+  ensureTool(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export type Connect = (host: Host) => RemoteHost;
+
+/** The SSH target of an inventory host: `ssh.host` or its first address, user root, port 22. */
+export function sshTarget(host: Host): { name: string; user: string; host: string; port: number } {
+  return {
+    name: host.name,
+    user: host.ssh?.user ?? 'root',
+    host: host.ssh?.host ?? host.addresses[0] ?? host.name,
+    port: host.ssh?.port ?? 22,
+  };
+}
+
+/** Paths on the remote host (always POSIX, whatever the admin machine is). */
+export const remote = {
+  bundleDir: hostPaths().bundle,
+  cli: path.posix.join(hostPaths().toolCurrent, 'dist', 'cli.js'),
+};
+
+/** `apply` as deploy and status run it on a host (the shipped tool, the pushed bundle, JSON report). */
+export function remoteApplyArgv(extra: string[] = []): string[] {
+  return ['node', remote.cli, 'apply', '--bundle', remote.bundleDir, '--json', ...extra];
+}

@@ -1,0 +1,170 @@
+/**
+ * Site status verdicts: pure functions over what was collected (host reachability, apply --check
+ * health, every reachable central's cluster/status, the SB chassis), tested on recorded data.
+ */
+import type { RaftStatus } from './cluster-status.js';
+import type { ExpectedMember, RaftDbName } from './expected.js';
+
+export interface HostHealth {
+  name: string;
+  roles: string[];
+  reachable: boolean;
+  /** Why the host is unreachable or its check failed to run. */
+  error?: string;
+  /** apply --check: converged / unhealthy / needs-certificate. */
+  applyStatus?: string;
+  health: { check: string; ok: boolean; detail: string }[];
+}
+
+/** One central's answer to cluster/status for a DB. */
+export interface RaftReport {
+  host: string;
+  status?: RaftStatus;
+  error?: string;
+}
+
+export interface RaftMemberView {
+  /** Inventory host the member's address belongs to; undefined for a stranger. */
+  host: string | undefined;
+  address: string;
+  sid: string | undefined;
+  /** In the cluster's server list (as the leader, or else any reporter, sees it). */
+  inCluster: boolean;
+  /** We read the member's own cluster/status. */
+  reporting: boolean;
+  role: string | undefined;
+  status: string | undefined;
+  term: number | undefined;
+  /** Connected to the leader (the leader's view), or to the reporter when there is no leader. */
+  connected: boolean;
+  state: 'ok' | 'missing' | 'disconnected' | 'not-a-member' | 'unknown-member' | 'not-in-cluster';
+  detail: string;
+}
+
+export interface RaftDbView {
+  db: RaftDbName;
+  leader: { sid: string; host: string | undefined } | undefined;
+  term: number | undefined;
+  clusterId: string | undefined;
+  members: RaftMemberView[];
+  problems: string[];
+}
+
+export function judgeRaft(db: RaftDbName, expected: readonly ExpectedMember[], reports: readonly RaftReport[], unreachable: ReadonlyMap<string, string>): RaftDbView {
+  const problems: string[] = [];
+  const ok = reports.filter((r): r is RaftReport & { status: RaftStatus } => r.status !== undefined);
+  const hostOfAddress = new Map(expected.map((m) => [m.address, m.host]));
+  const term = ok.length === 0 ? undefined : Math.max(...ok.map((r) => r.status.term));
+  const current = ok.filter((r) => r.status.term === term);
+  const leaders = [...new Set(current.map((r) => r.status.leader).filter((l): l is string => l !== undefined))];
+  if (leaders.length > 1) problems.push(`${db}: members disagree on the leader in term ${term}: ${leaders.join(', ')}`);
+  const leaderSid = leaders.length === 1 ? leaders[0] : undefined;
+  const leaderReport = ok.find((r) => r.status.serverId === leaderSid);
+  const clusterIds = [...new Set(ok.map((r) => r.status.clusterId))];
+  if (clusterIds.length > 1) problems.push(`${db}: centrals are in different clusters (${clusterIds.join(', ')})`);
+
+  // The authoritative member list: the leader's, else the union of what the members report.
+  const view = leaderReport ?? ok[0];
+  const servers = leaderReport?.status.servers ?? ok.flatMap((r) => r.status.servers);
+  const byAddress = new Map<string, (typeof servers)[number]>();
+  for (const s of servers) if (!byAddress.has(s.address)) byAddress.set(s.address, s);
+  const leaderAddress = leaderReport?.status.address ?? [...byAddress.values()].find((s) => s.sid === leaderSid)?.address;
+  if (ok.length > 0 && leaderSid === undefined) problems.push(`${db}: no leader (${ok.map((r) => `${r.host}: ${r.status.role}, ${r.status.status}`).join('; ')})`);
+
+  const addresses = [...new Set([...expected.map((m) => m.address), ...byAddress.keys()])];
+  const members = addresses.map((address): RaftMemberView => {
+    const host = hostOfAddress.get(address);
+    const server = byAddress.get(address);
+    const own = ok.find((r) => r.host === host)?.status;
+    const failed = reports.find((r) => r.host === host && r.status === undefined);
+    // The leader's view when there is a leader (it talks to every member); else any other member's.
+    const connected =
+      leaderReport !== undefined
+        ? (leaderReport.status.servers.find((x) => x.address === address)?.connected ?? false)
+        : ok.some((r) => r.status.address !== address && r.status.servers.some((x) => x.address === address && x.connected));
+    let state: RaftMemberView['state'] = 'ok';
+    let detail = own === undefined ? '' : `${own.role}, ${own.status}`;
+    if (host === undefined) {
+      state = 'unknown-member';
+      detail = 'in the cluster but not a central of the inventory';
+    } else if (server === undefined && ok.length > 0) {
+      state = 'not-a-member';
+      detail = own === undefined ? 'not in the cluster' : `not in the cluster's server list (${own.status})`;
+    } else if (own === undefined) {
+      state = 'missing';
+      detail = unreachable.get(host) !== undefined ? `host unreachable: ${unreachable.get(host) ?? ''}` : `no cluster/status: ${failed?.error ?? 'not asked'}`;
+    } else if (own.status !== 'cluster member') {
+      state = 'not-in-cluster';
+    } else if (!connected) {
+      state = 'disconnected';
+      detail = `${detail}; not connected to the leader${server?.lastMsgMs === undefined ? '' : ` (last message ${server.lastMsgMs} ms ago)`}`;
+    }
+    if (state !== 'ok') problems.push(`${db}: ${host ?? server?.sid ?? address} (${address}) ${state}: ${detail}`);
+    return {
+      host,
+      address,
+      sid: server?.sid ?? own?.serverId,
+      inCluster: server !== undefined,
+      reporting: own !== undefined,
+      role: own?.role,
+      status: own?.status,
+      term: own?.term,
+      connected,
+      state,
+      detail,
+    };
+  });
+  if (ok.length === 0) problems.push(`${db}: no central answered cluster/status`);
+  return {
+    db,
+    leader: leaderSid === undefined ? undefined : { sid: leaderSid, host: leaderAddress === undefined ? undefined : hostOfAddress.get(leaderAddress) },
+    term,
+    clusterId: view?.status.clusterId,
+    members,
+    problems,
+  };
+}
+
+export interface ChassisView {
+  name: string;
+  hostname: string | undefined;
+  /** A worker of the inventory has this system-id. */
+  expected: boolean;
+  registered: boolean;
+}
+
+export function judgeChassis(expectedSystemIds: readonly string[], registered: readonly { name: string; hostname?: string }[] | undefined): { chassis: ChassisView[]; problems: string[] } {
+  if (registered === undefined) return { chassis: expectedSystemIds.map((name) => ({ name, hostname: undefined, expected: true, registered: false })), problems: ['chassis: the Southbound could not be read through any central'] };
+  const names = new Set(registered.map((c) => c.name));
+  const chassis: ChassisView[] = [
+    ...expectedSystemIds.map((name) => ({ name, hostname: registered.find((c) => c.name === name)?.hostname, expected: true, registered: names.has(name) })),
+    ...registered.filter((c) => !expectedSystemIds.includes(c.name)).map((c) => ({ name: c.name, hostname: c.hostname, expected: false, registered: true })),
+  ];
+  const problems = chassis.filter((c) => c.expected && !c.registered).map((c) => `chassis ${c.name} is not registered in the Southbound`);
+  return { chassis, problems };
+}
+
+export interface SiteStatus {
+  site: string;
+  /** healthy: everything fine; degraded: something missing or failing; unreachable: no host answered. */
+  verdict: 'healthy' | 'degraded' | 'unreachable';
+  hosts: HostHealth[];
+  raft: RaftDbView[];
+  chassis: ChassisView[];
+  problems: string[];
+}
+
+export const SITE_STATUS_EXIT = { healthy: 0, degraded: 1, unreachable: 3 } as const;
+
+export function judgeSite(site: string, hosts: HostHealth[], raft: RaftDbView[], chassis: { chassis: ChassisView[]; problems: string[] }): SiteStatus {
+  const problems: string[] = [];
+  for (const h of hosts) {
+    if (!h.reachable) problems.push(`${h.name}: unreachable: ${h.error ?? ''}`);
+    else if (h.error !== undefined) problems.push(`${h.name}: ${h.error}`);
+    else for (const c of h.health.filter((x) => !x.ok)) problems.push(`${h.name}: ${c.check}: ${c.detail}`);
+  }
+  for (const r of raft) problems.push(...r.problems);
+  problems.push(...chassis.problems);
+  const verdict = hosts.every((h) => !h.reachable) ? 'unreachable' : problems.length === 0 ? 'healthy' : 'degraded';
+  return { site, verdict, hosts, raft, chassis: chassis.chassis, problems };
+}

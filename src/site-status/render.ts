@@ -1,0 +1,43 @@
+/** The human-readable site status: a pure function of SiteStatus (the CLI prints exactly what --json says). */
+import type { SiteStatus } from './judge.js';
+
+function table(headers: string[], rows: string[][]): string[] {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)];
+}
+
+export function renderSiteStatus(s: SiteStatus): string {
+  const out: string[] = [];
+  out.push(`Site ${s.site}: ${s.verdict.toUpperCase()}`);
+  out.push('');
+  out.push(
+    ...table(
+      ['HOST', 'ROLES', 'REACHABLE', 'APPLY', 'HEALTH'],
+      s.hosts.map((h) => {
+        const bad = h.health.filter((c) => !c.ok);
+        const health = !h.reachable ? `- (${h.error ?? ''})` : h.error !== undefined ? `FAIL: ${h.error}` : bad.length === 0 ? `ok (${h.health.length} checks)` : `FAIL: ${bad.map((c) => `${c.check}: ${c.detail}`).join('; ')}`;
+        return [h.name, h.roles.join(','), h.reachable ? 'yes' : 'NO', h.applyStatus ?? '-', health];
+      }),
+    ),
+  );
+  for (const db of s.raft) {
+    out.push('');
+    const leader = db.leader === undefined ? 'NO LEADER' : `leader ${db.leader.host ?? '?'} (${db.leader.sid})`;
+    out.push(`${db.db}: ${leader}, term ${db.term ?? '-'}, cluster ${db.clusterId ?? '-'}, ${db.members.filter((m) => m.state === 'ok').length}/${db.members.length} members ok`);
+    out.push(
+      ...table(
+        ['  MEMBER', 'SID', 'ADDRESS', 'ROLE', 'CONNECTED', 'STATE'],
+        db.members.map((m) => [`  ${m.host ?? '?'}`, m.sid ?? '-', m.address, m.role ?? '-', m.connected ? 'yes' : 'NO', m.state === 'ok' ? 'ok' : `${m.state.toUpperCase()}: ${m.detail}`]),
+      ),
+    );
+  }
+  out.push('');
+  out.push(...table(['CHASSIS', 'HOSTNAME', 'REGISTERED'], s.chassis.map((c) => [c.name, c.hostname ?? '-', c.registered ? (c.expected ? 'yes' : 'yes (not in the inventory)') : 'NO'])));
+  if (s.problems.length > 0) {
+    out.push('');
+    out.push('Problems:');
+    for (const p of s.problems) out.push(`  - ${p}`);
+  }
+  return `${out.join('\n')}\n`;
+}

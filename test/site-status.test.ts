@@ -1,0 +1,122 @@
+/**
+ * Site status verdicts on cluster/status output captured from a real 3-member cluster, the
+ * status table, and the collection over a scripted host ("mocked ssh").
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { RemoteHost } from '../src/deploy/remote.js';
+import { validateInventory, type Inventory } from '../src/inventory/index.js';
+import type { RunResult } from '../src/runner.js';
+import { parseClusterStatus } from '../src/site-status/cluster-status.js';
+import { collectSiteStatus } from '../src/site-status/collect.js';
+import { centralLoopback, expectedMembers } from '../src/site-status/expected.js';
+import { judgeChassis, judgeRaft, judgeSite } from '../src/site-status/judge.js';
+import { renderSiteStatus } from '../src/site-status/render.js';
+
+const fixture = (name: string): string => readFileSync(path.join(import.meta.dirname, 'fixtures', 'cluster-status', name), 'utf8');
+// The captured cluster ran on 127.0.0.1:47641..47643 (c1 bootstrapped it).
+const members = [1, 2, 3].map((i) => ({ host: `c${i}`, address: `tcp:127.0.0.1:4764${i}` }));
+const report = (host: string, file: string) => ({ host, status: parseClusterStatus(fixture(file)) });
+
+describe('judgeRaft', () => {
+  it('a healthy cluster: one leader, every member connected', () => {
+    const v = judgeRaft('OVN_Northbound', members, [report('c1', 'nb-3-a.txt'), report('c2', 'nb-3-b.txt'), report('c3', 'nb-3-c.txt')], new Map());
+    expect(v.problems).toEqual([]);
+    expect(v.leader).toEqual({ sid: '8c74', host: 'c1' });
+    expect(v.term).toBe(1);
+    expect(v.members.map((m) => [m.host, m.role, m.connected, m.state])).toEqual([
+      ['c1', 'leader', true, 'ok'],
+      ['c2', 'follower', true, 'ok'],
+      ['c3', 'follower', true, 'ok'],
+    ]);
+  });
+
+  it('the leader host is down: new leader, the old one shown missing and disconnected', () => {
+    const v = judgeRaft('OVN_Northbound', members, [report('c2', 'nb-leader-down-b.txt'), report('c3', 'nb-leader-down-c.txt')], new Map([['c1', 'ssh: connect to host 10.0.0.1 port 22: No route to host']]));
+    expect(v.leader).toEqual({ sid: '321c', host: 'c2' });
+    expect(v.term).toBe(2);
+    const c1 = v.members.find((m) => m.host === 'c1');
+    expect(c1).toMatchObject({ state: 'missing', connected: false, inCluster: true, reporting: false, sid: '8c74' });
+    expect(c1?.detail).toMatch(/host unreachable: .*No route to host/);
+    expect(v.problems).toEqual([expect.stringMatching(/^OVN_Northbound: c1 \(tcp:127.0.0.1:47641\) missing: host unreachable/)]);
+  });
+
+  it('no leader, a member that is not in the cluster, and a stranger', () => {
+    const v = judgeRaft('OVN_Southbound', [...members, { host: 'c4', address: 'tcp:127.0.0.9:1' }], [report('c2', 'nb-candidate-b.txt')], new Map());
+    expect(v.leader).toBeUndefined();
+    expect(v.problems[0]).toMatch(/no leader \(c2: candidate, disconnected from the cluster/);
+    expect(v.members.find((m) => m.host === 'c4')?.state).toBe('not-a-member');
+    const strangers = judgeRaft('OVN_Northbound', members.slice(0, 2), [report('c1', 'nb-3-a.txt'), report('c2', 'nb-3-b.txt')], new Map());
+    expect(strangers.members.find((m) => m.address === 'tcp:127.0.0.1:47643')).toMatchObject({ host: undefined, state: 'unknown-member' });
+  });
+});
+
+describe('site verdict', () => {
+  const hosts = [
+    { name: 'c1', roles: ['central'], reachable: true, applyStatus: 'converged', health: [{ check: 'raft', ok: true, detail: '' }] },
+    { name: 'w1', roles: ['worker'], reachable: true, applyStatus: 'converged', health: [] },
+  ];
+  it('healthy, degraded, unreachable', () => {
+    const raft = [judgeRaft('OVN_Northbound', members, [report('c1', 'nb-3-a.txt'), report('c2', 'nb-3-b.txt'), report('c3', 'nb-3-c.txt')], new Map())];
+    const healthy = judgeSite('lab', hosts, raft, judgeChassis(['w1'], [{ name: 'w1', hostname: 'w1' }]));
+    expect(healthy.verdict).toBe('healthy');
+    const missing = judgeSite('lab', hosts, raft, judgeChassis(['w1', 'w2'], [{ name: 'w1' }, { name: 'zz' }]));
+    expect(missing.verdict).toBe('degraded');
+    expect(missing.problems).toEqual(['chassis w2 is not registered in the Southbound']);
+    expect(missing.chassis.find((c) => c.name === 'zz')).toMatchObject({ expected: false, registered: true });
+    const none = judgeSite('lab', hosts.map((h) => ({ ...h, reachable: false, error: 'timeout' })), [], judgeChassis(['w1'], undefined));
+    expect(none.verdict).toBe('unreachable');
+    const text = renderSiteStatus(missing);
+    expect(text).toMatch(/^Site lab: DEGRADED/);
+    expect(text).toMatch(/OVN_Northbound: leader c1 \(8c74\), term 1/);
+    expect(text).toMatch(/w2\s+-\s+NO/);
+  });
+});
+
+describe('collectSiteStatus (mocked ssh)', () => {
+  it('asks every host, reads the clusters of reachable centrals and the chassis through one', async () => {
+    const inv: Inventory = validateInventory({
+      site: 'lab',
+      hosts: [
+        { name: 'c1', addresses: ['10.9.0.11'], roles: ['central'] },
+        { name: 'c2', addresses: ['10.9.0.12'], roles: ['central'] },
+        { name: 'w1', addresses: ['10.9.0.21'], roles: ['worker'], encap: { ip: '10.9.0.21' } },
+      ],
+    }).inventory;
+    expect(expectedMembers(inv, 'OVN_Southbound')[0]?.address).toBe(`tcp:${centralLoopback('lab', 'c1')}:${inv.loopbackPorts.sbRaft}`);
+    expect(centralLoopback('lab', 'c1')).toMatch(/^127\.([1-9]\d*)\.\d+\.([1-9]\d*)$/);
+    // c1's cluster/status is the captured leader's, rewritten to the site's expected addresses.
+    const nb = expectedMembers(inv, 'OVN_Northbound');
+    const rewrite = (t: string): string =>
+      t.replaceAll('tcp:127.0.0.1:47641', nb[0]?.address ?? '').replaceAll('tcp:127.0.0.1:47642', nb[1]?.address ?? '').replaceAll(/^.*9c4d at.*\n?/gm, '');
+    const asked: string[] = [];
+    const connect = (h: { name: string }): RemoteHost => ({
+      name: h.name,
+      unreachableReason: async () => (h.name === 'c2' ? 'Connection timed out' : undefined),
+      ensureTool: async () => false,
+      pushDirectory: async () => undefined,
+      close: async () => undefined,
+      run: async (argv): Promise<RunResult> => {
+        asked.push(`${h.name}: ${argv.slice(0, 3).join(' ')}`);
+        if (argv[2] === 'apply') return { stdout: JSON.stringify({ host: h.name, status: 'converged', changes: [], health: [{ check: 'ovn-controller', ok: true, detail: 'connected' }] }), stderr: '', exitCode: 0 };
+        if (argv[0] === 'ovn-appctl') {
+          const text = rewrite(fixture('nb-leader-down-b.txt').replace('321c (321c at tcp:127.0.0.1:47642) (self)', 'XXXX').replace('8c74 (8c74 at tcp:127.0.0.1:47641)', '321c (321c at tcp:127.0.0.1:47642)').replace('XXXX', '8c74 (8c74 at tcp:127.0.0.1:47641) (self)'));
+          return { stdout: text.replace(/Address: .*/, `Address: ${nb[0]?.address ?? ''}`).replace(/Server ID: .*/, 'Server ID: 8c74 (8c74b3e6-29c6-4572-81ff-24cd071c7994)').replace('Leader: self', 'Leader: self'), stderr: '', exitCode: 0 };
+        }
+        if (argv[0] === 'ovn-sbctl') return { stdout: JSON.stringify({ headings: ['name', 'hostname'], data: [['w1', 'w1.lab']] }), stderr: '', exitCode: 0 };
+        return { stdout: '', stderr: 'unexpected', exitCode: 1 };
+      },
+    });
+    const s = await collectSiteStatus(inv, connect);
+    expect(asked.filter((a) => a.startsWith('c2'))).toEqual([]);
+    expect(asked).toContain('c1: ovn-sbctl --db=unix:/var/run/ovn/ovnsb_db.sock --no-leader-only');
+    expect(s.verdict).toBe('degraded');
+    expect(s.hosts.map((h) => [h.name, h.reachable])).toEqual([['c1', true], ['c2', false], ['w1', true]]);
+    expect(s.chassis).toEqual([{ name: 'w1', hostname: 'w1.lab', expected: true, registered: true }]);
+    const nbView = s.raft.find((r) => r.db === 'OVN_Northbound');
+    expect(nbView?.leader?.host).toBe('c1');
+    expect(nbView?.members.find((m) => m.host === 'c2')).toMatchObject({ state: 'missing', connected: false });
+    expect(s.problems).toContain('c2: unreachable: Connection timed out');
+  });
+});

@@ -1,0 +1,348 @@
+/**
+ * Issue 5 end to end on real hosts: 3 centrals + 2 workers, each a podman container with its own
+ * filesystem, network namespace and sshd (test/helpers/site-hosts.ts), reached only over SSH.
+ *
+ * - the first deploy (the built CLI, with an `ssh` first in its PATH that logs every call's argv
+ *   and stdin before running the real client) converges and signs every host's CSR; nothing sent
+ *   holds a private key, the CA key appears on no host, every host key was made on its host (its
+ *   public key is the one in its certificate, and it is found on no other host);
+ * - a second deploy through the built CLI changes nothing;
+ * - the seed topology (ls1: vm1 on worker1, vm2 on worker2): ping vm1 -> vm2;
+ * - the NB RAFT leader's host stops: new leader, chassis stay registered, ping still works,
+ *   `ls-add` through a surviving central works, `status --inventory --json` shows the missing
+ *   member and exits 1;
+ * - `deploy` while that host is down reports it (exit 1, the others converge); after it is back,
+ *   `deploy` converges and status is healthy again;
+ * - `central remove` + `central add` of a non-bootstrap central.
+ */
+import { promises as fs, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { publicKeyPemOf } from '../src/pki/index.js';
+import { pkiPaths } from '../src/paths.js';
+import { loadInventory, type Inventory } from '../src/inventory/index.js';
+import { centralLoopback } from '../src/site-status/expected.js';
+import type { SiteStatus } from '../src/site-status/judge.js';
+import { ZxRunner, type RunResult } from '../src/runner.js';
+import { createTestSite, type TestSite } from './helpers/site-hosts.js';
+import { cli, requireBuiltCli, type CliResult } from './sandbox-helpers.js';
+import forge from 'node-forge';
+import { gunzipSync } from 'node:zlib';
+
+const notRoot = process.getuid?.() !== 0;
+if (notRoot) console.warn('site.slow.test.ts: skipped, needs root (podman containers)');
+
+const MIN = 60_000;
+
+/**
+ * An `ssh` first in the CLI's PATH that logs every call's argv and stdin (byte for byte) and then
+ * runs the real client: what went to the hosts, observed from outside the tool.
+ */
+async function sshShim(dir: string): Promise<{ binDir: string; logDir: string }> {
+  const binDir = path.join(dir, 'shim-bin');
+  const logDir = path.join(dir, 'ssh-log');
+  await fs.mkdir(binDir, { recursive: true });
+  await fs.mkdir(logDir, { recursive: true, mode: 0o700 });
+  const realSsh = (await new ZxRunner().run(['sh', '-c', 'command -v ssh'])).stdout.trim();
+  const script = [
+    '#!/bin/sh',
+    `n="${logDir}/$(date +%s%N)-$$"`,
+    'printf \'%s\\n\' "$@" > "$n.argv"',
+    `tee "$n.stdin" | ${realSsh} "$@"`,
+    '',
+  ].join('\n');
+  await fs.writeFile(path.join(binDir, 'ssh'), script, { mode: 0o755 });
+  return { binDir, logDir };
+}
+
+const PEM_KEY = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?-----END \1PRIVATE KEY-----/g;
+const keyBlocks = (text: string): string[] => text.match(PEM_KEY) ?? [];
+/** A private key's base64 body without line breaks: matches the key however it is wrapped. */
+const keyBody = (pem: string): string => pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
+
+function json<T>(r: CliResult): T {
+  try {
+    return JSON.parse(r.stdout) as T;
+  } catch {
+    throw new Error(`not JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+  }
+}
+
+interface DeployJson {
+  ok: boolean;
+  durationMs: number;
+  hosts: { host: string; status: string; changeCount: number; signed: boolean; error?: string; changes: { kind: string; target: string; action: string }[] }[];
+}
+
+describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 workers in containers)', () => {
+  let site: TestSite;
+  let inv: Inventory;
+  let work: string;
+  let sshArgs: string[];
+  const timings: Record<string, number> = {};
+  let shim: { binDir: string; logDir: string };
+
+  const exec = async (name: string, argv: string[], allowFailure = false): Promise<RunResult> => {
+    const r = await site.exec(name, argv);
+    if (!allowFailure && r.code !== 0) throw new Error(`${name}: ${argv.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+    return { stdout: r.stdout, stderr: r.stderr, exitCode: r.code };
+  };
+  const centrals = (): string[] => inv.hosts.filter((h) => h.roles.includes('central')).map((h) => h.name);
+  const nbRemotes = (): string => centrals().map((c) => `tcp:${centralLoopback(inv.site, c)}:${inv.loopbackPorts.nb}`).join(',');
+  const nbctl = (central: string, args: string[], allowFailure = false) => exec(central, ['ovn-nbctl', `--db=${nbRemotes()}`, '--timeout=20', ...args], allowFailure);
+  const deployCli = (extra: string[] = []) =>
+    cli(['deploy', '--inventory', site.inventoryFile, '--pki', site.pkiDir, ...sshArgs, '--json', ...extra], { timeoutMs: 20 * MIN });
+  const statusCli = async () => {
+    const r = await cli(['status', '--inventory', site.inventoryFile, ...sshArgs, '--json'], { timeoutMs: 3 * MIN });
+    return { code: r.code, s: json<SiteStatus>(r), r };
+  };
+  const ping = (from: string, ns: string, to: string) => exec(from, ['ip', 'netns', 'exec', ns, 'ping', '-c', '3', '-i', '0.2', '-W', '2', to], true);
+  const waitFor = async <T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> => {
+    const deadline = Date.now() + timeoutMs;
+    let last: unknown;
+    for (;;) {
+      try {
+        const v = await check();
+        if (v !== undefined) return v;
+      } catch (err) {
+        last = err;
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${String(last)}`}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  };
+
+  beforeAll(async () => {
+    requireBuiltCli();
+    const t0 = Date.now();
+    site = await createTestSite({ centrals: 3, workers: 2 });
+    timings.createSite = Date.now() - t0;
+    inv = (await loadInventory(site.inventoryFile)).inventory;
+    work = await fs.mkdtemp(path.join(os.tmpdir(), 'od-site-test-'));
+    sshArgs = ['--known-hosts', site.knownHostsFile, '--identity', site.identityFile];
+    shim = await sshShim(work);
+  }, 30 * MIN);
+
+  afterAll(async () => {
+    console.log(`site.slow timings (ms): ${JSON.stringify(timings)}`);
+    await site?.cleanup();
+    if (work !== undefined) await fs.rm(work, { recursive: true, force: true });
+  }, 10 * MIN);
+
+  it('first deploy (CLI) converges every host and signs every CSR over SSH; nothing sent holds a private key', async () => {
+    const r = await cli(['deploy', '--inventory', site.inventoryFile, '--pki', site.pkiDir, ...sshArgs, '--json'], {
+      timeoutMs: 30 * MIN,
+      env: { PATH: `${shim.binDir}:${process.env.PATH ?? ''}` },
+    });
+    timings.firstDeploy = r.ms;
+    expect(r.code, r.stderr.slice(-4000)).toBe(0);
+    const result = json<DeployJson>(r);
+    expect(result.hosts.map((h) => [h.host, h.status, h.error ?? ''])).toEqual(inv.hosts.map((h) => [h.name, 'converged', '']));
+    expect(result.hosts.every((h) => h.signed && h.changeCount > 0)).toBe(true);
+    expect(r.stderr).toMatch(/signing central1's CSR/); // progress (plain, on stderr with --json)
+
+    // What went over the wire: every ssh call's stdin, the tars (tool, bundles) unpacked.
+    const caKey = readFileSync(pkiPaths(site.pkiDir).caKey, 'utf8');
+    const caLine = keyBody(caKey).slice(0, 64);
+    const logs = (await fs.readdir(shim.logDir)).filter((f) => f.endsWith('.stdin'));
+    const argvs = await Promise.all((await fs.readdir(shim.logDir)).filter((f) => f.endsWith('.argv')).map((f) => fs.readFile(path.join(shim.logDir, f), 'utf8')));
+    expect(argvs.filter((a) => /\bapply\b/.test(a)).length).toBeGreaterThanOrEqual(2 * inv.hosts.length);
+    let scanned = 0;
+    let certificates = 0;
+    let bundles = 0;
+    let tools = 0;
+    for (const f of logs) {
+      const raw = readFileSync(path.join(shim.logDir, f));
+      const content = raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw;
+      scanned += content.length;
+      const text = content.toString('latin1');
+      expect(text.includes(caLine), `${f} holds the CA key`).toBe(false);
+      if (text.includes('node_modules/')) {
+        tools++; // libraries may carry test keys of their own: only ours are looked for here and on the hosts
+        continue;
+      }
+      if (text.includes('./manifest.json')) bundles++;
+      else if (text.includes('BEGIN CERTIFICATE')) certificates++;
+      expect(keyBlocks(text), `${f} (sent to a host) holds a private key`).toEqual([]);
+    }
+    expect(certificates).toBe(inv.hosts.length); // one signed certificate per host, on stdin of apply --certificate -
+    expect(bundles).toBe(inv.hosts.length);
+    expect(tools).toBe(inv.hosts.length);
+    timings.scannedBytes = scanned;
+  }, 40 * MIN);
+
+  it('every host made its own key: its certificate carries that key, no other host and no bundle has it, the CA key is on no host', async () => {
+    const caKeyBody = keyBody(readFileSync(pkiPaths(site.pkiDir).caKey, 'utf8'));
+    const keys = new Map<string, string>();
+    for (const h of inv.hosts) {
+      const key = (await exec(h.name, ['cat', '/etc/ovn-deploy/pki/host.key'])).stdout;
+      const cert = (await exec(h.name, ['cat', '/etc/ovn-deploy/pki/host.pem'])).stdout;
+      const mode = (await exec(h.name, ['stat', '-c', '%a', '/etc/ovn-deploy/pki/host.key'])).stdout.trim();
+      expect(mode).toBe('600');
+      const certKey = forge.pki.publicKeyToPem(forge.pki.certificateFromPem(cert).publicKey);
+      expect(publicKeyPemOf(key).replace(/\s+/g, '')).toBe(certKey.replace(/\s+/g, ''));
+      keys.set(h.name, keyBody(key));
+    }
+    expect(new Set(keys.values()).size).toBe(inv.hosts.length);
+    for (const h of inv.hosts) {
+      // Search the shipped tool, the bundle, our config and state for any key material.
+      const dirs = ['/opt/ovn-deploy', '/var/lib/ovn-deploy', '/etc/ovn-deploy'];
+      const grep = async (needle: string) => (await exec(h.name, ['grep', '-rlF', '--', needle, ...dirs], true)).stdout.trim();
+      expect(await grep(caKeyBody.slice(0, 64)), `CA key on ${h.name}`).toBe('');
+      for (const [other, body] of keys) {
+        const found = await grep(body.slice(0, 64));
+        expect(found, `${other}'s key on ${h.name}`).toBe(other === h.name ? '/etc/ovn-deploy/pki/host.key' : '');
+      }
+      expect((await exec(h.name, ['grep', '-rl', 'PRIVATE KEY-----', '/var/lib/ovn-deploy/bundle'], true)).stdout.trim()).toBe('');
+    }
+  }, 10 * MIN);
+
+  it('a second deploy through the CLI changes nothing', async () => {
+    const r = await deployCli();
+    timings.secondDeploy = r.ms;
+    const j = json<DeployJson>(r);
+    expect(r.code, r.stderr).toBe(0);
+    expect(j.hosts.map((h) => [h.host, h.status, h.changeCount, h.signed])).toEqual(inv.hosts.map((h) => [h.name, 'converged', 0, false]));
+  }, 20 * MIN);
+
+  it('status --inventory: healthy, both clusters with 3 connected members and a leader, 2 chassis', async () => {
+    const { code, s, r } = await statusCli();
+    expect(s.problems, r.stdout).toEqual([]);
+    expect(code).toBe(0);
+    expect(s.verdict).toBe('healthy');
+    for (const db of s.raft) {
+      expect(db.leader?.host).toBeDefined();
+      expect(db.members.map((m) => [m.host, m.state, m.connected])).toEqual(centrals().map((c) => [c, 'ok', true]));
+    }
+    expect(s.chassis.filter((c) => c.registered).map((c) => c.name).sort()).toEqual(inv.hosts.filter((h) => h.roles.includes('worker')).map((h) => h.systemId).sort());
+  }, 5 * MIN);
+
+  const vms = [
+    { name: 'vm1', worker: 1, mac: '0a:00:00:00:00:01', ip: '10.20.0.1' },
+    { name: 'vm2', worker: 2, mac: '0a:00:00:00:00:02', ip: '10.20.0.2' },
+  ];
+  const workerName = (i: number): string => inv.hosts.filter((h) => h.roles.includes('worker'))[i - 1]?.name ?? `worker${i}`;
+
+  it('seed topology: ls1 with vm1 on worker1 and vm2 on worker2; ping vm1 -> vm2', async () => {
+    const c1 = centrals()[0] as string;
+    await nbctl(c1, ['ls-add', 'ls1']);
+    for (const vm of vms) await nbctl(c1, ['lsp-add', 'ls1', vm.name, '--', 'lsp-set-addresses', vm.name, `${vm.mac} ${vm.ip}`]);
+    for (const vm of vms) {
+      const w = workerName(vm.worker);
+      // An OVS internal port (a tap on the userspace datapath) moved into the VM's namespace.
+      await exec(w, ['ovs-vsctl', '--timeout=20', 'add-port', 'br-int', vm.name, '--', 'set', 'Interface', vm.name, 'type=internal', `external_ids:iface-id=${vm.name}`]);
+      await exec(w, ['ip', 'netns', 'add', vm.name]);
+      await waitFor(`${vm.name} tap on ${w}`, 30_000, async () => ((await exec(w, ['ip', 'link', 'show', vm.name], true)).exitCode === 0 ? true : undefined));
+      await exec(w, ['ip', 'link', 'set', vm.name, 'netns', vm.name]);
+      for (const cmd of [
+        ['ip', 'link', 'set', vm.name, 'address', vm.mac],
+        ['ip', 'addr', 'add', `${vm.ip}/24`, 'dev', vm.name],
+        ['ip', 'link', 'set', vm.name, 'up'],
+        ['ip', 'link', 'set', 'lo', 'up'],
+      ]) {
+        await exec(w, ['ip', 'netns', 'exec', vm.name, ...cmd]);
+      }
+      await exec(w, ['ip', 'netns', 'exec', vm.name, 'ethtool', '-K', vm.name, 'tx', 'off'], true);
+    }
+    await nbctl(c1, ['wait-until', 'Logical_Switch_Port', 'vm1', 'up=true', '--', 'wait-until', 'Logical_Switch_Port', 'vm2', 'up=true']);
+    const w1 = workerName(1);
+    await ping(w1, 'vm1', '10.20.0.2'); // warm-up: the first packet over a new tunnel resolves its neighbour
+    const p = await waitFor('ping vm1 -> vm2', 60_000, async () => {
+      const r = await ping(w1, 'vm1', '10.20.0.2');
+      return r.exitCode === 0 ? r : undefined;
+    });
+    expect(p.stdout).toMatch(/3 received/);
+  }, 10 * MIN);
+
+  let stopped: string | undefined;
+
+  it('the NB leader host stops: new leader, chassis stay, ping works, ls-add works, status shows the missing member (exit 1)', async () => {
+    const before = await statusCli();
+    const nb = before.s.raft.find((d) => d.db === 'OVN_Northbound');
+    const leader = nb?.leader?.host;
+    expect(leader).toBeDefined();
+    stopped = leader as string;
+    const t0 = Date.now();
+    await site.stop(stopped);
+    const after = await waitFor('a new NB and SB leader', 2 * MIN, async () => {
+      const st = await statusCli();
+      const ok = st.s.raft.every((d) => d.leader !== undefined && d.leader.host !== stopped);
+      return ok ? st : undefined;
+    });
+    timings.newLeader = Date.now() - t0;
+    expect(after.code).toBe(1);
+    expect(after.s.verdict).toBe('degraded');
+    for (const db of after.s.raft) {
+      const missing = db.members.find((m) => m.host === stopped);
+      expect(missing).toMatchObject({ state: 'missing', connected: false, reporting: false, inCluster: true });
+      expect(db.members.filter((m) => m.host !== stopped).every((m) => m.state === 'ok')).toBe(true);
+    }
+    expect(after.s.hosts.find((h) => h.name === stopped)).toMatchObject({ reachable: false });
+    expect(after.s.chassis.filter((c) => c.expected).every((c) => c.registered)).toBe(true);
+    const survivor = centrals().find((c) => c !== stopped) as string;
+    await nbctl(survivor, ['ls-add', 'ls-after-failover']);
+    expect((await nbctl(survivor, ['--no-leader-only', 'ls-list'])).stdout).toContain('ls-after-failover');
+    const p = await waitFor('ping vm1 -> vm2 after the leader stopped', 60_000, async () => {
+      const r = await ping(workerName(1), 'vm1', '10.20.0.2');
+      return r.exitCode === 0 ? r : undefined;
+    });
+    expect(p.stdout).toMatch(/3 received/);
+    // The human table names the missing member too.
+    const table = await cli(['status', '--inventory', site.inventoryFile, ...sshArgs], { timeoutMs: 3 * MIN });
+    expect(table.code).toBe(1);
+    expect(table.stdout).toMatch(new RegExp(`${stopped}.*MISSING`));
+  }, 10 * MIN);
+
+  it('deploy while that host is down: reported, the others converge (exit 1); once back, deploy converges', async () => {
+    const down = await deployCli();
+    timings.deployWithHostDown = down.ms;
+    expect(down.code, down.stderr).toBe(1);
+    const j = json<DeployJson>(down);
+    expect(j.hosts.find((h) => h.host === stopped)).toMatchObject({ status: 'unreachable' });
+    expect(j.hosts.find((h) => h.host === stopped)?.error).toBeTruthy();
+    expect(j.hosts.filter((h) => h.host !== stopped).every((h) => h.status === 'converged' && h.changeCount === 0)).toBe(true);
+    await site.start(stopped as string);
+    const back = await deployCli();
+    timings.deployAfterRestart = back.ms;
+    expect(back.code, `${back.stdout}\n${back.stderr}`).toBe(0);
+    const st = await waitFor('a healthy site after the restart', 2 * MIN, async () => {
+      const s = await statusCli();
+      return s.code === 0 ? s : undefined;
+    });
+    expect(st.s.raft.every((d) => d.members.every((m) => m.state === 'ok'))).toBe(true);
+    const p = await ping(workerName(1), 'vm1', '10.20.0.2');
+    expect(p.exitCode, p.stdout).toBe(0);
+  }, 30 * MIN);
+
+  it('central remove then central add of the last central: it leaves both clusters cleanly and joins again', async () => {
+    const victim = centrals().at(-1) as string;
+    const smaller = path.join(work, 'site-without.yaml');
+    const raw = (await import('yaml')).parse(readFileSync(site.inventoryFile, 'utf8')) as { hosts: { name: string }[] };
+    await fs.writeFile(smaller, stringify({ ...raw, hosts: raw.hosts.filter((h) => h.name !== victim) }));
+    const rm = await cli(['central', 'remove', victim, '--inventory', site.inventoryFile, '--redeploy', smaller, '--pki', site.pkiDir, ...sshArgs, '--json'], { timeoutMs: 20 * MIN });
+    expect(rm.code, `${rm.stdout}\n${rm.stderr}`).toBe(0);
+    const removed = json<{ removed: { dbs: { db: string; outcome: string }[]; movedAside: string[] }; deploy: DeployJson }>(rm);
+    expect(removed.removed.dbs.map((d) => [d.db, d.outcome])).toEqual([
+      ['OVN_Northbound', 'left'],
+      ['OVN_Southbound', 'left'],
+    ]);
+    expect(removed.removed.movedAside).toHaveLength(2);
+    expect(removed.deploy.ok).toBe(true);
+    expect(removed.deploy.hosts.map((h) => h.host)).not.toContain(victim);
+    const smallerInv = (await loadInventory(smaller)).inventory;
+    const twoMembers = await cli(['status', '--inventory', smaller, ...sshArgs, '--json'], { timeoutMs: 3 * MIN });
+    const s2 = json<SiteStatus>(twoMembers);
+    expect(s2.raft.map((d) => d.members.length)).toEqual([2, 2]);
+    expect(twoMembers.code, twoMembers.stdout).toBe(0);
+    expect(smallerInv.hosts.length).toBe(inv.hosts.length - 1);
+    const add = await cli(['central', 'add', victim, '--inventory', site.inventoryFile, '--pki', site.pkiDir, ...sshArgs, '--json'], { timeoutMs: 20 * MIN });
+    expect(add.code, `${add.stdout}\n${add.stderr}`).toBe(0);
+    const st = await waitFor('3 members again', 2 * MIN, async () => {
+      const s = await statusCli();
+      return s.code === 0 ? s : undefined;
+    });
+    expect(st.s.raft.map((d) => d.members.filter((m) => m.state === 'ok').length)).toEqual([3, 3]);
+  }, 40 * MIN);
+});
