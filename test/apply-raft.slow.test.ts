@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApplyReport } from '../src/apply/report.js';
 import { applyFiles } from '../src/fsx.js';
 import { parseInventory } from '../src/inventory/index.js';
-import { cliPath, pkiPaths } from '../src/paths.js';
+import { cliPath, hostPaths, pkiPaths } from '../src/paths.js';
 import { initPki, signCsr } from '../src/pki/index.js';
 import { renderHostBundle } from '../src/render/index.js';
 import { ZxRunner } from '../src/runner.js';
@@ -115,5 +115,42 @@ describe('apply on two centrals: create-cluster on the first, join-cluster over 
       expect(r.code).toBe(0);
       expect(r.report.changes).toEqual([]);
     }
+  });
+
+  it("the bootstrap central's NB file is gone while c2 runs the cluster: apply joins it instead of creating a second cluster", async () => {
+    const [c1, c2] = [hosts.get('c1'), hosts.get('c2')];
+    if (c1 === undefined || c2 === undefined) throw new Error('hosts missing');
+    const nbCtl = hostPaths().ovn.nbCtl;
+    const status = async (h: HostNamespace) => (await h.run(['ovs-appctl', '-t', nbCtl, 'cluster/status', 'OVN_Northbound'], { allowFailure: true })).stdout;
+    const servers = (text: string) => text.match(/^ {4}[0-9a-f]{4} \(/gm)?.length ?? 0;
+    const clusterId = (text: string) => /^Cluster ID: \S+ \(([0-9a-f-]+)\)/m.exec(text)?.[1];
+    const cid = clusterId(await status(c2));
+    expect(cid).toMatch(/^[0-9a-f-]{36}$/);
+    // c1 leaves first (as `central remove` does): with one of two members gone for good, c2 alone
+    // would have no majority to admit anybody. Then c1's server stops (with ovn-northd, which
+    // depends on it) and its file is lost.
+    await c1.run(['ovs-appctl', '-t', nbCtl, 'cluster/leave', 'OVN_Northbound']);
+    const deadline = Date.now() + 30_000;
+    while (servers(await status(c2)) !== 1) {
+      if (Date.now() > deadline) throw new Error(`c1 did not leave:\n${await status(c2)}`);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const stop = `import(${JSON.stringify(path.join(path.dirname(cliPath), 'supervisor', 'own.js'))}).then((m) => new m.OwnSupervisor(${JSON.stringify(hostPaths().state)}).stop(['ovn-northd', 'ovn-nb-ovsdb']))`;
+    await c1.run([process.execPath, '--input-type=module', '-e', stop]);
+    await c1.run(['rm', '-f', hostPaths().ovn.nbDb]);
+
+    const r = await apply('c1');
+    expect(r.report.health.filter((h) => !h.ok)).toEqual([]);
+    expect(r.code).toBe(0);
+    const raft = r.report.changes.filter((c) => c.kind === 'raft');
+    expect(raft.map((c) => c.action)).toEqual(['joined existing cluster']);
+    expect(raft[0]?.target).toContain(`cluster ${cid ?? '?'}`);
+    // One cluster, two members again, and c1 holds what the cluster held (a new cluster would be empty).
+    const s1 = await status(c1);
+    expect(s1).toMatch(/Status: cluster member/);
+    expect(clusterId(s1)).toBe(cid);
+    expect(servers(s1)).toBe(2);
+    const ls = await c1.run(['ovn-nbctl', '--no-leader-only', `--db=unix:${hostPaths().ovn.nbSock}`, '--bare', '--columns=name', 'list', 'Logical_Switch']);
+    expect(ls.stdout.trim()).toBe('joined-switch');
   });
 });

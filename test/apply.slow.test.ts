@@ -217,4 +217,17 @@ describe('apply on a one-box host (real daemons in a private namespace; packages
     expect(r.report.changes).toEqual([]);
     expect(r.report.health.length).toBeGreaterThan(5);
   });
+
+  it('apply --firewall loads the rules and the host stays healthy (its own probes of the RAFT ports pass)', async () => {
+    const r = await apply(['--firewall']);
+    expect(r.report.health.filter((h) => !h.ok)).toEqual([]);
+    expect(r.code).toBe(0);
+    expect(changed(r.report)).toEqual(['firewall:load:/etc/ovn-deploy/firewall.nft']);
+    // The probes above include the TLS RAFT port on the host's own address, which the file drops for
+    // everybody else (a lone central has no peer).
+    expect(r.report.health.some((h) => /6643/.test(`${h.check} ${h.detail}`))).toBe(true);
+    const table = await host.run(['nft', 'list', 'table', 'inet', 'ovn_deploy']);
+    expect(table.stdout).toContain('tcp dport 6643 drop');
+    expect((await apply(['--firewall'])).report.changes).toEqual([]);
+  });
 });

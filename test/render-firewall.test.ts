@@ -41,3 +41,32 @@ describe('rendered firewall files', () => {
     expect(check('broken', content.replace('tcp dport 6643 drop', 'tcp dport 6643 dorp')).status).not.toBe(0);
   });
 });
+
+describe('rendered firewall files: safe for the operator', () => {
+  it.each(inv.hosts.map((h) => h.name))('%s: only its own table, policy accept, loopback/established/own addresses before any drop', (host) => {
+    const lines = String(site.get(`${host}/files/etc/ovn-deploy/firewall.nft`)?.content)
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('#'));
+    const tableLines = lines.filter((l) => /^(table|delete|flush|add|create)\b/.test(l));
+    expect(tableLines).toEqual(['table inet ovn_deploy {', 'delete table inet ovn_deploy', 'table inet ovn_deploy {']);
+    expect(lines.filter((l) => l.includes('policy'))).toEqual(['type filter hook input priority filter; policy accept;']);
+    const firstDrop = lines.findIndex((l) => l.endsWith(' drop'));
+    expect(firstDrop).toBeGreaterThan(0);
+    expect(lines.indexOf('ct state established,related accept')).toBeGreaterThan(-1);
+    expect(lines.indexOf('ct state established,related accept')).toBeLessThan(firstDrop);
+    expect(lines.indexOf('iif "lo" accept')).toBeLessThan(firstDrop);
+    expect(lines.indexOf('iif "lo" accept')).toBeGreaterThan(-1);
+    // Every address of the host itself is admitted to every port the file drops.
+    const h = inv.hosts.find((x) => x.name === host)!;
+    const own = [...h.addresses, ...(h.encap ? [h.encap.ip] : [])];
+    // The lines between `iif "lo" accept` and the first port's comment: the host's own addresses.
+    const selfRules = lines.slice(lines.indexOf('iif "lo" accept') + 1, firstDrop).filter((l) => /^ip6? saddr/.test(l));
+    for (const drop of lines.filter((l) => l.endsWith(' drop'))) {
+      const [proto, , port] = drop.split(' ');
+      for (const addr of own) {
+        expect(selfRules.some((l) => l.includes(addr) && l.includes(`${proto} dport`) && new RegExp(`\\b${port}\\b`).test(l)), `${addr} -> ${proto}/${port}`).toBe(true);
+      }
+    }
+  });
+});

@@ -5,7 +5,7 @@
  */
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { BundleManifest } from '../bundle/manifest.js';
+import type { BundleManifest, RaftDb } from '../bundle/manifest.js';
 import { ExitError, InputError, type Problem } from '../errors.js';
 import { writeFileAtomic } from '../fsx.js';
 import { MANIFEST_FILE } from '../bundle/manifest.js';
@@ -17,6 +17,7 @@ import { sleep } from '../tools/retry.js';
 import type { VerifiedBundle } from './bundle.js';
 import { readIdFile, type HostContext } from './observe.js';
 import { changesOf, describeStep, type ApplyStep, type Observed } from './plan.js';
+import { decideBootstrap, probePeers, type BootstrapDecision } from './raft-bootstrap.js';
 import type { Change } from './report.js';
 import { readUnderlay, writePending, writeUnderlay, type PendingActions } from './state.js';
 
@@ -44,6 +45,10 @@ export async function executePlan(
   const pending: PendingActions = { reload: [...observed.pending.reload], restart: [...observed.pending.restart] };
   let filesDone = false;
   let initialized = observed.initialized;
+  /** Bootstrap databases whose cluster a peer already served: joined, not created. */
+  const joinedExisting = new Set<string>();
+  const createdHere = new Set<string>();
+  let startedEarly = false;
   const flushPending = async (): Promise<void> => {
     await writePending(ctx.paths.applyPending, pending);
   };
@@ -104,9 +109,24 @@ export async function executePlan(
         await ctx.services.stop([step.db.service]);
         await ctx.runner.run(['ovsdb-tool', 'convert', ctx.at(step.db.dbFile), step.db.schema], { mutates: true, timeoutMs: 60_000 });
         break;
-      case 'raft-create':
+      case 'raft-create': {
+        if (step.db.peerRemotes.length > 0 && !startedEarly) {
+          // The peers answer only through the local stunnel client, a stage-0 service that
+          // would otherwise start after this step.
+          startedEarly = true;
+          await startTunnelsEarly(ctx, m);
+        }
+        const decision = await bootstrapDecision(ctx, m, observed, step.db, log);
+        if (decision.action === 'join') {
+          await createDbFile(ctx, step.db.dbFile, (tmp) => ['ovsdb-tool', 'join-cluster', tmp, step.db.name, step.db.localAddress, ...step.db.peers]);
+          joinedExisting.add(step.db.name);
+          changes.push({ kind: 'raft', target: `${step.db.name} ${step.db.dbFile} (cluster ${decision.cid} via ${decision.via})`, action: 'joined existing cluster' });
+          continue;
+        }
         await createDbFile(ctx, step.db.dbFile, (tmp) => ['ovsdb-tool', 'create-cluster', tmp, step.db.schema, step.db.localAddress]);
+        createdHere.add(step.db.name);
         break;
+      }
       case 'raft-join':
         await createDbFile(ctx, step.db.dbFile, (tmp) => ['ovsdb-tool', 'join-cluster', tmp, step.db.name, step.db.localAddress, ...step.db.peers]);
         break;
@@ -127,8 +147,14 @@ export async function executePlan(
         changes.push(...(await configureOvs(ctx, m)));
         continue; // its changes are what it found different, not the plan's view
       case 'init-commands':
-        await runInitCommands(ctx, step.commands);
         initialized = true;
+        // A cluster this host joined was initialised by whoever created it; here the local
+        // server is a follower that leader-only ovn-nbctl would wait on forever.
+        if (joinedExisting.size > 0 && createdHere.size === 0) {
+          log('init commands skipped: joined an existing cluster');
+          continue;
+        }
+        await runInitCommands(ctx, step.commands);
         break;
       case 'services-stage1':
         await ctx.services.ensureAll(m, step.restart);
@@ -200,6 +226,30 @@ async function createDbFile(ctx: HostContext, dbFile: string, argv: (tmp: string
   await fs.rm(tmp, { force: true });
   await ctx.runner.run(argv(tmp), { mutates: true, timeoutMs: 30_000 });
   await fs.rename(tmp, target);
+}
+
+/** The stage-0 services that serve no database (the stunnel client and server): they need no db file. */
+async function startTunnelsEarly(ctx: HostContext, m: BundleManifest): Promise<void> {
+  const dbServices = new Set([...m.raft.map((r) => r.service), ...m.standaloneDbs.map((d) => d.service)]);
+  const early = m.services.filter((s) => s.stage === 0 && !dbServices.has(s.name)).map((s) => s.name);
+  if (early.length > 0) await ctx.services.startEarly(m, early);
+}
+
+/** Create, or join the cluster a peer already serves; throws when that cannot be decided safely. */
+async function bootstrapDecision(ctx: HostContext, m: BundleManifest, observed: Observed, db: RaftDb, log: (line: string) => void): Promise<BootstrapDecision> {
+  if (db.peerRemotes.length === 0) return { action: 'create' };
+  const answers = await probePeers(ctx.runner, db);
+  // Evidence, from before this apply, that this host was a member: then "no peer answers" is an
+  // outage, not a fresh site.
+  const present = m.raft.filter((r) => r !== db && (observed.dbs.get(r.dbFile) ?? 'missing') !== 'missing');
+  const wasMember = observed.initialized ? `${ctx.paths.applied} records an initialised cluster` : present.length > 0 ? `${present.map((r) => r.dbFile).join(', ')} exists` : undefined;
+  const decision = decideBootstrap(db, answers, wasMember, ctx.paths.applied);
+  log(
+    decision.action === 'join'
+      ? `raft: ${db.name}: ${decision.via} is a member of cluster ${decision.cid}: joining it instead of creating a new one`
+      : `raft: ${db.name}: no peer is a member of a cluster (${answers.map((a) => `${a.remote}: ${a.kind}`).join(', ')}): creating it`,
+  );
+  return decision;
 }
 
 /** `ovs-vsctl init`, the bridges, and only the external_ids whose value differs. */

@@ -341,7 +341,10 @@ export function describeStep(step: ApplyStep): string {
     case 'db-convert':
       return `ovsdb-tool convert ${step.db.dbFile} ${step.db.schema}`;
     case 'raft-create':
-      return `ovsdb-tool create-cluster ${step.db.dbFile} ${step.db.schema} ${step.db.localAddress}`;
+      return (
+        `ovsdb-tool create-cluster ${step.db.dbFile} ${step.db.schema} ${step.db.localAddress}` +
+        (step.db.peerRemotes.length > 0 ? ` (unless a peer, ${step.db.peerRemotes.join(' or ')}, already serves the cluster: then join it)` : '')
+      );
     case 'raft-join':
       return `ovsdb-tool join-cluster ${step.db.dbFile} ${step.db.name} ${step.db.localAddress} ${step.db.peers.join(' ')}`;
     case 'daemon-reload':

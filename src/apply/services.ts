@@ -31,6 +31,11 @@ export interface HostServices {
    */
   ensureStage0(manifest: BundleManifest, unlisted: readonly string[], restart: readonly string[]): Promise<void>;
   ensureAll(manifest: BundleManifest, restart: readonly string[]): Promise<void>;
+  /**
+   * Starts these services ahead of their stage, leaving everything else as it is (the stunnel
+   * client, before the RAFT bootstrap asks the peers whether a cluster exists).
+   */
+  startEarly(manifest: BundleManifest, names: readonly string[]): Promise<void>;
   restart(names: readonly string[], manifest: BundleManifest): Promise<void>;
   reload(service: BundleService): Promise<void>;
   /** Stops these (e.g. before converting a database file under a running server). */
@@ -105,6 +110,17 @@ export class OwnHostServices implements HostServices {
 
   async ensureAll(manifest: BundleManifest): Promise<void> {
     await this.supervisor.ensure(closeAfter(manifest.services.map(specOf)));
+  }
+
+  async startEarly(manifest: BundleManifest, names: readonly string[]): Promise<void> {
+    // As in ensureStage0: whatever runs keeps the spec it runs with, so nothing else (re)starts.
+    const desired = await readDesired(this.files.services).catch(() => undefined);
+    const running = new Set((await this.supervisor.status()).filter((s) => s.running).map((s) => s.name));
+    const specs: ServiceSpec[] = (desired?.services ?? []).filter((s) => running.has(s.name) && !names.includes(s.name));
+    const wanted = manifest.services.filter((s) => names.includes(s.name));
+    if (wanted.every((s) => running.has(s.name))) return;
+    specs.push(...wanted.map(specOf));
+    await this.supervisor.ensure(closeAfter(specs));
   }
 
   async restart(names: readonly string[], manifest: BundleManifest): Promise<void> {
@@ -194,6 +210,10 @@ export class SystemdHostServices implements HostServices {
   async ensureAll(manifest: BundleManifest, restart: readonly string[]): Promise<void> {
     await this.restart(restart);
     await this.enableNow(manifest.services);
+  }
+
+  async startEarly(manifest: BundleManifest, names: readonly string[]): Promise<void> {
+    await this.enableNow(manifest.services.filter((s) => names.includes(s.name)));
   }
 
   async restart(names: readonly string[]): Promise<void> {

@@ -84,6 +84,11 @@ export const raftDbSchema = z.strictObject({
   localAddress: z.string(),
   /** The other members' RAFT addresses (join-cluster remotes). */
   peers: z.array(z.string()),
+  /**
+   * The other members' client remotes (`tcp:L(D):loopbackPorts.nb`, through the local stunnel
+   * client): the bootstrap central asks them whether a cluster exists before it creates one.
+   */
+  peerRemotes: z.array(z.string()).default([]),
   /** Create the cluster (`ovsdb-tool create-cluster`) when the file is missing; otherwise join it. */
   bootstrap: z.boolean(),
 });

@@ -37,7 +37,9 @@ ports:
   nbRaft: ${tlsPorts.nbRaft}    # RAFT traffic between centrals, Northbound cluster
   sbRaft: ${tlsPorts.sbRaft}    # RAFT traffic between centrals, Southbound cluster
 
-# Plaintext ports ovsdb-server binds on 127.0.0.1 only; stunnel forwards the TLS ports to them.
+# Plaintext ports ovsdb-server binds on loopback addresses only (127.0.0.1 in the sandbox; on real
+# hosts each central's own 127.x.y.z, where every other host's stunnel client offers that central
+# too); stunnel forwards the TLS ports to them.
 # They must differ from the ports above (a host may be both central and worker).
 loopbackPorts:
   nb: ${lo.nb}

@@ -144,9 +144,14 @@ export const inventorySchema = z
     ports: portsSchema(DEFAULT_PORTS, "(TLS, on the hosts' addresses)")
       .prefault({})
       .meta({ description: 'TLS ports stunnel listens on.' }),
-    loopbackPorts: portsSchema(DEFAULT_LOOPBACK_PORTS, '(plaintext, 127.0.0.1 only)')
+    loopbackPorts: portsSchema(DEFAULT_LOOPBACK_PORTS, '(plaintext, loopback addresses only)')
       .prefault({})
-      .meta({ description: 'Plaintext ports ovsdb-server binds on 127.0.0.1; stunnel forwards the TLS ports to them.' }),
+      .meta({
+        description:
+          'Plaintext ports ovsdb-server binds on loopback addresses only: 127.0.0.1 in the `up` sandbox; on real hosts ' +
+          "each central's own 127.x.y.z (derived from the site and host name), where the stunnel clients of the " +
+          "site's other hosts offer that central's databases too. stunnel forwards the TLS ports to them.",
+      }),
     certificates: z
       .strictObject({
         caValidityDays: days.default(DEFAULT_CERTIFICATE_POLICY.caValidityDays).meta({ description: 'Lifetime of the site CA.' }),

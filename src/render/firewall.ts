@@ -1,7 +1,9 @@
 /**
  * The ports a host must accept, and from whom: the OVSDB TLS ports from anywhere (CMS, workers),
  * the RAFT ports only from the other centrals, the tunnel port only from the other chassis.
- * `firewall` in the manifest lists what to open; the nftables file also drops what is restricted.
+ * `firewall` in the manifest lists what to open; the nftables file also drops what is restricted,
+ * but never the host's own traffic (loopback, its own addresses) nor replies to its own
+ * connections, and it touches nothing but its own table.
  */
 import { isIP } from 'node:net';
 import type { FirewallRule } from '../bundle/manifest.js';
@@ -44,23 +46,40 @@ export function portPolicies(inv: Inventory, topo: SiteTopology, ht: HostTopolog
   return policies;
 }
 
+/** The host's own addresses (its addresses and its encap IP): its own probes and clients come from these. */
+export function ownAddresses(ht: HostTopology): string[] {
+  return sortedUnique([...ht.host.addresses, ...(ht.host.encap !== undefined ? [ht.host.encap.ip] : [])].map(canonicalIp));
+}
+
 /** The manifest's list: what to open; a restricted port without any peer is not opened at all. */
 export function firewallRules(policies: PortPolicy[]): FirewallRule[] {
   return policies.flatMap((p) => (p.from !== undefined && p.from.length === 0 ? [] : [{ proto: p.proto, port: p.port, from: p.from ?? [], why: p.why }]));
 }
 
-export function renderNftables(site: string, host: string, policies: PortPolicy[]): string {
+const v4 = (addrs: readonly string[]): string => addrs.filter((a) => isIP(a) === 4).join(', ');
+const v6 = (addrs: readonly string[]): string => addrs.filter((a) => isIP(a) === 6).join(', ');
+
+export function renderNftables(site: string, host: string, policies: PortPolicy[], own: readonly string[]): string {
+  const restricted = policies.filter((p) => p.from !== undefined);
+  // One line per protocol: `tcp dport { 6643, 6644 }` for a central, `udp dport 6081` for a chassis.
+  const self = (['tcp', 'udp'] as const).flatMap((proto) => {
+    const ports = [...new Set(restricted.filter((p) => p.proto === proto).map((p) => p.port))].sort((a, b) => a - b);
+    if (ports.length === 0) return [];
+    return [{ proto, ports: ports.length === 1 ? String(ports[0]) : `{ ${ports.join(', ')} }`, v4: v4(own), v6: v6(own) }];
+  });
   return hostTemplate('firewall.nft.hbs')({
     site,
     host,
     path: hostRenderedPaths().firewall,
+    restricted: restricted.length > 0,
+    self,
     rules: policies.map((p) => ({
       proto: p.proto,
       port: p.port,
       why: p.why,
       any: p.from === undefined,
-      v4: (p.from ?? []).filter((a) => isIP(a) === 4).join(', '),
-      v6: (p.from ?? []).filter((a) => isIP(a) === 6).join(', '),
+      v4: v4(p.from ?? []),
+      v6: v6(p.from ?? []),
     })),
   });
 }

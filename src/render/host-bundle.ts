@@ -21,7 +21,7 @@ import { bundlePaths, hostPaths, hostRenderedPaths, ovsdbSchemas } from '../path
 import { hostStunnelTls, hostTopology, stunnelClientSpec, stunnelServerSpec, type HostTopology, type SiteTopology } from '../site/topology.js';
 import { renderStunnelConfig } from '../stunnel/render.js';
 import type { StunnelConfigSpec } from '../stunnel/types.js';
-import { firewallRules, portPolicies, renderNftables } from './firewall.js';
+import { firewallRules, ownAddresses, portPolicies, renderNftables } from './firewall.js';
 import { metadataFiles } from './metadata.js';
 import { hostServices, BINARIES, SERVICE, type HostService } from './services.js';
 import { DISTRIBUTION_UNITS, renderDropIn, renderManagedMarker, renderUnit } from './systemd.js';
@@ -149,7 +149,7 @@ function plannedFiles(inv: Inventory, ht: HostTopology, pki: SitePki, services: 
     file(hp.pki.caBundle, pki.caBundlePem, { reload: stunnelServices }),
     file(hp.pki.crl, pki.crlPem, { reload: stunnelServices }),
     file(rp.managedMarker, renderManagedMarker(site, host)),
-    file(rp.firewall, renderNftables(site, host, portPolicies(inv, topo, ht))),
+    file(rp.firewall, renderNftables(site, host, portPolicies(inv, topo, ht), ownAddresses(ht))),
   ];
   for (const spec of specs) {
     const name = spec.kind === 'server' ? SERVICE.stunnelServer : SERVICE.stunnelClient;

@@ -43,6 +43,8 @@ export interface RaftMembership {
   localAddress: string;
   /** The other centrals' RAFT addresses, in inventory order. */
   peers: string[];
+  /** The other centrals' client remotes of the same database (`tcp:L(D):loopbackPorts.nb`), in inventory order. */
+  peerRemotes: string[];
 }
 
 export interface SiteTopology {
@@ -110,8 +112,14 @@ export function siteTopology(inv: Inventory): SiteTopology {
 }
 
 function membership(inv: Inventory, topo: SiteTopology, self: CentralNode, key: 'nbRaft' | 'sbRaft'): RaftMembership {
-  const addr = (c: CentralNode) => `tcp:${c.loopback}:${inv.loopbackPorts[key]}`;
-  return { localAddress: addr(self), peers: topo.centrals.filter((c) => c !== self).map(addr) };
+  const addr = (c: CentralNode, port: number) => `tcp:${c.loopback}:${port}`;
+  const others = topo.centrals.filter((c) => c !== self);
+  const client = inv.loopbackPorts[key === 'nbRaft' ? 'nb' : 'sb'];
+  return {
+    localAddress: addr(self, inv.loopbackPorts[key]),
+    peers: others.map((c) => addr(c, inv.loopbackPorts[key])),
+    peerRemotes: others.map((c) => addr(c, client)),
+  };
 }
 
 export function hostTopology(inv: Inventory, topo: SiteTopology, hostName: string): HostTopology {

@@ -141,6 +141,10 @@ export class RecordedServices implements HostServices {
     this.calls.push('all');
     this.run(manifest.services);
   }
+  async startEarly(manifest: BundleManifest, names: readonly string[]): Promise<void> {
+    this.calls.push(`early ${names.join(',')}`);
+    this.run(manifest.services.filter((s) => names.includes(s.name)));
+  }
   async restart(names: readonly string[], manifest: BundleManifest): Promise<void> {
     this.calls.push(`restart ${names.join(',')}`);
     for (const n of names) this.state.delete(n);
