@@ -7,7 +7,7 @@
  *   holds a private key, the CA key appears on no host, every host key was made on its host (its
  *   public key is the one in its certificate, and it is found on no other host);
  * - a second deploy through the built CLI changes nothing;
- * - the seed topology (ls1: vm1 on worker1, vm2 on worker2): ping vm1 -> vm2;
+ * - the seed's multinode topology (network1: vm1 on worker1, vm2 on worker2): ping vm1 -> vm2;
  * - the NB RAFT leader's host stops: new leader, chassis stay registered, ping still works,
  *   `ls-add` through a surviving central works, `status --inventory --json` shows the missing
  *   member and exits 1;
@@ -220,15 +220,15 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
   }, 5 * MIN);
 
   const vms = [
-    { name: 'vm1', worker: 1, mac: '0a:00:00:00:00:01', ip: '10.20.0.1' },
-    { name: 'vm2', worker: 2, mac: '0a:00:00:00:00:02', ip: '10.20.0.2' },
+    { name: 'vm1', worker: 1, mac: '40:44:00:00:00:01', ip: '192.168.50.21' },
+    { name: 'vm2', worker: 2, mac: '40:44:00:00:00:02', ip: '192.168.50.22' },
   ];
   const workerName = (i: number): string => inv.hosts.filter((h) => h.roles.includes('worker'))[i - 1]?.name ?? `worker${i}`;
 
-  it('seed topology: ls1 with vm1 on worker1 and vm2 on worker2; ping vm1 -> vm2', async () => {
+  it('seed multinode topology: network1 with vm1 on worker1 and vm2 on worker2; ping vm1 -> vm2', async () => {
     const c1 = centrals()[0] as string;
-    await nbctl(c1, ['ls-add', 'ls1']);
-    for (const vm of vms) await nbctl(c1, ['lsp-add', 'ls1', vm.name, '--', 'lsp-set-addresses', vm.name, `${vm.mac} ${vm.ip}`]);
+    await nbctl(c1, ['ls-add', 'network1']);
+    for (const vm of vms) await nbctl(c1, ['lsp-add', 'network1', vm.name, '--', 'lsp-set-addresses', vm.name, `${vm.mac} ${vm.ip}`]);
     for (const vm of vms) {
       const w = workerName(vm.worker);
       // An OVS internal port (a tap on the userspace datapath) moved into the VM's namespace.
@@ -248,9 +248,9 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     }
     await nbctl(c1, ['wait-until', 'Logical_Switch_Port', 'vm1', 'up=true', '--', 'wait-until', 'Logical_Switch_Port', 'vm2', 'up=true']);
     const w1 = workerName(1);
-    await ping(w1, 'vm1', '10.20.0.2'); // warm-up: the first packet over a new tunnel resolves its neighbour
+    await ping(w1, 'vm1', '192.168.50.22'); // warm-up: the first packet over a new tunnel resolves its neighbour
     const p = await waitFor('ping vm1 -> vm2', 60_000, async () => {
-      const r = await ping(w1, 'vm1', '10.20.0.2');
+      const r = await ping(w1, 'vm1', '192.168.50.22');
       return r.exitCode === 0 ? r : undefined;
     });
     expect(p.stdout).toMatch(/3 received/);
@@ -285,7 +285,7 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     await nbctl(survivor, ['ls-add', 'ls-after-failover']);
     expect((await nbctl(survivor, ['--no-leader-only', 'ls-list'])).stdout).toContain('ls-after-failover');
     const p = await waitFor('ping vm1 -> vm2 after the leader stopped', 60_000, async () => {
-      const r = await ping(workerName(1), 'vm1', '10.20.0.2');
+      const r = await ping(workerName(1), 'vm1', '192.168.50.22');
       return r.exitCode === 0 ? r : undefined;
     });
     expect(p.stdout).toMatch(/3 received/);
@@ -312,7 +312,7 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
       return s.code === 0 ? s : undefined;
     });
     expect(st.s.raft.every((d) => d.members.every((m) => m.state === 'ok'))).toBe(true);
-    const p = await ping(workerName(1), 'vm1', '10.20.0.2');
+    const p = await ping(workerName(1), 'vm1', '192.168.50.22');
     expect(p.exitCode, p.stdout).toBe(0);
   }, 30 * MIN);
 
