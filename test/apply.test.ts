@@ -1,8 +1,9 @@
+import { runCli, type CliResult } from './helpers/cli.js';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import forge from 'node-forge';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBundle } from '../src/apply/bundle.js';
 import { runApply } from '../src/apply/index.js';
 import { planApply, type Observed } from '../src/apply/plan.js';
@@ -438,26 +439,8 @@ describe('apply: state across runs', () => {
 });
 
 describe('apply CLI (through main)', () => {
-  async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const { main } = await import('../src/main.js');
-    const out: string[] = [];
-    const err: string[] = [];
-    const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      out.push(String(chunk));
-      return true;
-    });
-    const e = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      err.push(String(chunk));
-      return true;
-    });
-    try {
-      const code = await main(['node', 'ovn-deploy', 'apply', ...args]);
-      return { code, stdout: out.join(''), stderr: err.join('') };
-    } finally {
-      o.mockRestore();
-      e.mockRestore();
-      process.exitCode = undefined;
-    }
+  async function cli(...args: string[]): Promise<CliResult> {
+    return runCli(['apply', ...args]);
   }
 
   it('bad bundle with --json: exit 2, nothing on stdout, the problem on stderr', async () => {

@@ -4,11 +4,12 @@
  * against a deployment whose stunnel reload is mocked (files and PKI are real). The same flows
  * against real stunnel, ovsdb-server and ovn-controller are in certs.slow.test.ts.
  */
+import { runCli, type CliResult } from './helpers/cli.js';
 import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { caRollover } from '../src/certs/ca-rollover.js';
 import { certFacts, crlFacts } from '../src/certs/cert-facts.js';
 import type { Deployment, TlsEndpoint } from '../src/certs/deployment.js';
@@ -19,7 +20,6 @@ import { rotateCertificates, RotationError } from '../src/certs/rotate.js';
 import { judgeCertsStatus, renderCertsStatus, type Collected, type CollectedEndpoint } from '../src/certs/status.js';
 import { cronWord, renderCronLine, renderRenewalUnits, systemdWord } from '../src/certs/timer.js';
 import { ExitError } from '../src/errors.js';
-import { main } from '../src/main.js';
 import { pkiPaths, rolloverPaths } from '../src/paths.js';
 import { initPki, issueCertificate, normalizeSerial, readBundle, readIndex, refreshCrl } from '../src/pki/index.js';
 import { ZxRunner } from '../src/runner.js';
@@ -400,18 +400,8 @@ describe('certs revoke (mocked stunnel reload)', () => {
 });
 
 describe('ovn-deploy certs (CLI)', () => {
-  async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const out: string[] = [];
-    const err: string[] = [];
-    const o = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => (out.push(String(c)), true));
-    const e = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => (err.push(String(c)), true));
-    try {
-      const code = await main(['node', 'ovn-deploy', 'certs', ...args]);
-      return { code, stdout: out.join(''), stderr: err.join('') };
-    } finally {
-      o.mockRestore();
-      e.mockRestore();
-    }
+  async function run(...args: string[]): Promise<CliResult> {
+    return runCli(['certs', ...args]);
   }
 
   it('status on a directory without a sandbox exits 3; bad numbers exit 2', async () => {

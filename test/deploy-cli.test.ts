@@ -3,13 +3,13 @@
  * is touched, and a host whose SSH port refuses connections (a free port on 127.0.0.1, the real
  * ssh client) is reported as unreachable with exit 1.
  */
+import { runCli, type CliResult } from './helpers/cli.js';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { main } from '../src/main.js';
 import { initPki } from '../src/pki/index.js';
 
 let dir: string;
@@ -17,24 +17,8 @@ let pki: string;
 let site: string;
 let knownHosts: string;
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out.push(String(chunk));
-    return true;
-  });
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    err.push(String(chunk));
-    return true;
-  });
-  try {
-    const code = await main(['node', 'ovn-deploy', ...args]);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
+async function cli(...args: string[]): Promise<CliResult> {
+  return runCli(args);
 }
 
 /** A TCP port on 127.0.0.1 that nothing listens on (bound, then released). */

@@ -2,11 +2,11 @@
  * `ovn-deploy pki ...` through main(): exit codes, output shape, --json, option validation, and
  * that no command ever prints key material.
  */
+import { runCli, type CliResult } from './helpers/cli.js';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/main.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pkiPaths } from '../src/paths.js';
 import { readIndex, type PkiStatusReport } from '../src/pki/index.js';
 import { ZxRunner } from '../src/runner.js';
@@ -18,25 +18,10 @@ let dir: string;
 /** Everything any command printed, checked for key material at the end. */
 const transcript: string[] = [];
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out.push(String(chunk));
-    return true;
-  });
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    err.push(String(chunk));
-    return true;
-  });
-  try {
-    const code = await main(['node', 'ovn-deploy', 'pki', ...args]);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-    transcript.push(out.join(''), err.join(''));
-  }
+async function cli(...args: string[]): Promise<CliResult> {
+  const r = await runCli(['pki', ...args]);
+  transcript.push(r.stdout, r.stderr);
+  return r;
 }
 
 beforeAll(async () => {

@@ -1,28 +1,13 @@
+import { runCli, type CliResult } from './helpers/cli.js';
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/main.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pkiPaths } from '../src/paths.js';
 import { renderFixtureDir, renderFixtureSite } from './helpers/render-fixture.js';
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    return { code: await main(['node', 'ovn-deploy', ...args]), stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
+async function cli(...args: string[]): Promise<CliResult> {
+  return runCli(args);
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -11,41 +11,14 @@
 import { Command } from 'commander';
 import type { Problem } from '../errors.js';
 import { ExitError } from '../errors.js';
-import { addSshOptions, sshSettingsOf, type SshCliOptions } from '../deploy/cli-options.js';
-import { err, out, positiveInt, printJson, throwIfProblems } from './cli-io.js';
+import { addSshOptions, sshSettingsOf } from '../deploy/cli-options.js';
+import { out, printJson, throwIfProblems } from './cli-io.js';
+import { deployFromCli, type DeployRunCliOptions } from './deploy.js';
 
-interface CentralCliOptions extends SshCliOptions {
+interface CentralCliOptions extends DeployRunCliOptions {
   inventory: string;
   pki?: string;
-  concurrency?: string;
-  json?: boolean;
-  plain?: boolean;
-  quiet?: boolean;
   redeploy?: string;
-  metadataSecretFile?: string;
-}
-
-/** Deploys (in `central add` order when addCentral is given); prints the table unless --json; returns the JSON result. */
-async function deployWith(opts: CentralCliOptions, inventoryFile: string, pkiDir: string, addCentral: string | undefined): Promise<{ ok: boolean; json: object }> {
-  const problems: Problem[] = [];
-  const concurrency = positiveInt(opts.concurrency, '--concurrency', problems);
-  const ssh = sshSettingsOf(opts, problems);
-  throwIfProblems(problems);
-  const { prepareDeploy } = await import('../deploy/prepare.js');
-  const { runDeploy } = await import('../deploy/run.js');
-  const { deployJson, deploySummaryLines } = await import('../deploy/summary.js');
-  const prepared = await prepareDeploy({
-    inventoryFile,
-    pkiDir,
-    ssh,
-    ...(addCentral === undefined ? {} : { addCentral }),
-    ...(concurrency === undefined ? {} : { concurrency }),
-    ...(opts.metadataSecretFile === undefined ? {} : { metadataSecretFile: opts.metadataSecretFile }),
-  });
-  for (const w of prepared.warnings) err(`warning: ${w}`);
-  const result = await runDeploy({ ...prepared.run, progress: opts.quiet === true ? 'silent' : opts.plain === true || opts.json === true ? 'plain' : 'auto', progressToStderr: opts.json === true });
-  if (opts.json !== true) for (const line of deploySummaryLines(result)) out(line);
-  return { ok: result.ok, json: deployJson(result) };
 }
 
 function addSub(): Command {
@@ -61,7 +34,7 @@ function addSub(): Command {
     .option('--plain', 'plain progress output')
     .option('--quiet', 'no progress output')
     .action(async (host: string, opts: CentralCliOptions) => {
-      const { ok, json } = await deployWith(opts, opts.inventory, opts.pki as string, host);
+      const { ok, json } = await deployFromCli(opts, { inventoryFile: opts.inventory, pkiDir: opts.pki as string, addCentral: host });
       if (opts.json === true) printJson(json);
       process.exitCode = ok ? 0 : 1;
     });
@@ -107,7 +80,7 @@ function removeSub(): Command {
         else out(`next: remove ${hostName} (or its central role) from ${opts.inventory} and run \`ovn-deploy deploy\` so the other hosts drop it from their remote lists`);
         return;
       }
-      const { ok, json } = await deployWith(opts, opts.redeploy, opts.pki as string, undefined);
+      const { ok, json } = await deployFromCli(opts, { inventoryFile: opts.redeploy, pkiDir: opts.pki as string });
       if (opts.json === true) printJson({ removed: report, deploy: json });
       process.exitCode = ok ? 0 : 1;
     });

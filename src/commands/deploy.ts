@@ -7,15 +7,50 @@ import { err, out, positiveInt, printJson, throwIfProblems } from './cli-io.js';
 import type { Problem } from '../errors.js';
 import { addSshOptions, hostList, sshSettingsOf, type SshCliOptions } from '../deploy/cli-options.js';
 
-interface DeployCliOptions extends SshCliOptions {
-  inventory: string;
-  pki: string;
+/** The options every deploying command (`deploy`, `central add`, `central remove --redeploy`) takes. */
+export interface DeployRunCliOptions extends SshCliOptions {
   concurrency?: string;
-  hosts?: string[];
   metadataSecretFile?: string;
   json?: boolean;
   plain?: boolean;
   quiet?: boolean;
+}
+
+interface DeployCliOptions extends DeployRunCliOptions {
+  inventory: string;
+  pki: string;
+  hosts?: string[];
+}
+
+/**
+ * Deploys `target.inventoryFile` (only `hosts`, or in `central add` order with `addCentral`),
+ * printing warnings and the summary table unless --json; returns the JSON result for the caller.
+ */
+export async function deployFromCli(
+  opts: DeployRunCliOptions,
+  target: { inventoryFile: string; pkiDir: string; hosts?: string[]; addCentral?: string },
+): Promise<{ ok: boolean; json: object }> {
+  const problems: Problem[] = [];
+  const concurrency = positiveInt(opts.concurrency, '--concurrency', problems);
+  const ssh = sshSettingsOf(opts, problems);
+  throwIfProblems(problems);
+  const { prepareDeploy } = await import('../deploy/prepare.js');
+  const { runDeploy } = await import('../deploy/run.js');
+  const { deployJson, deploySummaryLines } = await import('../deploy/summary.js');
+  const prepared = await prepareDeploy({
+    ...target,
+    ssh,
+    ...(concurrency === undefined ? {} : { concurrency }),
+    ...(opts.metadataSecretFile === undefined ? {} : { metadataSecretFile: opts.metadataSecretFile }),
+  });
+  for (const w of prepared.warnings) err(`warning: ${w}`);
+  const result = await runDeploy({
+    ...prepared.run,
+    progress: opts.quiet === true ? 'silent' : opts.plain === true || opts.json === true ? 'plain' : 'auto',
+    progressToStderr: opts.json === true,
+  });
+  if (opts.json !== true) for (const line of deploySummaryLines(result)) out(line);
+  return { ok: result.ok, json: deployJson(result) };
 }
 
 export function deployCommand(): Command {
@@ -31,30 +66,9 @@ export function deployCommand(): Command {
     .option('--plain', 'plain progress output (default when not on a terminal or under CI)')
     .option('--quiet', 'no progress output, only the result')
     .action(async (opts: DeployCliOptions) => {
-      const problems: Problem[] = [];
-      const concurrency = positiveInt(opts.concurrency, '--concurrency', problems);
-      const ssh = sshSettingsOf(opts, problems);
-      throwIfProblems(problems);
-      const { prepareDeploy } = await import('../deploy/prepare.js');
-      const { runDeploy } = await import('../deploy/run.js');
-      const { deployJson, deploySummaryLines } = await import('../deploy/summary.js');
       const hosts = hostList(opts.hosts);
-      const prepared = await prepareDeploy({
-        inventoryFile: opts.inventory,
-        pkiDir: opts.pki,
-        ...(hosts === undefined ? {} : { hosts }),
-        ...(concurrency === undefined ? {} : { concurrency }),
-        ...(opts.metadataSecretFile === undefined ? {} : { metadataSecretFile: opts.metadataSecretFile }),
-        ssh,
-      });
-      for (const w of prepared.warnings) err(`warning: ${w}`);
-      const result = await runDeploy({
-        ...prepared.run,
-        progress: opts.quiet === true ? 'silent' : opts.plain === true || opts.json === true ? 'plain' : 'auto',
-        progressToStderr: opts.json === true,
-      });
-      if (opts.json === true) printJson(deployJson(result));
-      else for (const line of deploySummaryLines(result)) out(line);
-      process.exitCode = result.ok ? 0 : 1;
+      const { ok, json } = await deployFromCli(opts, { inventoryFile: opts.inventory, pkiDir: opts.pki, ...(hosts === undefined ? {} : { hosts }) });
+      if (opts.json === true) printJson(json);
+      process.exitCode = ok ? 0 : 1;
     });
 }
