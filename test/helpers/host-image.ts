@@ -6,6 +6,8 @@
  * `apt-get install -y ovn-central ovn-host openvswitch-switch stunnel4` works inside a container
  * that cannot reach a mirror. Cached under the checkout's gitignored .cache, keyed by its inputs;
  * podman runs with a private storage and containers.conf (runc, cgroupfs, file events, ulimits).
+ * `ensureHostImage({ systemd: true })` builds a second, separately cached variant whose PID 1 is
+ * systemd (run it with SYSTEMD_RUN_ARGS): the host kind on which `apply` uses its systemd backend.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,7 +20,18 @@ export const HOST_IMAGE_PACKAGES = ['openssh-server', 'iproute2', 'iputils-ping'
 /** Downloaded (not installed) so that `apply` can install them offline. */
 export const HOST_IMAGE_OFFLINE_PACKAGES = ['ovn-central', 'ovn-host', 'openvswitch-switch', 'openvswitch-common', 'stunnel4'];
 
+/** Added by the `systemd: true` variant: a host whose PID 1 is systemd (apply's systemd backend). */
+export const HOST_IMAGE_SYSTEMD_PACKAGES = ['systemd', 'systemd-sysv', 'dbus'];
+
 const cacheDir = path.join(checkoutCacheDir, 'host-image');
+
+export interface HostImageOptions {
+  /**
+   * PID 1 = /sbin/init (systemd) instead of sshd; sshd runs as Debian's ssh.service. Run such a
+   * container with `podman run --systemd=always` (see SYSTEMD_RUN_ARGS).
+   */
+  systemd?: boolean;
+}
 
 export interface HostImage {
   image: string;
@@ -77,6 +90,39 @@ MaxSessions 64
 MaxStartups 64:30:128
 `;
 
+/**
+ * systemd variant: host keys made at first boot (every container its own, kept across restarts),
+ * before Debian's ssh.service (whose ExecStartPre `sshd -t` fails without them).
+ */
+const HOSTKEYS_UNIT = `[Unit]
+Description=ovn-deploy test host: SSH host keys
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=multi-user.target
+`;
+
+/**
+ * Units that have nothing to do in a container (no consoles, no udev, no logins but root's over
+ * SSH) and could fail or hold the boot up: masked so `systemctl is-system-running` says "running".
+ */
+const SYSTEMD_MASKED_UNITS = [
+  'getty@tty1.service',
+  'console-getty.service',
+  'systemd-udevd.service',
+  'systemd-udev-trigger.service',
+  'systemd-udev-settle.service',
+  'systemd-networkd-wait-online.service',
+  'systemd-firstboot.service',
+  'systemd-logind.service',
+  'getty.target',
+];
+
 const POLICY_RC = '#!/bin/sh\n# ovn-deploy test host: packages never start services; apply does.\nexit 101\n';
 
 function shQuote(s: string): string {
@@ -90,14 +136,22 @@ function run(argv: string[], env: Record<string, string>, timeoutMs: number): st
 }
 
 /** The hooks that turn a minbase rootfs into a fresh host (also part of the cache key). */
-function hooks(): { essential: string[]; customize: string[] } {
+function hooks(systemd: boolean): { essential: string[]; customize: string[] } {
   const write = (rel: string, content: string, mode: string): string =>
     `mkdir -p "$1/${path.posix.dirname(rel)}" && printf '%s' ${shQuote(content)} > "$1/${rel}" && chmod ${mode} "$1/${rel}"`;
+  const variant = systemd
+    ? [
+        write('etc/systemd/system/ovn-deploy-test-hostkeys.service', HOSTKEYS_UNIT, '644'),
+        'chroot "$1" systemctl enable ovn-deploy-test-hostkeys.service ssh.service',
+        `chroot "$1" systemctl mask ${SYSTEMD_MASKED_UNITS.join(' ')}`,
+        'mkdir -p "$1/root/.ssh" && chmod 700 "$1/root/.ssh"',
+      ]
+    : [write('usr/local/sbin/host-entrypoint', ENTRYPOINT, '755')];
   return {
     // Before the --include packages: their postinst must not start sshd (or anything) in the build chroot.
     essential: [write('usr/sbin/policy-rc.d', POLICY_RC, '755')],
     customize: [
-      write('usr/local/sbin/host-entrypoint', ENTRYPOINT, '755'),
+      ...variant,
       write('etc/ssh/sshd_config.d/ovn-deploy-test.conf', SSHD_CONFIG, '644'),
       // Every container must get its own host keys: drop the ones the build generated.
       'rm -f "$1"/etc/ssh/ssh_host_*',
@@ -109,18 +163,25 @@ function hooks(): { essential: string[]; customize: string[] } {
   };
 }
 
+/**
+ * `podman run` arguments a container of the systemd variant needs: podman then mounts the cgroup
+ * hierarchies (v1 hybrid here) writable, /run and /tmp as tmpfs, and stops it with SIGRTMIN+3.
+ */
+export const SYSTEMD_RUN_ARGS = ['--systemd=always'];
+
 /** Builds (or finds cached) the fresh-host image. Synchronous: call it from beforeAll with a long timeout (~3 min cold). */
-export function ensureHostImage(): HostImage {
+export function ensureHostImage(opts: HostImageOptions = {}): HostImage {
   const env = hostPodmanEnv();
   const started = Date.now();
-  const h = hooks();
-  const key = createHash('sha256')
-    .update(JSON.stringify({ v: 1, pkgs: HOST_IMAGE_PACKAGES, offline: HOST_IMAGE_OFFLINE_PACKAGES, h, node: process.version }))
-    .digest('hex')
-    .slice(0, 12);
-  const image = `localhost/ovn-deploy-test-host:${key}`;
+  const systemd = opts.systemd === true;
+  const h = hooks(systemd);
+  const pkgs = systemd ? [...HOST_IMAGE_PACKAGES, ...HOST_IMAGE_SYSTEMD_PACKAGES] : HOST_IMAGE_PACKAGES;
+  // The default image's key input stays exactly what it was (its cached image stays valid).
+  const keyInput = { v: 1, pkgs, offline: HOST_IMAGE_OFFLINE_PACKAGES, h, node: process.version, ...(systemd ? { systemd: true } : {}) };
+  const key = createHash('sha256').update(JSON.stringify(keyInput)).digest('hex').slice(0, 12);
+  const image = `localhost/ovn-deploy-test-host${systemd ? '-systemd' : ''}:${key}`;
   if (podmanCode(['image', 'exists', image], env) === 0) return { image, env, builtSec: 0 };
-  const rootfs = path.join(cacheDir, `rootfs-${key}.tar`);
+  const rootfs = path.join(cacheDir, `rootfs-${systemd ? 'systemd-' : ''}${key}.tar`);
   if (!existsSync(rootfs)) {
     // mmdebstrap picks its output format from the file name: keep `.tar` last, and say it anyway.
     const tmp = `${rootfs}.${process.pid}.partial.tar`;
@@ -132,7 +193,7 @@ export function ensureHostImage(): HostImage {
           '--variant=minbase',
           '--mode=root',
           '--format=tar',
-          `--include=${HOST_IMAGE_PACKAGES.join(',')}`,
+          `--include=${pkgs.join(',')}`,
           // Keep apt's lists and downloaded .debs: the container installs OVN offline from them.
           '--skip=cleanup/apt/lists,cleanup/apt/cache',
           ...h.essential.map((c) => `--essential-hook=${c}`),
@@ -144,14 +205,15 @@ export function ensureHostImage(): HostImage {
         25 * 60_000,
       );
       renameSync(tmp, rootfs);
-      // Older rootfs tarballs (~500 MB each) are only inputs of images no longer built.
-      for (const f of readdirSync(cacheDir)) if (/^rootfs-[0-9a-f]+\.tar$/.test(f) && f !== path.basename(rootfs)) rmSync(path.join(cacheDir, f), { force: true });
+      // Older rootfs tarballs (~500 MB each) are only inputs of images no longer built (of this variant).
+      const stale = systemd ? /^rootfs-systemd-[0-9a-f]+\.tar$/ : /^rootfs-[0-9a-f]+\.tar$/;
+      for (const f of readdirSync(cacheDir)) if (stale.test(f) && f !== path.basename(rootfs)) rmSync(path.join(cacheDir, f), { force: true });
     } finally {
       rmSync(tmp, { force: true });
     }
   }
   run(
-    ['podman', 'import', '--change', 'ENTRYPOINT ["/usr/local/sbin/host-entrypoint"]', '--change', 'CMD []', rootfs, image],
+    ['podman', 'import', '--change', `ENTRYPOINT ["${systemd ? '/sbin/init' : '/usr/local/sbin/host-entrypoint'}"]`, '--change', 'CMD []', rootfs, image],
     env,
     10 * 60_000,
   );

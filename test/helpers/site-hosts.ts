@@ -23,7 +23,7 @@ import { stringify } from 'yaml';
 import { initPki } from '../../src/pki/index.js';
 import { ZxRunner, type Runner } from '../../src/runner.js';
 import { Ssh } from '../../src/tools/ssh.js';
-import { ensureHostImage } from './host-image.js';
+import { ensureHostImage, SYSTEMD_RUN_ARGS } from './host-image.js';
 
 export type TestHostRole = 'central' | 'worker';
 
@@ -87,6 +87,8 @@ export interface CreateTestSiteOptions {
   prefix?: string;
   /** Extra inventory fields merged at the top level (e.g. ports). */
   inventoryExtra?: Record<string, unknown>;
+  /** Hosts whose PID 1 is systemd (host-image.ts's systemd variant; sshd is its ssh.service). */
+  systemd?: boolean;
 }
 
 const MTU = 1600;
@@ -242,7 +244,7 @@ export async function reapStaleTestSites(podmanEnv: Record<string, string>): Pro
 }
 
 export async function createTestSite(opts: CreateTestSiteOptions): Promise<TestSite> {
-  const img = ensureHostImage();
+  const img = ensureHostImage({ systemd: opts.systemd === true });
   const podmanEnv = img.env;
   const prefix = opts.prefix ?? `od${randomBytes(3).toString('hex').slice(0, 5)}`;
   if (!/^[a-z][a-z0-9]{1,7}$/.test(prefix)) throw new Error(`test site prefix ${prefix}: expected 2-8 lowercase letters/digits`);
@@ -328,6 +330,7 @@ export async function createTestSite(opts: CreateTestSiteOptions): Promise<TestS
             'run',
             '-d',
             '--privileged',
+            ...(opts.systemd === true ? SYSTEMD_RUN_ARGS : []),
             '--network',
             `ns:/run/netns/${h.netns}`,
             '--hostname',
