@@ -49,7 +49,7 @@ export async function observeHost(ctx: HostContext, bundle: VerifiedBundle): Pro
     observeOvs(ctx, m),
   ]);
   // Host paths (as the report shows them); checked under --root.
-  const missingDirs = requiredDirs(hostPaths('/')).filter((d) => !existsSync(ctx.at(d.path)));
+  const missingDirs = requiredDirs(hostPaths('/'), m.ovs !== undefined || m.standaloneDbs.length > 0).filter((d) => !existsSync(ctx.at(d.path)));
   return {
     ...(packages === undefined ? {} : { packages }),
     missingDirs,

@@ -92,7 +92,8 @@ export type ApplyStep =
   | { kind: 'restart'; services: string[] };
 
 /** Default directory modes: world-readable state (the CLI tools read sockets and logs as root anyway). */
-export function requiredDirs(paths: {
+export function requiredDirs(
+  paths: {
   etc: string;
   pki: { dir: string };
   state: string;
@@ -101,8 +102,12 @@ export function requiredDirs(paths: {
   runDir: string;
   ovn: { dbDir: string; runDir: string; logDir: string };
   ovs: { dbDir: string; runDir: string; logDir: string };
-}): { path: string; mode: number }[] {
-  return [
+  },
+  // Only hosts running Open vSwitch get its directories: a central has nothing that would recreate
+  // /var/run/openvswitch after a reboot, so it would show up as a change on every deploy.
+  runsOvs: boolean,
+): { path: string; mode: number }[] {
+  const dirs = [
     { path: paths.etc, mode: 0o755 },
     { path: paths.pki.dir, mode: 0o755 },
     { path: paths.state, mode: 0o755 },
@@ -112,10 +117,13 @@ export function requiredDirs(paths: {
     { path: paths.ovn.dbDir, mode: 0o755 },
     { path: paths.ovn.runDir, mode: 0o755 },
     { path: paths.ovn.logDir, mode: 0o750 },
+  ];
+  const ovsDirs = [
     { path: paths.ovs.dbDir, mode: 0o755 },
     { path: paths.ovs.runDir, mode: 0o755 },
     { path: paths.ovs.logDir, mode: 0o750 },
   ];
+  return runsOvs ? [...dirs, ...ovsDirs] : dirs;
 }
 
 const UNIT_DIR = '/etc/systemd/system';
