@@ -282,6 +282,8 @@ export function hostPaths(root = '/') {
     pki: {
       dir: at('etc', 'ovn-deploy', 'pki'),
       key: at('etc', 'ovn-deploy', 'pki', 'host.key'),
+      /** A renewal's new key, waiting for its certificate (the current key keeps serving meanwhile). */
+      keyNext: at('etc', 'ovn-deploy', 'pki', 'host.key.next'),
       csr: at('etc', 'ovn-deploy', 'pki', 'host.csr'),
       cert: at('etc', 'ovn-deploy', 'pki', 'host.pem'),
       caBundle: at('etc', 'ovn-deploy', 'pki', 'ca-bundle.pem'),

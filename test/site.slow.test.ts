@@ -30,6 +30,7 @@ import { createTestSite, type TestSite } from './helpers/site-hosts.js';
 import { cli, requireBuiltCli, type CliResult } from './sandbox-helpers.js';
 import forge from 'node-forge';
 import { gunzipSync } from 'node:zlib';
+import { X509Certificate } from 'node:crypto';
 
 const notRoot = process.getuid?.() !== 0;
 if (notRoot) console.warn('site.slow.test.ts: skipped, needs root (podman containers)');
@@ -73,7 +74,7 @@ function json<T>(r: CliResult): T {
 interface DeployJson {
   ok: boolean;
   durationMs: number;
-  hosts: { host: string; status: string; changeCount: number; signed: boolean; error?: string; changes: { kind: string; target: string; action: string }[] }[];
+  hosts: { host: string; status: string; changeCount: number; signed: boolean; renewed?: boolean; error?: string; changes: { kind: string; target: string; action: string }[] }[];
 }
 
 describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 workers in containers)', () => {
@@ -255,6 +256,44 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     });
     expect(p.stdout).toMatch(/3 received/);
   }, 10 * MIN);
+
+  it('deploy --renew-certificates: every host gets a new key and serial, picked up by reload (same stunnel pids, no TLS connection lost); ping still works', async () => {
+    const serialOf = async (h: string) => new X509Certificate((await exec(h, ['cat', '/etc/ovn-deploy/pki/host.pem'])).stdout).serialNumber;
+    const stunnelPids = async (h: string) => {
+      const st = JSON.parse((await exec(h, ['cat', '/var/lib/ovn-deploy/supervisor/status.json'])).stdout) as { services: { name: string; pid?: number }[] };
+      return st.services.filter((s) => s.name.startsWith('stunnel-')).map((s) => `${s.name}:${s.pid ?? 0}`).sort();
+    };
+    // The workers' TLS sessions to the centrals' SB port (ovn-controller's, through the stunnel client).
+    const sbSessions = async (h: string) =>
+      (await exec(h, ['ss', '-Htn', 'state', 'established', `( dport = :${inv.ports.sb} )`])).stdout
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/).slice(2, 4).join(' '))
+        .filter((l) => l !== '')
+        .sort();
+    const workers = inv.hosts.filter((h) => h.roles.includes('worker')).map((h) => h.name);
+    const before = new Map<string, { serial: string; pids: string[] }>();
+    for (const h of inv.hosts) before.set(h.name, { serial: await serialOf(h.name), pids: await stunnelPids(h.name) });
+    const sessions = new Map<string, string[]>();
+    for (const w of workers) sessions.set(w, await sbSessions(w));
+    expect([...sessions.values()].every((s) => s.length > 0)).toBe(true);
+
+    const r = await deployCli(['--renew-certificates']);
+    timings.renewDeploy = r.ms;
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    const j = json<DeployJson>(r);
+    expect(j.hosts.map((h) => [h.host, h.status, h.signed, h.renewed])).toEqual(inv.hosts.map((h) => [h.name, 'converged', true, true]));
+    for (const h of inv.hosts) {
+      expect(await serialOf(h.name), `${h.name} serial`).not.toBe(before.get(h.name)?.serial);
+      expect(await stunnelPids(h.name), `${h.name} stunnel pids`).toEqual(before.get(h.name)?.pids);
+      expect((await exec(h.name, ['test', '-e', '/etc/ovn-deploy/pki/host.key.next'], true)).exitCode).not.toBe(0);
+    }
+    for (const w of workers) expect(await sbSessions(w), `${w} SB sessions`).toEqual(sessions.get(w));
+    const p = await ping(workerName(1), 'vm1', '192.168.50.22');
+    expect(p.exitCode, p.stdout).toBe(0);
+    // Nothing is due afterwards: a normal deploy changes nothing.
+    const again = await deployCli();
+    expect(json<DeployJson>(again).hosts.every((h) => h.changeCount === 0 && !h.signed)).toBe(true);
+  }, 20 * MIN);
 
   let stopped: string | undefined;
 

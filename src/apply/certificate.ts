@@ -83,6 +83,36 @@ export function judgeCertificate(
   return 'ok';
 }
 
+const DAY_MS = 86_400_000;
+
+/**
+ * A usable certificate that is inside the renewal window: fewer than `windowDays` days left.
+ * Renewing early leaves time to roll the new one out while the old one still serves.
+ */
+export function insideRenewalWindow(certPem: string | undefined, windowDays: number, now = new Date()): boolean {
+  const cert = certPem === undefined ? undefined : pemCertificates(certPem)[0];
+  if (cert === undefined || windowDays <= 0) return false;
+  return Date.parse(cert.validTo) - now.getTime() < windowDays * DAY_MS;
+}
+
+/**
+ * A new certificate from the CA that issued this one could end later than this one does. Not so
+ * when the leaf already ends with its CA (signing caps leaves at the CA's end): renewing then
+ * would ask again on every apply without gaining a day; the CA itself is due instead.
+ */
+export function renewalWouldExtend(certPem: string | undefined, caBundlePem: string | undefined): boolean {
+  const cert = certPem === undefined ? undefined : pemCertificates(certPem)[0];
+  if (cert === undefined) return false;
+  const issuers = pemCertificates(caBundlePem ?? '').filter((ca) => chainsTo(cert, [ca]));
+  return issuers.some((ca) => Date.parse(ca.validTo) - Date.parse(cert.validTo) >= DAY_MS);
+}
+
+/** The certificate (first block) belongs to this key; false when either is absent or unreadable. */
+export function pemMatchesKey(certPem: string | undefined, keyPem: string | undefined): boolean {
+  const cert = certPem === undefined ? undefined : pemCertificates(certPem)[0];
+  return cert !== undefined && keyPem !== undefined && keyMatchesCert(keyPem, cert);
+}
+
 /**
  * Checks a certificate given with `--certificate` before it is installed: it must be ours (our
  * key) and signed by the bundle's CA; otherwise bad input naming where it came from.

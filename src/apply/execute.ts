@@ -24,6 +24,8 @@ import { readUnderlay, writePending, writeUnderlay, type PendingActions } from '
 export interface ExecuteResult {
   changes: Change[];
   needsCertificate: boolean;
+  /** The current certificate still serves; a CSR for the next key waits for its certificate. */
+  renewalRequested: boolean;
   /** initCommands ran (now or before). */
   initialized: boolean;
 }
@@ -49,6 +51,7 @@ export async function executePlan(
   const joinedExisting = new Set<string>();
   const createdHere = new Set<string>();
   let startedEarly = false;
+  let renewalRequested = false;
   const flushPending = async (): Promise<void> => {
     await writePending(ctx.paths.applyPending, pending);
   };
@@ -96,11 +99,31 @@ export async function executePlan(
         break;
       }
       case 'install-certificate':
-        if (ctx.givenCertificate === undefined) throw new Error('install-certificate planned without a certificate');
-        await writeFileAtomic(ctx.at(m.certificate.cert), ctx.givenCertificate, 0o644);
+        if (ctx.givenCertificate === undefined && step.rotateKey !== true) throw new Error('install-certificate planned without a certificate');
+        // Certificate first, then key, each replaced atomically: an apply stopped in between
+        // leaves a certificate of the pending key, which the next apply recognises and finishes.
+        // The TLS daemons read both only when reloaded, after this step.
+        if (ctx.givenCertificate !== undefined) await writeFileAtomic(ctx.at(m.certificate.cert), ctx.givenCertificate, 0o644);
+        if (step.rotateKey === true) {
+          await fs.chmod(ctx.paths.pki.keyNext, 0o600);
+          await fs.rename(ctx.paths.pki.keyNext, ctx.at(m.certificate.key));
+        }
+        break;
+      case 'renewal-key': {
+        const pair = await generateKeyPair(m.certificate.keyBits);
+        await writeFileAtomic(ctx.paths.pki.keyNext, pair.privateKeyPem, 0o600);
+        break;
+      }
+      case 'renewal-csr': {
+        const keyPem = await fs.readFile(ctx.paths.pki.keyNext, 'utf8');
+        await writeFileAtomic(ctx.at(m.certificate.csr), createCsr(keyPem, m.certificate.name, m.certificate.sans), 0o644);
+        break;
+      }
+      case 'renewal-requested':
+        renewalRequested = true;
         break;
       case 'needs-certificate':
-        return { changes, needsCertificate: true, initialized };
+        return { changes, needsCertificate: true, renewalRequested: false, initialized };
       case 'db-create':
         await createDbFile(ctx, step.db.dbFile, (tmp) => ['ovsdb-tool', 'create', tmp, step.db.schema]);
         break;
@@ -178,7 +201,7 @@ export async function executePlan(
   pending.restart = [];
   await flushPending();
   if (m.initCommands.length === 0) initialized = true;
-  return { changes, needsCertificate: false, initialized };
+  return { changes, needsCertificate: false, renewalRequested, initialized };
 }
 
 function owner(ctx: HostContext, user: string, group: string, index: number, manifestFile: string): { uid: number; gid: number } {

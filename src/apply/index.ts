@@ -10,7 +10,7 @@ import { DryRunRunner, ZxRunner, type Runner } from '../runner.js';
 import { systemdIsInit } from '../supervisor/index.js';
 import { serviceHash } from '../supervisor/spec.js';
 import { readBundle, type VerifiedBundle } from './bundle.js';
-import { certCommonName, certSans, checkGivenCertificate, pemCertificates, signCommand } from './certificate.js';
+import { certCommonName, certSans, checkGivenCertificate, pemCertificates, pemMatchesKey, signCommand } from './certificate.js';
 import { executePlan } from './execute.js';
 import { runHealthChecks } from './health.js';
 import { observeHost, rootedAt, type HostContext } from './observe.js';
@@ -34,6 +34,11 @@ export interface ApplyOptions {
   dryRun?: boolean;
   /** A signed certificate to install (`--certificate FILE|-`): its PEM and where it came from. */
   certificate?: { pem: string; from: string };
+  /**
+   * `--renew-certificate`: ask for a certificate for a new key now, even outside the renewal
+   * window (an operator rotating the site's tunnel certificates on purpose).
+   */
+  renewCertificate?: boolean;
   /** Only run the health checks. */
   check?: boolean;
   supervisor?: 'auto' | 'own' | 'systemd';
@@ -83,7 +88,7 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
       const status: ApplyStatus = health.every((h) => h.ok) ? 'converged' : 'unhealthy';
       return { report: { host: m.host, status, dryRun: false, changes: [], health }, exitCode: exitCodeFor(status), plan: [] };
     }
-    const givenCertificate = opts.certificate === undefined ? undefined : await checkCertificateInput(bundle, at, opts.certificate);
+    const givenCertificate = opts.certificate === undefined ? undefined : await checkCertificateInput(bundle, at, paths.pki.keyNext, opts.certificate);
     const ctx: HostContext = {
       root,
       paths,
@@ -92,11 +97,12 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
       at,
       skipPackages: opts.skipPackages === true,
       loadFirewall: opts.loadFirewall === true,
-      ...(givenCertificate === undefined ? {} : { givenCertificate }),
+      ...(givenCertificate === undefined ? {} : { givenCertificate: givenCertificate.pem, givenForPendingKey: givenCertificate.forPendingKey }),
+      renewCertificate: opts.renewCertificate === true,
     };
     const observed = await observeHost(ctx, bundle);
     const plan = planApply(m, observed, (s) => serviceHash(specOf(s)));
-    const needsCertificate = plan.some((s) => s.kind === 'needs-certificate');
+    const needsCertificate = plan.some((s) => s.kind === 'needs-certificate' || s.kind === 'renewal-requested');
 
     if (opts.dryRun === true) {
       for (const step of plan) log(`plan: ${describe(step)}`);
@@ -148,6 +154,20 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
       services: m.services.map((s) => ({ name: s.name, unit: s.unit })),
       initialized: result.initialized,
     });
+    if (result.renewalRequested) {
+      // Everything else converged and the current certificate still serves; the new one is owed.
+      const csr = (await readIfExists(at(m.certificate.csr)))?.toString('utf8');
+      const report: ApplyReport = {
+        host: m.host,
+        status: 'needs-certificate',
+        dryRun: false,
+        changes: result.changes,
+        ...(csr === undefined ? {} : { csr }),
+        signCommand: signCommand(m.certificate),
+        health,
+      };
+      return { report, exitCode: exitCodeFor('needs-certificate'), plan };
+    }
     const status: ApplyStatus = health.every((h) => h.ok) ? 'converged' : 'unhealthy';
     return { report: { host: m.host, status, dryRun: false, changes: result.changes, health }, exitCode: exitCodeFor(status), plan };
   } finally {
@@ -156,10 +176,21 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
 }
 
 
-/** `--certificate`: ours, signed by the bundle's CA, and naming what the bundle asks for; else exit 2. */
-async function checkCertificateInput(bundle: VerifiedBundle, at: (p: string) => string, given: { pem: string; from: string }): Promise<string> {
+/**
+ * `--certificate`: ours (for the current key, or for a renewal's pending key), signed by the
+ * bundle's CA, and naming what the bundle asks for; else exit 2.
+ */
+async function checkCertificateInput(
+  bundle: VerifiedBundle,
+  at: (p: string) => string,
+  pendingKeyFile: string,
+  given: { pem: string; from: string },
+): Promise<{ pem: string; forPendingKey: boolean }> {
   const req = bundle.manifest.certificate;
-  const keyPem = (await readIfExists(at(req.key)))?.toString('utf8');
+  const currentKey = (await readIfExists(at(req.key)))?.toString('utf8');
+  const pendingKey = (await readIfExists(pendingKeyFile))?.toString('utf8');
+  const forPendingKey = pemMatchesKey(given.pem, pendingKey);
+  const keyPem = forPendingKey ? pendingKey : currentKey;
   const caPem = bundle.contents.get(req.caBundle)?.toString('utf8') ?? (await readIfExists(at(req.caBundle)))?.toString('utf8') ?? '';
   checkGivenCertificate(given.pem, given.from, keyPem, caPem);
   const cert = pemCertificates(given.pem)[0];
@@ -171,5 +202,5 @@ async function checkCertificateInput(bundle: VerifiedBundle, at: (p: string) => 
       throw inputError(`the certificate names CN=${cn ?? '?'} SAN=[${sans.join(', ')}] but the bundle asks for CN=${req.name} SAN=[${want.join(', ')}]`, '', given.from);
     }
   }
-  return given.pem;
+  return { pem: given.pem, forPendingKey };
 }

@@ -13,7 +13,7 @@ import { readVerifiedCsr } from '../pki/csr.js';
 import type { Runner } from '../runner.js';
 import { Ip } from '../tools/netns.js';
 import { parseOvsdbTable, str, strs } from '../tools/ovsdb-json.js';
-import { judgeCertificate } from './certificate.js';
+import { insideRenewalWindow, judgeCertificate, pemMatchesKey, renewalWouldExtend } from './certificate.js';
 import type { VerifiedBundle } from './bundle.js';
 import { requiredDirs, type Observed, type ObservedFile, type ObservedOvs, type ObservedUnderlay } from './plan.js';
 import type { HostServices } from './services.js';
@@ -30,6 +30,10 @@ export interface HostContext {
   skipPackages: boolean;
   /** A checked `--certificate` PEM to install. */
   givenCertificate?: string;
+  /** It belongs to the renewal's pending key (hostPaths().pki.keyNext), which moves into place. */
+  givenForPendingKey?: boolean;
+  /** `--renew-certificate`: request a certificate for a new key even outside the renewal window. */
+  renewCertificate?: boolean;
   /** `--firewall`: load the bundle's nftables file (off by default: see apply's --help). */
   loadFirewall?: boolean;
 }
@@ -124,16 +128,31 @@ async function observeCertificate(ctx: HostContext, bundle: VerifiedBundle): Pro
   const req = bundle.manifest.certificate;
   const keyPem = (await readIfExists(ctx.at(req.key)))?.toString('utf8');
   const caPem = bundle.contents.get(req.caBundle)?.toString('utf8') ?? (await readIfExists(ctx.at(req.caBundle)))?.toString('utf8');
-  const certPem = ctx.givenCertificate ?? (await readIfExists(ctx.at(req.cert)))?.toString('utf8');
-  const verdict = judgeCertificate(req, keyPem, certPem, caPem);
+  const pendingKeyPem = (await readIfExists(ctx.paths.pki.keyNext))?.toString('utf8');
+  const installedPem = (await readIfExists(ctx.at(req.cert)))?.toString('utf8');
+  const certPem = ctx.givenCertificate ?? installedPem;
+  // An apply that stopped between installing a renewed certificate and moving its key: the
+  // installed certificate belongs to the pending key, which still has to move into place.
+  const interruptedRotation = pendingKeyPem !== undefined && pemMatchesKey(installedPem, pendingKeyPem) && !pemMatchesKey(installedPem, keyPem);
+  const rotateKey = ctx.givenForPendingKey === true || interruptedRotation;
+  const verdict = judgeCertificate(req, rotateKey ? pendingKeyPem : keyPem, certPem, caPem);
   let csrCurrent = false;
   const csrPem = (await readIfExists(ctx.at(req.csr)))?.toString('utf8');
   if (keyPem !== undefined && csrPem !== undefined) {
     csrCurrent = csrMatches(csrPem, keyPem, req.name, req.sans);
   }
   // A given certificate is installed; an installed one that is fine needs nothing.
-  const given = ctx.givenCertificate !== undefined && !(certPem !== undefined && sameFile(ctx.at(req.cert), certPem));
-  return { keyPresent: keyPem !== undefined, verdict, csrCurrent, given };
+  const given = interruptedRotation || (ctx.givenCertificate !== undefined && !(certPem !== undefined && sameFile(ctx.at(req.cert), certPem)));
+  let renewal: Observed['certificate']['renewal'];
+  if (!given && verdict === 'ok' && (ctx.renewCertificate === true || (insideRenewalWindow(certPem, req.renewalWindowDays) && renewalWouldExtend(certPem, caPem)))) {
+    renewal = {
+      reason: ctx.renewCertificate === true ? 'forced' : 'window',
+      pendingKeyPresent: pendingKeyPem !== undefined,
+      // The CSR on disk already asks for the pending key: a repeated apply sends the same one.
+      csrCurrent: pendingKeyPem !== undefined && csrPem !== undefined && csrMatches(csrPem, pendingKeyPem, req.name, req.sans),
+    };
+  }
+  return { keyPresent: keyPem !== undefined, verdict, csrCurrent, given, ...(rotateKey && given ? { rotateKey: true } : {}), ...(renewal === undefined ? {} : { renewal }) };
 }
 
 function sameFile(file: string, pem: string): boolean {

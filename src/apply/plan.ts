@@ -4,6 +4,7 @@
  * prints exactly this and tests assert plans. An up-to-date host plans no step at all.
  */
 import type { BundleManifest, BundleService, RaftDb, StandaloneDb } from '../bundle/manifest.js';
+import { hostPaths } from '../paths.js';
 import type { CertVerdict } from './certificate.js';
 import type { Change } from './report.js';
 import type { ObservedService } from './services.js';
@@ -48,6 +49,13 @@ export interface Observed {
     csrCurrent: boolean;
     /** `--certificate` was given and checked (it will be installed). */
     given: boolean;
+    /** The certificate to install belongs to the renewal's pending key: that key moves into place. */
+    rotateKey?: boolean;
+    /**
+     * The current certificate is fine but due (inside the renewal window, or `--renew-certificate`):
+     * a new key waits in hostPaths().pki.keyNext for its certificate.
+     */
+    renewal?: { reason: 'window' | 'forced'; pendingKeyPresent: boolean; csrCurrent: boolean };
   };
   /** By db file (host path): missing, present, or present with an older schema. */
   dbs: Map<string, 'missing' | 'present' | 'needs-conversion'>;
@@ -73,7 +81,13 @@ export type ApplyStep =
   | { kind: 'file'; dest: string; action: 'create' | 'update' | 'metadata'; contentChanged: boolean }
   | { kind: 'key' }
   | { kind: 'csr' }
-  | { kind: 'install-certificate' }
+  /** rotateKey: the certificate is for the pending key, which then replaces the current one. */
+  | { kind: 'install-certificate'; rotateKey?: boolean }
+  /** Renewal: a new key next to the current one (which keeps serving until its certificate comes). */
+  | { kind: 'renewal-key' }
+  | { kind: 'renewal-csr' }
+  /** The apply goes on (nothing stops or reloads); the report asks for the new certificate. */
+  | { kind: 'renewal-requested'; reason: 'window' | 'forced' }
   /** Stops here: nothing that needs the certificate can start. */
   | { kind: 'needs-certificate' }
   | { kind: 'db-create'; db: StandaloneDb }
@@ -182,13 +196,18 @@ export function planApply(manifest: BundleManifest, observed: Observed, serviceH
   const cert = observed.certificate;
   if (!cert.keyPresent) steps.push({ kind: 'key' });
   if (cert.given) {
-    steps.push({ kind: 'install-certificate' });
+    steps.push(cert.rotateKey === true ? { kind: 'install-certificate', rotateKey: true } : { kind: 'install-certificate' });
     // A renewed certificate on a running host: the TLS daemons pick it up by reload.
     manifest.services.filter((s) => s.needsCertificate).forEach((s) => reload.add(s.name));
   } else if (cert.verdict !== 'ok') {
     if (!cert.keyPresent || !cert.csrCurrent) steps.push({ kind: 'csr' });
     steps.push({ kind: 'needs-certificate' });
     return steps;
+  } else if (cert.renewal !== undefined) {
+    const r = cert.renewal;
+    if (!r.pendingKeyPresent) steps.push({ kind: 'renewal-key' });
+    if (!r.pendingKeyPresent || !r.csrCurrent) steps.push({ kind: 'renewal-csr' });
+    steps.push({ kind: 'renewal-requested', reason: r.reason });
   }
 
   for (const db of manifest.standaloneDbs) {
@@ -282,7 +301,16 @@ export function changesOf(step: ApplyStep, manifest: BundleManifest): Change[] {
     case 'csr':
       return [{ kind: 'certificate', target: manifest.certificate.csr, action: 'create-csr' }];
     case 'install-certificate':
-      return [{ kind: 'certificate', target: manifest.certificate.cert, action: 'install' }];
+      return [
+        { kind: 'certificate', target: manifest.certificate.cert, action: 'install' },
+        ...(step.rotateKey === true ? [{ kind: 'certificate' as const, target: manifest.certificate.key, action: 'rotate-key' }] : []),
+      ];
+    case 'renewal-key':
+      return [{ kind: 'certificate', target: hostPaths().pki.keyNext, action: 'generate-key' }];
+    case 'renewal-csr':
+      return [{ kind: 'certificate', target: manifest.certificate.csr, action: 'create-csr' }];
+    case 'renewal-requested':
+      return [{ kind: 'certificate', target: manifest.certificate.cert, action: 'renewal-requested' }];
     case 'needs-certificate':
       return [];
     case 'db-create':
@@ -341,7 +369,13 @@ export function describeStep(step: ApplyStep): string {
     case 'csr':
       return 'write a certificate signing request';
     case 'install-certificate':
-      return 'install the signed certificate';
+      return step.rotateKey === true ? 'install the renewed certificate and move its key into place' : 'install the signed certificate';
+    case 'renewal-key':
+      return 'generate the next host key (the current one keeps serving)';
+    case 'renewal-csr':
+      return 'write a certificate signing request for the next key';
+    case 'renewal-requested':
+      return step.reason === 'forced' ? 'request a new certificate (--renew-certificate)' : 'request a new certificate (inside the renewal window)';
     case 'needs-certificate':
       return 'stop: the host needs a signed certificate';
     case 'db-create':

@@ -14,7 +14,9 @@ export function renderApplyReport(r: ApplyReport): string {
     for (const h of r.health) lines.push(`  ${h.ok ? 'ok  ' : 'FAIL'} ${h.check}: ${h.detail}`);
   }
   if (r.status === 'needs-certificate') {
-    lines.push('', `${r.host} needs a signed certificate. Save this CSR as ${r.host}.csr on the admin machine:`, '');
+    const renewal = r.changes.some((c) => c.kind === 'certificate' && c.action === 'renewal-requested');
+    const why = renewal ? ' for its next key (renewal; the current certificate keeps serving until then)' : '';
+    lines.push('', `${r.host} needs a signed certificate${why}. Save this CSR as ${r.host}.csr on the admin machine:`, '');
     if (r.csr !== undefined) lines.push(r.csr.trimEnd(), '');
     lines.push('sign it there (<PKI> is your PKI directory):', `  ${r.signCommand ?? ''}`, `then on this host: ovn-deploy apply --bundle DIR --certificate ${r.host}.pem`);
   } else {

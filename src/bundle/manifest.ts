@@ -64,6 +64,12 @@ export const certificateRequestSchema = z.strictObject({
   /** subjectAltName entries the CSR asks for and `pki sign-csr --san` is given. */
   sans: z.array(z.string()),
   keyBits: z.number().int(),
+  /**
+   * apply asks for a new certificate (for a new key, made next to the current one) once fewer
+   * days than this are left, while the current one keeps serving. 0: only when it has expired
+   * (bundles made before renewal existed).
+   */
+  renewalWindowDays: z.number().int().min(0).default(0),
   key: absolute,
   csr: absolute,
   cert: absolute,

@@ -15,6 +15,7 @@ interface ApplyCliOptions {
   dryRun?: boolean;
   json?: boolean;
   certificate?: string;
+  renewCertificate?: boolean;
   check?: boolean;
   supervisor: string;
   skipPackages?: boolean;
@@ -44,6 +45,7 @@ export function applyCommand(): Command {
     .option('--dry-run', 'print the plan; change nothing')
     .option('--json', 'print only the report as JSON on stdout')
     .option('--certificate <file>', "install this signed certificate for the host's key ('-' reads stdin)")
+    .option('--renew-certificate', 'request a certificate for a new key now, even outside the renewal window (the current one keeps serving until it comes)')
     .option('--check', 'only run the health checks')
     .option('--supervisor <kind>', 'auto | own | systemd', 'auto')
     .option('--skip-packages', 'do not check or install system packages')
@@ -54,7 +56,9 @@ export function applyCommand(): Command {
       const problems: Problem[] = [];
       if (!['auto', 'own', 'systemd'].includes(o.supervisor)) problems.push({ path: '--supervisor', message: `expected auto, own or systemd (got ${JSON.stringify(o.supervisor)})` });
       const healthSec = positiveInt(o.healthTimeout, '--health-timeout', problems);
-      if (o.check === true && (o.certificate !== undefined || o.dryRun === true)) problems.push({ path: '--check', message: 'cannot be combined with --certificate or --dry-run' });
+      if (o.check === true && (o.certificate !== undefined || o.dryRun === true || o.renewCertificate === true)) {
+        problems.push({ path: '--check', message: 'cannot be combined with --certificate, --renew-certificate or --dry-run' });
+      }
       throwIfProblems(problems);
       const certificate = o.certificate === undefined ? undefined : await readCertificateArg(o.certificate);
       const started = Date.now();
@@ -69,6 +73,7 @@ export function applyCommand(): Command {
         skipPackages: o.skipPackages === true,
         loadFirewall: o.firewall === true,
         ...(certificate === undefined ? {} : { certificate }),
+        renewCertificate: o.renewCertificate === true,
         ...(healthSec === undefined ? {} : { healthTimeoutMs: healthSec * 1000 }),
         // Progress never goes to stdout: with --json stdout carries the report only.
         log: (line) => {

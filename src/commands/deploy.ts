@@ -14,6 +14,8 @@ export interface DeployRunCliOptions extends SshCliOptions {
   json?: boolean;
   plain?: boolean;
   quiet?: boolean;
+  /** `deploy --renew-certificates` only. */
+  renewCertificates?: boolean;
 }
 
 interface DeployCliOptions extends DeployRunCliOptions {
@@ -48,6 +50,7 @@ export async function deployFromCli(
     ...prepared.run,
     progress: opts.quiet === true ? 'silent' : opts.plain === true || opts.json === true ? 'plain' : 'auto',
     progressToStderr: opts.json === true,
+    ...(opts.renewCertificates === true ? { renewCertificates: true } : {}),
   });
   if (opts.json !== true) for (const line of deploySummaryLines(result)) out(line);
   return { ok: result.ok, json: deployJson(result) };
@@ -60,7 +63,8 @@ export function deployCommand(): Command {
     .requiredOption('--pki <dir>', 'PKI directory of the site CA (`ovn-deploy pki init`); its key never leaves this machine')
     .option('--concurrency <n>', 'hosts deployed at the same time', '4')
     .option('--hosts <names...>', 'only these hosts (comma-separated or repeated)')
-    .option('--metadata-secret-file <file>', "file holding the metadata agents' shared secret");
+    .option('--metadata-secret-file <file>', "file holding the metadata agents' shared secret")
+    .option('--renew-certificates', "rotate every host's certificate now: a new key and certificate each, picked up by reload (no connection dropped)");
   return addSshOptions(cmd)
     .option('--json', 'print the result as JSON (progress goes to stderr)')
     .option('--plain', 'plain progress output (default when not on a terminal or under CI)')

@@ -21,6 +21,8 @@ export interface HostResult {
   changes: ApplyReport['changes'];
   /** A certificate was signed for the host's CSR during this deploy. */
   signed: boolean;
+  /** That certificate replaced one still valid (renewal window or --renew-certificates): a new key and serial. */
+  renewed: boolean;
   toolShipped: boolean;
   durationMs: number;
   /** Why the host failed or is unhealthy. */
@@ -33,6 +35,8 @@ export interface HostDeployDeps {
   /** Signs a checked CSR with the site CA on this machine; returns the certificate PEM. */
   sign: (csrPem: string, request: BundleManifest['certificate'], host: Host) => Promise<string>;
   log: (line: string) => void;
+  /** `deploy --renew-certificates`: every host asks for a certificate for a new key. */
+  renewCertificate?: boolean;
   /** apply can install packages: minutes on a fresh host. */
   applyTimeoutMs?: number;
 }
@@ -60,7 +64,7 @@ async function runApply(deps: HostDeployDeps, host: Host, extra: string[], input
 
 export async function deployHost(host: Host, phase: string, bundleDir: string, manifest: BundleManifest, deps: HostDeployDeps): Promise<HostResult> {
   const started = Date.now();
-  const result: HostResult = { host: host.name, roles: [...host.roles], phase, status: 'failed', changes: [], signed: false, toolShipped: false, durationMs: 0, health: [] };
+  const result: HostResult = { host: host.name, roles: [...host.roles], phase, status: 'failed', changes: [], signed: false, renewed: false, toolShipped: false, durationMs: 0, health: [] };
   const finish = (): HostResult => ({ ...result, durationMs: Date.now() - started });
   try {
     deps.log('connecting');
@@ -76,7 +80,7 @@ export async function deployHost(host: Host, phase: string, bundleDir: string, m
     deps.log(`pushing the bundle to ${remote.bundleDir}`);
     await deps.remote.pushDirectory(bundleDir, remote.bundleDir);
     deps.log('running apply');
-    let { report } = await runApply(deps, host, []);
+    let { report } = await runApply(deps, host, deps.renewCertificate === true ? ['--renew-certificate'] : []);
     result.changes.push(...report.changes);
     if (report.status === 'needs-certificate') {
       if (report.csr === undefined) throw new ExitError(`${host.name} needs a certificate but sent no CSR`, 1);
@@ -84,6 +88,7 @@ export async function deployHost(host: Host, phase: string, bundleDir: string, m
       deps.log(`signing ${host.name}'s CSR (CN ${manifest.certificate.name}, ${manifest.certificate.sans.length} SANs) with the site CA`);
       const cert = await deps.sign(report.csr, manifest.certificate, host);
       result.signed = true;
+      result.renewed = report.changes.some((c) => c.kind === 'certificate' && c.action === 'renewal-requested');
       deps.log('sending the certificate and running apply again');
       ({ report } = await runApply(deps, host, ['--certificate', '-'], cert));
       result.changes.push(...report.changes);

@@ -31,6 +31,8 @@ export interface DeployRunOptions {
   /** Progress on stderr (with --json stdout carries only the report). */
   progressToStderr?: boolean;
   applyTimeoutMs?: number;
+  /** `--renew-certificates`: every host's apply gets `--renew-certificate`. */
+  renewCertificates?: boolean;
 }
 
 export interface DeployResult {
@@ -42,7 +44,7 @@ export interface DeployResult {
 
 function outcomeTitle(r: HostResult): string {
   const secs = `${(r.durationMs / 1000).toFixed(1)} s`;
-  const extra = [r.signed ? 'certificate signed' : '', r.toolShipped ? 'tool shipped' : ''].filter((s) => s !== '').join(', ');
+  const extra = [r.renewed ? 'certificate renewed' : r.signed ? 'certificate signed' : '', r.toolShipped ? 'tool shipped' : ''].filter((s) => s !== '').join(', ');
   const base = `${r.host}: ${r.status}, ${r.changes.length} change${r.changes.length === 1 ? '' : 's'}${extra === '' ? '' : `, ${extra}`} (${secs})`;
   return r.error === undefined ? base : `${base}: ${r.error.split('\n')[0] ?? ''}`;
 }
@@ -66,6 +68,7 @@ export async function runDeploy(opts: DeployRunOptions): Promise<DeployResult> {
         const result = await deployHost(h, phase, path.join(tmp, h.name), r.manifest, {
           remote: opts.connect(h),
           sign: opts.sign,
+          ...(opts.renewCertificates === true ? { renewCertificate: true } : {}),
           log: (line) => {
             task.output = line;
           },

@@ -14,9 +14,11 @@ export function deploySummaryLines(r: DeployResult): string[] {
   const failed = r.hosts.filter((h) => h.status !== 'converged');
   const lines = table(
     ['HOST', 'ROLES', 'STATUS', 'CHANGES', 'CERT', 'TIME', 'DETAIL'],
-    r.hosts.map((h) => [h.host, h.roles.join(','), h.status.toUpperCase(), String(h.changes.length), h.signed ? 'signed' : '-', secs(h.durationMs), (h.error ?? '').split('\n')[0] ?? '']),
+    r.hosts.map((h) => [h.host, h.roles.join(','), h.status.toUpperCase(), String(h.changes.length), h.renewed ? 'renewed' : h.signed ? 'signed' : '-', secs(h.durationMs), (h.error ?? '').split('\n')[0] ?? '']),
   );
   lines.push('');
+  const renewed = r.hosts.filter((h) => h.renewed).map((h) => h.host);
+  if (renewed.length > 0) lines.push(`new certificates (new key, new serial): ${renewed.join(', ')}`);
   lines.push(
     failed.length === 0
       ? `site ${r.site}: ${r.hosts.length} host${r.hosts.length === 1 ? '' : 's'} converged in ${secs(r.durationMs)}`

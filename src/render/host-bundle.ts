@@ -62,6 +62,7 @@ function certificate(inv: Inventory, host: Host, ht: HostTopology): CertificateR
     name: host.name,
     sans: [...new Set([host.name, ...host.dnsNames, ...host.addresses])],
     keyBits: inv.certificates.leafKeyBits,
+    renewalWindowDays: inv.certificates.renewalWindowDays,
     key: hp.pki.key,
     csr: hp.pki.csr,
     cert: hp.pki.cert,
