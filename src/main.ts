@@ -2,19 +2,13 @@
  * Builds the commander program and is the one place that turns errors into output and exit codes
  * (ExitError -> its code; usage mistakes -> 2; anything else -> 70, an internal error).
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { ExitError } from './errors.js';
-import { packageRoot } from './paths.js';
+import { packageVersion } from './version.js';
 import { registerCommands } from './commands/index.js';
 
 export const EXIT_INTERNAL = 70;
 
-export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 export function buildProgram(): Command {
   const program = new Command('ovn-deploy')

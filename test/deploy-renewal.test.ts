@@ -170,3 +170,19 @@ describe('deploy: certificate renewal (mocked ssh, mocked apply)', () => {
     expect(deploySummaryLines(again).some((l) => l.startsWith('new certificates'))).toBe(false);
   });
 });
+
+describe('siteSigner', () => {
+  it("issues for the inventory's leaf lifetime (certificates.leafValidityDays), not a built-in default", async () => {
+    const { siteSigner } = await import('../src/deploy/site-pki.js');
+    const host = site().hosts[1] as Host;
+    const m = manifestFor(host);
+    const key = (await generateKeyPair(2048)).privateKeyPem;
+    const csr = createCsr(key, host.name, m.certificate.sans);
+    for (const days of [17, 400]) {
+      const pem = await siteSigner(pkiDir, days)(csr, m.certificate, host);
+      const lifetimeDays = (Date.parse(new X509Certificate(pem).validTo) - Date.now()) / 86_400_000;
+      expect(lifetimeDays).toBeGreaterThan(days - 1);
+      expect(lifetimeDays).toBeLessThanOrEqual(days + 1);
+    }
+  });
+});

@@ -3,16 +3,14 @@
  * manifest with checksums), rendered in memory first so bad input writes nothing, then written
  * atomically; files of a bundle that are no longer rendered are removed.
  */
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { InputError, inputError, type Problem } from '../errors.js';
 import { applyFiles, readIfExists, type FileContent } from '../fsx.js';
 import { loadInventory, type Inventory } from '../inventory/index.js';
-import { describeReadError } from '../inventory/parse.js';
-import { packageRoot, pkiPaths } from '../paths.js';
-import { parseCrl } from '../pki/index.js';
-import { renderSite, type SitePki } from '../render/index.js';
+import { renderSite } from '../render/index.js';
+import { readMetadataSecret, readSitePki } from '../deploy/site-pki.js';
+import { packageVersion } from '../version.js';
 import { MANIFEST_FILE } from '../bundle/manifest.js';
 import { err, out, printJson } from './cli-io.js';
 
@@ -29,46 +27,6 @@ export interface RenderSummary {
   hosts: { host: string; written: string[]; unchanged: number; removed: string[] }[];
   removedBundles: string[];
   warnings: string[];
-}
-
-async function readRequired(file: string, what: string, hint: string): Promise<string> {
-  try {
-    return await fs.readFile(file, 'utf8');
-  } catch (e) {
-    throw new InputError([{ file, path: '', message: `cannot read the ${what}: ${describeReadError(e)}; ${hint}` }]);
-  }
-}
-
-/** The PKI's public half; never opens the CA key. */
-export async function readSitePki(pkiDir: string): Promise<{ pki: SitePki; warnings: string[] }> {
-  const p = pkiPaths(pkiDir);
-  const problems: Problem[] = [];
-  const read = (file: string, what: string, hint: string) =>
-    readRequired(file, what, hint).catch((e: unknown) => {
-      if (e instanceof InputError) problems.push(...e.problems);
-      else throw e;
-      return '';
-    });
-  const caBundlePem = await read(p.caBundle, 'CA bundle', `run \`ovn-deploy pki init --dir ${pkiDir}\` first`);
-  const crlPem = await read(p.crl, 'CRL', `run \`ovn-deploy pki crl --dir ${pkiDir}\` to sign one`);
-  if (problems.length > 0) throw new InputError(problems);
-  const warnings: string[] = [];
-  try {
-    const next = parseCrl(crlPem).nextUpdate;
-    // A CRL past nextUpdate makes stunnel reject every peer: say so before it is shipped.
-    if (next !== undefined && next.getTime() < Date.now()) {
-      warnings.push(`${p.crl}: the CRL expired ${next.toISOString()}: stunnel will reject every peer; run \`ovn-deploy pki crl --dir ${pkiDir}\``);
-    }
-  } catch (e) {
-    throw inputError(`not a CRL: ${(e as Error).message}`, '', p.crl);
-  }
-  return { pki: { caBundlePem, crlPem }, warnings };
-}
-
-async function readSecret(file: string): Promise<string> {
-  const raw = await readRequired(file, 'metadata secret file', 'give a file holding the shared secret');
-  // One trailing newline is how editors and `openssl rand -hex 32 > FILE` leave it.
-  return raw.replace(/\r?\n$/, '');
 }
 
 /** Every file below `dir`, relative to it (none when it does not exist). */
@@ -120,14 +78,11 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
   return results;
 }
 
-function packageVersion(): string {
-  return (JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
-}
 
 export async function runRender(o: RenderCommandOptions): Promise<RenderSummary> {
   const { inventory: inv, warnings: invWarnings } = await loadInventory(o.inventory);
   const { pki, warnings } = await readSitePki(o.pki);
-  const metadataSecret = o.metadataSecretFile === undefined ? undefined : await readSecret(o.metadataSecretFile);
+  const metadataSecret = await readMetadataSecret(o.metadataSecretFile);
   const rendered = renderSite(inv, pki, { generator: `ovn-deploy ${packageVersion()}`, ...(metadataSecret === undefined ? {} : { metadataSecret }) });
 
   const outDir = path.resolve(o.out);

@@ -3,15 +3,13 @@
  * PKI's public files, the metadata secret, the plan, a render function and the SSH connector.
  * Bad input of any kind is reported here (exit 2) before any host is touched.
  */
-import { promises as fs } from 'node:fs';
-import { inputError } from '../errors.js';
 import { loadInventory } from '../inventory/index.js';
-import { packageVersion } from '../main.js';
+import { packageVersion } from '../version.js';
 import { renderHostBundle } from '../render/index.js';
 import { planDeploy, type PlanOptions } from './plan.js';
 import type { Connect } from './remote.js';
 import type { DeployRunOptions } from './run.js';
-import { readSitePki, siteSigner } from './site-pki.js';
+import { readMetadataSecret, readSitePki, siteSigner } from './site-pki.js';
 import { sshConnector, type SshSettings } from './ssh-connect.js';
 
 export interface PrepareOptions extends PlanOptions {
@@ -23,32 +21,21 @@ export interface PrepareOptions extends PlanOptions {
   connect?: Connect;
 }
 
-export async function readMetadataSecret(file: string | undefined): Promise<string | undefined> {
-  if (file === undefined) return undefined;
-  try {
-    const secret = (await fs.readFile(file, 'utf8')).trim();
-    if (secret === '') throw inputError('the metadata secret file is empty', '', file);
-    return secret;
-  } catch (err) {
-    if ((err as { exitCode?: number }).exitCode === 2) throw err;
-    throw inputError(`cannot read the metadata secret: ${(err as Error).message}`, '', file);
-  }
-}
 
 export async function prepareDeploy(opts: PrepareOptions): Promise<{ run: Omit<DeployRunOptions, 'progress' | 'progressToStderr'>; warnings: string[] }> {
-  const { inventory, warnings } = await loadInventory(opts.inventoryFile);
+  const { inventory, warnings: inventoryWarnings } = await loadInventory(opts.inventoryFile);
   const plan = planDeploy(inventory, opts);
-  const pki = await readSitePki(opts.pkiDir);
+  const { pki, warnings: pkiWarnings } = await readSitePki(opts.pkiDir);
   const metadataSecret = await readMetadataSecret(opts.metadataSecretFile);
   const renderOpts = { generator: `ovn-deploy ${packageVersion()}`, ...(metadataSecret === undefined ? {} : { metadataSecret }) };
   return {
-    warnings,
+    warnings: [...inventoryWarnings, ...pkiWarnings],
     run: {
       inventory,
       plan,
       render: (h) => renderHostBundle(inventory, h.name, pki, renderOpts),
       connect: opts.connect ?? sshConnector(opts.ssh),
-      sign: siteSigner(opts.pkiDir),
+      sign: siteSigner(opts.pkiDir, inventory.certificates.leafValidityDays),
     },
   };
 }

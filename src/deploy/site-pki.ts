@@ -1,38 +1,68 @@
 /**
- * The admin machine's side of the PKI during deploy: the public files every bundle carries (CA
- * bundle, CRL) and signing a checked CSR. The CA key is only ever read here, by signCsr.
+ * The admin machine's side of the PKI for `render` and `deploy`: the public files every bundle
+ * carries (CA bundle, CRL), the metadata agents' shared secret, and signing a checked CSR. The CA
+ * key is only ever read here, by signCsr.
  */
 import { promises as fs } from 'node:fs';
 import type { CertificateRequest } from '../bundle/manifest.js';
-import { InputError } from '../errors.js';
+import { InputError, inputError, type Problem } from '../errors.js';
+import { describeReadError } from '../inventory/parse.js';
 import type { Host } from '../inventory/types.js';
 import { pkiPaths } from '../paths.js';
-import { signCsr } from '../pki/index.js';
+import { parseCrl, signCsr } from '../pki/index.js';
+import type { SitePki } from '../render/index.js';
 
-export interface SitePkiFiles {
-  caBundlePem: string;
-  crlPem: string;
+async function readRequired(file: string, what: string, hint: string): Promise<string> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (e) {
+    throw new InputError([{ file, path: '', message: `cannot read the ${what}: ${describeReadError(e)}; ${hint}` }]);
+  }
 }
 
-export async function readSitePki(pkiDir: string): Promise<SitePkiFiles> {
+/** The PKI's public half; never opens the CA key. Warns when the CRL is past nextUpdate. */
+export async function readSitePki(pkiDir: string): Promise<{ pki: SitePki; warnings: string[] }> {
   const p = pkiPaths(pkiDir);
-  const read = async (file: string, what: string): Promise<string | { file: string; path: string; message: string }> => {
-    try {
-      return await fs.readFile(file, 'utf8');
-    } catch {
-      return { file, path: '', message: `cannot read the ${what} (is --pki a directory made by \`ovn-deploy pki init\`?)` };
-    }
-  };
-  const [ca, crl] = [await read(p.caBundle, 'CA bundle'), await read(p.crl, 'CRL')];
-  const problems = [ca, crl].filter((x): x is { file: string; path: string; message: string } => typeof x !== 'string');
+  const problems: Problem[] = [];
+  const read = (file: string, what: string, hint: string) =>
+    readRequired(file, what, hint).catch((e: unknown) => {
+      if (e instanceof InputError) problems.push(...e.problems);
+      else throw e;
+      return '';
+    });
+  const caBundlePem = await read(p.caBundle, 'CA bundle', `run \`ovn-deploy pki init --dir ${pkiDir}\` first`);
+  const crlPem = await read(p.crl, 'CRL', `run \`ovn-deploy pki crl --dir ${pkiDir}\` to sign one`);
   if (problems.length > 0) throw new InputError(problems);
-  return { caBundlePem: ca as string, crlPem: crl as string };
+  const warnings: string[] = [];
+  try {
+    const next = parseCrl(crlPem).nextUpdate;
+    // A CRL past nextUpdate makes stunnel reject every peer: say so before it is shipped.
+    if (next !== undefined && next.getTime() < Date.now()) {
+      warnings.push(`${p.crl}: the CRL expired ${next.toISOString()}: stunnel will reject every peer; run \`ovn-deploy pki crl --dir ${pkiDir}\``);
+    }
+  } catch (e) {
+    throw inputError(`not a CRL: ${(e as Error).message}`, '', p.crl);
+  }
+  return { pki: { caBundlePem, crlPem }, warnings };
 }
 
-/** Signs a CSR already checked against the bundle's request (csr-check.ts); returns the certificate PEM. */
-export function siteSigner(pkiDir: string) {
+/** The metadata agents' shared secret (`--metadata-secret-file`); never logged. */
+export async function readMetadataSecret(file: string | undefined): Promise<string | undefined> {
+  if (file === undefined) return undefined;
+  const raw = await readRequired(file, 'metadata secret file', 'give a file holding the shared secret');
+  // One trailing newline is how editors and `openssl rand -hex 32 > FILE` leave it.
+  const secret = raw.replace(/\r?\n$/, '');
+  if (secret === '') throw inputError('the metadata secret file is empty', '', file);
+  return secret;
+}
+
+/**
+ * Signs a CSR already checked against the bundle's request (csr-check.ts) for the site's leaf
+ * lifetime (inventory `certificates.leafValidityDays`); returns the certificate PEM.
+ */
+export function siteSigner(pkiDir: string, validityDays: number) {
   return async (csrPem: string, req: CertificateRequest, host: Host): Promise<string> => {
-    const issued = await signCsr(pkiDir, csrPem, { role: req.role, name: req.name, sans: req.sans, host: host.name, file: `${host.name}:${req.csr}` });
+    const issued = await signCsr(pkiDir, csrPem, { role: req.role, name: req.name, sans: req.sans, host: host.name, validityDays, file: `${host.name}:${req.csr}` });
     return issued.certPem;
   };
 }
