@@ -130,32 +130,8 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
       const report: ApplyReport = { host: m.host, status: 'unhealthy', dryRun: false, changes: done, health: [{ check: 'apply', ok: false, detail: err.message }] };
       return { report, exitCode: APPLY_EXIT.unhealthy, plan, error: err.message };
     }
-    if (result.needsCertificate) {
-      const csr = (await readIfExists(at(m.certificate.csr)))?.toString('utf8');
-      const report: ApplyReport = {
-        host: m.host,
-        status: 'needs-certificate',
-        dryRun: false,
-        changes: result.changes,
-        ...(csr === undefined ? {} : { csr }),
-        signCommand: signCommand(m.certificate),
-        health: [],
-      };
-      return { report, exitCode: exitCodeFor('needs-certificate'), plan };
-    }
-    log('health checks');
-    const health = await runHealthChecks(healthCtx, m.health, opts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS, 500, log);
-    log(`health: ${health.filter((h) => h.ok).length}/${health.length} ok`);
-    await writeApplied(paths.applied, {
-      version: 1,
-      host: m.host,
-      manifestSha256: bundle.manifestSha256,
-      appliedAt: new Date().toISOString(),
-      services: m.services.map((s) => ({ name: s.name, unit: s.unit })),
-      initialized: result.initialized,
-    });
-    if (result.renewalRequested) {
-      // Everything else converged and the current certificate still serves; the new one is owed.
+    // The CSR (public) and the exact command that signs it: what `deploy` or the operator needs next.
+    const owedCertificate = async (health: ApplyReport['health']): Promise<ApplyOutcome> => {
       const csr = (await readIfExists(at(m.certificate.csr)))?.toString('utf8');
       const report: ApplyReport = {
         host: m.host,
@@ -167,7 +143,21 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
         health,
       };
       return { report, exitCode: exitCodeFor('needs-certificate'), plan };
-    }
+    };
+    if (result.needsCertificate) return owedCertificate([]);
+    log('health checks');
+    const health = await runHealthChecks(healthCtx, m.health, opts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS, 500, log);
+    log(`health: ${health.filter((h) => h.ok).length}/${health.length} ok`);
+    await writeApplied(paths.applied, {
+      version: 1,
+      host: m.host,
+      manifestSha256: bundle.manifestSha256,
+      appliedAt: new Date().toISOString(),
+      services: m.services.map((s) => ({ name: s.name, unit: s.unit })),
+      initialized: result.initialized,
+    });
+    // Everything else converged and the current certificate still serves; the new one is owed.
+    if (result.renewalRequested) return owedCertificate(health);
     const status: ApplyStatus = health.every((h) => h.ok) ? 'converged' : 'unhealthy';
     return { report: { host: m.host, status, dryRun: false, changes: result.changes, health }, exitCode: exitCodeFor(status), plan };
   } finally {
