@@ -4,11 +4,12 @@
  * ovn-controller takes: plaintext to 127.0.0.1 in the worker, TLS across the underlay, stunnel
  * server, ovsdb-server's loopback port).
  */
+import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { ExitError } from '../errors.js';
 import { logTail } from '../supervisor/log-tail.js';
 import type { Runner } from '../runner.js';
-import { ovsdbListDbs } from '../tools/ovs.js';
+import { appctl, ovsdbListDbs } from '../tools/ovs.js';
 import { pollUntil } from '../tools/retry.js';
 
 const POLL_MS = 10;
@@ -62,6 +63,33 @@ export async function waitForDatabase(
             (lastError === '' ? '' : `: ${lastError}`) +
             (opts.logFiles === undefined ? '' : `; see ${opts.logFiles.join(', ')}`),
         ),
+    },
+  );
+}
+
+/**
+ * ovn-controller says `connected` to the Southbound. After the SB restarts, its reconnect backoff
+ * can leave it disconnected for seconds while the datapath still forwards (flows stay installed),
+ * so a passing ping alone does not prove the chassis is back in touch with the SB.
+ */
+export async function waitForControllerConnected(
+  runner: Runner,
+  worker: { pidFile: string; ctl: (pid: number) => string; logFile: string },
+  timeoutMs: number,
+): Promise<void> {
+  let last = 'no pid file yet';
+  await pollUntil(
+    async () => {
+      const pid = Number((await readFile(worker.pidFile, 'utf8').catch(() => '')).trim());
+      if (!Number.isInteger(pid) || pid <= 0) return undefined;
+      const r = await appctl(runner, worker.ctl(pid), ['connection-status'], { timeoutSec: 2, allowFailure: true });
+      last = r.stdout.trim() || r.stderr.trim();
+      return last === 'connected' ? true : undefined;
+    },
+    {
+      timeoutMs,
+      intervalMs: 100,
+      onTimeout: () => new ExitError(`ovn-controller not connected to the SB after ${timeoutMs / 1000} s (${last}); see ${worker.logFile}`),
     },
   );
 }

@@ -16,7 +16,7 @@ import type { Step } from '../ui/dag.js';
 import { ensureSandboxPki, stunnelTls } from './certs.js';
 import { ensureNamespaces, ensureUnderlay } from './network.js';
 import { ensurePhase } from './phases.js';
-import { waitForDatabase, waitForSocket } from './ready.js';
+import { waitForControllerConnected, waitForDatabase, waitForSocket } from './ready.js';
 import { allServices, databaseFiles, databaseSockets, runningByPidFile, runtimeDirs, serviceName, type SandboxServices } from './services.js';
 import { acquireLock, mkdirpTracked, writeState } from './state.js';
 import { applyTopology, topologyArgs, waitPortsUp } from './topology.js';
@@ -28,6 +28,8 @@ import { bindVm, configureUnderlayIp, configureWorkerDb, ensureVmPorts, seedTunn
 const SOCKET_TIMEOUT_MS = 15_000;
 const VSWITCHD_TIMEOUT_SEC = 15;
 const SB_PATH_TIMEOUT_MS = 20_000;
+/** ovn-controller reconnects with a backoff of up to 8 s after the SB restarted. */
+const CONTROLLER_CONNECT_TIMEOUT_MS = 30_000;
 
 export function upSteps(opts: UpOptions): Step<UpContext>[] {
   return [
@@ -217,6 +219,20 @@ export function upSteps(opts: UpOptions): Step<UpContext>[] {
       },
     },
     {
+      id: 'controllers-connected',
+      title: 'ovn-controllers connected to the SB',
+      deps: ['controllers'],
+      run: async (ctx) => {
+        if (ctx.dryRun) return;
+        await Promise.all(
+          ctx.plan.workers.map((w) => {
+            const wp = ctx.plan.paths.worker(w.name);
+            return waitForControllerConnected(ctx.runner, { pidFile: wp.controllerPid, ctl: wp.controllerCtl, logFile: wp.controllerLog }, CONTROLLER_CONNECT_TIMEOUT_MS);
+          }),
+        );
+      },
+    },
+    {
       id: 'leftovers',
       title: 'Remove what a previous larger sandbox left',
       deps: ['controllers', 'topology'],
@@ -235,7 +251,7 @@ export function upSteps(opts: UpOptions): Step<UpContext>[] {
     {
       id: 'ping',
       title: 'Ping across the router and the tunnel',
-      deps: ['ports-up'],
+      deps: ['ports-up', 'controllers-connected'],
       run: async (ctx) => {
         if (ctx.dryRun) {
           for (const c of ctx.plan.checks) ctx.opts.print(`would ping ${c.from} -> ${c.to} (ip netns exec ${vmByName(ctx.plan, c.from).netns} ping ${vmByName(ctx.plan, c.to).ip})`);
