@@ -9,7 +9,8 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { manifestSchema, type BundleManifest } from '../src/bundle/manifest.js';
+import type { BundleManifest } from '../src/bundle/manifest.js';
+import { certificateOnlyManifest } from './helpers/deploy-fixture.js';
 import { planDeploy } from '../src/deploy/plan.js';
 import type { RemoteHost, RemoteRunOptions } from '../src/deploy/remote.js';
 import { runDeploy } from '../src/deploy/run.js';
@@ -40,30 +41,7 @@ function site(): Inventory {
 }
 
 function manifestFor(h: Host): BundleManifest {
-  return manifestSchema.parse({
-    format: 1,
-    site: 'lab',
-    host: h.name,
-    roles: h.roles,
-    generator: 'test',
-    packages: { apt: [], dnf: [] },
-    certificate: {
-      role: h.roles.includes('central') ? 'central' : 'worker',
-      name: h.name,
-      sans: [h.name, ...h.addresses],
-      keyBits: 2048,
-      renewalWindowDays: 30,
-      key: '/etc/ovn-deploy/pki/host.key',
-      csr: '/etc/ovn-deploy/pki/host.csr',
-      cert: '/etc/ovn-deploy/pki/host.pem',
-      caBundle: '/etc/ovn-deploy/pki/ca-bundle.pem',
-      crl: '/etc/ovn-deploy/pki/crl.pem',
-    },
-    files: [],
-    services: [],
-    health: [],
-    firewall: [],
-  });
+  return certificateOnlyManifest(h, 'lab', { renewalWindowDays: 30 });
 }
 
 const spki = (keyPem: string): string => createPublicKey(createPrivateKey(keyPem)).export({ type: 'spki', format: 'pem' }).toString();

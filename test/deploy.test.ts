@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import forge from 'node-forge';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { manifestSchema, type BundleManifest } from '../src/bundle/manifest.js';
+import type { BundleManifest } from '../src/bundle/manifest.js';
+import { certificateOnlyManifest } from './helpers/deploy-fixture.js';
 import { checkCsrMatches, csrSans } from '../src/deploy/csr-check.js';
 import { deployHost } from '../src/deploy/host.js';
 import { planDeploy } from '../src/deploy/plan.js';
@@ -33,30 +34,7 @@ function site(): Inventory {
 }
 
 function manifestFor(h: Host): BundleManifest {
-  const central = h.roles.includes('central');
-  return manifestSchema.parse({
-    format: 1,
-    site: 'lab',
-    host: h.name,
-    roles: h.roles,
-    generator: 'test',
-    packages: { apt: [], dnf: [] },
-    certificate: {
-      role: central ? 'central' : 'worker',
-      name: h.name,
-      sans: [h.name, ...h.addresses],
-      keyBits: 2048,
-      key: '/etc/ovn-deploy/pki/host.key',
-      csr: '/etc/ovn-deploy/pki/host.csr',
-      cert: '/etc/ovn-deploy/pki/host.pem',
-      caBundle: '/etc/ovn-deploy/pki/ca-bundle.pem',
-      crl: '/etc/ovn-deploy/pki/crl.pem',
-    },
-    files: [],
-    services: [],
-    health: [],
-    firewall: [],
-  });
+  return certificateOnlyManifest(h, 'lab');
 }
 
 let tmp: string;

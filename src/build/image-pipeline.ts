@@ -7,13 +7,12 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Listr } from 'listr2';
 import { InputError } from '../errors.js';
 import type { Probe } from '../packages.js';
 import { buildCachePaths, containerRoleDir, containersDir, defaultBuildCacheDir, type BuildCachePaths } from '../paths.js';
 import { ZxRunner, type Runner } from '../runner.js';
-import { dagTasks, type Step } from '../ui/dag.js';
-import { listrOptions, type ProgressMode } from '../ui/listr.js';
+import { dagRunner, type Step } from '../ui/dag.js';
+import type { ProgressMode } from '../ui/listr.js';
 import { hashOf, sha256, sha256File } from './hash.js';
 import { planImages, type AvailableRpm, type PlannedImage } from './image-plan.js';
 import type { BuildSummary } from './manifest.js';
@@ -265,15 +264,9 @@ export async function buildImages(opts: BuildImagesOptions): Promise<BuildImages
   const steps = imageSteps();
   recordFailures(steps);
   const release = await lockCache(paths.lock);
-  const dag = dagTasks<ImageCtx>(steps);
-  const listr = new Listr<ImageCtx, 'default', 'simple'>(dag.tasks, { ...listrOptions<ImageCtx>(opts.progress), concurrent: true, ctx });
+  const dag = dagRunner(steps, ctx, opts.progress);
   try {
-    try {
-      await listr.run();
-    } catch (err) {
-      await dag.settled();
-      throw err;
-    }
+    await dag.run();
     const artifacts = ctx.plan.map((p) => ctx.built.get(p.role)).filter((a): a is StoredArtifact => a !== undefined);
     const output = await writeOutputs(opts.outDir, [{ subdir: '', artifacts }], ctx.store);
     const images: BuiltImage[] = ctx.plan.map((p) => {

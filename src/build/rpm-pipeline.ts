@@ -7,14 +7,13 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Listr } from 'listr2';
 import { ExitError, InputError } from '../errors.js';
 import { writeFileAtomic } from '../fsx.js';
 import { realProbe, type Probe } from '../packages.js';
 import { buildCachePaths, buildOutputPaths, defaultBuildCacheDir, specFiles, type BuildCachePaths } from '../paths.js';
 import { ZxRunner, type Runner } from '../runner.js';
-import { dagTasks, type Step } from '../ui/dag.js';
-import { listrOptions, type ProgressMode } from '../ui/listr.js';
+import { dagRunner, type Step } from '../ui/dag.js';
+import type { ProgressMode } from '../ui/listr.js';
 import { autotoolsIdentity, builderIdentity, type BuilderIdentity } from './builder.js';
 import { ensureMasquerade, type CcacheSetup } from './ccache.js';
 import { hashOf, sha256 } from './hash.js';
@@ -384,15 +383,9 @@ export async function buildRpms(opts: BuildRpmsOptions): Promise<BuildRpmsResult
     return innerRun(c, t);
   };
   recordFailures(steps);
-  const dag = dagTasks<RpmCtx>(steps);
-  const listr = new Listr<RpmCtx, 'default', 'simple'>(dag.tasks, { ...listrOptions<RpmCtx>(opts.progress), concurrent: true, ctx });
+  const dag = dagRunner(steps, ctx, opts.progress);
   try {
-    try {
-      await listr.run();
-    } catch (err) {
-      await dag.settled();
-      throw err;
-    }
+    await dag.run();
     const plan = ctx.plan as RpmPlan;
     const artifacts = [plan.ovs, plan.ovn].filter((a): a is PlannedArtifact => a !== undefined).map((a) => ctx.built.get(a.name)).filter((a): a is StoredArtifact => a !== undefined);
     let output: OutputReport | undefined;

@@ -11,7 +11,7 @@
 import { Command } from 'commander';
 import type { Problem } from '../errors.js';
 import { ExitError } from '../errors.js';
-import { addSshOptions, sshSettingsOf } from '../deploy/cli-options.js';
+import { addDeployOutputOptions, addSshOptions, sshSettingsOf } from '../deploy/cli-options.js';
 import { out, printJson, throwIfProblems } from './cli-io.js';
 import { deployFromCli, type DeployRunCliOptions } from './deploy.js';
 
@@ -29,10 +29,7 @@ function addSub(): Command {
     .requiredOption('--pki <dir>', 'PKI directory of the site CA')
     .option('--concurrency <n>', 'hosts deployed at the same time', '4')
     .option('--metadata-secret-file <file>', "file holding the metadata agents' shared secret");
-  return addSshOptions(cmd)
-    .option('--json', 'print the result as JSON')
-    .option('--plain', 'plain progress output')
-    .option('--quiet', 'no progress output')
+  return addDeployOutputOptions(addSshOptions(cmd))
     .action(async (host: string, opts: CentralCliOptions) => {
       const { ok, json } = await deployFromCli(opts, { inventoryFile: opts.inventory, pkiDir: opts.pki as string, addCentral: host });
       if (opts.json === true) printJson(json);
@@ -49,10 +46,7 @@ function removeSub(): Command {
     .option('--pki <dir>', 'PKI directory of the site CA (needed with --redeploy)')
     .option('--concurrency <n>', 'hosts deployed at the same time (with --redeploy)', '4')
     .option('--metadata-secret-file <file>', "file holding the metadata agents' shared secret (with --redeploy)");
-  return addSshOptions(cmd)
-    .option('--json', 'print the result as JSON')
-    .option('--plain', 'plain progress output')
-    .option('--quiet', 'no progress output')
+  return addDeployOutputOptions(addSshOptions(cmd))
     .action(async (hostName: string, opts: CentralCliOptions) => {
       const problems: Problem[] = [];
       const ssh = sshSettingsOf(opts, problems);

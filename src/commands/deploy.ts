@@ -5,7 +5,7 @@
 import { Command } from 'commander';
 import { err, out, positiveInt, printJson, throwIfProblems } from './cli-io.js';
 import type { Problem } from '../errors.js';
-import { addSshOptions, hostList, sshSettingsOf, type SshCliOptions } from '../deploy/cli-options.js';
+import { addDeployOutputOptions, addSshOptions, hostList, sshSettingsOf, type SshCliOptions } from '../deploy/cli-options.js';
 
 /** The options every deploying command (`deploy`, `central add`, `central remove --redeploy`) takes. */
 export interface DeployRunCliOptions extends SshCliOptions {
@@ -65,10 +65,7 @@ export function deployCommand(): Command {
     .option('--hosts <names...>', 'only these hosts (comma-separated or repeated)')
     .option('--metadata-secret-file <file>', "file holding the metadata agents' shared secret")
     .option('--renew-certificates', "rotate every host's certificate now: a new key and certificate each, picked up by reload (no connection dropped)");
-  return addSshOptions(cmd)
-    .option('--json', 'print the result as JSON (progress goes to stderr)')
-    .option('--plain', 'plain progress output (default when not on a terminal or under CI)')
-    .option('--quiet', 'no progress output, only the result')
+  return addDeployOutputOptions(addSshOptions(cmd))
     .action(async (opts: DeployCliOptions) => {
       const hosts = hostList(opts.hosts);
       const { ok, json } = await deployFromCli(opts, { inventoryFile: opts.inventory, pkiDir: opts.pki, ...(hosts === undefined ? {} : { hosts }) });

@@ -20,6 +20,14 @@ export function addSshOptions(cmd: Command): Command {
     .option('--connect-timeout <sec>', 'seconds before an unreachable host is given up', String(DEFAULT_CONNECT_TIMEOUT_SEC));
 }
 
+/** Output options of every deploying command (`deploy`, `central add`, `central remove`). */
+export function addDeployOutputOptions(cmd: Command): Command {
+  return cmd
+    .option('--json', 'print the result as JSON (progress goes to stderr)')
+    .option('--plain', 'plain progress output (default when not on a terminal or under CI)')
+    .option('--quiet', 'no progress output, only the result');
+}
+
 export function parseConnectTimeout(value: string | undefined, problems: Problem[]): number {
   if (value === undefined) return DEFAULT_CONNECT_TIMEOUT_SEC;
   const n = Number(value);

@@ -4,14 +4,12 @@
  * Every step is idempotent, so the same code creates a sandbox, re-asserts a healthy one, and
  * repairs one after a daemon or an earlier `up` was killed.
  */
-import { Listr } from 'listr2';
 import { ExitError } from '../errors.js';
 import { ensurePackages } from '../packages.js';
 import { DryRunRunner, ZxRunner } from '../runner.js';
 import { createSupervisor } from '../supervisor/index.js';
 import { stunnelBinary } from '../tools/stunnel.js';
-import { dagTasks } from '../ui/dag.js';
-import { listrOptions } from '../ui/listr.js';
+import { dagRunner } from '../ui/dag.js';
 import { detectDatapath } from './datapath.js';
 import { planInventory } from './inventory.js';
 import { planSandbox } from './plan.js';
@@ -66,12 +64,10 @@ export async function up(opts: UpOptions): Promise<UpResult> {
     pings: [],
     traces: [],
   };
-  const dag = dagTasks<UpContext>(upSteps(opts));
-  const listr = new Listr<UpContext, 'default', 'simple'>(dag.tasks, { ...listrOptions<UpContext>(opts.progress), concurrent: true, ctx });
+  const dag = dagRunner(upSteps(opts), ctx, opts.progress);
   try {
-    await listr.run();
+    await dag.run();
   } catch (err) {
-    await dag.settled();
     // Nothing is rolled back: every step is idempotent, so what was made stays for inspection
     // and the next `up` continues from it.
     if (err instanceof ExitError && !opts.dryRun) {

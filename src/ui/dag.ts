@@ -3,7 +3,8 @@
  * steps it depends on are done, so independent work (certificates, namespaces, database files)
  * overlaps instead of queueing. A step whose dependency failed is skipped, not run.
  */
-import type { ListrTask, ListrTaskWrapper, ListrDefaultRenderer, ListrSimpleRenderer } from 'listr2';
+import { Listr, type ListrTask, type ListrTaskWrapper, type ListrDefaultRenderer, type ListrSimpleRenderer } from 'listr2';
+import { listrOptions, type ProgressMode } from './listr.js';
 
 export type StepTask = ListrTaskWrapper<unknown, ListrDefaultRenderer, ListrSimpleRenderer>;
 
@@ -93,6 +94,27 @@ export function dagTasks<Ctx>(steps: readonly Step<Ctx>[]): DagTasks<Ctx> {
     timings,
     settled: async () => {
       await Promise.allSettled([...done.values()].map((d) => d.promise));
+    },
+  };
+}
+
+/**
+ * `steps` as one concurrent listr2 list over `ctx`. When a step fails, `run()` waits for the
+ * steps already running to finish before rethrowing, so nothing keeps writing while the caller
+ * reports, cleans up or releases a lock. `timings` fills in as steps finish (also on failure).
+ */
+export function dagRunner<Ctx>(steps: readonly Step<Ctx>[], ctx: Ctx, progress: ProgressMode | undefined): { timings: StepTiming[]; run: () => Promise<void> } {
+  const dag = dagTasks<Ctx>(steps);
+  const listr = new Listr<Ctx, 'default', 'simple'>(dag.tasks, { ...listrOptions<Ctx>(progress), concurrent: true, ctx });
+  return {
+    timings: dag.timings,
+    run: async () => {
+      try {
+        await listr.run();
+      } catch (err) {
+        await dag.settled();
+        throw err;
+      }
     },
   };
 }
