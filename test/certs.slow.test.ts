@@ -25,6 +25,9 @@ import { cli, cliOk, inNetns, nbNames, requireBuiltCli } from './sandbox-helpers
 const notRoot = process.getuid?.() !== 0;
 if (notRoot) console.warn('certs.slow.test.ts: skipped, needs root (network namespaces, daemons)');
 
+/** A probe write takes well under 0.4 s here even on a loaded machine: a second is a stall, not noise. */
+const SLOWEST_WRITE_MS = 1000;
+
 async function certsStatus(dir: string): Promise<CertsStatusReport> {
   const r = await cliOk(['certs', 'status', '--dir', dir, '--json']);
   return JSON.parse(r.stdout) as CertsStatusReport;
@@ -77,6 +80,9 @@ describe.skipIf(notRoot)('ovn-deploy certs on the up sandbox (1 central + 2 work
   async function assertTrafficSurvived(label: string, probes: ProbeReport, monitor: NbMonitor): Promise<void> {
     expect(probes.failures, JSON.stringify(probes.failures.slice(0, 3))).toEqual([]);
     expect(probes.attempts).toBeGreaterThan(5);
+    // No write waited out the change either: a stall (a listener closed during a reload, a
+    // handshake held up) would show here long before it became a lost write.
+    expect(probes.slowestMs, `slowest probe write of ${label}`).toBeLessThan(SLOWEST_WRITE_MS);
     // Every write is in the NB, and the monitor session that was open all along printed each.
     const switches = new Set(nbNames(dir, 'Logical_Switch'));
     for (const name of probes.names) expect(switches.has(name), name).toBe(true);

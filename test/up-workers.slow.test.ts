@@ -6,8 +6,15 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sandboxId } from '../src/sandbox/naming.js';
-import { cli, cliOk, leftovers, nbNames, requireBuiltCli, sbNames, status } from './sandbox-helpers.js';
+import { sandboxId, sandboxNames } from '../src/sandbox/naming.js';
+import { cli, cliOk, inNetns, leftovers, nbNames, requireBuiltCli, sbNames, status } from './sandbox-helpers.js';
+
+/** A ping of our own from a VM's namespace: the CLI's "3/3" is its own report, this is the system's. */
+function expectPing(dir: string, fromVm: string, ip: string): void {
+  const ping = inNetns(sandboxNames(sandboxId(dir)).vmNetns(fromVm), ['ping', '-c', '2', '-i', '0.1', '-W', '1', ip]);
+  expect(ping.code, ping.out).toBe(0);
+  expect(ping.out).toMatch(/ttl=63/); // one router hop: network1 -> router1 -> network2
+}
 
 const notRoot = process.getuid?.() !== 0;
 if (notRoot) console.warn('up-workers.slow.test.ts: skipped, needs root (network namespaces, daemons)');
@@ -37,6 +44,7 @@ describe.skipIf(notRoot)('up --workers', () => {
       ['vm2', 'worker1'],
     ]);
     expect(s.chassis.map((c) => c.name)).toEqual(['worker1']);
+    expectPing(dir, 'vm1', '192.168.1.11');
 
     // Same sandbox, one more worker: vm2 moves to worker2.
     const grown = await cliOk(['up', '--dir', dir, '--workers', '2']);
@@ -47,6 +55,7 @@ describe.skipIf(notRoot)('up --workers', () => {
       ['vm1', 'worker1'],
       ['vm2', 'worker2'],
     ]);
+    expectPing(dir, 'vm1', '192.168.1.11');
     await cliOk(['down', '--dir', dir]);
     expect(leftovers(sandboxId(dir), dir)).toEqual({ namespaces: [], links: [], processes: [], unixListeners: [] });
   });
@@ -68,6 +77,8 @@ describe.skipIf(notRoot)('up --workers', () => {
       ['vm3', 'worker3'],
     ]);
     expect(s.daemons).toHaveLength(16);
+    expectPing(dir, 'vm1', '192.168.1.11');
+    expectPing(dir, 'vm1', '192.168.1.12');
 
     const id = sandboxId(dir);
     const shrunk = await cliOk(['up', '--dir', dir, '--workers', '2']);
@@ -77,6 +88,7 @@ describe.skipIf(notRoot)('up --workers', () => {
     expect(sbNames(dir, 'Chassis')).toEqual(['worker1', 'worker2']);
     expect(nbNames(dir, 'Logical_Switch_Port')).toEqual(['net1-router1', 'net2-router1', 'vm1', 'vm2']);
     expect(leftovers(id, dir).namespaces.filter((n) => /-(w3|vm3)\b/.test(n))).toEqual([]);
+    expectPing(dir, 'vm1', '192.168.1.11');
     await cliOk(['down', '--dir', dir]);
     expect(leftovers(id, dir)).toEqual({ namespaces: [], links: [], processes: [], unixListeners: [] });
     expect(await readdir(dir)).toEqual(['notes.txt']);

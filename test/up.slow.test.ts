@@ -4,12 +4,29 @@
  * repairs after daemons are killed with -9 -> `down` leaves nothing, and a foreign ovsdb-server
  * and stunnel started before `up` are untouched throughout.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxId, sandboxNames } from '../src/sandbox/naming.js';
-import { alive, cli, cliOk, inNetns, leftovers, nbNames, pidOf, requireBuiltCli, sbNames, startForeignDaemons, status, waitFor, type ForeignDaemons } from './sandbox-helpers.js';
+import { alive, cli, cliOk, inNetns, killOurs, leftovers, nbNames, pidOf, requireBuiltCli, sbNames, startForeignDaemons, status, systemPid, waitFor, type ForeignDaemons } from './sandbox-helpers.js';
+
+/** `address:port` of every TCP listener in a namespace. */
+function tcpListeners(ns: string): { address: string; port: number }[] {
+  return inNetns(ns, ['ss', '-Hltn']).out
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[3] ?? '')
+    .filter((a) => a !== '')
+    .map((a) => ({ address: a.slice(0, a.lastIndexOf(':')).replace(/^\[|\]$/g, ''), port: Number(a.slice(a.lastIndexOf(':') + 1)) }));
+}
+
+/** The IPv4 addresses of a namespace that another namespace can route to (not loopback). */
+function routableAddresses(ns: string): string[] {
+  const out = spawnSync('ip', ['-n', ns, '-j', '-4', 'addr', 'show'], { encoding: 'utf8' }).stdout;
+  const links = JSON.parse(out) as { addr_info: { local: string; scope: string }[] }[];
+  return links.flatMap((l) => l.addr_info).filter((a) => a.scope === 'global').map((a) => a.local);
+}
 
 const notRoot = process.getuid?.() !== 0;
 if (notRoot) console.warn('up.slow.test.ts: skipped, needs root (network namespaces, daemons)');
@@ -67,7 +84,8 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     expect(json.daemons).toHaveLength(12);
     for (const d of json.daemons) {
       expect(d.healthy, `${d.name}: ${d.detail}`).toBe(true);
-      expect(alive(d.pid ?? 0)).toBe(true);
+      expect(d.pid, `${d.name} has no pid`).toBeGreaterThan(1);
+      expect(alive(d.pid as number)).toBe(true);
     }
     expect(json.chassis.map((c) => [c.name, c.registered])).toEqual([
       ['worker1', true],
@@ -87,18 +105,31 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     const names = sandboxNames(id);
     const central = json.endpoints.sb.split(':')[1] ?? '';
     const w1 = names.nodeNetns('w1');
-    // Every TCP listener of the central, whatever its address.
-    const listeners = inNetns(names.nodeNetns('central'), ['ss', '-Hltn']).out
-      .split('\n')
-      .map((l) => l.trim().split(/\s+/)[3] ?? '')
-      .filter((a) => a !== '');
-    const ports = [...new Set(listeners.map((a) => Number(a.slice(a.lastIndexOf(':') + 1))))];
-    expect(ports.sort((a, b) => a - b)).toEqual([6641, 6642, 16641, 16642]);
-    for (const a of listeners.filter((x) => x.endsWith(':16641') || x.endsWith(':16642'))) expect(a.startsWith('127.0.0.1:')).toBe(true);
-    for (const port of ports) {
-      const plain = inNetns(w1, ['ovsdb-client', '--timeout=3', 'list-dbs', `tcp:${central}:${port}`]);
-      expect(plain.code, `plaintext OVSDB answered on ${central}:${port}: ${plain.out}`).not.toBe(0);
+    const nodes = ['central', 'w1', 'w2'].map((short) => names.nodeNetns(short));
+    // The central's listeners: the TLS ports on its address, plaintext OVSDB only on its loopback.
+    const centralListeners = tcpListeners(nodes[0] as string);
+    expect([...new Set(centralListeners.map((l) => l.port))].sort((a, b) => a - b)).toEqual([6641, 6642, 16641, 16642]);
+    for (const l of centralListeners.filter((x) => x.port > 10_000)) expect(l.address).toBe('127.0.0.1');
+    // Every port any sandbox node listens on, tried in plaintext on every address of every other
+    // node, from every worker: whatever address a listener is bound to, none may answer OVSDB.
+    const probes: string[] = [];
+    for (const from of nodes.slice(1)) {
+      for (const target of nodes.filter((n) => n !== from)) {
+        const ports = [...new Set(tcpListeners(target).map((l) => l.port))];
+        const addresses = routableAddresses(target);
+        expect(ports.length, `${target} listens on nothing`).toBeGreaterThan(0);
+        expect(addresses.length, `${target} has no address`).toBeGreaterThan(0);
+        for (const address of addresses) {
+          for (const port of ports) {
+            const plain = inNetns(from, ['ovsdb-client', '--timeout=3', 'list-dbs', `tcp:${address}:${port}`]);
+            expect(plain.code, `plaintext OVSDB answered ${from} on ${target}'s ${address}:${port}: ${plain.out}`).not.toBe(0);
+            probes.push(`${from}->${address}:${port}`);
+          }
+        }
+      }
     }
+    // central x 4 ports from 2 workers, plus each worker's 2 tunnel ports at the other's address.
+    expect(probes.length).toBeGreaterThanOrEqual(12);
     const pki = path.join(dir, 'pki');
     const tls = inNetns(w1, ['ovsdb-client', '--timeout=5', `--private-key=${pki}/private/worker1.key`, `--certificate=${pki}/certs/worker1.crt`, `--ca-cert=${pki}/ca/ca-bundle.crt`, 'list-dbs', `ssl:${central}:6642`]);
     expect(tls.code, tls.out).toBe(0);
@@ -128,23 +159,32 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     const before = (await status(dir)).json;
     const controller = pidOf(before, 'worker1-ovn-controller');
     const sb = pidOf(before, 'central-sb-ovsdb');
-    process.kill(controller, 'SIGKILL');
-    process.kill(sb, 'SIGKILL');
+    // status names the same processes the system runs (read from /proc, not from our files).
+    expect(systemPid(dir, 'ovn-controller', '/run/worker1/')).toBe(controller);
+    expect(systemPid(dir, 'ovsdb-server', 'ovnsb_db.db')).toBe(sb);
+    killOurs(controller, dir);
+    killOurs(sb, dir);
     await waitFor(() => !alive(controller) && !alive(sb), 5000, 'the killed daemons to die');
     const r = await cliOk(['up', '--dir', dir]);
     timings.repairUp = r.ms;
     expect(r.stdout).toMatch(/Ping vm1 -> vm2 3\/3/);
     const after = (await status(dir)).json;
     expect(after.problems).toEqual([]);
-    expect(pidOf(after, 'worker1-ovn-controller')).not.toBe(controller);
-    expect(pidOf(after, 'central-sb-ovsdb')).not.toBe(sb);
+    // New processes run in their place (from /proc), and status reports those.
+    const newController = systemPid(dir, 'ovn-controller', '/run/worker1/');
+    const newSb = systemPid(dir, 'ovsdb-server', 'ovnsb_db.db');
+    expect([newController, newSb]).not.toContain(controller);
+    expect([newController, newSb]).not.toContain(sb);
+    expect(pidOf(after, 'worker1-ovn-controller')).toBe(newController);
+    expect(pidOf(after, 'central-sb-ovsdb')).toBe(newSb);
     expect(sbNames(dir, 'Chassis')).toEqual(['worker1', 'worker2']);
   });
 
   it('repairs the dead VM tap left by a killed ovs-vswitchd (status says so until then)', async () => {
     const before = (await status(dir)).json;
     const vswitchd = pidOf(before, 'worker2-vswitchd');
-    process.kill(vswitchd, 'SIGKILL');
+    expect(systemPid(dir, 'ovs-vswitchd', '/run/worker2/')).toBe(vswitchd);
+    killOurs(vswitchd, dir);
     // The supervisor restarts it; the new vswitchd recreates vm2's tap in worker2's namespace
     // and the old one, in vm2's namespace, is dead.
     await waitFor(async () => {
@@ -164,7 +204,8 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     const before = (await status(dir)).json;
     const supervisorPid = Number((await import('node:fs')).readFileSync(path.join(dir, 'supervisor', 'supervisor.pid'), 'utf8').trim());
     expect(alive(supervisorPid)).toBe(true);
-    process.kill(supervisorPid, 'SIGKILL');
+    expect(systemPid(dir, 'node', ' supervise ')).toBe(supervisorPid);
+    killOurs(supervisorPid, dir);
     await waitFor(() => !alive(supervisorPid), 5000, 'the supervisor to die');
     // The daemons still run, but nobody would restart them: status says so.
     const orphaned = await status(dir);
@@ -175,6 +216,8 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     const after = (await status(dir)).json;
     expect(after.healthy).toBe(true);
     expect(after.daemons.map((d) => d.pid)).toEqual(before.daemons.map((d) => d.pid));
+    // A new supervisor adopted them: one, not the dead one, found in /proc.
+    expect(systemPid(dir, 'node', ' supervise ')).not.toBe(supervisorPid);
   });
 
   it('down stops and removes everything of ours and nothing else; the foreign daemons are untouched', async () => {

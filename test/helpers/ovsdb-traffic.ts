@@ -56,6 +56,9 @@ export interface ProbeReport {
   slowestMs: number;
 }
 
+/** Seconds one probe write may take before it counts as lost. */
+export const PROBE_TIMEOUT_S = 2;
+
 export interface ProbeWriter {
   stop(): Promise<ProbeReport>;
 }
@@ -74,7 +77,15 @@ function runOnce(argv: string[], timeoutMs: number): Promise<{ code: number | nu
   });
 }
 
-/** `ovn-nbctl ls-add PREFIX-<n>` through the tunnel every `periodMs`, one after another. */
+/** What a successful single insert prints: one row's UUID, no `error`. */
+const INSERTED = /^\[\{"uuid":\["uuid","[0-9a-f-]{36}"\]\}\]$/;
+
+/**
+ * Inserts a logical switch `PREFIX-<n>` through the tunnel every `periodMs`, one after another.
+ * Each write is one `ovsdb-client transact` on a fresh connection with a short timeout: unlike
+ * `ovn-nbctl`, it never reconnects, so a connection refused or dropped by a reload is a failure
+ * here, not a retry hidden inside a slow write.
+ */
 export function startProbeWriter(netns: string, port: number, prefix: string, periodMs = 100): ProbeWriter {
   let running = true;
   const report: ProbeReport = { attempts: 0, names: [], failures: [], slowestMs: 0 };
@@ -83,9 +94,10 @@ export function startProbeWriter(netns: string, port: number, prefix: string, pe
       const started = Date.now();
       const name = `${prefix}-${report.attempts}`;
       report.attempts += 1;
-      const r = await runOnce(['ip', 'netns', 'exec', netns, 'ovn-nbctl', `--db=tcp:127.0.0.1:${port}`, '--timeout=5', 'ls-add', name], 10_000);
+      const txn = JSON.stringify(['OVN_Northbound', { op: 'insert', table: 'Logical_Switch', row: { name } }]);
+      const r = await runOnce(['ip', 'netns', 'exec', netns, 'ovsdb-client', `--timeout=${PROBE_TIMEOUT_S}`, 'transact', `tcp:127.0.0.1:${port}`, txn], (PROBE_TIMEOUT_S + 2) * 1000);
       report.slowestMs = Math.max(report.slowestMs, Date.now() - started);
-      if (r.code === 0) report.names.push(name);
+      if (r.code === 0 && INSERTED.test(r.output.trim())) report.names.push(name);
       else report.failures.push({ name, code: r.code, output: r.output });
       const wait = periodMs - (Date.now() - started);
       if (wait > 0) await new Promise((res) => setTimeout(res, wait));
