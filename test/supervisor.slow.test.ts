@@ -19,6 +19,12 @@ import type { ServiceSpec, Supervisor } from '../src/supervisor/types.js';
 const rand = (): string => Math.random().toString(36).slice(2, 8);
 
 /** pids of live (non-zombie) processes whose command line contains `marker`. */
+/** SIGKILL `pid` only once /proc shows it is a live process carrying `marker` (this test's dir). */
+function killMarked(pid: number | undefined, marker: string): void {
+  if (pid === undefined || pid <= 1 || !pidsWith(marker).includes(pid)) throw new Error(`refusing to kill pid ${String(pid)}: not a live process of ${marker}`);
+  process.kill(pid, 'SIGKILL');
+}
+
 function pidsWith(marker: string): number[] {
   const found: number[] = [];
   for (const entry of readdirSync('/proc')) {
@@ -125,7 +131,8 @@ describe('own supervisor with real processes', () => {
       expect(readProcStat(s.pid!)?.pgrp).toBe(s.pid);
       expect(readProcStat(s.pid!)?.pgrp).not.toBe(readProcStat(process.pid)?.pgrp);
     }
-    const port = Number(readFileSync(path.join(tmp, 'tcp.port'), 'utf8'));
+    // ensure() returns once the process runs; the server writes its port a moment later.
+    const port = await waitFor('tcp.port written', () => (existsSync(path.join(tmp, 'tcp.port')) ? Number(readFileSync(path.join(tmp, 'tcp.port'), 'utf8')) || undefined : undefined));
     const echoed = await echo(port, 'hello');
     expect(echoed).toBe('hello');
 
@@ -141,7 +148,7 @@ describe('own supervisor with real processes', () => {
     const before = await sup.status();
     const victim = before.find((s) => s.name === 'a')!;
     const killedAt = Date.now();
-    process.kill(victim.pid!, 'SIGKILL');
+    killMarked(victim.pid, tmp);
     const after = await waitFor('a restarted', async () => {
       const s = (await sup.status()).find((x) => x.name === 'a');
       return s?.running && s.pid !== victim.pid ? s : undefined;
@@ -158,12 +165,13 @@ describe('own supervisor with real processes', () => {
     const services = [sleeper('a'), tcpServer('tcp'), sleeper('b', { after: ['a'] })];
     await sup.ensure(services);
     const before = await sup.status();
-    const port = Number(readFileSync(path.join(tmp, 'tcp.port'), 'utf8'));
+    // ensure() returns once the process runs; the server writes its port a moment later.
+    const port = await waitFor('tcp.port written', () => (existsSync(path.join(tmp, 'tcp.port')) ? Number(readFileSync(path.join(tmp, 'tcp.port'), 'utf8')) || undefined : undefined));
     const conn = await connect(port); // open across the supervisor's death: adoption keeps it
 
     const paths = supervisorPaths(path.join(tmp, 'state'));
     const old = liveSupervisor(paths, path.join(tmp, 'state'))!;
-    process.kill(old.pid, 'SIGKILL');
+    killMarked(old.pid, tmp);
     await waitFor('supervisor dead', () => (liveSupervisor(paths, path.join(tmp, 'state')) === undefined ? true : undefined));
     // Orphans still run, but nobody supervises them: status says so.
     expect(pidsWith(path.join(tmp, 'sleep-a'))).toHaveLength(1);
@@ -180,7 +188,7 @@ describe('own supervisor with real processes', () => {
     conn.destroy();
 
     // An adopted process is not the new supervisor's child: its death is noticed by polling.
-    process.kill(before[0]!.pid!, 'SIGKILL');
+    killMarked(before[0]?.pid, tmp);
     const restarted = await waitFor('adopted a restarted', async () => {
       const s = (await sup.status()).find((x) => x.name === 'a');
       return s?.running && s.pid !== before[0]!.pid ? s : undefined;
@@ -194,7 +202,7 @@ describe('own supervisor with real processes', () => {
     await sup.ensure([sleeper('a'), sleeper('b')]);
     const before = await sup.status();
     const paths = supervisorPaths(path.join(tmp, 'state'));
-    process.kill(liveSupervisor(paths, path.join(tmp, 'state'))!.pid, 'SIGKILL');
+    killMarked(liveSupervisor(paths, path.join(tmp, 'state'))?.pid, tmp);
     await waitFor('supervisor dead', () => (liveSupervisor(paths, path.join(tmp, 'state')) === undefined ? true : undefined));
 
     await sup.ensure([sleeper('a'), sleeper('b', { env: { CHANGED: '1' } })]);
@@ -293,7 +301,7 @@ describe('own supervisor with real processes', () => {
     setup();
     await sup.ensure([sleeper('a'), sleeper('b')]);
     const paths = supervisorPaths(path.join(tmp, 'state'));
-    process.kill(liveSupervisor(paths, path.join(tmp, 'state'))!.pid, 'SIGKILL');
+    killMarked(liveSupervisor(paths, path.join(tmp, 'state'))?.pid, tmp);
     await waitFor('supervisor dead', () => (liveSupervisor(paths, path.join(tmp, 'state')) === undefined ? true : undefined));
     expect(pidsWith(tmp)).toHaveLength(2);
     await sup.stop();
@@ -364,7 +372,7 @@ describe('own supervisor with network namespaces and a real ovsdb-server', () =>
       (await runner.run(['ovsdb-client', 'list-dbs', `unix:${sock}`], { timeoutMs: 5_000 })).stdout.trim().split('\n');
     expect(await dbs()).toContain('Open_vSwitch');
     const first = (await sup.status()).find((s) => s.name === 'ovsdb')!;
-    process.kill(first.pid!, 'SIGKILL');
+    killMarked(first.pid, tmp);
     const second = await waitFor('ovsdb-server restarted', async () => {
       const s = (await sup.status()).find((x) => x.name === 'ovsdb');
       return s?.running && s.pid !== first.pid ? s : undefined;
