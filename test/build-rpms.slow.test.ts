@@ -30,6 +30,16 @@ async function payload(file: string): Promise<Map<string, RpmFileInfo>> {
   return new Map((await rpmq.files(file)).map((f) => [f.path, f]));
 }
 
+/**
+ * Imports ovs.db.idl from `site` and nowhere else: -I ignores PYTHON* variables and the user site,
+ * -S skips site.py (so no dist-packages); prints ovs.__file__ and ovs.version.VERSION.
+ */
+async function importOvsOnlyFrom(site: string): Promise<{ code: number; out: string }> {
+  const code = 'import sys; sys.path[:0] = [sys.argv[1]]; import ovs.db.idl, ovs.version; print(ovs.__file__); print(ovs.version.VERSION)';
+  const r = await runner.run(['/usr/bin/python3', '-I', '-S', '-c', code, site], { allowFailure: true, timeoutMs: 30_000 });
+  return { code: r.exitCode, out: `${r.stdout}${r.stderr}` };
+}
+
 async function q(args: string[]): Promise<string> {
   return (await runner.run(['rpm', '-qp', '--nosignature', ...args], { timeoutMs: 60_000 })).stdout;
 }
@@ -100,9 +110,21 @@ describe("OVS RPMs from Debian's openvswitch-source", () => {
     expect((await runner.run([bin('/usr/bin/ovsdb-tool'), 'db-name', db])).stdout.trim()).toBe('Open_vSwitch');
     // Stripped: no symbol table left in the payload's binaries.
     expect((await runner.run(['readelf', '-S', bin('/usr/sbin/ovsdb-server')])).stdout).not.toMatch(/\.symtab|\.debug_info/);
-    const site = (await fs.readdir(bin('/usr/lib'))).find((d) => d.startsWith('python3'));
-    const py = await runner.run(['/usr/bin/python3', '-c', 'import ovs.db.idl, ovs.version; print(ovs.version.VERSION)'], { env: { PYTHONPATH: bin(`/usr/lib/${site}/site-packages`) } });
-    expect(py.stdout.trim()).toBe('3.1.0');
+    // The host has Debian's python3-openvswitch (also 3.1.0): import from the scratch root alone.
+    const pyDir = (await fs.readdir(bin('/usr/lib'))).find((d) => d.startsWith('python3'));
+    expect(pyDir).toBeDefined();
+    const site = bin(`/usr/lib/${pyDir as string}/site-packages`);
+    const py = await importOvsOnlyFrom(site);
+    expect(py.code, py.out).toBe(0);
+    const [file, version] = py.out.trim().split('\n');
+    expect(file?.startsWith(`${site}/ovs/`), file).toBe(true);
+    expect(version).toBe('3.1.0');
+    // The same check with a root that lacks the module fails: it cannot fall back on the host's.
+    const empty = path.join(root, 'empty-site-packages');
+    await fs.mkdir(empty, { recursive: true });
+    const none = await importOvsOnlyFrom(empty);
+    expect(none.code).not.toBe(0);
+    expect(none.out).toMatch(/ModuleNotFoundError: No module named 'ovs'/);
   });
 
   it('rpmlint reports no errors but the known, justified ones', async () => {

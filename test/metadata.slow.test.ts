@@ -3,12 +3,13 @@
  * workers as supervised processes (after ovn-controller), they register in the Southbound through
  * the workers' stunnel clients, and a VM on the Neutron-shaped demo network gets HTTP 200 for
  * meta_data.json from a fake Nova that checks the HMAC signature of the shared secret. Then the
- * restart cases (SB, ovn-controller, the agent killed), a lost registration seen by `status`, a
- * wrong secret, where the secret may appear, and `down`.
+ * restart cases (SB, ovn-controller, the agent killed), each proved by a new pid read from /proc
+ * and ended by the agent following a new nb_cfg (it is connected now, not just registered
+ * earlier), a lost registration seen by `status`, a wrong secret, where the secret may appear,
+ * and `down`.
  */
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, promises as fs, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, promises as fs, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,27 +17,14 @@ import { planMetadata, type MetadataSandboxPlan } from '../src/metadata/sandbox-
 import { sandboxPaths } from '../src/paths.js';
 import { sandboxId, sandboxNames } from '../src/sandbox/naming.js';
 import { startFakeNova, type FakeNova } from './helpers/fake-nova.js';
-import { sbctl, statusJson, treeRssKb, vmCurl, type Status } from './helpers/metadata-e2e.js';
+import { daemons, expectAgentsFollowNbCfg, expectSbOnlyThroughStunnel, expectSecretOnlyInItsFiles, expectWrongSecretRejected, sbctl, statusJson, treeRssKb, vmCurl, type Status } from './helpers/metadata-e2e.js';
+import { daemonPid, isRestarted, killVerified } from './helpers/own-pids.js';
 import { alive, cli, cliOk, inNetns, leftovers, requireBuiltCli, waitFor } from './sandbox-helpers.js';
 
 const notRoot = process.getuid?.() !== 0;
 const noAgent = spawnSync('sh', ['-c', 'command -v neutron-ovn-metadata-agent && command -v haproxy && command -v curl']).status !== 0;
 if (notRoot) console.warn('metadata.slow.test.ts: skipped, needs root (network namespaces, daemons)');
 else if (noAgent) console.warn('metadata.slow.test.ts: skipped, neutron-ovn-metadata-agent, haproxy or curl missing (scripts/install-deps.sh metadata)');
-
-/** Every regular file under `dir` whose content contains `needle`. */
-function filesContaining(dir: string, needle: string): string[] {
-  const found: string[] = [];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.isFile() && readFileSync(p).includes(needle)) found.push(p);
-    }
-  };
-  walk(dir);
-  return found.sort();
-}
 
 describe.skipIf(notRoot || noAgent)('up --metadata-agent: Neutron OVN metadata agent in the sandbox (supervised process)', () => {
   let parent: string;
@@ -48,9 +36,11 @@ describe.skipIf(notRoot || noAgent)('up --metadata-agent: Neutron OVN metadata a
   const timings: Record<string, number> = {};
 
   const worker1Ns = () => sandboxNames(id).nodeNetns('w1');
-  const startNova = async (secretFile: string) => {
+  const agent1 = () => m.agents.find((a) => a.worker === 'worker1') ?? expect.fail('no worker1 agent in the plan');
+  const startNova = async (secretFile: string): Promise<FakeNova> => {
     await nova?.stop();
     nova = await startFakeNova(worker1Ns(), m.nova.host, m.nova.port, secretFile);
+    return nova;
   };
   const waitServed = async (what: string, timeoutMs = 90_000) => {
     await waitFor(() => vmCurl(m) === '200', timeoutMs, `metadata served again (${what})`);
@@ -118,18 +108,12 @@ describe.skipIf(notRoot || noAgent)('up --metadata-agent: Neutron OVN metadata a
     }
     // Through TLS only: the agent's SB remote is the worker's stunnel client, and every TCP
     // connection of the agent goes to it (nothing to the central's plaintext loopback port).
-    const ini = readFileSync(path.join(m.agents[0]?.confDir ?? '', 'neutron_ovn_metadata_agent.ini'), 'utf8');
+    const ini = readFileSync(path.join(agent1().confDir, 'neutron_ovn_metadata_agent.ini'), 'utf8');
     expect(ini).toMatch(/^ovn_sb_connection = tcp:127\.0\.0\.1:6642$/m);
-    const { json } = await statusJson(dir);
-    const agentPid = json.metadataAgents?.find((a) => a.chassis === 'worker1')?.pid ?? 0;
-    expect(alive(agentPid)).toBe(true);
-    const ss = inNetns(worker1Ns(), ['ss', '-Htnp', 'state', 'established']).out.split('\n').filter((l) => l.includes(`pid=${agentPid},`));
-    expect(ss.length).toBeGreaterThan(0);
-    for (const l of ss) expect(l).toMatch(/127\.0\.0\.1:6642\s/);
-    // The stunnel client in that namespace holds the TLS side of those connections.
-    const clientConf = readFileSync(path.join(dir, 'etc', 'worker1', 'stunnel-client.conf'), 'utf8');
-    expect(clientConf).toMatch(/accept = 127\.0\.0\.1:6642/);
-    timings.agentRssKb = treeRssKb(agentPid);
+    const agent = daemonPid(daemons.agent(agent1()));
+    expect((await statusJson(dir)).json.metadataAgents?.find((a) => a.chassis === 'worker1')?.pid).toBe(agent.pid);
+    expectSbOnlyThroughStunnel(dir, agent1(), agent);
+    timings.agentRssKb = treeRssKb(agent.pid);
   });
 
   it('status --json: per chassis, its metadata agent runs as a process, registered and healthy', async () => {
@@ -145,29 +129,36 @@ describe.skipIf(notRoot || noAgent)('up --metadata-agent: Neutron OVN metadata a
     expect(table.stdout).toMatch(/worker1\s+process\s+\d+\s+yes\s+ok: registered as/);
   });
 
-  it('the Southbound restarted (killed): the agent reconnects through stunnel and metadata is served again', async () => {
-    const { json } = await statusJson(dir);
-    const sbPid = json.daemons.find((d) => d.name === 'central-sb-ovsdb')?.pid ?? 0;
-    expect(alive(sbPid)).toBe(true);
+  it('the Southbound restarted (killed): the agents reconnect through stunnel (they follow a new nb_cfg) and metadata is served again', async () => {
+    const sbMatch = daemons.sb(dir, sandboxNames(id).nodeNetns('central'));
+    const sb = daemonPid(sbMatch);
     const t = Date.now();
-    process.kill(sbPid, 'SIGKILL');
-    await waitFor(() => !alive(sbPid), 5000, 'SB dead');
+    killVerified(sb, sbMatch);
+    await waitFor(() => !alive(sb.pid), 5000, 'SB dead');
     await waitHealthy('after SB restart');
+    expect(isRestarted(sb, daemonPid(sbMatch))).toBe(true);
+    // New traffic after the restart: the registration lives on in the SB file, a new nb_cfg
+    // reaches an agent only over a live connection, and only a live one writes it back.
+    timings.sbRestartNbCfg = await expectAgentsFollowNbCfg(dir, ['worker1', 'worker2']);
     await waitServed('after SB restart');
+    expectSbOnlyThroughStunnel(dir, agent1(), daemonPid(daemons.agent(agent1())));
     timings.sbRestartToServed = Date.now() - t;
   });
 
   it('ovn-controller exits (deleting its chassis): the agent re-registers on the new Chassis_Private and serves again', async () => {
-    const { json } = await statusJson(dir);
-    const ctlPid = json.daemons.find((d) => d.name === 'worker1-ovn-controller')?.pid ?? 0;
+    const ctlMatch = daemons.controller(dir, 'worker1', worker1Ns());
+    const ctl = daemonPid(ctlMatch);
     const before = sbctl(dir, ['get', 'Chassis_Private', 'worker1', '_uuid']).out;
+    expect(before).toMatch(/^[0-9a-f-]{36}$/);
     const t = Date.now();
     // A clean exit removes the chassis and its Chassis_Private row (and the registration in it).
-    const exit = spawnSync('ovn-appctl', ['-t', path.join(dir, 'run', 'worker1', `ovn-controller.${ctlPid}.ctl`), 'exit'], { encoding: 'utf8' });
+    const exit = spawnSync('ovn-appctl', ['-t', path.join(dir, 'run', 'worker1', `ovn-controller.${ctl.pid}.ctl`), 'exit'], { encoding: 'utf8' });
     expect(exit.status, exit.stderr).toBe(0);
     await waitFor(() => sbctl(dir, ['get', 'Chassis_Private', 'worker1', '_uuid']).out !== before, 30_000, 'a new Chassis_Private row');
     await waitFor(() => sbctl(dir, ['get', 'Chassis_Private', 'worker1', 'external_ids:"neutron:ovn-metadata-id"']).code === 0, 60_000, 'the agent registered again');
     await waitHealthy('after ovn-controller restart');
+    expect(isRestarted(ctl, daemonPid(ctlMatch))).toBe(true);
+    await expectAgentsFollowNbCfg(dir, ['worker1', 'worker2']);
     await waitServed('after ovn-controller restart');
     timings.controllerRestartToServed = Date.now() - t;
   });
@@ -180,45 +171,27 @@ describe.skipIf(notRoot || noAgent)('up --metadata-agent: Neutron OVN metadata a
     const a1 = lost.json.metadataAgents?.find((a) => a.chassis === 'worker1');
     expect(a1).toMatchObject({ running: true, registered: false, healthy: false });
     expect(lost.json.problems.join('\n')).toMatch(/metadata agent of worker1: not registered in the SB/);
+    const agentMatch = daemons.agent(agent1());
+    const agent = daemonPid(agentMatch);
+    expect(a1?.pid).toBe(agent.pid);
     const t = Date.now();
-    process.kill(a1?.pid ?? 0, 'SIGKILL');
+    killVerified(agent, agentMatch);
     await waitHealthy('after the agent was killed');
+    expect(isRestarted(agent, daemonPid(agentMatch))).toBe(true);
+    await expectAgentsFollowNbCfg(dir, ['worker1']);
     await waitServed('after the agent was killed');
     timings.agentKillToServed = Date.now() - t;
-    const after = (await statusJson(dir)).json.metadataAgents?.find((a) => a.chassis === 'worker1');
-    expect(after?.pid).not.toBe(a1?.pid);
   });
 
   it('a wrong shared secret: nova rejects the signature, the VM gets 403 and the agent log names the cause', async () => {
-    const wrong = path.join(parent, 'wrong-secret');
-    await fs.writeFile(wrong, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
-    const agentLog = m.agents.find((a) => a.worker === 'worker1')?.logFile ?? '';
-    const logBefore = readFileSync(agentLog, 'utf8').length;
-    await startNova(wrong);
-    expect(vmCurl(m)).toBe('403');
-    await waitFor(() => (nova?.requests().length ?? 0) > 0, 5000, "fake nova's request log");
-    expect(nova?.requests().at(-1)).toMatchObject({ status: 403, instanceId: m.vm.deviceId });
-    await waitFor(() => readFileSync(agentLog, 'utf8').slice(logBefore).includes('shared secrets do not match'), 10_000, 'the cause in the agent log');
-    await startNova(m.secretFile);
-    expect(vmCurl(m)).toBe('200');
+    await expectWrongSecretRejected(m, parent, startNova);
   });
 
   it('the shared secret appears only in its own 0600 files: no log, rendered file or command line holds it', () => {
-    const allowed = [m.secretFile, ...m.agents.map((a) => path.join(a.confDir, 'metadata-secret.ini'))].sort();
-    expect(filesContaining(dir, secret)).toEqual(allowed);
-    for (const f of allowed) expect(statSync(f).mode & 0o777, f).toBe(0o600);
+    expectSecretOnlyInItsFiles(dir, m, secret);
     for (const a of m.agents) {
       expect(readFileSync(path.join(a.confDir, 'neutron_ovn_metadata_agent.ini'), 'utf8')).toContain('# generated by ovn-deploy');
       expect(readFileSync(path.join(a.confDir, 'neutron.conf'), 'utf8')).toContain('# generated by ovn-deploy');
-    }
-    for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-      let cmd: string;
-      try {
-        cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      } catch {
-        continue;
-      }
-      expect(cmd.includes(secret), `pid ${p}`).toBe(false);
     }
   });
 

@@ -2,13 +2,14 @@
  * Fixtures of the build tests: tiny OVS/OVN-shaped source trees (only what the resolver reads:
  * configure.ac, a marker file; no OVS or OVN code), git repositories made of them, a runner that
  * records what a real build ran, podman settings that work on this machine (runc, cgroupfs, a
- * private store), and the persistent caches under the checkout's gitignored .cache/.
+ * private store), the persistent caches under the checkout's gitignored .cache/, and the one place
+ * that finds OVN's source (OVN_SOURCE, else shared/sources beside the checkout).
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { checkoutCacheDir } from '../../src/paths.js';
+import { checkoutCacheDir, packageRoot } from '../../src/paths.js';
 import { ZxRunner, type RunOptions, type RunResult, type Runner } from '../../src/runner.js';
 
 export const OVS_TARBALL = '/usr/src/openvswitch/openvswitch.tar.gz';
@@ -105,4 +106,46 @@ export async function podmanEnv(dir: string): Promise<Record<string, string>> {
 export function announceSkip(cond: boolean, message: string): boolean {
   if (cond) console.log(`SKIPPED: ${message}`);
   return cond;
+}
+
+/**
+ * OVN 23.03.1 as provided beside the project (a copy of shared/ next to the clone, in CI too): it
+ * builds against Debian's openvswitch-source (OVS 3.1). Read in place, never copied into the repo.
+ */
+export const SHARED_OVN_ARCHIVE = path.resolve(packageRoot, '..', 'shared', 'sources', 'ovn-23.03.1.tar.xz');
+
+/**
+ * The OVN source of every test that builds OVN: OVN_SOURCE when set, else the shared archive.
+ * Undefined (and a loud warning naming both places) only when neither exists; `who` names the test.
+ */
+export function ovnSourceFor(who: string, env: NodeJS.ProcessEnv = process.env, shared = SHARED_OVN_ARCHIVE): string | undefined {
+  const fromEnv = env.OVN_SOURCE;
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  if (existsSync(shared)) return shared;
+  const bar = '!'.repeat(100);
+  console.warn(`${bar}\nSKIPPED: ${who}: no OVN source. OVN_SOURCE is not set and ${shared} does not exist; set OVN_SOURCE to an OVN git URL[#ref], release tarball or source directory, or put shared/sources/ovn-23.03.1.tar.xz beside the checkout.\n${bar}`);
+  return undefined;
+}
+
+/** Mount points at or under `dir`, deepest first (from this process's mount table). */
+export async function mountsUnder(dir: string): Promise<string[]> {
+  const table = await fs.readFile('/proc/self/mountinfo', 'utf8');
+  const unescape = (p: string) => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const points = table.split('\n').map((l) => unescape(l.split(' ')[4] ?? ''));
+  return points.filter((p) => p === dir || p.startsWith(`${dir}/`)).sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Removes a private podman store made by podmanEnv(dir) and only that: the named containers, every
+ * image in that store (nothing else can use it), then the overlay mounts podman left under `dir`.
+ * Never `podman system reset`/`prune`: they also delete machine-wide networks and settings.
+ */
+export async function removePrivatePodmanStore(dir: string, env: Record<string, string>, containers: string[]): Promise<void> {
+  if (env.CONTAINERS_STORAGE_CONF !== path.join(dir, 'storage.conf')) throw new Error(`not a private store made by podmanEnv(${dir})`);
+  const podman = (args: string[]) => runner.run(['podman', ...args], { env, allowFailure: true, timeoutMs: 120_000 });
+  for (const c of containers) await podman(['rm', '-f', '-t', '2', c]);
+  const images = (await podman(['images', '-a', '--format', '{{.ID}}'])).stdout.split('\n').filter((l) => /^[0-9a-f]+$/.test(l));
+  if (images.length > 0) await podman(['rmi', '-f', ...new Set(images)]);
+  for (const m of await mountsUnder(dir)) await runner.run(['umount', m], { allowFailure: true, timeoutMs: 30_000 });
+  await fs.rm(dir, { recursive: true, force: true });
 }
