@@ -142,43 +142,6 @@ export function alive(pid: number): boolean {
   }
 }
 
-/**
- * The one live process whose program is `program` and whose command line names `stateDir` and
- * `needle`: a daemon's pid as the system sees it, independent of our own status files.
- */
-export function systemPid(stateDir: string, program: string, needle: string): number {
-  const found: number[] = [];
-  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-    } catch {
-      continue;
-    }
-    const cmd = argv.join(' ');
-    if (path.basename(argv[0] ?? '') === program && cmd.includes(stateDir) && cmd.includes(needle) && alive(Number(p))) found.push(Number(p));
-  }
-  if (found.length !== 1) throw new Error(`expected one ${program} of ${stateDir} matching ${JSON.stringify(needle)}, found ${found.length}: ${found.join(', ')}`);
-  return found[0] as number;
-}
-
-/**
- * SIGKILL a daemon of the sandbox in `stateDir`, after checking from /proc that `pid` is one: a
- * real process (never 0 or a negative group id, never the test runner) whose command line names
- * the sandbox's state directory. A stale or wrong pid throws instead of hitting a stranger.
- */
-export function killOurs(pid: number, stateDir: string): void {
-  if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) throw new Error(`refusing to kill pid ${pid}`);
-  let cmd: string;
-  try {
-    cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-  } catch {
-    throw new Error(`refusing to kill pid ${pid}: no such process`);
-  }
-  if (!cmd.includes(stateDir)) throw new Error(`refusing to kill pid ${pid}: not a daemon of ${stateDir} (${cmd.slice(0, 200)})`);
-  process.kill(pid, 'SIGKILL');
-}
-
 export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {

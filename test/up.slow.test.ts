@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxId, sandboxNames } from '../src/sandbox/naming.js';
-import { alive, cli, cliOk, inNetns, killOurs, leftovers, nbNames, pidOf, requireBuiltCli, sbNames, startForeignDaemons, status, systemPid, waitFor, type ForeignDaemons } from './sandbox-helpers.js';
+import { daemonPid, isRestarted, killVerified, type DaemonMatch } from './helpers/own-pids.js';
+import { alive, cli, cliOk, inNetns, leftovers, nbNames, pidOf, requireBuiltCli, sbNames, startForeignDaemons, status, waitFor, type ForeignDaemons } from './sandbox-helpers.js';
 
 /** `address:port` of every TCP listener in a namespace. */
 function tcpListeners(ns: string): { address: string; port: number }[] {
@@ -37,6 +38,12 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
   let id: string;
   let foreign: ForeignDaemons;
   const timings: Record<string, number> = {};
+  /** The sandbox's daemons as /proc shows them (their command lines name the state directory). */
+  const daemon = (what: string, program: RegExp, ...argv: string[]): DaemonMatch => ({ what, program, argv: [dir, ...argv] });
+  const controller1 = () => daemon('worker1 ovn-controller', /ovn-controller$/, `${dir}/run/worker1/`);
+  const sbServer = () => daemon('central SB ovsdb-server', /ovsdb-server$/, 'ovnsb_db.db');
+  const vswitchd2 = () => daemon('worker2 ovs-vswitchd', /ovs-vswitchd$/, `${dir}/run/worker2/`);
+  const supervisor = () => daemon('supervisor', /node$/, 'supervise');
 
   beforeAll(async () => {
     requireBuiltCli();
@@ -157,34 +164,34 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
 
   it('repairs after kill -9 of worker1 ovn-controller and the central SB ovsdb-server', async () => {
     const before = (await status(dir)).json;
-    const controller = pidOf(before, 'worker1-ovn-controller');
-    const sb = pidOf(before, 'central-sb-ovsdb');
     // status names the same processes the system runs (read from /proc, not from our files).
-    expect(systemPid(dir, 'ovn-controller', '/run/worker1/')).toBe(controller);
-    expect(systemPid(dir, 'ovsdb-server', 'ovnsb_db.db')).toBe(sb);
-    killOurs(controller, dir);
-    killOurs(sb, dir);
-    await waitFor(() => !alive(controller) && !alive(sb), 5000, 'the killed daemons to die');
+    const controller = daemonPid(controller1());
+    const sb = daemonPid(sbServer());
+    expect(pidOf(before, 'worker1-ovn-controller')).toBe(controller.pid);
+    expect(pidOf(before, 'central-sb-ovsdb')).toBe(sb.pid);
+    killVerified(controller, controller1());
+    killVerified(sb, sbServer());
+    await waitFor(() => !alive(controller.pid) && !alive(sb.pid), 5000, 'the killed daemons to die');
     const r = await cliOk(['up', '--dir', dir]);
     timings.repairUp = r.ms;
     expect(r.stdout).toMatch(/Ping vm1 -> vm2 3\/3/);
     const after = (await status(dir)).json;
     expect(after.problems).toEqual([]);
     // New processes run in their place (from /proc), and status reports those.
-    const newController = systemPid(dir, 'ovn-controller', '/run/worker1/');
-    const newSb = systemPid(dir, 'ovsdb-server', 'ovnsb_db.db');
-    expect([newController, newSb]).not.toContain(controller);
-    expect([newController, newSb]).not.toContain(sb);
-    expect(pidOf(after, 'worker1-ovn-controller')).toBe(newController);
-    expect(pidOf(after, 'central-sb-ovsdb')).toBe(newSb);
+    const newController = daemonPid(controller1());
+    const newSb = daemonPid(sbServer());
+    expect(isRestarted(controller, newController)).toBe(true);
+    expect(isRestarted(sb, newSb)).toBe(true);
+    expect(pidOf(after, 'worker1-ovn-controller')).toBe(newController.pid);
+    expect(pidOf(after, 'central-sb-ovsdb')).toBe(newSb.pid);
     expect(sbNames(dir, 'Chassis')).toEqual(['worker1', 'worker2']);
   });
 
   it('repairs the dead VM tap left by a killed ovs-vswitchd (status says so until then)', async () => {
     const before = (await status(dir)).json;
-    const vswitchd = pidOf(before, 'worker2-vswitchd');
-    expect(systemPid(dir, 'ovs-vswitchd', '/run/worker2/')).toBe(vswitchd);
-    killOurs(vswitchd, dir);
+    const vswitchd = daemonPid(vswitchd2());
+    expect(pidOf(before, 'worker2-vswitchd')).toBe(vswitchd.pid);
+    killVerified(vswitchd, vswitchd2());
     // The supervisor restarts it; the new vswitchd recreates vm2's tap in worker2's namespace
     // and the old one, in vm2's namespace, is dead.
     await waitFor(async () => {
@@ -198,14 +205,15 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     expect(r.stdout).toMatch(/tap moved: vm2/);
     expect(r.stdout).toMatch(/Ping vm1 -> vm2 3\/3/);
     expect((await status(dir)).json.healthy).toBe(true);
+    expect(isRestarted(vswitchd, daemonPid(vswitchd2()))).toBe(true);
   });
 
   it('repairs after the supervisor itself is killed with -9 (its daemons are adopted, not duplicated)', async () => {
     const before = (await status(dir)).json;
     const supervisorPid = Number((await import('node:fs')).readFileSync(path.join(dir, 'supervisor', 'supervisor.pid'), 'utf8').trim());
-    expect(alive(supervisorPid)).toBe(true);
-    expect(systemPid(dir, 'node', ' supervise ')).toBe(supervisorPid);
-    killOurs(supervisorPid, dir);
+    const sup = daemonPid(supervisor());
+    expect(sup.pid).toBe(supervisorPid);
+    killVerified(sup, supervisor());
     await waitFor(() => !alive(supervisorPid), 5000, 'the supervisor to die');
     // The daemons still run, but nobody would restart them: status says so.
     const orphaned = await status(dir);
@@ -217,7 +225,7 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     expect(after.healthy).toBe(true);
     expect(after.daemons.map((d) => d.pid)).toEqual(before.daemons.map((d) => d.pid));
     // A new supervisor adopted them: one, not the dead one, found in /proc.
-    expect(systemPid(dir, 'node', ' supervise ')).not.toBe(supervisorPid);
+    expect(isRestarted(sup, daemonPid(supervisor()))).toBe(true);
   });
 
   it('down stops and removes everything of ours and nothing else; the foreign daemons are untouched', async () => {

@@ -102,12 +102,6 @@ export async function podmanEnv(dir: string): Promise<Record<string, string>> {
   return { CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storage };
 }
 
-/** Tells the test output why a test is skipped (vitest prints only "skipped"). */
-export function announceSkip(cond: boolean, message: string): boolean {
-  if (cond) console.log(`SKIPPED: ${message}`);
-  return cond;
-}
-
 /**
  * OVN 23.03.1 as provided beside the project (a copy of shared/ next to the clone, in CI too): it
  * builds against Debian's openvswitch-source (OVS 3.1). Read in place, never copied into the repo.
