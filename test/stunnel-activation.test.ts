@@ -26,9 +26,11 @@ for fd in range(3, 3 + n):
     s = socket.socket(fileno=fd)
     ports.append([s.getsockname()[1], s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)])
     s.detach()
-print(json.dumps({"pid_ok": os.environ.get("LISTEN_PID") == str(os.getpid()), "ports": ports}), flush=True)
+# Handlers before the report: the test signals as soon as it reads it (a HUP that came first
+# would end the probe with the default action; that flaked under load).
 signal.signal(signal.SIGHUP, lambda *a: print("HUP", flush=True))
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(7))
+print(json.dumps({"pid_ok": os.environ.get("LISTEN_PID") == str(os.getpid()), "ports": ports}), flush=True)
 while True:
     signal.pause()
 `;
