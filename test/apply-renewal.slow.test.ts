@@ -8,7 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import forge from 'node-forge';
@@ -56,10 +56,30 @@ async function apply(extra: string[] = [], input?: string): Promise<{ code: numb
   }
 }
 
-async function stunnelPid(): Promise<number> {
-  const r = await host.run(['cat', '/var/lib/ovn-deploy/supervisor/status.json']);
-  const status = JSON.parse(r.stdout) as { services: { name: string; pid?: number }[] };
-  return status.services.find((s) => s.name === 'stunnel-server')?.pid ?? 0;
+/**
+ * The stunnel server's pid as the system sees it (not the supervisor's status file): the one
+ * process in this host's network namespace whose command line is the bundle's stunnel argv
+ * (other tests' namespaces may run the same argv).
+ */
+function stunnelPid(): number {
+  const manifest = JSON.parse(readFileSync(path.join(bundleDir, 'manifest.json'), 'utf8')) as { services: { name: string; argv: string[] }[] };
+  const argv = manifest.services.find((s) => s.name === 'stunnel-server')?.argv;
+  expect(argv, 'stunnel-server in the bundle').toBeDefined();
+  const cmdline = `${(argv as string[]).join('\0')}\0`;
+  const netns = readlinkSync(`/proc/${host.holderPid}/ns/net`);
+  const pids = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((p) => {
+      try {
+        return readlinkSync(`/proc/${p}/ns/net`) === netns && readFileSync(`/proc/${p}/cmdline`, 'latin1') === cmdline;
+      } catch {
+        return false; // exited meanwhile
+      }
+    });
+  expect(pids, `processes running ${(argv as string[]).join(' ')} in the host namespace`).toHaveLength(1);
+  expect(pids[0]).toBeGreaterThan(1);
+  return pids[0] as number;
 }
 
 const normSerial = (hex: string): string => hex.toLowerCase().replace(/^0+/, '');
@@ -146,7 +166,7 @@ describe('certificate renewal on a real host (stunnel reloads, established OVSDB
     expect(r.code).toBe(0);
     oldSerial = normSerial(new X509Certificate(cert.certPem).serialNumber);
     expect(await served()).toBe(oldSerial);
-    pid = await stunnelPid();
+    pid = stunnelPid();
     expect(pid).toBeGreaterThan(0);
   });
 
@@ -178,7 +198,7 @@ describe('certificate renewal on a real host (stunnel reloads, established OVSDB
     expect(spkiOfCsr(renewalCsr)).not.toBe(spkiOfKey(keyBefore));
     expect((await host.run(['stat', '-c', '%a', '/etc/ovn-deploy/pki/host.key.next'])).stdout.trim()).toBe('600');
     expect(await served()).toBe(oldSerial);
-    expect(await stunnelPid()).toBe(pid);
+    expect(stunnelPid()).toBe(pid);
     // Asked again: the same pending key, the same CSR.
     const again = await apply();
     expect(again.code).toBe(3);
@@ -197,7 +217,7 @@ describe('certificate renewal on a real host (stunnel reloads, established OVSDB
     expect(changes).toContain('service:reload:stunnel-server');
     expect(changes.some((c) => c.startsWith('service:restart'))).toBe(false);
     await waitFor('stunnel to serve the new serial', async () => (await served()) === newSerial);
-    expect(await stunnelPid()).toBe(pid);
+    expect(stunnelPid()).toBe(pid);
     expect((await host.run(['test', '-e', '/etc/ovn-deploy/pki/host.key.next'], { allowFailure: true })).exitCode).not.toBe(0);
     // The session opened before the renewal: still running, the same TCP connection, still served.
     expect(monitor?.exitCode).toBe(null);

@@ -2,17 +2,21 @@
  * Issue 5 end to end on real hosts: 3 centrals + 2 workers, each a podman container with its own
  * filesystem, network namespace and sshd (test/helpers/site-hosts.ts), reached only over SSH.
  *
- * - the first deploy (the built CLI, with an `ssh` first in its PATH that logs every call's argv
- *   and stdin before running the real client) converges and signs every host's CSR; nothing sent
- *   holds a private key, the CA key appears on no host, every host key was made on its host (its
- *   public key is the one in its certificate, and it is found on no other host);
+ * - EVERY CLI call runs with an `ssh` first in its PATH that records each call's argv, stdin and
+ *   stdout (test/helpers/ssh-record.ts); the last test searches every recorded byte, archives
+ *   unpacked recursively, for every host key that existed at any point and the CA key;
+ * - the first deploy converges and signs every host's CSR; the CA key appears on no host, every
+ *   host key was made on its host (its public key is the one in its certificate, and it is found
+ *   on no other host);
  * - a second deploy through the built CLI changes nothing;
  * - the seed's multinode topology (network1: vm1 on worker1, vm2 on worker2): ping vm1 -> vm2;
- * - the NB RAFT leader's host stops: new leader, chassis stay registered, ping still works,
- *   `ls-add` through a surviving central works, `status --inventory --json` shows the missing
- *   member and exits 1;
+ * - the NB RAFT leader's host stops: new leader; the workers reconnected, proven by NEW traffic
+ *   (SB rows and installed flows persist anyway): `ovn-nbctl --wait=hv sync` through a survivor
+ *   completes (every chassis acked the new nb_cfg) and a new port vm3 on worker2 comes up and
+ *   answers ping; `status --inventory --json` shows the missing member and exits 1;
  * - `deploy` while that host is down reports it (exit 1, the others converge); after it is back,
- *   `deploy` converges and status is healthy again;
+ *   `deploy` converges, status is healthy again, and `--wait=hv sync` through the returned
+ *   central plus a new port vm4 on worker1 prove it serves again;
  * - `central remove` + `central add` of a non-bootstrap central.
  */
 import { promises as fs, readFileSync } from 'node:fs';
@@ -25,8 +29,9 @@ import { pkiPaths } from '../src/paths.js';
 import { loadInventory, type Inventory } from '../src/inventory/index.js';
 import { centralLoopback } from '../src/site-status/expected.js';
 import type { SiteStatus } from '../src/site-status/judge.js';
-import { ZxRunner, type RunResult } from '../src/runner.js';
+import type { RunResult } from '../src/runner.js';
 import { createTestSite, type TestSite } from './helpers/site-hosts.js';
+import { keyForms, pemBody as keyBody, scanForKeys, sshRecorder, unpack, type SshRecorder } from './helpers/ssh-record.js';
 import { cli, requireBuiltCli, type CliResult } from './sandbox-helpers.js';
 import forge from 'node-forge';
 import { gunzipSync } from 'node:zlib';
@@ -37,31 +42,8 @@ if (notRoot) console.warn('site.slow.test.ts: skipped, needs root (podman contai
 
 const MIN = 60_000;
 
-/**
- * An `ssh` first in the CLI's PATH that logs every call's argv and stdin (byte for byte) and then
- * runs the real client: what went to the hosts, observed from outside the tool.
- */
-async function sshShim(dir: string): Promise<{ binDir: string; logDir: string }> {
-  const binDir = path.join(dir, 'shim-bin');
-  const logDir = path.join(dir, 'ssh-log');
-  await fs.mkdir(binDir, { recursive: true });
-  await fs.mkdir(logDir, { recursive: true, mode: 0o700 });
-  const realSsh = (await new ZxRunner().run(['sh', '-c', 'command -v ssh'])).stdout.trim();
-  const script = [
-    '#!/bin/sh',
-    `n="${logDir}/$(date +%s%N)-$$"`,
-    'printf \'%s\\n\' "$@" > "$n.argv"',
-    `tee "$n.stdin" | ${realSsh} "$@"`,
-    '',
-  ].join('\n');
-  await fs.writeFile(path.join(binDir, 'ssh'), script, { mode: 0o755 });
-  return { binDir, logDir };
-}
-
 const PEM_KEY = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?-----END \1PRIVATE KEY-----/g;
 const keyBlocks = (text: string): string[] => text.match(PEM_KEY) ?? [];
-/** A private key's base64 body without line breaks: matches the key however it is wrapped. */
-const keyBody = (pem: string): string => pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
 
 function json<T>(r: CliResult): T {
   try {
@@ -83,7 +65,39 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
   let work: string;
   let sshArgs: string[];
   const timings: Record<string, number> = {};
-  let shim: { binDir: string; logDir: string };
+  let rec: SshRecorder;
+  let calls = 0;
+  /** Every host key seen on any host at any point (label -> PEM): the last test looks for them all. */
+  const hostKeys = new Map<string, string>();
+
+  /**
+   * Every CLI call goes through here: the recording ssh first in PATH, its own record directory,
+   * and at least one recorded ssh call with bytes in it afterwards (a silent shim fails).
+   */
+  const run = async (step: string, args: string[], timeoutMs: number): Promise<CliResult> => {
+    const name = `${String(++calls).padStart(3, '0')}-${step}`;
+    const r = await cli(args, { timeoutMs, env: await rec.env(name) });
+    const files = await rec.files(name);
+    const argvs = files.filter((f) => f.endsWith('.argv'));
+    let bytes = 0;
+    for (const f of files) bytes += (await fs.stat(f)).size;
+    expect(argvs.length, `${name}: ssh calls recorded`).toBeGreaterThan(0);
+    expect(bytes, `${name}: bytes recorded`).toBeGreaterThan(0);
+    return r;
+  };
+  /** Adds each reachable host's current (and any pending) key to hostKeys. */
+  const collectHostKeys = async (moment: string): Promise<void> => {
+    let found = 0;
+    for (const h of inv.hosts) {
+      for (const f of ['host.key', 'host.key.next']) {
+        const r = await site.exec(h.name, ['cat', `/etc/ovn-deploy/pki/${f}`]);
+        if (r.code !== 0 || !r.stdout.includes('PRIVATE KEY')) continue;
+        found++;
+        if (![...hostKeys.values()].includes(r.stdout)) hostKeys.set(`${h.name} ${f} (${moment})`, r.stdout);
+      }
+    }
+    expect(found, `host keys found ${moment}`).toBeGreaterThan(0);
+  };
 
   const exec = async (name: string, argv: string[], allowFailure = false): Promise<RunResult> => {
     const r = await site.exec(name, argv);
@@ -92,11 +106,12 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
   };
   const centrals = (): string[] => inv.hosts.filter((h) => h.roles.includes('central')).map((h) => h.name);
   const nbRemotes = (): string => centrals().map((c) => `tcp:${centralLoopback(inv.site, c)}:${inv.loopbackPorts.nb}`).join(',');
-  const nbctl = (central: string, args: string[], allowFailure = false) => exec(central, ['ovn-nbctl', `--db=${nbRemotes()}`, '--timeout=20', ...args], allowFailure);
+  const nbctl = (central: string, args: string[], allowFailure = false, timeoutSec = 20) =>
+    exec(central, ['ovn-nbctl', `--db=${nbRemotes()}`, `--timeout=${timeoutSec}`, ...args], allowFailure);
   const deployCli = (extra: string[] = []) =>
-    cli(['deploy', '--inventory', site.inventoryFile, '--pki', site.pkiDir, ...sshArgs, '--json', ...extra], { timeoutMs: 20 * MIN });
+    run(`deploy${extra.join('')}`, ['deploy', '--inventory', site.inventoryFile, '--pki', site.pkiDir, ...sshArgs, '--json', ...extra], 20 * MIN);
   const statusCli = async () => {
-    const r = await cli(['status', '--inventory', site.inventoryFile, ...sshArgs, '--json'], { timeoutMs: 3 * MIN });
+    const r = await run('status', ['status', '--inventory', site.inventoryFile, ...sshArgs, '--json'], 3 * MIN);
     return { code: r.code, s: json<SiteStatus>(r), r };
   };
   const ping = (from: string, ns: string, to: string) => exec(from, ['ip', 'netns', 'exec', ns, 'ping', '-c', '3', '-i', '0.2', '-W', '2', to], true);
@@ -123,7 +138,7 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     inv = (await loadInventory(site.inventoryFile)).inventory;
     work = await fs.mkdtemp(path.join(os.tmpdir(), 'od-site-test-'));
     sshArgs = ['--known-hosts', site.knownHostsFile, '--identity', site.identityFile];
-    shim = await sshShim(work);
+    rec = await sshRecorder(work);
   }, 30 * MIN);
 
   afterAll(async () => {
@@ -132,12 +147,10 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     if (work !== undefined) await fs.rm(work, { recursive: true, force: true });
   }, 10 * MIN);
 
-  it('first deploy (CLI) converges every host and signs every CSR over SSH; nothing sent holds a private key', async () => {
-    const r = await cli(['deploy', '--inventory', site.inventoryFile, '--pki', site.pkiDir, ...sshArgs, '--json'], {
-      timeoutMs: 30 * MIN,
-      env: { PATH: `${shim.binDir}:${process.env.PATH ?? ''}` },
-    });
+  it('first deploy (CLI) converges every host and signs every CSR over SSH; nothing sent holds a PEM private key', async () => {
+    const r = await run('first-deploy', ['deploy', '--inventory', site.inventoryFile, '--pki', site.pkiDir, ...sshArgs, '--json'], 30 * MIN);
     timings.firstDeploy = r.ms;
+    await collectHostKeys('after the first deploy');
     expect(r.code, r.stderr.slice(-4000)).toBe(0);
     const result = json<DeployJson>(r);
     expect(result.hosts.map((h) => [h.host, h.status, h.error ?? ''])).toEqual(inv.hosts.map((h) => [h.name, 'converged', '']));
@@ -147,15 +160,16 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     // What went over the wire: every ssh call's stdin, the tars (tool, bundles) unpacked.
     const caKey = readFileSync(pkiPaths(site.pkiDir).caKey, 'utf8');
     const caLine = keyBody(caKey).slice(0, 64);
-    const logs = (await fs.readdir(shim.logDir)).filter((f) => f.endsWith('.stdin'));
-    const argvs = await Promise.all((await fs.readdir(shim.logDir)).filter((f) => f.endsWith('.argv')).map((f) => fs.readFile(path.join(shim.logDir, f), 'utf8')));
+    const recorded = await rec.files((await rec.steps()).find((n) => n.endsWith('-first-deploy')));
+    const logs = recorded.filter((f) => f.endsWith('.stdin'));
+    const argvs = await Promise.all(recorded.filter((f) => f.endsWith('.argv')).map((f) => fs.readFile(f, 'utf8')));
     expect(argvs.filter((a) => /\bapply\b/.test(a)).length).toBeGreaterThanOrEqual(2 * inv.hosts.length);
     let scanned = 0;
     let certificates = 0;
     let bundles = 0;
     let tools = 0;
     for (const f of logs) {
-      const raw = readFileSync(path.join(shim.logDir, f));
+      const raw = readFileSync(f);
       const content = raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw;
       scanned += content.length;
       const text = content.toString('latin1');
@@ -220,48 +234,80 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     expect(s.chassis.filter((c) => c.registered).map((c) => c.name).sort()).toEqual(inv.hosts.filter((h) => h.roles.includes('worker')).map((h) => h.systemId).sort());
   }, 5 * MIN);
 
-  const vms = [
+  type Vm = { name: string; worker: number; mac: string; ip: string };
+  const vms: Vm[] = [
     { name: 'vm1', worker: 1, mac: '40:44:00:00:00:01', ip: '192.168.50.21' },
     { name: 'vm2', worker: 2, mac: '40:44:00:00:00:02', ip: '192.168.50.22' },
   ];
   const workerName = (i: number): string => inv.hosts.filter((h) => h.roles.includes('worker'))[i - 1]?.name ?? `worker${i}`;
 
+  /** The VM's port on its worker: an OVS internal port (a tap on the userspace datapath) moved into the VM's namespace. */
+  const plugVm = async (vm: Vm): Promise<void> => {
+    const w = workerName(vm.worker);
+    await exec(w, ['ovs-vsctl', '--timeout=20', 'add-port', 'br-int', vm.name, '--', 'set', 'Interface', vm.name, 'type=internal', `external_ids:iface-id=${vm.name}`]);
+    await exec(w, ['ip', 'netns', 'add', vm.name]);
+    await waitFor(`${vm.name} tap on ${w}`, 30_000, async () => ((await exec(w, ['ip', 'link', 'show', vm.name], true)).exitCode === 0 ? true : undefined));
+    await exec(w, ['ip', 'link', 'set', vm.name, 'netns', vm.name]);
+    for (const cmd of [
+      ['ip', 'link', 'set', vm.name, 'address', vm.mac],
+      ['ip', 'addr', 'add', `${vm.ip}/24`, 'dev', vm.name],
+      ['ip', 'link', 'set', vm.name, 'up'],
+      ['ip', 'link', 'set', 'lo', 'up'],
+    ]) {
+      await exec(w, ['ip', 'netns', 'exec', vm.name, ...cmd]);
+    }
+    await exec(w, ['ip', 'netns', 'exec', vm.name, 'ethtool', '-K', vm.name, 'tx', 'off'], true);
+  };
+  const pingUntil = (what: string, from: Vm, to: Vm) =>
+    waitFor(what, 60_000, async () => {
+      const r = await ping(workerName(from.worker), from.name, to.ip);
+      return r.exitCode === 0 ? r : undefined;
+    });
+  /**
+   * New traffic that only a reconnected control plane carries: every chassis acks a new nb_cfg
+   * (`--wait=hv`; chassis rows and installed flows would survive a dead connection), then a NEW
+   * port is claimed by its worker's ovn-controller (up=true) and answers ping from the other worker.
+   */
+  const proveControlPlane = async (via: (args: string[], timeoutSec: number) => Promise<RunResult>, vm: Vm, from: Vm): Promise<void> => {
+    const t0 = Date.now();
+    await via(['--wait=hv', 'sync'], 60);
+    timings[`hvSync-${vm.name}`] = Date.now() - t0;
+    await via(['lsp-add', 'network1', vm.name, '--', 'lsp-set-addresses', vm.name, `${vm.mac} ${vm.ip}`], 20);
+    await plugVm(vm);
+    await via(['wait-until', 'Logical_Switch_Port', vm.name, 'up=true'], 60);
+    const up = (await via(['--bare', '--columns=up', 'list', 'Logical_Switch_Port', vm.name], 20)).stdout.trim();
+    expect(up, `${vm.name} up`).toBe('true');
+    await ping(workerName(from.worker), from.name, vm.ip); // warm-up (neighbour resolution)
+    const p = await pingUntil(`ping ${from.name} -> ${vm.name}`, from, vm);
+    expect(p.stdout).toMatch(/3 received/);
+  };
+
   it('seed multinode topology: network1 with vm1 on worker1 and vm2 on worker2; ping vm1 -> vm2', async () => {
     const c1 = centrals()[0] as string;
     await nbctl(c1, ['ls-add', 'network1']);
     for (const vm of vms) await nbctl(c1, ['lsp-add', 'network1', vm.name, '--', 'lsp-set-addresses', vm.name, `${vm.mac} ${vm.ip}`]);
-    for (const vm of vms) {
-      const w = workerName(vm.worker);
-      // An OVS internal port (a tap on the userspace datapath) moved into the VM's namespace.
-      await exec(w, ['ovs-vsctl', '--timeout=20', 'add-port', 'br-int', vm.name, '--', 'set', 'Interface', vm.name, 'type=internal', `external_ids:iface-id=${vm.name}`]);
-      await exec(w, ['ip', 'netns', 'add', vm.name]);
-      await waitFor(`${vm.name} tap on ${w}`, 30_000, async () => ((await exec(w, ['ip', 'link', 'show', vm.name], true)).exitCode === 0 ? true : undefined));
-      await exec(w, ['ip', 'link', 'set', vm.name, 'netns', vm.name]);
-      for (const cmd of [
-        ['ip', 'link', 'set', vm.name, 'address', vm.mac],
-        ['ip', 'addr', 'add', `${vm.ip}/24`, 'dev', vm.name],
-        ['ip', 'link', 'set', vm.name, 'up'],
-        ['ip', 'link', 'set', 'lo', 'up'],
-      ]) {
-        await exec(w, ['ip', 'netns', 'exec', vm.name, ...cmd]);
-      }
-      await exec(w, ['ip', 'netns', 'exec', vm.name, 'ethtool', '-K', vm.name, 'tx', 'off'], true);
-    }
+    for (const vm of vms) await plugVm(vm);
     await nbctl(c1, ['wait-until', 'Logical_Switch_Port', 'vm1', 'up=true', '--', 'wait-until', 'Logical_Switch_Port', 'vm2', 'up=true']);
-    const w1 = workerName(1);
-    await ping(w1, 'vm1', '192.168.50.22'); // warm-up: the first packet over a new tunnel resolves its neighbour
-    const p = await waitFor('ping vm1 -> vm2', 60_000, async () => {
-      const r = await ping(w1, 'vm1', '192.168.50.22');
-      return r.exitCode === 0 ? r : undefined;
-    });
+    await ping(workerName(1), 'vm1', '192.168.50.22'); // warm-up: the first packet over a new tunnel resolves its neighbour
+    const p = await pingUntil('ping vm1 -> vm2', vms[0] as Vm, vms[1] as Vm);
     expect(p.stdout).toMatch(/3 received/);
   }, 10 * MIN);
 
   it('deploy --renew-certificates: every host gets a new key and serial, picked up by reload (same stunnel pids, no TLS connection lost); ping still works', async () => {
     const serialOf = async (h: string) => new X509Certificate((await exec(h, ['cat', '/etc/ovn-deploy/pki/host.pem'])).stdout).serialNumber;
+    // Read from the host's process table, each matched to its exact stunnel argv (the bundle's).
     const stunnelPids = async (h: string) => {
-      const st = JSON.parse((await exec(h, ['cat', '/var/lib/ovn-deploy/supervisor/status.json'])).stdout) as { services: { name: string; pid?: number }[] };
-      return st.services.filter((s) => s.name.startsWith('stunnel-')).map((s) => `${s.name}:${s.pid ?? 0}`).sort();
+      const manifest = JSON.parse((await exec(h, ['cat', '/var/lib/ovn-deploy/bundle/manifest.json'])).stdout) as { services: { name: string; argv: string[] }[] };
+      const svcs = manifest.services.filter((s) => s.name.startsWith('stunnel-'));
+      expect(svcs.length, `${h}: stunnel services in the bundle`).toBeGreaterThan(0);
+      const out: string[] = [];
+      for (const s of svcs) {
+        const pids = (await exec(h, ['pgrep', '-x', '-f', s.argv.join(' ')], true)).stdout.split('\n').filter((l) => l.trim() !== '').map(Number);
+        expect(pids.length, `${h}: a process running ${s.argv.join(' ')}`).toBeGreaterThan(0);
+        expect(pids.every((p) => Number.isInteger(p) && p > 1), `${h}: pids ${pids.join(',')}`).toBe(true);
+        out.push(...pids.map((p) => `${s.name}:${p}`));
+      }
+      return out.sort();
     };
     // The workers' TLS sessions to the centrals' SB port (ovn-controller's, through the stunnel client).
     const sbSessions = async (h: string) =>
@@ -279,6 +325,7 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
 
     const r = await deployCli(['--renew-certificates']);
     timings.renewDeploy = r.ms;
+    await collectHostKeys('after the renewal');
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
     const j = json<DeployJson>(r);
     expect(j.hosts.map((h) => [h.host, h.status, h.signed, h.renewed])).toEqual(inv.hosts.map((h) => [h.name, 'converged', true, true]));
@@ -297,12 +344,13 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
 
   let stopped: string | undefined;
 
-  it('the NB leader host stops: new leader, chassis stay, ping works, ls-add works, status shows the missing member (exit 1)', async () => {
+  it('the NB leader host stops: new leader; workers reconnected (--wait=hv sync, a new port vm3 comes up and answers); status shows the missing member (exit 1)', async () => {
     const before = await statusCli();
     const nb = before.s.raft.find((d) => d.db === 'OVN_Northbound');
     const leader = nb?.leader?.host;
     expect(leader).toBeDefined();
     stopped = leader as string;
+    console.log(`site.slow: stopping the NB leader's host ${stopped}`);
     const t0 = Date.now();
     await site.stop(stopped);
     const after = await waitFor('a new NB and SB leader', 2 * MIN, async () => {
@@ -323,18 +371,17 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     const survivor = centrals().find((c) => c !== stopped) as string;
     await nbctl(survivor, ['ls-add', 'ls-after-failover']);
     expect((await nbctl(survivor, ['--no-leader-only', 'ls-list'])).stdout).toContain('ls-after-failover');
-    const p = await waitFor('ping vm1 -> vm2 after the leader stopped', 60_000, async () => {
-      const r = await ping(workerName(1), 'vm1', '192.168.50.22');
-      return r.exitCode === 0 ? r : undefined;
-    });
+    // Reconnected, shown by what only a live control plane does.
+    await proveControlPlane((args, t) => nbctl(survivor, args, false, t), { name: 'vm3', worker: 2, mac: '40:44:00:00:00:03', ip: '192.168.50.23' }, vms[0] as Vm);
+    const p = await pingUntil('ping vm1 -> vm2 after the leader stopped', vms[0] as Vm, vms[1] as Vm);
     expect(p.stdout).toMatch(/3 received/);
     // The human table names the missing member too.
-    const table = await cli(['status', '--inventory', site.inventoryFile, ...sshArgs], { timeoutMs: 3 * MIN });
+    const table = await run('status-table', ['status', '--inventory', site.inventoryFile, ...sshArgs], 3 * MIN);
     expect(table.code).toBe(1);
     expect(table.stdout).toMatch(new RegExp(`${stopped}.*MISSING`));
   }, 10 * MIN);
 
-  it('deploy while that host is down: reported, the others converge (exit 1); once back, deploy converges', async () => {
+  it('deploy while that host is down: reported, the others converge (exit 1); once back, deploy converges and the returned central serves (--wait=hv sync, new port vm4)', async () => {
     const down = await deployCli();
     timings.deployWithHostDown = down.ms;
     expect(down.code, down.stderr).toBe(1);
@@ -351,8 +398,14 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
       return s.code === 0 ? s : undefined;
     });
     expect(st.s.raft.every((d) => d.members.every((m) => m.state === 'ok'))).toBe(true);
+    await collectHostKeys('after the host came back');
     const p = await ping(workerName(1), 'vm1', '192.168.50.22');
     expect(p.exitCode, p.stdout).toBe(0);
+    // The returned central serves again: through it alone (a follower, so --no-leader-only), every
+    // chassis acks a new nb_cfg and a new port on worker1 comes up and answers vm2.
+    const own = `tcp:${centralLoopback(inv.site, stopped as string)}:${inv.loopbackPorts.nb}`;
+    const viaReturned = (args: string[], t: number) => exec(stopped as string, ['ovn-nbctl', `--db=${own}`, '--no-leader-only', `--timeout=${t}`, ...args]);
+    await proveControlPlane(viaReturned, { name: 'vm4', worker: 1, mac: '40:44:00:00:00:04', ip: '192.168.50.24' }, vms[1] as Vm);
   }, 30 * MIN);
 
   it('central remove then central add of the last central: it leaves both clusters cleanly and joins again', async () => {
@@ -360,7 +413,7 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     const smaller = path.join(work, 'site-without.yaml');
     const raw = (await import('yaml')).parse(readFileSync(site.inventoryFile, 'utf8')) as { hosts: { name: string }[] };
     await fs.writeFile(smaller, stringify({ ...raw, hosts: raw.hosts.filter((h) => h.name !== victim) }));
-    const rm = await cli(['central', 'remove', victim, '--inventory', site.inventoryFile, '--redeploy', smaller, '--pki', site.pkiDir, ...sshArgs, '--json'], { timeoutMs: 20 * MIN });
+    const rm = await run('central-remove', ['central', 'remove', victim, '--inventory', site.inventoryFile, '--redeploy', smaller, '--pki', site.pkiDir, ...sshArgs, '--json'], 20 * MIN);
     expect(rm.code, `${rm.stdout}\n${rm.stderr}`).toBe(0);
     const removed = json<{ removed: { dbs: { db: string; outcome: string }[]; movedAside: string[] }; deploy: DeployJson }>(rm);
     expect(removed.removed.dbs.map((d) => [d.db, d.outcome])).toEqual([
@@ -371,12 +424,13 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     expect(removed.deploy.ok).toBe(true);
     expect(removed.deploy.hosts.map((h) => h.host)).not.toContain(victim);
     const smallerInv = (await loadInventory(smaller)).inventory;
-    const twoMembers = await cli(['status', '--inventory', smaller, ...sshArgs, '--json'], { timeoutMs: 3 * MIN });
+    const twoMembers = await run('status-smaller', ['status', '--inventory', smaller, ...sshArgs, '--json'], 3 * MIN);
     const s2 = json<SiteStatus>(twoMembers);
     expect(s2.raft.map((d) => d.members.length)).toEqual([2, 2]);
     expect(twoMembers.code, twoMembers.stdout).toBe(0);
     expect(smallerInv.hosts.length).toBe(inv.hosts.length - 1);
-    const add = await cli(['central', 'add', victim, '--inventory', site.inventoryFile, '--pki', site.pkiDir, ...sshArgs, '--json'], { timeoutMs: 20 * MIN });
+    const add = await run('central-add', ['central', 'add', victim, '--inventory', site.inventoryFile, '--pki', site.pkiDir, ...sshArgs, '--json'], 20 * MIN);
+    await collectHostKeys('after central add');
     expect(add.code, `${add.stdout}\n${add.stderr}`).toBe(0);
     const st = await waitFor('3 members again', 2 * MIN, async () => {
       const s = await statusCli();
@@ -384,4 +438,32 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     });
     expect(st.s.raft.map((d) => d.members.filter((m) => m.state === 'ok').length)).toEqual([3, 3]);
   }, 40 * MIN);
+
+  it('no byte any CLI call sent or got over SSH (argv, stdin, stdout, archives unpacked) holds a host key or the CA key', async () => {
+    const steps = await rec.steps();
+    expect(steps.length, 'recorded CLI calls').toBe(calls);
+    for (const step of ['first-deploy', 'deploy--renew-certificates', 'central-remove', 'central-add', 'status']) {
+      expect(steps.some((n) => n.endsWith(`-${step}`)), `a recorded ${step}`).toBe(true);
+    }
+    // Every host key any host ever held (old and renewed ones, the re-added central's) and the CA key.
+    const forms = [...hostKeys].flatMap(([label, pem]) => keyForms(label, pem));
+    forms.push(...keyForms('CA key', readFileSync(pkiPaths(site.pkiDir).caKey, 'utf8')));
+    expect(hostKeys.size, [...hostKeys.keys()].join('\n')).toBeGreaterThanOrEqual(2 * inv.hosts.length);
+    const findings: string[] = [];
+    let bytes = 0;
+    let blobs = 0;
+    for (const step of steps) {
+      const files = await rec.files(step);
+      expect(files.filter((f) => f.endsWith('.argv')).length, `${step}: ssh calls`).toBeGreaterThan(0);
+      const unpacked = files.flatMap((f) => unpack(path.relative(work, f), readFileSync(f)));
+      bytes += unpacked.reduce((n, b) => n + b.data.length, 0);
+      blobs += unpacked.length;
+      findings.push(...scanForKeys(unpacked, forms).map((x) => `${x.where}: ${x.key} as ${x.form}`));
+    }
+    timings.keyScanBytes = bytes;
+    timings.keyScanBlobs = blobs;
+    timings.hostKeysSeen = hostKeys.size;
+    expect(bytes).toBeGreaterThan(0);
+    expect(findings, 'private key material recorded on the SSH wire').toEqual([]);
+  }, 10 * MIN);
 });

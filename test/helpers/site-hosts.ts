@@ -14,7 +14,6 @@
  * createTestSite) removes exactly what this site made and nothing else.
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -24,6 +23,7 @@ import { initPki } from '../../src/pki/index.js';
 import { ZxRunner, type Runner } from '../../src/runner.js';
 import { Ssh } from '../../src/tools/ssh.js';
 import { ensureHostImage, SYSTEMD_RUN_ARGS } from './host-image.js';
+import { defaultSiteRegistryDir, processStart, reapStaleSites, removeRecord, saveRecord, TEST_SITE_PREFIX, type SiteRecord } from './site-registry.js';
 
 export type TestHostRole = 'central' | 'worker';
 
@@ -83,7 +83,7 @@ export interface TestSite {
 export interface CreateTestSiteOptions {
   centrals: number;
   workers: number;
-  /** Default: `od` + 5 random hex digits (names must fit 15-char interface names). */
+  /** Default: `od` + 5 random hex digits (names must fit 15-char interface names); a given one must have that shape too. */
   prefix?: string;
   /** Extra inventory fields merged at the top level (e.g. ports). */
   inventoryExtra?: Record<string, unknown>;
@@ -168,41 +168,7 @@ async function waitForPort(ip: string, port: number, timeoutMs: number): Promise
   }
 }
 
-/**
- * What a site created, persisted as it goes (registered BEFORE each resource is created) in
- * <tmpdir>/ovn-deploy-test-sites/<prefix>.json, so that a later run can remove a site whose
- * creator was killed (SIGKILL, OOM, a timed-out worker) — and only such a site: the record names
- * the creator by pid and start time, so a live (or reused) pid is never reaped.
- */
-interface SiteRecord {
-  prefix: string;
-  pid: number;
-  /** Field 22 of /proc/<pid>/stat: tells a reused pid from ours. */
-  pidStart: string;
-  dir: string;
-  containers: string[];
-  netnses: string[];
-  links: string[];
-}
-
-export const siteRegistryDir = path.join(os.tmpdir(), 'ovn-deploy-test-sites');
-
-function processStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
-function saveRecord(rec: SiteRecord): void {
-  mkdirSync(siteRegistryDir, { recursive: true });
-  const file = path.join(siteRegistryDir, `${rec.prefix}.json`);
-  writeFileSync(`${file}.tmp`, JSON.stringify(rec));
-  renameSync(`${file}.tmp`, file);
-}
+export const siteRegistryDir = defaultSiteRegistryDir;
 
 /** Removes everything a record lists (whatever of it still exists), then the record. */
 async function destroySite(rec: SiteRecord, podmanEnv: Record<string, string>): Promise<void> {
@@ -214,32 +180,16 @@ async function destroySite(rec: SiteRecord, podmanEnv: Record<string, string>): 
     if (r.code === 0) await sh(['ip', 'link', 'del', 'dev', l], { allowFailure: true });
   }
   await rm(rec.dir, { recursive: true, force: true });
-  await rm(path.join(siteRegistryDir, `${rec.prefix}.json`), { force: true });
+  await removeRecord(rec.prefix);
 }
 
 /**
- * Removes the sites of dead creators (see SiteRecord). createTestSite calls it first; returns the
- * prefixes it removed.
+ * Removes the sites of dead creators (site-registry.ts says which records are trusted); returns
+ * the prefixes it removed. createTestSite calls it first.
  */
 export async function reapStaleTestSites(podmanEnv: Record<string, string>): Promise<string[]> {
-  let files: string[];
-  try {
-    files = readdirSync(siteRegistryDir).filter((f) => f.endsWith('.json'));
-  } catch {
-    return [];
-  }
-  const reaped: string[] = [];
-  for (const f of files) {
-    let rec: SiteRecord;
-    try {
-      rec = JSON.parse(readFileSync(path.join(siteRegistryDir, f), 'utf8')) as SiteRecord;
-    } catch {
-      continue;
-    }
-    if (processStart(rec.pid) === rec.pidStart) continue;
-    await destroySite(rec, podmanEnv);
-    reaped.push(rec.prefix);
-  }
+  const { reaped, refused } = await reapStaleSites({ destroy: (r) => destroySite(r, podmanEnv) });
+  if (refused.length > 0) console.warn(`test site: left records that are not test sites of ours:\n  ${refused.join('\n  ')}`);
   return reaped;
 }
 
@@ -247,7 +197,8 @@ export async function createTestSite(opts: CreateTestSiteOptions): Promise<TestS
   const img = ensureHostImage({ systemd: opts.systemd === true });
   const podmanEnv = img.env;
   const prefix = opts.prefix ?? `od${randomBytes(3).toString('hex').slice(0, 5)}`;
-  if (!/^[a-z][a-z0-9]{1,7}$/.test(prefix)) throw new Error(`test site prefix ${prefix}: expected 2-8 lowercase letters/digits`);
+  // The reaper acts only on this shape of prefix (site-registry.ts).
+  if (!TEST_SITE_PREFIX.test(prefix)) throw new Error(`test site prefix ${prefix}: expected ${String(TEST_SITE_PREFIX)}`);
   const reaped = await reapStaleTestSites(podmanEnv);
   if (reaped.length > 0) console.warn(`test site: removed stale sites of dead test runs: ${reaped.join(', ')}`);
   const dir = await mkdtemp(path.join(os.tmpdir(), `${prefix}-site-`));
