@@ -11,8 +11,6 @@ export interface IpAddress {
   canonical: string;
 }
 
-const MAPPED = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i;
-
 /**
  * A literal IPv4/IPv6 address, or undefined. Zone ids (`fe80::1%eth0`) are refused: they mean
  * nothing on another host and cannot go into a certificate's SAN.
@@ -28,9 +26,7 @@ export function parseIpAddress(value: string): IpAddress | undefined {
   } catch {
     return undefined;
   }
-  // URL writes ::ffff:192.0.2.11 as ::ffff:c000:20b; either way it is that IPv4 address.
-  const dotted = MAPPED.exec(value)?.[1];
-  if (dotted !== undefined && isIP(dotted) === 4) return { family: 4, canonical: dotted };
+  // An IPv4-mapped address is that IPv4 address (URL spells ::ffff:192.0.2.11 as ::ffff:c000:20b).
   const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
   if (hex?.[1] !== undefined && hex[2] !== undefined) {
     const n = (Number.parseInt(hex[1], 16) << 16) | Number.parseInt(hex[2], 16);
