@@ -9,6 +9,24 @@ import { registerCommands } from './commands/index.js';
 
 export const EXIT_INTERNAL = 70;
 
+/**
+ * A path the user gave that is the wrong kind of thing (a file where a directory must be...):
+ * bad input (exit 2, one line), not an internal error. Nothing of ours makes these on its own paths.
+ */
+const PATH_MISTAKES: Record<string, string> = {
+  ENOTDIR: 'a part of this path is a file, expected a directory',
+  EISDIR: 'is a directory, expected a file',
+  ENAMETOOLONG: 'the path is too long',
+  ELOOP: 'too many levels of symbolic links',
+};
+
+function pathMistake(err: unknown): string | undefined {
+  const e = err as NodeJS.ErrnoException;
+  if (!(err instanceof Error) || typeof e.code !== 'string' || typeof e.path !== 'string') return undefined;
+  const why = PATH_MISTAKES[e.code] ?? (e.code === 'EEXIST' && e.syscall === 'mkdir' ? 'exists and is not a directory' : undefined);
+  return why === undefined ? undefined : `${e.path}: ${why}`;
+}
+
 
 export function buildProgram(): Command {
   const program = new Command('ovn-deploy')
@@ -37,6 +55,11 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof ExitError) {
       process.stderr.write(`ovn-deploy: ${err.message}\n`);
       return err.exitCode;
+    }
+    const mistake = pathMistake(err);
+    if (mistake !== undefined) {
+      process.stderr.write(`ovn-deploy: ${mistake}\n`);
+      return 2;
     }
     const detail = err instanceof Error ? (err.stack ?? err.message) : String(err);
     process.stderr.write(`ovn-deploy: internal error: ${detail}\n`);

@@ -10,13 +10,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runApply } from '../src/apply/index.js';
+import { BINARIES } from '../src/render/services.js';
 import { decideBootstrap, parseServerAnswer, probePeers, serverQuery, type PeerAnswer } from '../src/apply/raft-bootstrap.js';
 import { manifestSchema, type BundleManifestInput } from '../src/bundle/manifest.js';
 import { ExitError } from '../src/errors.js';
 import { hostPaths, pkiPaths } from '../src/paths.js';
 import { initPki, signCsr } from '../src/pki/index.js';
 import { RecordingRunner, type RunOptions, type RunResult, type Runner } from '../src/runner.js';
-import { FixtureRunner, oneBoxManifest, RecordedServices, writeBundle } from './helpers/apply-fixture.js';
+import { fixtureTrust, FixtureRunner, oneBoxManifest, RecordedServices, writeBundle } from './helpers/apply-fixture.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'apply-raft-bootstrap-'));
 let pkiDir: string;
@@ -71,10 +72,10 @@ function bootstrapCentral(): { root: string; bundle: string } {
 }
 
 async function converge(c: { root: string; bundle: string }, runner: PeersRunner, services: RecordedServices) {
-  const first = await runApply({ bundleDir: c.bundle, root: c.root, runner, services, healthTimeoutMs: 1_000 });
+  const first = await runApply({ trustCa: fixtureTrust(), bundleDir: c.bundle, root: c.root, runner, services, healthTimeoutMs: 1_000 });
   expect(first.exitCode).toBe(3);
   const cert = (await signCsr(pkiDir, first.report.csr ?? '', { role: 'central', name: 'box1', sans: ['box1', '192.0.2.10'] })).certPem;
-  return runApply({ bundleDir: c.bundle, root: c.root, runner, services, healthTimeoutMs: 1_000, certificate: { pem: cert, from: '-' } });
+  return runApply({ trustCa: fixtureTrust(), bundleDir: c.bundle, root: c.root, runner, services, healthTimeoutMs: 1_000, certificate: { pem: cert, from: '-' } });
 }
 
 const hp = hostPaths('/');
@@ -99,7 +100,7 @@ describe('RAFT bootstrap guard in apply (mocked peers, real ovsdb-tool)', () => 
       ['OVN_Southbound', 'tcp:127.1.2.3:16644', 'tcp:127.9.9.9:16644'],
     ]);
     // The joined cluster was initialised by its creator; init on a follower would wait forever.
-    expect(argvs.some((a) => a[0] === 'ovn-nbctl' || a[0] === 'ovn-sbctl')).toBe(false);
+    expect(argvs.some((a) => a[0] === BINARIES.nbctl || a[0] === BINARIES.sbctl || a[0] === 'ovn-nbctl' || a[0] === 'ovn-sbctl')).toBe(false);
     // The peers were asked after the stunnel service was up, which is before stage 0.
     expect(services.calls).toEqual(['early stunnel-server', 'stage0 stop=[]', 'all']);
     expect(runner.queries).toEqual([
@@ -127,7 +128,7 @@ describe('RAFT bootstrap guard in apply (mocked peers, real ovsdb-tool)', () => 
     const root = hostPaths(c.root);
     rmSync(root.ovn.nbDb);
     runner.answer = () => ({ exitCode: 1, stderr: 'ovsdb-client: transaction failed (End of file)' });
-    const out = await runApply({ bundleDir: c.bundle, root: c.root, runner, services, healthTimeoutMs: 1_000 });
+    const out = await runApply({ trustCa: fixtureTrust(), bundleDir: c.bundle, root: c.root, runner, services, healthTimeoutMs: 1_000 });
     expect(out.exitCode).toBe(1);
     expect(out.report.status).toBe('unhealthy');
     expect(out.error).toContain(`OVN_Northbound: ${hp.ovn.nbDb} is missing`);
@@ -138,7 +139,7 @@ describe('RAFT bootstrap guard in apply (mocked peers, real ovsdb-tool)', () => 
 
     // Once the peer is back as a member, the next apply joins it.
     runner.answer = () => ({ stdout: member() });
-    const again = await runApply({ bundleDir: c.bundle, root: c.root, runner, services, healthTimeoutMs: 1_000 });
+    const again = await runApply({ trustCa: fixtureTrust(), bundleDir: c.bundle, root: c.root, runner, services, healthTimeoutMs: 1_000 });
     expect(again.error).toBeUndefined();
     expect(again.report.changes.filter((ch) => ch.kind === 'raft').map((ch) => ch.action)).toEqual(['joined existing cluster']);
     expect(existsSync(root.ovn.nbDb)).toBe(true);

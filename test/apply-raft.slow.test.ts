@@ -14,6 +14,7 @@ import { parseInventory } from '../src/inventory/index.js';
 import { cliPath, hostPaths, pkiPaths } from '../src/paths.js';
 import { initPki, signCsr } from '../src/pki/index.js';
 import { renderHostBundle } from '../src/render/index.js';
+import { bundleSigner } from '../src/deploy/site-pki.js';
 import { ZxRunner } from '../src/runner.js';
 import { createHostNamespace, type HostNamespace } from './helpers/host-namespace.js';
 
@@ -35,7 +36,7 @@ const hosts = new Map<string, HostNamespace>();
 async function apply(name: string, extra: string[] = [], input?: string): Promise<{ code: number; report: ApplyReport }> {
   const host = hosts.get(name);
   if (host === undefined) throw new Error(`no host ${name}`);
-  const r = await host.run([process.execPath, cliPath, 'apply', '--bundle', path.join(tmp, 'bundles', name), '--json', '--skip-packages', ...extra], {
+  const r = await host.run([process.execPath, cliPath, 'apply', '--trust-ca', pkiPaths(pkiDir).caCert, '--bundle', path.join(tmp, 'bundles', name), '--json', '--skip-packages', ...extra], {
     allowFailure: true,
     timeoutMs: 180_000,
     ...(input === undefined ? {} : { input }),
@@ -61,8 +62,9 @@ beforeAll(async () => {
   await initPki(pkiDir, { keyBits: 2048, commonName: 'apply-raft' });
   const inv = parseInventory(SITE, 'site.yaml').inventory;
   const pki = { caBundlePem: readFileSync(pkiPaths(pkiDir).caBundle, 'utf8'), crlPem: readFileSync(pkiPaths(pkiDir).crl, 'utf8') };
+  const signer = await bundleSigner(pkiDir);
   for (const name of ['c1', 'c2']) {
-    await applyFiles(path.join(tmp, 'bundles', name), renderHostBundle(inv, name, pki).files);
+    await applyFiles(path.join(tmp, 'bundles', name), renderHostBundle(inv, name, pki, { signer }).files);
     hosts.set(name, await createHostNamespace(`ovnd-raft-${name}`));
   }
   const [h1, h2] = [hosts.get('c1'), hosts.get('c2')];

@@ -19,6 +19,7 @@ import { parseInventory } from '../src/inventory/index.js';
 import { cliPath, pkiPaths } from '../src/paths.js';
 import { initPki, signCsr } from '../src/pki/index.js';
 import { renderHostBundle } from '../src/render/index.js';
+import { bundleSigner } from '../src/deploy/site-pki.js';
 import { servedSerial } from '../src/tools/tls.js';
 import { createHostNamespace, type HostNamespace } from './helpers/host-namespace.js';
 
@@ -44,7 +45,7 @@ let monitor: ChildProcess | undefined;
 let monitorOut = '';
 
 async function apply(extra: string[] = [], input?: string): Promise<{ code: number; report: ApplyReport; stderr: string }> {
-  const r = await host.run([process.execPath, cliPath, 'apply', '--bundle', bundleDir, '--json', '--skip-packages', ...extra], {
+  const r = await host.run([process.execPath, cliPath, 'apply', '--trust-ca', pkiPaths(pkiDir).caCert, '--bundle', bundleDir, '--json', '--skip-packages', ...extra], {
     allowFailure: true,
     timeoutMs: 180_000,
     ...(input === undefined ? {} : { input }),
@@ -127,7 +128,7 @@ beforeAll(async () => {
   await initPki(pkiDir, { keyBits: 2048, commonName: 'apply-renewal-slow' });
   caFile = pkiPaths(pkiDir).caBundle;
   const inv = parseInventory(SITE, 'site.yaml').inventory;
-  const bundle = renderHostBundle(inv, 'box1', { caBundlePem: readFileSync(caFile, 'utf8'), crlPem: readFileSync(pkiPaths(pkiDir).crl, 'utf8') });
+  const bundle = renderHostBundle(inv, 'box1', { caBundlePem: readFileSync(caFile, 'utf8'), crlPem: readFileSync(pkiPaths(pkiDir).crl, 'utf8') }, { signer: await bundleSigner(pkiDir) });
   expect(bundle.manifest.certificate.renewalWindowDays).toBe(30);
   await applyFiles(bundleDir, bundle.files);
   // An admin client certificate (a worker's role carries clientAuth) for the probes and the monitor.

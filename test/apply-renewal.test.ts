@@ -17,7 +17,7 @@ import { manifestSchema } from '../src/bundle/manifest.js';
 import { InputError } from '../src/errors.js';
 import { hostPaths, pkiPaths } from '../src/paths.js';
 import { createCsr, initPki, signCsr } from '../src/pki/index.js';
-import { FixtureRunner, oneBoxManifest, RecordedServices, writeBundle } from './helpers/apply-fixture.js';
+import { fixtureTrust, FixtureRunner, oneBoxManifest, RecordedServices, writeBundle } from './helpers/apply-fixture.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'apply-renewal-test-'));
 let pkiDir: string;
@@ -44,7 +44,7 @@ function fresh(windowDays: number): { root: string; bundle: string; runner: Fixt
 }
 
 const apply = (c: { root: string; bundle: string; runner: FixtureRunner }, services: RecordedServices, more: Partial<Parameters<typeof runApply>[0]> = {}) =>
-  runApply({ bundleDir: c.bundle, root: c.root, runner: c.runner, services, skipPackages: true, healthTimeoutMs: 1_000, ...more });
+  runApply({ trustCa: fixtureTrust(), bundleDir: c.bundle, root: c.root, runner: c.runner, services, skipPackages: true, healthTimeoutMs: 1_000, ...more });
 
 const sign = async (csr: string, validityDays: number): Promise<string> =>
   (await signCsr(pkiDir, csr, { role: 'central', name: 'box1', sans: ['box1', '192.0.2.10'], validityDays })).certPem;

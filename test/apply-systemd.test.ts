@@ -10,7 +10,7 @@ import { runApply } from '../src/apply/index.js';
 import { SystemdHostServices } from '../src/apply/services.js';
 import { hostPaths, pkiPaths } from '../src/paths.js';
 import { initPki, signCsr } from '../src/pki/index.js';
-import { FixtureRunner, oneBoxManifest, writeBundle } from './helpers/apply-fixture.js';
+import { fixtureTrust, FixtureRunner, oneBoxManifest, writeBundle } from './helpers/apply-fixture.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'apply-systemd-'));
 let pkiDir: string;
@@ -30,7 +30,7 @@ describe('apply with systemd units (systemctl mocked)', () => {
     const runner = new FixtureRunner();
     runner.units.set('ovn-central.service', { active: 'active', enabled: 'enabled', pid: 42 });
     const apply = (more: Partial<Parameters<typeof runApply>[0]> = {}) =>
-      runApply({ bundleDir, root, runner, services: new SystemdHostServices(runner), skipPackages: true, healthTimeoutMs: 1_000, ...more });
+      runApply({ trustCa: fixtureTrust(), bundleDir, root, runner, services: new SystemdHostServices(runner), skipPackages: true, healthTimeoutMs: 1_000, ...more });
     const first = await apply();
     expect(first.exitCode).toBe(3);
     const cert = (await signCsr(pkiDir, first.report.csr ?? '', { role: 'central', name: 'box1', sans: ['box1', '192.0.2.10'] })).certPem;

@@ -16,6 +16,8 @@ import { parseInventory } from '../src/inventory/index.js';
 import { cliPath, pkiPaths } from '../src/paths.js';
 import { initPki, signCsr } from '../src/pki/index.js';
 import { renderHostBundle } from '../src/render/index.js';
+import { bundleSigner } from '../src/deploy/site-pki.js';
+import { signBundle } from './helpers/apply-fixture.js';
 import { createHostNamespace, type HostNamespace } from './helpers/host-namespace.js';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -35,7 +37,7 @@ let bundleDir: string;
 let pkiDir: string;
 
 async function apply(extra: string[] = [], input?: string): Promise<{ code: number; report: ApplyReport; stderr: string }> {
-  const r = await host.run([process.execPath, cliPath, 'apply', '--bundle', bundleDir, '--json', '--skip-packages', ...extra], {
+  const r = await host.run([process.execPath, cliPath, 'apply', '--trust-ca', pkiPaths(pkiDir).caCert, '--bundle', bundleDir, '--json', '--skip-packages', ...extra], {
     allowFailure: true,
     timeoutMs: 180_000,
     ...(input === undefined ? {} : { input }),
@@ -67,7 +69,7 @@ beforeAll(async () => {
   const bundle = renderHostBundle(inv, 'box1', {
     caBundlePem: readFileSync(pkiPaths(pkiDir).caBundle, 'utf8'),
     crlPem: readFileSync(pkiPaths(pkiDir).crl, 'utf8'),
-  });
+  }, { signer: await bundleSigner(pkiDir) });
   await applyFiles(bundleDir, bundle.files);
   host = await createHostNamespace('ovnd-apply');
   // The host's tunnel NIC: one end of a veth pair, with the address apply moves into br-phy.
@@ -154,6 +156,7 @@ describe('apply on a one-box host (real daemons in a private namespace; packages
     writeFileSync(file, content);
     entry.sha256 = createHash('sha256').update(content).digest('hex');
     writeFileSync(manifestFile, JSON.stringify(manifest, null, 2));
+    signBundle(bundleDir, await bundleSigner(pkiDir));
     const r = await apply();
     expect(r.code).toBe(0);
     expect(changed(r.report)).toEqual(['file:update:/etc/ovn-deploy/stunnel/stunnel-server.conf', 'service:reload:stunnel-server']);
@@ -181,6 +184,7 @@ describe('apply on a one-box host (real daemons in a private namespace; packages
     if (sb === undefined) throw new Error('no ovn-sb-ovsdb service');
     sb.argv = sb.argv.map((a) => (a === '-vfile:info' ? '-vfile:dbg' : a));
     writeFileSync(manifestFile, JSON.stringify(manifest, null, 2));
+    signBundle(bundleDir, await bundleSigner(pkiDir));
     const r = await apply();
     expect(r.code).toBe(0);
     expect(changed(r.report)).toEqual(['service:restart:ovn-sb-ovsdb']);

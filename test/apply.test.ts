@@ -6,6 +6,7 @@ import forge from 'node-forge';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBundle } from '../src/apply/bundle.js';
 import { runApply } from '../src/apply/index.js';
+import { BINARIES } from '../src/render/services.js';
 import { planApply, type Observed } from '../src/apply/plan.js';
 import { renderApplyReport } from '../src/apply/render-report.js';
 import type { BundleManifestInput } from '../src/bundle/manifest.js';
@@ -14,7 +15,7 @@ import { InputError } from '../src/errors.js';
 import { hostPaths, pkiPaths } from '../src/paths.js';
 import { initPki, signCsr } from '../src/pki/index.js';
 import { readVerifiedCsr } from '../src/pki/csr.js';
-import { FixtureRunner, oneBoxManifest, RecordedServices, sha256, writeBundle } from './helpers/apply-fixture.js';
+import { fixtureSigner, fixtureTrust, fixtureTrusted, FixtureRunner, signBundle, oneBoxManifest, RecordedServices, sha256, writeBundle } from './helpers/apply-fixture.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'apply-test-'));
 let pkiDir: string;
@@ -69,7 +70,7 @@ async function expectInputError(p: Promise<unknown>): Promise<InputError> {
 }
 
 const apply = (c: { root: string; bundle: string }, runner: FixtureRunner, services: RecordedServices, more: Partial<Parameters<typeof runApply>[0]> = {}) =>
-  runApply({ bundleDir: c.bundle, root: c.root, runner, services, healthTimeoutMs: 1_000, ...more });
+  runApply({ trustCa: fixtureTrust(), bundleDir: c.bundle, root: c.root, runner, services, healthTimeoutMs: 1_000, ...more });
 
 /** Signs the CSR a needs-certificate apply left, with the test PKI (as `deploy` does). */
 async function signFor(csr: string, dir = pkiDir, name = 'box1', sans = ['box1', '192.0.2.10']): Promise<string> {
@@ -85,9 +86,13 @@ describe('apply: bundle verification (nothing is changed on bad input)', () => {
     const raw = JSON.parse(readFileSync(path.join(c.bundle, 'manifest.json'), 'utf8')) as { files: { source: string }[] };
     if (raw.files[2] !== undefined) raw.files[2].source = 'files/../manifest.json';
     writeFileSync(path.join(c.bundle, 'manifest.json'), JSON.stringify(raw));
+    // Signed again: these are the checks behind the signature (a bundle its CA signed like this).
+    signBundle(c.bundle);
     const err = await expectInputError(apply(c, new FixtureRunner(), new RecordedServices()));
     expect(err.exitCode).toBe(2);
-    expect(err.problems.map((p) => p.path)).toEqual(['files[0].sha256', 'files[1].source', 'files[2].source']);
+    // files[2]'s own file is now one the manifest does not list.
+    expect(err.problems.map((p) => p.path)).toEqual(['files[0].sha256', 'files[1].source', 'files[2].source', 'files']);
+    expect(err.problems[3]).toMatchObject({ file: path.join(c.bundle, m.files[2]?.source ?? ''), message: 'is in the bundle but not in its manifest (added after render?)' });
     expect(err.problems[0]?.message).toBe(`checksum mismatch: the manifest says ${m.files[0]?.sha256}, the file has ${sha256('tampered\n')}`);
     expect(err.problems[0]?.file).toBe(path.join(c.bundle, m.files[0]?.source ?? ''));
     expect(err.problems[1]?.message).toMatch(/^missing: the manifest lists "files\/etc\/ovn-deploy\/pki\/crl.pem"/);
@@ -102,7 +107,7 @@ describe('apply: bundle verification (nothing is changed on bad input)', () => {
       (m.certificate as { key: string }).key = 'relative/host.key';
       (m as { health: unknown[] }).health.push({ kind: 'nope' });
     });
-    const err = await expectInputError(readBundle(c.bundle));
+    const err = await expectInputError(readBundle(c.bundle, fixtureTrusted()));
     const paths = err.problems.map((p) => p.path);
     expect(paths).toContain('services[1].stage');
     expect(paths).toContain('certificate.key');
@@ -117,13 +122,13 @@ describe('apply: bundle verification (nothing is changed on bad input)', () => {
     (manifest.raft as { service: string }[])[0]!.service = 'no-such-db';
     files[0]!.reload = ['ghost'];
     writeBundle(c.bundle, manifest, files);
-    const err = await expectInputError(readBundle(c.bundle));
+    const err = await expectInputError(readBundle(c.bundle, fixtureTrusted()));
     expect(err.problems.map((p) => `${p.path}: ${p.message}`)).toEqual(['files[0].reload[0]: unknown service "ghost"', 'raft[0].service: unknown service "no-such-db"']);
   });
 
   it('refuses a directory without manifest.json', async () => {
-    const err = await expectInputError(readBundle(path.join(tmp, 'nothing-here')));
-    expect(err.message).toMatch(/no manifest.json/);
+    const err = await expectInputError(readBundle(path.join(tmp, 'nothing-here'), fixtureTrusted()));
+    expect(err.message).toMatch(/nothing-here\/manifest.json: cannot read the manifest.*: no such file/);
   });
 });
 
@@ -238,8 +243,8 @@ describe('apply: converge, idempotence, reloads (recorded service manager, real 
       'ovs:set:external_ids:ovn-encap-type',
       'ovs:set:external_ids:ovn-encap-ip',
       'ovs:set:external_ids:ovn-bridge',
-      `raft:run:ovn-nbctl --db=unix:${hp.ovn.nbSock} init`,
-      `raft:run:ovn-sbctl --db=unix:${hp.ovn.sbSock} init`,
+      `raft:run:${BINARIES.nbctl} --db=unix:${hp.ovn.nbSock} init`,
+      `raft:run:${BINARIES.sbctl} --db=unix:${hp.ovn.sbSock} init`,
       'service:start:ovn-northd',
       'service:start:ovs-vswitchd',
       'service:start:ovn-controller',
@@ -255,7 +260,7 @@ describe('apply: converge, idempotence, reloads (recorded service manager, real 
     expect(applied.manifestSha256).toBe(sha256(readFileSync(path.join(c.bundle, 'manifest.json'))));
     expect(applied.initialized).toBe(true);
     // init ran with the cluster's leader; the ovs-vsctl init came before the external_ids.
-    expect(argvs.findIndex((a) => a[0] === 'ovn-nbctl')).toBeGreaterThan(argvs.findIndex((a) => a.includes('external_ids:system-id="box1"')));
+    expect(argvs.findIndex((a) => a[0] === BINARIES.nbctl)).toBeGreaterThan(argvs.findIndex((a) => a.includes('external_ids:system-id="box1"')));
 
     // Second apply, nothing new: no change, nothing started, restarted or reloaded. (The OVS
     // database "socket" exists now, so apply asks the fixture's OVS instead of assuming nothing.)
@@ -268,7 +273,7 @@ describe('apply: converge, idempotence, reloads (recorded service manager, real 
     expect(second.plan).toEqual([]);
     expect(services.calls.slice(callsBefore)).toEqual([]);
     expect([...services.state].map(([n, s]) => `${n}:${s.pid}`)).toEqual(pids);
-    expect(runner.calls.filter((x) => x.argv[0] === 'ovn-nbctl')).toHaveLength(1);
+    expect(runner.calls.filter((x) => x.argv[0] === BINARIES.nbctl)).toHaveLength(1);
 
     // One stunnel file changes: only stunnel-server is reloaded (no restart, no other service).
     const { manifest, files } = oneBoxManifest('box1', caPem, crlPem);
@@ -440,7 +445,9 @@ describe('apply: state across runs', () => {
 
 describe('apply CLI (through main)', () => {
   async function cli(...args: string[]): Promise<CliResult> {
-    return runCli(['apply', ...args]);
+    const caFile = path.join(tmp, 'fixture-ca.pem');
+    writeFileSync(caFile, fixtureSigner().certPem);
+    return runCli(['apply', '--trust-ca', caFile, ...args]);
   }
 
   it('bad bundle with --json: exit 2, nothing on stdout, the problem on stderr', async () => {
@@ -448,7 +455,7 @@ describe('apply CLI (through main)', () => {
     const r = await cli('--bundle', path.join(c.bundle, 'missing'), '--root', c.root, '--json');
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/manifest.json: no manifest.json/);
+    expect(r.stderr).toMatch(/missing\/manifest.json: cannot read the manifest.*: no such file/);
   });
 
   it('bad flags are bad input', async () => {
@@ -517,7 +524,7 @@ describe('apply: failures and other package managers', () => {
         return runner.run(argv, opts);
       },
     };
-    const out = await runApply({ bundleDir: c.bundle, root: c.root, runner: dnfRunner, services: new RecordedServices(), healthTimeoutMs: 1_000 });
+    const out = await runApply({ trustCa: fixtureTrust(), bundleDir: c.bundle, root: c.root, runner: dnfRunner, services: new RecordedServices(), healthTimeoutMs: 1_000 });
     expect(out.report.changes.filter((ch) => ch.kind === 'package').map((ch) => ch.target)).toEqual(['ovn-central', 'ovn-host']);
     expect(runner.calls.map((x) => x.argv.join(' '))).toContain('dnf install -y ovn-central ovn-host');
   });

@@ -45,8 +45,9 @@ beforeAll(async () => {
     stringify({
       site: 'clitest',
       hosts: [
-        { name: 'c1', addresses: ['127.0.0.1'], roles: ['central'], ssh: { user: 'root', port } },
-        { name: 'w1', addresses: ['127.0.0.2'], roles: ['worker'], encap: { ip: '127.0.0.2' }, ssh: { user: 'root', port } },
+        // Loopback cannot be a host's address (validate refuses it); SSH still goes to 127.0.0.x.
+        { name: 'c1', addresses: ['192.0.2.1'], roles: ['central'], ssh: { user: 'root', host: '127.0.0.1', port } },
+        { name: 'w1', addresses: ['192.0.2.2'], roles: ['worker'], encap: { ip: '192.0.2.2' }, ssh: { user: 'root', host: '127.0.0.2', port } },
       ],
     }),
   );

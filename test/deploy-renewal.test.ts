@@ -118,8 +118,8 @@ describe('deploy: certificate renewal (mocked ssh, mocked apply)', () => {
     expect(r.hosts.map((h) => `${h.host}:${h.status}:${h.signed}:${h.renewed}`)).toEqual(['c1:converged:false:false', 'w1:converged:true:true', 'w2:converged:false:false']);
     const w1 = remotes.get('w1') as RenewingHost;
     expect(w1.calls.map((c) => c.argv.slice(2).join(' '))).toEqual([
-      'apply --bundle /var/lib/ovn-deploy/bundle --json',
-      'apply --bundle /var/lib/ovn-deploy/bundle --json --certificate -',
+      'apply --bundle /var/lib/ovn-deploy/bundle --trust-ca /var/lib/ovn-deploy/bundle/trust-ca.pem --json',
+      'apply --bundle /var/lib/ovn-deploy/bundle --trust-ca /var/lib/ovn-deploy/bundle/trust-ca.pem --json --certificate -',
     ]);
     expect(w1.currentKey).not.toBe(keyBefore);
     expect(w1.serial).not.toBe('');
@@ -137,7 +137,7 @@ describe('deploy: certificate renewal (mocked ssh, mocked apply)', () => {
     expect(r.ok).toBe(true);
     expect(r.hosts.every((h) => h.renewed && h.signed)).toBe(true);
     for (const [name, h] of remotes) {
-      expect(h.calls.map((c) => c.argv.slice(6).join(' '))).toEqual(['--renew-certificate', '--certificate -']);
+      expect(h.calls.map((c) => c.argv.slice(8).join(' '))).toEqual(['--renew-certificate', '--certificate -']);
       expect(h.currentKey).not.toBe(before.get(name));
     }
     expect(new Set([...remotes.values()].map((h) => h.serial)).size).toBe(3);

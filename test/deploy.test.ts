@@ -160,8 +160,8 @@ describe('deployHost (mocked ssh)', () => {
     expect(r.changes.map((c) => c.kind)).toEqual(['file', 'certificate']);
     expect(remote.pushed.sort()).toEqual(['files', 'manifest.json']);
     expect(remote.calls.map((c) => c.argv.slice(2).join(' '))).toEqual([
-      'apply --bundle /var/lib/ovn-deploy/bundle --json',
-      'apply --bundle /var/lib/ovn-deploy/bundle --json --certificate -',
+      'apply --bundle /var/lib/ovn-deploy/bundle --trust-ca /var/lib/ovn-deploy/bundle/trust-ca.pem --json',
+      'apply --bundle /var/lib/ovn-deploy/bundle --trust-ca /var/lib/ovn-deploy/bundle/trust-ca.pem --json --certificate -',
     ]);
     const sent = remote.calls[1]?.input ?? '';
     expect(sent).toMatch(/BEGIN CERTIFICATE/);

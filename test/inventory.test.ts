@@ -121,7 +121,7 @@ const BAD: BadCase[] = [
   },
   {
     name: 'a metadata agent on a host that is not a worker',
-    text: lines('hosts:', '  - name: central1', '    addresses: [192.0.2.10]', '    roles: [central, metadata-agent]'),
+    text: lines('hosts:', '  - name: central1', '    addresses: [192.0.2.10]', '    roles: [central, metadata-agent]', 'metadataAgent: { novaMetadataHost: nova.example.org }'),
     problems: ['site.yaml: hosts[0].roles: metadata-agent needs the worker role on the same host (it runs next to ovn-controller) (line 4)'],
   },
   {
@@ -238,6 +238,7 @@ const BAD: BadCase[] = [
       '    colour: blue',
     ),
     problems: [
+      'site.yaml: metadataAgent: required: host central1 has the metadata-agent role; add metadataAgent: { novaMetadataHost: ... } (novaMetadataPort and workers are optional)',
       'site.yaml: ports.sb: port 6641 is already used by ports.nb (line 1)',
       'site.yaml: hosts[0].addresses[1]: not an IPv4 or IPv6 address: "300.1.1.1" (line 4)',
       'site.yaml: hosts[0].roles: metadata-agent needs the worker role on the same host (it runs next to ovn-controller) (line 5)',
@@ -321,7 +322,7 @@ describe('parseInventory accepts good site files', () => {
   });
 
   it('accepts a host that is central and worker at once', () => {
-    const { inventory } = parseInventory(lines('hosts:', '  - name: aio', '    addresses: [192.0.2.5]', '    roles: [central, worker, metadata-agent]', '    encap: { ip: 192.0.2.5 }'), FILE);
+    const { inventory } = parseInventory(lines('hosts:', '  - name: aio', '    addresses: [192.0.2.5]', '    roles: [central, worker, metadata-agent]', '    encap: { ip: 192.0.2.5 }', 'metadataAgent: { novaMetadataHost: 192.0.2.9 }'), FILE);
     expect(hostsWithRole(inventory, 'central').map((h) => h.name)).toEqual(['aio']);
     expect(hostsWithRole(inventory, 'metadata-agent').map((h) => h.name)).toEqual(['aio']);
   });
@@ -353,6 +354,7 @@ describe('sandboxInventory', () => {
       { name: 'worker2', address: '10.99.0.12' },
     ],
     ports: { nb: 26641 },
+    metadataAgent: { novaMetadataHost: '127.0.0.1', novaMetadataPort: 8775 },
   };
 
   it('builds an inventory that passes the site-file validation', () => {

@@ -32,6 +32,7 @@ function inv(metadataAgent = true) {
       { name: 'worker1', address: '10.0.0.11', metadataAgent },
       { name: 'worker2', address: '10.0.0.12' },
     ],
+    ...(metadataAgent ? { metadataAgent: { novaMetadataHost: '192.0.2.5', novaMetadataPort: 8775 } } : {}),
   });
 }
 

@@ -1,9 +1,10 @@
 import { runCli, type CliResult } from './helpers/cli.js';
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pkiPaths } from '../src/paths.js';
+import { initPki } from '../src/pki/index.js';
 import { renderFixtureDir, renderFixtureSite } from './helpers/render-fixture.js';
 
 async function cli(...args: string[]): Promise<CliResult> {
@@ -23,12 +24,9 @@ const secretFile = path.join(renderFixtureDir, 'metadata-secret');
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'ovn-deploy-render-cli-'));
-  // render reads only the PKI's public half: the fixture's CA bundle and CRL in a PKI layout.
+  // render ships the PKI's public half and signs each manifest with the CA key: a real PKI.
   pkiDir = path.join(dir, 'pki');
-  const p = pkiPaths(pkiDir);
-  await mkdir(path.dirname(p.caBundle), { recursive: true });
-  await copyFile(path.join(renderFixtureDir, 'ca-bundle.crt'), p.caBundle);
-  await copyFile(path.join(renderFixtureDir, 'crl.pem'), p.crl);
+  await initPki(pkiDir, { keyBits: 2048, commonName: 'render-cli' });
 });
 afterAll(async () => rm(dir, { recursive: true, force: true }));
 
@@ -39,8 +37,8 @@ describe('ovn-deploy render', () => {
     const first = await cli(...args);
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
-    expect(first.stdout).toMatch(/^worker1: 26 written, 0 unchanged$/m);
-    expect(first.stdout).toMatch(/rendered 6 host bundles into .* \(145 files written\)/);
+    expect(first.stdout).toMatch(/^worker1: 27 written, 0 unchanged$/m);
+    expect(first.stdout).toMatch(/rendered 6 host bundles into .* \(151 files written\)/);
     expect((await readdir(out)).sort()).toEqual(['central1', 'central2', 'central3', 'worker1', 'worker2', 'worker3']);
     const secret = path.join(out, 'worker1', 'files', 'etc', 'ovn-deploy', 'metadata-agent', 'metadata-secret.ini');
     expect((await stat(secret)).mode & 0o777).toBe(0o600);
@@ -52,7 +50,7 @@ describe('ovn-deploy render', () => {
     expect(second.code).toBe(0);
     const summary = JSON.parse(second.stdout) as { hosts: { host: string; written: string[]; unchanged: number; removed: string[] }[] };
     expect(summary.hosts.map((h) => h.written.length)).toEqual([0, 0, 0, 0, 0, 0]);
-    expect(summary.hosts.find((h) => h.host === 'worker1')?.unchanged).toBe(26);
+    expect(summary.hosts.find((h) => h.host === 'worker1')?.unchanged).toBe(27);
   });
 
   it('removes files no longer rendered and bundles of hosts no longer in the site, and nothing else', async () => {

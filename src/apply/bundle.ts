@@ -1,14 +1,17 @@
 /**
- * Reading a bundle on the host and proving it intact before anything is changed: the manifest
- * against its schema, every file under `files/` inside the bundle, present, and with the checksum
- * the manifest names. Every problem is collected (file + dot-path) into one InputError.
+ * Reading a bundle on the host and proving it intact before anything is changed: its signature
+ * by a CA the host trusts, the manifest against its schema and policy (policy.ts), every file
+ * under `files/` inside the bundle, present, with the checksum the manifest names, and no file
+ * the manifest does not list. Every problem is collected (file + dot-path) into one InputError.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { InputError, type Problem } from '../errors.js';
-import { readIfExists } from '../fsx.js';
+import { readInputFile } from '../input-file.js';
 import { MANIFEST_FILE, manifestSchema, type BundleFile, type BundleManifest } from '../bundle/manifest.js';
+import { SIGNATURE_FILE, verifyManifestSignature } from '../bundle/signature.js';
+import { policyProblems } from './policy.js';
 
 export interface VerifiedBundle {
   dir: string;
@@ -17,6 +20,8 @@ export interface VerifiedBundle {
   manifestSha256: string;
   /** Content of every manifest file, by destination. */
   contents: Map<string, Buffer>;
+  /** The pinned CA whose key signed the manifest. */
+  signer: X509Certificate;
 }
 
 export const sha256Hex = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex');
@@ -30,15 +35,34 @@ export function dotPath(segments: readonly PropertyKey[]): string {
   }, '');
 }
 
-export async function readBundle(dir: string): Promise<VerifiedBundle> {
+/** A bundle file (config, CA bundle) is small; this bounds what a hostile bundle makes apply read. */
+const BUNDLE_FILE_LIMIT = 16 * 1024 * 1024;
+
+const readOrProblem = async (file: string, what: string, problems: Problem[], maxBytes?: number): Promise<Buffer | undefined> => {
+  try {
+    return await readInputFile(file, { what, ...(maxBytes === undefined ? {} : { maxBytes }) });
+  } catch (err) {
+    if (!(err instanceof InputError)) throw err;
+    problems.push(...err.problems);
+    return undefined;
+  }
+};
+
+/**
+ * The signature first (against `trusted`, the host's pinned CAs), then the manifest's schema and
+ * policy, then every file's checksum, then no file the manifest does not list. Nothing of the
+ * bundle is believed before the signature verified.
+ */
+export async function readBundle(dir: string, trusted: readonly X509Certificate[]): Promise<VerifiedBundle> {
   const bundleDir = path.resolve(dir);
   const manifestFile = path.join(bundleDir, MANIFEST_FILE);
-  const raw = await readIfExists(manifestFile).catch((err: NodeJS.ErrnoException) => {
-    throw new InputError([{ file: manifestFile, path: '', message: `cannot read the manifest (${err.code ?? err.message})` }]);
-  });
-  if (raw === undefined) {
-    throw new InputError([{ file: manifestFile, path: '', message: `no ${MANIFEST_FILE}: --bundle must name a bundle directory made by \`ovn-deploy render\`` }]);
-  }
+  const sigFile = path.join(bundleDir, SIGNATURE_FILE);
+  const early: Problem[] = [];
+  const raw = await readOrProblem(manifestFile, `manifest (--bundle must name a bundle directory made by \`ovn-deploy render\`)`, early);
+  const sig = await readOrProblem(sigFile, 'manifest signature (bundles are signed by `ovn-deploy render`)', early, 64 * 1024);
+  if (raw === undefined || sig === undefined) throw new InputError(early);
+  const verdict = verifyManifestSignature(raw, sig.toString('utf8'), trusted);
+  if (!verdict.ok) throw new InputError([{ file: sigFile, path: verdict.field, message: verdict.message }]);
   let data: unknown;
   try {
     data = JSON.parse(raw.toString('utf8'));
@@ -50,7 +74,7 @@ export async function readBundle(dir: string): Promise<VerifiedBundle> {
     throw new InputError(parsed.error.issues.map((i) => ({ file: manifestFile, path: dotPath(i.path), message: i.message })));
   }
   const manifest = parsed.data;
-  const problems: Problem[] = [...manifestProblems(manifest, manifestFile)];
+  const problems: Problem[] = [...manifestProblems(manifest, manifestFile), ...policyProblems(manifest, manifestFile)];
   const contents = new Map<string, Buffer>();
   const filesRoot = path.join(bundleDir, 'files');
   // In manifest order, so the problems read top to bottom like the manifest.
@@ -58,8 +82,24 @@ export async function readBundle(dir: string): Promise<VerifiedBundle> {
     const content = await readBundleFile(bundleDir, filesRoot, f, `files[${i}]`, manifestFile, problems);
     if (content !== undefined) contents.set(f.dest, content);
   }
+  const listed = new Set(manifest.files.map((f) => path.resolve(bundleDir, f.source)));
+  for (const extra of (await listTree(filesRoot)).filter((f) => !listed.has(f))) {
+    problems.push({ file: extra, path: 'files', message: 'is in the bundle but not in its manifest (added after render?)' });
+  }
   if (problems.length > 0) throw new InputError(problems);
-  return { dir: bundleDir, manifest, manifestSha256: sha256Hex(raw), contents };
+  return { dir: bundleDir, manifest, manifestSha256: sha256Hex(raw), contents, signer: verdict.signer };
+}
+
+/** Every non-directory entry below `dir` (absolute paths); links are entries, never followed. */
+async function listTree(dir: string): Promise<string[]> {
+  const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+  const found: string[] = [];
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) found.push(...(await listTree(p)));
+    else found.push(p);
+  }
+  return found;
 }
 
 async function readBundleFile(
@@ -88,12 +128,8 @@ async function readBundleFile(
     problems.push({ file: path.join(bundleDir, f.source), path: `${at}.source`, message: 'is a link that leaves the bundle\'s files/ directory' });
     return undefined;
   }
-  const stat = await fs.stat(real);
-  if (!stat.isFile()) {
-    problems.push({ file: path.join(bundleDir, f.source), path: `${at}.source`, message: 'expected a regular file' });
-    return undefined;
-  }
-  const content = await fs.readFile(real);
+  const content = await readOrProblem(real, 'bundle file', problems, BUNDLE_FILE_LIMIT);
+  if (content === undefined) return undefined;
   const got = sha256Hex(content);
   if (got !== f.sha256) {
     problems.push({ file: path.join(bundleDir, f.source), path: `${at}.sha256`, message: `checksum mismatch: the manifest says ${f.sha256}, the file has ${got}` });

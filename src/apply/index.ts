@@ -18,6 +18,7 @@ import { changesOf, describeStep as describe, planApply, type ApplyStep } from '
 import { APPLY_EXIT, exitCodeFor, type ApplyReport, type ApplyStatus, type Change } from './report.js';
 import { OwnHostServices, specOf, SystemdHostServices, type HostServices } from './services.js';
 import { acquireApplyLock, readApplied, writeApplied } from './state.js';
+import { hostTrust, updatePin } from './trust.js';
 
 export type { ApplyReport, Change, HealthResult, ApplyStatus } from './report.js';
 export { APPLY_EXIT, exitCodeFor } from './report.js';
@@ -32,6 +33,8 @@ export interface ApplyOptions {
   /** Prefix of every host path (tests); default '/'. */
   root?: string;
   dryRun?: boolean;
+  /** `--trust-ca FILE`: the CA a fresh host pins (see trust.ts); ignored once the host pins one that includes it. */
+  trustCa?: { pem: string; from: string };
   /** A signed certificate to install (`--certificate FILE|-`): its PEM and where it came from. */
   certificate?: { pem: string; from: string };
   /**
@@ -76,11 +79,15 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
   const runner = opts.dryRun === true ? new DryRunRunner(real, log) : real;
   const services = opts.services ?? chooseServices(opts.supervisor ?? 'auto', root, runner);
   const at = rootedAt(root);
+  // Before anything else, even the lock file: a bundle that is not signed by a trusted CA, or asks
+  // for more than a bundle may, changes nothing on the host.
+  const trust = await hostTrust(paths, opts.trustCa);
+  const bundle = await readBundle(opts.bundleDir, trust.certs);
+  const m = bundle.manifest;
   // A dry run and --check change nothing, not even the lock file.
   const lock = opts.dryRun === true || opts.check === true ? undefined : await acquireApplyLock(paths.applyLock, opts.lockWaitMs);
   try {
-    const bundle = await readBundle(opts.bundleDir);
-    const m = bundle.manifest;
+    if (lock !== undefined) await updatePin(paths, bundle.signer, bundle.contents.get(m.certificate.caBundle)?.toString('utf8') ?? '');
     const healthCtx = { runner, services, at };
     if (opts.check === true) {
       await services.observe(m, (await readApplied(paths.applied).catch(() => undefined))?.services ?? []);

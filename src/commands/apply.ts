@@ -4,9 +4,9 @@
  * Exit 0 converged, 1 unhealthy/failed, 2 bad input, 3 needs-certificate. `--json` prints
  * exactly the report object on stdout (progress goes to stderr).
  */
-import { promises as fs } from 'node:fs';
 import { Command } from 'commander';
-import { InputError, type Problem } from '../errors.js';
+import type { Problem } from '../errors.js';
+import { readInputText } from '../input-file.js';
 import { err, out, positiveInt, throwIfProblems } from './cli-io.js';
 
 interface ApplyCliOptions {
@@ -15,6 +15,7 @@ interface ApplyCliOptions {
   dryRun?: boolean;
   json?: boolean;
   certificate?: string;
+  trustCa?: string;
   renewCertificate?: boolean;
   check?: boolean;
   supervisor: string;
@@ -30,11 +31,7 @@ async function readCertificateArg(arg: string): Promise<{ pem: string; from: str
     for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk as Buffer));
     return { pem: Buffer.concat(chunks).toString('utf8'), from: '--certificate -' };
   }
-  try {
-    return { pem: await fs.readFile(arg, 'utf8'), from: arg };
-  } catch (e) {
-    throw new InputError([{ file: arg, path: '', message: `cannot read the certificate (${(e as NodeJS.ErrnoException).code ?? String(e)})` }]);
-  }
+  return { pem: await readInputText(arg, { what: 'certificate', option: '--certificate' }), from: arg };
 }
 
 export function applyCommand(): Command {
@@ -44,6 +41,7 @@ export function applyCommand(): Command {
     .option('--root <dir>', 'prefix of every host path (tests)', '/')
     .option('--dry-run', 'print the plan; change nothing')
     .option('--json', 'print only the report as JSON on stdout')
+    .option('--trust-ca <file>', 'the site CA certificate this host pins on its first apply to check bundle signatures (deploy passes it)')
     .option('--certificate <file>', "install this signed certificate for the host's key ('-' reads stdin)")
     .option('--renew-certificate', 'request a certificate for a new key now, even outside the renewal window (the current one keeps serving until it comes)')
     .option('--check', 'only run the health checks')
@@ -61,6 +59,7 @@ export function applyCommand(): Command {
       }
       throwIfProblems(problems);
       const certificate = o.certificate === undefined ? undefined : await readCertificateArg(o.certificate);
+      const trustCa = o.trustCa === undefined ? undefined : { pem: await readInputText(o.trustCa, { what: 'CA certificate', option: '--trust-ca' }), from: o.trustCa };
       const started = Date.now();
       const { runApply } = await import('../apply/index.js');
       const { renderApplyReport } = await import('../apply/render-report.js');
@@ -73,6 +72,7 @@ export function applyCommand(): Command {
         skipPackages: o.skipPackages === true,
         loadFirewall: o.firewall === true,
         ...(certificate === undefined ? {} : { certificate }),
+        ...(trustCa === undefined ? {} : { trustCa }),
         renewCertificate: o.renewCertificate === true,
         ...(healthSec === undefined ? {} : { healthTimeoutMs: healthSec * 1000 }),
         // Progress never goes to stdout: with --json stdout carries the report only.

@@ -9,9 +9,10 @@ import { Command } from 'commander';
 import { applyFiles, readIfExists, type FileContent } from '../fsx.js';
 import { loadInventory, type Inventory } from '../inventory/index.js';
 import { renderSite } from '../render/index.js';
-import { readMetadataSecret, readSitePki } from '../deploy/site-pki.js';
+import { bundleSigner, readMetadataSecret, readSitePki } from '../deploy/site-pki.js';
 import { packageVersion } from '../version.js';
 import { MANIFEST_FILE } from '../bundle/manifest.js';
+import { inputError } from '../errors.js';
 import { err, out, printJson } from './cli-io.js';
 
 export interface RenderCommandOptions {
@@ -80,10 +81,13 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
 
 
 export async function runRender(o: RenderCommandOptions): Promise<RenderSummary> {
+  const outStat = await fs.stat(o.out).catch(() => undefined);
+  if (outStat !== undefined && !outStat.isDirectory()) throw inputError('is not a directory: --out names the directory the bundles go into', '--out', o.out);
   const { inventory: inv, warnings: invWarnings } = await loadInventory(o.inventory);
   const { pki, warnings } = await readSitePki(o.pki);
   const metadataSecret = await readMetadataSecret(o.metadataSecretFile);
-  const rendered = renderSite(inv, pki, { generator: `ovn-deploy ${packageVersion()}`, ...(metadataSecret === undefined ? {} : { metadataSecret }) });
+  const signer = await bundleSigner(o.pki);
+  const rendered = renderSite(inv, pki, { generator: `ovn-deploy ${packageVersion()}`, signer, ...(metadataSecret === undefined ? {} : { metadataSecret }) });
 
   const outDir = path.resolve(o.out);
   const summary: RenderSummary = { out: outDir, hosts: [], removedBundles: [], warnings: [...invWarnings.map((w) => `${o.inventory}: ${w}`), ...warnings] };

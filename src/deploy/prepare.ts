@@ -9,7 +9,8 @@ import { renderHostBundle } from '../render/index.js';
 import { planDeploy, type PlanOptions } from './plan.js';
 import type { Connect } from './remote.js';
 import type { DeployRunOptions } from './run.js';
-import { readMetadataSecret, readSitePki, siteSigner } from './site-pki.js';
+import { bundleSigner, readMetadataSecret, readSitePki, siteSigner } from './site-pki.js';
+import { TRUST_CA_FILE } from './remote.js';
 import { sshConnector, type SshSettings } from './ssh-connect.js';
 
 export interface PrepareOptions extends PlanOptions {
@@ -27,13 +28,19 @@ export async function prepareDeploy(opts: PrepareOptions): Promise<{ run: Omit<D
   const plan = planDeploy(inventory, opts);
   const { pki, warnings: pkiWarnings } = await readSitePki(opts.pkiDir);
   const metadataSecret = await readMetadataSecret(opts.metadataSecretFile);
-  const renderOpts = { generator: `ovn-deploy ${packageVersion()}`, ...(metadataSecret === undefined ? {} : { metadataSecret }) };
+  const signer = await bundleSigner(opts.pkiDir);
+  const renderOpts = { generator: `ovn-deploy ${packageVersion()}`, signer, ...(metadataSecret === undefined ? {} : { metadataSecret }) };
   return {
     warnings: [...inventoryWarnings, ...pkiWarnings],
     run: {
       inventory,
       plan,
-      render: (h) => renderHostBundle(inventory, h.name, pki, renderOpts),
+      render: (h) => {
+        const bundle = renderHostBundle(inventory, h.name, pki, renderOpts);
+        // The CA a fresh host pins on its first apply (`--trust-ca`), next to the bundle it verifies.
+        bundle.files.set(TRUST_CA_FILE, { content: signer.certPem, mode: 0o644 });
+        return bundle;
+      },
       connect: opts.connect ?? sshConnector(opts.ssh),
       sign: siteSigner(opts.pkiDir, inventory.certificates.leafValidityDays),
     },

@@ -43,7 +43,10 @@ export const remote = {
   cli: path.posix.join(hostPaths().toolCurrent, 'dist', 'cli.js'),
 };
 
+/** Shipped next to manifest.json: the CA that signed the bundle, pinned by a fresh host's first apply. */
+export const TRUST_CA_FILE = 'trust-ca.pem';
+
 /** `apply` as deploy and status run it on a host (the shipped tool, the pushed bundle, JSON report). */
 export function remoteApplyArgv(extra: string[] = []): string[] {
-  return ['node', remote.cli, 'apply', '--bundle', remote.bundleDir, '--json', ...extra];
+  return ['node', remote.cli, 'apply', '--bundle', remote.bundleDir, '--trust-ca', path.posix.join(remote.bundleDir, TRUST_CA_FILE), '--json', ...extra];
 }

@@ -3,20 +3,20 @@
  * carries (CA bundle, CRL), the metadata agents' shared secret, and signing a checked CSR. The CA
  * key is only ever read here, by signCsr.
  */
-import { promises as fs } from 'node:fs';
 import type { CertificateRequest } from '../bundle/manifest.js';
 import { InputError, inputError, type Problem } from '../errors.js';
-import { describeReadError } from '../inventory/parse.js';
+import { readInputText } from '../input-file.js';
 import type { Host } from '../inventory/types.js';
 import { pkiPaths } from '../paths.js';
-import { parseCrl, signCsr } from '../pki/index.js';
-import type { SitePki } from '../render/index.js';
+import { loadCa, parseCrl, signCsr } from '../pki/index.js';
+import type { RenderOptions, SitePki } from '../render/index.js';
 
 async function readRequired(file: string, what: string, hint: string): Promise<string> {
   try {
-    return await fs.readFile(file, 'utf8');
+    return await readInputText(file, { what });
   } catch (e) {
-    throw new InputError([{ file, path: '', message: `cannot read the ${what}: ${describeReadError(e)}; ${hint}` }]);
+    if (!(e instanceof InputError)) throw e;
+    throw new InputError(e.problems.map((p) => ({ ...p, message: `${p.message}; ${hint}` })));
   }
 }
 
@@ -65,4 +65,10 @@ export function siteSigner(pkiDir: string, validityDays: number) {
     const issued = await signCsr(pkiDir, csrPem, { role: req.role, name: req.name, sans: req.sans, host: host.name, validityDays, file: `${host.name}:${req.csr}` });
     return issued.certPem;
   };
+}
+
+/** The current site CA signs every bundle's manifest (why the CA itself: src/bundle/signature.ts). */
+export async function bundleSigner(pkiDir: string): Promise<NonNullable<RenderOptions['signer']>> {
+  const ca = await loadCa(pkiDir);
+  return { key: ca.key, certPem: ca.certPem };
 }

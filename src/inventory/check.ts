@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod';
 import { formatPath, type InventoryFinding, type PathSegment } from './findings.js';
+import { excerpt } from '../input-file.js';
 import { genericIssueMessage, showValue } from './messages.js';
 import { checkRules } from './rules.js';
 import { inventorySchema } from './schema.js';
@@ -59,7 +60,7 @@ function issueFindings(issue: z.core.$ZodIssue, lineOf: LineOf): InventoryFindin
   const known = knownFieldsAt(path);
   return issue.keys.map((key) => {
     const guess = closestName(key, known);
-    const message = `unknown field ${JSON.stringify(key)}${guess === undefined ? '' : ` (did you mean ${JSON.stringify(guess)}?)`}`;
+    const message = `unknown field ${showValue(key)}${guess === undefined ? '' : ` (did you mean ${JSON.stringify(guess)}?)`}`;
     const line = lineOf([...path, key]);
     return { path: formatPath(path), message, ...(line === undefined ? {} : { line }) };
   });
@@ -73,6 +74,14 @@ function byLine(a: InventoryFinding, b: InventoryFinding): number {
 export function checkInventoryData(data: unknown, lineOf: LineOf = () => undefined): InventoryReport {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     return { errors: [{ path: '', message: `expected a mapping at the top level, got ${showValue(data)}` }], warnings: [] };
+  }
+  // Not a site file at all (a config file, /etc/shadow...): one finding quoting a short excerpt,
+  // not one "unknown field" per line of it.
+  const keys = Object.keys(data);
+  const known = new Set(knownFieldsAt([]));
+  if (keys.length > 0 && !keys.some((k) => known.has(k))) {
+    const first = keys[0] ?? '';
+    return { errors: [{ path: '', message: `not a site file: none of its ${keys.length} top-level keys is a site-file field (expected "hosts"); it begins with ${JSON.stringify(excerpt(first, 20))}` }], warnings: [] };
   }
   const parsed = inventorySchema.safeParse(data, { error: genericIssueMessage, reportInput: true });
   const fieldErrors = parsed.success ? [] : parsed.error.issues.flatMap((i) => issueFindings(i, lineOf));

@@ -3,12 +3,15 @@
  * string") speak TypeScript; a site file's author thinks in YAML lists and mappings.
  */
 import type { z } from 'zod';
+import { excerpt } from '../input-file.js';
 
 type RawIssue = z.core.$ZodRawIssue;
 
 /** A value as it appears in a message: strings quoted, everything else short. */
 export function showValue(value: unknown): string {
-  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+  // A file that is not YAML parses as one long string: quote a short excerpt, never the file.
+  if (typeof value === 'string') return JSON.stringify(excerpt(value, 60));
+  if (typeof value === 'number' || typeof value === 'boolean') {
     return JSON.stringify(value);
   }
   if (value === null) return 'nothing';
@@ -62,7 +65,7 @@ export function genericIssueMessage(iss: RawIssue): string {
     case 'invalid_format':
       return `not a valid ${iss.format}: ${showValue(iss.input)}`;
     case 'unrecognized_keys':
-      return `unknown field(s) ${iss.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+      return `unknown field(s) ${iss.keys.map((k) => showValue(k)).join(', ')}`;
     default:
       return `invalid value ${showValue(iss.input)}`;
   }

@@ -1,6 +1,6 @@
 /** The throwing entry points: a valid Inventory or an InputError listing every problem. */
-import { promises as fs } from 'node:fs';
 import { InputError } from '../errors.js';
+import { readInputText } from '../input-file.js';
 import { checkInventoryData, checkInventoryText, type InventoryReport } from './check.js';
 import { findingToProblem, formatFinding } from './findings.js';
 import type { ParsedInventory } from './types.js';
@@ -22,21 +22,8 @@ export function validateInventory(data: unknown, file = '(inventory)'): ParsedIn
   return accept(checkInventoryData(data), file);
 }
 
-/** Why a file could not be read, in words rather than errno names. */
-export function describeReadError(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return 'no such file';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  if (code === 'EISDIR') return 'is a directory, expected a site file';
-  return err instanceof Error ? err.message : String(err);
-}
-
 export async function readSiteFile(file: string): Promise<string> {
-  try {
-    return await fs.readFile(file, 'utf8');
-  } catch (err) {
-    throw new InputError([{ file, path: '', message: `cannot read the site file: ${describeReadError(err)}` }]);
-  }
+  return readInputText(file, { what: 'site file' });
 }
 
 export async function loadInventory(file: string): Promise<ParsedInventory> {

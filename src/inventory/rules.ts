@@ -212,6 +212,16 @@ function centralCountWarnings(hosts: HostView[], warnings: RuleFinding[]): void 
   }
 }
 
+/**
+ * The one rule for the metadata agents' settings, used by validate (here) and render: a host with
+ * the metadata-agent role needs the `metadataAgent` section. The message, or undefined when fine.
+ */
+export function metadataSectionProblem(agents: readonly string[], hasSection: boolean): string | undefined {
+  if (agents.length === 0 || hasSection) return undefined;
+  const which = `${agents.length === 1 ? 'host' : 'hosts'} ${agents.join(', ')} ${agents.length === 1 ? 'has' : 'have'} the metadata-agent role`;
+  return `required: ${which}; add metadataAgent: { novaMetadataHost: ... } (novaMetadataPort and workers are optional)`;
+}
+
 /** Runs every cross-field rule over the raw document (a mapping; other shapes never get here). */
 export function checkRules(doc: Rec): RuleResult {
   const result: RuleResult = { errors: [], warnings: [] };
@@ -226,5 +236,8 @@ export function checkRules(doc: Rec): RuleResult {
   portRules(doc, result.errors);
   certificateRules(doc, result.errors);
   centralCountWarnings(hosts, result.warnings);
+  const agents = hosts.filter((h) => h.roles?.includes('metadata-agent')).map((h) => h.name ?? `hosts[${h.index}]`);
+  const metadata = metadataSectionProblem(agents, doc.metadataAgent !== undefined);
+  if (metadata !== undefined) result.errors.push({ path: ['metadataAgent'], message: metadata });
   return result;
 }

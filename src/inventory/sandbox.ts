@@ -24,6 +24,8 @@ export interface SandboxInventoryOptions {
   ports?: Partial<Ports>;
   loopbackPorts?: Partial<LoopbackPorts>;
   certificates?: Partial<CertificatePolicy>;
+  /** Required when a worker has `metadataAgent` (the same rule as a site file's). */
+  metadataAgent?: { novaMetadataHost: string; novaMetadataPort: number };
 }
 
 /** Throws InputError (file "(sandbox)") if the options make an invalid site, e.g. a bad address. */
@@ -34,6 +36,7 @@ export function sandboxInventory(opts: SandboxInventoryOptions): Inventory {
     ports: { ...DEFAULT_PORTS, ...opts.ports },
     loopbackPorts: { ...DEFAULT_LOOPBACK_PORTS, ...opts.loopbackPorts },
     certificates: { ...DEFAULT_CERTIFICATE_POLICY, ...opts.certificates },
+    ...(opts.metadataAgent === undefined ? {} : { metadataAgent: opts.metadataAgent }),
     hosts: [
       { name: opts.central.name, addresses: [opts.central.address], roles: ['central'] },
       ...opts.workers.map((w) => ({

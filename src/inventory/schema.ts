@@ -5,7 +5,7 @@
  * run even when some fields are broken.
  */
 import { z } from 'zod';
-import { HOST_NAME_PATTERN, addressHint, isDnsName, isIpAddress } from './addresses.js';
+import { HOST_NAME_PATTERN, addressHint, isDnsName, isIpAddress, unusableAddressReason } from './addresses.js';
 import {
   DEFAULT_CERTIFICATE_POLICY,
   DEFAULT_LOOPBACK_PORTS,
@@ -40,6 +40,10 @@ const keyBits = z
 const ipAddress = z
   .string({ error: notA('an IPv4 or IPv6 address') })
   .refine(isIpAddress, { error: notA('an IPv4 or IPv6 address', addressHint) })
+  .superRefine((v, ctx) => {
+    const why = unusableAddressReason(v);
+    if (why !== undefined) ctx.addIssue({ code: 'custom', input: v, message: `${JSON.stringify(v)} cannot be a host's address: ${why}` });
+  })
   .meta({ anyOf: [{ format: 'ipv4' }, { format: 'ipv6' }] });
 
 const hostName = z

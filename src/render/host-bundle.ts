@@ -15,6 +15,7 @@ import {
   type RaftDb,
   type StandaloneDb,
 } from '../bundle/manifest.js';
+import { signManifest, SIGNATURE_FILE } from '../bundle/signature.js';
 import type { FileContent, RenderedFiles } from '../fsx.js';
 import type { Host, Inventory } from '../inventory/types.js';
 import { bundlePaths, hostPaths, hostRenderedPaths, ovsdbSchemas } from '../paths.js';
@@ -233,6 +234,8 @@ export function renderHostBundleWith(inv: Inventory, topo: SiteTopology, hostNam
     health: health(inv, ht, services, specs),
     firewall: firewallRules(portPolicies(inv, topo, ht)),
   };
-  files.set(MANIFEST_FILE, { content: manifestJson(manifest), mode: 0o644 });
+  const json = manifestJson(manifest);
+  files.set(MANIFEST_FILE, { content: json, mode: 0o644 });
+  if (opts.signer !== undefined) files.set(SIGNATURE_FILE, { content: signManifest(Buffer.from(json, 'utf8'), opts.signer.key, opts.signer.certPem), mode: 0o644 });
   return { manifest, files };
 }

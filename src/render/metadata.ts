@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { InputError, type Problem } from '../errors.js';
 import type { Host, Inventory } from '../inventory/types.js';
+import { metadataSectionProblem } from '../inventory/rules.js';
 import { renderMetadataAgent } from '../metadata/render.js';
 import { hostPaths, hostRenderedPaths } from '../paths.js';
 import type { SiteTopology } from '../site/topology.js';
@@ -15,9 +16,8 @@ export function metadataProblems(inv: Inventory, hosts: Host[], secret: string |
   if (agents.length === 0) return [];
   const which = `${agents.length === 1 ? 'host' : 'hosts'} ${agents.join(', ')} ${agents.length === 1 ? 'has' : 'have'} the metadata-agent role`;
   const problems: Problem[] = [];
-  if (inv.metadataAgent === undefined) {
-    problems.push({ path: 'metadataAgent', message: `required: ${which}; add metadataAgent: { novaMetadataHost: ... } (novaMetadataPort and workers are optional)` });
-  }
+  const section = metadataSectionProblem(agents, inv.metadataAgent !== undefined);
+  if (section !== undefined) problems.push({ path: 'metadataAgent', message: section });
   if (secret === undefined) {
     problems.push({ path: '--metadata-secret-file', message: `required: ${which}; give a file holding the metadata proxy shared secret` });
   }

@@ -1,4 +1,5 @@
 /** Inputs of `render` besides the inventory. */
+import type { KeyObject } from 'node:crypto';
 
 /** The site PKI's public half: what every host trusts. Never a key. */
 export interface SitePki {
@@ -13,4 +14,6 @@ export interface RenderOptions {
   metadataSecret?: string;
   /** Written into every manifest, e.g. `ovn-deploy 0.1.0`; default `ovn-deploy`. */
   generator?: string;
+  /** The site CA (certificate + key): signs each manifest into manifest.sig (see bundle/signature.ts). */
+  signer?: { key: KeyObject; certPem: string };
 }

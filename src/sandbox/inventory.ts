@@ -5,11 +5,13 @@
 import { sandboxInventory } from '../inventory/index.js';
 import type { Inventory } from '../inventory/types.js';
 import type { SandboxPlan } from './plan.js';
+import { SANDBOX_NOVA } from '../metadata/sandbox-plan.js';
 
 export function planInventory(plan: SandboxPlan): Inventory {
   return sandboxInventory({
     site: `sandbox-${plan.id}`,
     central: { name: plan.central.name, address: plan.central.address },
     workers: plan.workers.map((w) => ({ name: w.name, address: w.address, metadataAgent: plan.metadata !== undefined })),
+    ...(plan.metadata === undefined ? {} : { metadataAgent: { novaMetadataHost: SANDBOX_NOVA.host, novaMetadataPort: SANDBOX_NOVA.port } }),
   });
 }

@@ -4,16 +4,19 @@
  * plus a recording service manager and a runner that runs the real ovsdb-tool and answers
  * ovs-vsctl from a small in-memory Open_vSwitch row.
  */
-import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BundleManifest, BundleManifestInput, BundleService } from '../../src/bundle/manifest.js';
 import { hostPaths, ovsdbSchemas } from '../../src/paths.js';
+import { BINARIES } from '../../src/render/services.js';
 import { RecordingRunner, ZxRunner, type RunOptions, type RunResult, type Runner } from '../../src/runner.js';
 import type { HostServices, ObservedService } from '../../src/apply/services.js';
 import { serviceHash } from '../../src/supervisor/spec.js';
 import { specOf } from '../../src/apply/services.js';
 import type { ServiceStatus } from '../../src/supervisor/types.js';
+import { SIGNATURE_FILE, signManifest } from '../../src/bundle/signature.js';
 
 const hp = hostPaths();
 
@@ -27,7 +30,33 @@ export interface FixtureFile {
   restart?: string[];
 }
 
-/** Writes a bundle directory; returns the manifest as written (checksums filled in). */
+let fixtureCa: { key: KeyObject; certPem: string } | undefined;
+
+/**
+ * The CA that signs fixture bundles (one per test process, made by the real openssl): apply's
+ * tests pin it with `trustCa: fixtureTrust()`, as `deploy` passes `--trust-ca`.
+ */
+export function fixtureSigner(): { key: KeyObject; certPem: string } {
+  if (fixtureCa === undefined) {
+    const pem = execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=apply-fixture-ca', '-days', '2', '-addext', 'basicConstraints=critical,CA:TRUE', '-keyout', '-', '-out', '-'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const keyPem = /-----BEGIN PRIVATE KEY-----[^-]+-----END PRIVATE KEY-----/.exec(pem)?.[0] ?? '';
+    const certPem = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/.exec(pem)?.[0] ?? '';
+    fixtureCa = { key: createPrivateKey(keyPem), certPem: `${certPem}\n` };
+  }
+  return fixtureCa;
+}
+
+export const fixtureTrusted = (): X509Certificate[] => [new X509Certificate(fixtureSigner().certPem)];
+
+export const fixtureTrust = (): { pem: string; from: string } => ({ pem: fixtureSigner().certPem, from: 'fixture-ca.pem' });
+
+/** Signs (or re-signs, after a test edited it) the bundle's manifest.json as render does. */
+export function signBundle(dir: string, signer = fixtureSigner()): void {
+  const raw = readFileSync(path.join(dir, 'manifest.json'));
+  writeFileSync(path.join(dir, SIGNATURE_FILE), signManifest(raw, signer.key, signer.certPem));
+}
+
+/** Writes a signed bundle directory; returns the manifest as written (checksums filled in). */
 export function writeBundle(dir: string, manifest: Omit<BundleManifestInput, 'files'>, files: FixtureFile[]): BundleManifestInput {
   mkdirSync(dir, { recursive: true });
   const entries = files.map((f) => {
@@ -38,6 +67,7 @@ export function writeBundle(dir: string, manifest: Omit<BundleManifestInput, 'fi
   });
   const full = { ...manifest, files: entries };
   writeFileSync(path.join(dir, 'manifest.json'), `${JSON.stringify(full, null, 2)}\n`);
+  signBundle(dir);
   return full;
 }
 
@@ -95,8 +125,8 @@ export function oneBoxManifest(host = 'box1', caBundlePem = '', crlPem = ''): { 
     ],
     standaloneDbs: [{ service: 'ovs-ovsdb', dbFile: hp.ovs.confDb, schema: ovsdbSchemas.vswitch }],
     initCommands: [
-      ['ovn-nbctl', `--db=unix:${hp.ovn.nbSock}`, 'init'],
-      ['ovn-sbctl', `--db=unix:${hp.ovn.sbSock}`, 'init'],
+      [BINARIES.nbctl, `--db=unix:${hp.ovn.nbSock}`, 'init'],
+      [BINARIES.sbctl, `--db=unix:${hp.ovn.sbSock}`, 'init'],
     ],
     health: [
       { kind: 'service-running', service: 'ovn-northd' },

@@ -1,0 +1,84 @@
+/**
+ * What a bundle may ask of a host, whoever signed it: apply runs as root, so a manifest is held to
+ * the shape `render` produces. Destinations come from an allow-list per kind of file, modes are
+ * never setuid/setgid/sticky or world-writable, owners are root or a service user, daemons are the
+ * known binaries, and init commands are exactly the known ones. Paths are host paths (no --root).
+ */
+import path from 'node:path';
+import type { BundleManifest } from '../bundle/manifest.js';
+import type { Problem } from '../errors.js';
+import { hostPaths, ovsdbSchemas } from '../paths.js';
+import { BINARIES } from '../render/services.js';
+
+const hp = hostPaths();
+
+/** Users and groups the distribution packages create for the daemons we configure. */
+export const SERVICE_ACCOUNTS: ReadonlySet<string> = new Set(['root', 'openvswitch', 'hugetlbfs', 'ovn', 'stunnel4', 'neutron', 'haproxy']);
+
+const under = (dir: string) => (p: string): boolean => p.startsWith(`${dir}/`) && !p.slice(dir.length + 1).split('/').includes('..');
+const UNIT = /^ovn-deploy-[a-z][a-z0-9-]{0,47}\.service$/;
+const DISTRO_UNIT = /^[A-Za-z0-9@_.-]+\.service$/;
+
+/** The kinds of file a bundle places, each with where it may go. */
+const FILE_KINDS: { kind: string; allows: (dest: string) => boolean }[] = [
+  // The PKI directory also holds the host's key and certificate: a bundle may only bring the public CA bundle and CRL.
+  { kind: 'CA bundle / CRL', allows: (d) => d === hp.pki.caBundle || d === hp.pki.crl },
+  { kind: 'ovn-deploy configuration', allows: (d) => under(hp.etc)(d) && !under(hp.pki.dir)(d) },
+  { kind: 'systemd unit of ours', allows: (d) => path.posix.dirname(d) === hp.systemdDir && UNIT.test(path.posix.basename(d)) },
+  {
+    kind: 'systemd drop-in of ours',
+    allows: (d) => path.posix.basename(d) === 'ovn-deploy.conf' && path.posix.dirname(path.posix.dirname(d)) === hp.systemdDir && DISTRO_UNIT.test(path.posix.basename(path.posix.dirname(d)).replace(/\.d$/, '')) && path.posix.dirname(d).endsWith('.service.d'),
+  },
+];
+
+const KNOWN_INIT_COMMANDS: readonly (readonly string[])[] = [
+  [BINARIES.nbctl, `--db=unix:${hp.ovn.nbSock}`, 'init'],
+  [BINARIES.sbctl, `--db=unix:${hp.ovn.sbSock}`, 'init'],
+];
+const KNOWN_BINARIES: ReadonlySet<string> = new Set(Object.values(BINARIES));
+const ENV_ALLOWED: Readonly<Record<string, string>> = { OVS_RUNDIR: hp.ovs.runDir, OVN_RUNDIR: hp.ovn.runDir };
+
+const sameArgv = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** Every way this manifest asks for more than a bundle may; empty when it is within policy. */
+export function policyProblems(m: BundleManifest, file: string): Problem[] {
+  const problems: Problem[] = [];
+  const add = (p: string, message: string): void => void problems.push({ file, path: p, message });
+  m.files.forEach((f, i) => {
+    if (!FILE_KINDS.some((k) => k.allows(f.dest))) {
+      add(`files[${i}].dest`, `"${f.dest}" is outside what a bundle may write (${FILE_KINDS.map((k) => k.kind).join(', ')})`);
+    }
+    if ((f.mode & 0o7000) !== 0) add(`files[${i}].mode`, `0${f.mode.toString(8)} sets setuid, setgid or sticky bits`);
+    if ((f.mode & 0o002) !== 0) add(`files[${i}].mode`, `0${f.mode.toString(8)} is world-writable`);
+    if (!SERVICE_ACCOUNTS.has(f.owner)) add(`files[${i}].owner`, `"${f.owner}" is neither root nor a service user`);
+    if (!SERVICE_ACCOUNTS.has(f.group)) add(`files[${i}].group`, `"${f.group}" is neither root nor a service group`);
+  });
+  const cert = m.certificate;
+  for (const k of ['key', 'csr', 'cert', 'caBundle', 'crl'] as const) {
+    if (cert[k] !== hp.pki[k]) add(`certificate.${k}`, `expected ${hp.pki[k]}, got "${cert[k]}"`);
+  }
+  m.services.forEach((s, i) => {
+    const bin = s.argv[0] ?? '';
+    if (!KNOWN_BINARIES.has(bin)) add(`services[${i}].argv[0]`, `"${bin}" is not one of the daemons ovn-deploy runs`);
+    if (!under(hp.logDir)(s.logFile)) add(`services[${i}].logFile`, `expected a file under ${hp.logDir}/, got "${s.logFile}"`);
+    if (!UNIT.test(s.unit)) add(`services[${i}].unit`, `expected ovn-deploy-<name>.service, got "${s.unit}"`);
+    for (const [k, v] of Object.entries(s.env)) {
+      if (ENV_ALLOWED[k] !== v) add(`services[${i}].env.${k}`, `not an environment variable a daemon of ovn-deploy gets (${Object.keys(ENV_ALLOWED).join(', ')} at their paths)`);
+    }
+  });
+  m.initCommands.forEach((c, i) => {
+    if (!KNOWN_INIT_COMMANDS.some((k) => sameArgv(k, c))) add(`initCommands[${i}]`, `not a known init command: ${JSON.stringify(c)}`);
+  });
+  const dbDirs = [hp.ovn.dbDir, hp.ovs.dbDir];
+  const schemas = new Set(Object.values(ovsdbSchemas));
+  m.raft.forEach((r, i) => {
+    if (!dbDirs.some((d) => under(d)(r.dbFile))) add(`raft[${i}].dbFile`, `expected a file under ${hp.ovn.dbDir}/, got "${r.dbFile}"`);
+    if (!schemas.has(r.schema)) add(`raft[${i}].schema`, `not a known OVSDB schema: "${r.schema}"`);
+    if (!under(hp.ovn.runDir)(r.ctl)) add(`raft[${i}].ctl`, `expected a control socket under ${hp.ovn.runDir}/, got "${r.ctl}"`);
+  });
+  m.standaloneDbs.forEach((d, i) => {
+    if (!dbDirs.some((dir) => under(dir)(d.dbFile))) add(`standaloneDbs[${i}].dbFile`, `expected a file under ${hp.ovs.dbDir}/, got "${d.dbFile}"`);
+    if (!schemas.has(d.schema)) add(`standaloneDbs[${i}].schema`, `not a known OVSDB schema: "${d.schema}"`);
+  });
+  return problems;
+}
