@@ -5,7 +5,7 @@
 import { Command, Option } from 'commander';
 import { inputError } from '../errors.js';
 import { defaultSandboxDir } from '../paths.js';
-import { MAX_WORKERS, MIN_WORKERS } from '../sandbox/plan.js';
+import { MAX_WORKERS, MIN_WORKERS } from '../sandbox/naming.js';
 import { out } from './cli-io.js';
 
 export function parseWorkers(value: string): number {
