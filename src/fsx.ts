@@ -38,8 +38,8 @@ export function isTempFile(name: string): boolean {
   return /^\..+\.[0-9a-f]{12}\.tmp$/.test(path.basename(name));
 }
 
-function tempName(file: string): string {
-  return path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+function tempName(file: string, stagingDir: string | undefined): string {
+  return path.join(stagingDir ?? path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
 }
 
 /**
@@ -80,16 +80,26 @@ async function flush(paths: readonly string[]): Promise<void> {
   await fsyncEach(paths);
 }
 
+export interface BatchOptions {
+  /**
+   * Write the temp files here (created, and removed afterwards) instead of beside each target:
+   * a batch killed before its renames then leaves one directory to remove, not a temp file in
+   * every directory. Must be on the targets' filesystem.
+   */
+  stagingDir?: string;
+}
+
 /**
  * Writes every file atomically as one batch; renames happen in the order given (put first what
  * must be in place before the others). On an error before the renames nothing has changed; the
  * temp files are removed. Synchronous file calls on purpose: for thousands of small files the
  * threadpool round trips cost several times the system calls themselves.
  */
-export async function writeFilesAtomic(writes: readonly FileWrite[]): Promise<void> {
+export async function writeFilesAtomic(writes: readonly FileWrite[], opts: BatchOptions = {}): Promise<void> {
   if (writes.length === 0) return;
   const dirs = new Set<string>();
   const temps: string[] = [];
+  if (opts.stagingDir !== undefined) fsSync.mkdirSync(opts.stagingDir, { recursive: true });
   try {
     for (const w of writes) {
       const dir = path.dirname(w.file);
@@ -98,7 +108,7 @@ export async function writeFilesAtomic(writes: readonly FileWrite[]): Promise<vo
         dirs.add(dir);
       }
       const mode = w.mode ?? 0o644;
-      const tmp = tempName(w.file);
+      const tmp = tempName(w.file, opts.stagingDir);
       // Created with the final mode so a private key is never readable by others, not even briefly.
       const fd = fsSync.openSync(tmp, 'wx', mode);
       temps.push(tmp);
@@ -115,7 +125,8 @@ export async function writeFilesAtomic(writes: readonly FileWrite[]): Promise<vo
       temps[i] = '';
     }
   } finally {
-    for (const t of temps) if (t !== '') fsSync.rmSync(t, { force: true });
+    if (opts.stagingDir !== undefined) fsSync.rmSync(opts.stagingDir, { recursive: true, force: true });
+    else for (const t of temps) if (t !== '') fsSync.rmSync(t, { force: true });
   }
   await flush([...dirs]);
 }

@@ -69,6 +69,30 @@ function isStaleBundle(dir: string, inv: Inventory): boolean {
   }
 }
 
+const STAGING = '.render-staging-';
+
+/**
+ * Removes the staging directories of renders that were killed (their pid is gone): each holds
+ * the temp files of a batch that never got to its renames.
+ */
+function removeDeadStaging(outDir: string): void {
+  const entries = fs.existsSync(outDir) ? fs.readdirSync(outDir) : [];
+  for (const name of entries.filter((n) => n.startsWith(STAGING))) {
+    const pid = Number(name.slice(STAGING.length).split('-')[0]);
+    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) continue;
+    fs.rmSync(path.join(outDir, name), { recursive: true, force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0); // signal 0: only asks whether the process exists
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export async function renderToDir(o: RenderOutOptions): Promise<RenderSummary> {
   const { inventory: inv, warnings: invWarnings } = await loadInventory(o.inventory);
   const { pki, warnings } = await readSitePki(o.pki);
@@ -92,8 +116,9 @@ export async function renderToDir(o: RenderOutOptions): Promise<RenderSummary> {
     for (const w of writes) (path.basename(w.file) === MANIFEST_FILE && path.dirname(w.file) === hostDir ? manifests : files).push(w);
     summary.hosts.push({ host: host.name, written: writes.map((w) => path.relative(hostDir, w.file)), unchanged: unchanged.length, removed: [] });
   }
+  removeDeadStaging(outDir);
   // Manifests last: a reader that finds a new manifest finds the files it lists.
-  await writeFilesAtomic([...files, ...manifests]);
+  await writeFilesAtomic([...files, ...manifests], { stagingDir: path.join(outDir, `${STAGING}${process.pid}-${Date.now()}`) });
 
   for (const h of summary.hosts) {
     const plan = plans.get(h.host) ?? new Map<string, FileContent>();
@@ -105,9 +130,10 @@ export async function renderToDir(o: RenderOutOptions): Promise<RenderSummary> {
       h.removed.push(rel);
     }
   }
+  const current = new Set(inv.hosts.map((h) => h.name));
   for (const entry of fs.existsSync(outDir) ? fs.readdirSync(outDir, { withFileTypes: true }) : []) {
     const dir = path.join(outDir, entry.name);
-    if (entry.isDirectory() && isStaleBundle(dir, inv)) {
+    if (entry.isDirectory() && !current.has(entry.name) && isStaleBundle(dir, inv)) {
       fs.rmSync(dir, { recursive: true, force: true });
       summary.removedBundles.push(entry.name);
     }
