@@ -5,7 +5,7 @@
  * exactly the report object on stdout (progress goes to stderr).
  */
 import { promises as fs } from 'node:fs';
-import { Command } from 'commander';
+import { Command } from './commander.js';
 import { InputError, type Problem } from '../errors.js';
 import { err, out, positiveInt, throwIfProblems } from './cli-io.js';
 

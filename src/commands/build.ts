@@ -3,7 +3,7 @@
  * per-role container images from those RPMs, and a local base image where no registry is
  * reachable. Every artifact is named by the hash of its inputs and reused when they are unchanged.
  */
-import { Command, Option } from 'commander';
+import { Command, Option } from './commander.js';
 import { InputError, type Problem } from '../errors.js';
 import { buildOutputPaths, defaultBuildCacheDir } from '../paths.js';
 import type { BuildImagesResult } from '../build/image-pipeline.js';

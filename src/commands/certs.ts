@@ -4,7 +4,7 @@
  * never key material.
  */
 import path from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, Option } from './commander.js';
 import type { Problem } from '../errors.js';
 import { defaultSandboxDir } from '../paths.js';
 import { REVOCATION_REASONS, type RevocationReason } from '../pki/types.js';

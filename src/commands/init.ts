@@ -1,7 +1,7 @@
 /** `ovn-deploy init`: writes a commented example site.yaml to start from. */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Command } from 'commander';
+import { Command } from './commander.js';
 import { inputError } from '../errors.js';
 import { writeFileAtomic } from '../fsx.js';
 import { defaultSiteFile } from '../paths.js';

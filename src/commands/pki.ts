@@ -4,7 +4,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Command } from 'commander';
+import { Command } from './commander.js';
 import { InputError, type Problem } from '../errors.js';
 import { writeFilesAtomic } from '../fsx.js';
 import { pkiPaths } from '../paths.js';

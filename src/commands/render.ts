@@ -3,7 +3,7 @@
  * manifest with checksums), rendered in memory first so bad input writes nothing, then written
  * atomically as one batch (src/bundle/write.ts); files no longer rendered are removed.
  */
-import { Command } from 'commander';
+import { Command } from './commander.js';
 import { err, out, printJson } from './cli-io.js';
 
 export interface RenderCommandOptions {

@@ -1,5 +1,5 @@
 /** `ovn-deploy schema`: the JSON Schema of site.yaml, for editors. */
-import { Command } from 'commander';
+import { Command } from './commander.js';
 
 export function schemaCommand(): Command {
   return new Command('schema')

@@ -8,7 +8,7 @@
  * chassis. Exit 0 healthy, 1 degraded, 3 no host reachable.
  */
 import { existsSync } from 'node:fs';
-import { Command } from 'commander';
+import { Command } from './commander.js';
 import { defaultSandboxDir, sandboxPaths } from '../paths.js';
 import { canonicalDir, STATUS_EXIT } from '../sandbox/naming.js';
 import type { Problem } from '../errors.js';

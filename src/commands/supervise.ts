@@ -2,7 +2,7 @@
  * `ovn-deploy supervise --dir STATE` (internal, hidden from help): the own supervisor in the
  * foreground. `up` starts it detached; running it by hand is for debugging.
  */
-import { Command } from 'commander';
+import { Command } from './commander.js';
 
 export function superviseCommand(): Command {
   return new Command('supervise')

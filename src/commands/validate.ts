@@ -1,5 +1,5 @@
 /** `ovn-deploy validate FILE`: reports every problem of a site file, or a one-line summary. */
-import { Command } from 'commander';
+import { Command } from './commander.js';
 import { ExitError, InputError, formatProblem } from '../errors.js';
 import type { Inventory, InventoryFinding, InventoryReport } from '../inventory/index.js';
 
