@@ -13,6 +13,7 @@ import {
   generateKeyPair,
   initPki,
   issueCertificate,
+  issueCertificates,
   pkiStatus,
   readCrlInfo,
   readIndex,
@@ -305,6 +306,26 @@ describe('CSRs', () => {
     const before = entries.length;
     await expect(signCsrs(dir, [{ csrPem: csrs[0] ?? '', opts: { role: 'worker' } }, { csrPem: 'junk', opts: { role: 'worker', file: 'junk.csr' } }])).rejects.toThrow(/junk\.csr/);
     expect((await readIndex(dir)).length).toBe(before);
+  });
+
+  it('issueCertificates makes fresh keys in parallel and writes the index once', async () => {
+    const names = [`ib0-${tag}`, `ib1-${tag}`, `ib2-${tag}`];
+    const index = path.resolve(pkiPaths(dir).index);
+    const rename = vi.spyOn(fsSync, 'renameSync');
+    let issued: IssuedCertificate[];
+    try {
+      issued = await issueCertificates(dir, names.map((name) => ({ name, role: 'worker' as const })));
+      expect(rename.mock.calls.filter((c) => c[1] === index)).toHaveLength(1);
+    } finally {
+      rename.mockRestore();
+    }
+    const entries = await readIndex(dir);
+    for (const c of issued) {
+      expect(entries.some((e) => e.serial === c.serial && e.status === 'valid')).toBe(true);
+      const keyMod = (await runner.run(['openssl', 'rsa', '-in', c.keyPath ?? '', '-noout', '-modulus'])).stdout.trim();
+      expect(await modulusOfCert(c.certPath)).toBe(keyMod);
+    }
+    await expect(issueCertificates(dir, [{ name: names[0] ?? '', role: 'worker' }, { name: names[0] ?? '', role: 'worker' }])).rejects.toThrow(/requested twice/);
   });
 
   it('rejects a tampered CSR with exit 2 naming the CSR file', async () => {

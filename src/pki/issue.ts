@@ -49,6 +49,32 @@ export async function issueCertificate(dir: string, req: IssueRequest & { now?: 
   return commitLeaf(dir, { plan, publicKey, privateKeyPem: pair.privateKeyPem });
 }
 
+/**
+ * Several certificates with fresh keys as one batch (`up` issuing for every sandbox node): every
+ * request is checked first, the keys are made in parallel, then all are written under one lock
+ * with one index write.
+ */
+export async function issueCertificates(dir: string, reqs: readonly (IssueRequest & { now?: Date; notBefore?: Date })[]): Promise<IssuedCertificate[]> {
+  const problems: Problem[] = [];
+  const names = new Set<string>();
+  const plans = reqs.map((req, i) => {
+    const mine: Problem[] = [];
+    const plan = planLeaf(req, mine);
+    checkKeyBits(req.keyBits, 'keyBits', mine);
+    if (names.has(req.name)) mine.push({ path: 'name', message: `${req.name} is requested twice: one certificate per name in a batch` });
+    names.add(req.name);
+    problems.push(...mine.map((p) => ({ ...p, path: reqs.length > 1 ? `[${i}].${p.path}` : p.path })));
+    return plan;
+  });
+  throwIfProblems(problems);
+  await loadCa(dir);
+  const pairs = await Promise.all(reqs.map((req) => generateKeyPair(req.keyBits ?? DEFAULT_LEAF_KEY_BITS)));
+  return commitLeaves(
+    dir,
+    plans.map((plan, i) => ({ plan, publicKey: forge.pki.publicKeyFromPem(pairs[i]?.publicKeyPem ?? ''), privateKeyPem: pairs[i]?.privateKeyPem })),
+  );
+}
+
 /** Checks a CSR and plans its certificate (no lock, no write). */
 function csrJob(csrPem: string, opts: SignCsrOptions): LeafJob {
   const file = opts.file ?? 'CSR';
