@@ -13,6 +13,8 @@ import { err, out, positiveInt, throwIfProblems } from './cli-io.js';
 
 /** node-forge and @peculiar/x509 come with the PKI: loaded by the action that uses them. */
 const pki = () => import('../pki/index.js');
+/** Issuing and signing alone: no CRL code (@peculiar/x509), which `pki issue` in a loop would pay every time. */
+const pkiIssue = () => import('../pki/issue.js');
 
 /** Library field -> the option a CLI user typed, so problems name what they can fix. */
 const OPTION_OF: Record<string, string> = {
@@ -112,7 +114,7 @@ function issueSub(): Command {
       const keyBits = positiveInt(o.keyBits, '--key-bits', problems);
       throwIfProblems(problems);
       const s = sans(o.san);
-      const { issueCertificate } = await pki();
+      const { issueCertificate } = await pkiIssue();
       const c = await withOptionNames(() =>
         issueCertificate(o.dir, {
           name: o.name,
@@ -159,7 +161,7 @@ function signCsrSub(): Command {
       throwIfProblems(problems);
       const pems = await Promise.all(o.csr.map(readCsrFile));
       const s = sans(o.san);
-      const { signCsrs } = await pki();
+      const { signCsrs } = await pkiIssue();
       const signed = await withOptionNames(() =>
         signCsrs(
           o.dir,

@@ -12,7 +12,6 @@ import { ExitError, type Problem } from '../errors.js';
 import { readIfExists, writeFileAtomic } from '../fsx.js';
 import { pkiPaths } from '../paths.js';
 import { readIndex, writeIndex } from './cert-index.js';
-import { writeCrl } from './crl.js';
 import { withPkiLock } from './lock.js';
 import { generateKeyPair, privateKeyObject, signCertificate } from './native-sign.js';
 import { buildCaCertificate, randomSerial, type IssuingCa } from './templates.js';
@@ -176,7 +175,11 @@ export async function initPki(dir: string, opts: InitPkiOptions = {}): Promise<I
     if (created || (await readIfExists(paths.caBundle)) === undefined) await writeFileAtomic(paths.caBundle, ca.certPem, 0o644);
     if (created || (await readIfExists(paths.index)) === undefined) await writeIndex(dir, []);
     // A lost CRL is rebuilt from the index: an empty one would quietly un-revoke certificates.
-    if (created || (await readIfExists(paths.crl)) === undefined) await writeCrl(dir, ca, await readIndex(dir), { now });
+    if (created || (await readIfExists(paths.crl)) === undefined) {
+      // @peculiar/x509 (the CRL) is loaded only here: issuing and signing do not need it.
+      const { writeCrl } = await import('./crl.js');
+      await writeCrl(dir, ca, await readIndex(dir), { now });
+    }
     return { created, caCertPath: paths.caCert };
   });
 }
