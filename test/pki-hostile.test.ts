@@ -34,7 +34,8 @@ async function csrFor(cn: string): Promise<string> {
 async function snapshot(d: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const e of await fs.readdir(d, { recursive: true, withFileTypes: true })) {
-    if (!e.isFile()) continue;
+    // The lock file comes and goes with every command (released just after a command returns).
+    if (!e.isFile() || e.name === '.lock') continue;
     const p = path.join(e.parentPath, e.name);
     out[path.relative(d, p)] = await sha(p);
   }

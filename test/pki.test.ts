@@ -273,13 +273,14 @@ describe('CSRs', () => {
     expect(t).toContain(`Subject: O = ovn-deploy, OU = central, CN = ${name}`);
   });
 
-  it('a CSR for a name issued before with a key removes that stale key', async () => {
+  it('a CSR for a name whose key this PKI keeps is refused, and the key stays (it is never deleted)', async () => {
     const name = `moved-${tag}`;
     const first = await issueCertificate(dir, { name, role: 'worker' });
     expect(first.keyPath).toBeDefined();
+    const key = await fs.readFile(first.keyPath ?? '');
     const { privateKeyPem } = await generateKeyPair(2048);
-    await signCsr(dir, createCsr(privateKeyPem, name), { role: 'worker' });
-    await expect(fs.stat(first.keyPath ?? '')).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(signCsr(dir, createCsr(privateKeyPem, name), { role: 'worker' })).rejects.toThrow(/key is kept in this PKI/);
+    expect(await fs.readFile(first.keyPath ?? '')).toEqual(key);
   });
 
   it('signCsrs signs a batch under one lock with one index write; every certificate is in the index', async () => {

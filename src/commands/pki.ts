@@ -2,11 +2,12 @@
  * `ovn-deploy pki ...`: the CA, issuing/signing, revocation, CRL refresh and status. Prints short
  * confirmations (paths, serials, dates) and never key material.
  */
-import { promises as fs } from 'node:fs';
+import { lstatSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from './commander.js';
 import { InputError, type Problem } from '../errors.js';
 import { writeFilesAtomic } from '../fsx.js';
+import { readInputText } from '../input-file.js';
 import { pkiPaths } from '../paths.js';
 import { LEAF_ROLES, REVOCATION_REASONS, type IssuedCertificate, type LeafRole, type RevocationReason } from '../pki/types.js';
 import { err, out, positiveInt, throwIfProblems } from './cli-io.js';
@@ -18,6 +19,7 @@ const pkiIssue = () => import('../pki/issue.js');
 
 /** Library field -> the option a CLI user typed, so problems name what they can fix. */
 const OPTION_OF: Record<string, string> = {
+  dir: '--dir',
   name: '--name',
   role: '--role',
   sans: '--san',
@@ -129,11 +131,35 @@ function issueSub(): Command {
     });
 }
 
-async function readCsrFile(file: string): Promise<string> {
-  try {
-    return await fs.readFile(file, 'utf8');
-  } catch (e) {
-    throw new InputError([{ file, path: '', message: `cannot read the CSR (${(e as NodeJS.ErrnoException).code ?? String(e)})` }]);
+/** A CSR is a few KiB: anything much larger is not one (and is not read whole). */
+const CSR_MAX_BYTES = 64 * 1024;
+
+const readCsrFile = (file: string): Promise<string> => readInputText(file, { what: 'CSR', maxBytes: CSR_MAX_BYTES });
+
+/** Where `p` really is: its nearest existing ancestor with every link resolved, plus the rest. */
+function resolvedThroughLinks(p: string): string {
+  const abs = path.resolve(p);
+  for (let d = abs; ; d = path.dirname(d)) {
+    try {
+      return path.join(realpathSync(d), path.relative(d, abs));
+    } catch {
+      if (d === path.dirname(d)) return abs;
+    }
+  }
+}
+
+/**
+ * Where a copy of a certificate may go, checked before anything is signed: a file (not a
+ * directory), never inside the PKI directory, however it is reached (a symlinked parent too).
+ */
+function checkCopyTarget(file: string, option: string, pkiDir: string, problems: Problem[]): void {
+  const st = lstatSync(file, { throwIfNoEntry: false });
+  if (st?.isDirectory()) return void problems.push({ path: option, message: `${file} is a directory: give the file to write` });
+  if (st !== undefined && !st.isFile()) return void problems.push({ path: option, message: `${file} is not a regular file` });
+  const parent = resolvedThroughLinks(path.dirname(file));
+  const pkiReal = resolvedThroughLinks(pkiDir);
+  if (parent === pkiReal || parent.startsWith(`${pkiReal}${path.sep}`)) {
+    problems.push({ path: option, message: `${file} is inside the PKI directory ${pkiDir}: a copy goes elsewhere (the PKI keeps its own in certs/)` });
   }
 }
 
@@ -157,6 +183,12 @@ function signCsrSub(): Command {
         for (const [opt, v] of [['--name', o.name], ['--san', o.san], ['--host', o.host], ['--out', o.out]] as const) {
           if (v !== undefined) problems.push({ path: opt, message: `applies to one CSR only (got ${o.csr.length}): each certificate is named by its CSR's CN` });
         }
+      }
+      if (o.out !== undefined) checkCopyTarget(o.out, '--out', o.dir, problems);
+      if (o.outDir !== undefined) {
+        const st = lstatSync(o.outDir, { throwIfNoEntry: false });
+        if (st !== undefined && !st.isDirectory()) problems.push({ path: '--out-dir', message: `${o.outDir} is not a directory` });
+        else checkCopyTarget(path.join(o.outDir, 'NAME.crt'), '--out-dir', o.dir, problems);
       }
       throwIfProblems(problems);
       const pems = await Promise.all(o.csr.map(readCsrFile));

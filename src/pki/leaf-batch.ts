@@ -8,7 +8,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import forge from 'node-forge';
-import { ExitError } from '../errors.js';
+import { ExitError, InputError, inputError } from '../errors.js';
 import { writeFilesAtomic, type FileWrite } from '../fsx.js';
 import { pkiPaths } from '../paths.js';
 import { CLOCK_SKEW_MS, DAY_MS, loadCa, type LoadedCa } from './ca.js';
@@ -69,12 +69,15 @@ export async function commitLeaves(dir: string, jobs: readonly LeafJob[]): Promi
   const pending: Pending[] = [];
   const done = jobs.map((job) => new Promise<IssuedCertificate>((resolve, reject) => pending.push({ ...job, resolve, reject })));
   const key = path.resolve(dir);
+  // Handled from the start: a job refused inside the batch rejects while the lock is still held.
+  const all = Promise.all(done);
+  all.catch(() => undefined);
   try {
     await withPkiLock(key, () => commitBatch(key, pending));
   } catch (err) {
     for (const j of pending) j.reject(err);
   }
-  return Promise.all(done);
+  return all;
 }
 
 async function drain(dir: string, q: { jobs: Pending[]; draining: boolean }): Promise<void> {
@@ -146,6 +149,29 @@ function prepare(dir: string, ca: LoadedCa, job: Pending, used: Set<string>): Pr
   return { job, cert, entry, notAfter };
 }
 
+/**
+ * Why `job` may not have a certificate of its name, if it may not: a name keeps its role while
+ * it has a current certificate (a CSR for central1 as a worker would take the central over), and
+ * a CSR never replaces a certificate whose key this PKI keeps (that key would then have to go).
+ */
+async function takeoverRefusal(dir: string, job: LeafJob, entries: readonly IndexEntry[]): Promise<InputError | undefined> {
+  const { name, role } = job.plan;
+  const current = entries.find((e) => e.name === name && e.status === 'valid');
+  if (current !== undefined && current.role !== role) {
+    return inputError(
+      `${name} already has a current ${current.role} certificate (serial ${current.serial}): a ${role} certificate under that name is refused; revoke it first (\`ovn-deploy pki revoke --dir ${dir} --name ${name}\`) to give the name another role`,
+      'name',
+    );
+  }
+  if (job.privateKeyPem === undefined && (await fs.lstat(pkiPaths(dir).key(name)).catch(() => undefined)) !== undefined) {
+    return inputError(
+      `${name}'s key is kept in this PKI (${pkiPaths(dir).key(name)}, from \`pki issue\`): renew it with \`pki issue\`, or move that key out of the PKI before a host's CSR takes the name over`,
+      'name',
+    );
+  }
+  return undefined;
+}
+
 /** Runs inside withPkiLock. Settles every job of the batch. */
 async function commitBatch(dir: string, batch: Pending[]): Promise<void> {
   const ca = await loadCa(dir);
@@ -155,15 +181,17 @@ async function commitBatch(dir: string, batch: Pending[]): Promise<void> {
   const prepared: Prepared[] = [];
   for (const job of batch) {
     try {
+      const refusal = await takeoverRefusal(dir, job, entries);
+      if (refusal !== undefined) throw refusal;
       prepared.push(prepare(dir, ca, job, used));
     } catch (err) {
       job.reject(err);
     }
   }
+  if (prepared.length === 0) return;
   await Promise.all(prepared.map((p) => signCertificateAsync(p.cert, ca.key)));
 
   // Names are unique within a batch, so a name's previous certificates belong to one job.
-  const known = new Set(entries.map((e) => e.name));
   for (const p of prepared) {
     for (const e of entries) if (e.name === p.entry.name && e.status === 'valid') e.status = 'superseded';
     entries.push(p.entry);
@@ -183,8 +211,6 @@ async function commitBatch(dir: string, batch: Pending[]): Promise<void> {
     if (prepared.some((p) => p.job.privateKeyPem !== undefined)) await fs.mkdir(path.dirname(paths.key('x')), { recursive: true, mode: 0o700 });
     await writeFilesAtomic(writes);
     await indexWritten(dir, entries);
-    // A key left from an earlier `issue` of a name now signed from a CSR no longer matches.
-    for (const p of prepared) if (p.job.privateKeyPem === undefined && known.has(p.entry.name)) await fs.rm(paths.key(p.entry.name), { force: true });
   } catch (err) {
     for (const p of prepared) p.job.reject(err);
     return;
