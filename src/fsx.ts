@@ -1,10 +1,18 @@
 /**
- * File writes: atomic (temp file + fsync + rename in the same directory), with explicit modes, and
+ * File writes: atomic (temp file + rename in the same directory), with explicit modes, and
  * the single apply step that turns a rendered plan into files and reports what it changed.
+ *
+ * Writes go in batches: every temp file of a batch is written first, then their data is made
+ * durable in one flush, then every rename happens, then one more flush makes the renames
+ * durable. A crash (or kill -9) at any moment leaves each file with its complete old or complete
+ * new content, and a batch of thousands of files costs two filesystem syncs instead of one fsync
+ * per file (3-4 ms each on this machine's disk).
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import fsSync, { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { InputError, inputError } from './errors.js';
 
 export interface FileContent {
@@ -16,25 +24,115 @@ export interface FileContent {
 /** A rendered plan: path (relative to an apply root, or absolute) -> content. */
 export type RenderedFiles = Map<string, FileContent>;
 
-export async function writeFileAtomic(file: string, content: string | Uint8Array, mode = 0o644): Promise<void> {
-  const dir = path.dirname(file);
-  await fs.mkdir(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  // Created with the final mode so a private key is never readable by others, not even briefly.
-  const handle = await fs.open(tmp, 'wx', mode);
+export interface FileWrite extends FileContent {
+  file: string;
+}
+
+/** Up to this many files are fsynced one by one (in parallel); more share a filesystem sync. */
+const FSYNC_EACH_MAX = 16;
+
+const fsyncFd = promisify(fsSync.fsync);
+
+/** Temp files are dot files beside their target; a crashed batch leaves only these behind. */
+export function isTempFile(name: string): boolean {
+  return /^\..+\.[0-9a-f]{12}\.tmp$/.test(path.basename(name));
+}
+
+function tempName(file: string, stagingDir: string | undefined): string {
+  return path.join(stagingDir ?? path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+/**
+ * syncfs(2) through coreutils' `sync -f` (Node has no binding): one call per filesystem flushes
+ * every file of the batch. False when it is not available, so the caller fsyncs each file.
+ */
+async function syncFilesystems(paths: readonly string[]): Promise<boolean> {
+  const byDevice = new Map<number, string>();
+  for (const p of paths) {
+    const dev = fsSync.statSync(p, { throwIfNoEntry: false })?.dev;
+    if (dev !== undefined && !byDevice.has(dev)) byDevice.set(dev, p);
+  }
   try {
-    await handle.writeFile(content);
-    await handle.chmod(mode); // umask may have narrowed the mode given to open()
-    await handle.sync();
+    await Promise.all([...byDevice.values()].map((p) => promisify(execFile)('sync', ['-f', p], { timeout: 300_000 })));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function fsyncEach(paths: readonly string[]): Promise<void> {
+  await Promise.all(
+    paths.map(async (p) => {
+      const fd = fsSync.openSync(p, 'r');
+      try {
+        await fsyncFd(fd);
+      } finally {
+        fsSync.closeSync(fd);
+      }
+    }),
+  );
+}
+
+/** Makes the data (or, for directories, the entries) of `paths` durable. */
+async function flush(paths: readonly string[]): Promise<void> {
+  if (paths.length === 0) return;
+  if (paths.length > FSYNC_EACH_MAX && (await syncFilesystems(paths))) return;
+  await fsyncEach(paths);
+}
+
+export interface BatchOptions {
+  /**
+   * Write the temp files here (created, and removed afterwards) instead of beside each target:
+   * a batch killed before its renames then leaves one directory to remove, not a temp file in
+   * every directory. Must be on the targets' filesystem.
+   */
+  stagingDir?: string;
+}
+
+/**
+ * Writes every file atomically as one batch; renames happen in the order given (put first what
+ * must be in place before the others). On an error before the renames nothing has changed; the
+ * temp files are removed. Synchronous file calls on purpose: for thousands of small files the
+ * threadpool round trips cost several times the system calls themselves.
+ */
+export async function writeFilesAtomic(writes: readonly FileWrite[], opts: BatchOptions = {}): Promise<void> {
+  if (writes.length === 0) return;
+  const dirs = new Set<string>();
+  const temps: string[] = [];
+  if (opts.stagingDir !== undefined) fsSync.mkdirSync(opts.stagingDir, { recursive: true });
+  try {
+    for (const w of writes) {
+      const dir = path.dirname(w.file);
+      if (!dirs.has(dir)) {
+        fsSync.mkdirSync(dir, { recursive: true });
+        dirs.add(dir);
+      }
+      const mode = w.mode ?? 0o644;
+      const tmp = tempName(w.file, opts.stagingDir);
+      // Created with the final mode so a private key is never readable by others, not even briefly.
+      const fd = fsSync.openSync(tmp, 'wx', mode);
+      temps.push(tmp);
+      try {
+        fsSync.writeFileSync(fd, w.content);
+        fsSync.fchmodSync(fd, mode); // umask may have narrowed the mode given to open()
+      } finally {
+        fsSync.closeSync(fd);
+      }
+    }
+    await flush(temps);
+    for (let i = 0; i < writes.length; i++) {
+      fsSync.renameSync(temps[i] as string, (writes[i] as FileWrite).file);
+      temps[i] = '';
+    }
   } finally {
-    await handle.close();
+    if (opts.stagingDir !== undefined) fsSync.rmSync(opts.stagingDir, { recursive: true, force: true });
+    else for (const t of temps) if (t !== '') fsSync.rmSync(t, { force: true });
   }
-  try {
-    await fs.rename(tmp, file);
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
+  await flush([...dirs]);
+}
+
+export async function writeFileAtomic(file: string, content: string | Uint8Array, mode = 0o644): Promise<void> {
+  await writeFilesAtomic([{ file, content, mode }]);
 }
 
 export async function readIfExists(file: string): Promise<Buffer | undefined> {
@@ -51,23 +149,32 @@ export interface ApplyReport {
   unchanged: string[];
 }
 
-/** Writes every file of `plan` under `root` whose content or mode differs; returns what it touched. */
-export async function applyFiles(root: string, plan: RenderedFiles): Promise<ApplyReport> {
-  const report: ApplyReport = { written: [], unchanged: [] };
+/** Whether `file` already has exactly this content and mode (size and mode first: no read when they differ). */
+export function fileMatches(file: string, want: Buffer, mode: number): boolean {
+  const st = fsSync.statSync(file, { throwIfNoEntry: false });
+  if (st === undefined || !st.isFile() || st.size !== want.length || (st.mode & 0o777) !== mode) return false;
+  return fsSync.readFileSync(file).equals(want);
+}
+
+/** The writes `plan` under `root` needs (content or mode differ), and the files already right. */
+export function plannedWrites(root: string, plan: RenderedFiles): { writes: FileWrite[]; unchanged: string[] } {
+  const writes: FileWrite[] = [];
+  const unchanged: string[] = [];
   for (const [rel, file] of [...plan.entries()].sort(([a], [b]) => a.localeCompare(b))) {
     const target = path.resolve(root, rel);
     const mode = file.mode ?? 0o644;
     const want = typeof file.content === 'string' ? Buffer.from(file.content) : Buffer.from(file.content);
-    const have = await readIfExists(target);
-    const haveMode = have === undefined ? undefined : (await fs.stat(target)).mode & 0o777;
-    if (have !== undefined && have.equals(want) && haveMode === mode) {
-      report.unchanged.push(target);
-      continue;
-    }
-    await writeFileAtomic(target, want, mode);
-    report.written.push(target);
+    if (fileMatches(target, want, mode)) unchanged.push(target);
+    else writes.push({ file: target, content: want, mode });
   }
-  return report;
+  return { writes, unchanged };
+}
+
+/** Writes every file of `plan` under `root` whose content or mode differs (one batch); returns what it touched. */
+export async function applyFiles(root: string, plan: RenderedFiles): Promise<ApplyReport> {
+  const { writes, unchanged } = plannedWrites(root, plan);
+  await writeFilesAtomic(writes);
+  return { written: writes.map((w) => w.file), unchanged };
 }
 
 /** The subset of a zod schema that `readJsonFile` needs (keeps this module free of zod). */

@@ -2,7 +2,7 @@
  * Builds the commander program and is the one place that turns errors into output and exit codes
  * (ExitError -> its code; usage mistakes -> 2; anything else -> 70, an internal error).
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError } from './commands/commander.js';
 import { ExitError } from './errors.js';
 import { packageVersion } from './version.js';
 import { registerCommands } from './commands/index.js';

@@ -357,7 +357,20 @@ export function bundlePaths(outDir: string, host: string) {
  * the drop-ins that keep the distribution's units idle, the firewall file, the metadata agent's
  * config, and the daemons' log files at the distribution's log paths.
  */
-export function hostRenderedPaths(root = '/') {
+const renderedPaths = new Map<string, ReturnType<typeof buildHostRenderedPaths>>();
+
+/** Memoised per root (pure): the renderer asks for it once per unit of every host. */
+export function hostRenderedPaths(root = '/'): ReturnType<typeof buildHostRenderedPaths> {
+  let rp = renderedPaths.get(root);
+  if (rp === undefined) {
+    rp = buildHostRenderedPaths(root);
+    if (renderedPaths.size > 64) renderedPaths.clear();
+    renderedPaths.set(root, rp);
+  }
+  return rp;
+}
+
+function buildHostRenderedPaths(root: string) {
   const hp = hostPaths(root);
   const unitName = (service: string): string => `ovn-deploy-${service}.service`;
   return {

@@ -114,6 +114,51 @@ describe('pki CLI', () => {
     expect(bad2.code).toBe(2);
   });
 
+  it('sign-csr with several CSRs signs them as one batch: one index write, every certificate in it, copies in --out-dir', async () => {
+    const names = [0, 1, 2].map((i) => `batch${i}-${tag}`);
+    const csrs = await Promise.all(
+      names.map(async (n) => {
+        const csr = path.join(root, `${n}.csr`);
+        await runner.run(['openssl', 'req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(root, `${n}.key`), '-subj', `/CN=${n}`, '-out', csr]);
+        return csr;
+      }),
+    );
+    // Its own PKI directory: the status test below counts the shared one's certificates.
+    const dir = path.join(root, 'batch-pki');
+    expect((await cli('init', '--dir', dir, '--key-bits', '2048')).code).toBe(0);
+    const before = (await readIndex(dir)).length;
+    const indexBefore = await fs.stat(pkiPaths(dir).index);
+    const outDir = path.join(root, 'batch-out');
+    const r = await cli('sign-csr', '--dir', dir, '--role', 'worker', '--csr', ...csrs, '--out-dir', outDir);
+    expect(r.code).toBe(0);
+    for (const n of names) expect(r.stdout).toContain(`signed ${n} (worker)`);
+    const index = await readIndex(dir);
+    expect(index.length).toBe(before + 3);
+    for (const n of names) {
+      const entry = index.find((e) => e.name === n && e.status === 'valid');
+      expect(entry, n).toBeDefined();
+      const copy = await fs.readFile(path.join(outDir, `${n}.crt`), 'utf8');
+      expect(copy).toBe(await fs.readFile(pkiPaths(dir).cert(n), 'utf8'));
+      const serial = (await runner.run(['openssl', 'x509', '-noout', '-serial', '-in', pkiPaths(dir).cert(n)])).stdout.trim().split('=')[1]?.toLowerCase();
+      expect(serial?.replace(/^0+/, '')).toBe(entry?.serial.replace(/^0+/, ''));
+    }
+    expect((await fs.stat(pkiPaths(dir).index)).ino).not.toBe(indexBefore.ino);
+
+    // Per-CSR options make no sense for a batch; a bad CSR among good ones signs none of them.
+    const named = await cli('sign-csr', '--dir', dir, '--role', 'worker', '--csr', ...csrs, '--name', 'x');
+    expect(named.code).toBe(2);
+    expect(named.stderr).toContain('--name: applies to one CSR only');
+    const junk = path.join(root, 'batch-junk.csr');
+    await fs.writeFile(junk, 'not a csr\n');
+    const mixed = await cli('sign-csr', '--dir', dir, '--role', 'worker', '--csr', csrs[0] as string, junk);
+    expect(mixed.code).toBe(2);
+    expect(mixed.stderr).toContain(junk);
+    const twice = await cli('sign-csr', '--dir', dir, '--role', 'worker', '--csr', csrs[0] as string, csrs[0] as string);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toContain('one certificate per name in a batch');
+    expect((await readIndex(dir)).length).toBe(before + 3);
+  });
+
   it('revoke and crl re-sign the CRL; status shows it', async () => {
     await cli('issue', '--dir', dir, '--name', `gone-${tag}`, '--role', 'metadata-agent');
     const r = await cli('revoke', '--dir', dir, '--name', `gone-${tag}`);

@@ -2,10 +2,10 @@
  * The PKI library against the real openssl CLI: extensions, purposes (EKU), serials, key files,
  * CSRs, revocation/CRL and status. CA keys are 2048 bits for speed (one test checks the 3072 default).
  */
-import { promises as fs } from 'node:fs';
+import fsSync, { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ExitError, InputError } from '../src/errors.js';
 import { pkiPaths } from '../src/paths.js';
 import {
@@ -13,12 +13,14 @@ import {
   generateKeyPair,
   initPki,
   issueCertificate,
+  issueCertificates,
   pkiStatus,
   readCrlInfo,
   readIndex,
   refreshCrl,
   revokeCertificate,
   signCsr,
+  signCsrs,
   type IssuedCertificate,
 } from '../src/pki/index.js';
 import { ZxRunner } from '../src/runner.js';
@@ -271,13 +273,60 @@ describe('CSRs', () => {
     expect(t).toContain(`Subject: O = ovn-deploy, OU = central, CN = ${name}`);
   });
 
-  it('a CSR for a name issued before with a key removes that stale key', async () => {
+  it('a CSR for a name whose key this PKI keeps is refused, and the key stays (it is never deleted)', async () => {
     const name = `moved-${tag}`;
     const first = await issueCertificate(dir, { name, role: 'worker' });
     expect(first.keyPath).toBeDefined();
+    const key = await fs.readFile(first.keyPath ?? '');
     const { privateKeyPem } = await generateKeyPair(2048);
-    await signCsr(dir, createCsr(privateKeyPem, name), { role: 'worker' });
-    await expect(fs.stat(first.keyPath ?? '')).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(signCsr(dir, createCsr(privateKeyPem, name), { role: 'worker' })).rejects.toThrow(/key is kept in this PKI/);
+    expect(await fs.readFile(first.keyPath ?? '')).toEqual(key);
+  });
+
+  it('signCsrs signs a batch under one lock with one index write; every certificate is in the index', async () => {
+    const names = Array.from({ length: 5 }, (_, i) => `batch${i}-${tag}`);
+    const csrs = await Promise.all(names.map(async (n) => createCsr((await generateKeyPair(2048)).privateKeyPem, n)));
+    const index = path.resolve(pkiPaths(dir).index);
+    const rename = vi.spyOn(fsSync, 'renameSync');
+    let signed: IssuedCertificate[];
+    try {
+      signed = await signCsrs(dir, csrs.map((csrPem) => ({ csrPem, opts: { role: 'worker' } })));
+      expect(rename.mock.calls.filter((c) => c[1] === index)).toHaveLength(1);
+      // The index is renamed before any certificate: no certificate file the index does not list.
+      expect(String(rename.mock.calls[0]?.[1])).toBe(index);
+    } finally {
+      rename.mockRestore();
+    }
+    expect(signed.map((c) => c.name)).toEqual(names);
+    const entries = await readIndex(dir);
+    for (const c of signed) {
+      expect(entries.filter((e) => e.serial === c.serial && e.name === c.name && e.status === 'valid')).toHaveLength(1);
+      expect((await verify('sslclient', c.certPath)).exitCode).toBe(0);
+    }
+    // One bad request: nothing of the batch is signed.
+    const before = entries.length;
+    await expect(signCsrs(dir, [{ csrPem: csrs[0] ?? '', opts: { role: 'worker' } }, { csrPem: 'junk', opts: { role: 'worker', file: 'junk.csr' } }])).rejects.toThrow(/junk\.csr/);
+    expect((await readIndex(dir)).length).toBe(before);
+  });
+
+  it('issueCertificates makes fresh keys in parallel and writes the index once', async () => {
+    const names = [`ib0-${tag}`, `ib1-${tag}`, `ib2-${tag}`];
+    const index = path.resolve(pkiPaths(dir).index);
+    const rename = vi.spyOn(fsSync, 'renameSync');
+    let issued: IssuedCertificate[];
+    try {
+      issued = await issueCertificates(dir, names.map((name) => ({ name, role: 'worker' as const })));
+      expect(rename.mock.calls.filter((c) => c[1] === index)).toHaveLength(1);
+    } finally {
+      rename.mockRestore();
+    }
+    const entries = await readIndex(dir);
+    for (const c of issued) {
+      expect(entries.some((e) => e.serial === c.serial && e.status === 'valid')).toBe(true);
+      const keyMod = (await runner.run(['openssl', 'rsa', '-in', c.keyPath ?? '', '-noout', '-modulus'])).stdout.trim();
+      expect(await modulusOfCert(c.certPath)).toBe(keyMod);
+    }
+    await expect(issueCertificates(dir, [{ name: names[0] ?? '', role: 'worker' }, { name: names[0] ?? '', role: 'worker' }])).rejects.toThrow(/requested twice/);
   });
 
   it('rejects a tampered CSR with exit 2 naming the CSR file', async () => {

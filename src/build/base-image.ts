@@ -14,8 +14,9 @@ import { hashOf, sha256 } from './hash.js';
 import { requireTools } from './preflight.js';
 import { runLogged } from './step-log.js';
 
-/** rpm installs our RPMs; the libraries are what the OVS/OVN binaries link (see `rpm -qpR`). */
-export const DEFAULT_BASE_PACKAGES = ['rpm', 'libssl3', 'libcap-ng0', 'libunbound8', 'procps', 'iproute2'];
+import { DEFAULT_BASE_PACKAGES } from './roles.js';
+
+export { DEFAULT_BASE_PACKAGES };
 const MMDEBSTRAP_TIMEOUT_MS = 30 * 60_000;
 
 export interface BaseImageOptions {

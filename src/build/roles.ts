@@ -3,6 +3,12 @@
  * in (no -devel, no test tools, no sources).
  */
 
+/**
+ * The local base image every role image starts from (`build base-image`): rpm installs our RPMs;
+ * the libraries are what the OVS/OVN binaries link (see `rpm -qpR`).
+ */
+export const DEFAULT_BASE_PACKAGES = ['rpm', 'libssl3', 'libcap-ng0', 'libunbound8', 'procps', 'iproute2'];
+
 export const ROLE_NAMES = ['openvswitch', 'ovn-central', 'ovn-controller', 'ovn-metadata-agent'] as const;
 export type RoleName = (typeof ROLE_NAMES)[number];
 

@@ -4,7 +4,7 @@
  * Exit 0 converged, 1 unhealthy/failed, 2 bad input, 3 needs-certificate. `--json` prints
  * exactly the report object on stdout (progress goes to stderr).
  */
-import { Command } from 'commander';
+import { Command } from './commander.js';
 import type { Problem } from '../errors.js';
 import { readInputText } from '../input-file.js';
 import { err, out, positiveInt, throwIfProblems } from './cli-io.js';

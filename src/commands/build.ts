@@ -3,16 +3,21 @@
  * per-role container images from those RPMs, and a local base image where no registry is
  * reachable. Every artifact is named by the hash of its inputs and reused when they are unchanged.
  */
-import { Command, Option } from 'commander';
+import { Command, Option } from './commander.js';
 import { InputError, type Problem } from '../errors.js';
 import { buildOutputPaths, defaultBuildCacheDir } from '../paths.js';
-import { buildBaseImage, DEFAULT_BASE_PACKAGES } from '../build/base-image.js';
-import { buildImages, type BuildImagesResult } from '../build/image-pipeline.js';
+import type { BuildImagesResult } from '../build/image-pipeline.js';
 import type { BuildSummary } from '../build/manifest.js';
 import { EXIT_MISSING_TOOL } from '../build/preflight.js';
-import { ROLE_NAMES, type RoleName } from '../build/roles.js';
-import { buildRpms, type BuildRpmsResult } from '../build/rpm-pipeline.js';
-import { isCi, type ProgressMode } from '../ui/listr.js';
+import { DEFAULT_BASE_PACKAGES, ROLE_NAMES, type RoleName } from '../build/roles.js';
+import type { BuildRpmsResult } from '../build/rpm-pipeline.js';
+import { isCi } from '../ui/ci.js';
+import type { ProgressMode } from '../ui/listr.js';
+
+// The pipelines (zx, listr2, podman, rpmbuild wrappers) are loaded by the action that runs them.
+const buildRpms = async (...a: Parameters<typeof import('../build/rpm-pipeline.js').buildRpms>) => (await import('../build/rpm-pipeline.js')).buildRpms(...a);
+const buildImages = async (...a: Parameters<typeof import('../build/image-pipeline.js').buildImages>) => (await import('../build/image-pipeline.js')).buildImages(...a);
+const buildBaseImage = async (...a: Parameters<typeof import('../build/base-image.js').buildBaseImage>) => (await import('../build/base-image.js')).buildBaseImage(...a);
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 

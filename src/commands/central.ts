@@ -8,7 +8,7 @@
  * aside (`central leave-local`, run on HOST over SSH); then it must leave the inventory and the
  * others be deployed again (`--redeploy` does that with an inventory that no longer lists it).
  */
-import { Command } from 'commander';
+import { Command } from './commander.js';
 import type { Problem } from '../errors.js';
 import { ExitError } from '../errors.js';
 import { addDeployOutputOptions, addSshOptions, sshSettingsOf } from '../deploy/cli-options.js';

@@ -4,10 +4,10 @@
  * never key material.
  */
 import path from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, Option } from './commander.js';
 import type { Problem } from '../errors.js';
 import { defaultSandboxDir } from '../paths.js';
-import { REVOCATION_REASONS, type RevocationReason } from '../pki/index.js';
+import { REVOCATION_REASONS, type RevocationReason } from '../pki/types.js';
 import { err, out, positiveInt, printJson, throwIfProblems } from './cli-io.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((v) => v.trim()).filter((v) => v !== '')];

@@ -2,7 +2,7 @@
  * `ovn-deploy deploy --inventory site.yaml --pki DIR`: every host's bundle over SSH, `apply` there,
  * CSRs signed here. Exit 0 when every host converged, 1 when any did not (each one reported).
  */
-import { Command } from 'commander';
+import { Command } from './commander.js';
 import { err, out, positiveInt, printJson, throwIfProblems } from './cli-io.js';
 import type { Problem } from '../errors.js';
 import { addDeployOutputOptions, addSshOptions, hostList, sshSettingsOf, type SshCliOptions } from '../deploy/cli-options.js';

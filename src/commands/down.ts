@@ -1,5 +1,5 @@
 /** `ovn-deploy down`: stop and remove a sandbox made by `up` (only what it made). */
-import { Command, Option } from 'commander';
+import { Command, Option } from './commander.js';
 import { defaultSandboxDir } from '../paths.js';
 import { out } from './cli-io.js';
 

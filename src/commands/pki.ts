@@ -2,30 +2,24 @@
  * `ovn-deploy pki ...`: the CA, issuing/signing, revocation, CRL refresh and status. Prints short
  * confirmations (paths, serials, dates) and never key material.
  */
-import { promises as fs } from 'node:fs';
-import { Command } from 'commander';
+import { lstatSync, realpathSync } from 'node:fs';
+import path from 'node:path';
+import { Command } from './commander.js';
 import { InputError, type Problem } from '../errors.js';
-import { writeFileAtomic } from '../fsx.js';
+import { writeFilesAtomic } from '../fsx.js';
+import { readInputText } from '../input-file.js';
 import { pkiPaths } from '../paths.js';
-import {
-  LEAF_ROLES,
-  REVOCATION_REASONS,
-  initPki,
-  issueCertificate,
-  pkiStatus,
-  readCrlInfo,
-  refreshCrl,
-  renderStatusTable,
-  revokeCertificate,
-  signCsr,
-  type IssuedCertificate,
-  type LeafRole,
-  type RevocationReason,
-} from '../pki/index.js';
+import { LEAF_ROLES, REVOCATION_REASONS, type IssuedCertificate, type LeafRole, type RevocationReason } from '../pki/types.js';
 import { err, out, positiveInt, throwIfProblems } from './cli-io.js';
+
+/** node-forge and @peculiar/x509 come with the PKI: loaded by the action that uses them. */
+const pki = () => import('../pki/index.js');
+/** Issuing and signing alone: no CRL code (@peculiar/x509), which `pki issue` in a loop would pay every time. */
+const pkiIssue = () => import('../pki/issue.js');
 
 /** Library field -> the option a CLI user typed, so problems name what they can fix. */
 const OPTION_OF: Record<string, string> = {
+  dir: '--dir',
   name: '--name',
   role: '--role',
   sans: '--san',
@@ -89,6 +83,7 @@ function initSub(): Command {
       const keyBits = positiveInt(o.keyBits, '--key-bits', problems);
       const validityDays = positiveInt(o.days, '--days', problems);
       throwIfProblems(problems);
+      const { initPki } = await pki();
       const r = await withOptionNames(() =>
         initPki(o.dir, {
           ...(keyBits === undefined ? {} : { keyBits }),
@@ -121,6 +116,7 @@ function issueSub(): Command {
       const keyBits = positiveInt(o.keyBits, '--key-bits', problems);
       throwIfProblems(problems);
       const s = sans(o.san);
+      const { issueCertificate } = await pkiIssue();
       const c = await withOptionNames(() =>
         issueCertificate(o.dir, {
           name: o.name,
@@ -135,42 +131,95 @@ function issueSub(): Command {
     });
 }
 
+/** A CSR is a few KiB: anything much larger is not one (and is not read whole). */
+const CSR_MAX_BYTES = 64 * 1024;
+
+const readCsrFile = (file: string): Promise<string> => readInputText(file, { what: 'CSR', maxBytes: CSR_MAX_BYTES });
+
+/** Where `p` really is: its nearest existing ancestor with every link resolved, plus the rest. */
+function resolvedThroughLinks(p: string): string {
+  const abs = path.resolve(p);
+  for (let d = abs; ; d = path.dirname(d)) {
+    try {
+      return path.join(realpathSync(d), path.relative(d, abs));
+    } catch {
+      if (d === path.dirname(d)) return abs;
+    }
+  }
+}
+
+/**
+ * Where a copy of a certificate may go, checked before anything is signed: a file (not a
+ * directory), never inside the PKI directory, however it is reached (a symlinked parent too).
+ */
+function checkCopyTarget(file: string, option: string, pkiDir: string, problems: Problem[]): void {
+  const st = lstatSync(file, { throwIfNoEntry: false });
+  if (st?.isDirectory()) return void problems.push({ path: option, message: `${file} is a directory: give the file to write` });
+  if (st !== undefined && !st.isFile()) return void problems.push({ path: option, message: `${file} is not a regular file` });
+  const parent = resolvedThroughLinks(path.dirname(file));
+  const pkiReal = resolvedThroughLinks(pkiDir);
+  if (parent === pkiReal || parent.startsWith(`${pkiReal}${path.sep}`)) {
+    problems.push({ path: option, message: `${file} is inside the PKI directory ${pkiDir}: a copy goes elsewhere (the PKI keeps its own in certs/)` });
+  }
+}
+
 function signCsrSub(): Command {
   return new Command('sign-csr')
-    .description("sign a host's certificate signing request (the host keeps its key)")
+    .description("sign hosts' certificate signing requests (the hosts keep their keys); several CSRs are signed as one batch: one lock, one index write")
     .requiredOption('--dir <dir>', 'PKI directory')
-    .requiredOption('--csr <file>', 'PEM certificate signing request')
+    .requiredOption('--csr <files...>', 'PEM certificate signing request(s); with several, each is named by its CN')
     .requiredOption('--role <role>', LEAF_ROLES.join(' | '))
-    .option('--name <name>', "certificate name (default: the request's CN)")
-    .option('--san <nameOrIp...>', 'DNS name or IP for the subjectAltName (repeatable, or comma-separated)')
+    .option('--name <name>', "certificate name (default: the request's CN; one CSR only)")
+    .option('--san <nameOrIp...>', 'DNS name or IP for the subjectAltName (repeatable, or comma-separated; one CSR only)')
     .option('--days <n>', 'lifetime in days (default 730)')
-    .option('--host <host>', 'host the certificate belongs to (default: the name)')
-    .option('--out <file>', 'also write the certificate here')
-    .action(async (o: DirOpt & { csr: string; role: string; name?: string; san?: string[]; days?: string; host?: string; out?: string }) => {
+    .option('--host <host>', 'host the certificate belongs to (default: the name; one CSR only)')
+    .option('--out <file>', 'also write the certificate here (one CSR only)')
+    .option('--out-dir <dir>', 'also write each certificate here as NAME.crt')
+    .action(async (o: DirOpt & { csr: string[]; role: string; name?: string; san?: string[]; days?: string; host?: string; out?: string; outDir?: string }) => {
       const problems: Problem[] = [];
       const r = role(o.role, problems);
       const validityDays = positiveInt(o.days, '--days', problems);
-      throwIfProblems(problems);
-      let csrPem: string;
-      try {
-        csrPem = await fs.readFile(o.csr, 'utf8');
-      } catch (e) {
-        throw new InputError([{ file: o.csr, path: '', message: `cannot read the CSR (${(e as NodeJS.ErrnoException).code ?? String(e)})` }]);
+      if (o.csr.length > 1) {
+        for (const [opt, v] of [['--name', o.name], ['--san', o.san], ['--host', o.host], ['--out', o.out]] as const) {
+          if (v !== undefined) problems.push({ path: opt, message: `applies to one CSR only (got ${o.csr.length}): each certificate is named by its CSR's CN` });
+        }
       }
+      if (o.out !== undefined) checkCopyTarget(o.out, '--out', o.dir, problems);
+      if (o.outDir !== undefined) {
+        const st = lstatSync(o.outDir, { throwIfNoEntry: false });
+        if (st !== undefined && !st.isDirectory()) problems.push({ path: '--out-dir', message: `${o.outDir} is not a directory` });
+        else checkCopyTarget(path.join(o.outDir, 'NAME.crt'), '--out-dir', o.dir, problems);
+      }
+      throwIfProblems(problems);
+      const pems = await Promise.all(o.csr.map(readCsrFile));
       const s = sans(o.san);
-      const c = await withOptionNames(() =>
-        signCsr(o.dir, csrPem, {
-          role: r,
-          file: o.csr,
-          ...(o.name === undefined ? {} : { name: o.name }),
-          ...(s === undefined ? {} : { sans: s }),
-          ...(validityDays === undefined ? {} : { validityDays }),
-          ...(o.host === undefined ? {} : { host: o.host }),
-        }),
+      const { signCsrs } = await pkiIssue();
+      const signed = await withOptionNames(() =>
+        signCsrs(
+          o.dir,
+          pems.map((csrPem, i) => ({
+            csrPem,
+            opts: {
+              role: r,
+              file: o.csr[i] ?? 'CSR',
+              ...(o.name === undefined ? {} : { name: o.name }),
+              ...(s === undefined ? {} : { sans: s }),
+              ...(validityDays === undefined ? {} : { validityDays }),
+              ...(o.host === undefined ? {} : { host: o.host }),
+            },
+          })),
+        ),
       );
-      if (o.out !== undefined) await writeFileAtomic(o.out, c.certPem, 0o644);
-      printIssued('signed', c);
-      if (o.out !== undefined) out(`  copy: ${o.out}`);
+      const copies = [
+        ...(o.out === undefined ? [] : signed.map((c) => ({ file: o.out as string, content: c.certPem }))),
+        ...(o.outDir === undefined ? [] : signed.map((c) => ({ file: path.join(o.outDir as string, `${c.name}.crt`), content: c.certPem }))),
+      ];
+      await writeFilesAtomic(copies);
+      for (const c of signed) {
+        printIssued('signed', c);
+        if (o.out !== undefined) out(`  copy: ${o.out}`);
+        if (o.outDir !== undefined) out(`  copy: ${path.join(o.outDir, `${c.name}.crt`)}`);
+      }
     });
 }
 
@@ -185,6 +234,7 @@ function revokeSub(): Command {
       if (o.reason !== undefined && !reasons.includes(o.reason)) {
         throw new InputError([{ path: '--reason', message: `expected one of ${reasons.join(', ')} (got ${JSON.stringify(o.reason)})` }]);
       }
+      const { readCrlInfo, revokeCertificate } = await pki();
       const revoked = await withOptionNames(() =>
         revokeCertificate(o.dir, o.name, o.reason === undefined ? {} : { reason: o.reason as RevocationReason }),
       );
@@ -204,6 +254,7 @@ function crlSub(): Command {
       const problems: Problem[] = [];
       const nextUpdateDays = positiveInt(o.days, '--days', problems);
       throwIfProblems(problems);
+      const { readCrlInfo, refreshCrl } = await pki();
       await withOptionNames(() => refreshCrl(o.dir, nextUpdateDays === undefined ? {} : { nextUpdateDays }));
       const crl = await readCrlInfo(o.dir);
       out(`CRL re-signed: ${pkiPaths(o.dir).crl}`);
@@ -221,6 +272,7 @@ function statusSub(): Command {
       const problems: Problem[] = [];
       const renewalWindowDays = positiveInt(o.renewalDays, '--renewal-days', problems);
       throwIfProblems(problems);
+      const { pkiStatus, renderStatusTable } = await pki();
       const report = await withOptionNames(() => pkiStatus(o.dir, renewalWindowDays === undefined ? {} : { renewalWindowDays }));
       if (o.json) {
         out(JSON.stringify(report, null, 2));

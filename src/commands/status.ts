@@ -7,8 +7,10 @@
  * reachable + `apply --check`, the RAFT clusters as every reachable central sees them, the
  * chassis. Exit 0 healthy, 1 degraded, 3 no host reachable.
  */
-import { Command } from 'commander';
-import { defaultSandboxDir } from '../paths.js';
+import { existsSync } from 'node:fs';
+import { Command } from './commander.js';
+import { defaultSandboxDir, sandboxPaths } from '../paths.js';
+import { canonicalDir, STATUS_EXIT } from '../sandbox/naming.js';
 import type { Problem } from '../errors.js';
 import { addSshOptions, sshSettingsOf, type SshCliOptions } from '../deploy/cli-options.js';
 import { positiveInt, throwIfProblems } from './cli-io.js';
@@ -43,16 +45,16 @@ export function statusCommand(): Command {
         await siteStatusAction({ ...opts, inventory: opts.inventory });
         return;
       }
-      const { sandboxStatus } = await import('../sandbox/status-command.js');
-      const { STATUS_EXIT } = await import('../sandbox/status.js');
-      const { renderStatusTable } = await import('../sandbox/status-verdict.js');
-      const report = await sandboxStatus(opts.dir);
+      // No state file, no sandbox: answered without loading the collector (monitoring loops ask often).
+      const exists = existsSync(sandboxPaths(canonicalDir(opts.dir)).state);
+      const report = exists ? await (await import('../sandbox/status-command.js')).sandboxStatus(opts.dir) : undefined;
       if (report === undefined) {
         if (opts.json === true) process.stdout.write(`${JSON.stringify({ healthy: false, exists: false, stateDir: opts.dir }, null, 2)}\n`);
         else process.stderr.write(`ovn-deploy: no sandbox in ${opts.dir} (run ovn-deploy up)\n`);
         process.exitCode = STATUS_EXIT.noSandbox;
         return;
       }
+      const { renderStatusTable } = await import('../sandbox/status-verdict.js');
       process.stdout.write(opts.json === true ? `${JSON.stringify({ exists: true, ...report }, null, 2)}\n` : renderStatusTable(report));
       process.exitCode = report.healthy ? STATUS_EXIT.healthy : STATUS_EXIT.unhealthy;
     });

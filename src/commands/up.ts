@@ -2,10 +2,10 @@
  * `ovn-deploy up`: a local sandbox (1 central + N workers in network namespaces, the seed post's
  * topology, a ping and ovn-trace across it). Idempotent: run it again to re-check or repair.
  */
-import { Command, Option } from 'commander';
+import { Command, Option } from './commander.js';
 import { inputError } from '../errors.js';
 import { defaultSandboxDir } from '../paths.js';
-import { MAX_WORKERS, MIN_WORKERS } from '../sandbox/plan.js';
+import { MAX_WORKERS, MIN_WORKERS } from '../sandbox/naming.js';
 import { out } from './cli-io.js';
 
 export function parseWorkers(value: string): number {

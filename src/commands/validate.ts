@@ -1,16 +1,10 @@
 /** `ovn-deploy validate FILE`: reports every problem of a site file, or a one-line summary. */
-import { Command } from 'commander';
+import { Command } from './commander.js';
 import { ExitError, InputError, formatProblem } from '../errors.js';
-import {
-  checkInventoryText,
-  findingToProblem,
-  formatFinding,
-  hostsWithRole,
-  readSiteFile,
-  type Inventory,
-  type InventoryFinding,
-  type InventoryReport,
-} from '../inventory/index.js';
+import type { Inventory, InventoryFinding, InventoryReport } from '../inventory/index.js';
+
+/** The inventory's zod schema and YAML parser: loaded by the action. */
+const inventory = () => import('../inventory/index.js');
 
 export interface ValidateOptions {
   json?: boolean;
@@ -20,7 +14,8 @@ function count(n: number, one: string, many: string): string {
   return `${n} ${n === 1 ? one : many}`;
 }
 
-export function summarize(inv: Inventory): string {
+export async function summarize(inv: Inventory): Promise<string> {
+  const { hostsWithRole } = await inventory();
   return [
     `site ${inv.site}`,
     count(hostsWithRole(inv, 'central').length, 'central', 'centrals'),
@@ -41,6 +36,7 @@ export function reportJson(report: InventoryReport): object {
 }
 
 async function readReport(file: string): Promise<InventoryReport> {
+  const { checkInventoryText, readSiteFile } = await inventory();
   try {
     return checkInventoryText(await readSiteFile(file));
   } catch (err) {
@@ -52,6 +48,7 @@ async function readReport(file: string): Promise<InventoryReport> {
 
 export async function runValidate(file: string, opts: ValidateOptions): Promise<void> {
   const report = await readReport(file);
+  const { findingToProblem, formatFinding } = await inventory();
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(reportJson(report), null, 2)}\n`);
   } else {
@@ -61,7 +58,7 @@ export async function runValidate(file: string, opts: ValidateOptions): Promise<
   if (report.errors.length > 0) {
     throw new ExitError(`${file} is not valid: ${count(report.errors.length, 'error', 'errors')}`, 2);
   }
-  if (!opts.json && report.inventory !== undefined) process.stdout.write(`${file}: valid: ${summarize(report.inventory)}\n`);
+  if (!opts.json && report.inventory !== undefined) process.stdout.write(`${file}: valid: ${await summarize(report.inventory)}\n`);
 }
 
 export function validateCommand(): Command {

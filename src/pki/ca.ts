@@ -4,15 +4,14 @@
  * the key again.
  */
 import { createHash, webcrypto, type KeyObject } from 'node:crypto';
-import { promises as fs, type Stats } from 'node:fs';
+import { lstatSync, promises as fs, type Stats } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import forge from 'node-forge';
-import { ExitError, type Problem } from '../errors.js';
-import { readIfExists, writeFileAtomic } from '../fsx.js';
+import { ExitError, inputError, type Problem } from '../errors.js';
+import { readIfExists, writeFileAtomic, writeFilesAtomic } from '../fsx.js';
 import { pkiPaths } from '../paths.js';
 import { readIndex, writeIndex } from './cert-index.js';
-import { writeCrl } from './crl.js';
 import { withPkiLock } from './lock.js';
 import { generateKeyPair, privateKeyObject, signCertificate } from './native-sign.js';
 import { buildCaCertificate, randomSerial, type IssuingCa } from './templates.js';
@@ -38,7 +37,14 @@ export interface LoadedCa extends IssuingCa {
   cryptoKey(): Promise<webcrypto.CryptoKey>;
 }
 
-export function noCaError(dir: string): ExitError {
+/** --dir must be a directory (or not exist yet, for init): a file there is bad input, not a crash. */
+export function checkPkiDir(dir: string): void {
+  const st = lstatSync(dir, { throwIfNoEntry: false });
+  if (st !== undefined && !st.isDirectory()) throw inputError(`${dir} is not a directory${st.isSymbolicLink() ? ' (a symbolic link)' : ''}: give the PKI directory`, 'dir');
+}
+
+export function noCaError(dir: string): Error {
+  checkPkiDir(dir);
   return new ExitError(`no CA in ${dir}: run \`ovn-deploy pki init --dir ${dir}\``, 2);
 }
 
@@ -149,6 +155,7 @@ export async function initPki(dir: string, opts: InitPkiOptions = {}): Promise<I
 
   const paths = pkiPaths(dir);
   const now = opts.now ?? new Date();
+  checkPkiDir(dir);
   await fs.mkdir(dir, { recursive: true });
   // The key is made before taking the lock (3072+ bits can take seconds); it is thrown away if
   // the CA turns out to exist already.
@@ -159,7 +166,13 @@ export async function initPki(dir: string, opts: InitPkiOptions = {}): Promise<I
     if (hasCert && !hasKey) {
       throw new ExitError(`${paths.caCert} exists but its key ${paths.caKey} is missing: restore the key or use a new directory`);
     }
-    // A key without a certificate is an init that died half-way: nothing was signed with it yet.
+    // A CA key is never replaced: it may be the only copy of a CA whose certificate was moved.
+    if (hasKey && !hasCert) {
+      throw inputError(
+        `${paths.caKey} exists without ${paths.caCert}: refusing to replace a CA key; restore the certificate, or move the key away to start a new CA`,
+        'dir',
+      );
+    }
     const created = !hasCert;
     if (created) {
       const fresh = pair ?? (await generateKeyPair(opts.keyBits ?? DEFAULT_CA_KEY_BITS));
@@ -168,15 +181,22 @@ export async function initPki(dir: string, opts: InitPkiOptions = {}): Promise<I
         validityDays: opts.validityDays ?? DEFAULT_CA_DAYS,
         now,
       });
-      await writeFileAtomic(paths.caKey, fresh.privateKeyPem, 0o600);
-      // Written last: its presence is what marks the directory as initialised.
-      await writeFileAtomic(paths.caCert, certPem, 0o644);
+      // One batch, key renamed first: the certificate's presence is what marks the directory as
+      // initialised, and the two renames leave almost no moment with a key but no certificate.
+      await writeFilesAtomic([
+        { file: paths.caKey, content: fresh.privateKeyPem, mode: 0o600 },
+        { file: paths.caCert, content: certPem, mode: 0o644 },
+      ]);
     }
     const ca = await loadCa(dir);
     if (created || (await readIfExists(paths.caBundle)) === undefined) await writeFileAtomic(paths.caBundle, ca.certPem, 0o644);
     if (created || (await readIfExists(paths.index)) === undefined) await writeIndex(dir, []);
     // A lost CRL is rebuilt from the index: an empty one would quietly un-revoke certificates.
-    if (created || (await readIfExists(paths.crl)) === undefined) await writeCrl(dir, ca, await readIndex(dir), { now });
+    if (created || (await readIfExists(paths.crl)) === undefined) {
+      // @peculiar/x509 (the CRL) is loaded only here: issuing and signing do not need it.
+      const { writeCrl } = await import('./crl.js');
+      await writeCrl(dir, ca, await readIndex(dir), { now });
+    }
     return { created, caCertPath: paths.caCert };
   });
 }

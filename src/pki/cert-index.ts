@@ -100,9 +100,15 @@ export function renderIndex(entries: readonly IndexEntry[]): string {
 }
 
 export async function writeIndex(dir: string, entries: readonly IndexEntry[]): Promise<void> {
+  cache.delete(path.resolve(pkiPaths(dir).index));
+  await writeFileAtomic(path.resolve(pkiPaths(dir).index), renderIndex(entries), 0o644);
+  await indexWritten(dir, entries);
+}
+
+/** Call after writing `entries` as the index (here or in a caller's batch): keeps the cache right. */
+export async function indexWritten(dir: string, entries: readonly IndexEntry[]): Promise<void> {
   const file = path.resolve(pkiPaths(dir).index);
-  cache.delete(file);
-  await writeFileAtomic(file, renderIndex(entries), 0o644);
   const st = await fs.stat(file).catch(() => undefined);
-  if (st !== undefined) cache.set(file, { identity: identity(st), entries: copy(entries) });
+  if (st === undefined) cache.delete(file);
+  else cache.set(file, { identity: identity(st), entries: copy(entries) });
 }

@@ -1,6 +1,6 @@
 /** The PKI's public API: CA, issuing, CSRs, revocation/CRL and status. */
 export { initPki, loadCa, noCaError, DEFAULT_CA_DAYS, DEFAULT_CA_KEY_BITS } from './ca.js';
-export { issueCertificate, signCsr, DEFAULT_LEAF_DAYS, DEFAULT_LEAF_KEY_BITS } from './issue.js';
+export { issueCertificate, issueCertificates, signCsr, signCsrs, DEFAULT_LEAF_DAYS, DEFAULT_LEAF_KEY_BITS } from './issue.js';
 export { revokeCertificate, refreshCrl } from './revoke.js';
 export { readIndex } from './cert-index.js';
 export { pkiStatus, computeStatus, renderStatusTable, isDue, CRL_WARN_DAYS } from './status.js';

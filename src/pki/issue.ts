@@ -4,10 +4,10 @@
  * signature (~1-3 ms natively) and the writes happen in leaf-batch.ts.
  */
 import forge from 'node-forge';
-import { inputError, type Problem } from '../errors.js';
+import { InputError, inputError, type Problem } from '../errors.js';
 import { MAX_DAYS, loadCa } from './ca.js';
 import { readVerifiedCsr } from './csr.js';
-import { commitLeaf, type LeafPlan } from './leaf-batch.js';
+import { commitLeaf, commitLeaves, type LeafJob, type LeafPlan } from './leaf-batch.js';
 import { generateKeyPair } from './native-sign.js';
 import type { IssuedCertificate, IssueRequest, LeafRole, SignCsrOptions } from './types.js';
 import { checkKeyBits, checkName, checkPositiveInt, checkRole, parseSans, sanList, throwIfProblems } from './validate.js';
@@ -49,8 +49,34 @@ export async function issueCertificate(dir: string, req: IssueRequest & { now?: 
   return commitLeaf(dir, { plan, publicKey, privateKeyPem: pair.privateKeyPem });
 }
 
-/** A certificate for a CSR: the host keeps its key, only the certificate is written. */
-export async function signCsr(dir: string, csrPem: string, opts: SignCsrOptions): Promise<IssuedCertificate> {
+/**
+ * Several certificates with fresh keys as one batch (`up` issuing for every sandbox node): every
+ * request is checked first, the keys are made in parallel, then all are written under one lock
+ * with one index write.
+ */
+export async function issueCertificates(dir: string, reqs: readonly (IssueRequest & { now?: Date; notBefore?: Date })[]): Promise<IssuedCertificate[]> {
+  const problems: Problem[] = [];
+  const names = new Set<string>();
+  const plans = reqs.map((req, i) => {
+    const mine: Problem[] = [];
+    const plan = planLeaf(req, mine);
+    checkKeyBits(req.keyBits, 'keyBits', mine);
+    if (names.has(req.name)) mine.push({ path: 'name', message: `${req.name} is requested twice: one certificate per name in a batch` });
+    names.add(req.name);
+    problems.push(...mine.map((p) => ({ ...p, path: reqs.length > 1 ? `[${i}].${p.path}` : p.path })));
+    return plan;
+  });
+  throwIfProblems(problems);
+  await loadCa(dir);
+  const pairs = await Promise.all(reqs.map((req) => generateKeyPair(req.keyBits ?? DEFAULT_LEAF_KEY_BITS)));
+  return commitLeaves(
+    dir,
+    plans.map((plan, i) => ({ plan, publicKey: forge.pki.publicKeyFromPem(pairs[i]?.publicKeyPem ?? ''), privateKeyPem: pairs[i]?.privateKeyPem })),
+  );
+}
+
+/** Checks a CSR and plans its certificate (no lock, no write). */
+function csrJob(csrPem: string, opts: SignCsrOptions): LeafJob {
   const file = opts.file ?? 'CSR';
   const csr = readVerifiedCsr(csrPem, file);
   const name = opts.name ?? csr.commonName;
@@ -64,6 +90,37 @@ export async function signCsr(dir: string, csrPem: string, opts: SignCsrOptions)
     });
   }
   throwIfProblems(problems);
+  return { plan, publicKey: csr.publicKey, privateKeyPem: undefined };
+}
+
+/** A certificate for a CSR: the host keeps its key, only the certificate is written. */
+export async function signCsr(dir: string, csrPem: string, opts: SignCsrOptions): Promise<IssuedCertificate> {
+  const job = csrJob(csrPem, opts);
   await loadCa(dir); // "no CA" rather than a missing lock directory (cached: two stat calls)
-  return commitLeaf(dir, { plan, publicKey: csr.publicKey, privateKeyPem: undefined });
+  return commitLeaf(dir, job);
+}
+
+/**
+ * Several CSRs as one batch: every request is checked first (all problems reported at once,
+ * nothing signed), then all are signed under one lock with one index write and one flush.
+ */
+export async function signCsrs(dir: string, requests: readonly { csrPem: string; opts: SignCsrOptions }[]): Promise<IssuedCertificate[]> {
+  const jobs: LeafJob[] = [];
+  const problems: Problem[] = [];
+  const byName = new Map<string, string>();
+  for (const r of requests) {
+    try {
+      const job = csrJob(r.csrPem, r.opts);
+      const first = byName.get(job.plan.name);
+      if (first !== undefined) problems.push({ file: r.opts.file ?? 'CSR', path: 'subject.CN', message: `${job.plan.name} is also requested by ${first}: one certificate per name in a batch` });
+      byName.set(job.plan.name, r.opts.file ?? 'CSR');
+      jobs.push(job);
+    } catch (err) {
+      if (!(err instanceof InputError)) throw err;
+      problems.push(...err.problems);
+    }
+  }
+  throwIfProblems(problems);
+  await loadCa(dir);
+  return commitLeaves(dir, jobs);
 }

@@ -8,11 +8,11 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import forge from 'node-forge';
-import { ExitError } from '../errors.js';
-import { writeFileAtomic } from '../fsx.js';
+import { ExitError, InputError, inputError } from '../errors.js';
+import { writeFilesAtomic, type FileWrite } from '../fsx.js';
 import { pkiPaths } from '../paths.js';
 import { CLOCK_SKEW_MS, DAY_MS, loadCa, type LoadedCa } from './ca.js';
-import { readIndex, writeIndex } from './cert-index.js';
+import { indexWritten, readIndex, renderIndex } from './cert-index.js';
 import { withPkiLock } from './lock.js';
 import { signCertificateAsync } from './native-sign.js';
 import { buildLeafCertificate, randomSerial, subjectString } from './templates.js';
@@ -58,6 +58,26 @@ export function commitLeaf(dir: string, job: LeafJob): Promise<IssuedCertificate
   const done = new Promise<IssuedCertificate>((resolve, reject) => queue.jobs.push({ ...job, resolve, reject }));
   if (!queue.draining) void drain(key, queue);
   return done;
+}
+
+/**
+ * An explicit batch (`pki sign-csr` with several CSRs): one lock, one index write and one flush
+ * for all of them, however many. Names must be unique (the caller checks). Resolves with the
+ * certificates in request order; rejects if any of them could not be issued.
+ */
+export async function commitLeaves(dir: string, jobs: readonly LeafJob[]): Promise<IssuedCertificate[]> {
+  const pending: Pending[] = [];
+  const done = jobs.map((job) => new Promise<IssuedCertificate>((resolve, reject) => pending.push({ ...job, resolve, reject })));
+  const key = path.resolve(dir);
+  // Handled from the start: a job refused inside the batch rejects while the lock is still held.
+  const all = Promise.all(done);
+  all.catch(() => undefined);
+  try {
+    await withPkiLock(key, () => commitBatch(key, pending));
+  } catch (err) {
+    for (const j of pending) j.reject(err);
+  }
+  return all;
 }
 
 async function drain(dir: string, q: { jobs: Pending[]; draining: boolean }): Promise<void> {
@@ -129,17 +149,27 @@ function prepare(dir: string, ca: LoadedCa, job: Pending, used: Set<string>): Pr
   return { job, cert, entry, notAfter };
 }
 
-async function writeLeafFiles(dir: string, name: string, certPem: string, privateKeyPem: string | undefined, reissue: boolean): Promise<void> {
-  const paths = pkiPaths(dir);
-  // Certificate before key: OVSDB reloads a pair only once both files changed, in that order.
-  await writeFileAtomic(paths.cert(name), certPem, 0o644);
-  if (privateKeyPem !== undefined) {
-    await fs.mkdir(path.dirname(paths.key(name)), { recursive: true, mode: 0o700 });
-    await writeFileAtomic(paths.key(name), privateKeyPem, 0o600);
-  } else if (reissue) {
-    // A key left from an earlier `issue` of this name no longer matches the certificate.
-    await fs.rm(paths.key(name), { force: true });
+/**
+ * Why `job` may not have a certificate of its name, if it may not: a name keeps its role while
+ * it has a current certificate (a CSR for central1 as a worker would take the central over), and
+ * a CSR never replaces a certificate whose key this PKI keeps (that key would then have to go).
+ */
+async function takeoverRefusal(dir: string, job: LeafJob, entries: readonly IndexEntry[]): Promise<InputError | undefined> {
+  const { name, role } = job.plan;
+  const current = entries.find((e) => e.name === name && e.status === 'valid');
+  if (current !== undefined && current.role !== role) {
+    return inputError(
+      `${name} already has a current ${current.role} certificate (serial ${current.serial}): a ${role} certificate under that name is refused; revoke it first (\`ovn-deploy pki revoke --dir ${dir} --name ${name}\`) to give the name another role`,
+      'name',
+    );
   }
+  if (job.privateKeyPem === undefined && (await fs.lstat(pkiPaths(dir).key(name)).catch(() => undefined)) !== undefined) {
+    return inputError(
+      `${name}'s key is kept in this PKI (${pkiPaths(dir).key(name)}, from \`pki issue\`): renew it with \`pki issue\`, or move that key out of the PKI before a host's CSR takes the name over`,
+      'name',
+    );
+  }
+  return undefined;
 }
 
 /** Runs inside withPkiLock. Settles every job of the batch. */
@@ -151,61 +181,50 @@ async function commitBatch(dir: string, batch: Pending[]): Promise<void> {
   const prepared: Prepared[] = [];
   for (const job of batch) {
     try {
+      const refusal = await takeoverRefusal(dir, job, entries);
+      if (refusal !== undefined) throw refusal;
       prepared.push(prepare(dir, ca, job, used));
     } catch (err) {
       job.reject(err);
     }
   }
+  if (prepared.length === 0) return;
   await Promise.all(prepared.map((p) => signCertificateAsync(p.cert, ca.key)));
 
-  // Names are unique within a batch, so each name's flips belong to exactly one job.
-  const flipped = new Map<string, IndexEntry[]>();
-  const known = new Set(entries.map((e) => e.name));
+  // Names are unique within a batch, so a name's previous certificates belong to one job.
   for (const p of prepared) {
-    const mine: IndexEntry[] = [];
-    for (const e of entries) {
-      if (e.name === p.entry.name && e.status === 'valid') {
-        e.status = 'superseded';
-        mine.push(e);
-      }
-    }
-    flipped.set(p.entry.name, mine);
+    for (const e of entries) if (e.name === p.entry.name && e.status === 'valid') e.status = 'superseded';
     entries.push(p.entry);
   }
   const pems = prepared.map((p) => forge.pki.certificateToPem(p.cert));
-  // Files and index are independent, so their fsyncs overlap on the threadpool.
-  const [files] = await Promise.all([
-    Promise.allSettled(prepared.map((p, i) => writeLeafFiles(dir, p.entry.name, pems[i] ?? '', p.job.privateKeyPem, known.has(p.entry.name)))),
-    writeIndex(dir, entries),
-  ]);
-  const failed = new Set(prepared.filter((_, i) => files[i]?.status === 'rejected').map((p) => p.entry.serial));
-  if (failed.size > 0) {
-    // Rare (disk full, permissions): the index must not list certificates that were not written,
-    // and what they would have superseded is still the current certificate.
-    for (const p of prepared) {
-      if (failed.has(p.entry.serial)) for (const e of flipped.get(p.entry.name) ?? []) e.status = 'valid';
-    }
-    await writeIndex(
-      dir,
-      entries.filter((e) => !failed.has(e.serial)),
-    );
+  const paths = pkiPaths(dir);
+  // One durable batch: the index, then the certificates, then the keys. The index goes first so
+  // that every certificate file on disk is one the index lists (a crash in between leaves an entry
+  // whose file is still the old one: revocable, never an unrecorded certificate). Certificate
+  // before key: OVSDB reloads a pair only once both files changed, in that order.
+  const writes: FileWrite[] = [{ file: path.resolve(paths.index), content: renderIndex(entries), mode: 0o644 }];
+  prepared.forEach((p, i) => writes.push({ file: paths.cert(p.entry.name), content: pems[i] ?? '', mode: 0o644 }));
+  for (const p of prepared) {
+    if (p.job.privateKeyPem !== undefined) writes.push({ file: paths.key(p.entry.name), content: p.job.privateKeyPem, mode: 0o600 });
+  }
+  try {
+    if (prepared.some((p) => p.job.privateKeyPem !== undefined)) await fs.mkdir(path.dirname(paths.key('x')), { recursive: true, mode: 0o700 });
+    await writeFilesAtomic(writes);
+    await indexWritten(dir, entries);
+  } catch (err) {
+    for (const p of prepared) p.job.reject(err);
+    return;
   }
   prepared.forEach((p, i) => {
-    const r = files[i];
-    if (r?.status === 'rejected') {
-      p.job.reject(r.reason);
-      return;
-    }
     const { plan } = p.job;
-    const keyPath = p.job.privateKeyPem === undefined ? undefined : pkiPaths(dir).key(plan.name);
     p.job.resolve({
       serial: p.entry.serial,
       name: plan.name,
       role: plan.role,
       notAfter: p.notAfter,
       certPem: pems[i] ?? '',
-      certPath: pkiPaths(dir).cert(plan.name),
-      ...(keyPath === undefined ? {} : { keyPath }),
+      certPath: paths.cert(plan.name),
+      ...(p.job.privateKeyPem === undefined ? {} : { keyPath: paths.key(plan.name) }),
     });
   });
 }

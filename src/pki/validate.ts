@@ -4,6 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { InputError, type Problem } from '../errors.js';
+import { addressHint, parseIpAddress } from '../net/address.js';
 import { LEAF_ROLES, type LeafRole } from './types.js';
 
 /** A certificate name ends up as a file name (certs/NAME.crt), so it must be safe as one. */
@@ -42,7 +43,13 @@ export function parseSans(sans: readonly string[], path: string, problems: Probl
   const out: SubjectAltName[] = [];
   sans.forEach((raw, i) => {
     const s = raw.trim();
-    if (isIP(s) !== 0) out.push({ type: 'ip', value: s });
+    const ip = parseIpAddress(s);
+    // The inventory's address policy (src/net/address.ts): a zone id means nothing in a
+    // certificate, and an IPv4-mapped IPv6 address is its IPv4 address, spelled once.
+    if (ip !== undefined && ip.canonical !== s && ip.family === 4) {
+      problems.push({ path: `${path}[${i}]`, message: `invalid subjectAltName ${JSON.stringify(raw)}: an IPv4-mapped IPv6 address; give it as ${ip.canonical}` });
+    } else if (ip !== undefined) out.push({ type: 'ip', value: ip.canonical });
+    else if (isIP(s) !== 0 || s.includes('%')) problems.push({ path: `${path}[${i}]`, message: `invalid subjectAltName ${JSON.stringify(raw)}: ${addressHint(s) ?? 'not an IP address a certificate can carry'}` });
     else if (isDnsName(s)) out.push({ type: 'dns', value: s.toLowerCase() });
     else problems.push({ path: `${path}[${i}]`, message: `invalid subjectAltName ${JSON.stringify(raw)}: expected a DNS name or an IP address` });
   });

@@ -26,6 +26,17 @@ export const TUNNEL_PORTS = { geneve: 6081, vxlan: 4789 } as const;
 /** Sorted, so that reordering hosts in the inventory does not change a firewall. */
 const sortedUnique = (xs: string[]): string[] => [...new Set(xs)].sort();
 
+/** Every chassis' encap IP, canonical, sorted, once per site: each worker's list is this minus itself. */
+const encapIpsOf = new WeakMap<SiteTopology, string[]>();
+function allEncapIps(topo: SiteTopology): string[] {
+  let ips = encapIpsOf.get(topo);
+  if (ips === undefined) {
+    ips = sortedUnique(topo.workerEncapIps.map((w) => canonicalIp(w.ip)));
+    encapIpsOf.set(topo, ips);
+  }
+  return ips;
+}
+
 export function portPolicies(inv: Inventory, topo: SiteTopology, ht: HostTopology): PortPolicy[] {
   const policies: PortPolicy[] = [];
   if (ht.isCentral) {
@@ -40,7 +51,7 @@ export function portPolicies(inv: Inventory, topo: SiteTopology, ht: HostTopolog
   const encap = ht.host.encap;
   if (ht.host.roles.includes('worker') && encap !== undefined) {
     const self = canonicalIp(encap.ip);
-    const others = sortedUnique(topo.workerEncapIps.map((w) => canonicalIp(w.ip)).filter((ip) => ip !== self));
+    const others = allEncapIps(topo).filter((ip) => ip !== self);
     policies.push({ proto: 'udp', port: TUNNEL_PORTS[encap.type], from: others, why: `${encap.type} tunnels: the other chassis' encap IPs only` });
   }
   return policies;

@@ -9,7 +9,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
 import type { Inventory } from '../inventory/types.js';
 import { pkiPaths } from '../paths.js';
-import { initPki, issueCertificate, isDue, loadCa, readCrlInfo, readIndex, refreshCrl, type IndexEntry, type LeafRole } from '../pki/index.js';
+import { initPki, issueCertificates, isDue, loadCa, readCrlInfo, readIndex, refreshCrl, type IndexEntry, type LeafRole } from '../pki/index.js';
 import type { SandboxPlan } from './plan.js';
 import { isAlive } from './state.js';
 
@@ -97,27 +97,29 @@ export async function ensureSandboxPki(plan: SandboxPlan, inv: Inventory, now = 
   const ca = await loadCa(dir);
   const index = await readIndex(dir);
   const outcome: PkiOutcome = { caCreated: init.created, issued: [], reused: [], crlRefreshed: false };
-  await Promise.all(
-    wantedCerts(plan).map(async (want) => {
-      const entry = index.filter((e) => e.name === want.name && e.status === 'valid').pop();
-      const certPem = readText(files.cert(want.name));
-      const keyExists = readText(files.key(want.name)) !== undefined;
-      const problem = reuseProblem(want, entry, certPem, keyExists, ca.serial, now, inv.certificates.renewalWindowDays);
-      if (problem === undefined) {
-        outcome.reused.push(want.name);
-        return;
-      }
-      await issueCertificate(dir, {
+  const due = wantedCerts(plan).filter((want) => {
+    const entry = index.filter((e) => e.name === want.name && e.status === 'valid').pop();
+    const certPem = readText(files.cert(want.name));
+    const keyExists = readText(files.key(want.name)) !== undefined;
+    const problem = reuseProblem(want, entry, certPem, keyExists, ca.serial, now, inv.certificates.renewalWindowDays);
+    if (problem === undefined) outcome.reused.push(want.name);
+    return problem !== undefined;
+  });
+  // One batch: keys made in parallel, one lock and one index write for every certificate.
+  if (due.length > 0) {
+    await issueCertificates(
+      dir,
+      due.map((want) => ({
         name: want.name,
         role: want.role,
         sans: want.sans,
         host: want.name,
         validityDays: inv.certificates.leafValidityDays,
         keyBits: inv.certificates.leafKeyBits,
-      });
-      outcome.issued.push(want.name);
-    }),
-  );
+      })),
+    );
+    outcome.issued.push(...due.map((w) => w.name));
+  }
   const crl = await readCrlInfo(dir);
   const nextUpdate = crl?.nextUpdate;
   if (nextUpdate === undefined || nextUpdate.getTime() - now.getTime() < CRL_REFRESH_DAYS * 86_400_000) {

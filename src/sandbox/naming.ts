@@ -10,6 +10,11 @@ import path from 'node:path';
 
 /** Linux IFNAMSIZ - 1. */
 export const MAX_IFNAME = 15;
+/** Workers a sandbox may have (here rather than in plan.ts so `up --help` loads no planner). */
+export const MIN_WORKERS = 1;
+export const MAX_WORKERS = 16;
+/** `status` exit codes (here so that `status` with no sandbox answers without loading the collector). */
+export const STATUS_EXIT = { healthy: 0, unhealthy: 1, noSandbox: 3 } as const;
 
 /**
  * The canonical form of a state directory that may not exist yet: the nearest existing ancestor

@@ -6,12 +6,11 @@
 import { InputError, type Problem } from '../errors.js';
 import { planMetadata, type MetadataSandboxPlan } from '../metadata/sandbox-plan.js';
 import { sandboxPaths, type SandboxPaths } from '../paths.js';
-import { canonicalDir, sandboxId, sandboxNames, underlaySubnet, MAX_IFNAME, type SandboxNames } from './naming.js';
+import { canonicalDir, sandboxId, sandboxNames, underlaySubnet, MAX_IFNAME, MAX_WORKERS, MIN_WORKERS, type SandboxNames } from './naming.js';
 
 export type Datapath = 'netdev' | 'system';
 
-export const MIN_WORKERS = 1;
-export const MAX_WORKERS = 16;
+export { MAX_WORKERS, MIN_WORKERS } from './naming.js';
 /** Underlay MTU: room for Geneve (+58 bytes with OVN's option) around 1500-byte VM frames. */
 export const UNDERLAY_MTU = 1600;
 export const VM_MTU = 1500;

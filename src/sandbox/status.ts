@@ -21,7 +21,7 @@ import { pidFromFile, serviceName } from './services.js';
 import { judge } from './status-verdict.js';
 import type { SandboxState } from './state.js';
 
-export const STATUS_EXIT = { healthy: 0, unhealthy: 1, noSandbox: 3 } as const;
+export { STATUS_EXIT } from './naming.js';
 
 export interface DaemonStatus {
   name: string;

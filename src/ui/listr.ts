@@ -4,14 +4,11 @@
  * nothing at all when asked to be quiet.
  */
 import { PRESET_TIMER, type ListrBaseClassOptions } from 'listr2';
+import { isCi } from './ci.js';
+
+export { isCi };
 
 export type ProgressMode = 'auto' | 'plain' | 'silent';
-
-/** CI systems set CI=true (GitHub, GitLab, Buildkite...); some set it to 1. */
-export function isCi(env: NodeJS.ProcessEnv = process.env): boolean {
-  const ci = env.CI?.toLowerCase();
-  return ci !== undefined && ci !== '' && ci !== 'false' && ci !== '0';
-}
 
 /** Whether the animated renderer can be used (a TTY, not CI, not a dumb terminal). */
 export function fancyOutput(stream: NodeJS.WriteStream = process.stdout, env: NodeJS.ProcessEnv = process.env): boolean {

@@ -1,0 +1,196 @@
+/**
+ * `render` into --out: every host's bundle rendered in memory first (bad input writes nothing),
+ * then every changed file of every host written as one durable batch (fsx.ts): a bundle's
+ * manifest is renamed after its files, unchanged files are not touched, and files no longer
+ * rendered (and temp files a killed run left) are removed afterwards.
+ *
+ * render owns only what it wrote: --out holds a record of every file it wrote there
+ * (`.ovn-deploy-render.json`). It removes only recorded files it no longer renders, replaces only
+ * recorded files, never writes or removes through a symbolic link, and refuses a non-empty
+ * directory without a record. Every check runs before the first write. The record is widened to
+ * the new files before they are written and narrowed after the removals, so a render killed at
+ * any moment leaves a record that covers every file it wrote.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { inputError } from '../errors.js';
+import { plannedWrites, writeFileAtomic, writeFilesAtomic, type FileContent, type FileWrite } from '../fsx.js';
+import { readInputText } from '../input-file.js';
+import { loadInventory } from '../inventory/index.js';
+import { renderSite } from '../render/index.js';
+import { bundleSigner, readMetadataSecret, readSitePki } from '../deploy/site-pki.js';
+import { packageVersion } from '../version.js';
+import { MANIFEST_FILE } from './manifest.js';
+
+export interface RenderOutOptions {
+  inventory: string;
+  out: string;
+  pki: string;
+  metadataSecretFile?: string;
+}
+
+export interface RenderSummary {
+  out: string;
+  hosts: { host: string; written: string[]; unchanged: number; removed: string[] }[];
+  removedBundles: string[];
+  warnings: string[];
+}
+
+/** Removes `rel` (a directory under `dir`) and its parents below `dir` while they are empty. */
+function pruneEmptyParents(dir: string, rel: string): void {
+  for (let d = rel; d !== '.' && d !== '' && d !== path.sep; d = path.dirname(d)) {
+    const entries = (() => {
+      try {
+        return fs.readdirSync(path.join(dir, d));
+      } catch {
+        return ['?'];
+      }
+    })();
+    if (entries.length > 0) return;
+    fs.rmdirSync(path.join(dir, d));
+  }
+}
+
+const STAGING = '.render-staging-';
+
+/**
+ * Removes the staging directories of renders that were killed (their pid is gone): each holds
+ * the temp files of a batch that never got to its renames.
+ */
+function removeDeadStaging(outDir: string): void {
+  const entries = fs.existsSync(outDir) ? fs.readdirSync(outDir) : [];
+  for (const name of entries.filter((n) => n.startsWith(STAGING))) {
+    const pid = Number(name.slice(STAGING.length).split('-')[0]);
+    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) continue;
+    fs.rmSync(path.join(outDir, name), { recursive: true, force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0); // signal 0: only asks whether the process exists
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The record of what render wrote into --out (paths relative to --out, `host/...`). */
+export const RENDER_RECORD = '.ovn-deploy-render.json';
+/** 1,000 hosts of ~30 files each take ~2 MB. */
+const RECORD_MAX_BYTES = 64 * 1024 * 1024;
+
+async function readRecord(outDir: string): Promise<Set<string> | undefined> {
+  const file = path.join(outDir, RENDER_RECORD);
+  if (fs.lstatSync(file, { throwIfNoEntry: false }) === undefined) return undefined;
+  const text = await readInputText(file, { what: 'render record', maxBytes: RECORD_MAX_BYTES });
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    data = undefined;
+  }
+  const files = (data as { format?: unknown; files?: unknown } | undefined)?.files;
+  const safe = (f: unknown): f is string => typeof f === 'string' && f !== '' && !path.isAbsolute(f) && path.normalize(f) === f && !f.split('/').includes('..');
+  if ((data as { format?: unknown })?.format !== 1 || !Array.isArray(files) || !files.every(safe)) {
+    throw inputError(`not a render record of ovn-deploy (expected {"format": 1, "files": [relative paths]}): remove it only if you know where it came from`, '', file);
+  }
+  return new Set(files);
+}
+
+async function writeRecord(outDir: string, files: Iterable<string>): Promise<void> {
+  await writeFileAtomic(path.join(outDir, RENDER_RECORD), `${JSON.stringify({ format: 1, generator: `ovn-deploy ${packageVersion()}`, files: [...files].sort() })}\n`);
+}
+
+/**
+ * Refuses (InputError, nothing written) a path under --out that render may not touch: one that
+ * passes through a symbolic link or a non-directory, or an existing file that is not render's.
+ */
+function checkOwnedPath(outDir: string, rel: string, owned: ReadonlySet<string>, checkedDirs: Set<string>): void {
+  const parts = rel.split('/');
+  for (let i = 1; i < parts.length; i++) {
+    const dir = parts.slice(0, i).join('/');
+    if (checkedDirs.has(dir)) continue;
+    const st = fs.lstatSync(path.join(outDir, dir), { throwIfNoEntry: false });
+    if (st?.isSymbolicLink()) throw inputError(`${dir} is a symbolic link: render never writes or removes through one (${rel})`, '--out', outDir);
+    if (st !== undefined && !st.isDirectory()) throw inputError(`${dir} is not a directory (where ${rel} goes)`, '--out', outDir);
+    checkedDirs.add(dir);
+  }
+  const st = fs.lstatSync(path.join(outDir, rel), { throwIfNoEntry: false });
+  if (st === undefined) return;
+  if (st.isSymbolicLink() || !st.isFile()) throw inputError(`${rel} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}: render does not replace it`, '--out', outDir);
+  if (!owned.has(rel)) throw inputError(`${rel} exists and was not written by render (not in ${RENDER_RECORD}): move it away, or render into another directory`, '--out', outDir);
+}
+
+/** What render already owns in --out, after checking that it may write there at all. */
+async function ownedFiles(outDir: string): Promise<Set<string>> {
+  const st = fs.lstatSync(outDir, { throwIfNoEntry: false });
+  if (st === undefined) return new Set();
+  if (!st.isDirectory() && !(st.isSymbolicLink() && fs.statSync(outDir, { throwIfNoEntry: false })?.isDirectory())) {
+    throw inputError(`${outDir} is not a directory: --out names the directory the bundles go into`, '--out');
+  }
+  const record = await readRecord(outDir);
+  if (record !== undefined) return record;
+  if (fs.readdirSync(outDir).length > 0) {
+    throw inputError(`${outDir} is not empty and was not written by render (it has no ${RENDER_RECORD}): give a new or empty directory`, '--out');
+  }
+  return new Set();
+}
+
+export async function renderToDir(o: RenderOutOptions): Promise<RenderSummary> {
+  const { inventory: inv, warnings: invWarnings } = await loadInventory(o.inventory);
+  const { pki, warnings } = await readSitePki(o.pki);
+  const metadataSecret = await readMetadataSecret(o.metadataSecretFile);
+  const signer = await bundleSigner(o.pki);
+  const rendered = renderSite(inv, pki, { generator: `ovn-deploy ${packageVersion()}`, signer, ...(metadataSecret === undefined ? {} : { metadataSecret }) });
+
+  const outDir = path.resolve(o.out);
+  const owned = await ownedFiles(outDir);
+  const summary: RenderSummary = { out: outDir, hosts: [], removedBundles: [], warnings: [...invWarnings.map((w) => `${o.inventory}: ${w}`), ...warnings] };
+  // Group the rendered map by host once (a prefix scan per host would be quadratic).
+  const plans = new Map<string, Map<string, FileContent>>(inv.hosts.map((h) => [h.name, new Map()]));
+  for (const [rel, file] of rendered) {
+    const slash = rel.indexOf('/');
+    plans.get(rel.slice(0, slash))?.set(rel.slice(slash + 1), file);
+  }
+
+  const files: FileWrite[] = [];
+  const manifests: FileWrite[] = [];
+  for (const host of inv.hosts) {
+    const hostDir = path.join(outDir, host.name);
+    const { writes, unchanged } = plannedWrites(hostDir, plans.get(host.name) ?? new Map());
+    for (const w of writes) (path.basename(w.file) === MANIFEST_FILE && path.dirname(w.file) === hostDir ? manifests : files).push(w);
+    summary.hosts.push({ host: host.name, written: writes.map((w) => path.relative(hostDir, w.file)), unchanged: unchanged.length, removed: [] });
+  }
+  // Every check before the first write: what is written, and what is removed.
+  const wanted = new Set<string>();
+  for (const [host, plan] of plans) for (const rel of plan.keys()) wanted.add(`${host}/${rel}`);
+  const stale = [...owned].filter((rel) => !wanted.has(rel));
+  const checkedDirs = new Set<string>();
+  for (const w of [...files, ...manifests]) checkOwnedPath(outDir, path.relative(outDir, w.file), owned, checkedDirs);
+  for (const rel of stale) checkOwnedPath(outDir, rel, owned, checkedDirs);
+
+  removeDeadStaging(outDir);
+  const widened = [...wanted].some((rel) => !owned.has(rel));
+  if (widened) {
+    fs.mkdirSync(outDir, { recursive: true });
+    await writeRecord(outDir, new Set([...owned, ...wanted]));
+  }
+  // Manifests last: a reader that finds a new manifest finds the files it lists.
+  await writeFilesAtomic([...files, ...manifests], { stagingDir: path.join(outDir, `${STAGING}${process.pid}-${Date.now()}`) });
+
+  const byHost = new Map(summary.hosts.map((h) => [h.host, h]));
+  const left = new Set<string>();
+  for (const rel of stale) {
+    const [host = '', ...rest] = rel.split('/');
+    fs.rmSync(path.join(outDir, rel), { force: true });
+    pruneEmptyParents(outDir, path.dirname(rel));
+    const h = byHost.get(host);
+    if (h !== undefined) h.removed.push(rest.join('/'));
+    else left.add(host);
+  }
+  // A host that left the site: its bundle is gone when nothing but render's files was in it.
+  for (const host of [...left].sort()) if (!fs.existsSync(path.join(outDir, host))) summary.removedBundles.push(host);
+  if (widened || stale.length > 0) await writeRecord(outDir, wanted);
+  return summary;
+}

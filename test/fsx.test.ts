@@ -1,0 +1,71 @@
+/** fsx's batched atomic writes: all-or-nothing before the renames, unchanged files untouched, no temp files left. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { applyFiles, isTempFile, writeFilesAtomic, type RenderedFiles } from '../src/fsx.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'od-fsx-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function all(dir: string): string[] {
+  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
+}
+
+const plan = (n: number, tag: string): RenderedFiles =>
+  new Map(Array.from({ length: n }, (_, i) => [`d${i % 5}/f${i}.conf`, { content: `${tag} ${i}\n`, mode: i % 7 === 0 ? 0o600 : 0o644 }]));
+
+describe('applyFiles / writeFilesAtomic', () => {
+  it('writes a large batch (one filesystem sync), then leaves unchanged files alone and rewrites only what changed', async () => {
+    const root = path.join(tmp, 'big');
+    const first = await applyFiles(root, plan(40, 'v1'));
+    expect(first.written).toHaveLength(40);
+    expect(all(root).filter(isTempFile)).toEqual([]);
+    expect(fs.readFileSync(path.join(root, 'd2/f7.conf'), 'utf8')).toBe('v1 7\n');
+    expect(fs.statSync(path.join(root, 'd2/f7.conf')).mode & 0o777).toBe(0o600);
+
+    const ino = fs.statSync(path.join(root, 'd1/f1.conf')).ino;
+    const rename = vi.spyOn(fs, 'renameSync');
+    try {
+      const again = await applyFiles(root, plan(40, 'v1'));
+      expect(again.written).toEqual([]);
+      expect(again.unchanged).toHaveLength(40);
+      expect(rename).not.toHaveBeenCalled();
+      const next = plan(40, 'v1');
+      next.set('d1/f1.conf', { content: 'v2 1\n', mode: 0o644 });
+      next.set('d3/f3.conf', { content: 'v1 3\n', mode: 0o640 }); // mode only
+      const changed = await applyFiles(root, next);
+      expect(changed.written.map((f) => path.relative(root, f))).toEqual(['d1/f1.conf', 'd3/f3.conf']);
+      expect(rename).toHaveBeenCalledTimes(2);
+    } finally {
+      rename.mockRestore();
+    }
+    expect(fs.statSync(path.join(root, 'd1/f1.conf')).ino).not.toBe(ino);
+    expect(fs.statSync(path.join(root, 'd3/f3.conf')).mode & 0o777).toBe(0o640);
+  });
+
+  it('a failure before the renames changes nothing and removes its temp files (beside the targets or in a staging dir)', async () => {
+    for (const staging of [undefined, path.join(tmp, 'fail-staging')]) {
+      const root = path.join(tmp, staging === undefined ? 'fail' : 'fail-s');
+      await applyFiles(root, plan(20, 'old'));
+      fs.writeFileSync(path.join(root, 'not-a-dir'), 'x');
+      const writes = [...plan(20, 'new')].map(([rel, f]) => ({ file: path.join(root, rel), ...f }));
+      writes.splice(10, 0, { file: path.join(root, 'not-a-dir', 'child.conf'), content: 'nope', mode: 0o644 });
+      await expect(writeFilesAtomic(writes, staging === undefined ? {} : { stagingDir: staging })).rejects.toThrow(/ENOTDIR|EEXIST/);
+      for (const [rel] of plan(20, 'x')) expect(fs.readFileSync(path.join(root, rel), 'utf8')).toMatch(/^old /);
+      expect(all(root).filter(isTempFile)).toEqual([]);
+      if (staging !== undefined) expect(fs.existsSync(staging)).toBe(false);
+    }
+  });
+
+  it('renames in the order given', async () => {
+    const root = path.join(tmp, 'order');
+    const rename = vi.spyOn(fs, 'renameSync');
+    try {
+      await writeFilesAtomic(['c', 'a', 'b'].map((n) => ({ file: path.join(root, n), content: n })));
+      expect(rename.mock.calls.map((c) => path.basename(String(c[1])))).toEqual(['c', 'a', 'b']);
+    } finally {
+      rename.mockRestore();
+    }
+  });
+});
