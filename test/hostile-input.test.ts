@@ -171,7 +171,7 @@ describe('ordinary bad input: exit 2, a message, no stack trace (item 7)', () =>
     const file = write('out-file2', 'x\n');
     const r = await runCli(['render', '--inventory', inv, '--out', path.join(file, 'sub'), '--pki', pki, '--metadata-secret-file', secret]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/out-file2\/sub\/.*: a part of this path is a file, expected a directory/);
+    expect(r.stderr).toMatch(/out-file2\/sub(\/.*)?: a part of this path is a file, expected a directory/);
     noStack(r.stderr);
   });
 

@@ -127,7 +127,7 @@ async function ownedFiles(outDir: string): Promise<Set<string>> {
   const st = fs.lstatSync(outDir, { throwIfNoEntry: false });
   if (st === undefined) return new Set();
   if (!st.isDirectory() && !(st.isSymbolicLink() && fs.statSync(outDir, { throwIfNoEntry: false })?.isDirectory())) {
-    throw inputError(`${outDir} is not a directory: --out names the directory the bundles go into`, '--out');
+    throw inputError('is not a directory: --out names the directory the bundles go into', '--out', outDir);
   }
   const record = await readRecord(outDir);
   if (record !== undefined) return record;

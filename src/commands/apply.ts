@@ -6,8 +6,7 @@
  */
 import { Command } from './commander.js';
 import type { Problem } from '../errors.js';
-import { readInputText } from '../input-file.js';
-import { err, out, positiveInt, throwIfProblems } from './cli-io.js';
+import { err, out, positiveInt, readInputText, throwIfProblems } from './cli-io.js';
 
 interface ApplyCliOptions {
   bundle: string;

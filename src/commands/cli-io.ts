@@ -19,3 +19,6 @@ export function positiveInt(value: string | undefined, option: string, problems:
 export function throwIfProblems(problems: Problem[]): void {
   if (problems.length > 0) throw new InputError(problems);
 }
+
+/** The bounded reader of user files (src/input-file.ts), loaded by the action that reads one: start-up stays commander and the declarations. */
+export const readInputText: typeof import('../input-file.js').readInputText = async (file, o) => (await import('../input-file.js')).readInputText(file, o);

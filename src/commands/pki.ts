@@ -7,10 +7,9 @@ import path from 'node:path';
 import { Command } from './commander.js';
 import { InputError, type Problem } from '../errors.js';
 import { writeFilesAtomic } from '../fsx.js';
-import { readInputText } from '../input-file.js';
 import { pkiPaths } from '../paths.js';
 import { LEAF_ROLES, REVOCATION_REASONS, type IssuedCertificate, type LeafRole, type RevocationReason } from '../pki/types.js';
-import { err, out, positiveInt, throwIfProblems } from './cli-io.js';
+import { err, out, positiveInt, readInputText, throwIfProblems } from './cli-io.js';
 
 /** node-forge and @peculiar/x509 come with the PKI: loaded by the action that uses them. */
 const pki = () => import('../pki/index.js');

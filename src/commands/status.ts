@@ -7,11 +7,11 @@
  * reachable + `apply --check`, the RAFT clusters as every reachable central sees them, the
  * chassis. Exit 0 healthy, 1 degraded, 3 no host reachable.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { Command } from './commander.js';
 import { defaultSandboxDir, sandboxPaths } from '../paths.js';
 import { canonicalDir, STATUS_EXIT } from '../sandbox/naming.js';
-import type { Problem } from '../errors.js';
+import { inputError, type Problem } from '../errors.js';
 import { addSshOptions, sshSettingsOf, type SshCliOptions } from '../deploy/cli-options.js';
 import { positiveInt, throwIfProblems } from './cli-io.js';
 
@@ -44,6 +44,9 @@ export function statusCommand(): Command {
       if (opts.inventory !== undefined) {
         await siteStatusAction({ ...opts, inventory: opts.inventory });
         return;
+      }
+      if (statSync(opts.dir, { throwIfNoEntry: false })?.isDirectory() === false) {
+        throw inputError('is not a directory: --dir names the sandbox state directory', '--dir', opts.dir);
       }
       // No state file, no sandbox: answered without loading the collector (monitoring loops ask often).
       const exists = existsSync(sandboxPaths(canonicalDir(opts.dir)).state);
