@@ -4,14 +4,14 @@
  * replaces a file it did not write, and refuses a non-empty directory it did not create. Every
  * refusal is exit 2 with nothing written or removed.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { initPki } from '../src/pki/index.js';
 import { runCli, type CliResult } from './helpers/cli.js';
+import { expectRefused, snapshot } from './helpers/refusals.js';
 import { renderFixtureDir, renderFixtureSite } from './helpers/render-fixture.js';
 
 let dir: string;
@@ -28,17 +28,6 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
-/** Every file below `d` with its sha256. */
-async function snapshot(d: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const e of await readdir(d, { recursive: true, withFileTypes: true })) {
-    if (!e.isFile()) continue;
-    const p = path.join(e.parentPath, e.name);
-    out[path.relative(d, p)] = createHash('sha256').update(await readFile(p)).digest('hex');
-  }
-  return out;
-}
-
 /** The fixture site with `edit` applied, written next to the other test files. */
 async function siteVariant(name: string, edit: (site: { hosts: { name: string; roles: string[] }[] }) => void): Promise<string> {
   const site = parse(await readFile(renderFixtureSite, 'utf8')) as { hosts: { name: string; roles: string[] }[] };
@@ -46,12 +35,6 @@ async function siteVariant(name: string, edit: (site: { hosts: { name: string; r
   const file = path.join(dir, `${name}.yaml`);
   await writeFile(file, stringify(site));
   return file;
-}
-
-function expectRefused(r: CliResult, message: RegExp): void {
-  expect(r.code, r.stderr).toBe(2);
-  expect(r.stderr).toMatch(message);
-  expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
 }
 
 beforeAll(async () => {
