@@ -48,7 +48,7 @@ describe.skipIf(notRoot)('apply refuses a tampered bundle on a real host and cha
 
   beforeAll(async () => {
     requireBuiltCli();
-    site = await createTestSite({ centrals: 1, workers: 0, prefix: 'odtamp' });
+    site = await createTestSite({ centrals: 1, workers: 0 });
     work = await fs.mkdtemp(path.join(os.tmpdir(), 'od-tamper-test-'));
     const sshArgs = ['--known-hosts', site.knownHostsFile, '--identity', site.identityFile];
     const r = await cli(['deploy', '--inventory', site.inventoryFile, '--pki', site.pkiDir, ...sshArgs, '--json'], { timeoutMs: 20 * MIN });

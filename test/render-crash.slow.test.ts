@@ -6,13 +6,12 @@
  * the write phase; the test also checks that it did.
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isTempFile } from '../src/fsx.js';
-import { cliPath, pkiPaths } from '../src/paths.js';
-import { renderFixtureDir } from './helpers/render-fixture.js';
+import { cliPath } from '../src/paths.js';
 
 const HOSTS = 150;
 const KILLS = 34;
@@ -48,12 +47,9 @@ const renderSync = (site: string, out: string) => execFileSync(process.execPath,
 
 beforeAll(() => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'ovn-deploy-render-crash-'));
-  // render reads only the PKI's public half: the fixture's CA bundle and CRL in a PKI layout.
+  // render signs every manifest with the site CA key: a real PKI.
   pkiDir = path.join(tmp, 'pki');
-  const p = pkiPaths(pkiDir);
-  mkdirSync(path.dirname(p.caBundle), { recursive: true });
-  copyFileSync(path.join(renderFixtureDir, 'ca-bundle.crt'), p.caBundle);
-  copyFileSync(path.join(renderFixtureDir, 'crl.pem'), p.crl);
+  execFileSync(process.execPath, [cliPath, 'pki', 'init', '--dir', pkiDir, '--key-bits', '2048', '--cn', 'render-crash'], { stdio: 'ignore' });
   for (const k of ['a', 'b'] as const) {
     sites[k] = path.join(tmp, `site-${k}.yaml`);
     writeFileSync(sites[k], siteYaml(`crash-${k}`));
