@@ -2,6 +2,7 @@
  * The PKI library against the real openssl CLI: extensions, purposes (EKU), serials, key files,
  * CSRs, revocation/CRL and status. CA keys are 2048 bits for speed (one test checks the 3072 default).
  */
+import { spawnSync } from 'node:child_process';
 import fsSync, { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -476,6 +477,31 @@ describe('locking', () => {
     await fs.utimes(lock, old, old);
     await refreshCrl(dir);
     await expect(fs.stat(lock)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('takes over at once a fresh lock whose holder (pid, start time, our pid namespace) is dead', async () => {
+    const lock = pkiPaths(dir).lock;
+    const child = spawnSync('true');
+    const ns = fsSync.readlinkSync('/proc/self/ns/pid');
+    await fs.writeFile(lock, `${child.pid} 1 ${ns}\n`); // exited: no such process any more
+    const started = Date.now();
+    await refreshCrl(dir);
+    // Well under the 30 s after which any lock counts as stale.
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await expect(fs.stat(lock)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('does not judge a holder named in another pid namespace: it waits for it', async () => {
+    const lock = pkiPaths(dir).lock;
+    await fs.writeFile(lock, `${spawnSync('true').pid} 1 pid:[4026531836000]\n`);
+    let done = false;
+    const pending = refreshCrl(dir).then(() => {
+      done = true;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(done).toBe(false);
+    await fs.rm(lock);
+    await pending;
   });
 
   it('waits while another process holds the lock', async () => {

@@ -9,7 +9,7 @@
  * (recover.ts) before changing anything.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { ExitError } from '../errors.js';
 import { pkiPaths } from '../paths.js';
@@ -60,16 +60,29 @@ async function withLockFile<T>(lockFile: string, fn: () => Promise<T>): Promise<
   }
 }
 
-/** `pid startTicks`: enough to tell a live holder from a dead one whose pid was reused. */
-function holderLine(): string {
-  return `${process.pid} ${readProcStat(process.pid)?.startTicks ?? 0}\n`;
+/** Our pid namespace: a pid means something only inside the namespace that wrote it. */
+function pidNamespace(): string {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return 'unknown';
+  }
 }
 
-/** The holder named in a lock file is gone (or the file names nobody we can check). */
+/** `pid startTicks pidns`: enough to tell a live holder from a dead one whose pid was reused. */
+function holderLine(): string {
+  return `${process.pid} ${readProcStat(process.pid)?.startTicks ?? 0} ${pidNamespace()}\n`;
+}
+
+/**
+ * The holder named in a lock file is gone. Only a holder of our own pid namespace can be judged
+ * (a PKI directory shared with a container names pids we cannot see); for any other, or another
+ * format (an older ovn-deploy), only the mtime rule applies.
+ */
 async function holderIsDead(lockFile: string): Promise<boolean> {
   const text = await fs.readFile(lockFile, 'utf8').catch(() => undefined);
-  const m = /^(\d+) (\d+)\n$/.exec(text ?? '');
-  if (m === null) return false; // another format (an older ovn-deploy): only the mtime rule applies
+  const m = /^(\d+) (\d+) (\S+)\n$/.exec(text ?? '');
+  if (m === null || m[3] !== pidNamespace() || m[3] === 'unknown') return false;
   const stat = readProcStat(Number(m[1]));
   return stat === undefined || stat.state === 'Z' || stat.startTicks !== Number(m[2]);
 }
