@@ -16,6 +16,7 @@ import path from 'node:path';
 import { inputError } from '../errors.js';
 import { plannedWrites, writeFileAtomic, writeFilesAtomic, type FileContent, type FileWrite } from '../fsx.js';
 import { readInputText } from '../input-file.js';
+import { isAlive } from '../supervisor/proc.js';
 import { loadInventory } from '../inventory/index.js';
 import { renderSite } from '../render/index.js';
 import { bundleSigner, readMetadataSecret, readSitePki } from '../deploy/site-pki.js';
@@ -63,15 +64,6 @@ function removeDeadStaging(outDir: string): void {
     const pid = Number(name.slice(STAGING.length).split('-')[0]);
     if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) continue;
     fs.rmSync(path.join(outDir, name), { recursive: true, force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0); // signal 0: only asks whether the process exists
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
