@@ -10,10 +10,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildBaseImage, type BaseImageResult } from '../src/build/base-image.js';
-import { buildImages } from '../src/build/image-pipeline.js';
-import { Podman } from '../src/build/podman.js';
-import { buildRpms } from '../src/build/rpm-pipeline.js';
+import { buildBaseImage, type BaseImageResult } from '../src/packaging/base-image.js';
+import { buildImages } from '../src/packaging/image-pipeline.js';
+import { Podman } from '../src/packaging/podman.js';
+import { buildRpms } from '../src/packaging/rpm-pipeline.js';
 import { ZxRunner } from '../src/runner.js';
 import { OVS_TARBALL, mountsUnder, ovnSourceFor, persistentBuildCache, persistentCcache, podmanEnv, randomName, removePrivatePodmanStore, tmpDir } from './helpers/build-fixtures.js';
 

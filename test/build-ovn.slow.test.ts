@@ -7,7 +7,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildRpms, type BuildRpmsResult } from '../src/build/rpm-pipeline.js';
+import { buildRpms, type BuildRpmsResult } from '../src/packaging/rpm-pipeline.js';
 import { buildCachePaths } from '../src/paths.js';
 import { ZxRunner } from '../src/runner.js';
 import { OVS_TARBALL, ovnSourceFor, persistentCcache, randomName, tmpDir } from './helpers/build-fixtures.js';

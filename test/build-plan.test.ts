@@ -5,20 +5,20 @@
  */
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
-import type { BuilderIdentity } from '../src/build/builder.js';
-import { parseStatsLog } from '../src/build/ccache.js';
-import { parseLsRemote, resolveRef, submoduleUrl, suggestRefs } from '../src/build/git.js';
-import { planImages, type AvailableRpm } from '../src/build/image-plan.js';
-import { renderManifest } from '../src/build/manifest.js';
-import { changelogDate, packageDefines } from '../src/build/package-build.js';
-import { planRpms, type RpmPlanInput, type SourceInputs } from '../src/build/plan.js';
-import { missingToolsMessage, requireTools, EXIT_MISSING_TOOL, BUILD_TOOLS } from '../src/build/preflight.js';
-import { rolesWithPackages } from '../src/build/roles.js';
-import { REPRODUCIBLE_DEFINES, rpmbuildArgv } from '../src/build/rpm.js';
-import { parseSourceArg } from '../src/build/source-spec.js';
-import type { StoredArtifact } from '../src/build/store.js';
-import { parseTarListing, tarTopDir } from '../src/build/tar.js';
-import { compareVersions, minimumFromPin, ovsRequirement, ovsTooOld, parseAcInit } from '../src/build/version.js';
+import type { BuilderIdentity } from '../src/packaging/builder.js';
+import { parseStatsLog } from '../src/packaging/ccache.js';
+import { parseLsRemote, resolveRef, submoduleUrl, suggestRefs } from '../src/packaging/git.js';
+import { planImages, type AvailableRpm } from '../src/packaging/image-plan.js';
+import { renderManifest } from '../src/packaging/manifest.js';
+import { changelogDate, packageDefines } from '../src/packaging/package-build.js';
+import { planRpms, type RpmPlanInput, type SourceInputs } from '../src/packaging/plan.js';
+import { missingToolsMessage, requireTools, EXIT_MISSING_TOOL, BUILD_TOOLS } from '../src/packaging/preflight.js';
+import { rolesWithPackages } from '../src/packaging/roles.js';
+import { REPRODUCIBLE_DEFINES, rpmbuildArgv } from '../src/packaging/rpm.js';
+import { parseSourceArg } from '../src/packaging/source-spec.js';
+import type { StoredArtifact } from '../src/packaging/store.js';
+import { parseTarListing, tarTopDir } from '../src/packaging/tar.js';
+import { compareVersions, minimumFromPin, ovsRequirement, ovsTooOld, parseAcInit } from '../src/packaging/version.js';
 import { ExitError } from '../src/errors.js';
 
 describe('source arguments', () => {

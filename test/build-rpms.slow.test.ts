@@ -8,8 +8,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RpmQuery, type RpmFileInfo } from '../src/build/rpm.js';
-import { buildRpms, type BuildRpmsResult } from '../src/build/rpm-pipeline.js';
+import { RpmQuery, type RpmFileInfo } from '../src/packaging/rpm.js';
+import { buildRpms, type BuildRpmsResult } from '../src/packaging/rpm-pipeline.js';
 import { main } from '../src/main.js';
 import { ZxRunner } from '../src/runner.js';
 import { OVS_TARBALL, TeeRunner, fakeOvsTree, persistentCcache, randomName, tmpDir } from './helpers/build-fixtures.js';

@@ -7,11 +7,11 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildImages } from '../src/build/image-pipeline.js';
-import { defaultOvsSpec } from '../src/build/ovs-default.js';
-import { EXIT_MISSING_TOOL } from '../src/build/preflight.js';
-import { buildRpms } from '../src/build/rpm-pipeline.js';
-import { resolveSourceArg } from '../src/build/sources.js';
+import { buildImages } from '../src/packaging/image-pipeline.js';
+import { defaultOvsSpec } from '../src/packaging/ovs-default.js';
+import { EXIT_MISSING_TOOL } from '../src/packaging/preflight.js';
+import { buildRpms } from '../src/packaging/rpm-pipeline.js';
+import { resolveSourceArg } from '../src/packaging/sources.js';
 import { ExitError, InputError } from '../src/errors.js';
 import { main } from '../src/main.js';
 import { buildCachePaths } from '../src/paths.js';

@@ -134,10 +134,10 @@ async function repetition(work, i) {
 }
 
 async function imageSizes(work) {
-  const { buildBaseImage } = await import(path.join(root, 'dist', 'build', 'base-image.js'));
-  const { buildRpms } = await import(path.join(root, 'dist', 'build', 'rpm-pipeline.js'));
-  const { buildImages } = await import(path.join(root, 'dist', 'build', 'image-pipeline.js'));
-  const { Podman } = await import(path.join(root, 'dist', 'build', 'podman.js'));
+  const { buildBaseImage } = await import(path.join(root, 'dist', 'packaging', 'base-image.js'));
+  const { buildRpms } = await import(path.join(root, 'dist', 'packaging', 'rpm-pipeline.js'));
+  const { buildImages } = await import(path.join(root, 'dist', 'packaging', 'image-pipeline.js'));
+  const { Podman } = await import(path.join(root, 'dist', 'packaging', 'podman.js'));
   const { ZxRunner } = await import(path.join(root, 'dist', 'runner.js'));
   const persistent = path.join(root, '.cache', 'build-test');
   const t0 = performance.now();

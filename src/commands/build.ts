@@ -6,18 +6,18 @@
 import { Command, Option } from './commander.js';
 import { InputError, type Problem } from '../errors.js';
 import { buildOutputPaths, defaultBuildCacheDir } from '../paths.js';
-import type { BuildImagesResult } from '../build/image-pipeline.js';
-import type { BuildSummary } from '../build/manifest.js';
-import { EXIT_MISSING_TOOL } from '../build/preflight.js';
-import { DEFAULT_BASE_PACKAGES, ROLE_NAMES, type RoleName } from '../build/roles.js';
-import type { BuildRpmsResult } from '../build/rpm-pipeline.js';
+import type { BuildImagesResult } from '../packaging/image-pipeline.js';
+import type { BuildSummary } from '../packaging/manifest.js';
+import { EXIT_MISSING_TOOL } from '../packaging/preflight.js';
+import { DEFAULT_BASE_PACKAGES, ROLE_NAMES, type RoleName } from '../packaging/roles.js';
+import type { BuildRpmsResult } from '../packaging/rpm-pipeline.js';
 import { isCi } from '../ui/ci.js';
 import type { ProgressMode } from '../ui/listr.js';
 
 // The pipelines (zx, listr2, podman, rpmbuild wrappers) are loaded by the action that runs them.
-const buildRpms = async (...a: Parameters<typeof import('../build/rpm-pipeline.js').buildRpms>) => (await import('../build/rpm-pipeline.js')).buildRpms(...a);
-const buildImages = async (...a: Parameters<typeof import('../build/image-pipeline.js').buildImages>) => (await import('../build/image-pipeline.js')).buildImages(...a);
-const buildBaseImage = async (...a: Parameters<typeof import('../build/base-image.js').buildBaseImage>) => (await import('../build/base-image.js')).buildBaseImage(...a);
+const buildRpms = async (...a: Parameters<typeof import('../packaging/rpm-pipeline.js').buildRpms>) => (await import('../packaging/rpm-pipeline.js')).buildRpms(...a);
+const buildImages = async (...a: Parameters<typeof import('../packaging/image-pipeline.js').buildImages>) => (await import('../packaging/image-pipeline.js')).buildImages(...a);
+const buildBaseImage = async (...a: Parameters<typeof import('../packaging/base-image.js').buildBaseImage>) => (await import('../packaging/base-image.js')).buildBaseImage(...a);
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
