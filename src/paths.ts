@@ -341,14 +341,24 @@ export function hostPaths(root = '/') {
 }
 export type HostPaths = ReturnType<typeof hostPaths>;
 
+/**
+ * Where a bundle keeps the content of the file that goes to `dest`: files/<destination>, flat:
+ * without the leading slash, `%` as `%25` and `/` as `%2F` (etc%2Fovn-deploy%2Ffirewall.nft).
+ * One directory per bundle instead of one per destination directory: a 1,000-host render made
+ * 20,000 directories, and creating them was most of its time. The manifest names each file's
+ * source, so apply reads bundles of either layout.
+ */
+export function bundleSource(dest: string): string {
+  return `files/${dest.replace(/^\/+/, '').replace(/%/g, '%25').replace(/\//g, '%2F')}`;
+}
+
 /** Layout of `render --out DIR`: one bundle directory per host. */
 export function bundlePaths(outDir: string, host: string) {
   const dir = path.join(outDir, host);
   return {
     dir,
     manifest: path.join(dir, 'manifest.json'),
-    /** A bundle file's content lives at files/<destination without the leading slash>. */
-    source: (dest: string) => path.join('files', dest.replace(/^\/+/, '')),
+    source: bundleSource,
   };
 }
 

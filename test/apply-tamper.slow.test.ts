@@ -79,8 +79,8 @@ describe.skipIf(notRoot)('apply refuses a tampered bundle on a real host and cha
     },
     {
       name: 'a file changed after render (the stunnel server config)',
-      change: async () => `echo 'exec = /bin/sh' >> files/etc/ovn-deploy/stunnel/stunnel-server.conf`,
-      stderr: /files\/etc\/ovn-deploy\/stunnel\/stunnel-server\.conf: files\[\d+\]\.sha256: checksum mismatch/,
+      change: async () => `echo 'exec = /bin/sh' >> files/etc%2Fovn-deploy%2Fstunnel%2Fstunnel-server.conf`,
+      stderr: /files\/etc%2Fovn-deploy%2Fstunnel%2Fstunnel-server\.conf: files\[\d+\]\.sha256: checksum mismatch/,
     },
     {
       name: 'a file added that the manifest does not list',

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pkiPaths } from '../src/paths.js';
+import { pkiPaths, bundleSource } from '../src/paths.js';
 import { initPki } from '../src/pki/index.js';
 import { renderFixtureDir, renderFixtureSite } from './helpers/render-fixture.js';
 
@@ -40,7 +40,7 @@ describe('ovn-deploy render', () => {
     expect(first.stdout).toMatch(/^worker1: 27 written, 0 unchanged$/m);
     expect(first.stdout).toMatch(/rendered 6 host bundles into .* \(151 files written\)/);
     expect((await readdir(out)).sort()).toEqual(['.ovn-deploy-render.json', 'central1', 'central2', 'central3', 'worker1', 'worker2', 'worker3']);
-    const secret = path.join(out, 'worker1', 'files', 'etc', 'ovn-deploy', 'metadata-agent', 'metadata-secret.ini');
+    const secret = path.join(out, 'worker1', bundleSource('/etc/ovn-deploy/metadata-agent/metadata-secret.ini'));
     expect((await stat(secret)).mode & 0o777).toBe(0o600);
     expect((await stat(path.join(out, 'worker1', 'manifest.json'))).mode & 0o777).toBe(0o644);
     const manifest = JSON.parse(await readFile(path.join(out, 'worker1', 'manifest.json'), 'utf8')) as { generator: string };
@@ -58,7 +58,7 @@ describe('ovn-deploy render', () => {
     const args = ['render', '--inventory', renderFixtureSite, '--out', out, '--pki', pkiDir, '--metadata-secret-file', secretFile];
     expect((await cli(...args)).code).toBe(0);
     // A config a worker does not render, a stale-looking tree, and a bundle of a host that is not in the site.
-    const stale = path.join(out, 'worker2', 'files', 'etc', 'ovn-deploy', 'stunnel', 'stunnel-server.conf');
+    const stale = path.join(out, 'worker2', bundleSource('/etc/ovn-deploy/stunnel/stunnel-server.conf'));
     await writeFile(stale, 'old\n');
     const staleDir = path.join(out, 'worker2', 'files', 'etc', 'ovn-deploy', 'old', 'deeper');
     await mkdir(staleDir, { recursive: true });
@@ -71,7 +71,7 @@ describe('ovn-deploy render', () => {
     expect(summary.hosts.flatMap((h) => h.removed)).toEqual([]);
     expect(summary.removedBundles).toEqual([]);
     for (const f of [stale, path.join(staleDir, 'x.conf'), path.join(out, 'retired', 'manifest.json')]) expect(await exists(f), f).toBe(true);
-    expect(await exists(path.join(out, 'worker2', 'files', 'etc', 'ovn-deploy', 'stunnel', 'stunnel-client.conf'))).toBe(true);
+    expect(await exists(path.join(out, 'worker2', bundleSource('/etc/ovn-deploy/stunnel/stunnel-client.conf')))).toBe(true);
   });
 
   it('exits 2 and writes nothing when the metadata secret is missing', async () => {

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseInventory } from '../src/inventory/index.js';
 import { renderHostBundle } from '../src/render/index.js';
+import { bundleSource } from '../src/paths.js';
 import { fixtureOptions, fixturePki } from './helpers/render-fixture.js';
 
 const tag = `fw${randomBytes(3).toString('hex')}`;
@@ -97,7 +98,7 @@ describe.skipIf(skipReason !== undefined)('the rendered firewall, loaded in a ne
     pair(ns.central1, 'to-w1', '10.77.3.1/24', ns.worker, 'to-c1', '10.77.3.2/24');
 
     const bundle = renderHostBundle(inv, 'central1', fixturePki(), fixtureOptions());
-    const content = bundle.files.get('files/etc/ovn-deploy/firewall.nft')?.content;
+    const content = bundle.files.get(bundleSource('/etc/ovn-deploy/firewall.nft'))?.content;
     if (content === undefined) throw new Error('central1 has no firewall file');
     firewallFile = path.join(tmp, 'firewall.nft');
     writeFileSync(firewallFile, content);

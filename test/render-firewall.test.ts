@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { renderHostBundle, renderSite } from '../src/render/index.js';
 import { fixtureInventory, fixtureOptions, fixturePki } from './helpers/render-fixture.js';
+import { bundleSource } from '../src/paths.js';
 
 const nft = spawnSync('nft', ['--version']).status === 0;
 if (!nft) process.stderr.write('render-firewall: nft is not installed (scripts/install-deps.sh test); skipping nft -c\n');
@@ -29,14 +30,14 @@ const site = renderSite(inv, fixturePki(), fixtureOptions());
 
 describe('rendered firewall files', () => {
   it.skipIf(!nft).each(inv.hosts.map((h) => h.name))('%s: nft -c accepts it', (host) => {
-    const r = check(host, String(site.get(`${host}/files/etc/ovn-deploy/firewall.nft`)?.content));
+    const r = check(host, String(site.get(`${host}/${bundleSource('/etc/ovn-deploy/firewall.nft')}`)?.content));
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
   });
 
   it.skipIf(!nft)('a lone central: nft -c accepts the closed RAFT ports, and rejects a broken file', () => {
     const lone = renderHostBundle({ ...inv, hosts: [inv.hosts[0]!] }, 'central1', fixturePki(), fixtureOptions());
-    const content = String(lone.files.get('files/etc/ovn-deploy/firewall.nft')?.content);
+    const content = String(lone.files.get(bundleSource('/etc/ovn-deploy/firewall.nft'))?.content);
     expect(check('lone', content).status).toBe(0);
     expect(check('broken', content.replace('tcp dport 6643 drop', 'tcp dport 6643 dorp')).status).not.toBe(0);
   });
@@ -44,7 +45,7 @@ describe('rendered firewall files', () => {
 
 describe('rendered firewall files: safe for the operator', () => {
   it.each(inv.hosts.map((h) => h.name))('%s: only its own table, policy accept, loopback/established/own addresses before any drop', (host) => {
-    const lines = String(site.get(`${host}/files/etc/ovn-deploy/firewall.nft`)?.content)
+    const lines = String(site.get(`${host}/${bundleSource('/etc/ovn-deploy/firewall.nft')}`)?.content)
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l !== '' && !l.startsWith('#'));

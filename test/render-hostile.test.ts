@@ -4,12 +4,13 @@
  * replaces a file it did not write, and refuses a non-empty directory it did not create. Every
  * refusal is exit 2 with nothing written or removed.
  */
-import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { initPki } from '../src/pki/index.js';
+import { bundleSource } from '../src/paths.js';
 import { runCli, type CliResult } from './helpers/cli.js';
 import { expectRefused, snapshot } from './helpers/refusals.js';
 import { renderFixtureDir, renderFixtureSite } from './helpers/render-fixture.js';
@@ -75,7 +76,9 @@ describe('render --out owns only what it wrote', () => {
     const removed = summary.hosts.find((h) => h.host === 'worker1')?.removed ?? [];
     expect(removed.length).toBeGreaterThan(0);
     expect(removed.every((f) => f.includes('metadata'))).toBe(true);
-    expect(await exists(path.join(out, 'worker1', 'files', 'etc', 'ovn-deploy', 'metadata-agent'))).toBe(false);
+    const left = await readdir(path.join(out, 'worker1', 'files'));
+    expect(left.length).toBeGreaterThan(0);
+    expect(left.filter((f) => `files/${f}`.startsWith(bundleSource('/etc/ovn-deploy/metadata-agent/')))).toEqual([]);
     expect(summary.removedBundles).toEqual(['worker3']);
     expect(await exists(path.join(out, 'worker3'))).toBe(false);
     expect(await readFile(mine, 'utf8')).toBe('mine\n');

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hostPaths, pkiPaths } from '../src/paths.js';
+import { hostPaths, pkiPaths, bundleSource } from '../src/paths.js';
 import { initPki, issueCertificate } from '../src/pki/index.js';
 import { renderSite } from '../src/render/index.js';
 import { ZxRunner } from '../src/runner.js';
@@ -70,11 +70,11 @@ async function echoAs(name: string, port: number): Promise<string> {
 describe('rendered stunnel configs', () => {
   it('load in stunnel without a warning, on every host', async () => {
     const site = renderSite(fixtureInventory(), fixturePki(), fixtureOptions());
-    const confs = [...site].filter(([rel]) => /\/stunnel-(server|client)\.conf$/.test(rel));
+    const confs = [...site].filter(([rel]) => /stunnel-(server|client)\.conf$/.test(rel));
     expect(confs.length).toBe(9);
     for (const [rel, f] of confs) {
       const conf = withTestPki(String(f.content));
-      const file = path.join(dir, rel.replace(/\//g, '_'));
+      const file = path.join(dir, rel.replace(/[/%]/g, '_'));
       await writeFile(file, conf);
       const check = await checkStunnelConfig(runner, file);
       expect(check.warnings, rel).toEqual([]);
@@ -85,7 +85,7 @@ describe('rendered stunnel configs', () => {
 describe('a central\'s rendered TLS server', () => {
   it('admits any certificate of the CA to NB/SB but only centrals to the RAFT ports', async () => {
     const site = renderSite(fixtureInventory(), fixturePki(), fixtureOptions());
-    let conf = withTestPki(String(site.get('central1/files/etc/ovn-deploy/stunnel/stunnel-server.conf')?.content));
+    let conf = withTestPki(String(site.get(`central1/${bundleSource('/etc/ovn-deploy/stunnel/stunnel-server.conf')}`)?.content));
     const [echoPort, ...ports] = await freePorts(5);
     // A plain echo server stands in for ovsdb-server behind every service.
     const echo = net.createServer((s) => s.pipe(s)).listen(echoPort, '127.0.0.1');

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { renderSite } from '../src/render/index.js';
 import { fixtureInventory, fixtureOptions, fixturePki } from './helpers/render-fixture.js';
+import { bundleSource } from '../src/paths.js';
 
 const analyze = spawnSync('systemd-analyze', ['--version']).status === 0;
 if (!analyze) process.stderr.write('render-systemd: systemd-analyze is not installed; skipping unit verification\n');
@@ -21,12 +22,12 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** The host's files under /etc/systemd/system, written into `dir` in the same layout. */
 function unitsOf(host: string, dir: string): { units: string[]; dropIns: string[] } {
-  const prefix = `${host}/files/etc/systemd/system/`;
+  const prefix = `${host}/${bundleSource('/etc/systemd/system/')}`;
   const units: string[] = [];
   const dropIns: string[] = [];
   for (const [rel, f] of site) {
     if (!rel.startsWith(prefix)) continue;
-    const name = rel.slice(prefix.length);
+    const name = decodeURIComponent(rel.slice(prefix.length));
     mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
     writeFileSync(path.join(dir, name), f.content);
     if (name.endsWith('.service')) units.push(name);

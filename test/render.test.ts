@@ -7,6 +7,7 @@ import { manifestJson, renderHostBundle, renderSite, renderSiteBundles } from '.
 import { renderStunnelConfig, type StunnelConfigSpec } from '../src/stunnel/index.js';
 import { centralLoopback, siteTopology } from '../src/site/topology.js';
 import { fixtureInventory, fixtureOptions, fixturePki, fixtureSecret } from './helpers/render-fixture.js';
+import { bundleSource } from '../src/paths.js';
 
 const inv = fixtureInventory();
 const pki = fixturePki();
@@ -49,7 +50,7 @@ describe('renderSite: bundles', () => {
     for (const [rel, f] of site) {
       const body = text(f.content);
       expect(body, rel).not.toMatch(/PRIVATE KEY/);
-      if (rel.endsWith('/metadata-secret.ini')) {
+      if (rel.endsWith('metadata-secret.ini')) {
         expect(f.mode, rel).toBe(0o600);
         expect(body).toContain(fixtureSecret());
       } else {
@@ -75,7 +76,7 @@ describe('renderSite: bundles', () => {
       for (const f of m.files) {
         const content = site.get(`${host.name}/${f.source}`);
         expect(createHash('sha256').update(text(content?.content)).digest('hex'), f.dest).toBe(f.sha256);
-        expect(f.source).toBe(`files${f.dest}`);
+        expect(f.source).toBe(bundleSource(f.dest));
         expect(content?.mode ?? 0o644).toBe(f.mode);
         for (const s of [...f.reload, ...f.restart]) expect(m.services.map((x) => x.name), `${f.dest} -> ${s}`).toContain(s);
       }
@@ -170,27 +171,27 @@ describe('renderSite: bundles', () => {
     expect(manifestOf(site, 'worker1').firewall).toEqual([
       { proto: 'udp', port: 6081, from: ['198.51.100.13', '198.51.100.22', '198.51.100.23'], why: expect.any(String) as string },
     ]);
-    const nft = text(site.get('central2/files/etc/ovn-deploy/firewall.nft')?.content);
+    const nft = text(site.get(`central2/${bundleSource('/etc/ovn-deploy/firewall.nft')}`)?.content);
     expect(nft).toContain('ip saddr { 192.0.2.11, 192.0.2.13 } tcp dport 6643 accept\n\t\ttcp dport 6643 drop');
     // A lone central has no RAFT peer: the RAFT ports are not opened to anybody.
     const lone = renderHostBundle(withHosts([inv.hosts[0]!]), 'central1', pki, opts);
     expect(lone.manifest.firewall.map((r) => r.port)).toEqual([6641, 6642]);
-    expect(text(lone.files.get('files/etc/ovn-deploy/firewall.nft')?.content)).toMatch(/\t\ttcp dport 6643 drop\n/);
+    expect(text(lone.files.get(bundleSource('/etc/ovn-deploy/firewall.nft'))?.content)).toMatch(/\t\ttcp dport 6643 drop\n/);
   });
 
   it('carries the RAFT ports only for certificates named after a central, and tunnels each peer to that peer alone', () => {
-    const server = text(site.get('central1/files/etc/ovn-deploy/stunnel/stunnel-server.conf')?.content);
+    const server = text(site.get(`central1/${bundleSource('/etc/ovn-deploy/stunnel/stunnel-server.conf')}`)?.content);
     const section = (conf: string, name: string) => conf.split(`[${name}]\n`)[1]?.split('\n\n')[0] ?? '';
     expect(section(server, 'nbRaft')).toMatch(/checkHost = central1\ncheckHost = central2\ncheckHost = central3$/);
     expect(section(server, 'sbRaft')).toContain('checkHost = central2');
     expect(section(server, 'nb')).not.toContain('checkHost');
     expect(section(server, 'sb')).not.toContain('checkHost');
-    const client = text(site.get('worker2/files/etc/ovn-deploy/stunnel/stunnel-client.conf')?.content);
+    const client = text(site.get(`worker2/${bundleSource('/etc/ovn-deploy/stunnel/stunnel-client.conf')}`)?.content);
     expect([...client.matchAll(/^\[(.*)\]$/gm)].map((m) => m[1])).toEqual(['nb-central1', 'sb-central1', 'nb-central2', 'sb-central2', 'nb-central3', 'sb-central3']);
     expect(section(client, 'sb-central2')).toBe(
       `accept = ${centralLoopback('golden', 'central2')}:16642\nconnect = 192.0.2.12:6642\n; the peer's certificate must carry one of these names\ncheckHost = central2\ncheckIP = 192.0.2.12\ncheckIP = 2001:db8::12`,
     );
-    const centralClient = text(site.get('central1/files/etc/ovn-deploy/stunnel/stunnel-client.conf')?.content);
+    const centralClient = text(site.get(`central1/${bundleSource('/etc/ovn-deploy/stunnel/stunnel-client.conf')}`)?.content);
     expect([...centralClient.matchAll(/^\[(.*)\]$/gm)].map((m) => m[1])).toEqual([
       'nb-central2',
       'sb-central2',
@@ -218,7 +219,7 @@ describe('renderSite: bundles', () => {
     const workers = inv.hosts.filter((h) => !centrals.includes(h));
     const reordered = renderSite(withHosts([...centrals, ...[...workers].reverse()]), pki, opts);
     for (const [rel, f] of site) {
-      if (centrals.some((c) => rel.startsWith(`${c.name}/`)) || rel.endsWith('/firewall.nft')) {
+      if (centrals.some((c) => rel.startsWith(`${c.name}/`)) || rel.endsWith('firewall.nft')) {
         expect(text(reordered.get(rel)?.content), rel).toBe(text(f.content));
       }
     }
