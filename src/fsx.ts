@@ -38,8 +38,13 @@ export function isTempFile(name: string): boolean {
   return /^\..+\.[0-9a-f]{12}\.tmp$/.test(path.basename(name));
 }
 
-function tempName(file: string, stagingDir: string | undefined): string {
-  return path.join(stagingDir ?? path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+/** Temp names of one batch: a random 48-bit start, then consecutive (one random draw per batch, not per file). */
+function tempNamer(stagingDir: string | undefined): (file: string) => string {
+  let next = randomBytes(6).readUIntBE(0, 6);
+  return (file) => {
+    const id = (next++ % 2 ** 48).toString(16).padStart(12, '0');
+    return path.join(stagingDir ?? path.dirname(file), `.${path.basename(file)}.${id}.tmp`);
+  };
 }
 
 /**
@@ -99,6 +104,7 @@ export async function writeFilesAtomic(writes: readonly FileWrite[], opts: Batch
   if (writes.length === 0) return;
   const dirs = new Set<string>();
   const temps: string[] = [];
+  const tempName = tempNamer(opts.stagingDir);
   if (opts.stagingDir !== undefined) fsSync.mkdirSync(opts.stagingDir, { recursive: true });
   try {
     for (const w of writes) {
@@ -108,7 +114,7 @@ export async function writeFilesAtomic(writes: readonly FileWrite[], opts: Batch
         dirs.add(dir);
       }
       const mode = w.mode ?? 0o644;
-      const tmp = tempName(w.file, opts.stagingDir);
+      const tmp = tempName(w.file);
       // Created with the final mode so a private key is never readable by others, not even briefly.
       const fd = fsSync.openSync(tmp, 'wx', mode);
       temps.push(tmp);

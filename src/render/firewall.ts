@@ -67,8 +67,19 @@ export function firewallRules(policies: PortPolicy[]): FirewallRule[] {
   return policies.flatMap((p) => (p.from !== undefined && p.from.length === 0 ? [] : [{ proto: p.proto, port: p.port, from: p.from ?? [], why: p.why }]));
 }
 
-const v4 = (addrs: readonly string[]): string => addrs.filter((a) => isIP(a) === 4).join(', ');
-const v6 = (addrs: readonly string[]): string => addrs.filter((a) => isIP(a) === 6).join(', ');
+/** Address families, remembered: every worker's file lists every other chassis (a million isIP calls for 1,000 hosts). */
+const families = new Map<string, number>();
+function family(a: string): number {
+  let f = families.get(a);
+  if (f === undefined) {
+    if (families.size > 1_000_000) families.clear();
+    f = isIP(a);
+    families.set(a, f);
+  }
+  return f;
+}
+const v4 = (addrs: readonly string[]): string => addrs.filter((a) => family(a) === 4).join(', ');
+const v6 = (addrs: readonly string[]): string => addrs.filter((a) => family(a) === 6).join(', ');
 
 export function renderNftables(site: string, host: string, policies: PortPolicy[], own: readonly string[]): string {
   const restricted = policies.filter((p) => p.from !== undefined);

@@ -122,8 +122,16 @@ function membership(inv: Inventory, topo: SiteTopology, self: CentralNode, key: 
   };
 }
 
+/** Hosts by name, once per inventory: a render asks for every host's topology (a find each was quadratic). */
+const hostsByName = new WeakMap<Inventory, Map<string, Host>>();
+
 export function hostTopology(inv: Inventory, topo: SiteTopology, hostName: string): HostTopology {
-  const host = inv.hosts.find((h) => h.name === hostName);
+  let byName = hostsByName.get(inv);
+  if (byName === undefined) {
+    byName = new Map(inv.hosts.map((h) => [h.name, h]));
+    hostsByName.set(inv, byName);
+  }
+  const host = byName.get(hostName);
   if (host === undefined) throw new InputError([{ path: 'hosts', message: `no host named ${JSON.stringify(hostName)} in site ${inv.site}` }]);
   const central = topo.centrals.find((c) => c.host === host);
   const remoteCentrals = topo.centrals.filter((c) => c.host !== host);
