@@ -48,11 +48,36 @@ export function pemCertificatesOf(pem: string): X509Certificate[] {
   return certs;
 }
 
+/** One CA signs every bundle of a render: its certificate is parsed once, not once per host. */
+let lastSigner: { pem: string; cert: X509Certificate; fingerprint: string } | undefined;
+function signerOf(caCertPem: string): { cert: X509Certificate; fingerprint: string } {
+  if (lastSigner?.pem !== caCertPem) {
+    const cert = new X509Certificate(caCertPem);
+    lastSigner = { pem: caCertPem, cert, fingerprint: caFingerprint(cert) };
+  }
+  return lastSigner;
+}
+
+const sigFileText = (signer: string, signature: string): string => `${JSON.stringify({ format: 1, algorithm: 'sha256', signer, signature }, null, 2)}\n`;
+
 /** The content of manifest.sig for these manifest bytes. */
 export function signManifest(manifest: Buffer, caKey: KeyObject, caCertPem: string): string {
-  const signer = caFingerprint(new X509Certificate(caCertPem));
   const signature = sign('sha256', signedBytes(manifest), caKey).toString('base64');
-  return `${JSON.stringify({ format: 1, algorithm: 'sha256', signer, signature }, null, 2)}\n`;
+  return sigFileText(signerOf(caCertPem).fingerprint, signature);
+}
+
+/**
+ * Whether `sigText` is exactly the manifest.sig that signManifest would write for these bytes
+ * with this CA: it verifies against the CA and is in our canonical form. PKCS#1 v1.5 signatures
+ * are deterministic, so signing again would give the same bytes; checking costs a verify, a
+ * small fraction of a sign (render keeps an unchanged bundle's signature this way).
+ */
+export function isSignatureOf(manifest: Buffer, sigText: string, caCertPem: string): boolean {
+  const { cert, fingerprint } = signerOf(caCertPem);
+  const verdict = verifyManifestSignature(manifest, sigText, [cert]);
+  if (!verdict.ok) return false;
+  const signature = (JSON.parse(sigText) as { signature: string }).signature;
+  return sigText === sigFileText(fingerprint, signature);
 }
 
 export type SignatureVerdict = { ok: true; signer: X509Certificate } | { ok: false; field: string; message: string };

@@ -11,10 +11,11 @@
  * the new files before they are written and narrowed after the removals, so a render killed at
  * any moment leaves a record that covers every file it wrote.
  */
+import type { KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { inputError } from '../errors.js';
-import { plannedWrites, writeFileAtomic, writeFilesAtomic, type FileContent, type FileWrite } from '../fsx.js';
+import { plannedWrites, writeFileAtomic, writeFilesAtomic, type FileContent, type FileWrite, type RenderedFiles } from '../fsx.js';
 import { readInputText } from '../input-file.js';
 import { isAlive } from '../supervisor/proc.js';
 import { loadInventory } from '../inventory/index.js';
@@ -22,6 +23,8 @@ import { renderSite } from '../render/index.js';
 import { bundleSigner, readMetadataSecret, readSitePki } from '../deploy/site-pki.js';
 import { packageVersion } from '../version.js';
 import { MANIFEST_FILE } from './manifest.js';
+import { fileStamp, renderInputsDigest } from './render-inputs.js';
+import { isSignatureOf, SIGNATURE_FILE, signManifest } from './signature.js';
 
 export interface RenderOutOptions {
   inventory: string;
@@ -72,7 +75,15 @@ export const RENDER_RECORD = '.ovn-deploy-render.json';
 /** 1,000 hosts of ~30 files each take ~2 MB. */
 const RECORD_MAX_BYTES = 64 * 1024 * 1024;
 
-async function readRecord(outDir: string): Promise<Set<string> | undefined> {
+interface RenderRecord {
+  /** Every file render wrote and still owns, relative to --out. */
+  files: Set<string>;
+  /** Set only after a render that completed: the digest of its inputs and each file's stamp then. */
+  inputs?: string;
+  stamps?: Map<string, string>;
+}
+
+async function readRecord(outDir: string): Promise<RenderRecord | undefined> {
   const file = path.join(outDir, RENDER_RECORD);
   if (fs.lstatSync(file, { throwIfNoEntry: false }) === undefined) return undefined;
   const text = await readInputText(file, { what: 'render record', maxBytes: RECORD_MAX_BYTES });
@@ -82,16 +93,41 @@ async function readRecord(outDir: string): Promise<Set<string> | undefined> {
   } catch {
     data = undefined;
   }
-  const files = (data as { format?: unknown; files?: unknown } | undefined)?.files;
+  const d = (data ?? {}) as { format?: unknown; files?: unknown; inputs?: unknown; stamps?: unknown };
   const safe = (f: unknown): f is string => typeof f === 'string' && f !== '' && !path.isAbsolute(f) && path.normalize(f) === f && !f.split('/').includes('..');
-  if ((data as { format?: unknown })?.format !== 1 || !Array.isArray(files) || !files.every(safe)) {
+  if (d.format !== 1 || !Array.isArray(d.files) || !d.files.every(safe)) {
     throw inputError(`not a render record of ovn-deploy (expected {"format": 1, "files": [relative paths]}): remove it only if you know where it came from`, '', file);
   }
-  return new Set(files);
+  const record: RenderRecord = { files: new Set(d.files) };
+  // A digest or stamps of another shape only mean "render again": they grant no ownership.
+  const stamps = d.stamps !== null && typeof d.stamps === 'object' ? Object.entries(d.stamps as Record<string, unknown>) : [];
+  if (typeof d.inputs === 'string' && /^[0-9a-f]{64}$/.test(d.inputs) && stamps.every(([k, v]) => record.files.has(k) && typeof v === 'string')) {
+    record.inputs = d.inputs;
+    record.stamps = new Map(stamps as [string, string][]);
+  }
+  return record;
 }
 
-async function writeRecord(outDir: string, files: Iterable<string>): Promise<void> {
-  await writeFileAtomic(path.join(outDir, RENDER_RECORD), `${JSON.stringify({ format: 1, generator: `ovn-deploy ${packageVersion()}`, files: [...files].sort() })}\n`);
+/**
+ * 0600: with `inputs` the record holds a digest over the metadata secret too; a weak secret must
+ * not be open to guessing by every local user.
+ */
+async function writeRecord(outDir: string, files: Iterable<string>, done?: { inputs: string; stamps: Map<string, string> }): Promise<void> {
+  const sorted = [...files].sort();
+  const body = {
+    format: 1,
+    generator: `ovn-deploy ${packageVersion()}`,
+    files: sorted,
+    ...(done === undefined ? {} : { inputs: done.inputs, stamps: Object.fromEntries(sorted.map((f) => [f, done.stamps.get(f) ?? ''])) }),
+  };
+  await writeFileAtomic(path.join(outDir, RENDER_RECORD), `${JSON.stringify(body)}\n`, 0o600);
+}
+
+/** Whether the last render completed with these inputs and every file it wrote is still as it left it. */
+function upToDate(outDir: string, record: RenderRecord, inputs: string): boolean {
+  if (record.inputs !== inputs || record.stamps === undefined || record.stamps.size !== record.files.size) return false;
+  for (const [rel, stamp] of record.stamps) if (fileStamp(path.join(outDir, rel)) !== stamp) return false;
+  return true;
 }
 
 /**
@@ -115,9 +151,9 @@ function checkOwnedPath(outDir: string, rel: string, owned: ReadonlySet<string>,
 }
 
 /** What render already owns in --out, after checking that it may write there at all. */
-async function ownedFiles(outDir: string): Promise<Set<string>> {
+async function ownedFiles(outDir: string): Promise<RenderRecord> {
   const st = fs.lstatSync(outDir, { throwIfNoEntry: false });
-  if (st === undefined) return new Set();
+  if (st === undefined) return { files: new Set() };
   if (!st.isDirectory() && !(st.isSymbolicLink() && fs.statSync(outDir, { throwIfNoEntry: false })?.isDirectory())) {
     throw inputError('is not a directory: --out names the directory the bundles go into', '--out', outDir);
   }
@@ -126,7 +162,40 @@ async function ownedFiles(outDir: string): Promise<Set<string>> {
   if (fs.readdirSync(outDir).length > 0) {
     throw inputError(`${outDir} is not empty and was not written by render (it has no ${RENDER_RECORD}): give a new or empty directory`, '--out');
   }
-  return new Set();
+  return { files: new Set() };
+}
+
+/** A file of ours in --out, read for comparison only: never through a symbolic link, at most `max` bytes. */
+function readForCompare(file: string, max: number): Buffer | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    return st.isFile() && st.size <= max ? fs.readFileSync(fd) : undefined;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Adds each host's manifest.sig: the one already in --out when it is exactly the signature of
+ * these manifest bytes by this CA (signing again would give the same bytes), else a new one.
+ * A re-render of a site where few hosts changed then costs a verify per unchanged host, not a sign.
+ */
+function signBundles(rendered: RenderedFiles, hosts: readonly string[], outDir: string, signer: { key: KeyObject; certPem: string }): void {
+  for (const host of hosts) {
+    const manifest = rendered.get(`${host}/${MANIFEST_FILE}`);
+    if (manifest === undefined) continue;
+    const bytes = Buffer.from(manifest.content);
+    const same = readForCompare(path.join(outDir, host, MANIFEST_FILE), bytes.length)?.equals(bytes) === true;
+    const kept = same ? readForCompare(path.join(outDir, host, SIGNATURE_FILE), 8192)?.toString('utf8') : undefined;
+    const sig = kept !== undefined && isSignatureOf(bytes, kept, signer.certPem) ? kept : signManifest(bytes, signer.key, signer.certPem);
+    rendered.set(`${host}/${SIGNATURE_FILE}`, { content: sig, mode: 0o644 });
+  }
 }
 
 export async function renderToDir(o: RenderOutOptions): Promise<RenderSummary> {
@@ -134,11 +203,17 @@ export async function renderToDir(o: RenderOutOptions): Promise<RenderSummary> {
   const { pki, warnings } = await readSitePki(o.pki);
   const metadataSecret = await readMetadataSecret(o.metadataSecretFile);
   const signer = await bundleSigner(o.pki);
-  const rendered = renderSite(inv, pki, { generator: `ovn-deploy ${packageVersion()}`, signer, ...(metadataSecret === undefined ? {} : { metadataSecret }) });
-
+  const generator = `ovn-deploy ${packageVersion()}`;
   const outDir = path.resolve(o.out);
-  const owned = await ownedFiles(outDir);
+  const record = await ownedFiles(outDir);
+  const owned = record.files;
   const summary: RenderSummary = { out: outDir, hosts: [], removedBundles: [], warnings: [...invWarnings.map((w) => `${o.inventory}: ${w}`), ...warnings] };
+  const inputs = renderInputsDigest({ inventory: inv, caBundlePem: pki.caBundlePem, crlPem: pki.crlPem, signerCertPem: signer.certPem, metadataSecret, generator });
+  if (upToDate(outDir, record, inputs)) return unchangedSummary(summary, inv.hosts.map((h) => h.name), owned);
+
+  // Signed below, where the bundles already in --out can be compared.
+  const rendered = renderSite(inv, pki, { generator, ...(metadataSecret === undefined ? {} : { metadataSecret }) });
+  signBundles(rendered, inv.hosts.map((h) => h.name), outDir, signer);
   // Group the rendered map by host once (a prefix scan per host would be quadratic).
   const plans = new Map<string, Map<string, FileContent>>(inv.hosts.map((h) => [h.name, new Map()]));
   for (const [rel, file] of rendered) {
@@ -164,7 +239,9 @@ export async function renderToDir(o: RenderOutOptions): Promise<RenderSummary> {
 
   removeDeadStaging(outDir);
   const widened = [...wanted].some((rel) => !owned.has(rel));
-  if (widened) {
+  if (widened || record.inputs !== undefined) {
+    // Before the first write: a render killed from here on leaves a record that covers its files
+    // and claims no completed render (the next one compares every file again).
     fs.mkdirSync(outDir, { recursive: true });
     await writeRecord(outDir, new Set([...owned, ...wanted]));
   }
@@ -183,6 +260,19 @@ export async function renderToDir(o: RenderOutOptions): Promise<RenderSummary> {
   }
   // A host that left the site: its bundle is gone when nothing but render's files was in it.
   for (const host of [...left].sort()) if (!fs.existsSync(path.join(outDir, host))) summary.removedBundles.push(host);
-  if (widened || stale.length > 0) await writeRecord(outDir, wanted);
+  const stamps = new Map<string, string>();
+  for (const rel of wanted) stamps.set(rel, fileStamp(path.join(outDir, rel)) ?? '');
+  await writeRecord(outDir, wanted, { inputs, stamps });
+  return summary;
+}
+
+/** The summary of a render that had nothing to do: every host's files as the record lists them. */
+function unchangedSummary(summary: RenderSummary, hosts: readonly string[], owned: ReadonlySet<string>): RenderSummary {
+  const count = new Map<string, number>();
+  for (const rel of owned) {
+    const host = rel.slice(0, rel.indexOf('/'));
+    count.set(host, (count.get(host) ?? 0) + 1);
+  }
+  for (const host of hosts) summary.hosts.push({ host, written: [], unchanged: count.get(host) ?? 0, removed: [] });
   return summary;
 }
