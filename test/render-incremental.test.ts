@@ -5,7 +5,8 @@
  * and repairs exactly what differs. An unchanged bundle keeps its signature file, which is
  * replaced when it is not exactly the CA's signature of its manifest.
  */
-import { statSync, utimesSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { appendFile, copyFile, mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -60,16 +61,20 @@ describe('render into its own --out again', () => {
     await render(out);
     const conf = path.join(out, 'worker2', bundleSource('/etc/ovn-deploy/stunnel/stunnel-client.conf'));
     const good = await readFile(conf);
-    const { atime, mtime } = statSync(conf);
-    // Same length, one byte different, old timestamps: only the change time tells.
+    // Same length, one byte different, the old timestamps to the nanosecond (touch -r): only
+    // the change time tells.
+    const times = path.join(dir, 'times');
+    await writeFile(times, '');
+    execFileSync('touch', ['-r', conf, times]);
     const evil = Buffer.from(good);
     evil[evil.length - 2] = evil[evil.length - 2] === 0x41 ? 0x42 : 0x41;
     await writeFile(conf, evil);
-    utimesSync(conf, atime, mtime);
-    await unlink(path.join(out, 'central3', bundleSource('/etc/ovn-deploy/firewall.nft')));
-    const r = await render(out);
-    expect(written(r)).toEqual([`central3/${bundleSource('/etc/ovn-deploy/firewall.nft')}`, `worker2/${bundleSource('/etc/ovn-deploy/stunnel/stunnel-client.conf')}`]);
+    execFileSync('touch', ['-r', times, conf]);
+    expect(statSync(conf, { bigint: true }).mtimeNs).toBe(statSync(times, { bigint: true }).mtimeNs);
+    expect(written(await render(out))).toEqual([`worker2/${bundleSource('/etc/ovn-deploy/stunnel/stunnel-client.conf')}`]);
     expect((await readFile(conf)).equals(good)).toBe(true);
+    await unlink(path.join(out, 'central3', bundleSource('/etc/ovn-deploy/firewall.nft')));
+    expect(written(await render(out))).toEqual([`central3/${bundleSource('/etc/ovn-deploy/firewall.nft')}`]);
     expect(written(await render(out))).toEqual([]);
   });
 
