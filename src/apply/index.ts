@@ -3,6 +3,8 @@
  * health -> applied.json -> report. Library code: returns the report and exit code, prints
  * nothing itself (progress goes to `log`).
  */
+import path from 'node:path';
+import { MANIFEST_FILE } from '../bundle/manifest.js';
 import { readIfExists } from '../fsx.js';
 import { InputError, inputError } from '../errors.js';
 import { hostPaths } from '../paths.js';
@@ -84,6 +86,7 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
   const trust = await hostTrust(paths, opts.trustCa);
   const bundle = await readBundle(opts.bundleDir, trust.certs);
   const m = bundle.manifest;
+  checkRoot(bundle, root);
   // A dry run and --check change nothing, not even the lock file.
   const lock = opts.dryRun === true || opts.check === true ? undefined : await acquireApplyLock(paths.applyLock, opts.lockWaitMs);
   try {
@@ -172,6 +175,23 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
   }
 }
 
+
+/**
+ * A bundle rendered for a root names it in every daemon's argv, config and unit: under another
+ * root its daemons would use another host's files. A bundle that records no root (the
+ * distribution layout) may still be staged below any --root, as before roots were recorded.
+ */
+function checkRoot(bundle: VerifiedBundle, root: string): void {
+  const recorded = bundle.manifest.root;
+  if (recorded === undefined || path.resolve(recorded) === path.resolve(root)) return;
+  throw new InputError([
+    {
+      file: path.join(bundle.dir, MANIFEST_FILE),
+      path: 'root',
+      message: `the bundle was rendered for root ${recorded} but apply runs with --root ${root}: render it with that root, or apply it with --root ${recorded}`,
+    },
+  ]);
+}
 
 /**
  * `--certificate`: ours (for the current key, or for a renewal's pending key), signed by the
