@@ -14,7 +14,8 @@ import { serviceHash } from '../supervisor/spec.js';
 import { readBundle, type VerifiedBundle } from './bundle.js';
 import { certCommonName, certSans, checkGivenCertificate, pemCertificates, pemMatchesKey, signCommand } from './certificate.js';
 import { executePlan } from './execute.js';
-import { runHealthChecks } from './health.js';
+import { healthChecks, type TcpProbe } from './probe-health.js';
+import type { HealthCheck } from '../bundle/manifest.js';
 import { observeHost, rootedAt, type HostContext } from './observe.js';
 import { changesOf, describeStep as describe, planApply, type ApplyStep } from './plan.js';
 import { APPLY_EXIT, exitCodeFor, type ApplyReport, type ApplyStatus, type Change } from './report.js';
@@ -58,6 +59,11 @@ export interface ApplyOptions {
   log?: (line: string) => void;
   /** How long to wait for another apply's lock. */
   lockWaitMs?: number;
+  /**
+   * Answers the `tcp-listen` checks where this process cannot connect itself: a host in another
+   * network namespace (the local transport). Default: connect from this process.
+   */
+  tcpProbe?: TcpProbe;
 }
 
 export interface ApplyOutcome {
@@ -92,9 +98,11 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
   try {
     if (lock !== undefined) await updatePin(paths, bundle.signer, bundle.contents.get(m.certificate.caBundle)?.toString('utf8') ?? '');
     const healthCtx = { runner, services, at };
+    const runHealthChecks = (checks: readonly HealthCheck[], deadlineMs: number, intervalMs?: number, progress?: (line: string) => void) =>
+      healthChecks(healthCtx, checks, deadlineMs, intervalMs, progress, opts.tcpProbe);
     if (opts.check === true) {
       await services.observe(m, (await readApplied(paths.applied).catch(() => undefined))?.services ?? []);
-      const health = await runHealthChecks(healthCtx, m.health, opts.healthTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS);
+      const health = await runHealthChecks(m.health, opts.healthTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS);
       const status: ApplyStatus = health.every((h) => h.ok) ? 'converged' : 'unhealthy';
       return { report: { host: m.host, status, dryRun: false, changes: [], health }, exitCode: exitCodeFor(status), plan: [] };
     }
@@ -156,7 +164,7 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
     };
     if (result.needsCertificate) return owedCertificate([]);
     log('health checks');
-    const health = await runHealthChecks(healthCtx, m.health, opts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS, 500, log);
+    const health = await runHealthChecks(m.health, opts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS, 500, log);
     log(`health: ${health.filter((h) => h.ok).length}/${health.length} ok`);
     await writeApplied(paths.applied, {
       version: 1,
