@@ -1,7 +1,8 @@
 /**
  * render with a host root: every path a daemon, a config or a unit names moves below the root,
  * destinations stay paths on the host, the manifest records the root, and apply refuses the
- * bundle under any other --root (exit 2, nothing written) while it takes it under its own.
+ * bundle under any other --root (exit 2, nothing written; a bundle for '/' too) while it takes
+ * it under its own.
  */
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -94,6 +95,11 @@ describe('apply and the recorded root', () => {
     // On the machine's own root too (no --root): refused before anything is read or locked.
     const own = await runCli(['apply', '--bundle', bundle, '--trust-ca', await caFile(), '--skip-packages', '--supervisor', 'own', '--dry-run']);
     expectRefused(own, /root: the bundle was rendered for root .*host-a but apply runs with --root \//);
+    // And a bundle for '/' (no root recorded) below another root: its daemons would use this machine's files.
+    const forSlash = await bundleFor('/');
+    const staged = await runCli(['apply', '--bundle', forSlash, '--root', other, '--trust-ca', await caFile(), '--skip-packages', '--supervisor', 'own']);
+    expectRefused(staged, new RegExp(`manifest\\.json: root: the bundle was rendered for root / but apply runs with --root ${other}`));
+    expect(existsSync(other)).toBe(false);
   });
 
   it('under its own --root: accepted (a fresh host: key and CSR below the root, exit 3)', async () => {

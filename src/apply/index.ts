@@ -33,7 +33,7 @@ export const DEFAULT_CHECK_TIMEOUT_MS = 5_000;
 
 export interface ApplyOptions {
   bundleDir: string;
-  /** Prefix of every host path (tests); default '/'. */
+  /** The host's root: prefix of every host path; the bundle must be rendered for it (default '/'). */
   root?: string;
   dryRun?: boolean;
   /** `--trust-ca FILE`: the CA a fresh host pins (see trust.ts); ignored once the host pins one that includes it. */
@@ -186,12 +186,11 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
 
 /**
  * A bundle rendered for a root names it in every daemon's argv, config and unit: under another
- * root its daemons would use another host's files. A bundle that records no root (the
- * distribution layout) may still be staged below any --root, as before roots were recorded.
+ * root its daemons would use another host's files. One that records no root was rendered for '/'.
  */
 function checkRoot(bundle: VerifiedBundle, root: string): void {
-  const recorded = bundle.manifest.root;
-  if (recorded === undefined || path.resolve(recorded) === path.resolve(root)) return;
+  const recorded = bundle.manifest.root ?? '/';
+  if (path.resolve(recorded) === path.resolve(root)) return;
   throw new InputError([
     {
       file: path.join(bundle.dir, MANIFEST_FILE),
