@@ -67,7 +67,7 @@ function bootstrapCentral(): { root: string; bundle: string } {
       peerRemotes: [r.name === 'OVN_Northbound' ? PEER.nb : PEER.sb],
     })),
   };
-  writeBundle(c.bundle, edited, files);
+  writeBundle(c.bundle, edited, files, c.root);
   return c;
 }
 

@@ -39,7 +39,7 @@ function fresh(windowDays: number): { root: string; bundle: string; runner: Fixt
   const c = { root: path.join(d, 'root'), bundle: path.join(d, 'bundle'), runner: new FixtureRunner() };
   const { manifest, files } = oneBoxManifest('box1', caPem, crlPem);
   (manifest.certificate as { renewalWindowDays?: number }).renewalWindowDays = windowDays;
-  writeBundle(c.bundle, manifest, files);
+  writeBundle(c.bundle, manifest, files, c.root);
   return c;
 }
 
@@ -108,7 +108,7 @@ describe('apply: certificate renewal (recorded service manager, mocked ovs-vsctl
     const c = fresh(30);
     const { manifest, files } = oneBoxManifest('box1', readFileSync(pkiPaths(shortCaDir).caBundle, 'utf8'), readFileSync(pkiPaths(shortCaDir).crl, 'utf8'));
     (manifest.certificate as { renewalWindowDays?: number }).renewalWindowDays = 30;
-    writeBundle(c.bundle, manifest, files);
+    writeBundle(c.bundle, manifest, files, c.root);
     const services = new RecordedServices();
     const first = await apply(c, services);
     // Asked for 365 days, capped at the CA's 20: inside the 30-day window.

@@ -26,7 +26,7 @@ describe('apply with systemd units (systemctl mocked)', () => {
     const bundleDir = path.join(tmp, 'bundle');
     const ca = readFileSync(pkiPaths(pkiDir).caBundle, 'utf8');
     const { manifest, files } = oneBoxManifest('box1', ca, readFileSync(pkiPaths(pkiDir).crl, 'utf8'));
-    writeBundle(bundleDir, manifest, files);
+    writeBundle(bundleDir, manifest, files, root);
     const runner = new FixtureRunner();
     runner.units.set('ovn-central.service', { active: 'active', enabled: 'enabled', pid: 42 });
     const apply = (more: Partial<Parameters<typeof runApply>[0]> = {}) =>
@@ -56,7 +56,7 @@ describe('apply with systemd units (systemctl mocked)', () => {
 
     files[3]!.content += 'Nice=5\n';
     files[2]!.content += 'debug = 6\n';
-    writeBundle(bundleDir, manifest, files);
+    writeBundle(bundleDir, manifest, files, root);
     const mark3 = runner.calls.length;
     const changed = await apply();
     expect(changed.report.changes.map((c) => `${c.kind}:${c.action}:${c.target}`)).toEqual([

@@ -38,10 +38,10 @@ function fresh(): { root: string; bundle: string } {
   return { root: path.join(d, 'root'), bundle: path.join(d, 'bundle') };
 }
 
-function oneBox(bundleDir: string, edit: (m: Omit<BundleManifestInput, 'files'>) => void = () => undefined) {
+function oneBox(c: { root: string; bundle: string }, edit: (m: Omit<BundleManifestInput, 'files'>) => void = () => undefined) {
   const { manifest, files } = oneBoxManifest('box1', caPem, crlPem);
   edit(manifest);
-  return writeBundle(bundleDir, manifest, files);
+  return writeBundle(c.bundle, manifest, files, c.root);
 }
 
 /** Every file (not directory) under dir. */
@@ -80,7 +80,7 @@ async function signFor(csr: string, dir = pkiDir, name = 'box1', sans = ['box1',
 describe('apply: bundle verification (nothing is changed on bad input)', () => {
   it('reports a wrong checksum, a missing file and a file outside files/ with file and dot-path', async () => {
     const c = fresh();
-    const m = oneBox(c.bundle);
+    const m = oneBox(c);
     writeFileSync(path.join(c.bundle, m.files[0]?.source ?? ''), 'tampered\n');
     rmSync(path.join(c.bundle, m.files[1]?.source ?? ''));
     const raw = JSON.parse(readFileSync(path.join(c.bundle, 'manifest.json'), 'utf8')) as { files: { source: string }[] };
@@ -102,7 +102,7 @@ describe('apply: bundle verification (nothing is changed on bad input)', () => {
 
   it('reports every bad manifest field with its dot-path', async () => {
     const c = fresh();
-    oneBox(c.bundle, (m) => {
+    oneBox(c, (m) => {
       (m.services as unknown as { stage: number }[])[1] = { ...(m.services[1] as object), stage: 2 } as never;
       (m.certificate as { key: string }).key = 'relative/host.key';
       (m as { health: unknown[] }).health.push({ kind: 'nope' });
@@ -121,7 +121,7 @@ describe('apply: bundle verification (nothing is changed on bad input)', () => {
     const { manifest, files } = oneBoxManifest('box1', caPem, crlPem);
     (manifest.raft as { service: string }[])[0]!.service = 'no-such-db';
     files[0]!.reload = ['ghost'];
-    writeBundle(c.bundle, manifest, files);
+    writeBundle(c.bundle, manifest, files, c.root);
     const err = await expectInputError(readBundle(c.bundle, fixtureTrusted()));
     expect(err.problems.map((p) => `${p.path}: ${p.message}`)).toEqual(['files[0].reload[0]: unknown service "ghost"', 'raft[0].service: unknown service "no-such-db"']);
   });
@@ -135,7 +135,7 @@ describe('apply: bundle verification (nothing is changed on bad input)', () => {
 describe('apply: certificate flow (recorded service manager)', () => {
   it('fresh host: key 0600, CSR with the bundle\'s CN/SANs, needs-certificate (exit 3), nothing started', async () => {
     const c = fresh();
-    oneBox(c.bundle);
+    oneBox(c);
     const runner = new FixtureRunner();
     const services = new RecordedServices();
     const out = await apply(c, runner, services);
@@ -176,7 +176,7 @@ describe('apply: certificate flow (recorded service manager)', () => {
 
   it('--certificate signed for another key, or by another CA, is bad input (exit 2) and installs nothing', async () => {
     const c = fresh();
-    oneBox(c.bundle);
+    oneBox(c);
     const services = new RecordedServices();
     const first = await apply(c, new FixtureRunner(), services, { skipPackages: true });
     expect(first.exitCode).toBe(3);
@@ -200,7 +200,7 @@ describe('apply: certificate flow (recorded service manager)', () => {
 
   it('a certificate that no longer matches the key yields needs-certificate with a new CSR', async () => {
     const c = fresh();
-    oneBox(c.bundle);
+    oneBox(c);
     const services = new RecordedServices();
     const first = await apply(c, new FixtureRunner(), services, { skipPackages: true });
     const cert = await signFor(first.report.csr ?? '');
@@ -218,7 +218,7 @@ describe('apply: certificate flow (recorded service manager)', () => {
 describe('apply: converge, idempotence, reloads (recorded service manager, real ovsdb-tool)', () => {
   it('installs the certificate, creates dbs and clusters, starts stage 0 then all, configures OVS, inits once; a second apply changes nothing', async () => {
     const c = fresh();
-    oneBox(c.bundle);
+    oneBox(c);
     const runner = new FixtureRunner(new Set(['ovn-central', 'ovn-host', 'stunnel4']));
     const services = new RecordedServices();
     const first = await apply(c, runner, services);
@@ -243,8 +243,9 @@ describe('apply: converge, idempotence, reloads (recorded service manager, real 
       'ovs:set:external_ids:ovn-encap-type',
       'ovs:set:external_ids:ovn-encap-ip',
       'ovs:set:external_ids:ovn-bridge',
-      `raft:run:${BINARIES.nbctl} --db=unix:${hp.ovn.nbSock} init`,
-      `raft:run:${BINARIES.sbctl} --db=unix:${hp.ovn.sbSock} init`,
+      // Run as rendered for the host's root: its own databases' sockets.
+      `raft:run:${BINARIES.nbctl} --db=unix:${hostPaths(c.root).ovn.nbSock} init`,
+      `raft:run:${BINARIES.sbctl} --db=unix:${hostPaths(c.root).ovn.sbSock} init`,
       'service:start:ovn-northd',
       'service:start:ovs-vswitchd',
       'service:start:ovn-controller',
@@ -278,7 +279,7 @@ describe('apply: converge, idempotence, reloads (recorded service manager, real 
     // One stunnel file changes: only stunnel-server is reloaded (no restart, no other service).
     const { manifest, files } = oneBoxManifest('box1', caPem, crlPem);
     files[2]!.content += 'debug = 6\n';
-    writeBundle(c.bundle, manifest, files);
+    writeBundle(c.bundle, manifest, files, c.root);
     const third = await apply(c, runner, services);
     expect(third.report.changes.map((ch) => `${ch.kind}:${ch.action}:${ch.target}`)).toEqual([
       `file:update:${hp.stunnelDir}/stunnel-server.conf`,
@@ -290,7 +291,7 @@ describe('apply: converge, idempotence, reloads (recorded service manager, real 
 
   it('a changed service spec restarts exactly that service; a service dropped from the bundle is stopped', async () => {
     const c = fresh();
-    oneBox(c.bundle);
+    oneBox(c);
     const runner = new FixtureRunner(new Set(['ovn-central', 'ovn-host', 'stunnel4']));
     const services = new RecordedServices();
     const first = await apply(c, runner, services);
@@ -298,7 +299,7 @@ describe('apply: converge, idempotence, reloads (recorded service manager, real 
     services.state.set('old-daemon', { running: true, pid: 1 });
     const { manifest, files } = oneBoxManifest('box1', caPem, crlPem);
     (manifest.services as { name: string; argv: string[] }[]).find((s) => s.name === 'ovn-northd')!.argv.push('-vfile:dbg');
-    writeBundle(c.bundle, manifest, files);
+    writeBundle(c.bundle, manifest, files, c.root);
     const out = await apply(c, runner, services);
     expect(out.report.changes.map((ch) => `${ch.action}:${ch.target}`)).toEqual(['stop:old-daemon', 'restart:ovn-northd']);
     expect(services.state.has('old-daemon')).toBe(false);
@@ -306,7 +307,7 @@ describe('apply: converge, idempotence, reloads (recorded service manager, real 
 
   it('--dry-run prints the plan and writes nothing', async () => {
     const c = fresh();
-    oneBox(c.bundle);
+    oneBox(c);
     const lines: string[] = [];
     const runner = new FixtureRunner();
     const out = await apply(c, runner, new RecordedServices(), { dryRun: true, log: (l) => lines.push(l) });
@@ -400,7 +401,7 @@ describe('planApply (pure)', () => {
 describe('apply: state across runs', () => {
   it('a reload owed by a file placed in a needs-certificate apply is done by the next apply', async () => {
     const c = fresh();
-    oneBox(c.bundle);
+    oneBox(c);
     const runner = new FixtureRunner();
     const services = new RecordedServices();
     const first = await apply(c, runner, services, { skipPackages: true });
@@ -409,7 +410,7 @@ describe('apply: state across runs', () => {
     rmSync(hostPaths(c.root).pki.key);
     const { manifest, files } = oneBoxManifest('box1', caPem, crlPem);
     files[2]!.content += 'debug = 7\n';
-    writeBundle(c.bundle, manifest, files);
+    writeBundle(c.bundle, manifest, files, c.root);
     const stopped = await apply(c, runner, services, { skipPackages: true });
     expect(stopped.exitCode).toBe(3);
     expect(stopped.report.changes.map((ch) => ch.action)).toEqual(['update', 'generate-key', 'create-csr']);
@@ -467,7 +468,7 @@ describe('apply CLI (through main)', () => {
 
   it('--dry-run --json prints exactly the report (the plan goes nowhere near stdout) and writes nothing', async () => {
     const c = fresh();
-    oneBox(c.bundle);
+    oneBox(c);
     const r = await cli('--bundle', c.bundle, '--root', c.root, '--json', '--dry-run', '--skip-packages', '--supervisor', 'own');
     expect(r.code).toBe(3);
     const report = JSON.parse(r.stdout) as { host: string; status: string; dryRun: boolean; changes: unknown[]; health: unknown[] };
@@ -480,7 +481,7 @@ describe('apply CLI (through main)', () => {
 describe('apply: failures and other package managers', () => {
   it('a service that fails to start: report status unhealthy (exit 1) with what changed before and why', async () => {
     const c = fresh();
-    oneBox(c.bundle);
+    oneBox(c);
     class FailingStage1 extends RecordedServices {
       override async ensureAll(): Promise<void> {
         throw new Error('service ovn-northd failed to start (exited 3 times in a row)');
@@ -499,7 +500,7 @@ describe('apply: failures and other package managers', () => {
 
   it('an expired certificate yields needs-certificate', async () => {
     const c = fresh();
-    oneBox(c.bundle);
+    oneBox(c);
     const services = new RecordedServices();
     const first = await apply(c, new FixtureRunner(), services, { skipPackages: true });
     const longAgo = new Date(Date.now() - 10 * 86_400_000);
@@ -514,7 +515,7 @@ describe('apply: failures and other package managers', () => {
 
   it('without dpkg: rpm -q finds what is missing and dnf installs only that', async () => {
     const c = fresh();
-    oneBox(c.bundle);
+    oneBox(c);
     const runner = new FixtureRunner();
     const dnfRunner = {
       calls: runner.calls,

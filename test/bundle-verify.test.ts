@@ -65,7 +65,7 @@ describe('apply checks the signature first', () => {
   it('a manifest changed after it was signed: exit 2 naming manifest.sig, nothing on the host', async () => {
     const c = fresh();
     const { manifest, files } = oneBoxManifest();
-    writeBundle(c.bundle, manifest, files);
+    writeBundle(c.bundle, manifest, files, c.root);
     const file = path.join(c.bundle, 'manifest.json');
     writeFileSync(file, readFileSync(file, 'utf8').replace('"/etc/ovn-deploy/pki/crl.pem"', '"/etc/shadow"'));
     const err = await refusal(apply(c));
@@ -77,7 +77,7 @@ describe('apply checks the signature first', () => {
   it('an unsigned bundle, and one signed by a CA the host does not trust', async () => {
     const c = fresh();
     const { manifest, files } = oneBoxManifest();
-    writeBundle(c.bundle, manifest, files);
+    writeBundle(c.bundle, manifest, files, c.root);
     rmSync(path.join(c.bundle, SIGNATURE_FILE));
     expect((await refusal(apply(c))).problems[0]?.message).toMatch(/cannot read the manifest signature .*: no such file/);
     signBundle(c.bundle, otherCa());
@@ -88,7 +88,7 @@ describe('apply checks the signature first', () => {
   it('a fresh host without --trust-ca trusts nothing; a pinned host refuses another CA given with --trust-ca', async () => {
     const c = fresh();
     const { manifest, files } = oneBoxManifest();
-    writeBundle(c.bundle, manifest, files);
+    writeBundle(c.bundle, manifest, files, c.root);
     const none = await refusal(apply(c, { trustCa: undefined }));
     expect(none.problems[0]).toMatchObject({ path: '--trust-ca', message: expect.stringMatching(/^this host trusts no CA yet/) as unknown });
     const paths = hostPaths(c.root);
@@ -114,7 +114,7 @@ describe('apply checks the signature first', () => {
   it('a file added to files/ that the manifest does not list', async () => {
     const c = fresh();
     const { manifest, files } = oneBoxManifest();
-    writeBundle(c.bundle, manifest, files);
+    writeBundle(c.bundle, manifest, files, c.root);
     writeBundle(path.join(c.bundle, 'files', 'etc', 'cron.d'), manifest, []);
     const err = await refusal(readBundle(c.bundle, fixtureTrusted()));
     expect(err.problems.map((p) => `${path.relative(c.bundle, p.file ?? '')}: ${p.message}`)).toEqual([
@@ -145,7 +145,7 @@ describe('a signed manifest is still held to what a bundle may ask', () => {
     const c = fresh();
     const { manifest, files } = oneBoxManifest();
     edit(manifest, files);
-    writeBundle(c.bundle, manifest, files);
+    writeBundle(c.bundle, manifest, files, c.root);
     const err = await refusal(apply(c));
     expect(err.exitCode).toBe(2);
     const p = err.problems.find((x) => x.path === at);
@@ -156,7 +156,7 @@ describe('a signed manifest is still held to what a bundle may ask', () => {
   it('an owner other than root and the service users', async () => {
     const c = fresh();
     const { manifest, files } = oneBoxManifest();
-    writeBundle(c.bundle, manifest, files);
+    writeBundle(c.bundle, manifest, files, c.root);
     const file = path.join(c.bundle, 'manifest.json');
     const m = JSON.parse(readFileSync(file, 'utf8')) as { files: { owner: string; group: string }[] };
     m.files[0]!.owner = 'nobody';
@@ -175,7 +175,7 @@ describe('property: random and mutated bundles only ever give InputError with me
   beforeAll(() => {
     base = fresh();
     const { manifest, files } = oneBoxManifest();
-    writeBundle(base.bundle, manifest, files);
+    writeBundle(base.bundle, manifest, files, base.root);
     good = readFileSync(path.join(base.bundle, 'manifest.json'));
   });
 

@@ -3,6 +3,8 @@
  * health -> applied.json -> report. Library code: returns the report and exit code, prints
  * nothing itself (progress goes to `log`).
  */
+import path from 'node:path';
+import { MANIFEST_FILE } from '../bundle/manifest.js';
 import { readIfExists } from '../fsx.js';
 import { InputError, inputError } from '../errors.js';
 import { hostPaths } from '../paths.js';
@@ -12,7 +14,8 @@ import { serviceHash } from '../supervisor/spec.js';
 import { readBundle, type VerifiedBundle } from './bundle.js';
 import { certCommonName, certSans, checkGivenCertificate, pemCertificates, pemMatchesKey, signCommand } from './certificate.js';
 import { executePlan } from './execute.js';
-import { runHealthChecks } from './health.js';
+import { healthChecks, type TcpProbe } from './probe-health.js';
+import type { HealthCheck } from '../bundle/manifest.js';
 import { observeHost, rootedAt, type HostContext } from './observe.js';
 import { changesOf, describeStep as describe, planApply, type ApplyStep } from './plan.js';
 import { APPLY_EXIT, exitCodeFor, type ApplyReport, type ApplyStatus, type Change } from './report.js';
@@ -30,7 +33,7 @@ export const DEFAULT_CHECK_TIMEOUT_MS = 5_000;
 
 export interface ApplyOptions {
   bundleDir: string;
-  /** Prefix of every host path (tests); default '/'. */
+  /** The host's root: prefix of every host path; the bundle must be rendered for it (default '/'). */
   root?: string;
   dryRun?: boolean;
   /** `--trust-ca FILE`: the CA a fresh host pins (see trust.ts); ignored once the host pins one that includes it. */
@@ -56,6 +59,11 @@ export interface ApplyOptions {
   log?: (line: string) => void;
   /** How long to wait for another apply's lock. */
   lockWaitMs?: number;
+  /**
+   * Answers the `tcp-listen` checks where this process cannot connect itself: a host in another
+   * network namespace (the local transport). Default: connect from this process.
+   */
+  tcpProbe?: TcpProbe;
 }
 
 export interface ApplyOutcome {
@@ -84,14 +92,17 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
   const trust = await hostTrust(paths, opts.trustCa);
   const bundle = await readBundle(opts.bundleDir, trust.certs);
   const m = bundle.manifest;
+  checkRoot(bundle, root);
   // A dry run and --check change nothing, not even the lock file.
   const lock = opts.dryRun === true || opts.check === true ? undefined : await acquireApplyLock(paths.applyLock, opts.lockWaitMs);
   try {
     if (lock !== undefined) await updatePin(paths, bundle.signer, bundle.contents.get(m.certificate.caBundle)?.toString('utf8') ?? '');
     const healthCtx = { runner, services, at };
+    const runHealthChecks = (checks: readonly HealthCheck[], deadlineMs: number, intervalMs?: number, progress?: (line: string) => void) =>
+      healthChecks(healthCtx, checks, deadlineMs, intervalMs, progress, opts.tcpProbe);
     if (opts.check === true) {
       await services.observe(m, (await readApplied(paths.applied).catch(() => undefined))?.services ?? []);
-      const health = await runHealthChecks(healthCtx, m.health, opts.healthTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS);
+      const health = await runHealthChecks(m.health, opts.healthTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS);
       const status: ApplyStatus = health.every((h) => h.ok) ? 'converged' : 'unhealthy';
       return { report: { host: m.host, status, dryRun: false, changes: [], health }, exitCode: exitCodeFor(status), plan: [] };
     }
@@ -153,7 +164,7 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
     };
     if (result.needsCertificate) return owedCertificate([]);
     log('health checks');
-    const health = await runHealthChecks(healthCtx, m.health, opts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS, 500, log);
+    const health = await runHealthChecks(m.health, opts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS, 500, log);
     log(`health: ${health.filter((h) => h.ok).length}/${health.length} ok`);
     await writeApplied(paths.applied, {
       version: 1,
@@ -172,6 +183,22 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
   }
 }
 
+
+/**
+ * A bundle rendered for a root names it in every daemon's argv, config and unit: under another
+ * root its daemons would use another host's files. One that records no root was rendered for '/'.
+ */
+function checkRoot(bundle: VerifiedBundle, root: string): void {
+  const recorded = bundle.manifest.root ?? '/';
+  if (path.resolve(recorded) === path.resolve(root)) return;
+  throw new InputError([
+    {
+      file: path.join(bundle.dir, MANIFEST_FILE),
+      path: 'root',
+      message: `the bundle was rendered for root ${recorded} but apply runs with --root ${root}: render it with that root, or apply it with --root ${recorded}`,
+    },
+  ]);
+}
 
 /**
  * `--certificate`: ours (for the current key, or for a renewal's pending key), signed by the

@@ -2,12 +2,15 @@
  * What a bundle may ask of a host, whoever signed it: apply runs as root, so a manifest is held to
  * the shape `render` produces. Destinations come from an allow-list per kind of file, modes are
  * never setuid/setgid/sticky or world-writable, owners are root or a service user, daemons are the
- * known binaries, and init commands are exactly the known ones. Paths are host paths (no --root).
+ * known binaries, and init commands are exactly the known ones. Destinations and the manifest's
+ * other host paths are checked against the distribution layout (apply puts them below --root);
+ * what a daemon or tool reads verbatim (log files, env, init commands) against the layout under
+ * the bundle's recorded root.
  */
 import path from 'node:path';
 import type { BundleManifest } from '../bundle/manifest.js';
 import type { Problem } from '../errors.js';
-import { hostPaths, ovsdbSchemas } from '../paths.js';
+import { hostPaths, ovsdbSchemas, type HostPaths } from '../paths.js';
 import { BINARIES } from '../render/services.js';
 
 const hp = hostPaths();
@@ -31,12 +34,12 @@ const FILE_KINDS: { kind: string; allows: (dest: string) => boolean }[] = [
   },
 ];
 
-const KNOWN_INIT_COMMANDS: readonly (readonly string[])[] = [
-  [BINARIES.nbctl, `--db=unix:${hp.ovn.nbSock}`, 'init'],
-  [BINARIES.sbctl, `--db=unix:${hp.ovn.sbSock}`, 'init'],
+const knownInitCommands = (rooted: HostPaths): readonly (readonly string[])[] => [
+  [BINARIES.nbctl, `--db=unix:${rooted.ovn.nbSock}`, 'init'],
+  [BINARIES.sbctl, `--db=unix:${rooted.ovn.sbSock}`, 'init'],
 ];
 const KNOWN_BINARIES: ReadonlySet<string> = new Set(Object.values(BINARIES));
-const ENV_ALLOWED: Readonly<Record<string, string>> = { OVS_RUNDIR: hp.ovs.runDir, OVN_RUNDIR: hp.ovn.runDir };
+const envAllowed = (rooted: HostPaths): Readonly<Record<string, string>> => ({ OVS_RUNDIR: rooted.ovs.runDir, OVN_RUNDIR: rooted.ovn.runDir });
 
 const sameArgv = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
@@ -44,6 +47,11 @@ const sameArgv = (a: readonly string[], b: readonly string[]): boolean => a.leng
 export function policyProblems(m: BundleManifest, file: string): Problem[] {
   const problems: Problem[] = [];
   const add = (p: string, message: string): void => void problems.push({ file, path: p, message });
+  if (m.root !== undefined && (path.posix.normalize(m.root) !== m.root || (m.root.endsWith('/') && m.root !== '/'))) {
+    add('root', `expected a normalised absolute directory, got "${m.root}"`);
+  }
+  const rooted = hostPaths(m.root ?? '/');
+  const ENV_ALLOWED = envAllowed(rooted);
   m.files.forEach((f, i) => {
     if (!FILE_KINDS.some((k) => k.allows(f.dest))) {
       add(`files[${i}].dest`, `"${f.dest}" is outside what a bundle may write (${FILE_KINDS.map((k) => k.kind).join(', ')})`);
@@ -60,14 +68,14 @@ export function policyProblems(m: BundleManifest, file: string): Problem[] {
   m.services.forEach((s, i) => {
     const bin = s.argv[0] ?? '';
     if (!KNOWN_BINARIES.has(bin)) add(`services[${i}].argv[0]`, `"${bin}" is not one of the daemons ovn-deploy runs`);
-    if (!under(hp.logDir)(s.logFile)) add(`services[${i}].logFile`, `expected a file under ${hp.logDir}/, got "${s.logFile}"`);
+    if (!under(rooted.logDir)(s.logFile)) add(`services[${i}].logFile`, `expected a file under ${rooted.logDir}/, got "${s.logFile}"`);
     if (!UNIT.test(s.unit)) add(`services[${i}].unit`, `expected ovn-deploy-<name>.service, got "${s.unit}"`);
     for (const [k, v] of Object.entries(s.env)) {
       if (ENV_ALLOWED[k] !== v) add(`services[${i}].env.${k}`, `not an environment variable a daemon of ovn-deploy gets (${Object.keys(ENV_ALLOWED).join(', ')} at their paths)`);
     }
   });
   m.initCommands.forEach((c, i) => {
-    if (!KNOWN_INIT_COMMANDS.some((k) => sameArgv(k, c))) add(`initCommands[${i}]`, `not a known init command: ${JSON.stringify(c)}`);
+    if (!knownInitCommands(rooted).some((k) => sameArgv(k, c))) add(`initCommands[${i}]`, `not a known init command: ${JSON.stringify(c)}`);
   });
   const dbDirs = [hp.ovn.dbDir, hp.ovs.dbDir];
   const schemas = new Set(Object.values(ovsdbSchemas));

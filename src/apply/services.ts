@@ -72,7 +72,7 @@ export class OwnHostServices implements HostServices {
   private readonly files: ReturnType<typeof supervisorPaths>;
 
   /** `paths.state` is the supervisor's state dir: its files land in hostPaths().supervisorDir. */
-  constructor(private readonly paths: HostPaths, opts: { ensureTimeoutMs?: number; cliPath?: string } = {}) {
+  constructor(private readonly paths: HostPaths, opts: { ensureTimeoutMs?: number; cliPath?: string; spawnPrefix?: readonly string[] } = {}) {
     this.supervisor = new OwnSupervisor(paths.state, opts);
     this.files = supervisorPaths(paths.state);
     if (path.resolve(this.files.dir) !== path.resolve(paths.supervisorDir)) {

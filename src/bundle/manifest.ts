@@ -145,6 +145,12 @@ export const manifestSchema = z.strictObject({
   format: z.literal(BUNDLE_FORMAT),
   site: z.string(),
   host: z.string(),
+  /**
+   * The root directory the bundle was rendered for (absent: '/'). argv, env, log files, init
+   * commands and file contents name paths below it; `dest` and the other host paths here do not
+   * (apply places them below its --root, which must be this root).
+   */
+  root: absolute.optional(),
   roles: z.array(z.enum(['central', 'worker', 'metadata-agent'])),
   /** `ovn-deploy <version>`; no timestamps, so the same input renders byte-identical bundles. */
   generator: z.string(),

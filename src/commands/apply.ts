@@ -37,7 +37,7 @@ export function applyCommand(): Command {
   return new Command('apply')
     .description('converge THIS host to a bundle made by `render` (exit 0 converged, 1 unhealthy, 2 bad input, 3 needs a certificate)')
     .requiredOption('--bundle <dir>', 'bundle directory (manifest.json + files/)')
-    .option('--root <dir>', 'prefix of every host path (tests)', '/')
+    .option('--root <dir>', 'the host root: prefix of every host path; the bundle must be rendered for it', '/')
     .option('--dry-run', 'print the plan; change nothing')
     .option('--json', 'print only the report as JSON on stdout')
     .option('--trust-ca <file>', 'the site CA certificate this host pins on its first apply to check bundle signatures (deploy passes it)')

@@ -81,7 +81,7 @@ function family(a: string): number {
 const v4 = (addrs: readonly string[]): string => addrs.filter((a) => family(a) === 4).join(', ');
 const v6 = (addrs: readonly string[]): string => addrs.filter((a) => family(a) === 6).join(', ');
 
-export function renderNftables(site: string, host: string, policies: PortPolicy[], own: readonly string[]): string {
+export function renderNftables(site: string, host: string, policies: PortPolicy[], own: readonly string[], root = '/'): string {
   const restricted = policies.filter((p) => p.from !== undefined);
   // One line per protocol: `tcp dport { 6643, 6644 }` for a central, `udp dport 6081` for a chassis.
   const self = (['tcp', 'udp'] as const).flatMap((proto) => {
@@ -92,7 +92,7 @@ export function renderNftables(site: string, host: string, policies: PortPolicy[
   return hostTemplate('firewall.nft.hbs')({
     site,
     host,
-    path: hostRenderedPaths().firewall,
+    path: hostRenderedPaths(root).firewall,
     restricted: restricted.length > 0,
     self,
     rules: policies.map((p) => ({

@@ -28,6 +28,7 @@ import { hostServices, BINARIES, SERVICE, type HostService } from './services.js
 import { DISTRIBUTION_UNITS, renderDropIn, renderManagedMarker, renderUnit } from './systemd.js';
 import type { RenderOptions, SitePki } from './types.js';
 
+/** Paths on the host (destinations, what apply resolves below its --root): the distribution layout. */
 const hp = hostPaths();
 const rp = hostRenderedPaths();
 
@@ -110,11 +111,12 @@ function standaloneDbs(host: Host): StandaloneDb[] {
 }
 
 /** Idempotent: `init` only creates the NB_Global / SB_Global row when there is none. */
-function initCommands(ht: HostTopology, topo: SiteTopology): string[][] {
+function initCommands(ht: HostTopology, topo: SiteTopology, root: string): string[][] {
   if (topo.bootstrap !== ht.host.name) return [];
+  const ovn = hostPaths(root).ovn;
   return [
-    [BINARIES.nbctl, `--db=unix:${hp.ovn.nbSock}`, 'init'],
-    [BINARIES.sbctl, `--db=unix:${hp.ovn.sbSock}`, 'init'],
+    [BINARIES.nbctl, `--db=unix:${ovn.nbSock}`, 'init'],
+    [BINARIES.sbctl, `--db=unix:${ovn.sbSock}`, 'init'],
   ];
 }
 
@@ -138,6 +140,7 @@ function health(inv: Inventory, ht: HostTopology, services: HostService[], specs
 function plannedFiles(inv: Inventory, ht: HostTopology, pki: SitePki, services: HostService[], specs: StunnelConfigSpec[], opts: RenderOptions, topo: SiteTopology): PlannedFile[] {
   const { site } = inv;
   const host = ht.host.name;
+  const root = opts.root ?? '/';
   const stunnelServices = specs.map((s) => (s.kind === 'server' ? SERVICE.stunnelServer : SERVICE.stunnelClient));
   const file = (dest: string, content: string, more: Partial<Omit<PlannedFile, 'dest' | 'content'>> = {}): PlannedFile => ({
     dest,
@@ -151,7 +154,7 @@ function plannedFiles(inv: Inventory, ht: HostTopology, pki: SitePki, services: 
     file(hp.pki.caBundle, pki.caBundlePem, { reload: stunnelServices }),
     file(hp.pki.crl, pki.crlPem, { reload: stunnelServices }),
     file(rp.managedMarker, renderManagedMarker(site, host)),
-    file(rp.firewall, renderNftables(site, host, portPolicies(inv, topo, ht), ownAddresses(ht))),
+    file(rp.firewall, renderNftables(site, host, portPolicies(inv, topo, ht), ownAddresses(ht), root)),
   ];
   for (const spec of specs) {
     const name = spec.kind === 'server' ? SERVICE.stunnelServer : SERVICE.stunnelClient;
@@ -159,9 +162,9 @@ function plannedFiles(inv: Inventory, ht: HostTopology, pki: SitePki, services: 
     files.push(file(rp.stunnelConf(spec.kind), renderStunnelConfig(spec), { reload: [name] }));
   }
   for (const svc of services) files.push(file(rp.unit(svc.spec.name), renderUnit(site, host, svc), { restart: [svc.spec.name] }));
-  for (const unit of DISTRIBUTION_UNITS) files.push(file(rp.dropIn(unit), renderDropIn(site, host, unit)));
+  for (const unit of DISTRIBUTION_UNITS) files.push(file(rp.dropIn(unit), renderDropIn(site, host, unit, root)));
   if (ht.host.roles.includes('metadata-agent')) {
-    for (const f of metadataFiles(inv, ht.host, topo, opts.metadataSecret)) {
+    for (const f of metadataFiles(inv, ht.host, topo, opts.metadataSecret, root)) {
       files.push(file(f.dest, f.content, { mode: f.mode, restart: [SERVICE.metadataAgent] }));
     }
   }
@@ -221,9 +224,10 @@ export interface HostBundle {
 export function renderHostBundleWith(inv: Inventory, topo: SiteTopology, hostName: string, pki: SitePki, opts: RenderOptions): HostBundle {
   const ht = hostTopology(inv, topo, hostName);
   const host = ht.host;
-  const tls = hostStunnelTls();
-  const specs = [stunnelServerSpec(inv, topo, ht, tls), stunnelClientSpec(inv, ht, tls)].filter((s): s is StunnelConfigSpec => s !== undefined);
-  const services = hostServices(inv, topo, ht, specs.some((s) => s.kind === 'client'));
+  const root = opts.root ?? '/';
+  const tls = hostStunnelTls(root);
+  const specs = [stunnelServerSpec(inv, topo, ht, tls, root), stunnelClientSpec(inv, ht, tls, root)].filter((s): s is StunnelConfigSpec => s !== undefined);
+  const services = hostServices(inv, topo, ht, specs.some((s) => s.kind === 'client'), root);
   const planned = plannedFiles(inv, ht, pki, services, specs, opts, topo);
   const paths = bundlePaths('', host.name);
   const files: RenderedFiles = new Map<string, FileContent>();
@@ -237,6 +241,8 @@ export function renderHostBundleWith(inv: Inventory, topo: SiteTopology, hostNam
     format: BUNDLE_FORMAT,
     site: inv.site,
     host: host.name,
+    // Absent for '/': a bundle for the distribution layout keeps the bytes it always had.
+    ...(root === '/' ? {} : { root }),
     roles: [...host.roles],
     generator: opts.generator ?? 'ovn-deploy',
     packages: packages(host),
@@ -246,7 +252,7 @@ export function renderHostBundleWith(inv: Inventory, topo: SiteTopology, hostNam
     ...(ovs === undefined ? {} : { ovs }),
     raft: raftDbs(ht, topo),
     standaloneDbs: standaloneDbs(host),
-    initCommands: initCommands(ht, topo),
+    initCommands: initCommands(ht, topo, root),
     health: health(inv, ht, services, specs),
     firewall: firewallRules(portPolicies(inv, topo, ht)),
   };

@@ -24,12 +24,16 @@ export function metadataProblems(inv: Inventory, hosts: Host[], secret: string |
   return problems;
 }
 
-/** Files of the metadata agent on `host`, with absolute destinations; the secret fragment is 0600. */
-export function metadataFiles(inv: Inventory, host: Host, topo: SiteTopology, secret: string | undefined): { dest: string; content: string; mode: number }[] {
+/**
+ * Files of the metadata agent on `host`, with destinations on the host (below its root); their
+ * content names the paths under `root`. The secret fragment is 0600.
+ */
+export function metadataFiles(inv: Inventory, host: Host, topo: SiteTopology, secret: string | undefined, root = '/'): { dest: string; content: string; mode: number }[] {
   const problems = metadataProblems(inv, [host], secret);
   const section = inv.metadataAgent;
   if (problems.length > 0 || section === undefined || secret === undefined) throw new InputError(problems);
-  const m = hostRenderedPaths().metadata;
+  const dest = hostRenderedPaths().metadata.confDir;
+  const m = hostRenderedPaths(root).metadata;
   const files = renderMetadataAgent(
     inv,
     host.name,
@@ -37,7 +41,7 @@ export function metadataFiles(inv: Inventory, host: Host, topo: SiteTopology, se
       confDir: m.confDir,
       statePath: m.statePath,
       lockPath: m.lockPath,
-      ovsdbConnection: `unix:${hostPaths().ovs.dbSock}`,
+      ovsdbConnection: `unix:${hostPaths(root).ovs.dbSock}`,
       // The same remote list as ovn-controller: the IDL fails over across the centrals itself.
       sbConnection: topo.sbRemotes,
       nova: { host: section.novaMetadataHost, port: section.novaMetadataPort },
@@ -45,5 +49,5 @@ export function metadataFiles(inv: Inventory, host: Host, topo: SiteTopology, se
     },
     secret,
   );
-  return [...files].map(([name, f]) => ({ dest: path.join(m.confDir, name), content: String(f.content), mode: f.mode ?? 0o644 }));
+  return [...files].map(([name, f]) => ({ dest: path.join(dest, name), content: String(f.content), mode: f.mode ?? 0o644 }));
 }

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import type { BundleService } from '../bundle/manifest.js';
 import { metadataConfigFiles } from '../metadata/render.js';
-import { hostPaths, hostRenderedPaths } from '../paths.js';
+import { hostPaths, hostRenderedPaths, type HostPaths, type HostRenderedPaths } from '../paths.js';
 import type { HostTopology, SiteTopology } from '../site/topology.js';
 import type { Inventory } from '../inventory/types.js';
 
@@ -57,24 +57,26 @@ export interface HostService {
   purpose: string;
 }
 
-const hp = hostPaths();
-const rp = hostRenderedPaths();
 const rel = (base: string, dir: string): string => path.relative(base, dir);
-const OVN_ENV = { OVN_RUNDIR: hp.ovn.runDir, OVS_RUNDIR: hp.ovs.runDir };
+// systemd's RuntimeDirectory= family is relative to the machine's /run, /var/lib...: always the
+// distribution layout, whatever root the daemons' own paths are under.
+const hp0 = hostPaths();
 const DIRS = {
-  ovnRun: rel('/var/run', hp.ovn.runDir),
-  ovnState: rel('/var/lib', hp.ovn.dbDir),
-  ovnLogs: rel('/var/log', hp.ovn.logDir),
-  ovsRun: rel('/var/run', hp.ovs.runDir),
-  ovsLogs: rel('/var/log', hp.ovs.logDir),
-  ovsConf: rel('/etc', hp.ovs.dbDir),
-  ownRun: rel('/var/run', hp.runDir),
-  ownLogs: rel('/var/log', hp.logDir),
-  metadataState: rel('/var/lib', rp.metadata.statePath),
+  ovnRun: rel('/var/run', hp0.ovn.runDir),
+  ovnState: rel('/var/lib', hp0.ovn.dbDir),
+  ovnLogs: rel('/var/log', hp0.ovn.logDir),
+  ovsRun: rel('/var/run', hp0.ovs.runDir),
+  ovsLogs: rel('/var/log', hp0.ovs.logDir),
+  ovsConf: rel('/etc', hp0.ovs.dbDir),
+  ownRun: rel('/var/run', hp0.runDir),
+  ownLogs: rel('/var/log', hp0.logDir),
+  metadataState: rel('/var/lib', hostRenderedPaths().metadata.statePath),
 };
+const ovnEnv = (hp: HostPaths): Record<string, string> => ({ OVN_RUNDIR: hp.ovn.runDir, OVS_RUNDIR: hp.ovs.runDir });
 const noDirs: ServiceDirs = { runtime: [], state: [], logs: [], configuration: [] };
 
 function service(
+  hp: HostPaths,
   name: string,
   [description, purpose]: [string, string],
   argv: string[],
@@ -91,52 +93,59 @@ function service(
       after: opts.after ?? [],
       ...(opts.reload === true ? { reloadSignal: 'SIGHUP' as const } : {}),
       logFile: hp.serviceLog(name),
-      unit: rp.unitName(name),
+      unit: hostRenderedPaths().unitName(name),
       needsCertificate: opts.needsCertificate ?? false,
       stage: opts.stage,
     },
   };
 }
 
-function centralDb(inv: Inventory, ht: HostTopology, which: 'nb' | 'sb'): HostService {
+function centralDb(root: string, inv: Inventory, ht: HostTopology, which: 'nb' | 'sb'): HostService {
+  const hp = hostPaths(root);
+  const rp = hostRenderedPaths(root);
   const c = ht.central;
   if (c === undefined) throw new Error('centralDb on a non-central');
   const o = hp.ovn;
   const f = which === 'nb' ? { db: o.nbDb, sock: o.nbSock, pid: o.nbPid, ctl: o.nbCtl, log: rp.logs.nbOvsdb } : { db: o.sbDb, sock: o.sbSock, pid: o.sbPid, ctl: o.sbCtl, log: rp.logs.sbOvsdb };
   // Plaintext only on the unix socket and on L(C): stunnel carries everything between hosts.
   return service(
+    hp,
     which === 'nb' ? SERVICE.nbOvsdb : SERVICE.sbOvsdb,
     [`OVN ${which === 'nb' ? 'Northbound' : 'Southbound'} database`, 'a member of the RAFT cluster; plaintext only on its unix socket and on this central\'s loopback address'],
     [BINARIES.ovsdbServer, f.db, `--remote=punix:${f.sock}`, `--remote=ptcp:${inv.loopbackPorts[which]}:${c.loopback}`, `--pidfile=${f.pid}`, `--unixctl=${f.ctl}`, `--log-file=${f.log}`, '--no-chdir', ...VLOG],
-    { stage: 0, env: OVN_ENV, dirs: { runtime: [DIRS.ovnRun], state: [DIRS.ovnState], logs: [DIRS.ovnLogs] } },
+    { stage: 0, env: ovnEnv(hp), dirs: { runtime: [DIRS.ovnRun], state: [DIRS.ovnState], logs: [DIRS.ovnLogs] } },
   );
 }
 
-function stunnelService(kind: 'server' | 'client'): HostService {
+function stunnelService(root: string, kind: 'server' | 'client'): HostService {
   return service(
+    hostPaths(root),
     kind === 'server' ? SERVICE.stunnelServer : SERVICE.stunnelClient,
     kind === 'server'
       ? ['stunnel TLS server', "TLS in front of this central's databases and RAFT ports"]
       : ['stunnel TLS client', "listeners on the other centrals' loopback addresses, tunnelled to them over TLS"],
-    [BINARIES.stunnel, rp.stunnelConf(kind)],
+    [BINARIES.stunnel, hostRenderedPaths(root).stunnelConf(kind)],
     { stage: 0, reload: true, needsCertificate: true, dirs: { runtime: [DIRS.ownRun], logs: [DIRS.ownLogs] } },
   );
 }
 
-/** Every daemon of the host, stage 0 first. */
-export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopology, hasClient: boolean): HostService[] {
+/** Every daemon of the host, stage 0 first; every path in argv and env under `root`. */
+export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopology, hasClient: boolean, root = '/'): HostService[] {
+  const hp = hostPaths(root);
+  const rp = hostRenderedPaths(root);
   const roles = ht.host.roles;
   const worker = roles.includes('worker');
   const client = hasClient ? [SERVICE.stunnelClient] : [];
   const stage0: HostService[] = [];
   const stage1: HostService[] = [];
   if (ht.isCentral) {
-    stage0.push(centralDb(inv, ht, 'nb'), centralDb(inv, ht, 'sb'), stunnelService('server'));
+    stage0.push(centralDb(root, inv, ht, 'nb'), centralDb(root, inv, ht, 'sb'), stunnelService(root, 'server'));
   }
-  if (hasClient) stage0.push(stunnelService('client'));
+  if (hasClient) stage0.push(stunnelService(root, 'client'));
   if (worker) {
     stage0.push(
       service(
+        hp,
         SERVICE.ovsOvsdb,
         ['Open vSwitch database', "conf.db of this host's Open vSwitch"],
         [BINARIES.ovsdbServer, hp.ovs.confDb, `--remote=punix:${hp.ovs.dbSock}`, `--pidfile=${hp.ovs.ovsdbPid}`, `--unixctl=${hp.ovs.ovsdbCtl}`, `--log-file=${rp.logs.ovsdb}`, '--no-chdir', ...VLOG],
@@ -148,16 +157,18 @@ export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopolog
     // On every central; the OVSDB lock makes one of them active.
     stage1.push(
       service(
+        hp,
         SERVICE.northd,
         ['OVN northd', 'translates the Northbound into the Southbound; runs on every central, one is active through the OVSDB lock'],
         [BINARIES.northd, `--ovnnb-db=${topo.nbRemotes}`, `--ovnsb-db=${topo.sbRemotes}`, `--pidfile=${hp.ovn.northdPid}`, `--unixctl=${hp.ovn.northdCtl}`, `--log-file=${rp.logs.northd}`, '--no-chdir', ...VLOG],
-        { stage: 1, after: [SERVICE.nbOvsdb, SERVICE.sbOvsdb, ...client], env: OVN_ENV, dirs: { runtime: [DIRS.ovnRun], logs: [DIRS.ovnLogs] } },
+        { stage: 1, after: [SERVICE.nbOvsdb, SERVICE.sbOvsdb, ...client], env: ovnEnv(hp), dirs: { runtime: [DIRS.ovnRun], logs: [DIRS.ovnLogs] } },
       ),
     );
   }
   if (worker) {
     stage1.push(
       service(
+        hp,
         SERVICE.vswitchd,
         ['Open vSwitch switch daemon', 'the datapath of this chassis'],
         [BINARIES.vswitchd, `unix:${hp.ovs.dbSock}`, `--pidfile=${hp.ovs.vswitchdPid}`, `--unixctl=${hp.ovs.vswitchdCtl}`, `--log-file=${rp.logs.vswitchd}`, '--no-chdir', ...VLOG],
@@ -169,19 +180,21 @@ export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopolog
     const sbPath = ht.isCentral ? [SERVICE.sbOvsdb, ...client] : client;
     stage1.push(
       service(
+        hp,
         SERVICE.controller,
         ['OVN controller', 'makes this host a chassis of the site'],
         [BINARIES.controller, `unix:${hp.ovs.dbSock}`, `--pidfile=${hp.ovn.controllerPid}`, `--log-file=${rp.logs.controller}`, '--no-chdir', ...VLOG],
-        { stage: 1, after: [SERVICE.vswitchd, ...sbPath], env: OVN_ENV, dirs: { runtime: [DIRS.ovnRun], logs: [DIRS.ovnLogs] } },
+        { stage: 1, after: [SERVICE.vswitchd, ...sbPath], env: ovnEnv(hp), dirs: { runtime: [DIRS.ovnRun], logs: [DIRS.ovnLogs] } },
       ),
     );
   }
   if (roles.includes('metadata-agent')) {
     stage1.push(
       service(
+        hp,
         SERVICE.metadataAgent,
         ['Neutron OVN metadata agent', 'serves instance metadata through haproxy in ovnmeta-* namespaces'],
-        [BINARIES.metadataAgent, ...metadataConfigArgs()],
+        [BINARIES.metadataAgent, ...metadataConfigArgs(rp)],
         { stage: 1, after: [SERVICE.controller, ...client], dirs: { state: [DIRS.metadataState] } },
       ),
     );
@@ -190,6 +203,6 @@ export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopolog
 }
 
 /** `--config-file` for each fragment, the secret last so nothing overrides it. */
-function metadataConfigArgs(): string[] {
+function metadataConfigArgs(rp: HostRenderedPaths): string[] {
   return metadataConfigFiles(rp.metadata.confDir).flatMap((f) => ['--config-file', f]);
 }

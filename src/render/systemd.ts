@@ -59,8 +59,8 @@ export function renderUnit(site: string, host: string, svc: HostService): string
   });
 }
 
-export function renderDropIn(site: string, host: string, unit: string): string {
-  return hostTemplate('dropin.conf.hbs')({ site, host, unit, marker: hostRenderedPaths().managedMarker });
+export function renderDropIn(site: string, host: string, unit: string, root = '/'): string {
+  return hostTemplate('dropin.conf.hbs')({ site, host, unit, marker: hostRenderedPaths(root).managedMarker });
 }
 
 export function renderManagedMarker(site: string, host: string): string {

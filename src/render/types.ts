@@ -16,4 +16,10 @@ export interface RenderOptions {
   generator?: string;
   /** The site CA (certificate + key): signs each manifest into manifest.sig (see bundle/signature.ts). */
   signer?: { key: KeyObject; certPem: string };
+  /**
+   * The host's root directory (default '/'): every path a daemon, a config or a unit names lies
+   * below it, and the manifest records it so apply refuses the bundle under any other --root.
+   * Destinations stay paths on the host, which apply places below its --root.
+   */
+  root?: string;
 }

@@ -161,10 +161,10 @@ export function hostStunnelTls(root = '/'): StunnelTlsFiles {
  * L(C). The RAFT ports admit only certificates named after a central, so a worker's certificate
  * (same CA) cannot talk RAFT.
  */
-export function stunnelServerSpec(inv: Inventory, topo: SiteTopology, ht: HostTopology, tls: StunnelTlsFiles): StunnelConfigSpec | undefined {
+export function stunnelServerSpec(inv: Inventory, topo: SiteTopology, ht: HostTopology, tls: StunnelTlsFiles, root = '/'): StunnelConfigSpec | undefined {
   const self = ht.central;
   if (self === undefined) return undefined;
-  const hp = hostPaths();
+  const hp = hostPaths(root);
   const files = stunnelFiles('server', hp);
   const centralNames = topo.centrals.map((c) => c.host.name);
   const services: ServerService[] = CENTRAL_ENDPOINTS.map((key) => ({
@@ -177,9 +177,9 @@ export function stunnelServerSpec(inv: Inventory, topo: SiteTopology, ht: HostTo
 }
 
 /** Local listeners on L(D) for every remote central D and endpoint, each tunnelled to D only. */
-export function stunnelClientSpec(inv: Inventory, ht: HostTopology, tls: StunnelTlsFiles): StunnelConfigSpec | undefined {
+export function stunnelClientSpec(inv: Inventory, ht: HostTopology, tls: StunnelTlsFiles, root = '/'): StunnelConfigSpec | undefined {
   if (ht.remoteCentrals.length === 0) return undefined;
-  const hp = hostPaths();
+  const hp = hostPaths(root);
   const files = stunnelFiles('client', hp);
   const services: ClientService[] = ht.remoteCentrals.flatMap((d) =>
     ht.clientEndpoints.map((key) => ({

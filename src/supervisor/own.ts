@@ -23,6 +23,11 @@ export interface OwnSupervisorOptions {
   stopTimeoutMs?: number;
   /** The compiled CLI to run as `node CLI supervise`; default dist/cli.js of this package. */
   cliPath?: string;
+  /**
+   * Prepended to the supervisor's command line, e.g. `ip netns exec NS`: the supervisor and so
+   * every daemon it starts run inside that context (a local host's network namespace).
+   */
+  spawnPrefix?: readonly string[];
 }
 
 /** Quick deaths of a fresh process after which ensure() gives up (the supervisor keeps trying). */
@@ -173,7 +178,8 @@ export class OwnSupervisor implements Supervisor {
     try {
       // Detached into its own session and unref'ed: it must outlive this command and ignore the
       // terminal's SIGINT. cwd / so it never pins a directory someone may want to remove.
-      const child = spawn(process.execPath, [cli, 'supervise', '--dir', this.stateDir], {
+      const [command, ...args] = [...(this.opts.spawnPrefix ?? []), process.execPath, cli, 'supervise', '--dir', this.stateDir];
+      const child = spawn(command ?? process.execPath, args, {
         detached: true,
         stdio: ['ignore', log, log],
         cwd: '/',

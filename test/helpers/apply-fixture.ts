@@ -56,8 +56,32 @@ export function signBundle(dir: string, signer = fixtureSigner()): void {
   writeFileSync(path.join(dir, SIGNATURE_FILE), signManifest(raw, signer.key, signer.certPem));
 }
 
-/** Writes a signed bundle directory; returns the manifest as written (checksums filled in). */
-export function writeBundle(dir: string, manifest: Omit<BundleManifestInput, 'files'>, files: FixtureFile[]): BundleManifestInput {
+/** The distribution directories the fixture's daemons name, as render moves them below a root. */
+const DIST = /(^|[=:])(\/(?:etc\/ovn-deploy|etc\/openvswitch|var\/(?:lib|run|log)\/(?:ovn-deploy|ovn|openvswitch))(?=\/|$))/g;
+
+/** The manifest as render makes it for `root`: what daemons and tools read verbatim names paths below it. */
+function rendered(manifest: Omit<BundleManifestInput, 'files'>, root: string): Omit<BundleManifestInput, 'files'> {
+  if (root === '/') return manifest;
+  const re = (x: string): string => x.replace(DIST, (_m, pre: string, p: string) => `${pre}${path.join(root, p)}`);
+  return {
+    ...manifest,
+    root,
+    services: manifest.services.map((s) => ({
+      ...s,
+      argv: s.argv.map(re),
+      ...(s.env === undefined ? {} : { env: Object.fromEntries(Object.entries(s.env).map(([k, v]) => [k, re(v)])) }),
+      logFile: re(s.logFile),
+    })),
+    ...(manifest.initCommands === undefined ? {} : { initCommands: manifest.initCommands.map((c) => c.map(re)) }),
+  };
+}
+
+/**
+ * Writes a signed bundle directory, rendered for `root` (the --root apply gets); returns the
+ * manifest as written (checksums filled in).
+ */
+export function writeBundle(dir: string, manifestFor: Omit<BundleManifestInput, 'files'>, files: FixtureFile[], root = '/'): BundleManifestInput {
+  const manifest = rendered(manifestFor, root);
   mkdirSync(dir, { recursive: true });
   const entries = files.map((f) => {
     const source = path.join('files', f.dest.replace(/^\/+/, ''));

@@ -1,0 +1,72 @@
+/**
+ * The local transport: a host that is a network namespace of this machine plus a root directory
+ * (`render` with that root, `apply --root` with it). apply runs in this process; every command it
+ * runs and the own supervisor it starts (so every daemon) run inside the namespace. No SSH, no
+ * CLI subprocess.
+ */
+import path from 'node:path';
+import type { ApplyOptions } from '../apply/index.js';
+import { OwnHostServices } from '../apply/services.js';
+import { hostPaths } from '../paths.js';
+import { OwnSupervisor } from '../supervisor/own.js';
+import { ZxRunner, type RunOptions, type RunResult, type Runner } from '../runner.js';
+
+export interface LocalHostSpec {
+  /** An existing network namespace (`ip netns add`): the host's network. */
+  netns: string;
+  /** The host's root directory: absolute; its bundle must be rendered with this root. */
+  root: string;
+  /** Runs the commands (inside the namespace); default the real one. */
+  runner?: Runner;
+  /** Forwarded to the own supervisor (tests point at a built CLI, a shorter wait). */
+  supervisor?: { cliPath?: string; ensureTimeoutMs?: number };
+}
+
+export interface LocalHost {
+  readonly netns: string;
+  readonly root: string;
+  /** Every command inside the host's namespace. */
+  readonly runner: Runner;
+  readonly services: OwnHostServices;
+  /** What runApply needs to act on this host: spread into its options. */
+  applyOptions(): Pick<ApplyOptions, 'root' | 'runner' | 'services' | 'tcpProbe'>;
+  /** Stops the host's supervisor and with it every daemon (nothing else of the host goes). */
+  stop(): Promise<void>;
+}
+
+const NETNS = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** A Runner whose commands run in `netns`; a command that names its own namespace keeps it. */
+export function netnsRunner(netns: string, inner: Runner = new ZxRunner()): Runner {
+  return { run: (argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> => inner.run(argv, { ...opts, netns: opts.netns ?? netns }) };
+}
+
+/**
+ * Something accepts TCP connections at address:port inside the namespace. In-process sockets
+ * would connect from this process's namespace, not the host's: bash's /dev/tcp connects there.
+ */
+export function netnsTcpProbe(runner: Runner) {
+  return async (address: string, port: number): Promise<{ ok: boolean; detail: string }> => {
+    const r = await runner.run(['bash', '-c', 'exec 3<>"/dev/tcp/$0/$1"', address, String(port)], { mutates: false, allowFailure: true, timeoutMs: 3_000 });
+    return r.exitCode === 0 ? { ok: true, detail: 'accepts connections' } : { ok: false, detail: r.stderr.trim().split('\n').pop() ?? `exit ${r.exitCode}` };
+  };
+}
+
+export function localHost(spec: LocalHostSpec): LocalHost {
+  if (!NETNS.test(spec.netns)) throw new Error(`not a network namespace name: ${JSON.stringify(spec.netns)}`);
+  if (!path.isAbsolute(spec.root)) throw new Error(`a local host's root must be absolute: ${JSON.stringify(spec.root)}`);
+  const root = path.resolve(spec.root);
+  const runner = netnsRunner(spec.netns, spec.runner);
+  const hp = hostPaths(root);
+  const supervisorOpts = { ...spec.supervisor, spawnPrefix: ['ip', 'netns', 'exec', spec.netns] };
+  const services = new OwnHostServices(hp, supervisorOpts);
+  const tcpProbe = netnsTcpProbe(runner);
+  return {
+    netns: spec.netns,
+    root,
+    runner,
+    services,
+    applyOptions: () => ({ root, runner, services, tcpProbe }),
+    stop: () => new OwnSupervisor(hp.state, supervisorOpts).stop(),
+  };
+}
