@@ -10,6 +10,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RENDER_RECORD } from '../src/bundle/write.js';
 import { isTempFile } from '../src/fsx.js';
 import { cliPath } from '../src/paths.js';
 
@@ -35,6 +36,29 @@ function tree(dir: string, prefix = '', into = new Map<string, Buffer>()): Map<s
     else into.set(rel, readFileSync(path.join(dir, rel)));
   }
   return into;
+}
+
+/** The files of a render's output other than its record, sorted as the record lists them. */
+const bundleFiles = (ref: Map<string, Buffer>): string[] => [...ref.keys()].filter((r) => r !== RENDER_RECORD).sort();
+
+/**
+ * The record holds inodes and change times, so it is never byte-equal to a reference render's:
+ * it must parse whole, cover only files of the two renders, and claim a completed render only
+ * with exactly one render's files.
+ */
+function expectWholeRecord(content: Buffer, when: string): void {
+  let record: { format?: number; files?: string[]; inputs?: string };
+  try {
+    record = JSON.parse(content.toString('utf8')) as typeof record;
+  } catch {
+    throw new Error(`${when}: ${RENDER_RECORD} is torn (${content.length} bytes)`);
+  }
+  const known = new Set([...bundleFiles(refs.a), ...bundleFiles(refs.b)]);
+  if (record.format !== 1 || !Array.isArray(record.files) || !record.files.every((f) => known.has(f))) throw new Error(`${when}: ${RENDER_RECORD} is not a record of these renders`);
+  if (record.inputs !== undefined) {
+    const files = JSON.stringify(record.files);
+    if (files !== JSON.stringify(bundleFiles(refs.a)) && files !== JSON.stringify(bundleFiles(refs.b))) throw new Error(`${when}: ${RENDER_RECORD} claims a completed render of neither site`);
+  }
 }
 
 let tmp: string;
@@ -85,6 +109,10 @@ describe('render killed with -9', () => {
           temps++;
           continue;
         }
+        if (rel === RENDER_RECORD) {
+          expectWholeRecord(content, `kill ${k} after ${delay} ms`);
+          continue;
+        }
         const isA = refs.a.get(rel)?.equals(content) === true;
         const isB = refs.b.get(rel)?.equals(content) === true;
         if (!isA && !isB) throw new Error(`kill ${k} after ${delay} ms: ${rel} is neither render's content (${content.length} bytes)`);
@@ -102,7 +130,10 @@ describe('render killed with -9', () => {
     const after = tree(out);
     expect([...after.keys()].filter(isTempFile)).toEqual([]);
     expect([...after.keys()].sort()).toEqual([...refs.b.keys()].sort());
-    for (const [rel, content] of after) expect(content.equals(refs.b.get(rel) ?? Buffer.alloc(0)), rel).toBe(true);
+    for (const [rel, content] of after) if (rel !== RENDER_RECORD) expect(content.equals(refs.b.get(rel) ?? Buffer.alloc(0)), rel).toBe(true);
+    const record = JSON.parse(after.get(RENDER_RECORD)?.toString('utf8') ?? '{}') as { files?: string[]; inputs?: string };
+    expect(record.files).toEqual(bundleFiles(refs.b));
+    expect(record.inputs).toMatch(/^[0-9a-f]{64}$/);
     console.log(`converging render: ${Date.now() - started} ms`);
   });
 });

@@ -113,18 +113,28 @@ function issueSub(): Command {
       const r = role(o.role, problems);
       const validityDays = positiveInt(o.days, '--days', problems);
       const keyBits = positiveInt(o.keyBits, '--key-bits', problems);
+      const { checkKeyBits } = await import('../pki/validate.js');
+      checkKeyBits(keyBits, '--key-bits', problems);
       throwIfProblems(problems);
+      // The key is made on the threadpool while node-forge and the certificate code load.
+      const { generateKeyPair, DEFAULT_LEAF_KEY_BITS } = await import('../pki/keygen.js');
+      const keyPair = generateKeyPair(keyBits ?? DEFAULT_LEAF_KEY_BITS);
+      keyPair.catch(() => undefined); // awaited below; a failed request must not leave it unhandled
       const s = sans(o.san);
       const { issueCertificate } = await pkiIssue();
       const c = await withOptionNames(() =>
-        issueCertificate(o.dir, {
-          name: o.name,
-          role: r,
-          ...(s === undefined ? {} : { sans: s }),
-          ...(validityDays === undefined ? {} : { validityDays }),
-          ...(keyBits === undefined ? {} : { keyBits }),
-          ...(o.host === undefined ? {} : { host: o.host }),
-        }),
+        issueCertificate(
+          o.dir,
+          {
+            name: o.name,
+            role: r,
+            ...(s === undefined ? {} : { sans: s }),
+            ...(validityDays === undefined ? {} : { validityDays }),
+            ...(keyBits === undefined ? {} : { keyBits }),
+            ...(o.host === undefined ? {} : { host: o.host }),
+          },
+          { keyPair },
+        ),
       );
       printIssued('issued', c);
     });

@@ -8,12 +8,13 @@ import { InputError, inputError, type Problem } from '../errors.js';
 import { MAX_DAYS, loadCa } from './ca.js';
 import { readVerifiedCsr } from './csr.js';
 import { commitLeaf, commitLeaves, type LeafJob, type LeafPlan } from './leaf-batch.js';
-import { generateKeyPair } from './native-sign.js';
+import { DEFAULT_LEAF_KEY_BITS, generateKeyPair, type KeyPairPem } from './keygen.js';
+
+export { DEFAULT_LEAF_KEY_BITS } from './keygen.js';
 import type { IssuedCertificate, IssueRequest, LeafRole, SignCsrOptions } from './types.js';
 import { checkKeyBits, checkName, checkPositiveInt, checkRole, parseSans, sanList, throwIfProblems } from './validate.js';
 
 export const DEFAULT_LEAF_DAYS = 730;
-export const DEFAULT_LEAF_KEY_BITS = 2048;
 
 function planLeaf(
   req: { name: string; role: string; sans?: string[]; host?: string; validityDays?: number; now?: Date; notBefore?: Date },
@@ -37,14 +38,18 @@ function planLeaf(
   };
 }
 
-/** A certificate with a fresh private key (a new key every time, also on renewal). */
-export async function issueCertificate(dir: string, req: IssueRequest & { now?: Date; notBefore?: Date }): Promise<IssuedCertificate> {
+/**
+ * A certificate with a fresh private key (a new key every time, also on renewal). `keyPair`: a
+ * key already being made for this request (of `req.keyBits`), e.g. started before this module
+ * loaded; it is used for this certificate only.
+ */
+export async function issueCertificate(dir: string, req: IssueRequest & { now?: Date; notBefore?: Date }, opts: { keyPair?: Promise<KeyPairPem> } = {}): Promise<IssuedCertificate> {
   const problems: Problem[] = [];
   const plan = planLeaf(req, problems);
   checkKeyBits(req.keyBits, 'keyBits', problems);
   throwIfProblems(problems);
   await loadCa(dir); // fail fast on an uninitialised directory, before generating a key
-  const pair = await generateKeyPair(req.keyBits ?? DEFAULT_LEAF_KEY_BITS);
+  const pair = await (opts.keyPair ?? generateKeyPair(req.keyBits ?? DEFAULT_LEAF_KEY_BITS));
   const publicKey = forge.pki.publicKeyFromPem(pair.publicKeyPem);
   return commitLeaf(dir, { plan, publicKey, privateKeyPem: pair.privateKeyPem });
 }

@@ -4,22 +4,10 @@
  * OpenSSL (behind node:crypto) takes 1-3 ms, and native key generation runs on the libuv
  * threadpool so several keys are made in parallel.
  */
-import { createPrivateKey, generateKeyPair as generateKeyPairCb, sign, type KeyObject } from 'node:crypto';
-import { promisify } from 'node:util';
+import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
 
-const generateKeyPairAsync = promisify(generateKeyPairCb);
-
-/** A fresh RSA key pair: PKCS#8 private key and SPKI public key, both PEM. */
-export async function generateKeyPair(bits: number): Promise<{ privateKeyPem: string; publicKeyPem: string }> {
-  const { privateKey, publicKey } = await generateKeyPairAsync('rsa', {
-    modulusLength: bits,
-    publicExponent: 0x10001,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-  });
-  return { privateKeyPem: privateKey, publicKeyPem: publicKey };
-}
+export { generateKeyPair } from './keygen.js';
 
 // Both exist in node-forge 1.x but are missing from @types/node-forge.
 const forgePki = forge.pki as typeof forge.pki & {
