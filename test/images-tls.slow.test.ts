@@ -125,8 +125,9 @@ beforeAll(async () => {
   for (const i of r.images) console.log(`${i.role} image ${i.tag}: ${(i.sizeBytes / 1e6).toFixed(1)} MB, OCI archive ${(i.archiveBytes / 1e6).toFixed(1)} MB`);
 
   net = new ContainerUnderlay(prefix);
-  await net.create(['central', 'ch1', 'ch2']);
+  await net.create(['central', 'ch1', 'ch2', 'rogue']);
   await net.addressOnVeth('central', true);
+  await net.addressOnVeth('rogue', false);
 
   pki = pkiPaths(path.join(root, 'pki'));
   await initPki(pki.dir, { keyBits: 2048, commonName: prefix });
@@ -320,6 +321,21 @@ describe.skipIf(!haveSources)('role images from OVS 3.3.8 + OVN 24.03.9, TLS onl
         expect(r.error, r.raw).toMatch(why);
         expect(r.reply).toBeUndefined();
       });
+    });
+
+    it('a chassis whose certificate another CA signed never registers, and is unhealthy', async () => {
+      const rogue = `${prefix}-rogue`;
+      // It trusts the site CA (so it would accept the central); the central does not trust it.
+      await pkiMount(rogue, { ...certs.foreign!, ca: pki.caBundle });
+      const n = net.node('rogue');
+      await run(rogue, ['--network', `ns:/run/netns/${n.netns}`, '--cap-add', 'NET_ADMIN', '--device', '/dev/net/tun', '-e', `OVN_REMOTE=ssl:${net.node('central').ip}:${PORTS.sb}`, '-e', `OVN_SYSTEM_ID=${rogue}`, '-e', 'OVS_DATAPATH_TYPE=netdev', ...pkiVolume(mounts[rogue]!)], images['ovn-controller'].tag);
+      // Its first TLS attempt has been made and failed.
+      await waitFor(`${rogue}'s failed TLS connection`, async () => /ssl:[0-9.]+:6642: (connection attempt failed|connection dropped)/.test(await logs(rogue)));
+      const h = await healthcheck(rogue);
+      expect(h.ok, h.out).toBe(false);
+      expect((await exec(rogue, ['ovn-appctl', '-t', 'ovn-controller', 'connection-status'])).stdout.trim()).toBe('not connected');
+      const names = (await exec(central(), ['ovn-sbctl', '--bare', '--columns=name', 'list', 'Chassis'])).stdout;
+      expect(names).not.toContain(rogue);
     });
 
     it('listens for TCP only on the four TLS ports of its address: no plaintext listener', async () => {
