@@ -1,16 +1,21 @@
 #!/bin/bash
-# OVN chassis: ovsdb-server, ovs-vswitchd and ovn-controller, in the foreground.
+# OVN chassis: ovsdb-server, ovs-vswitchd and ovn-controller, in the foreground. ovn-controller
+# reaches the Southbound only over TLS 1.2 with the project's ciphers and its own certificate.
 # Environment (defaults in brackets):
-#   OVN_REMOTE          the Southbound database, e.g. tcp:192.0.2.10:6642 or ssl:... (required)
-#   OVN_SYSTEM_ID       chassis name [the hostname]
+#   OVN_REMOTE          the Southbound database(s), ssl:HOST:PORT[,ssl:...] (required)
+#   OVN_SYSTEM_ID       chassis name [the hostname]; the certificate's CN should match it
 #   OVN_ENCAP_TYPE      [geneve];  OVN_ENCAP_IP  tunnel endpoint [first global IPv4, else 127.0.0.1]
 #   OVN_BRIDGE          integration bridge [br-int]
 #   OVS_DATAPATH_TYPE   "netdev" for the userspace datapath [the kernel datapath]
-#   OVN_SSL_KEY, OVN_SSL_CERT, OVN_SSL_CA  files of a mounted PKI volume, for an ssl: remote
+#   OVN_PKI_DIR         read-only mount with key.pem, cert.pem (a worker certificate of the site
+#                       CA) and ca.pem [/etc/ovn-deploy/pki]; or OVN_SSL_KEY/CERT/CA
 set -euo pipefail
 . /usr/local/lib/ovn-deploy/lib.sh
+. /usr/local/lib/ovn-deploy/tls.sh
 
-: "${OVN_REMOTE:?set OVN_REMOTE to the Southbound database, e.g. tcp:192.0.2.10:6642}"
+: "${OVN_REMOTE:?set OVN_REMOTE to the Southbound database, e.g. ssl:192.0.2.10:6642}"
+require_tls_remotes OVN_REMOTE "$OVN_REMOTE"
+require_pki
 : "${OVN_SYSTEM_ID:=$HOSTNAME}" "${OVN_ENCAP_TYPE:=geneve}" "${OVN_BRIDGE:=br-int}"
 : "${OVN_ENCAP_IP:=$(first_ipv4)}"
 mkdir -p "$OVN_RUNDIR" "$OVN_LOGDIR"
@@ -25,10 +30,7 @@ settings=(
 [ -n "${OVS_DATAPATH_TYPE:-}" ] && settings+=("external_ids:ovn-bridge-datapath-type=$OVS_DATAPATH_TYPE")
 ovs-vsctl --no-wait set Open_vSwitch . "${settings[@]}"
 
-ssl=()
-if [ -n "${OVN_SSL_KEY:-}" ]; then
-    ssl=(--private-key="$OVN_SSL_KEY" --certificate="${OVN_SSL_CERT:?}" --ca-cert="${OVN_SSL_CA:?}")
-fi
-spawn ovn-controller ovn-controller "unix:$OVS_RUNDIR/db.sock" "${ssl[@]}" \
+ssl_args_for ovn-controller
+spawn ovn-controller ovn-controller "unix:$OVS_RUNDIR/db.sock" "${SSL_ARGS_FOR[@]}" \
     --pidfile="$OVN_RUNDIR/ovn-controller.pid" --log-file="$OVN_LOGDIR/ovn-controller.log" -vconsole:info -vsyslog:off
 supervise

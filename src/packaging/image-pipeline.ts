@@ -15,6 +15,7 @@ import { dagRunner, type Step } from '../ui/dag.js';
 import type { ProgressMode } from '../ui/listr.js';
 import { hashOf, sha256, sha256File } from './hash.js';
 import { planImages, type AvailableRpm, type PlannedImage } from './image-plan.js';
+import { tlsPolicyFiles } from './image-tls.js';
 import type { BuildSummary } from './manifest.js';
 import { writeOutputs } from './output.js';
 import { Podman } from './podman.js';
@@ -97,6 +98,8 @@ async function contextDigest(role: RoleName): Promise<string> {
   for (const dir of [containerRoleDir('common'), containerRoleDir(role)]) {
     for (const f of (await fs.readdir(dir)).sort()) parts[`${path.basename(dir)}/${f}`] = sha256(await fs.readFile(path.join(dir, f)));
   }
+  // A policy change (src/stunnel/policy.ts) rebuilds the images that carry it.
+  for (const [f, content] of tlsPolicyFiles()) parts[`generated/${f}`] = sha256(content);
   return hashOf(parts);
 }
 
@@ -133,6 +136,7 @@ async function buildOne(ctx: ImageCtx, p: PlannedImage): Promise<StoredArtifact>
     for (const dir of [containerRoleDir('common'), containerRoleDir(p.role)]) {
       for (const f of await fs.readdir(dir)) await fs.copyFile(path.join(dir, f), path.join(ctxDir, f));
     }
+    for (const [f, content] of tlsPolicyFiles()) await fs.writeFile(path.join(ctxDir, f), content);
     for (const r of p.rpms) await fs.copyFile(r.file, path.join(ctxDir, 'rpms', path.basename(r.file)));
     await ctx.podman.build({
       context: ctxDir,
