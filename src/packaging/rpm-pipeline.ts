@@ -359,7 +359,7 @@ export async function buildRpms(opts: BuildRpmsOptions): Promise<BuildRpmsResult
   }
   requireTools(requiredTools(opts), opts.probe);
   const runner = opts.runner ?? new ZxRunner();
-  const paths = buildCachePaths(opts.cacheDir ?? defaultBuildCacheDir());
+  const paths = buildCachePaths(await realCacheDir(opts.cacheDir ?? defaultBuildCacheDir()));
   const ctx: RpmCtx = { opts, runner, paths, store: new ArtifactStore(paths), prepared: {}, built: new Map(), stats: new Map() };
   const release = await lockCache(paths.lock);
   const summary: BuildSummary = {
@@ -410,6 +410,15 @@ export async function buildRpms(opts: BuildRpmsOptions): Promise<BuildRpmsResult
   } finally {
     await release();
   }
+}
+
+/**
+ * The cache's real path: compiler command lines carry the work trees' paths (-I, prefix maps), so a
+ * cache reached once through a symbolic link and once directly would share no ccache entry.
+ */
+async function realCacheDir(dir: string): Promise<string> {
+  await fs.mkdir(dir, { recursive: true });
+  return fs.realpath(dir);
 }
 
 function sourceDescription(src: ResolvedSource | undefined): unknown {
