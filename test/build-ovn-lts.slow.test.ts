@@ -1,7 +1,7 @@
 /**
  * The current LTS pair, OVS 3.3.8 + OVN 24.03.9, built for real from the release archives (or
- * OVS_SOURCE / OVN_SOURCE). It lives in the persistent artifact cache the image tests share, so a
- * CI run compiles OVS 3.3.8 once whichever of them comes first; a developer's rerun reuses it.
+ * OVS_SOURCE / OVN_SOURCE). It lives in the persistent LTS cache every LTS test shares, so a CI
+ * run compiles OVS 3.3.8 once whichever of them comes first; a developer's rerun reuses it.
  * The OVN 23.03.1 pair (against Debian's OVS 3.1 tree) is test/build-ovn.slow.test.ts.
  */
 import { mkdirSync, promises as fs, realpathSync } from 'node:fs';
@@ -10,16 +10,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRpms, type BuildRpmsResult } from '../src/packaging/rpm-pipeline.js';
 import { buildCachePaths } from '../src/paths.js';
 import { ZxRunner } from '../src/runner.js';
-import { TeeRunner, ltsSourcesFor, persistentBuildCache, persistentCcache, randomName, tmpDir } from './helpers/build-fixtures.js';
+import { TeeRunner, ltsSourcesFor, persistentCcache, persistentLtsBuildCache, randomName, tmpDir } from './helpers/build-fixtures.js';
 
 const LTS = ltsSourcesFor('OVN LTS build tests (test/build-ovn-lts.slow.test.ts)');
 const skip = LTS === undefined;
 // Cold on 2 shared cores: OVS about 3 min, OVN 1.5 min (more under load).
 const COLD_BUILD_MS = 30 * 60_000;
 const runner = new ZxRunner();
-mkdirSync(persistentBuildCache, { recursive: true });
+mkdirSync(persistentLtsBuildCache, { recursive: true });
 // The pipeline works in the cache's real path (.cache may be a link to a shared cache).
-const paths = buildCachePaths(realpathSync(persistentBuildCache));
+const paths = buildCachePaths(realpathSync(persistentLtsBuildCache));
 let root: string;
 let first: BuildRpmsResult;
 
@@ -54,7 +54,7 @@ afterAll(async () => {
 describe(`OVN LTS RPMs: ${LTS === undefined ? 'no sources' : `${path.basename(LTS.ovs)} + ${path.basename(LTS.ovn)}`}`, () => {
   it.skipIf(skip)('builds OVS 3.3.8 and OVN 24.03.9 (ovn, ovn-central, ovn-host); the OVN build compiles no OVS', async () => {
     const lts = LTS as { ovs: string; ovn: string };
-    first = await buildRpms({ ovsSource: lts.ovs, ovnSource: lts.ovn, outDir: path.join(root, 'out'), cacheDir: persistentBuildCache, ccacheDir: persistentCcache, progress: 'silent' });
+    first = await buildRpms({ ovsSource: lts.ovs, ovnSource: lts.ovn, outDir: path.join(root, 'out'), cacheDir: persistentLtsBuildCache, ccacheDir: persistentCcache, progress: 'silent' });
     for (const a of first.summary.artifacts) console.log(`${a.name} ${a.version}: ${a.cached ? 'cached' : `${(a.durationMs / 1000).toFixed(1)} s, ${a.compiled} compiled, ${a.ccacheHits} from ccache`}`);
     expect(first.summary.artifacts.map((a) => [a.name, a.version])).toEqual([
       ['openvswitch', '3.3.8-1'],
@@ -85,13 +85,13 @@ describe(`OVN LTS RPMs: ${LTS === undefined ? 'no sources' : `${path.basename(LT
     expect(await fs.readFile(file, 'utf8')).not.toBe(text);
 
     const stamp = await ovsTreeStamp();
-    const opts = { ovsSource: lts.ovs, ovnSource: tree, cacheDir: persistentBuildCache, ccacheDir: persistentCcache, progress: 'silent' as const };
+    const opts = { ovsSource: lts.ovs, ovnSource: tree, cacheDir: persistentLtsBuildCache, ccacheDir: persistentCcache, progress: 'silent' as const };
     const changed = await buildRpms({ ...opts, outDir: path.join(root, 'out-2') });
     const ovn = changed.summary.artifacts.find((a) => a.name === 'ovn');
     console.log(`OVN 24.03.9 one-line change: ${((ovn?.durationMs ?? 0) / 1000).toFixed(1)} s, OVS ${changed.plan.ovs.action}, compiled ${JSON.stringify(changed.artifacts.find((a) => a.name === 'ovn')?.build.compiledFiles)}`);
     expect(changed.plan.ovs.hash).toBe(first.plan.ovs.hash);
-    // OVS is compiled again only when another build replaced its tree in this cache (never in CI,
-    // where the previous test just left it there).
+    // OVS is compiled again only when another build replaced its tree in this cache (nothing but
+    // the LTS pair is built there, so in CI it is the tree the previous test left).
     expect(changed.plan.ovs.action).toBe(stamp?.hash === first.plan.ovs.hash ? 'reuse' : 'tree');
     expect(changed.summary.artifacts.find((a) => a.name === 'ovn')?.cached).toBe(false);
     expect(changed.artifacts.find((a) => a.name === 'ovn')?.build.compiledFiles).toEqual(['utilities/ovn-nbctl.c']);

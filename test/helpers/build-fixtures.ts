@@ -17,6 +17,12 @@ export const OVS_TARBALL = '/usr/src/openvswitch/openvswitch.tar.gz';
 export const persistentCcache = path.join(checkoutCacheDir, 'ccache');
 /** Artifacts and base images the image tests reuse between runs. */
 export const persistentBuildCache = path.join(checkoutCacheDir, 'build-test');
+/**
+ * The LTS pair's artifacts (OVS 3.3.8 + OVN 24.03.9), shared by every test that builds it. Apart
+ * from persistentBuildCache because a cache keeps one OVS build tree: an OVS 3.1 build there
+ * would replace the 3.3.8 tree, and the next OVN 24.03 change would compile OVS 3.3.8 again.
+ */
+export const persistentLtsBuildCache = path.join(checkoutCacheDir, 'build-test-lts');
 
 const runner = new ZxRunner();
 
