@@ -3,7 +3,8 @@
 # Usage: scripts/install-deps.sh [core|test|build|all]...   (default: core)
 #   core  - what `ovn-deploy up` runs: OVN central + host, OVS, stunnel, iproute2, ping
 #   test  - core + what the tests probe with (openssl, ethtool, procps, psmisc; systemd for systemd-analyze verify)
-#   build - rpmbuild, rpmlint, podman/buildah, mmdebstrap, OVS source, ccache, compilers
+#   build - rpmbuild, rpmlint, podman/buildah, mmdebstrap, OVS source, ccache, compilers;
+#           gnupg, rpmsign and createrepo_c for signed packages and a dnf repository
 #   metadata - Neutron's OVN metadata agent, haproxy, sudo, curl (`up --metadata-agent`)
 # Only Debian/Ubuntu (apt) and Fedora/EL (dnf) are known; anything else is an error.
 set -euo pipefail
@@ -14,12 +15,14 @@ groups=("$@")
 deb_core=(ovn-central ovn-host openvswitch-switch openvswitch-common stunnel4 openssl iproute2 iputils-ping procps)
 deb_test=(ethtool psmisc sslscan systemd nftables openssh-client)
 deb_build=(rpm rpmlint podman buildah skopeo runc mmdebstrap openvswitch-source ccache build-essential
-  autoconf automake libtool python3 libssl-dev libcap-ng-dev libunbound-dev desktop-file-utils git)
+  autoconf automake libtool python3 libssl-dev libcap-ng-dev libunbound-dev desktop-file-utils git
+  gnupg createrepo-c)
 deb_metadata=(neutron-ovn-metadata-agent haproxy sudo curl)
 rpm_core=(ovn ovn-central ovn-host openvswitch stunnel openssl iproute iputils procps-ng)
 rpm_test=(ethtool psmisc systemd nftables openssh-clients)
 rpm_build=(rpm-build rpmlint podman buildah skopeo ccache gcc make autoconf automake libtool openssl-devel
-  libcap-ng-devel unbound-devel python3 systemd-rpm-macros git)
+  libcap-ng-devel unbound-devel python3 systemd-rpm-macros git
+  gnupg2 rpm-sign createrepo_c)
 rpm_metadata=(openstack-neutron-ovn-metadata-agent haproxy sudo curl)
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -17,6 +17,7 @@ import type { ProgressMode } from '../ui/listr.js';
 // The pipelines (zx, listr2, podman, rpmbuild wrappers) are loaded by the action that runs them.
 const buildRpms = async (...a: Parameters<typeof import('../packaging/rpm-pipeline.js').buildRpms>) => (await import('../packaging/rpm-pipeline.js')).buildRpms(...a);
 const buildImages = async (...a: Parameters<typeof import('../packaging/image-pipeline.js').buildImages>) => (await import('../packaging/image-pipeline.js')).buildImages(...a);
+const buildAll = async (...a: Parameters<typeof import('../packaging/build-all.js').buildAll>) => (await import('../packaging/build-all.js')).buildAll(...a);
 const buildBaseImage = async (...a: Parameters<typeof import('../packaging/base-image.js').buildBaseImage>) => (await import('../packaging/base-image.js')).buildBaseImage(...a);
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -40,6 +41,9 @@ interface RpmFlags extends CommonFlags {
   sourceDateEpoch?: string;
   nodeps?: boolean;
   plan?: boolean;
+  signKey?: string;
+  signKeyId?: string;
+  signPassphraseFile?: string;
 }
 
 interface ImageFlags extends CommonFlags {
@@ -81,7 +85,14 @@ function rpmOptions(cmd: Command): Command {
     .option('--ccache-dir <dir>', 'ccache directory (default CACHE/ccache)')
     .option('--debuginfo', 'also build -debuginfo packages (Fedora/EL rpmbuild)')
     .option('--source-date-epoch <seconds>', 'override the date taken from the sources (build time, clamped mtimes)')
-    .option('--nodeps', "skip rpmbuild's BuildRequires check (default on Debian/Ubuntu, whose rpm database is empty)");
+    .option('--nodeps', "skip rpmbuild's BuildRequires check (default on Debian/Ubuntu, whose rpm database is empty)")
+    .option(
+      '--sign-key <file>',
+      'sign every RPM (rpmsign) with this OpenPGP secret key file (armored or binary: gpg --export-secret-keys --armor KEYID > key.asc) and write a dnf repository beside the RPMs: repodata/ with repomd.xml signed (repomd.xml.asc) and the public key (repomd.xml.key)',
+    )
+    .option('--sign-key-id <id>', 'the key of --sign-key to sign with (fingerprint, key id or e-mail); needed when the file holds several secret keys')
+    // The passphrase itself is never an argument: argv is visible to every user of the machine.
+    .option('--sign-passphrase-file <file>', "file holding the key's passphrase (or set OVN_DEPLOY_SIGN_PASSPHRASE); for a key without one, give neither");
 }
 
 function rpmBuildOptions(flags: RpmFlags, outDir: string, subdir: string | undefined, command: string) {
@@ -89,6 +100,10 @@ function rpmBuildOptions(flags: RpmFlags, outDir: string, subdir: string | undef
   const buildNumber = nonNegativeInt(flags.buildNumber, '--build-number', problems, 1);
   const jobs = nonNegativeInt(flags.jobs, '--jobs', problems, 1);
   const sourceDateEpoch = nonNegativeInt(flags.sourceDateEpoch, '--source-date-epoch', problems, 0);
+  if (flags.signKey === undefined) {
+    if (flags.signKeyId !== undefined) problems.push({ path: '--sign-key-id', message: 'needs --sign-key (the key file it selects from)' });
+    if (flags.signPassphraseFile !== undefined) problems.push({ path: '--sign-passphrase-file', message: 'needs --sign-key (the key it unlocks)' });
+  }
   if (problems.length > 0) throw new InputError(problems);
   return {
     outDir,
@@ -106,6 +121,15 @@ function rpmBuildOptions(flags: RpmFlags, outDir: string, subdir: string | undef
     ...(sourceDateEpoch === undefined ? {} : { sourceDateEpoch }),
     ...(flags.nodeps ? { nodeps: true } : {}),
     ...(flags.plan ? { planOnly: true } : {}),
+    ...(flags.signKey === undefined
+      ? {}
+      : {
+          sign: {
+            keyFile: flags.signKey,
+            ...(flags.signKeyId === undefined ? {} : { keyId: flags.signKeyId }),
+            ...(flags.signPassphraseFile === undefined ? {} : { passphraseFile: flags.signPassphraseFile }),
+          },
+        }),
   };
 }
 
@@ -124,6 +148,8 @@ function printRpms(r: BuildRpmsResult): void {
     out(`${a.name} ${a.version}: ${how}: ${a.files.join(' ')}`);
   }
   if (r.output !== undefined) out(`manifest: ${r.output.manifestPath}`);
+  const sig = r.summary.signing;
+  if (sig !== undefined) out(`signed with ${sig.fingerprint} (${sig.uid}); dnf repository: ${sig.repository} (public key ${sig.publicKey})`);
 }
 
 function printImages(r: BuildImagesResult): void {
@@ -180,17 +206,18 @@ export function buildCommand(): Command {
       .option('--role <role...>', `roles to build (${ROLE_NAMES.join(', ')}); default: every role whose RPMs are present`)
       .action(async (flags: RpmFlags & ImageFlags) => {
         const selected = roles(flags.role);
-        const dirs = buildOutputPaths(flags.out);
-        const rpms = await buildRpms(rpmBuildOptions(flags, dirs.rpmsDir, undefined, 'build all (rpms)'));
-        const images = await buildImages({
-          rpmsDir: dirs.rpmsDir,
-          baseImage: flags.baseImage as string,
-          outDir: dirs.imagesDir,
-          progress: progressOf(flags),
-          ...(selected === undefined ? {} : { roles: selected }),
-          ...(flags.cacheDir === undefined ? {} : { cacheDir: flags.cacheDir }),
+        const { outDir: _rpmOut, command: _label, ...rpmOpts } = rpmBuildOptions(flags, buildOutputPaths(flags.out).rpmsDir, undefined, 'build all (rpms)');
+        const { rpms, images, summary } = await buildAll({
+          outDir: flags.out,
+          rpms: rpmOpts,
+          images: {
+            baseImage: flags.baseImage as string,
+            progress: progressOf(flags),
+            ...(selected === undefined ? {} : { roles: selected }),
+            ...(flags.cacheDir === undefined ? {} : { cacheDir: flags.cacheDir }),
+          },
         });
-        if (flags.json) printSummary({ ...images.summary, command: 'build all', artifacts: [...rpms.summary.artifacts, ...images.summary.artifacts] });
+        if (flags.json) printSummary(summary);
         else {
           printRpms(rpms);
           printImages(images);

@@ -69,6 +69,13 @@ export interface SummaryArtifact {
   compiled?: number;
   ccacheHits?: number;
   files: string[];
+  /** Each file as published, with its digest (from the build manifest). */
+  outputs?: { path: string; sha256: string; size: number }[];
+  inputs?: unknown;
+  source?: unknown;
+  /** Fingerprint of the key the files are signed with. */
+  signedBy?: string;
+  details?: Record<string, unknown>;
 }
 
 export interface BuildSummary {
@@ -80,5 +87,7 @@ export interface BuildSummary {
   artifacts: SummaryArtifact[];
   steps: { id: string; startMs: number; endMs: number }[];
   failure?: { step: string; message: string; log?: string; logTail?: string };
+  /** Set when the RPMs were signed: the key and the signed repository. */
+  signing?: { fingerprint: string; uid: string; repository: string; repomdSignature: string; publicKey: string };
   notes: string[];
 }

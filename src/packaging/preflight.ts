@@ -24,6 +24,11 @@ export const BUILD_TOOLS = {
   ccache: req('ccache', 'ccache', 'ccache', 'fast rebuilds'),
   podman: req('podman', 'podman', 'podman', 'building container images'),
   mmdebstrap: req('mmdebstrap', 'mmdebstrap', 'mmdebstrap', 'building a local base image'),
+  gpg: req('gpg', 'gnupg', 'gnupg2', 'signing packages and repository metadata'),
+  gpgconf: req('gpgconf', 'gnupg', 'gnupg2', "stopping the signing key's private gpg-agent"),
+  // Debian ships rpmsign in its rpm package.
+  rpmsign: req('rpmsign', 'rpm', 'rpm-sign', 'signing RPMs'),
+  createrepo_c: req('createrepo_c', 'createrepo-c', 'createrepo_c', 'writing the dnf repository metadata'),
 } as const satisfies Record<string, Requirement>;
 
 export type BuildTool = keyof typeof BUILD_TOOLS;

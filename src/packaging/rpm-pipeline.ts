@@ -24,6 +24,10 @@ import { buildPackage, type PackageBuildEnv } from './package-build.js';
 import { describePlan, planRpms, sourceInputs, type OutputOptions, type PlannedArtifact, type RpmPlan } from './plan.js';
 import { defaultNodeps, hasTool, requireTools, whichTool, type BuildTool } from './preflight.js';
 import { prepareSource, type PreparedSource } from './prepare-source.js';
+import { writeRepository } from './rpm-repo.js';
+import { signedArtifact } from './sign-rpms.js';
+import { openSigningKey, type SigningKey, type SigningKeyOptions } from './signing-key.js';
+import { summaryFacts } from './summary.js';
 import { classifySource, parseSourceArg, type SourceSpec } from './source-spec.js';
 import { pinnedVersionFromGit, resolveSource, type ResolvedSource } from './sources.js';
 import { StepFailed } from './step-log.js';
@@ -53,6 +57,8 @@ export interface BuildRpmsOptions {
   probe?: Probe;
   /** Label for the summary, e.g. "build rpms". */
   command?: string;
+  /** Sign every RPM with this key and write a signed dnf repository beside them. */
+  sign?: SigningKeyOptions;
 }
 
 export interface BuildRpmsResult {
@@ -105,6 +111,7 @@ function requiredTools(opts: BuildRpmsOptions): BuildTool[] {
   const tools: BuildTool[] = ['rpmbuild', 'rpm', 'tar', 'make', 'gcc'];
   // OVN given alone takes OVS from its submodule, which may be a git URL.
   if (isGitArg(opts.ovsSource) || isGitArg(opts.ovnSource) || (opts.ovnSource !== undefined && opts.ovsSource === undefined)) tools.push('git');
+  if (opts.sign !== undefined) tools.push('gpg', 'gpgconf', 'rpmsign', 'createrepo_c');
   return tools;
 }
 
@@ -359,9 +366,18 @@ export async function buildRpms(opts: BuildRpmsOptions): Promise<BuildRpmsResult
   }
   requireTools(requiredTools(opts), opts.probe);
   const runner = opts.runner ?? new ZxRunner();
-  const paths = buildCachePaths(opts.cacheDir ?? defaultBuildCacheDir());
+  // A bad key, key id or passphrase is bad input: found before anything is built or written.
+  const key = opts.sign === undefined ? undefined : await openSigningKey(opts.sign, runner);
+  let paths: BuildCachePaths;
+  let release: () => Promise<void>;
+  try {
+    paths = buildCachePaths(await realCacheDir(opts.cacheDir ?? defaultBuildCacheDir()));
+    release = await lockCache(paths.lock);
+  } catch (err) {
+    await key?.dispose();
+    throw err;
+  }
   const ctx: RpmCtx = { opts, runner, paths, store: new ArtifactStore(paths), prepared: {}, built: new Map(), stats: new Map() };
-  const release = await lockCache(paths.lock);
   const summary: BuildSummary = {
     ok: false,
     command: opts.command ?? 'build rpms',
@@ -389,14 +405,24 @@ export async function buildRpms(opts: BuildRpmsOptions): Promise<BuildRpmsResult
     const plan = ctx.plan as RpmPlan;
     const artifacts = [plan.ovs, plan.ovn].filter((a): a is PlannedArtifact => a !== undefined).map((a) => ctx.built.get(a.name)).filter((a): a is StoredArtifact => a !== undefined);
     let output: OutputReport | undefined;
+    let published = artifacts;
     if (!opts.planOnly) {
+      if (key !== undefined) published = await signAll(ctx, artifacts, key);
       // The manifest names the sources as given this time (a cached artifact may have been built from another copy).
-      const current = artifacts.map((a) => ({ ...a, source: sourceDescription(a.name === 'ovn' ? ctx.ovn : ctx.ovs) ?? a.source }));
+      const current = published.map((a) => ({ ...a, source: sourceDescription(a.name === 'ovn' ? ctx.ovn : ctx.ovs) ?? a.source }));
       output = await writeOutputs(opts.outDir, [{ subdir: opts.rpmSubdir ?? '', artifacts: current }], ctx.store);
       summary.manifest = output.manifestPath;
+      if (key !== undefined) {
+        const dir = path.join(path.resolve(opts.outDir), opts.rpmSubdir ?? '');
+        const repo = await runRecorded(ctx, 'Write the signed dnf repository', () =>
+          writeRepository(dir, published.flatMap((a) => a.files.map((f) => f.file)), key, runner, paths.log('repository')),
+        );
+        summary.signing = { fingerprint: key.fingerprint, uid: key.uid, repository: repo.dir, repomdSignature: repo.signature, publicKey: repo.publicKey };
+      }
     }
     summary.ok = true;
-    summary.artifacts = [...ctx.stats.values()].map((s) => ({ ...s, files: ctx.built.get(s.name)?.files.map((f) => f.file) ?? [] }));
+    const byName = new Map(published.map((a) => [a.name, a]));
+    summary.artifacts = [...ctx.stats.values()].map((s) => ({ ...s, ...summaryFacts(byName.get(s.name), output?.manifest), files: byName.get(s.name)?.files.map((f) => f.file) ?? [] }));
     summary.steps = dag.timings;
     summary.durationMs = Date.now() - started;
     if (!opts.planOnly) await writeSummary(opts.outDir, summary);
@@ -409,7 +435,37 @@ export async function buildRpms(opts: BuildRpmsOptions): Promise<BuildRpmsResult
     throw err;
   } finally {
     await release();
+    await key?.dispose();
   }
+}
+
+/** Runs a step outside the DAG, noting its failure for the summary like the DAG's steps. */
+async function runRecorded<T>(ctx: RpmCtx, title: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    ctx.failure ??= failureOf(title, err);
+    throw err;
+  }
+}
+
+async function signAll(ctx: RpmCtx, artifacts: readonly StoredArtifact[], key: SigningKey): Promise<StoredArtifact[]> {
+  const signed: StoredArtifact[] = [];
+  for (const a of artifacts) {
+    signed.push(
+      await runRecorded(ctx, `Sign the ${a.name} RPMs`, () => signedArtifact(a, { runner: ctx.runner, store: ctx.store, key, tmpDir: ctx.paths.tmp, log: ctx.paths.log(`sign-${a.hash.slice(0, 12)}`) })),
+    );
+  }
+  return signed;
+}
+
+/**
+ * The cache's real path: compiler command lines carry the work trees' paths (-I, prefix maps), so a
+ * cache reached once through a symbolic link and once directly would share no ccache entry.
+ */
+async function realCacheDir(dir: string): Promise<string> {
+  await fs.mkdir(dir, { recursive: true });
+  return fs.realpath(dir);
 }
 
 function sourceDescription(src: ResolvedSource | undefined): unknown {

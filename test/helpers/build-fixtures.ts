@@ -17,6 +17,12 @@ export const OVS_TARBALL = '/usr/src/openvswitch/openvswitch.tar.gz';
 export const persistentCcache = path.join(checkoutCacheDir, 'ccache');
 /** Artifacts and base images the image tests reuse between runs. */
 export const persistentBuildCache = path.join(checkoutCacheDir, 'build-test');
+/**
+ * The LTS pair's artifacts (OVS 3.3.8 + OVN 24.03.9), shared by every test that builds it. Apart
+ * from persistentBuildCache because a cache keeps one OVS build tree: an OVS 3.1 build there
+ * would replace the 3.3.8 tree, and the next OVN 24.03 change would compile OVS 3.3.8 again.
+ */
+export const persistentLtsBuildCache = path.join(checkoutCacheDir, 'build-test-lts');
 
 const runner = new ZxRunner();
 
@@ -103,22 +109,54 @@ export async function podmanEnv(dir: string): Promise<Record<string, string>> {
 }
 
 /**
- * OVN 23.03.1 as provided beside the project (a copy of shared/ next to the clone, in CI too): it
- * builds against Debian's openvswitch-source (OVS 3.1). Read in place, never copied into the repo.
+ * Upstream release archives provided beside the project (shared/sources next to the checkout, in
+ * CI too, read-only there): read in place, never copied into the repository.
  */
-export const SHARED_OVN_ARCHIVE = path.resolve(packageRoot, '..', 'shared', 'sources', 'ovn-23.03.1.tar.xz');
+export const SHARED_SOURCES = path.resolve(packageRoot, '..', 'shared', 'sources');
+/** OVN 23.03.1: it builds against Debian's openvswitch-source (OVS 3.1). */
+export const SHARED_OVN_ARCHIVE = path.join(SHARED_SOURCES, 'ovn-23.03.1.tar.xz');
+/** The current LTS pair: OVN 24.03.9, whose ovs submodule pins OVS 3.3.8. */
+export const SHARED_LTS_OVS_ARCHIVE = path.join(SHARED_SOURCES, 'openvswitch-3.3.8.tar.xz');
+export const SHARED_LTS_OVN_ARCHIVE = path.join(SHARED_SOURCES, 'ovn-24.03.9.tar.xz');
 
-/**
- * The OVN source of every test that builds OVN: OVN_SOURCE when set, else the shared archive.
- * Undefined (and a loud warning naming both places) only when neither exists; `who` names the test.
- */
-export function ovnSourceFor(who: string, env: NodeJS.ProcessEnv = process.env, shared = SHARED_OVN_ARCHIVE): string | undefined {
-  const fromEnv = env.OVN_SOURCE;
+function warnSkipped(who: string, what: string, variable: string, shared: string): void {
+  const bar = '!'.repeat(100);
+  console.warn(
+    `${bar}\nSKIPPED: ${who}: no ${what} source. ${variable} is not set and ${shared} does not exist; set ${variable} to a git URL[#ref], release tarball or source directory, or put shared/sources/${path.basename(shared)} beside the checkout.\n${bar}`,
+  );
+}
+
+/** `variable` from the environment when set, else `shared` when it exists, else undefined (and a loud warning naming both). */
+export function sourceFor(who: string, what: string, variable: string, shared: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const fromEnv = env[variable];
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
   if (existsSync(shared)) return shared;
-  const bar = '!'.repeat(100);
-  console.warn(`${bar}\nSKIPPED: ${who}: no OVN source. OVN_SOURCE is not set and ${shared} does not exist; set OVN_SOURCE to an OVN git URL[#ref], release tarball or source directory, or put shared/sources/ovn-23.03.1.tar.xz beside the checkout.\n${bar}`);
+  warnSkipped(who, what, variable, shared);
   return undefined;
+}
+
+/**
+ * The OVN source of every test that builds OVN 23.03 against Debian's OVS: OVN_SOURCE when set,
+ * else the shared archive. Undefined (and a loud warning naming both places) only when neither
+ * exists; `who` names the test.
+ */
+export function ovnSourceFor(who: string, env: NodeJS.ProcessEnv = process.env, shared = SHARED_OVN_ARCHIVE): string | undefined {
+  return sourceFor(who, 'OVN', 'OVN_SOURCE', shared, env);
+}
+
+export interface SourcePair {
+  ovs: string;
+  ovn: string;
+}
+
+/**
+ * The LTS pair (OVS 3.3.8 + OVN 24.03.9): each from OVS_SOURCE / OVN_SOURCE when set, else from
+ * the shared archive; undefined (a warning naming each missing one) when either has neither.
+ */
+export function ltsSourcesFor(who: string, env: NodeJS.ProcessEnv = process.env, shared = { ovs: SHARED_LTS_OVS_ARCHIVE, ovn: SHARED_LTS_OVN_ARCHIVE }): SourcePair | undefined {
+  const ovs = sourceFor(who, 'Open vSwitch 3.3', 'OVS_SOURCE', shared.ovs, env);
+  const ovn = sourceFor(who, 'OVN 24.03', 'OVN_SOURCE', shared.ovn, env);
+  return ovs === undefined || ovn === undefined ? undefined : { ovs, ovn };
 }
 
 /** Mount points at or under `dir`, deepest first (from this process's mount table). */
