@@ -8,7 +8,7 @@
  * the userspace datapath (no openvswitch kernel module here). Cleanup removes only what this file
  * made: its containers, its namespaces, its private store and temporary directory.
  */
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,22 +16,21 @@ import { buildBaseImage } from '../src/packaging/base-image.js';
 import { buildImages, type BuiltImage } from '../src/packaging/image-pipeline.js';
 import { Podman } from '../src/packaging/podman.js';
 import { buildRpms } from '../src/packaging/rpm-pipeline.js';
-import { packageRoot } from '../src/paths.js';
 import { initPki, issueCertificate } from '../src/pki/index.js';
 import { pkiPaths } from '../src/paths.js';
 import { ZxRunner } from '../src/runner.js';
 import { ALLOWED_CIPHER_RE } from '../src/stunnel/policy.js';
 import { probeTls, type TlsProbeOptions } from '../src/tools/tls.js';
-import { mountsUnder, persistentBuildCache, persistentCcache, podmanEnv, randomName, removePrivatePodmanStore, tmpDir } from './helpers/build-fixtures.js';
+import { ltsSourcesFor, mountsUnder, persistentBuildCache, persistentCcache, persistentLtsBuildCache, podmanEnv, randomName, removePrivatePodmanStore, tmpDir } from './helpers/build-fixtures.js';
 import { ContainerUnderlay, UNDERLAY_MTU } from './helpers/container-underlay.js';
 import { scanImage } from './helpers/image-scan.js';
 import { PKI_MOUNT, pkiMountDir, pkiVolume } from './helpers/pki-mount.js';
 
-const sources = path.resolve(packageRoot, '..', 'shared', 'sources');
-const OVS_LTS = path.join(sources, 'openvswitch-3.3.8.tar.xz');
-const OVN_LTS = path.join(sources, 'ovn-24.03.9.tar.xz');
-const haveSources = existsSync(OVS_LTS) && existsSync(OVN_LTS);
-if (!haveSources) console.warn(`${'!'.repeat(100)}\nSKIPPED: test/images-tls.slow.test.ts: ${OVS_LTS} or ${OVN_LTS} is missing\n${'!'.repeat(100)}`);
+// The LTS sources and RPM cache of build-ovn-lts.slow: OVS 3.3.8 is compiled once per run.
+const LTS = ltsSourcesFor('TLS-only role images (test/images-tls.slow.test.ts)');
+const haveSources = LTS !== undefined;
+const OVS_LTS = LTS?.ovs ?? '';
+const OVN_LTS = LTS?.ovn ?? '';
 
 const PORTS = { nb: 6641, sb: 6642, nbRaft: 6643, sbRaft: 6644 } as const;
 const runner = new ZxRunner();
@@ -117,7 +116,7 @@ beforeAll(async () => {
   podman = new Podman(runner, env);
   const base = await buildBaseImage({ out: path.join(root, 'base.tar'), cacheDir: persistentBuildCache });
   const rpmsDir = path.join(root, 'rpms');
-  await buildRpms({ ovsSource: OVS_LTS, ovnSource: OVN_LTS, outDir: rpmsDir, cacheDir: persistentBuildCache, ccacheDir: persistentCcache, progress: 'silent' });
+  await buildRpms({ ovsSource: OVS_LTS, ovnSource: OVN_LTS, outDir: rpmsDir, cacheDir: persistentLtsBuildCache, ccacheDir: persistentCcache, progress: 'silent' });
   const rpmsDone = Date.now();
   const r = await buildImages({ rpmsDir, baseImage: base.out, outDir: path.join(root, 'images'), roles: ['ovn-central', 'ovn-controller'], cacheDir: path.join(root, 'image-cache'), podmanEnv: env, progress: 'silent' });
   images = Object.fromEntries(r.images.map((i) => [i.role, i])) as typeof images;
