@@ -3,6 +3,7 @@
  * host (`pki sign-csr`). Slow work (key generation, CSR checks) happens before the lock; the
  * signature (~1-3 ms natively) and the writes happen in leaf-batch.ts.
  */
+import path from 'node:path';
 import forge from 'node-forge';
 import { InputError, inputError, type Problem } from '../errors.js';
 import { MAX_DAYS, loadCa } from './ca.js';
@@ -99,9 +100,26 @@ function csrJob(csrPem: string, opts: SignCsrOptions): LeafJob {
 }
 
 /** A certificate for a CSR: the host keeps its key, only the certificate is written. */
+/**
+ * loadCa in call order per directory: its two stats finish in any order, and concurrent signCsr
+ * calls must reach the commit queue in the order they were made (the last call's certificate is
+ * the one a name ends with).
+ */
+const caChecks = new Map<string, Promise<unknown>>();
+function loadCaInOrder(dir: string): Promise<unknown> {
+  const key = path.resolve(dir);
+  const check = (caChecks.get(key) ?? Promise.resolve()).then(() => loadCa(dir));
+  const tail = check.catch(() => undefined);
+  caChecks.set(key, tail);
+  void tail.then(() => {
+    if (caChecks.get(key) === tail) caChecks.delete(key);
+  });
+  return check;
+}
+
 export async function signCsr(dir: string, csrPem: string, opts: SignCsrOptions): Promise<IssuedCertificate> {
   const job = csrJob(csrPem, opts);
-  await loadCa(dir); // "no CA" rather than a missing lock directory (cached: two stat calls)
+  await loadCaInOrder(dir); // "no CA" rather than a missing lock directory (cached: two stat calls)
   return commitLeaf(dir, job);
 }
 
