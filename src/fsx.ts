@@ -105,6 +105,7 @@ export async function writeFilesAtomic(writes: readonly FileWrite[], opts: Batch
   const dirs = new Set<string>();
   const temps: string[] = [];
   const tempName = tempNamer(opts.stagingDir);
+  const umask = process.umask();
   if (opts.stagingDir !== undefined) fsSync.mkdirSync(opts.stagingDir, { recursive: true });
   try {
     for (const w of writes) {
@@ -120,7 +121,7 @@ export async function writeFilesAtomic(writes: readonly FileWrite[], opts: Batch
       temps.push(tmp);
       try {
         fsSync.writeFileSync(fd, w.content);
-        fsSync.fchmodSync(fd, mode); // umask may have narrowed the mode given to open()
+        if ((mode & umask) !== 0) fsSync.fchmodSync(fd, mode); // the umask narrowed the mode given to open()
       } finally {
         fsSync.closeSync(fd);
       }
@@ -166,11 +167,19 @@ export function fileMatches(file: string, want: Buffer, mode: number): boolean {
 export function plannedWrites(root: string, plan: RenderedFiles): { writes: FileWrite[]; unchanged: string[] } {
   const writes: FileWrite[] = [];
   const unchanged: string[] = [];
+  // A file in a directory that does not exist is a write: one stat per directory, not per file.
+  const dirExists = new Map<string, boolean>();
   for (const [rel, file] of [...plan.entries()].sort(([a], [b]) => a.localeCompare(b))) {
     const target = path.resolve(root, rel);
     const mode = file.mode ?? 0o644;
     const want = typeof file.content === 'string' ? Buffer.from(file.content) : Buffer.from(file.content);
-    if (fileMatches(target, want, mode)) unchanged.push(target);
+    const dir = path.dirname(target);
+    let exists = dirExists.get(dir);
+    if (exists === undefined) {
+      exists = fsSync.statSync(dir, { throwIfNoEntry: false }) !== undefined;
+      dirExists.set(dir, exists);
+    }
+    if (exists && fileMatches(target, want, mode)) unchanged.push(target);
     else writes.push({ file: target, content: want, mode });
   }
   return { writes, unchanged };

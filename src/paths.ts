@@ -271,7 +271,20 @@ export function sandboxMetadataPaths(stateDir: string, worker: string) {
  * ovn-deploy's own files under /etc/ovn-deploy, /var/lib/ovn-deploy and /var/log/ovn-deploy.
  * `root` prefixes every path (tests apply a bundle under a temporary root).
  */
-export function hostPaths(root = '/') {
+const hostPathsByRoot = new Map<string, ReturnType<typeof buildHostPaths>>();
+
+/** Memoised per root (pure): the renderer asks for it several times per host. */
+export function hostPaths(root = '/'): ReturnType<typeof buildHostPaths> {
+  let hp = hostPathsByRoot.get(root);
+  if (hp === undefined) {
+    hp = buildHostPaths(root);
+    if (hostPathsByRoot.size > 64) hostPathsByRoot.clear();
+    hostPathsByRoot.set(root, hp);
+  }
+  return hp;
+}
+
+function buildHostPaths(root: string) {
   const at = (...parts: string[]): string => path.join(root, ...parts);
   return {
     root,

@@ -134,15 +134,19 @@ function upToDate(outDir: string, record: RenderRecord, inputs: string): boolean
  * Refuses (InputError, nothing written) a path under --out that render may not touch: one that
  * passes through a symbolic link or a non-directory, or an existing file that is not render's.
  */
-function checkOwnedPath(outDir: string, rel: string, owned: ReadonlySet<string>, checkedDirs: Set<string>): void {
+function checkOwnedPath(outDir: string, rel: string, owned: ReadonlySet<string>, checkedDirs: Map<string, boolean>): void {
   const parts = rel.split('/');
   for (let i = 1; i < parts.length; i++) {
     const dir = parts.slice(0, i).join('/');
-    if (checkedDirs.has(dir)) continue;
+    const known = checkedDirs.get(dir);
+    // Nothing exists below a missing directory: no file there to refuse.
+    if (known === false) return;
+    if (known === true) continue;
     const st = fs.lstatSync(path.join(outDir, dir), { throwIfNoEntry: false });
     if (st?.isSymbolicLink()) throw inputError(`${dir} is a symbolic link: render never writes or removes through one (${rel})`, '--out', outDir);
     if (st !== undefined && !st.isDirectory()) throw inputError(`${dir} is not a directory (where ${rel} goes)`, '--out', outDir);
-    checkedDirs.add(dir);
+    checkedDirs.set(dir, st !== undefined);
+    if (st === undefined) return;
   }
   const st = fs.lstatSync(path.join(outDir, rel), { throwIfNoEntry: false });
   if (st === undefined) return;
@@ -233,7 +237,7 @@ export async function renderToDir(o: RenderOutOptions): Promise<RenderSummary> {
   const wanted = new Set<string>();
   for (const [host, plan] of plans) for (const rel of plan.keys()) wanted.add(`${host}/${rel}`);
   const stale = [...owned].filter((rel) => !wanted.has(rel));
-  const checkedDirs = new Set<string>();
+  const checkedDirs = new Map<string, boolean>();
   for (const w of [...files, ...manifests]) checkOwnedPath(outDir, path.relative(outDir, w.file), owned, checkedDirs);
   for (const rel of stale) checkOwnedPath(outDir, rel, owned, checkedDirs);
 
