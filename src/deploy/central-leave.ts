@@ -9,7 +9,7 @@ import { ExitError } from '../errors.js';
 import { hostPaths } from '../paths.js';
 import type { Runner } from '../runner.js';
 import { SERVICE } from '../render/services.js';
-import { parseClusterStatus } from '../site-status/cluster-status.js';
+import { parseClusterStatus } from '../health/cluster-status.js';
 import { RAFT_DBS, dbCtl, type RaftDbName } from '../site-status/expected.js';
 import { OwnSupervisor } from '../supervisor/own.js';
 import { systemdIsInit } from '../supervisor/index.js';

@@ -229,7 +229,8 @@ export class FixtureRunner implements Runner {
       return { stdout: pkgs.filter((p) => this.installed.has(p)).map((p) => `${p} installed\n`).join('') };
     }
     if (tool === 'ovs-appctl' && argv.includes('cluster/status')) {
-      return { stdout: 'Name: OVN_Northbound\nRole: leader\nTerm: 1\nLeader: self\nStatus: cluster member\n' };
+      // A leader's output captured from a real cluster.
+      return { stdout: readFileSync(path.join(import.meta.dirname, '..', 'fixtures', 'cluster-status', 'nb-3-a.txt'), 'utf8') };
     }
     if (tool === 'systemctl') return this.systemctl(argv.slice(1));
     if (tool === 'ovs-vsctl') return this.vsctl(argv.slice(1).filter((a) => !a.startsWith('--db=') && !a.startsWith('--timeout=') && a !== '--no-wait'));
