@@ -4,6 +4,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { unitName as systemdUnitName } from './tools/systemctl.js';
 
 /** The package root (where templates/, specs/, containers/ live), in the source tree and when packed. */
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -372,7 +373,7 @@ export function hostRenderedPaths(root = '/'): ReturnType<typeof buildHostRender
 
 function buildHostRenderedPaths(root: string) {
   const hp = hostPaths(root);
-  const unitName = (service: string): string => `ovn-deploy-${service}.service`;
+  const unitName = (service: string): string => systemdUnitName(service);
   return {
     stunnelConf: (kind: 'server' | 'client'): string => path.join(hp.stunnelDir, stunnelFiles(kind, hp).confName),
     /** While this file exists, the distribution's own OVN/OVS/stunnel units do not start (a drop-in's condition). */

@@ -193,6 +193,13 @@ export class RecordedServices implements HostServices {
   async daemonReload(): Promise<void> {
     this.calls.push('daemon-reload');
   }
+  async disableUnits(units: readonly string[]): Promise<void> {
+    this.calls.push(`disable ${units.join(',')}`);
+  }
+  async retire(names: readonly string[]): Promise<void> {
+    this.calls.push(`retire ${names.join(',')}`);
+    for (const n of names) this.state.delete(n);
+  }
 }
 
 /**
