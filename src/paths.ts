@@ -4,7 +4,6 @@
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { unitName as systemdUnitName } from './tools/systemctl.js';
 
 /** The package root (where templates/, specs/, containers/ live), in the source tree and when packed. */
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -46,6 +45,11 @@ export const rotationBackup = (file: string): string => `${file}.prev`;
 
 /** systemd unit templates (the certificate renewal timer). */
 export const systemdTemplatesDir = path.join(templatesDir, 'systemd');
+/** The one unit-name rule: `<prefix><service>.service` (a sandbox's transient units add its id to the prefix). */
+export function systemdUnitName(service: string, prefix = 'ovn-deploy-'): string {
+  return `${prefix}${service}.service`;
+}
+
 /** Names of the renewal timer's units. */
 export const renewalUnits = { service: 'ovn-deploy-cert-renew.service', timer: 'ovn-deploy-cert-renew.timer' } as const;
 

@@ -6,9 +6,8 @@
 import path from 'node:path';
 import { Command, Option } from './commander.js';
 import type { Problem } from '../errors.js';
-import { defaultSandboxDir, renewalUnits } from '../paths.js';
+import { defaultSandboxDir } from '../paths.js';
 import { REVOCATION_REASONS, type RevocationReason } from '../pki/types.js';
-import { commandLine } from '../tools/systemctl.js';
 import { err, out, positiveInt, printJson, throwIfProblems } from './cli-io.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((v) => v.trim()).filter((v) => v !== '')];
@@ -170,7 +169,7 @@ function timerSub(): Command {
       const r = await applyFiles(o.out, files);
       for (const f of r.written) out(`wrote ${f}`);
       for (const f of r.unchanged) out(`unchanged ${f}`);
-      out(`enable it with: ${commandLine(['daemon-reload'])} && ${commandLine(['enable', '--now', renewalUnits.timer])}`);
+      out('enable it with: systemctl daemon-reload && systemctl enable --now ovn-deploy-cert-renew.timer');
     });
 }
 

@@ -4,18 +4,14 @@
  * backends (transient units, rendered unit files) use it; test/no-direct-systemctl.test.ts checks
  * that no other module spells the command.
  */
+import { systemdUnitName } from '../paths.js';
 import type { RunResult, Runner } from '../runner.js';
 
-/** Every unit ovn-deploy owns starts with this (sandboxes add their own id after it). */
-export const UNIT_PREFIX = 'ovn-deploy-';
-
-/** The systemd unit of a service, e.g. `ovn-deploy-ovn-northd.service`. */
-export function unitName(service: string, prefix: string = UNIT_PREFIX): string {
-  return `${prefix}${service}.service`;
-}
+/** The systemd unit of a service, e.g. `ovn-deploy-ovn-northd.service` (paths.ts holds the rule). */
+export const unitName = systemdUnitName;
 
 /** The service name of one of our units, or undefined for a unit without the prefix. */
-export function serviceOfUnit(unit: string, prefix: string = UNIT_PREFIX): string | undefined {
+export function serviceOfUnit(unit: string, prefix: string): string | undefined {
   return unit.startsWith(prefix) && unit.endsWith('.service') ? unit.slice(prefix.length, -'.service'.length) : undefined;
 }
 
