@@ -3,12 +3,14 @@
  * executor do not care which: ovn-deploy's own supervisor (no systemd as PID 1: containers,
  * CI, this machine) or systemd with the bundle's own unit files.
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BundleManifest, BundleService } from '../bundle/manifest.js';
 import type { HostPaths } from '../paths.js';
 import { DISTRIBUTION_UNITS } from '../render/systemd.js';
 import { supervisorPaths } from '../paths.js';
 import type { Runner } from '../runner.js';
+import { reloadServiceConfirmed } from '../tools/stunnel.js';
 import { Systemctl, unitName } from '../tools/systemctl.js';
 import { OwnSupervisor } from '../supervisor/own.js';
 import { readDesired, readStatus } from '../supervisor/state.js';
@@ -38,6 +40,7 @@ export interface HostServices {
    */
   startEarly(manifest: BundleManifest, names: readonly string[]): Promise<void>;
   restart(names: readonly string[], manifest: BundleManifest): Promise<void>;
+  /** Delivers the service's reload signal; a stunnel's reload is confirmed from its log. */
   reload(service: BundleService): Promise<void>;
   /** Stops these (e.g. before converting a database file under a running server). */
   stop(names: readonly string[]): Promise<void>;
@@ -135,7 +138,11 @@ export class OwnHostServices implements HostServices {
   }
 
   async reload(service: BundleService): Promise<void> {
-    await this.supervisor.signal(service.name, service.reloadSignal ?? 'SIGHUP');
+    await reloadServiceConfirmed(
+      service.argv,
+      () => this.supervisor.signal(service.name, service.reloadSignal ?? 'SIGHUP'),
+      (conf) => readFile(path.join(this.paths.root, conf), 'utf8'),
+    );
   }
 
   async stop(names: readonly string[]): Promise<void> {
@@ -165,7 +172,8 @@ export class SystemdHostServices implements HostServices {
   private units = new Map<string, string>();
   private readonly systemctl: Systemctl;
 
-  constructor(runner: Runner) {
+  /** `root`: where the bundle's files are (tests place them under a directory). */
+  constructor(runner: Runner, private readonly root = '/') {
     this.systemctl = new Systemctl(runner);
   }
 
@@ -221,9 +229,12 @@ export class SystemdHostServices implements HostServices {
   }
 
   async reload(service: BundleService): Promise<void> {
-    const r = await this.systemctl.reload(service.unit);
-    // A unit without ExecReload=: deliver the daemon's reload signal to its main process instead.
-    if (r.exitCode !== 0) await this.systemctl.kill(service.unit, service.reloadSignal ?? 'SIGHUP');
+    const send = async (): Promise<void> => {
+      const r = await this.systemctl.reload(service.unit);
+      // A unit without ExecReload=: deliver the daemon's reload signal to its main process instead.
+      if (r.exitCode !== 0) await this.systemctl.kill(service.unit, service.reloadSignal ?? 'SIGHUP');
+    };
+    await reloadServiceConfirmed(service.argv, send, (conf) => readFile(path.join(this.root, conf), 'utf8'));
   }
 
   async stop(names: readonly string[]): Promise<void> {
