@@ -1,7 +1,7 @@
 /**
  * The one typed wrapper around `systemctl`: every call has a timeout and goes through the Runner,
  * so dry runs, recordings and remote runners see it like any other command. Only the systemd
- * backends (transient units, rendered unit files) use it; test/no-direct-systemctl.test.ts checks
+ * backends (transient units, rendered unit files) use it; test/one-module-per-concept.test.ts checks
  * that no other module spells the command.
  */
 import { systemdUnitName } from '../paths.js';
