@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitError } from '../src/errors.js';
 import { sandboxPaths } from '../src/paths.js';
 import { clearDeadPkiLock } from '../src/sandbox/certs.js';
-import { acquireLock, isAlive, mkdirpTracked, readState, writeState, type SandboxState } from '../src/sandbox/state.js';
+import { acquireLock, mkdirpTracked, readState, writeState, type SandboxState } from '../src/sandbox/state.js';
+import { isAlive } from '../src/supervisor/proc.js';
 
 let tmp: string;
 beforeAll(async () => {

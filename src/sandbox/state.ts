@@ -3,11 +3,12 @@
  * it lists is created, so a `down` after an `up` killed at any point still finds everything.
  * Also the lock that keeps two `up`/`down` runs on one state directory apart.
  */
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ExitError } from '../errors.js';
 import { readIfExists, writeFileAtomic } from '../fsx.js';
 import type { SandboxPaths } from '../paths.js';
+import { isAlive } from '../supervisor/proc.js';
 import type { Datapath } from './plan.js';
 
 export const STATE_VERSION = 1;
@@ -123,17 +124,3 @@ export async function acquireLock(lockFile: string, what: string): Promise<HeldL
   throw new ExitError(`could not take the lock ${lockFile}`, 1);
 }
 
-/** A live process; a zombie (killed, not yet reaped: PID 1 here reaps only every ~2 s) is not. */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true;
-  }
-}
