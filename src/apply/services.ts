@@ -265,12 +265,9 @@ export class SystemdHostServices implements HostServices {
   }
 }
 
-/** Distribution units that would fight ours for the same sockets, databases and ports (render's list). */
-export const DISTRO_UNITS = DISTRIBUTION_UNITS;
-
 /** Distro units that are enabled or running (systemd only; read-only). */
 export async function activeDistroUnits(runner: Runner): Promise<string[]> {
-  const shown = await new Systemctl(runner).show(DISTRO_UNITS, ['Id', 'ActiveState', 'UnitFileState'], { allowFailure: true });
+  const shown = await new Systemctl(runner).show(DISTRIBUTION_UNITS, ['Id', 'ActiveState', 'UnitFileState'], { allowFailure: true });
   return [...shown]
     .filter(([, p]) => p.ActiveState === 'active' || p.ActiveState === 'activating' || p.UnitFileState === 'enabled')
     .map(([id]) => id);
