@@ -1,5 +1,5 @@
 import { runCli, type CliResult } from './helpers/cli.js';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import forge from 'node-forge';
@@ -437,7 +437,7 @@ describe('apply: state across runs', () => {
     expect(secondHeld).toBe(true);
     await l2.release();
     // A lock left by a dead process is taken over at once.
-    writeFileSync(lockFile, '999999999\n');
+    writeFileSync(lockFile, `999999999 0 ${readlinkSync('/proc/self/ns/pid')}\n`);
     const l3 = await acquireApplyLock(lockFile, 100);
     await l3.release();
   });

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { ExitError } from '../errors.js';
 import { readIfExists, writeFileAtomic } from '../fsx.js';
 import type { SandboxPaths } from '../paths.js';
-import { isAlive } from '../supervisor/proc.js';
+import { acquireLockFile, type HeldLockFile } from '../lock.js';
 import type { Datapath } from './plan.js';
 
 export const STATE_VERSION = 1;
@@ -92,35 +92,18 @@ export async function mkdirpTracked(dir: string): Promise<string[]> {
   return missing;
 }
 
-export interface HeldLock {
-  release(): Promise<void>;
-}
+export type HeldLock = HeldLockFile;
 
 /**
- * An exclusive lock file holding our pid. A lock whose pid is gone (an `up` killed with -9) is
- * taken over: that is the crash the next `up` is meant to repair.
+ * The sandbox's lock (src/lock.ts): a second `up`/`down` fails at once while a live one holds it;
+ * a lock whose holder is gone (an `up` killed with -9) is taken over: that is the crash the next
+ * `up` is meant to repair.
  */
-export async function acquireLock(lockFile: string, what: string): Promise<HeldLock> {
-  await fs.mkdir(path.dirname(lockFile), { recursive: true });
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const h = await fs.open(lockFile, 'wx', 0o644);
-      await h.writeFile(`${process.pid}\n`);
-      await h.close();
-      return {
-        release: async () => {
-          await fs.rm(lockFile, { force: true });
-        },
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = Number.parseInt((await readIfExists(lockFile))?.toString('utf8') ?? '', 10);
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
-        throw new ExitError(`another ovn-deploy (pid ${holder}) is working on this sandbox (${what}); wait for it or stop it`, 1);
-      }
-      await fs.rm(lockFile, { force: true });
-    }
-  }
-  throw new ExitError(`could not take the lock ${lockFile}`, 1);
+export function acquireLock(lockFile: string, what: string): Promise<HeldLock> {
+  return acquireLockFile(lockFile, {
+    waitMs: 0,
+    createDir: true,
+    busy: (holder) => new ExitError(`another ovn-deploy (pid ${holder ?? '?'}) is working on this sandbox (${what}); wait for it or stop it`, 1),
+  });
 }
 
