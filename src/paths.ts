@@ -45,6 +45,11 @@ export const rotationBackup = (file: string): string => `${file}.prev`;
 
 /** systemd unit templates (the certificate renewal timer). */
 export const systemdTemplatesDir = path.join(templatesDir, 'systemd');
+/** The one unit-name rule: `<prefix><service>.service` (a sandbox's transient units add its id to the prefix). */
+export function systemdUnitName(service: string, prefix = 'ovn-deploy-'): string {
+  return `${prefix}${service}.service`;
+}
+
 /** Names of the renewal timer's units. */
 export const renewalUnits = { service: 'ovn-deploy-cert-renew.service', timer: 'ovn-deploy-cert-renew.timer' } as const;
 
@@ -395,7 +400,7 @@ export function hostRenderedPaths(root = '/'): ReturnType<typeof buildHostRender
 
 function buildHostRenderedPaths(root: string) {
   const hp = hostPaths(root);
-  const unitName = (service: string): string => `ovn-deploy-${service}.service`;
+  const unitName = (service: string): string => systemdUnitName(service);
   return {
     stunnelConf: (kind: 'server' | 'client'): string => path.join(hp.stunnelDir, stunnelFiles(kind, hp).confName),
     /** While this file exists, the distribution's own OVN/OVS/stunnel units do not start (a drop-in's condition). */

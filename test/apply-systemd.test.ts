@@ -25,10 +25,12 @@ describe('apply with systemd units (systemctl mocked)', () => {
     const root = path.join(tmp, 'root');
     const bundleDir = path.join(tmp, 'bundle');
     const ca = readFileSync(pkiPaths(pkiDir).caBundle, 'utf8');
-    const { manifest, files } = oneBoxManifest('box1', ca, readFileSync(pkiPaths(pkiDir).crl, 'utf8'));
+    const stunnelLog = path.join(tmp, 'stunnel-server.log');
+    const { manifest, files } = oneBoxManifest('box1', ca, readFileSync(pkiPaths(pkiDir).crl, 'utf8'), { stunnelLog });
     writeBundle(bundleDir, manifest, files, root);
     const runner = new FixtureRunner();
     runner.units.set('ovn-central.service', { active: 'active', enabled: 'enabled', pid: 42 });
+    runner.stunnelLogs.set('ovn-deploy-stunnel-server.service', { file: stunnelLog, line: 'Configuration successful' });
     const apply = (more: Partial<Parameters<typeof runApply>[0]> = {}) =>
       runApply({ trustCa: fixtureTrust(), bundleDir, root, runner, services: new SystemdHostServices(runner), skipPackages: true, healthTimeoutMs: 1_000, ...more });
     const first = await apply();
@@ -71,5 +73,13 @@ describe('apply with systemd units (systemctl mocked)', () => {
       'restart ovn-deploy-ovn-northd.service',
       'reload ovn-deploy-stunnel-server.service',
     ]);
+
+    // A reload stunnel reports as failed (it keeps the old config) fails the apply.
+    runner.stunnelLogs.set('ovn-deploy-stunnel-server.service', { file: stunnelLog, line: 'Failed to reload the configuration file' });
+    files[2]!.content += 'debug = 7\n';
+    writeBundle(bundleDir, manifest, files, root);
+    const failed = await apply();
+    expect(failed.report.status).toBe('unhealthy');
+    expect(failed.error).toMatch(/failed to reload its configuration/);
   });
 });

@@ -1,5 +1,5 @@
 import { runCli, type CliResult } from './helpers/cli.js';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import forge from 'node-forge';
@@ -438,7 +438,7 @@ describe('apply: state across runs', () => {
     expect(secondHeld).toBe(true);
     await l2.release();
     // A lock left by a dead process is taken over at once.
-    writeFileSync(lockFile, '999999999\n');
+    writeFileSync(lockFile, `999999999 0 ${readlinkSync('/proc/self/ns/pid')}\n`);
     const l3 = await acquireApplyLock(lockFile, 100);
     await l3.release();
   });
@@ -559,9 +559,13 @@ describe('health checks', () => {
   });
 
   it('cluster/status: a member with a known leader is healthy; a joining one or one without leader is not', async () => {
-    const { parseClusterStatus } = await import('../src/apply/health.js');
-    expect(parseClusterStatus('Role: follower\nTerm: 4\nLeader: 1a2b\nStatus: cluster member\n')).toEqual({ ok: true, detail: 'status cluster member, role follower, leader 1a2b, term 4' });
-    expect(parseClusterStatus('Role: candidate\nTerm: 9\nLeader: unknown\nStatus: cluster member\n').ok).toBe(false);
-    expect(parseClusterStatus('Status: joining cluster\nLeader: unknown\n').ok).toBe(false);
+    const { memberVerdict } = await import('../src/health/cluster-status.js');
+    const fixture = (name: string): string => readFileSync(path.join(import.meta.dirname, 'fixtures', 'cluster-status', name), 'utf8');
+    expect(memberVerdict(fixture('nb-3-b.txt'))).toEqual({ ok: true, detail: 'status cluster member, role follower, leader 8c74, term 1' });
+    expect(memberVerdict(fixture('nb-leader-down-b.txt'))).toMatchObject({ ok: true, detail: expect.stringContaining('leader self') });
+    expect(memberVerdict(fixture('nb-3-b.txt').replace('Leader: 8c74', 'Leader: unknown')).ok).toBe(false);
+    expect(memberVerdict(fixture('nb-candidate-b.txt')).ok).toBe(false);
+    expect(memberVerdict(fixture('nb-left-c.txt')).ok).toBe(false);
+    expect(memberVerdict('Status: joining cluster\nLeader: unknown\n').ok).toBe(false);
   });
 });

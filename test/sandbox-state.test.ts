@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitError } from '../src/errors.js';
 import { sandboxPaths } from '../src/paths.js';
 import { clearDeadPkiLock } from '../src/sandbox/certs.js';
-import { acquireLock, isAlive, mkdirpTracked, readState, writeState, type SandboxState } from '../src/sandbox/state.js';
+import { acquireLock, mkdirpTracked, readState, writeState, type SandboxState } from '../src/sandbox/state.js';
+import { isAlive, readProcStat } from '../src/supervisor/proc.js';
 
 let tmp: string;
 beforeAll(async () => {
@@ -57,10 +58,10 @@ describe('sandbox lock', () => {
   it('is exclusive while its holder lives and taken over from a dead holder', async () => {
     const lockFile = path.join(tmp, 'lock', 'up.lock');
     const held = await acquireLock(lockFile, 'test');
-    expect((await readFile(lockFile, 'utf8')).trim()).toBe(String(process.pid));
-    // Held by a live process other than us.
+    expect((await readFile(lockFile, 'utf8')).split(' ')[0]).toBe(String(process.pid));
+    // Held by a live process other than us (named as src/lock.ts names a holder).
     const child = spawn('sleep', ['30'], { stdio: 'ignore' });
-    await writeFile(lockFile, `${child.pid}\n`);
+    await writeFile(lockFile, `${child.pid} ${readProcStat(child.pid ?? 0)?.startTicks} ${readlinkSync('/proc/self/ns/pid')}\n`);
     const err = await acquireLock(lockFile, 'test').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ExitError);
     expect((err as ExitError).message).toMatch(new RegExp(`pid ${child.pid}`));

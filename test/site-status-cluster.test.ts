@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ClusterStatusParseError, parseClusterStatus } from '../src/site-status/cluster-status.js';
+import { ClusterStatusParseError, parseClusterStatus } from '../src/health/cluster-status.js';
 
 const fixture = (name: string): string => readFileSync(path.join(import.meta.dirname, 'fixtures', 'cluster-status', name), 'utf8');
 

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { RemoteHost } from '../src/deploy/remote.js';
 import { validateInventory, type Inventory } from '../src/inventory/index.js';
 import type { RunResult } from '../src/runner.js';
-import { parseClusterStatus } from '../src/site-status/cluster-status.js';
+import { parseClusterStatus } from '../src/health/cluster-status.js';
 import { collectSiteStatus } from '../src/site-status/collect.js';
 import { centralLoopback, expectedMembers } from '../src/site-status/expected.js';
 import { judgeChassis, judgeRaft, judgeSite } from '../src/site-status/judge.js';

@@ -23,6 +23,10 @@ const runner = new ZxRunner();
 const daemons = new Daemons();
 const tag = randomBytes(3).toString('hex');
 const DAY_MS = 86_400_000;
+/** This test's stunnels run unmanaged (no supervisor): the reload signal goes to the pid file's process. */
+const hup = (pidFile: string) => async (): Promise<void> => {
+  process.kill(Number((await fs.readFile(pidFile, 'utf8')).trim()), 'SIGHUP');
+};
 
 // Distinct loopback addresses: the real central listens on .2, the impostor on .4, the local
 // client tunnels on 127.0.0.1 (as on a worker).
@@ -266,7 +270,7 @@ describe.skipIf(missing.length > 0)('stunnel tunnels in front of ovsdb-server (r
     const before = await probeTls(runner, good(revokable));
     expect(before.ok, before.raw).toBe(true);
     await revokeCertificate(pki.dir, 'worker-revoked');
-    await reloadStunnel(serverRun.pidFile, serverRun.logFile);
+    await reloadStunnel(serverRun.logFile, hup(serverRun.pidFile));
     const after = await probeTls(runner, good(revokable));
     expect(after.ok, after.raw).toBe(false);
     expect(after.error).toMatch(/certificate revoked/);
@@ -294,14 +298,14 @@ describe.skipIf(missing.length > 0)('stunnel tunnels in front of ovsdb-server (r
     const goodKey = await fs.readFile(serverTls.key);
     await fs.copyFile(certs['worker-a']!.key, serverTls.key); // some other key
     try {
-      await expect(reloadStunnel(serverRun.pidFile, serverRun.logFile)).rejects.toThrow(/failed to reload[\s\S]*key values mismatch/);
+      await expect(reloadStunnel(serverRun.logFile, hup(serverRun.pidFile))).rejects.toThrow(/failed to reload[\s\S]*key values mismatch/);
       const r = await probeTls(runner, good());
       expect(r.ok, r.raw).toBe(true);
       expect(r.peerSerial).toBe(certs['central-a']!.serial);
     } finally {
       await fs.writeFile(serverTls.key, goodKey, { mode: 0o600 });
     }
-    await reloadStunnel(serverRun.pidFile, serverRun.logFile);
+    await reloadStunnel(serverRun.logFile, hup(serverRun.pidFile));
     expect((await probeTls(runner, good())).ok).toBe(true);
   });
 
@@ -312,7 +316,7 @@ describe.skipIf(missing.length > 0)('stunnel tunnels in front of ovsdb-server (r
     // Certificate first, then key (the order OVSDB's own TLS needs too).
     await fs.copyFile(renewed.certPath, serverTls.cert);
     await fs.copyFile(renewed.keyPath!, serverTls.key);
-    await reloadStunnel(serverRun.pidFile, serverRun.logFile);
+    await reloadStunnel(serverRun.logFile, hup(serverRun.pidFile));
     expect(await servedSerial(runner, probe)).toBe(renewed.serial);
   });
 

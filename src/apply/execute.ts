@@ -161,7 +161,7 @@ export async function executePlan(
         await ctx.runner.run(['nft', '-f', ctx.at(step.file)], { mutates: true, timeoutMs: 30_000 });
         break;
       case 'disable-distro-units':
-        await ctx.runner.run(['systemctl', 'disable', '--now', ...step.units], { mutates: true, timeoutMs: 120_000 });
+        await ctx.services.disableUnits(step.units);
         break;
       case 'services-stage0':
         await ctx.services.ensureStage0(m, step.stop, step.restart);

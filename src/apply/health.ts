@@ -2,12 +2,11 @@
  * The manifest's health checks, retried together until all pass or the deadline passes; the
  * last result of each is reported. Read-only: `apply --check` runs only these.
  */
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { HealthCheck } from '../bundle/manifest.js';
+import { controllerConnectedByPidFile, raftMember } from '../health/probes.js';
 import type { Runner } from '../runner.js';
-import { appctl } from '../tools/ovs.js';
 import { sleep } from '../tools/retry.js';
 import type { HealthResult } from './report.js';
 import type { HostServices } from './services.js';
@@ -29,16 +28,6 @@ export function checkName(c: HealthCheck): string {
     case 'ovn-controller-connected':
       return 'ovn-controller-connected';
   }
-}
-
-/** `cluster/status` text -> member with a known leader? */
-export function parseClusterStatus(text: string): { ok: boolean; detail: string } {
-  const status = /^Status:\s*(.+)$/m.exec(text)?.[1]?.trim() ?? '';
-  const role = /^Role:\s*(.+)$/m.exec(text)?.[1]?.trim() ?? '?';
-  const leader = /^Leader:\s*(.+)$/m.exec(text)?.[1]?.trim() ?? 'unknown';
-  const term = /^Term:\s*(.+)$/m.exec(text)?.[1]?.trim() ?? '?';
-  const ok = status === 'cluster member' && leader !== 'unknown';
-  return { ok, detail: `status ${status || '?'}, role ${role}, leader ${leader}, term ${term}` };
 }
 
 function tcpListening(address: string, port: number, timeoutMs = 2_000): Promise<{ ok: boolean; detail: string }> {
@@ -65,25 +54,13 @@ async function runCheck(ctx: HealthContext, c: HealthCheck): Promise<{ ok: boole
       if (s === undefined) return { ok: false, detail: 'not managed' };
       return s.running ? { ok: true, detail: `pid ${s.pid ?? '?'}` } : { ok: false, detail: `not running (restarts ${s.restarts})` };
     }
-    case 'raft-member': {
-      const r = await appctl(ctx.runner, ctx.at(c.ctl), ['cluster/status', c.db], { allowFailure: true, timeoutSec: 5 });
-      if (r.exitCode !== 0) return { ok: false, detail: r.stderr.trim().split('\n').pop() ?? `exit ${r.exitCode}` };
-      return parseClusterStatus(r.stdout);
-    }
+    case 'raft-member':
+      return raftMember(ctx.runner, ctx.at(c.ctl), c.db, 5);
     case 'tcp-listen':
       return tcpListening(c.address, c.port);
     case 'ovn-controller-connected': {
       const runDir = ctx.at(c.runDir);
-      let pid: number;
-      try {
-        pid = Number.parseInt(readFileSync(path.join(runDir, 'ovn-controller.pid'), 'utf8').trim(), 10);
-      } catch {
-        return { ok: false, detail: 'no ovn-controller.pid' };
-      }
-      // ovn-controller 23.03 has no --unixctl: its socket is named after its pid.
-      const r = await appctl(ctx.runner, path.join(runDir, `ovn-controller.${pid}.ctl`), ['connection-status'], { allowFailure: true, timeoutSec: 5 });
-      const state = r.stdout.trim();
-      return { ok: r.exitCode === 0 && state === 'connected', detail: r.exitCode === 0 ? state : (r.stderr.trim().split('\n').pop() ?? `exit ${r.exitCode}`) };
+      return controllerConnectedByPidFile(ctx.runner, path.join(runDir, 'ovn-controller.pid'), (pid) => path.join(runDir, `ovn-controller.${pid}.ctl`), 5);
     }
   }
 }

@@ -5,6 +5,7 @@
  */
 import type { BundleManifest, BundleService, RaftDb, StandaloneDb } from '../bundle/manifest.js';
 import { hostPaths } from '../paths.js';
+import { commandLine } from '../tools/systemctl.js';
 import type { CertVerdict } from './certificate.js';
 import type { Change } from './report.js';
 import type { ObservedService } from './services.js';
@@ -390,11 +391,11 @@ export function describeStep(step: ApplyStep): string {
     case 'raft-join':
       return `ovsdb-tool join-cluster ${step.db.dbFile} ${step.db.name} ${step.db.localAddress} ${step.db.peers.join(' ')}`;
     case 'daemon-reload':
-      return 'systemctl daemon-reload';
+      return commandLine(['daemon-reload']);
     case 'firewall':
       return `nft -f ${step.file}`;
     case 'disable-distro-units':
-      return `systemctl disable --now ${step.units.join(' ')}`;
+      return commandLine(['disable', '--now', ...step.units]);
     case 'services-stage0':
       return `services stage 0: start [${step.start.join(', ')}] restart [${step.restart.join(', ')}] stop [${step.stop.join(', ')}]`;
     case 'services-stage1':

@@ -3,12 +3,15 @@
  * executor do not care which: ovn-deploy's own supervisor (no systemd as PID 1: containers,
  * CI, this machine) or systemd with the bundle's own unit files.
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BundleManifest, BundleService } from '../bundle/manifest.js';
 import type { HostPaths } from '../paths.js';
 import { DISTRIBUTION_UNITS } from '../render/systemd.js';
 import { supervisorPaths } from '../paths.js';
 import type { Runner } from '../runner.js';
+import { reloadServiceConfirmed } from '../tools/stunnel.js';
+import { Systemctl, unitName } from '../tools/systemctl.js';
 import { OwnSupervisor } from '../supervisor/own.js';
 import { readDesired, readStatus } from '../supervisor/state.js';
 import type { ServiceSpec, ServiceStatus } from '../supervisor/types.js';
@@ -37,12 +40,17 @@ export interface HostServices {
    */
   startEarly(manifest: BundleManifest, names: readonly string[]): Promise<void>;
   restart(names: readonly string[], manifest: BundleManifest): Promise<void>;
+  /** Delivers the service's reload signal; a stunnel's reload is confirmed from its log. */
   reload(service: BundleService): Promise<void>;
   /** Stops these (e.g. before converting a database file under a running server). */
   stop(names: readonly string[]): Promise<void>;
   status(): Promise<ServiceStatus[]>;
   /** systemd only: after unit files changed. */
   daemonReload(): Promise<void>;
+  /** systemd only: `disable --now` of units that are not ours (the distribution's). */
+  disableUnits(units: readonly string[]): Promise<void>;
+  /** Stops these for good (systemd: best-effort `disable --now`), e.g. on a central that left its clusters. */
+  retire(names: readonly string[]): Promise<void>;
 }
 
 /** The supervisor's view of a bundle service: same argv, env and log file as its systemd unit. */
@@ -130,7 +138,12 @@ export class OwnHostServices implements HostServices {
   }
 
   async reload(service: BundleService): Promise<void> {
-    await this.supervisor.signal(service.name, service.reloadSignal ?? 'SIGHUP');
+    await reloadServiceConfirmed(
+      service.argv,
+      () => this.supervisor.signal(service.name, service.reloadSignal ?? 'SIGHUP'),
+      // The argv names the config where it is: under the host's root already (render --root).
+      (conf) => readFile(conf, 'utf8'),
+    );
   }
 
   async stop(names: readonly string[]): Promise<void> {
@@ -144,35 +157,32 @@ export class OwnHostServices implements HostServices {
   async daemonReload(): Promise<void> {
     // nothing to do: the supervisor has no unit files
   }
+
+  async disableUnits(): Promise<void> {
+    // nothing to do: without systemd as PID 1 no distribution unit runs
+  }
+
+  async retire(names: readonly string[]): Promise<void> {
+    await this.stop(names);
+  }
 }
 
 /** The bundle's unit files under systemd (PID 1): daemon-reload, enable --now, restart, reload. */
 export class SystemdHostServices implements HostServices {
   readonly kind = 'systemd' as const;
   private units = new Map<string, string>();
+  private readonly systemctl: Systemctl;
 
-  constructor(private readonly runner: Runner) {}
-
-  private unitOf(name: string): string {
-    return this.units.get(name) ?? `ovn-deploy-${name}.service`;
+  constructor(runner: Runner) {
+    this.systemctl = new Systemctl(runner);
   }
 
-  private async show(units: string[]): Promise<Map<string, Record<string, string>>> {
-    const shown = new Map<string, Record<string, string>>();
-    if (units.length === 0) return shown;
-    const r = await this.runner.run(['systemctl', 'show', '--property=Id,ActiveState,UnitFileState,MainPID,NRestarts', ...units], {
-      mutates: false,
-      allowFailure: true,
-    });
-    for (const block of r.stdout.split(/\n\s*\n/)) {
-      const props: Record<string, string> = {};
-      for (const line of block.split('\n')) {
-        const eq = line.indexOf('=');
-        if (eq > 0) props[line.slice(0, eq)] = line.slice(eq + 1);
-      }
-      if (props.Id !== undefined) shown.set(props.Id, props);
-    }
-    return shown;
+  private unitOf(name: string): string {
+    return this.units.get(name) ?? unitName(name);
+  }
+
+  private show(units: string[]): Promise<Map<string, Record<string, string>>> {
+    return this.systemctl.show(units, ['Id', 'ActiveState', 'UnitFileState', 'MainPID', 'NRestarts'], { allowFailure: true });
   }
 
   async observe(manifest: BundleManifest, previous: readonly { name: string; unit: string }[]): Promise<{ services: Map<string, ObservedService>; unlisted: string[] }> {
@@ -196,13 +206,11 @@ export class SystemdHostServices implements HostServices {
       const p = shown.get(s.unit);
       return !(p?.ActiveState === 'active' && p.UnitFileState === 'enabled');
     });
-    if (todo.length > 0) await this.runner.run(['systemctl', 'enable', '--now', ...todo.map((s) => s.unit)], { mutates: true, timeoutMs: 120_000 });
+    await this.systemctl.enableNow(todo.map((s) => s.unit));
   }
 
   async ensureStage0(manifest: BundleManifest, unlisted: readonly string[], restart: readonly string[]): Promise<void> {
-    if (unlisted.length > 0) {
-      await this.runner.run(['systemctl', 'disable', '--now', ...unlisted.map((n) => this.unitOf(n))], { mutates: true, timeoutMs: 120_000, allowFailure: true });
-    }
+    await this.systemctl.disableNow(unlisted.map((n) => this.unitOf(n)), { bestEffort: true });
     await this.restart(restart);
     await this.enableNow(manifest.services.filter((s) => s.stage === 0));
   }
@@ -217,21 +225,28 @@ export class SystemdHostServices implements HostServices {
   }
 
   async restart(names: readonly string[]): Promise<void> {
-    if (names.length === 0) return;
-    await this.runner.run(['systemctl', 'restart', ...names.map((n) => this.unitOf(n))], { mutates: true, timeoutMs: 120_000 });
+    await this.systemctl.restart(names.map((n) => this.unitOf(n)));
   }
 
   async reload(service: BundleService): Promise<void> {
-    const r = await this.runner.run(['systemctl', 'reload', service.unit], { mutates: true, allowFailure: true, timeoutMs: 60_000 });
-    // A unit without ExecReload=: deliver the daemon's reload signal to its main process instead.
-    if (r.exitCode !== 0) {
-      await this.runner.run(['systemctl', 'kill', '--kill-whom=main', `--signal=${service.reloadSignal ?? 'SIGHUP'}`, service.unit], { mutates: true });
-    }
+    const send = async (): Promise<void> => {
+      const r = await this.systemctl.reload(service.unit);
+      // A unit without ExecReload=: deliver the daemon's reload signal to its main process instead.
+      if (r.exitCode !== 0) await this.systemctl.kill(service.unit, service.reloadSignal ?? 'SIGHUP');
+    };
+    await reloadServiceConfirmed(service.argv, send, (conf) => readFile(conf, 'utf8'));
   }
 
   async stop(names: readonly string[]): Promise<void> {
-    if (names.length === 0) return;
-    await this.runner.run(['systemctl', 'stop', ...names.map((n) => this.unitOf(n))], { mutates: true, timeoutMs: 120_000 });
+    await this.systemctl.stop(names.map((n) => this.unitOf(n)));
+  }
+
+  async disableUnits(units: readonly string[]): Promise<void> {
+    await this.systemctl.disableNow(units);
+  }
+
+  async retire(names: readonly string[]): Promise<void> {
+    await this.systemctl.disableNow(names.map((n) => this.unitOf(n)), { bestEffort: true });
   }
 
   async status(): Promise<ServiceStatus[]> {
@@ -246,23 +261,15 @@ export class SystemdHostServices implements HostServices {
   }
 
   async daemonReload(): Promise<void> {
-    await this.runner.run(['systemctl', 'daemon-reload'], { mutates: true, timeoutMs: 120_000 });
+    await this.systemctl.daemonReload();
   }
 }
 
-/** Distribution units that would fight ours for the same sockets, databases and ports (render's list). */
-export const DISTRO_UNITS = DISTRIBUTION_UNITS;
-
 /** Distro units that are enabled or running (systemd only; read-only). */
 export async function activeDistroUnits(runner: Runner): Promise<string[]> {
-  const r = await runner.run(['systemctl', 'show', '--property=Id,ActiveState,UnitFileState', ...DISTRO_UNITS], { mutates: false, allowFailure: true });
-  const found: string[] = [];
-  for (const block of r.stdout.split(/\n\s*\n/)) {
-    const id = /^Id=(.*)$/m.exec(block)?.[1];
-    const active = /^ActiveState=(.*)$/m.exec(block)?.[1];
-    const file = /^UnitFileState=(.*)$/m.exec(block)?.[1];
-    if (id !== undefined && (active === 'active' || active === 'activating' || file === 'enabled')) found.push(id);
-  }
-  return found;
+  const shown = await new Systemctl(runner).show(DISTRIBUTION_UNITS, ['Id', 'ActiveState', 'UnitFileState'], { allowFailure: true });
+  return [...shown]
+    .filter(([, p]) => p.ActiveState === 'active' || p.ActiveState === 'activating' || p.UnitFileState === 'enabled')
+    .map(([id]) => id);
 }
 

@@ -5,11 +5,10 @@
  * that was moved into br-phy (underlay.json), and the lock that keeps two applies apart.
  */
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { z } from 'zod';
 import { ExitError } from '../errors.js';
 import { readJsonFile, writeFileAtomic } from '../fsx.js';
-import { isAlive } from '../supervisor/proc.js';
+import { acquireLockFile, type HeldLockFile } from '../lock.js';
 
 const appliedSchema = z.object({
   version: z.literal(1),
@@ -56,32 +55,16 @@ export async function writeUnderlay(file: string, state: UnderlayState): Promise
   await writeFileAtomic(file, `${JSON.stringify(state, null, 2)}\n`, 0o644);
 }
 
-export interface HeldApplyLock {
-  release(): Promise<void>;
-}
+export type HeldApplyLock = HeldLockFile;
 
 /**
- * An exclusive lock file holding our pid; a second apply waits for the first (up to `waitMs`),
- * and a lock left by a dead apply (kill -9, reboot) is taken over.
+ * The apply lock (src/lock.ts): a second apply waits for the first (up to `waitMs`), and a lock
+ * left by a dead apply (kill -9, reboot) is taken over.
  */
-export async function acquireApplyLock(lockFile: string, waitMs = 600_000): Promise<HeldApplyLock> {
-  await fs.mkdir(path.dirname(lockFile), { recursive: true });
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    try {
-      const h = await fs.open(lockFile, 'wx', 0o644);
-      await h.writeFile(`${process.pid}\n`);
-      await h.close();
-      return { release: () => fs.rm(lockFile, { force: true }) };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const holder = Number.parseInt(await fs.readFile(lockFile, 'utf8').catch(() => ''), 10);
-    if (!(Number.isInteger(holder) && holder > 0 && isAlive(holder))) {
-      await fs.rm(lockFile, { force: true });
-      continue;
-    }
-    if (Date.now() > deadline) throw new ExitError(`another apply (pid ${holder}) holds ${lockFile}; try again when it is done`, 1);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+export function acquireApplyLock(lockFile: string, waitMs = 600_000): Promise<HeldApplyLock> {
+  return acquireLockFile(lockFile, {
+    waitMs,
+    createDir: true,
+    busy: (holder, file) => new ExitError(`another apply (pid ${holder ?? '?'}) holds ${file}; try again when it is done`, 1),
+  });
 }

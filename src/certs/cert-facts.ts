@@ -97,7 +97,3 @@ export function crlIssuerCommonName(pem: string): string {
   return new x509.X509Crl(pem).issuerName.getField('CN')[0] ?? '';
 }
 
-/** A CA as one-line text for messages. */
-export function describeCa(ca: { commonName: string; serial: string }): string {
-  return `"${ca.commonName}" (serial ${ca.serial})`;
-}

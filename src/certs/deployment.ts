@@ -96,11 +96,6 @@ export function endpointsOf(d: Deployment, host: string): TlsEndpoint[] {
   return d.endpoints.filter((e) => e.host === host);
 }
 
-/** Reloads every stunnel of one host. */
-export async function reloadHost(d: Deployment, host: string): Promise<void> {
-  for (const e of endpointsOf(d, host)) await d.reload(e);
-}
-
 /** The endpoints of the given hosts (all when none are given); unknown hosts are bad input. */
 export function selectEndpoints(d: Deployment, hosts: readonly string[] | undefined): TlsEndpoint[] {
   if (hosts === undefined || hosts.length === 0) return [...d.endpoints];

@@ -15,6 +15,7 @@ import { canonicalDir } from '../sandbox/naming.js';
 import { planSandbox, type SandboxPlan } from '../sandbox/plan.js';
 import { serviceName } from '../sandbox/services.js';
 import { acquireLock, readState } from '../sandbox/state.js';
+import { createSupervisor } from '../supervisor/index.js';
 import { reloadStunnel } from '../tools/stunnel.js';
 import type { Deployment, DeploymentLock, TlsEndpoint } from './deployment.js';
 
@@ -88,6 +89,7 @@ export async function sandboxDeployment(stateDir: string, runner: Runner = new Z
   const plan = planSandbox({ stateDir: dir, workers: Math.max(1, state.workers), datapath: state.datapath });
   const inv = planInventory(plan);
   const endpoints = sandboxEndpoints(plan, inv.ports);
+  const supervisor = createSupervisor(plan.stateDir, { runner, prefer: state.supervisor ?? 'auto' });
   // One reload at a time per stunnel: reloadStunnel reads the log from where it was before its
   // own SIGHUP, and two overlapping reloads would read each other's confirmation.
   const reloading = new Map<string, Promise<void>>();
@@ -109,7 +111,7 @@ export async function sandboxDeployment(stateDir: string, runner: Runner = new Z
     reload: async (e) => {
       const key = e.stunnel.pidFile;
       const previous = reloading.get(key) ?? Promise.resolve();
-      const mine = previous.catch(() => undefined).then(() => reloadStunnel(e.stunnel.pidFile, e.stunnel.logFile));
+      const mine = previous.catch(() => undefined).then(() => reloadStunnel(e.stunnel.logFile, () => supervisor.signal(e.stunnel.serviceName, 'SIGHUP')));
       reloading.set(key, mine);
       try {
         await mine;

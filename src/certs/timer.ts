@@ -4,12 +4,12 @@
  * /etc/cron.d. Pure renderers; `certs timer` writes or prints what they return.
  */
 import { createHash } from 'node:crypto';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
-import Handlebars from 'handlebars';
 import { InputError, type Problem } from '../errors.js';
 import type { RenderedFiles } from '../fsx.js';
 import { cliPath, renewalUnits, systemdTemplatesDir } from '../paths.js';
+import { loadTemplate } from '../templates.js';
 
 export interface TimerSpec {
   /** What the units are for, in their descriptions (`sandbox 1609 (/var/lib/...)`). */
@@ -27,8 +27,6 @@ export interface TimerSpec {
 /** Where the cron line sends its output (cron mails it otherwise, or drops it). */
 export const CRON_LOG = '/var/log/ovn-deploy-cert-renew.log';
 
-const COMPILE_OPTIONS = { noEscape: true, strict: true } as const;
-
 interface UnitView {
   deployment: string;
   execStart: string;
@@ -36,17 +34,6 @@ interface UnitView {
   randomizedDelaySec: string;
   serviceUnit: string;
   timerUnit: string;
-}
-
-let compiled: { service: Handlebars.TemplateDelegate<UnitView>; timer: Handlebars.TemplateDelegate<UnitView> } | undefined;
-
-function templates(): NonNullable<typeof compiled> {
-  if (compiled === undefined) {
-    const hb = Handlebars.create();
-    const read = (name: string) => readFileSync(path.join(systemdTemplatesDir, `${name}.hbs`), 'utf8');
-    compiled = { service: hb.compile<UnitView>(read(renewalUnits.service), COMPILE_OPTIONS), timer: hb.compile<UnitView>(read(renewalUnits.timer), COMPILE_OPTIONS) };
-  }
-  return compiled;
 }
 
 /** The command the timer runs: rotate what is due, for this deployment. */
@@ -92,10 +79,10 @@ export function renderRenewalUnits(spec: TimerSpec): RenderedFiles {
     serviceUnit: renewalUnits.service,
     timerUnit: renewalUnits.timer,
   };
-  const t = templates();
+  const render = (unit: string): string => loadTemplate<UnitView>(systemdTemplatesDir, `${unit}.hbs`)(view);
   return new Map([
-    [renewalUnits.service, { content: t.service(view), mode: 0o644 }],
-    [renewalUnits.timer, { content: t.timer(view), mode: 0o644 }],
+    [renewalUnits.service, { content: render(renewalUnits.service), mode: 0o644 }],
+    [renewalUnits.timer, { content: render(renewalUnits.timer), mode: 0o644 }],
   ]);
 }
 

@@ -9,9 +9,9 @@ import { ExitError } from '../errors.js';
 import { hostPaths } from '../paths.js';
 import type { Runner } from '../runner.js';
 import { SERVICE } from '../render/services.js';
-import { parseClusterStatus } from '../site-status/cluster-status.js';
+import { parseClusterStatus } from '../health/cluster-status.js';
 import { RAFT_DBS, dbCtl, type RaftDbName } from '../site-status/expected.js';
-import { OwnSupervisor } from '../supervisor/own.js';
+import { OwnHostServices, SystemdHostServices } from '../apply/services.js';
 import { systemdIsInit } from '../supervisor/index.js';
 import { sleep } from '../tools/retry.js';
 
@@ -57,11 +57,7 @@ export async function leaveClusterLocally(runner: Runner, opts: { timeoutMs?: nu
   for (const db of RAFT_DBS) dbs.push(await leaveOne(runner, db, opts.timeoutMs ?? 60_000));
   const p = hostPaths();
   const names = [...CENTRAL_SERVICES];
-  if (systemdIsInit()) {
-    await runner.run(['systemctl', 'disable', '--now', ...names.map((n) => `ovn-deploy-${n}.service`)], { allowFailure: true, timeoutMs: 60_000 });
-  } else {
-    await new OwnSupervisor(p.state).stop(names);
-  }
+  await (systemdIsInit() ? new SystemdHostServices(runner) : new OwnHostServices(p)).retire(names);
   const stamp = (opts.now ?? new Date()).toISOString().replace(/[:.]/g, '-');
   const movedAside: string[] = [];
   for (const file of [p.ovn.nbDb, p.ovn.sbDb]) {

@@ -5,13 +5,13 @@
  * host's ovn-controller. oslo.config reads several --config-file, so the secret lives only in
  * its fragment and never in a file that is shown, diffed or logged.
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import Handlebars from 'handlebars';
+import type Handlebars from 'handlebars';
 import { InputError, type Problem } from '../errors.js';
 import type { RenderedFiles } from '../fsx.js';
 import type { Host, Inventory } from '../inventory/types.js';
 import { metadataAgentFiles, metadataTemplatesDir } from '../paths.js';
+import { loadTemplate } from '../templates.js';
 
 export interface MetadataUnitSettings {
   /** `systemd`: a plain unit running `podman run`; `quadlet`: a .container file (podman >= 4.4). */
@@ -53,17 +53,8 @@ export const DEFAULT_UNIT: Omit<MetadataUnitSettings, 'kind' | 'image'> = {
 const SECRET_RE = /^[\x21-\x7e]{16,256}$/;
 const VALUE_RE = /^[^\s;#]+$/;
 
-const COMPILE_OPTIONS = { noEscape: true, strict: true } as const;
-let compiled: Map<string, Handlebars.TemplateDelegate> | undefined;
-
 function template(name: string): Handlebars.TemplateDelegate {
-  compiled ??= new Map();
-  let t = compiled.get(name);
-  if (t === undefined) {
-    t = Handlebars.create().compile(readFileSync(path.join(metadataTemplatesDir, `${name}.hbs`), 'utf8'), COMPILE_OPTIONS);
-    compiled.set(name, t);
-  }
-  return t;
+  return loadTemplate(metadataTemplatesDir, `${name}.hbs`);
 }
 
 /** The --config-file list, in order: the secret fragment last so nothing overrides it. */

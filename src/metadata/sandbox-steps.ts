@@ -8,12 +8,13 @@ import { promises as fs, readdirSync, readFileSync } from 'node:fs';
 import { applyFiles } from '../fsx.js';
 import { Ip } from '../tools/netns.js';
 import { Nbctl, Sbctl } from '../tools/ovn.js';
-import { pollUntil, sleep } from '../tools/retry.js';
+import { pollUntil } from '../tools/retry.js';
 import { ExitError } from '../errors.js';
 import type { Step } from '../ui/dag.js';
 import type { Runner } from '../runner.js';
 import type { UpContext } from '../sandbox/up-context.js';
-import { isAlive, writeState } from '../sandbox/state.js';
+import { writeState } from '../sandbox/state.js';
+import { terminatePids } from '../supervisor/proc.js';
 import { waitForSocket } from '../sandbox/ready.js';
 import { allServices } from '../sandbox/services.js';
 import { metadataRegistrations } from './registration.js';
@@ -160,19 +161,7 @@ export async function stopMetadataProxies(m: MetadataSandboxPlan): Promise<numbe
     }
     if (cmd.startsWith('haproxy\0') && dirs.some((d) => cmd.includes(d))) pids.push(Number(entry));
   }
-  const signal = (sig: NodeJS.Signals) => {
-    for (const p of pids.filter(isAlive)) {
-      try {
-        process.kill(p, sig);
-      } catch {
-        // gone meanwhile
-      }
-    }
-  };
-  signal('SIGTERM');
-  const deadline = Date.now() + 3000;
-  while (pids.some(isAlive) && Date.now() < deadline) await sleep(20);
-  signal('SIGKILL');
+  await terminatePids(pids, 'SIGTERM', 3_000);
   return pids;
 }
 

@@ -11,7 +11,7 @@ import type { Inventory } from '../inventory/types.js';
 import { pkiPaths } from '../paths.js';
 import { initPki, issueCertificates, isDue, loadCa, readCrlInfo, readIndex, refreshCrl, type IndexEntry, type LeafRole } from '../pki/index.js';
 import type { SandboxPlan } from './plan.js';
-import { isAlive } from './state.js';
+import { isAlive } from '../supervisor/proc.js';
 
 /** A sandbox CA needs no 3072-bit key: it lives as long as the sandbox, and 2048 keeps `up` fast. */
 export const SANDBOX_CA_KEY_BITS = 2048;

@@ -9,11 +9,11 @@ import path from 'node:path';
 import { ZxRunner, type Runner } from '../runner.js';
 import { sandboxPaths } from '../paths.js';
 import { createSupervisor } from '../supervisor/index.js';
+import { identify, signalIfSame, terminatePids, waitForDeath, type ProcIdentity } from '../supervisor/proc.js';
 import { Ip, pidsInNetns } from '../tools/netns.js';
-import { sleep } from '../tools/retry.js';
 import { canonicalDir, sandboxId, sandboxNames } from './naming.js';
 import { ownNamespaces } from './network.js';
-import { acquireLock, isAlive, readState } from './state.js';
+import { acquireLock, readState } from './state.js';
 
 export interface DownOptions {
   stateDir: string;
@@ -105,15 +105,10 @@ async function stopOrphanSupervisors(stateDir: string): Promise<number[]> {
     const i = argv.indexOf('supervise');
     if (i > 0 && argv[i + 1] === '--dir' && argv[i + 2] === stateDir && /cli\.js$|ovn-deploy$/.test(argv[i - 1] ?? '')) pids.push(Number(entry));
   }
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      // gone already
-    }
-  }
-  const deadline = Date.now() + STRAGGLER_GRACE_MS;
-  while (pids.some(isAlive) && Date.now() < deadline) await sleep(20);
+  // SIGTERM only: a supervisor stops its daemons on the way out; what it leaves is a straggler.
+  const ids = pids.map(identify).filter((id): id is ProcIdentity => id !== undefined);
+  for (const id of ids) signalIfSame(id, 'SIGTERM');
+  await Promise.all(ids.map((id) => waitForDeath(id, STRAGGLER_GRACE_MS)));
   return pids;
 }
 
@@ -123,19 +118,6 @@ async function stopOrphanSupervisors(stateDir: string): Promise<number[]> {
  */
 async function killStragglers(namespaces: readonly string[]): Promise<number[]> {
   const pids = pidsInNetns(namespaces).filter((p) => p !== process.pid);
-  if (pids.length === 0) return [];
-  const signal = (sig: NodeJS.Signals) => {
-    for (const pid of pids) {
-      try {
-        process.kill(pid, sig);
-      } catch {
-        // already gone
-      }
-    }
-  };
-  signal('SIGTERM');
-  const deadline = Date.now() + STRAGGLER_GRACE_MS;
-  while (pids.some(isAlive) && Date.now() < deadline) await sleep(20);
-  if (pids.some(isAlive)) signal('SIGKILL');
+  await terminatePids(pids, 'SIGTERM', STRAGGLER_GRACE_MS);
   return pids;
 }

@@ -4,12 +4,12 @@
  * ovn-controller takes: plaintext to 127.0.0.1 in the worker, TLS across the underlay, stunnel
  * server, ovsdb-server's loopback port).
  */
-import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { ExitError } from '../errors.js';
+import { controllerConnectedByPidFile } from '../health/probes.js';
 import { logTail } from '../supervisor/log-tail.js';
 import type { Runner } from '../runner.js';
-import { appctl, ovsdbListDbs } from '../tools/ovs.js';
+import { ovsdbListDbs } from '../tools/ovs.js';
 import { pollUntil } from '../tools/retry.js';
 
 const POLL_MS = 10;
@@ -80,11 +80,9 @@ export async function waitForControllerConnected(
   let last = 'no pid file yet';
   await pollUntil(
     async () => {
-      const pid = Number((await readFile(worker.pidFile, 'utf8').catch(() => '')).trim());
-      if (!Number.isInteger(pid) || pid <= 0) return undefined;
-      const r = await appctl(runner, worker.ctl(pid), ['connection-status'], { timeoutSec: 2, allowFailure: true });
-      last = r.stdout.trim() || r.stderr.trim();
-      return last === 'connected' ? true : undefined;
+      const r = await controllerConnectedByPidFile(runner, worker.pidFile, worker.ctl, 2);
+      last = r.detail;
+      return r.ok ? true : undefined;
     },
     {
       timeoutMs,

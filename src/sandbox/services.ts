@@ -14,7 +14,7 @@ import { ovsdbSchemas, stunnelFiles, type SandboxPaths } from '../paths.js';
 import type { ServiceSpec } from '../supervisor/types.js';
 import { socketActivatedStunnel } from '../tools/stunnel-activation.js';
 import type { SandboxPlan, WorkerPlan } from './plan.js';
-import { isAlive } from './state.js';
+import { isAlive } from '../supervisor/proc.js';
 
 /**
  * ensure() would otherwise wait 300 ms per phase for a fresh process to prove it stays up; `up`

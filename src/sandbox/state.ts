@@ -3,11 +3,12 @@
  * it lists is created, so a `down` after an `up` killed at any point still finds everything.
  * Also the lock that keeps two `up`/`down` runs on one state directory apart.
  */
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ExitError } from '../errors.js';
 import { readIfExists, writeFileAtomic } from '../fsx.js';
 import type { SandboxPaths } from '../paths.js';
+import { acquireLockFile, type HeldLockFile } from '../lock.js';
 import type { Datapath } from './plan.js';
 
 export const STATE_VERSION = 1;
@@ -91,49 +92,18 @@ export async function mkdirpTracked(dir: string): Promise<string[]> {
   return missing;
 }
 
-export interface HeldLock {
-  release(): Promise<void>;
-}
+export type HeldLock = HeldLockFile;
 
 /**
- * An exclusive lock file holding our pid. A lock whose pid is gone (an `up` killed with -9) is
- * taken over: that is the crash the next `up` is meant to repair.
+ * The sandbox's lock (src/lock.ts): a second `up`/`down` fails at once while a live one holds it;
+ * a lock whose holder is gone (an `up` killed with -9) is taken over: that is the crash the next
+ * `up` is meant to repair.
  */
-export async function acquireLock(lockFile: string, what: string): Promise<HeldLock> {
-  await fs.mkdir(path.dirname(lockFile), { recursive: true });
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const h = await fs.open(lockFile, 'wx', 0o644);
-      await h.writeFile(`${process.pid}\n`);
-      await h.close();
-      return {
-        release: async () => {
-          await fs.rm(lockFile, { force: true });
-        },
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = Number.parseInt((await readIfExists(lockFile))?.toString('utf8') ?? '', 10);
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
-        throw new ExitError(`another ovn-deploy (pid ${holder}) is working on this sandbox (${what}); wait for it or stop it`, 1);
-      }
-      await fs.rm(lockFile, { force: true });
-    }
-  }
-  throw new ExitError(`could not take the lock ${lockFile}`, 1);
+export function acquireLock(lockFile: string, what: string): Promise<HeldLock> {
+  return acquireLockFile(lockFile, {
+    waitMs: 0,
+    createDir: true,
+    busy: (holder) => new ExitError(`another ovn-deploy (pid ${holder ?? '?'}) is working on this sandbox (${what}); wait for it or stop it`, 1),
+  });
 }
 
-/** A live process; a zombie (killed, not yet reaped: PID 1 here reaps only every ~2 s) is not. */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true;
-  }
-}

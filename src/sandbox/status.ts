@@ -4,6 +4,7 @@
  * and certificate expiry. This file collects (talks to the daemons); the verdict and the table
  * are pure functions of the collected data, in status-verdict.ts.
  */
+import { controllerConnected } from '../health/probes.js';
 import { metadataRegistrations } from '../metadata/registration.js';
 import { metadataAgentStatus, type MetadataAgentStatus } from '../metadata/status.js';
 import { pkiPaths } from '../paths.js';
@@ -143,9 +144,8 @@ function expectedDaemons(plan: SandboxPlan, runner: Runner, sbPort: number): Exp
           if (pid === undefined) return { ok: false, detail: 'no pid' };
           const ctl = wp.controllerCtl(pid);
           if (!(await socketAccepts(ctl))) return { ok: false, detail: `no control socket ${ctl}` };
-          const r = await appctl(runner, ctl, ['connection-status'], { timeoutSec: 3, allowFailure: true });
-          const out = r.stdout.trim();
-          return out === 'connected' ? { ok: true, detail: 'connected to SB' } : { ok: false, detail: out || r.stderr.trim() };
+          const r = await controllerConnected(runner, ctl, 3);
+          return r.ok ? { ok: true, detail: 'connected to SB' } : r;
         },
       },
     );

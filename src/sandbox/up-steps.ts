@@ -12,6 +12,7 @@ import type { ServiceSpec } from '../supervisor/types.js';
 import { Ip } from '../tools/netns.js';
 import { Nbctl, Sbctl } from '../tools/ovn.js';
 import { OvsdbTool } from '../tools/ovs.js';
+import { reloadServiceConfirmed } from '../tools/stunnel.js';
 import type { Step } from '../ui/dag.js';
 import { ensureSandboxPki, stunnelTls } from './certs.js';
 import { ensureNamespaces, ensureUnderlay } from './network.js';
@@ -163,8 +164,9 @@ export function upSteps(opts: UpOptions): Step<UpContext>[] {
       run: async (ctx) => {
         await ensurePhase(ctx, [...ctx.services.databases, ...ctx.services.switching, ...ctx.services.tls]);
         // A stunnel that was already running keeps its old certificates/config until reloaded.
-        for (const name of ctx.stunnelChanged) {
-          if (ctx.runningBefore.has(name) && !ctx.dryRun) await ctx.supervisor.signal(name, 'SIGHUP');
+        for (const spec of stunnelServices(ctx.services)) {
+          if (!ctx.stunnelChanged.has(spec.name) || !ctx.runningBefore.has(spec.name) || ctx.dryRun) continue;
+          await reloadServiceConfirmed(spec.argv, () => ctx.supervisor.signal(spec.name, 'SIGHUP'), (conf) => fs.readFile(conf, 'utf8'));
         }
       },
     },

@@ -10,7 +10,7 @@ import type { Host, Inventory } from '../inventory/types.js';
 import { hostsWithRole } from '../inventory/types.js';
 import { hostPaths } from '../paths.js';
 import { parseOvsdbTable } from '../tools/ovsdb-json.js';
-import { parseClusterStatus } from './cluster-status.js';
+import { parseClusterStatus } from '../health/cluster-status.js';
 import { RAFT_DBS, dbCtl, expectedMembers } from './expected.js';
 import { judgeChassis, judgeRaft, judgeSite, type HostHealth, type RaftReport, type SiteStatus } from './judge.js';
 

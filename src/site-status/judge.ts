@@ -2,7 +2,7 @@
  * Site status verdicts: pure functions over what was collected (host reachability, apply --check
  * health, every reachable central's cluster/status, the SB chassis), tested on recorded data.
  */
-import type { RaftStatus } from './cluster-status.js';
+import type { RaftStatus } from '../health/cluster-status.js';
 import type { ExpectedMember, RaftDbName } from './expected.js';
 
 export interface HostHealth {

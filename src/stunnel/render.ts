@@ -2,11 +2,10 @@
  * Renders one stunnel config from a spec: validate every input, then fill the handlebars
  * template. Pure apart from reading the templates once per process.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import Handlebars from 'handlebars';
+import type Handlebars from 'handlebars';
 import { InputError } from '../errors.js';
 import { stunnelTemplatesDir } from '../paths.js';
+import { loadTemplate } from '../templates.js';
 import { parseEndpoint, stunnelEndpoint } from './endpoint.js';
 import { DEFAULT_DEBUG_LEVEL, TIMEOUT_IDLE_SECONDS, TLS_CIPHERS, TLS_CURVES } from './policy.js';
 import type { StunnelConfigSpec, StunnelKind } from './types.js';
@@ -14,24 +13,8 @@ import { isClientService, validateStunnelSpec } from './validate.js';
 
 export type * from './types.js';
 
-// noEscape: this is not HTML (validation keeps values to one line instead); strict: a field
-// missing from the view is a bug and must throw, not render as an empty option.
-const COMPILE_OPTIONS = { noEscape: true, strict: true } as const;
-
-type Template = Handlebars.TemplateDelegate<TemplateView>;
-let compiled: Record<StunnelKind, Template> | undefined;
-
-function templates(): Record<StunnelKind, Template> {
-  if (compiled === undefined) {
-    const hb = Handlebars.create();
-    const read = (name: string) => readFileSync(path.join(stunnelTemplatesDir, name), 'utf8');
-    hb.registerPartial('global', hb.compile(read('_global.hbs'), COMPILE_OPTIONS));
-    compiled = {
-      server: hb.compile<TemplateView>(read('server.conf.hbs'), COMPILE_OPTIONS),
-      client: hb.compile<TemplateView>(read('client.conf.hbs'), COMPILE_OPTIONS),
-    };
-  }
-  return compiled;
+function template(kind: StunnelKind): Handlebars.TemplateDelegate<TemplateView> {
+  return loadTemplate<TemplateView>(stunnelTemplatesDir, `${kind}.conf.hbs`, { global: '_global.hbs' });
 }
 
 /** Exactly what the templates read; every field present (strict mode). */
@@ -75,5 +58,5 @@ export function renderStunnelConfig(spec: StunnelConfigSpec): string {
       checkIP: [...(s.checkIP ?? [])],
     })),
   };
-  return templates()[spec.kind](view);
+  return template(spec.kind)(view);
 }

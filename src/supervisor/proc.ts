@@ -116,3 +116,13 @@ export async function terminate(id: ProcIdentity, signal: NodeJS.Signals, graceM
   signalIfSame(id, 'SIGKILL', true);
   await waitForDeath(id, 5_000);
 }
+
+/**
+ * terminate() for processes found by a scan (/proc, a namespace) rather than spawned by us: each
+ * is identified first, so a pid reused meanwhile is never signalled. Returns the pids signalled.
+ */
+export async function terminatePids(pids: readonly number[], signal: NodeJS.Signals, graceMs: number): Promise<number[]> {
+  const ids = pids.map(identify).filter((id): id is ProcIdentity => id !== undefined);
+  await Promise.all(ids.map((id) => terminate(id, signal, graceMs)));
+  return ids.map((id) => id.pid);
+}

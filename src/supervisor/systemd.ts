@@ -13,6 +13,7 @@ import { constants } from 'node:os';
 import path from 'node:path';
 import { ExitError } from '../errors.js';
 import type { Runner } from '../runner.js';
+import { Systemctl, serviceOfUnit, unitName, type UnitProps } from '../tools/systemctl.js';
 import { logTail } from './log-tail.js';
 import { sleep } from './proc.js';
 import { serviceHash, startOrder, validateServices } from './spec.js';
@@ -26,23 +27,24 @@ export interface SystemdSupervisorOptions {
 
 const START_RETRIES = 3;
 const DEFAULT_SETTLE_MS = 300;
-const SHOWN = 'Id,Description,MainPID,ActiveState,NRestarts,ExecMainStartTimestamp,ExecMainExitTimestamp,ExecMainCode,ExecMainStatus';
-
-type UnitProps = Record<string, string>;
+const SHOWN = ['Id', 'Description', 'MainPID', 'ActiveState', 'NRestarts', 'ExecMainStartTimestamp', 'ExecMainExitTimestamp', 'ExecMainCode', 'ExecMainStatus'];
 
 export class SystemdSupervisor implements Supervisor {
   readonly kind = 'systemd' as const;
   private checked = false;
+  private readonly systemctl: Systemctl;
 
   constructor(
     private readonly runner: Runner,
     /** Unit names are `<prefix><service>.service`; every unit with the prefix is ours. */
     private readonly prefix: string,
     private readonly opts: SystemdSupervisorOptions = {},
-  ) {}
+  ) {
+    this.systemctl = new Systemctl(runner);
+  }
 
   unitName(service: string): string {
-    return `${this.prefix}${service}.service`;
+    return unitName(service, this.prefix);
   }
 
   /** The systemd-run command line that creates a service's unit. */
@@ -107,48 +109,31 @@ export class SystemdSupervisor implements Supervisor {
     await this.checkSystemd();
     const props = (await this.show([name])).get(name);
     if (props?.ActiveState !== 'active') throw new ExitError(`cannot send ${signal} to ${name}: ${this.unitName(name)} is not running`);
-    await this.runner.run(['systemctl', 'kill', '--kill-whom=main', `--signal=${signal}`, this.unitName(name)], { mutates: true });
+    await this.systemctl.kill(this.unitName(name), signal);
   }
 
   /** PID 1 being systemd is not enough in some containers: the manager must answer too. */
   private async checkSystemd(): Promise<void> {
     if (this.checked) return;
-    const r = await this.runner.run(['systemctl', 'is-system-running'], { allowFailure: true, mutates: false });
-    const state = r.stdout.trim();
+    const { state, error } = await this.systemctl.systemState();
     if (state === '' || state === 'offline' || state === 'unknown') {
-      throw new ExitError(`systemd does not answer (systemctl is-system-running: ${state || r.stderr.trim() || `exit ${r.exitCode}`})`);
+      throw new ExitError(`systemd does not answer (systemctl is-system-running: ${state || error})`);
     }
     this.checked = true;
   }
 
   /** Service names of every unit with our prefix, loaded in any state. */
   private async listUnits(): Promise<string[]> {
-    const r = await this.runner.run(
-      ['systemctl', 'list-units', '--all', '--plain', '--no-legend', '--full', '--type=service', `${this.prefix}*`],
-      { mutates: false },
-    );
-    return r.stdout
-      .split('\n')
-      .map((line) => line.trim().split(/\s+/)[0] ?? '')
-      .filter((unit) => unit.startsWith(this.prefix) && unit.endsWith('.service'))
-      .map((unit) => unit.slice(this.prefix.length, -'.service'.length));
+    const units = await this.systemctl.listServiceUnits(`${this.prefix}*`);
+    return units.map((u) => serviceOfUnit(u, this.prefix)).filter((n): n is string => n !== undefined);
   }
 
   private async show(names: string[]): Promise<Map<string, UnitProps>> {
     const shown = new Map<string, UnitProps>();
-    if (names.length === 0) return shown;
-    const r = await this.runner.run(
-      ['systemctl', 'show', '--timestamp=unix', `--property=${SHOWN}`, ...names.map((n) => this.unitName(n))],
-      { mutates: false },
-    );
-    for (const block of r.stdout.split(/\n\s*\n/)) {
-      const props: UnitProps = {};
-      for (const line of block.split('\n')) {
-        const eq = line.indexOf('=');
-        if (eq > 0) props[line.slice(0, eq)] = line.slice(eq + 1);
-      }
-      const id = props.Id;
-      if (id !== undefined && id.startsWith(this.prefix)) shown.set(id.slice(this.prefix.length, -'.service'.length), props);
+    const byId = await this.systemctl.show(names.map((n) => this.unitName(n)), SHOWN, { unixTimestamps: true });
+    for (const [id, props] of byId) {
+      const name = serviceOfUnit(id, this.prefix);
+      if (name !== undefined) shown.set(name, props);
     }
     return shown;
   }
@@ -157,9 +142,8 @@ export class SystemdSupervisor implements Supervisor {
   private async stopUnits(names: string[]): Promise<void> {
     if (names.length === 0) return;
     const units = names.map((n) => this.unitName(n));
-    await this.runner.run(['systemctl', 'stop', ...units], { mutates: true });
-    // Failed units stay loaded (and block re-creating the name) until reset.
-    await this.runner.run(['systemctl', 'reset-failed', ...units], { mutates: true, allowFailure: true });
+    await this.systemctl.stop(units);
+    await this.systemctl.resetFailed(units);
   }
 
   private async waitStarted(services: ServiceSpec[], fresh: Set<string>): Promise<void> {

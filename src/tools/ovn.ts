@@ -1,10 +1,10 @@
 /**
- * Typed wrappers around OVN's tools: ovn-nbctl, ovn-sbctl, ovn-trace and ovn-appctl. The NB/SB
- * clients take a `--db` remote (the sandbox uses the central's unix sockets), a `--timeout`, and
+ * Typed wrappers around OVN's tools: ovn-nbctl, ovn-sbctl and ovn-trace (ovn-appctl is the same
+ * program as ovs-appctl: tools/ovs.ts appctl). The NB/SB clients take a `--db` remote (the sandbox uses the central's unix sockets), a `--timeout`, and
  * retry briefly while the database is still starting.
  */
 import type { RunResult, Runner } from '../runner.js';
-import { appctl, isTransientOvsdbError } from './ovs.js';
+import { isTransientOvsdbError } from './ovs.js';
 import { parseOvsdbTable, type OvsdbRow } from './ovsdb-json.js';
 import { retry } from './retry.js';
 
@@ -80,12 +80,3 @@ export async function ovnTrace(runner: Runner, sbDb: string, datapath: string, m
   return r.stdout;
 }
 
-/** `ovn-appctl -t TARGET CMD...`; OVN daemons speak the same unixctl protocol as OVS's. */
-export async function ovnAppctl(
-  runner: Runner,
-  target: string,
-  args: string[],
-  opts: { timeoutSec?: number; allowFailure?: boolean } = {},
-): Promise<RunResult> {
-  return appctl(runner, target, args, opts);
-}

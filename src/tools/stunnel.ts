@@ -3,7 +3,7 @@
  * from the log (a failed SIGHUP reload keeps the old config and only says so in the log).
  */
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, promises as fs, readFileSync } from 'node:fs';
+import { accessSync, constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ExitError } from '../errors.js';
 import type { Runner } from '../runner.js';
@@ -122,26 +122,6 @@ export async function checkStunnelConfig(
   return { warnings: linesAt(log, ':').filter((l) => !ours(l)), log };
 }
 
-function readPid(pidFile: string): number {
-  let text: string;
-  try {
-    text = readFileSync(pidFile, 'utf8').trim();
-  } catch (err) {
-    throw new ExitError(`cannot read stunnel pid file ${pidFile}: ${(err as Error).message}`);
-  }
-  const pid = Number(text);
-  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(pid) || pid <= 1) throw new ExitError(`${pidFile} does not hold a pid (got ${JSON.stringify(text)})`);
-  // A stale pid file may name a reused pid: never signal a process that is not stunnel.
-  let argv0: string;
-  try {
-    argv0 = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '';
-  } catch {
-    throw new ExitError(`stunnel is not running: ${pidFile} names pid ${pid}, which does not exist`);
-  }
-  if (!/^stunnel/.test(path.basename(argv0))) throw new ExitError(`${pidFile} names pid ${pid}, which is not stunnel (${argv0 || 'a zombie or kernel thread'})`);
-  return pid;
-}
-
 async function sizeOf(file: string): Promise<number> {
   try {
     return (await fs.stat(file)).size;
@@ -168,31 +148,50 @@ async function logSince(file: string, offset: number): Promise<string[]> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * SIGHUP a running stunnel and confirm the reload from its log (`output` file, debug >= 5).
- * Throws ExitError when stunnel reports "Failed to reload the configuration file" (it then
- * keeps serving with the previous config) or cannot rebind a listener.
+ * The one way a stunnel reloads: `send` delivers SIGHUP through whatever manages the process (the
+ * own supervisor, systemd), then the reload is confirmed from the stunnel's log (`output` file,
+ * debug >= 5). Throws ExitError when stunnel reports "Failed to reload the configuration file" (it
+ * then keeps serving with the previous config) or cannot rebind a listener.
  */
-export async function reloadStunnel(pidFile: string, logFile: string, opts: { timeoutMs?: number } = {}): Promise<void> {
-  const pid = readPid(pidFile);
+export async function reloadStunnel(logFile: string, send: () => Promise<void>, opts: { timeoutMs?: number } = {}): Promise<void> {
   const offset = await sizeOf(logFile);
-  process.kill(pid, 'SIGHUP');
+  await send();
   const deadline = Date.now() + (opts.timeoutMs ?? RELOAD_TIMEOUT_MS);
   let okAt: number | undefined;
   for (;;) {
     const lines = await logSince(logFile, offset);
     const errors = lines.filter((l) => /\bLOG[0-3]\[/.test(l)).map((l) => l.replace(/^.*?LOG[0-3]\[[^\]]*\]: /, ''));
     if (lines.some((l) => l.includes('Failed to reload the configuration file'))) {
-      throw new ExitError(`stunnel (pid ${pid}) failed to reload its configuration and keeps running the previous one:\n${errors.join('\n')}`);
+      throw new ExitError(`stunnel (log ${logFile}) failed to reload its configuration and keeps running the previous one:\n${errors.join('\n')}`);
     }
     if (okAt === undefined && lines.some((l) => l.includes('Configuration successful'))) okAt = Date.now();
     if (okAt !== undefined) {
       const bindErrors = errors.filter((l) => /binding|bind\b/i.test(l));
-      if (bindErrors.length > 0) throw new ExitError(`stunnel (pid ${pid}) reloaded its configuration but cannot listen:\n${bindErrors.join('\n')}`);
+      if (bindErrors.length > 0) throw new ExitError(`stunnel (log ${logFile}) reloaded its configuration but cannot listen:\n${bindErrors.join('\n')}`);
       if (Date.now() - okAt >= REBIND_SETTLE_MS) return;
     }
     if (Date.now() > deadline) {
-      throw new ExitError(`stunnel (pid ${pid}) did not confirm the reload in ${logFile} within ${(opts.timeoutMs ?? RELOAD_TIMEOUT_MS) / 1000} s (its debug level must be 5 or more)`);
+      throw new ExitError(`stunnel did not confirm the reload in ${logFile} within ${(opts.timeoutMs ?? RELOAD_TIMEOUT_MS) / 1000} s (its debug level must be 5 or more)`);
     }
     await sleep(POLL_MS);
   }
+}
+
+/** The log file a stunnel config writes to (its global `output =`), if any. */
+export function stunnelOutputOf(confText: string): string | undefined {
+  return /^\s*output\s*=\s*(\S.*?)\s*$/m.exec(confText)?.[1];
+}
+
+/**
+ * A service's reload, confirmed when the service is a stunnel: every command line that runs one
+ * (directly or through the socket-activation wrapper) ends with its config file.
+ * `readConf` reads a path as the daemon sees it (apply --root maps it under the root).
+ */
+export async function reloadServiceConfirmed(argv: readonly string[], send: () => Promise<void>, readConf: (conf: string) => Promise<string>): Promise<void> {
+  const runsStunnel = argv.some((a) => /^stunnel/.test(path.basename(a)));
+  const conf = runsStunnel ? argv[argv.length - 1] : undefined;
+  if (conf === undefined) return send();
+  const log = stunnelOutputOf(await readConf(conf));
+  if (log === undefined) throw new ExitError(`cannot confirm a reload of the stunnel of ${conf}: the config names no "output" log`);
+  await reloadStunnel(log, send);
 }

@@ -133,3 +133,20 @@ export function parseClusterStatus(text: string): RaftStatus {
     servers,
   };
 }
+
+/**
+ * The health verdict for one member: in the cluster with a known leader. A text the parser cannot
+ * read (e.g. a joining server, whose cluster id is "not yet known") is not healthy.
+ */
+export function memberVerdict(text: string): { ok: boolean; detail: string } {
+  let s: RaftStatus;
+  try {
+    s = parseClusterStatus(text);
+  } catch (err) {
+    if (err instanceof ClusterStatusParseError) return { ok: false, detail: err.message };
+    throw err;
+  }
+  // The parser resolves `self`; the detail keeps the server's own word for it.
+  const leader = s.leader === undefined ? 'unknown' : s.leader === s.serverId ? 'self' : s.leader;
+  return { ok: s.status === 'cluster member' && s.leader !== undefined, detail: `status ${s.status}, role ${s.role}, leader ${leader}, term ${s.term}` };
+}
