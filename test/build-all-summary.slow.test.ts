@@ -94,6 +94,10 @@ describe('build all --ci', () => {
     for (const o of listed) expect(o.sha256, o.path).toBe(await sha256(path.join(out, o.path)));
     for (const a of summary.artifacts) expect(a.inputs, a.name).toBeDefined();
     expect(summary.artifacts.slice(0, 2).map((a) => a.signedBy)).toEqual([fingerprint, fingerprint]);
+    // The image's labels as podman reports them: the Containerfile's and the build's own.
+    const labels = (summary.artifacts[2]?.details as { labels?: Record<string, string> } | undefined)?.labels ?? {};
+    expect(labels).toMatchObject({ 'io.ovn-deploy.role': 'ovn-controller', 'io.ovn-deploy.healthcheck': expect.any(String), 'org.opencontainers.image.version': '24.03.9-1' });
+    expect(labels['io.ovn-deploy.inputs']).toBe(summary.artifacts[2]?.hash);
     // The image was built from the signed RPMs (their digests are among its inputs).
     expect(JSON.stringify(summary.artifacts[2]?.inputs)).toContain(listed.find((o) => o.path.startsWith('rpms/ovn-host-'))?.sha256 as string);
   }, BUILD_MS);

@@ -158,7 +158,7 @@ async function buildOne(ctx: ImageCtx, p: PlannedImage): Promise<StoredArtifact>
         version: p.version,
         inputs: p.inputs,
         build: { durationMs: Date.now() - started },
-        details: { tag: p.tag, imageId: await ctx.podman.imageId(p.tag), sizeBytes, packages: p.rpms.map((r) => `${r.info.name}-${r.info.version}-${r.info.release}.${r.info.arch}`) },
+        details: { tag: p.tag, imageId: await ctx.podman.imageId(p.tag), sizeBytes, labels: await ctx.podman.imageLabels(p.tag), packages: p.rpms.map((r) => `${r.info.name}-${r.info.version}-${r.info.release}.${r.info.arch}`) },
       },
       [archive],
     );

@@ -54,6 +54,13 @@ export class Podman {
     return Number((await this.run(['image', 'inspect', '--format', '{{.Size}}', ref], { mutates: false })).stdout.trim());
   }
 
+  /** The image's labels as podman reports them (those of the Containerfile and of the build). */
+  async imageLabels(ref: string): Promise<Record<string, string>> {
+    const out = (await this.run(['image', 'inspect', '--format', '{{json .Labels}}', ref], { mutates: false })).stdout.trim();
+    const labels = JSON.parse(out === '' || out === 'null' ? '{}' : out) as Record<string, unknown>;
+    return Object.fromEntries(Object.entries(labels).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  }
+
   async import(tarball: string, ref: string): Promise<void> {
     await this.run(['import', '--quiet', tarball, ref], { timeoutMs: TRANSFER_TIMEOUT_MS });
   }
