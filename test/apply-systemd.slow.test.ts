@@ -224,9 +224,15 @@ describe.skipIf(notRoot)('apply under systemd as PID 1 (1 central + 1 worker in 
     expect(after.NRestarts).toBe(before.NRestarts);
     // systemd ran the unit's ExecReload during THIS deploy (journal after the cursor; systemd logs
     // the finished reload job) and stunnel re-read its file; no restart.
-    const journal = await journalSince(central, cursor, unit);
+    // stunnel's own lines reach the journal through its stderr stream, after systemd's: wait for
+    // them (CI once read the journal between the two).
+    const reread = `Reading configuration from file ${conf as string}`;
+    const journal = await waitFor('stunnel re-reading its file in the journal', 15_000, async () => {
+      const j = await journalSince(central, cursor, unit);
+      return j.includes(reread) ? j : undefined;
+    }).catch(async () => journalSince(central, cursor, unit));
     expect(journal).toMatch(new RegExp(`^Reloaded ${unit.replace(/\./g, '\\.')}`, 'm'));
-    expect(journal).toContain(`Reading configuration from file ${conf as string}`);
+    expect(journal).toContain(reread);
     expect(journal).not.toMatch(/^(Stopping|Started) /m);
     const others = json<DeployJson>(r).hosts.filter((h) => h.host !== central);
     expect(others.every((h) => h.changeCount === 0)).toBe(true);
