@@ -276,18 +276,21 @@ export function sandboxMetadataPaths(stateDir: string, worker: string) {
  * ovn-deploy's own files under /etc/ovn-deploy, /var/lib/ovn-deploy and /var/log/ovn-deploy.
  * `root` prefixes every path (tests apply a bundle under a temporary root).
  */
-const hostPathsByRoot = new Map<string, ReturnType<typeof buildHostPaths>>();
-
-/** Memoised per root (pure): the renderer asks for it several times per host. */
-export function hostPaths(root = '/'): ReturnType<typeof buildHostPaths> {
-  let hp = hostPathsByRoot.get(root);
-  if (hp === undefined) {
-    hp = buildHostPaths(root);
-    if (hostPathsByRoot.size > 64) hostPathsByRoot.clear();
-    hostPathsByRoot.set(root, hp);
-  }
-  return hp;
+/** `build(root)`, memoised per root (the layouts are pure; the renderer asks for them per host and unit). */
+function perRoot<T>(build: (root: string) => T): (root?: string) => T {
+  const byRoot = new Map<string, T>();
+  return (root = '/') => {
+    let v = byRoot.get(root);
+    if (v === undefined) {
+      v = build(root);
+      if (byRoot.size > 64) byRoot.clear();
+      byRoot.set(root, v);
+    }
+    return v;
+  };
 }
+
+export const hostPaths: (root?: string) => ReturnType<typeof buildHostPaths> = perRoot((root) => buildHostPaths(root));
 
 function buildHostPaths(root: string) {
   const at = (...parts: string[]): string => path.join(root, ...parts);
@@ -385,18 +388,7 @@ export function bundlePaths(outDir: string, host: string) {
  * the drop-ins that keep the distribution's units idle, the firewall file, the metadata agent's
  * config, and the daemons' log files at the distribution's log paths.
  */
-const renderedPaths = new Map<string, ReturnType<typeof buildHostRenderedPaths>>();
-
-/** Memoised per root (pure): the renderer asks for it once per unit of every host. */
-export function hostRenderedPaths(root = '/'): ReturnType<typeof buildHostRenderedPaths> {
-  let rp = renderedPaths.get(root);
-  if (rp === undefined) {
-    rp = buildHostRenderedPaths(root);
-    if (renderedPaths.size > 64) renderedPaths.clear();
-    renderedPaths.set(root, rp);
-  }
-  return rp;
-}
+export const hostRenderedPaths: (root?: string) => ReturnType<typeof buildHostRenderedPaths> = perRoot((root) => buildHostRenderedPaths(root));
 
 function buildHostRenderedPaths(root: string) {
   const hp = hostPaths(root);
