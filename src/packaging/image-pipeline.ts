@@ -22,7 +22,7 @@ import { Podman } from './podman.js';
 import { requireTools } from './preflight.js';
 import { RpmQuery } from './rpm.js';
 import { missingPackages, ROLES, rolesWithPackages, type RoleName } from './roles.js';
-import { failureOf, recordFailures, writeSummary } from './rpm-pipeline.js';
+import { recordFailures, writeFailedSummary, writeSummary } from './rpm-pipeline.js';
 import { ArtifactStore, lockCache, type StoredArtifact } from './store.js';
 
 export interface BuildImagesOptions {
@@ -296,10 +296,7 @@ export async function buildImages(opts: BuildImagesOptions): Promise<BuildImages
     await writeSummary(opts.outDir, summary);
     return { images, skipped: ctx.skipped, baseImageId: ctx.baseImageId as string, manifestPath: output.manifestPath, summary };
   } catch (err) {
-    summary.failure = ctx.failure ?? failureOf('build images', err);
-    summary.steps = dag.timings;
-    summary.durationMs = Date.now() - started;
-    await writeSummary(opts.outDir, summary).catch(() => undefined);
+    await writeFailedSummary(opts.outDir, summary, { failure: ctx.failure, step: 'build images', err, timings: dag.timings, started });
     throw err;
   } finally {
     await release();

@@ -428,10 +428,7 @@ export async function buildRpms(opts: BuildRpmsOptions): Promise<BuildRpmsResult
     if (!opts.planOnly) await writeSummary(opts.outDir, summary);
     return { plan, planLines: describePlan(plan), artifacts, ...(output === undefined ? {} : { output }), summary };
   } catch (err) {
-    summary.failure = ctx.failure ?? failureOf('build', err);
-    summary.steps = dag.timings;
-    summary.durationMs = Date.now() - started;
-    await writeSummary(opts.outDir, summary).catch(() => undefined);
+    await writeFailedSummary(opts.outDir, summary, { failure: ctx.failure, step: 'build', err, timings: dag.timings, started });
     throw err;
   } finally {
     await release();
@@ -496,4 +493,15 @@ export function failureOf(step: string, err: unknown): NonNullable<BuildSummary[
 
 export async function writeSummary(outDir: string, summary: BuildSummary): Promise<void> {
   await writeFileAtomic(buildOutputPaths(outDir).summary, `${JSON.stringify(summary, null, 2)}\n`);
+}
+
+/**
+ * The summary of a pipeline that failed: the failing step (its own, or `step` for an error outside
+ * any step), the timings so far. Written on a best-effort basis: the caller rethrows the failure.
+ */
+export async function writeFailedSummary(outDir: string, summary: BuildSummary, o: { failure: BuildSummary['failure'] | undefined; step: string; err: unknown; timings: BuildSummary['steps']; started: number }): Promise<void> {
+  summary.failure = o.failure ?? failureOf(o.step, o.err);
+  summary.steps = o.timings;
+  summary.durationMs = Date.now() - o.started;
+  await writeSummary(outDir, summary).catch(() => undefined);
 }
