@@ -16,7 +16,6 @@ import type { UpContext } from '../sandbox/up-context.js';
 import { writeState } from '../sandbox/state.js';
 import { terminatePids } from '../supervisor/proc.js';
 import { waitForSocket } from '../sandbox/ready.js';
-import { allServices } from '../sandbox/services.js';
 import { metadataRegistrations } from './registration.js';
 import { renderMetadataAgent } from './render.js';
 import { bindMetadataVm, metadataNetworkArgs, ovnmetaVeth } from './sandbox-network.js';
@@ -63,7 +62,7 @@ export function metadataSteps(): Step<UpContext>[] {
           const report = await applyFiles(a.confDir, files);
           if (report.written.length > 0) changed.push(a.service);
         }
-        changedWhileRunning.set(ctx, changed.filter((s) => ctx.runningBefore.has(s)));
+        changedWhileRunning.set(ctx, changed);
         await ensureOvnmetaKeeper(ctx.runner, m);
         return `Metadata agent configs: ${changed.length} written, ${m.agents.length - changed.length} unchanged${created ? ' (new shared secret)' : ''}`;
       },
@@ -116,11 +115,6 @@ export function metadataSteps(): Step<UpContext>[] {
           return `Metadata agents removed${stopped.length > 0 ? ` (${stopped.length} haproxy stopped)` : ''}`;
         }
         if (m === undefined || ctx.dryRun) return m === undefined ? 'Metadata agent: not enabled' : undefined;
-        const restart = changedWhileRunning.get(ctx) ?? [];
-        if (restart.length > 0) {
-          await ctx.supervisor.stop(restart);
-          await ctx.supervisor.ensure(allServices(ctx.services));
-        }
         const sbctl = new Sbctl(ctx.runner, `unix:${ctx.plan.paths.central.sbSock}`);
         const chassis = ctx.plan.workers.map((w) => w.systemId);
         await pollUntil(

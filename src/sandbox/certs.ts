@@ -85,49 +85,25 @@ export function clearDeadPkiLock(dir: string): boolean {
   }
 }
 
-export async function ensureSandboxPki(plan: SandboxPlan, inv: Inventory, now = new Date()): Promise<PkiOutcome> {
+/**
+ * The sandbox's CA and a fresh CRL. Leaf certificates are not made here: every host makes its
+ * key and CSR itself (apply) and `up` signs the CSR, as `deploy` does for a real site.
+ */
+export async function ensureSandboxCa(plan: SandboxPlan, inv: Inventory, now = new Date()): Promise<PkiOutcome> {
   const dir = plan.paths.pki;
-  const files = pkiPaths(dir);
   clearDeadPkiLock(dir);
   const init = await initPki(dir, {
     keyBits: SANDBOX_CA_KEY_BITS,
     validityDays: inv.certificates.caValidityDays,
     commonName: `sandbox ${plan.id}`,
   });
-  const ca = await loadCa(dir);
-  const index = await readIndex(dir);
   const outcome: PkiOutcome = { caCreated: init.created, issued: [], reused: [], crlRefreshed: false };
-  const due = wantedCerts(plan).filter((want) => {
-    const entry = index.filter((e) => e.name === want.name && e.status === 'valid').pop();
-    const certPem = readText(files.cert(want.name));
-    const keyExists = readText(files.key(want.name)) !== undefined;
-    const problem = reuseProblem(want, entry, certPem, keyExists, ca.serial, now, inv.certificates.renewalWindowDays);
-    if (problem === undefined) outcome.reused.push(want.name);
-    return problem !== undefined;
-  });
-  // One batch: keys made in parallel, one lock and one index write for every certificate.
-  if (due.length > 0) {
-    await issueCertificates(
-      dir,
-      due.map((want) => ({
-        name: want.name,
-        role: want.role,
-        sans: want.sans,
-        host: want.name,
-        validityDays: inv.certificates.leafValidityDays,
-        keyBits: inv.certificates.leafKeyBits,
-      })),
-    );
-    outcome.issued.push(...due.map((w) => w.name));
-  }
   const crl = await readCrlInfo(dir);
   const nextUpdate = crl?.nextUpdate;
   if (nextUpdate === undefined || nextUpdate.getTime() - now.getTime() < CRL_REFRESH_DAYS * 86_400_000) {
     await refreshCrl(dir);
     outcome.crlRefreshed = !init.created;
   }
-  outcome.issued.sort();
-  outcome.reused.sort();
   return outcome;
 }
 

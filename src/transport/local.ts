@@ -4,8 +4,10 @@
  * runs and the own supervisor it starts (so every daemon) run inside the namespace. No SSH, no
  * CLI subprocess.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { ApplyOptions } from '../apply/index.js';
+import { runApply, type ApplyOptions } from '../apply/index.js';
+import type { HostTransport } from '../deploy/host.js';
 import { OwnHostServices } from '../apply/services.js';
 import { hostPaths } from '../paths.js';
 import { OwnSupervisor } from '../supervisor/own.js';
@@ -32,6 +34,19 @@ export interface LocalHost {
   applyOptions(): Pick<ApplyOptions, 'root' | 'runner' | 'services' | 'tcpProbe'>;
   /** Stops the host's supervisor and with it every daemon (nothing else of the host goes). */
   stop(): Promise<void>;
+  /**
+   * deployHost's view of this host: apply in this process on the bundle where it was rendered
+   * (already on the host: nothing to push, no tool to ship).
+   */
+  transport(opts: LocalApplyOptions): HostTransport;
+}
+
+export interface LocalApplyOptions {
+  /** The CA a fresh host pins (apply --trust-ca). */
+  trustCa: { pem: string; from: string };
+  healthTimeoutMs?: number;
+  /** Packages are the machine's: check them once for all hosts, not per host. */
+  skipPackages?: boolean;
 }
 
 const NETNS = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -68,5 +83,33 @@ export function localHost(spec: LocalHostSpec): LocalHost {
     services,
     applyOptions: () => ({ root, runner, services, tcpProbe }),
     stop: () => new OwnSupervisor(hp.state, supervisorOpts).stop(),
+    transport: (opts) => {
+      let bundleDir: string | undefined;
+      return {
+        unreachableReason: async () => (existsSync(path.join('/run/netns', spec.netns)) ? undefined : `network namespace ${spec.netns} does not exist`),
+        ensureTool: async () => false,
+        pushBundle: async (dir) => {
+          bundleDir = dir;
+        },
+        apply: async (o, log) => {
+          if (bundleDir === undefined) throw new Error('apply before pushBundle');
+          const out = await runApply({
+            bundleDir,
+            trustCa: opts.trustCa,
+            skipPackages: opts.skipPackages ?? true,
+            ...(opts.healthTimeoutMs === undefined ? {} : { healthTimeoutMs: opts.healthTimeoutMs }),
+            ...(o.renewCertificate === true ? { renewCertificate: true } : {}),
+            ...(o.certificatePem === undefined ? {} : { certificate: { pem: o.certificatePem, from: 'the site CA' } }),
+            log,
+            root,
+            runner,
+            services,
+            tcpProbe,
+          });
+          return out.report;
+        },
+        close: async () => undefined,
+      };
+    },
   };
 }

@@ -1,0 +1,75 @@
+/**
+ * `up`'s hosts: every sandbox host's bundle from the real renderer, written into the host's own
+ * bundle directory, then converged by deployHost, the flow `deploy` runs over SSH, through the
+ * local transport (apply in this process; daemons in the host's namespace). Hosts converge in
+ * parallel: a worker's health checks wait for the central like they do on a real site.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { siteSigner, bundleSigner, readSitePki } from '../deploy/site-pki.js';
+import { deployHost, type HostResult } from '../deploy/host.js';
+import { ExitError } from '../errors.js';
+import { applyFiles, writeFileAtomic } from '../fsx.js';
+import { pkiPaths } from '../paths.js';
+import { renderHostBundle } from '../render/index.js';
+import type { SandboxHost, SandboxSite } from './site.js';
+
+/** A fresh cluster, the first certificate round trip and the first chassis registration all fit in this. */
+const HEALTH_TIMEOUT_MS = 60_000;
+
+export interface HostsOutcome {
+  results: HostResult[];
+  /** Hosts whose CSR was signed in this run; the others kept their certificate. */
+  issued: string[];
+  reused: string[];
+}
+
+export interface ConvergeOptions {
+  pkiDir: string;
+  metadataSecret?: string;
+  /** One progress line of one host. */
+  log: (host: string, line: string) => void;
+}
+
+/** Renders one host's bundle into its bundle directory; only changed files are rewritten. */
+async function writeBundle(site: SandboxSite, host: SandboxHost, opts: ConvergeOptions, pki: Awaited<ReturnType<typeof readSitePki>>['pki'], signer: Awaited<ReturnType<typeof bundleSigner>>) {
+  const bundle = renderHostBundle(site.inventory, host.name, pki, {
+    signer,
+    root: host.root,
+    ...(opts.metadataSecret === undefined ? {} : { metadataSecret: opts.metadataSecret }),
+  });
+  await fs.mkdir(host.bundleDir, { recursive: true, mode: 0o700 });
+  await applyFiles(host.bundleDir, bundle.files);
+  return bundle.manifest;
+}
+
+export async function convergeHosts(site: SandboxSite, opts: ConvergeOptions): Promise<HostsOutcome> {
+  const { pki } = await readSitePki(opts.pkiDir);
+  const signer = await bundleSigner(opts.pkiDir);
+  const trustCa = { pem: await fs.readFile(pkiPaths(opts.pkiDir).caCert, 'utf8'), from: pkiPaths(opts.pkiDir).caCert };
+  const sign = siteSigner(opts.pkiDir, site.inventory.certificates.leafValidityDays);
+  const results = await Promise.all(
+    site.hosts.map(async (host) => {
+      const manifest = await writeBundle(site, host, opts, pki, signer);
+      const inv = site.inventory.hosts.find((h) => h.name === host.name);
+      if (inv === undefined) throw new Error(`no inventory host ${host.name}`);
+      const result = await deployHost(inv, 'sandbox', host.bundleDir, manifest, {
+        transport: host.local.transport({ trustCa, healthTimeoutMs: HEALTH_TIMEOUT_MS }),
+        sign,
+        log: (line) => opts.log(host.name, line),
+      });
+      await fs.mkdir(path.dirname(host.reportFile), { recursive: true });
+      await writeFileAtomic(host.reportFile, `${JSON.stringify(result, null, 2)}\n`, 0o644);
+      return result;
+    }),
+  );
+  const failed = results.filter((r) => r.status !== 'converged');
+  if (failed.length > 0) {
+    throw new ExitError(failed.map((r) => `${r.host}: ${r.status}${r.error === undefined ? '' : `: ${r.error}`} (report: ${site.hosts.find((h) => h.name === r.host)?.reportFile ?? ''})`).join('\n'));
+  }
+  return {
+    results,
+    issued: results.filter((r) => r.signed).map((r) => r.host).sort(),
+    reused: results.filter((r) => !r.signed).map((r) => r.host).sort(),
+  };
+}
