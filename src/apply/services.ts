@@ -107,7 +107,7 @@ export class OwnHostServices implements HostServices {
     // the spec it runs with, so stage 0 never stops or restarts one (a re-apply restarts nothing).
     const desired = await readDesired(this.files.services).catch(() => undefined);
     const current = new Map((desired?.services ?? []).map((s) => [s.name, s]));
-    const running = new Set((await this.supervisor.status()).filter((s) => s.running).map((s) => s.name));
+    const running = await this.supervisor.alive();
     const specs: ServiceSpec[] = manifest.services.filter((s) => s.stage === 0).map(specOf);
     for (const s of manifest.services.filter((x) => x.stage === 1)) {
       const old = current.get(s.name);
@@ -123,7 +123,7 @@ export class OwnHostServices implements HostServices {
   async startEarly(manifest: BundleManifest, names: readonly string[]): Promise<void> {
     // As in ensureStage0: whatever runs keeps the spec it runs with, so nothing else (re)starts.
     const desired = await readDesired(this.files.services).catch(() => undefined);
-    const running = new Set((await this.supervisor.status()).filter((s) => s.running).map((s) => s.name));
+    const running = await this.supervisor.alive();
     const specs: ServiceSpec[] = (desired?.services ?? []).filter((s) => running.has(s.name) && !names.includes(s.name));
     const wanted = manifest.services.filter((s) => names.includes(s.name));
     if (wanted.every((s) => running.has(s.name))) return;

@@ -11,6 +11,10 @@ export function judge(r: StatusReport): StatusReport {
   const problems: string[] = [];
   if (r.phase !== 'up') problems.push('the last `up` did not finish');
   for (const d of r.daemons) if (!d.healthy) problems.push(`${d.name}: ${d.detail}`);
+  for (const h of r.hosts) {
+    if (h.status === 'unreachable') problems.push(`host ${h.name}: its health checks did not run (${h.error ?? 'unknown'})`);
+    for (const c of h.health) if (!c.ok) problems.push(`host ${h.name}: ${c.check}: ${c.detail}`);
+  }
   for (const [db, t] of Object.entries(r.tls)) if (!t.reachable) problems.push(`${db.toUpperCase()} not reachable through TLS at ${t.endpoint}: ${t.error ?? 'unknown error'}`);
   for (const c of r.chassis) {
     if (c.expected && !c.registered) problems.push(`chassis ${c.name} not registered in the SB`);
