@@ -217,6 +217,7 @@ describe('registration and status', () => {
         nb: { endpoint: '', from: '', reachable: true, database: 'OVN_Northbound', protocol: null, cipher: null, error: null },
         sb: { endpoint: '', from: '', reachable: true, database: 'OVN_Southbound', protocol: null, cipher: null, error: null },
       },
+      hosts: [],
       daemons: [],
       chassis: [],
       ports: [],

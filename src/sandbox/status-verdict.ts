@@ -54,6 +54,7 @@ export function renderStatusTable(r: StatusReport): string {
     ),
   );
   out.push('');
+  out.push(...table(['HOST', 'NAMESPACE', 'APPLY CHECK', 'HEALTH'], r.hosts.map((h) => [h.name, h.netns, h.status, `${h.health.filter((c) => c.ok).length}/${h.health.length} checks ok`])), '');
   out.push(...table(['DAEMON', 'NODE', 'PID', 'RESTARTS', 'HEALTH'], r.daemons.map((d) => [d.name, d.node, d.pid === null ? '-' : String(d.pid), String(d.restarts), `${d.healthy ? 'ok' : 'FAIL'}: ${d.detail}`])));
   out.push('');
   out.push(...table(['CHASSIS', 'ENCAP IP', 'REGISTERED'], r.chassis.map((c) => [c.name, c.encapIp ?? '-', c.registered ? (c.expected ? 'yes' : 'yes (unexpected)') : 'NO'])));

@@ -4,12 +4,16 @@
  * site has already: the network between its hosts, and what proves it works (topology, VMs,
  * ping, trace). Every step is idempotent, so the same list creates, re-asserts and repairs.
  */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { hostPaths } from '../paths.js';
+import { OwnSupervisor } from '../supervisor/own.js';
 import { Ip } from '../tools/netns.js';
 import { Nbctl, Sbctl } from '../tools/ovn.js';
 import { ensurePackages, sandboxRequirements } from '../packages.js';
 import type { Step } from '../ui/dag.js';
 import { ensureSandboxCa } from './certs.js';
-import { convergeHosts } from './hosts.js';
+import { convergeHosts, describeHosts } from './hosts.js';
 import { ensureNamespaces, ensureUnderlay } from './network.js';
 import { siteHost } from './site.js';
 import { acquireLock, mkdirpTracked, writeState } from './state.js';
@@ -73,7 +77,10 @@ export function upSteps(opts: UpOptions): Step<UpContext>[] {
       title: 'Render and apply every host (central, workers)',
       deps: ['ca', 'underlay'],
       run: async (ctx, task) => {
-        if (ctx.dryRun) return 'Hosts: would render and apply every bundle';
+        if (ctx.dryRun) {
+          for (const line of describeHosts(ctx.site)) ctx.opts.print(line);
+          return 'Hosts: would render and apply every bundle';
+        }
         ctx.hosts = await convergeHosts(ctx.site, { pkiDir: ctx.plan.paths.pki, log: (host, line) => (task.output = `${host}: ${line}`) });
         const changed = ctx.hosts.results.filter((r) => r.changes.length > 0).map((r) => r.host);
         if (ctx.pki !== undefined) ctx.pki = { ...ctx.pki, issued: ctx.hosts.issued, reused: ctx.hosts.reused };
@@ -185,6 +192,8 @@ async function removeLeftovers(ctx: UpContext): Promise<string | void> {
   if (ctx.dryRun) return;
   const ours = (ns: string) => ctx.state.namespaces.includes(ns) || ns.startsWith(`${plan.names.prefix}-`);
   const stale = ctx.namespacesBefore.filter((ns) => ours(ns) && !plan.namespaces.includes(ns));
+  // Hosts of a larger sandbox: their supervisors (and so their daemons) go before their namespaces.
+  const goneHosts = await removeGoneHosts(ctx);
   await new Ip(ctx.runner).deleteNetnsAll(stale);
   ctx.state.namespaces = ctx.state.namespaces.filter((ns) => !stale.includes(ns));
   // Chassis of workers a larger sandbox had: only worth asking the SB when there were more.
@@ -194,9 +203,25 @@ async function removeLeftovers(ctx: UpContext): Promise<string | void> {
     gone = chassis.filter((c) => /^worker\d+$/.test(c) && !plan.workers.some((w) => w.systemId === c));
     for (const c of gone) await sbctl(ctx).chassisDel(c);
   }
-  if (stale.length === 0 && gone.length === 0) return 'Nothing left over from a larger sandbox';
+  if (stale.length === 0 && gone.length === 0 && goneHosts.length === 0) return 'Nothing left over from a larger sandbox';
   await writeState(plan.paths, ctx.state);
-  return `Removed ${[...stale, ...gone.map((c) => `chassis ${c}`)].join(', ')}`;
+  return `Removed ${[...goneHosts.map((h) => `host ${h}`), ...stale, ...gone.map((c) => `chassis ${c}`)].join(', ')}`;
+}
+
+/** Host roots under hosts/ that this sandbox no longer has: supervisor stopped, root and report removed. */
+async function removeGoneHosts(ctx: UpContext): Promise<string[]> {
+  const { plan } = ctx;
+  const dir = path.dirname(plan.paths.hostRoot('x'));
+  const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+  const keep = new Set(ctx.site.hosts.map((h) => h.name));
+  const gone = entries.filter((e) => e.isDirectory() && !e.isSymbolicLink() && !keep.has(e.name) && /^worker\d+$/.test(e.name)).map((e) => e.name);
+  for (const name of gone) {
+    const root = plan.paths.hostRoot(name);
+    await new OwnSupervisor(hostPaths(root).state).stop();
+    await fs.rm(root, { recursive: true, force: true });
+    await fs.rm(plan.paths.report(name), { force: true });
+  }
+  return gone;
 }
 
 function nbctl(ctx: UpContext): Nbctl {
