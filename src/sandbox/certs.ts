@@ -9,7 +9,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
 import type { Inventory } from '../inventory/types.js';
 import { pkiPaths } from '../paths.js';
-import { initPki, issueCertificates, isDue, loadCa, readCrlInfo, readIndex, refreshCrl, type IndexEntry, type LeafRole } from '../pki/index.js';
+import { initPki, isDue, readCrlInfo, refreshCrl, type IndexEntry, type LeafRole } from '../pki/index.js';
 import type { SandboxPlan } from './plan.js';
 import { isAlive } from '../supervisor/proc.js';
 
