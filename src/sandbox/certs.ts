@@ -1,15 +1,12 @@
 /**
- * The sandbox's certificates, from ovn-deploy's own PKI: a CA, a server certificate for the
- * central (SAN = its name and underlay address, which the workers' stunnel clients check) and a
- * client certificate per worker (CN = chassis name). issueCertificate makes a fresh key every
- * time, so a certificate that is still good is reused, never re-issued: a second `up` must not
- * change what the running stunnels serve.
+ * The sandbox's CA, from ovn-deploy's own PKI. Leaf certificates are the hosts' business, as on a
+ * real site: each host's apply makes its key and CSR and keeps a certificate that is still good
+ * (a second `up` must not change what the running stunnels serve); `up` signs what they ask for.
  */
-import { X509Certificate } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
 import type { Inventory } from '../inventory/types.js';
 import { pkiPaths } from '../paths.js';
-import { initPki, isDue, readCrlInfo, refreshCrl, type IndexEntry, type LeafRole } from '../pki/index.js';
+import { initPki, readCrlInfo, refreshCrl, type LeafRole } from '../pki/index.js';
 import type { SandboxPlan } from './plan.js';
 import { isAlive } from '../supervisor/proc.js';
 
@@ -37,36 +34,6 @@ export interface PkiOutcome {
   reused: string[];
   /** The CRL was rewritten: running stunnels must reload to read it. */
   crlRefreshed: boolean;
-}
-
-/**
- * Why an existing certificate cannot be reused (undefined: reuse it). Pure: the entry from the
- * index, the certificate file's text, whether its key exists, the current CA serial.
- */
-export function reuseProblem(
-  want: WantedCert,
-  entry: IndexEntry | undefined,
-  certPem: string | undefined,
-  keyExists: boolean,
-  caSerial: string,
-  now: Date,
-  renewalWindowDays: number,
-): string | undefined {
-  if (entry === undefined) return 'not issued yet';
-  if (entry.issuer !== caSerial) return 'issued by another CA';
-  if (certPem === undefined || !keyExists) return 'certificate or key file missing';
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(certPem);
-  } catch {
-    return 'certificate file unreadable';
-  }
-  if (cert.serialNumber.toLowerCase().replace(/^0+/, '') !== entry.serial.replace(/^0+/, '')) return 'certificate file does not match the index';
-  if (isDue(new Date(entry.notBefore), new Date(entry.notAfter), now, renewalWindowDays)) return 'due for renewal';
-  const san = cert.subjectAltName ?? '';
-  const missing = want.sans.filter((s) => !san.includes(s));
-  if (missing.length > 0) return `SAN lacks ${missing.join(', ')}`;
-  return undefined;
 }
 
 /**
