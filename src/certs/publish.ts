@@ -1,7 +1,7 @@
 /**
  * Getting the PKI's trust files (CA bundle, CRLs) to every stunnel, and the CRL refresh that
- * keeps them current. A sandbox's stunnels read the PKI's own files, so there publishing is a
- * no-op; real hosts get copies.
+ * keeps them current. Every host (a sandbox host's root too) gets its own copies; only a
+ * deployment whose stunnels read the PKI's files themselves skips the copy.
  */
 import { promises as fs } from 'node:fs';
 import { readIfExists } from '../fsx.js';
