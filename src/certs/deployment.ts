@@ -83,6 +83,12 @@ export interface Deployment {
   read(endpoint: TlsEndpoint, file: string): Promise<string | undefined>;
   /** Writes a file on the endpoint's host atomically; `content` undefined removes it. */
   write(endpoint: TlsEndpoint, file: string, content: string | undefined, mode: number): Promise<void>;
+  /**
+   * After a new CA bundle reached the endpoint's host: the CAs the host accepts its deployment
+   * bundles from follow it (apply pins the CA bundle of every bundle it applied), so a bundle
+   * signed by the new CA is accepted once the old one is retired. Absent: nothing to do.
+   */
+  bundleTrustChanged?(endpoint: TlsEndpoint, caBundlePem: string): Promise<void>;
   /** SIGHUP the endpoint's stunnel and confirm from its log that the new config loaded (throws if not). */
   reload(endpoint: TlsEndpoint): Promise<void>;
   /** Held while a command changes certificates (against `up`/`down` and another `certs` run). */

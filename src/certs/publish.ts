@@ -24,6 +24,7 @@ export async function publishTrustFiles(d: Deployment, endpoints: readonly TlsEn
   await Promise.all(
     endpoints.map(async (e) => {
       if (bundle !== undefined && !isPkiFile(d, e, e.caFile, pki.caBundle)) await d.write(e, e.caFile, bundle, 0o644);
+      if (bundle !== undefined) await d.bundleTrustChanged?.(e, bundle);
       if (crl !== undefined && !isPkiFile(d, e, e.crlFile, pki.crl)) await d.write(e, e.crlFile, crl, 0o644);
     }),
   );

@@ -6,6 +6,7 @@
  * like a real-host deployment does, and the host's supervisor delivers the reload.
  */
 import { promises as fs } from 'node:fs';
+import { trustPinFile } from '../apply/trust.js';
 import { ExitError } from '../errors.js';
 import { readIfExists, writeFileAtomic } from '../fsx.js';
 import type { Host } from '../inventory/types.js';
@@ -147,6 +148,9 @@ export async function sandboxDeployment(stateDir: string, runner: Runner = new Z
       if (content === undefined) await fs.rm(file, { force: true });
       else await writeFileAtomic(file, content, mode);
     },
+    // What apply itself would pin after a bundle with this CA bundle: without it, the next `up`
+    // (its bundles signed by the new CA) is refused once a CA rollover is complete.
+    bundleTrustChanged: async (e, caBundlePem) => writeFileAtomic(trustPinFile(hostOf(e).paths), caBundlePem, 0o644),
     reload: async (e) => {
       const key = e.stunnel.pidFile;
       const supervisor = supervisorOf(hostOf(e));
