@@ -3,14 +3,17 @@
  * executor do not care which: ovn-deploy's own supervisor (no systemd as PID 1: containers,
  * CI, this machine) or systemd with the bundle's own unit files.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BundleManifest, BundleService } from '../bundle/manifest.js';
 import type { HostPaths } from '../paths.js';
 import { DISTRIBUTION_UNITS } from '../render/systemd.js';
-import { supervisorPaths } from '../paths.js';
+import { stunnelActivationScript, supervisorPaths } from '../paths.js';
+import { BINARIES } from '../render/services.js';
 import type { Runner } from '../runner.js';
 import { reloadServiceConfirmed } from '../tools/stunnel.js';
+import { socketActivatedStunnel } from '../tools/stunnel-activation.js';
 import { Systemctl, unitName } from '../tools/systemctl.js';
 import { OwnSupervisor } from '../supervisor/own.js';
 import { readDesired, readStatus } from '../supervisor/state.js';
@@ -53,11 +56,23 @@ export interface HostServices {
   retire(names: readonly string[]): Promise<void>;
 }
 
-/** The supervisor's view of a bundle service: same argv, env and log file as its systemd unit. */
+/**
+ * A stunnel under the own supervisor gets its listening sockets from the socket-activation
+ * wrapper (what a .socket unit would do under systemd): stunnel closes the listeners it bound
+ * itself on every SIGHUP, and a certificate rotation's reloads would then refuse or reset new
+ * connections. The wrapper keeps them open; the config file stays the last argument.
+ */
+function ownArgv(argv: readonly string[]): string[] {
+  const [binary, conf, ...rest] = argv;
+  if (binary !== BINARIES.stunnel || conf === undefined || rest.length > 0 || !existsSync(stunnelActivationScript)) return [...argv];
+  return socketActivatedStunnel(binary, conf);
+}
+
+/** The supervisor's view of a bundle service: same argv (but see ownArgv), env and log file as its systemd unit. */
 export function specOf(s: BundleService): ServiceSpec {
   return {
     name: s.name,
-    argv: s.argv,
+    argv: ownArgv(s.argv),
     ...(Object.keys(s.env).length === 0 ? {} : { env: s.env }),
     logFile: s.logFile,
     ...(s.after.length === 0 ? {} : { after: s.after }),
