@@ -13,7 +13,7 @@ import { stunnelActivationScript, supervisorPaths } from '../paths.js';
 import { BINARIES } from '../render/services.js';
 import type { Runner } from '../runner.js';
 import { reloadServiceConfirmed } from '../tools/stunnel.js';
-import { socketActivatedStunnel } from '../tools/stunnel-activation.js';
+import { socketActivatedStunnel, systemPython } from '../tools/stunnel-activation.js';
 import { Systemctl, unitName } from '../tools/systemctl.js';
 import { OwnSupervisor } from '../supervisor/own.js';
 import { readDesired, readStatus } from '../supervisor/state.js';
@@ -65,7 +65,9 @@ export interface HostServices {
 function ownArgv(argv: readonly string[]): string[] {
   const [binary, conf, ...rest] = argv;
   if (binary !== BINARIES.stunnel || conf === undefined || rest.length > 0 || !existsSync(stunnelActivationScript)) return [...argv];
-  return socketActivatedStunnel(binary, conf);
+  // Without the distribution's python3 (a minimal container) stunnel runs as the bundle says.
+  const python = systemPython();
+  return path.isAbsolute(python) ? socketActivatedStunnel(binary, conf, python) : [...argv];
 }
 
 /** The supervisor's view of a bundle service: same argv (but see ownArgv), env and log file as its systemd unit. */
