@@ -4,6 +4,12 @@
  * sandbox host is a root directory with a real host's layout and its own supervisor, so its
  * stunnel reads the host's files (not the PKI's): a renewed certificate is copied onto the host,
  * like a real-host deployment does, and the host's supervisor delivers the reload.
+ *
+ * A rotation still issues key and certificate in the PKI and copies both (key 0600): a renewed
+ * key then exists in PKI/private too, where the host's first key (made by apply) never was.
+ * Keeping every key on its host (a CSR from the host, as apply's own renewal does) is for when
+ * these commands serve real hosts. A later `up` keeps the copied pair: apply keeps a certificate
+ * that matches the host key, chains to the bundle's CAs and carries the requested names.
  */
 import { promises as fs } from 'node:fs';
 import { trustPinFile } from '../apply/trust.js';
