@@ -12,7 +12,10 @@
  * that matches the host key, chains to the bundle's CAs and carries the requested names.
  */
 import { promises as fs } from 'node:fs';
-import { trustPinFile } from '../apply/trust.js';
+import path from 'node:path';
+import { trustPinFile, updatePin } from '../apply/trust.js';
+import { MANIFEST_FILE } from '../bundle/manifest.js';
+import { pemCertificatesOf, SIGNATURE_FILE, verifyManifestSignature } from '../bundle/signature.js';
 import { ExitError } from '../errors.js';
 import { readIfExists, writeFileAtomic } from '../fsx.js';
 import type { Host } from '../inventory/types.js';
@@ -112,6 +115,21 @@ export function sandboxEndpoints(site: SandboxSite): TlsEndpoint[] {
   return [central, ...workers];
 }
 
+/**
+ * The host's bundle trust pin after its stunnel got `caBundlePem`, by apply's own rule (updatePin):
+ * the new CA bundle plus the CA that signed the bundle the host holds now. Without the first, the
+ * next `up` (bundles signed by the new CA) is refused once a CA rollover is complete; without the
+ * second, `status` (apply --check of the bundle on the host) is refused until that `up`.
+ */
+async function followBundleTrust(h: SandboxHost, caBundlePem: string): Promise<void> {
+  const pinned = pemCertificatesOf((await readIfExists(trustPinFile(h.paths)))?.toString('utf8') ?? '');
+  const [manifest, sig] = await Promise.all([readIfExists(path.join(h.bundleDir, MANIFEST_FILE)), readIfExists(path.join(h.bundleDir, SIGNATURE_FILE))]);
+  const held = manifest === undefined || sig === undefined ? undefined : verifyManifestSignature(manifest, sig.toString('utf8'), pinned);
+  // A bundle that does not verify now never will: only the new CA bundle is trusted then.
+  if (held?.ok === true) await updatePin(h.paths, held.signer, caBundlePem);
+  else await writeFileAtomic(trustPinFile(h.paths), caBundlePem, 0o644);
+}
+
 export async function sandboxDeployment(stateDir: string, runner: Runner = new ZxRunner()): Promise<SandboxDeployment> {
   const dir = canonicalDir(stateDir);
   const paths = sandboxPaths(dir);
@@ -154,9 +172,7 @@ export async function sandboxDeployment(stateDir: string, runner: Runner = new Z
       if (content === undefined) await fs.rm(file, { force: true });
       else await writeFileAtomic(file, content, mode);
     },
-    // What apply itself would pin after a bundle with this CA bundle: without it, the next `up`
-    // (its bundles signed by the new CA) is refused once a CA rollover is complete.
-    bundleTrustChanged: async (e, caBundlePem) => writeFileAtomic(trustPinFile(hostOf(e).paths), caBundlePem, 0o644),
+    bundleTrustChanged: async (e, caBundlePem) => followBundleTrust(hostOf(e), caBundlePem),
     reload: async (e) => {
       const key = e.stunnel.pidFile;
       const supervisor = supervisorOf(hostOf(e));
