@@ -183,10 +183,9 @@ describe.skipIf(notRoot)('local transport: a central and a worker, each a namesp
   });
 
   it('every daemon and each supervisor runs in its host\'s namespace (/proc/PID/ns/net), none elsewhere', () => {
-    // python3: the socket-activation wrapper each stunnel runs under (src/apply/services.ts ownArgv).
     const want: Record<Name, string[]> = {
-      central1: ['node', 'ovn-northd', 'ovsdb-server', 'python3', 'stunnel4'],
-      worker1: ['node', 'ovn-controller', 'ovs-vswitchd', 'ovsdb-server', 'python3', 'stunnel4'],
+      central1: ['node', 'ovn-northd', 'ovsdb-server', 'stunnel4'],
+      worker1: ['node', 'ovn-controller', 'ovs-vswitchd', 'ovsdb-server', 'stunnel4'],
     };
     for (const name of NAMES) {
       const procs = processesOf(hosts[name]);
