@@ -60,12 +60,20 @@ function packages(host: Host): BundleManifest['packages'] {
   };
 }
 
+/**
+ * The names the host's certificate carries: what apply demands of an installed certificate, so a
+ * certificate renewed elsewhere (`certs rotate`) must carry exactly these.
+ */
+export function certificateSans(host: Host): string[] {
+  return [...new Set([host.name, ...host.dnsNames, ...host.addresses])];
+}
+
 /** The host's one certificate: `central` (serverAuth + clientAuth, so RAFT peers use it as clients) or `worker`. */
 function certificate(inv: Inventory, host: Host, ht: HostTopology): CertificateRequest {
   return {
     role: ht.isCentral ? 'central' : 'worker',
     name: host.name,
-    sans: [...new Set([host.name, ...host.dnsNames, ...host.addresses])],
+    sans: certificateSans(host),
     keyBits: inv.certificates.leafKeyBits,
     renewalWindowDays: inv.certificates.renewalWindowDays,
     key: hp.pki.key,

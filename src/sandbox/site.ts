@@ -36,7 +36,10 @@ export function sandboxSite(plan: SandboxPlan, runner?: Runner): SandboxSite {
   const host = (name: string, netns: string): SandboxHost => {
     const root = plan.paths.hostRoot(name);
     const paths = hostPaths(root);
-    return { name, netns, root, paths, bundleDir: paths.bundle, reportFile: plan.paths.report(name), local: localHost({ netns, root, ...(runner === undefined ? {} : { runner }) }) };
+    // A sandbox's stunnels always accept on the same addresses (one central), and its certificate
+    // rotations reload them under traffic: they keep their listeners open across reloads.
+    const local = localHost({ netns, root, socketActivation: true, ...(runner === undefined ? {} : { runner }) });
+    return { name, netns, root, paths, bundleDir: paths.bundle, reportFile: plan.paths.report(name), local };
   };
   const central = host(plan.central.name, plan.central.netns);
   const workers = plan.workers.map((w) => host(w.name, w.netns));

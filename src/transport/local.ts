@@ -22,6 +22,8 @@ export interface LocalHostSpec {
   runner?: Runner;
   /** Forwarded to the own supervisor (tests point at a built CLI, a shorter wait). */
   supervisor?: { cliPath?: string; ensureTimeoutMs?: number };
+  /** Its stunnels keep their listeners open across reloads (OwnHostServices: only where accept lines never change). */
+  socketActivation?: boolean;
 }
 
 export interface LocalHost {
@@ -74,7 +76,7 @@ export function localHost(spec: LocalHostSpec): LocalHost {
   const runner = netnsRunner(spec.netns, spec.runner);
   const hp = hostPaths(root);
   const supervisorOpts = { ...spec.supervisor, spawnPrefix: ['ip', 'netns', 'exec', spec.netns] };
-  const services = new OwnHostServices(hp, supervisorOpts);
+  const services = new OwnHostServices(hp, { ...supervisorOpts, ...(spec.socketActivation === true ? { socketActivation: true } : {}) });
   const tcpProbe = netnsTcpProbe(runner);
   return {
     netns: spec.netns,
