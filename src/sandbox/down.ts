@@ -17,7 +17,6 @@ import { acquireLock, readState } from './state.js';
 
 export interface DownOptions {
   stateDir: string;
-  supervisor?: 'auto' | 'own' | 'systemd';
   runner?: Runner;
 }
 
