@@ -12,14 +12,16 @@ import { sandboxInventory } from '../src/inventory/index.js';
 import { agentCommand, agentCommandInHostMounts, interpreterOf } from '../src/metadata/agent-command.js';
 import { METADATA_ID_KEY, registrationsFrom } from '../src/metadata/registration.js';
 import { DEFAULT_UNIT, metadataConfigFiles, renderMetadataAgent, type MetadataAgentSettings } from '../src/metadata/render.js';
-import { derivedUuid, metadataServices } from '../src/metadata/sandbox-plan.js';
+import { derivedUuid } from '../src/metadata/sandbox-plan.js';
 import { metadataNetworkArgs, ovnmetaVeth } from '../src/metadata/sandbox-network.js';
 import { ensureSharedSecret } from '../src/metadata/secret.js';
 import { metadataAgentStatus, metadataProblems } from '../src/metadata/status.js';
 import { sandboxPaths } from '../src/paths.js';
 import type { OvsdbRow } from '../src/tools/ovsdb-json.js';
 import { planSandbox } from '../src/sandbox/plan.js';
-import { planServices } from '../src/sandbox/services.js';
+import { sandboxSite } from '../src/sandbox/site.js';
+import { hostServices } from '../src/render/services.js';
+import { hostTopology, siteTopology } from '../src/site/topology.js';
 import { judge } from '../src/sandbox/status-verdict.js';
 
 const SECRET = 'a'.repeat(24) + 'b'.repeat(40);
@@ -139,15 +141,23 @@ describe('the sandbox plan with --metadata-agent', () => {
     expect(derivedUuid('abcd', 'x')).not.toBe(derivedUuid('abce', 'x'));
     expect(plan.namespaces).toEqual(expect.arrayContaining([m.vm.netns, m.ovnmetaNetns]));
     expect(m.vm.netns.startsWith(`${plan.names.prefix}-`)).toBe(true);
-    const services = planServices(plan, { nb: 16641, sb: 16642 }, 'stunnel4');
-    expect(services.metadata.map((s) => [s.name, s.netns, s.after])).toEqual([
-      ['worker1-metadata-agent', plan.workers[0]?.netns, ['worker1-ovn-controller']],
-      ['worker2-metadata-agent', plan.workers[1]?.netns, ['worker2-ovn-controller']],
+    // Each worker's own host services (the real renderer, under the worker's root), run in the
+    // worker's namespace by its own supervisor: the agent after that worker's ovn-controller.
+    const site = sandboxSite(plan);
+    const agents = site.workers.map((h) => {
+      const topo = siteTopology(site.inventory);
+      const svc = hostServices(site.inventory, topo, hostTopology(site.inventory, topo, h.name), true, h.root).map((x) => x.spec);
+      return { host: h, agent: svc.find((x) => x.name === 'ovn-metadata-agent') };
+    });
+    expect(agents.map((a) => [a.host.name, a.host.netns, a.agent?.name, a.agent?.after])).toEqual([
+      ['worker1', plan.workers[0]?.netns, 'ovn-metadata-agent', ['ovn-controller', 'stunnel-client']],
+      ['worker2', plan.workers[1]?.netns, 'ovn-metadata-agent', ['ovn-controller', 'stunnel-client']],
     ]);
-    const argv = services.metadata[0]?.argv ?? [];
+    const argv = agents[0]?.agent?.argv ?? [];
     expect(argv.filter((a) => a === '--config-file')).toHaveLength(3);
+    expect(argv).toContain(path.join(m.agents[0]?.confDir ?? '', 'metadata-secret.ini'));
     expect(argv.join(' ').includes(SECRET)).toBe(false);
-    expect(metadataServices(m, sandboxPaths('/tmp/od-md-plan'), (w) => `${w}-c`)[1]?.after).toEqual(['worker2-c']);
+    expect(agents[1]?.agent?.argv).toContain(m.agents[1]?.logFile);
     expect(planSandbox({ stateDir: '/tmp/od-md-plan', workers: 2, datapath: 'netdev' }).metadata).toBeUndefined();
   });
 

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BundleManifest, BundleService } from '../bundle/manifest.js';
 import type { HostPaths } from '../paths.js';
+import { ownSupervisorCommand } from '../metadata/agent-command.js';
 import { DISTRIBUTION_UNITS } from '../render/systemd.js';
 import { supervisorPaths } from '../paths.js';
 import type { Runner } from '../runner.js';
@@ -53,12 +54,15 @@ export interface HostServices {
   retire(names: readonly string[]): Promise<void>;
 }
 
-/** The supervisor's view of a bundle service: same argv, env and log file as its systemd unit. */
+/** The supervisor's view of a bundle service: the daemon, env and log file of its systemd unit. */
 export function specOf(s: BundleService): ServiceSpec {
+  // The same daemon, started so the supervisor can tell it is its own (see agent-command.ts).
+  const own = ownSupervisorCommand(s.argv);
+  const env = { ...own.env, ...s.env };
   return {
     name: s.name,
-    argv: s.argv,
-    ...(Object.keys(s.env).length === 0 ? {} : { env: s.env }),
+    argv: own.argv,
+    ...(Object.keys(env).length === 0 ? {} : { env }),
     logFile: s.logFile,
     ...(s.after.length === 0 ? {} : { after: s.after }),
   };

@@ -1,15 +1,21 @@
 /**
- * How to start neutron-ovn-metadata-agent. It is a Python script: run through its interpreter
- * explicitly, so the process's argv[0] is a program the own supervisor can recognise (it proves
- * a pid is its service by argv[0], and a script's argv[0] would be the interpreter anyway).
+ * How the own supervisor starts the metadata agent of a bundle. The bundle names the agent the
+ * way systemd runs it (the distribution's script, or `podman run` of the role's image); the own
+ * supervisor proves a pid is its service by argv[0], so what it runs keeps a stable argv[0]:
+ * - the script runs through its interpreter explicitly (a script's argv[0] would be the
+ *   interpreter anyway), with the agent's process retitling disabled;
+ * - podman runs under a small Python parent that gives a private mount namespace without
+ *   cgroups (`ip netns exec` mounts a fresh /sys) the host's cgroup hierarchies first, and
+ *   podman gets the podman settings of apply's environment.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { PODMAN_BINARY } from '../render/metadata-runtime.js';
 
 export const AGENT_PROGRAM = 'neutron-ovn-metadata-agent';
 
 /**
- * Runs the agent script in this interpreter after two adjustments, for the sandbox only:
+ * Runs the agent script in this interpreter after two adjustments:
  * - `ip netns exec` puts its command in a private mount namespace (mounts slave to the host's).
  *   The agent creates ovnmeta-<uuid> by bind-mounting a namespace file under /run/netns: done
  *   from there, the mount never reaches the host and the namespace is unusable ("Peer netns
@@ -32,6 +38,62 @@ export const SANDBOX_LAUNCHER = [
   "runpy.run_path(sys.argv[0], run_name='__main__')",
 ].join('\n');
 const SEARCH = ['/usr/bin', '/usr/local/bin', '/usr/sbin'];
+
+/**
+ * Runs argv (podman) as its child, passing on the signals the supervisor sends, and exits as it
+ * did. Before: when no cgroup file system is mounted in this mount namespace, mounts the
+ * hierarchies this process belongs to (/proc/self/cgroup), as the host has them: runc needs them.
+ */
+export const PODMAN_LAUNCHER = [
+  'import os, signal, subprocess, sys',
+  "if not any(l.split(' - ')[1].split()[0] in ('cgroup', 'cgroup2') for l in open('/proc/self/mountinfo') if ' - ' in l):",
+  "    lines = [l.rstrip('\\n').split(':', 2) for l in open('/proc/self/cgroup')]",
+  "    v1 = [c for (_, c, _) in lines if c != '']",
+  "    mnt = lambda *a: subprocess.run(['mount'] + list(a), check=True)",
+  '    if v1:',
+  "        mnt('-t', 'tmpfs', '-o', 'mode=755', 'cgroup_root', '/sys/fs/cgroup')",
+  '        for c in v1:',
+  "            d = '/sys/fs/cgroup/' + c.replace('name=', '')",
+  '            os.makedirs(d, exist_ok=True)',
+  "            mnt('-t', 'cgroup', '-o', c if not c.startswith('name=') else 'none,' + c, 'cgroup', d)",
+  "        if any(c == '' for (_, c, _) in lines):",
+  "            os.makedirs('/sys/fs/cgroup/unified', exist_ok=True)",
+  "            mnt('-t', 'cgroup2', 'cgroup2', '/sys/fs/cgroup/unified')",
+  '    else:',
+  "        mnt('-t', 'cgroup2', 'cgroup2', '/sys/fs/cgroup')",
+  'child = subprocess.Popen(sys.argv[1:])',
+  'for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):',
+  '    signal.signal(s, lambda n, f: child.send_signal(n))',
+  'code = child.wait()',
+  'sys.exit(code if code >= 0 else 128 - code)',
+].join('\n');
+
+/** podman's own settings come from the caller's environment (runtime, storage): passed on. */
+const PODMAN_ENV = ['CONTAINERS_CONF', 'CONTAINERS_STORAGE_CONF', 'CONTAINERS_REGISTRIES_CONF', 'XDG_RUNTIME_DIR'] as const;
+
+export function podmanEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of PODMAN_ENV) if (env[k] !== undefined) out[k] = env[k];
+  return out;
+}
+
+const PYTHON = '/usr/bin/python3';
+
+/**
+ * What the own supervisor runs for a bundle service's argv (and the env it adds): the metadata
+ * agent's script through its interpreter, podman under PODMAN_LAUNCHER; anything else as it is.
+ */
+export function ownSupervisorCommand(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): { argv: string[]; env: Record<string, string> } {
+  const [program, ...args] = argv;
+  if (program === PODMAN_BINARY) {
+    if (!existsSync(PYTHON)) return { argv: [...argv], env: podmanEnv(env) };
+    return { argv: [PYTHON, '-c', PODMAN_LAUNCHER, ...argv], env: podmanEnv(env) };
+  }
+  if (program !== undefined && path.basename(program) === AGENT_PROGRAM) {
+    return { argv: [...agentCommandInHostMounts([path.dirname(program)]), ...args], env: {} };
+  }
+  return { argv: [...argv], env: {} };
+}
 
 /** Pure: the interpreter argv from a script's first line (`#!/usr/bin/python3`, `#!/usr/bin/env python3`). */
 export function interpreterOf(firstLine: string): string[] | undefined {

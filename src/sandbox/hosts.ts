@@ -12,6 +12,7 @@ import { ExitError } from '../errors.js';
 import { applyFiles, writeFileAtomic } from '../fsx.js';
 import { pkiPaths } from '../paths.js';
 import { renderHostBundle } from '../render/index.js';
+import type { MetadataAgentRuntime } from '../render/metadata-runtime.js';
 import type { SandboxHost, SandboxSite } from './site.js';
 
 /** A fresh cluster, the first certificate round trip and the first chassis registration all fit in this. */
@@ -27,16 +28,20 @@ export interface HostsOutcome {
 export interface ConvergeOptions {
   pkiDir: string;
   metadataSecret?: string;
+  /** How a host runs its metadata agent (the sandbox's own interpreter, or a container per worker). */
+  metadataRuntime?: (host: string) => MetadataAgentRuntime | undefined;
   /** One progress line of one host. */
   log: (host: string, line: string) => void;
 }
 
 /** Renders one host's bundle into its bundle directory; only changed files are rewritten. */
 async function writeBundle(site: SandboxSite, host: SandboxHost, opts: ConvergeOptions, pki: Awaited<ReturnType<typeof readSitePki>>['pki'], signer: Awaited<ReturnType<typeof bundleSigner>>) {
+  const runtime = opts.metadataRuntime?.(host.name);
   const bundle = renderHostBundle(site.inventory, host.name, pki, {
     signer,
     root: host.root,
     ...(opts.metadataSecret === undefined ? {} : { metadataSecret: opts.metadataSecret }),
+    ...(runtime === undefined ? {} : { metadataRuntime: runtime }),
   });
   await fs.mkdir(host.bundleDir, { recursive: true, mode: 0o700 });
   await applyFiles(host.bundleDir, bundle.files);
