@@ -16,7 +16,6 @@ import { derivedUuid } from '../src/metadata/sandbox-plan.js';
 import { metadataNetworkArgs, ovnmetaVeth } from '../src/metadata/sandbox-network.js';
 import { ensureSharedSecret } from '../src/metadata/secret.js';
 import { metadataAgentStatus, metadataProblems } from '../src/metadata/status.js';
-import { sandboxPaths } from '../src/paths.js';
 import type { OvsdbRow } from '../src/tools/ovsdb-json.js';
 import { planSandbox } from '../src/sandbox/plan.js';
 import { sandboxSite } from '../src/sandbox/site.js';

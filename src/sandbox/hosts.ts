@@ -45,6 +45,7 @@ async function writeBundle(site: SandboxSite, host: SandboxHost, opts: ConvergeO
   });
   await fs.mkdir(host.bundleDir, { recursive: true, mode: 0o700 });
   await applyFiles(host.bundleDir, bundle.files);
+  await removeStale(host.bundleDir, new Set(bundle.files.keys()));
   return bundle.manifest;
 }
 
@@ -61,6 +62,16 @@ export function describeHosts(site: SandboxSite): string[] {
       ...manifest.services.map((s) => `would start ${host.name}-${s.name}: ip netns exec ${host.netns} ${s.argv.join(' ')}`),
     ];
   });
+}
+
+/**
+ * Files of an earlier render this one no longer has (a role the host lost): apply refuses a
+ * bundle holding files its manifest does not list.
+ */
+async function removeStale(dir: string, keep: ReadonlySet<string>): Promise<void> {
+  const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true });
+  const stale = entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name))).filter((rel) => !keep.has(rel));
+  await Promise.all(stale.map((rel) => fs.rm(path.join(dir, rel), { force: true })));
 }
 
 export async function convergeHosts(site: SandboxSite, opts: ConvergeOptions): Promise<HostsOutcome> {
