@@ -9,7 +9,13 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import { sandboxInventory } from '../src/inventory/index.js';
-import { agentCommand, agentCommandInHostMounts, interpreterOf } from '../src/metadata/agent-command.js';
+import { agentCommand, agentCommandInHostMounts, interpreterOf, ownSupervisorCommand } from '../src/metadata/agent-command.js';
+import { policyProblems } from '../src/apply/policy.js';
+import { specOf } from '../src/apply/services.js';
+import type { BundleManifest } from '../src/bundle/manifest.js';
+import { renderHostBundle } from '../src/render/index.js';
+import type { MetadataAgentRuntime } from '../src/render/metadata-runtime.js';
+import { fixtureInventory, fixtureOptions, fixturePki, fixtureSecret } from './helpers/render-fixture.js';
 import { METADATA_ID_KEY, registrationsFrom } from '../src/metadata/registration.js';
 import { DEFAULT_UNIT, metadataConfigFiles, renderMetadataAgent, type MetadataAgentSettings } from '../src/metadata/render.js';
 import { derivedUuid } from '../src/metadata/sandbox-plan.js';
@@ -259,5 +265,43 @@ describe('agent command', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the agent as a rendered service: process or container, as apply and the own supervisor run it', () => {
+  const bundle = (metadataRuntime?: MetadataAgentRuntime) =>
+    renderHostBundle(fixtureInventory(), 'worker1', fixturePki(), { ...fixtureOptions(), ...(metadataRuntime === undefined ? {} : { metadataRuntime }) }).manifest;
+  const agentOf = (m: BundleManifest) => m.services.find((s) => s.name === 'ovn-metadata-agent') ?? expect.fail('no agent service');
+
+  it('a container of the image: podman run with the agent files at their paths; apply admits exactly that shape', () => {
+    const m = bundle({ kind: 'container', image: 'localhost/ovn-metadata-agent:1', name: 'od1234-worker1-metadata' });
+    const argv = agentOf(m).argv;
+    expect(argv.slice(0, 2)).toEqual(['/usr/bin/podman', 'run']);
+    expect(argv.join(' ')).toContain('--name od1234-worker1-metadata --network host --privileged --volume /run/netns:/run/netns:shared');
+    expect(argv.join(' ')).toContain('--volume /etc/ovn-deploy/metadata-agent:/etc/ovn-deploy/metadata-agent:ro');
+    expect(argv.join(' ')).toContain('localhost/ovn-metadata-agent:1 neutron-ovn-metadata-agent --config-file /etc/ovn-deploy/metadata-agent/neutron.conf');
+    expect(argv.join(' ').includes(fixtureSecret())).toBe(false);
+    expect(policyProblems(m, 'manifest.json')).toEqual([]);
+    // Any other podman command line is refused: another volume, an option as the image.
+    const withArgv = (a: string[]): BundleManifest => ({ ...m, services: m.services.map((s) => (s.name === 'ovn-metadata-agent' ? { ...s, argv: a } : s)) });
+    const extraVolume = [...argv.slice(0, 2), '--volume', '/:/host', ...argv.slice(2)];
+    const optionAsImage = argv.map((a) => (a === 'localhost/ovn-metadata-agent:1' ? '--entrypoint=/bin/sh' : a));
+    for (const bad of [extraVolume, optionAsImage]) expect(policyProblems(withArgv(bad), 'manifest.json').map((p) => p.path)).toContain('services[4].argv[0]');
+    expect(policyProblems({ ...m, services: m.services.map((s) => (s.name === 'ovn-controller' ? { ...s, argv } : s)) }, 'manifest.json').map((p) => p.message)).toContainEqual(expect.stringMatching(/podman" is not one of the daemons/));
+  });
+
+  it('under the own supervisor: the script through its interpreter (a stable argv[0]), podman under its launcher with podman settings', () => {
+    const processSpec = specOf(agentOf(bundle()));
+    const script = agentCommand();
+    if (script.length > 1) {
+      expect(processSpec.argv[0]).toBe(script[0]);
+      expect(processSpec.argv.slice(3, 5)).toEqual([script[1], '--config-file']);
+    }
+    expect(processSpec.env).toBeUndefined();
+    const container = ownSupervisorCommand(agentOf(bundle({ kind: 'container', image: 'img', name: 'c' })).argv, { CONTAINERS_CONF: '/x/containers.conf', HOME: '/root' });
+    expect(container.argv[1]).toBe('-c');
+    expect(container.argv[3]).toBe('/usr/bin/podman');
+    expect(container.env).toEqual({ CONTAINERS_CONF: '/x/containers.conf' });
+    expect(ownSupervisorCommand(['/usr/bin/ovn-controller', 'unix:/db.sock'])).toEqual({ argv: ['/usr/bin/ovn-controller', 'unix:/db.sock'], env: {} });
   });
 });
