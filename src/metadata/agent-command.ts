@@ -16,11 +16,14 @@ export const AGENT_PROGRAM = 'neutron-ovn-metadata-agent';
 
 /**
  * Runs the agent script in this interpreter after two adjustments:
- * - `ip netns exec` puts its command in a private mount namespace (mounts slave to the host's).
- *   The agent creates ovnmeta-<uuid> by bind-mounting a namespace file under /run/netns: done
- *   from there, the mount never reaches the host and the namespace is unusable ("Peer netns
- *   reference is invalid"). So it first rejoins the mount namespace of its parent (the
- *   supervisor: the host's), keeping the worker's network namespace.
+ * - It first joins the mount namespace of its parent (its supervisor's), keeping its network
+ *   namespace. The agent makes ovnmeta-<uuid> by bind-mounting a namespace file under /run/netns;
+ *   from a private mount namespace (`ip netns exec` makes one, slave to the host's) that mount
+ *   never reaches the host and the namespace is unusable ("Peer netns reference is invalid").
+ *   The own supervisor starts it directly, so this is a no-op there, and stays one if anything
+ *   between them unshares the mount namespace. (A sandbox worker's supervisor is itself in such
+ *   a private namespace: there `up` makes ovnmeta-<uuid> beforehand and keeps it, see
+ *   ensureOvnmetaKeeper, so the agent never has to.)
  * - The agent renames its process (setproctitle) to "neutron-ovn-metadata-agent (...)": the own
  *   supervisor proves a pid is its service by argv[0], so the title is left as started.
  * argv: [interpreter, -c, this, script, args...].

@@ -1,13 +1,14 @@
 /**
- * The metadata agent in the sandbox (pure): one agent per worker, in the worker's namespace (it
- * needs that worker's OVS database socket and creates its veths there), reaching the SB through
- * the worker's stunnel client; and a Neutron-shaped demo network (switch `neutron-<uuid>`, a
+ * The metadata agent in the sandbox (pure): one agent per worker, the worker's rendered
+ * `ovn-metadata-agent` service (its files where the renderer puts them under the worker's root),
+ * reaching the SB through the worker's stunnel client; and a Neutron-shaped demo network (switch `neutron-<uuid>`, a
  * localport with `neutron:cidrs`, one VM port with device/project ids) so `up` can prove that
  * the agent provisions metadata for a VM.
  *
  * The network's uuid is derived from the sandbox id, so `ovnmeta-<uuid>` (the namespace the agent
  * uses, a global name we do not choose) is known in advance: `up` creates and records it like
- * its other namespaces (the agent reuses an existing one), and `down` removes it.
+ * its other namespaces (the agent reuses an existing one: it could not make one the host sees from
+ * its worker's private mount namespace), and `down` removes it.
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';

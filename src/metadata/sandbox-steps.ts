@@ -178,7 +178,9 @@ export async function stopMetadataProxies(m: MetadataSandboxPlan): Promise<numbe
  * deletes it when it holds no device. Real hosts each have their own /run/netns; the sandbox's
  * workers share the machine's, so worker2's agent would delete worker1's namespace while it is
  * being provisioned. A veth pair of ours inside it (made before any agent starts) keeps it
- * non-empty, so the other agents leave it alone.
+ * non-empty, so the other agents leave it alone. It also keeps the namespace `up` made: an agent
+ * started by its worker's supervisor (in the worker's private mount namespace) could not make one
+ * the rest of the machine sees.
  */
 export async function ensureOvnmetaKeeper(runner: Runner, m: MetadataSandboxPlan): Promise<void> {
   const ip = new Ip(runner, m.ovnmetaNetns);
