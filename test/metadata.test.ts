@@ -300,7 +300,7 @@ describe('the agent as a rendered service: process or container, as apply and th
     expect(processSpec.env).toBeUndefined();
     const container = ownSupervisorCommand(agentOf(bundle({ kind: 'container', image: 'img', name: 'c' })).argv, { CONTAINERS_CONF: '/x/containers.conf', HOME: '/root' });
     expect(container.argv[1]).toBe('-c');
-    expect(container.argv[3]).toBe('/usr/bin/podman');
+    expect(container.argv[4]).toBe('/usr/bin/podman');
     expect(container.env).toEqual({ CONTAINERS_CONF: '/x/containers.conf' });
     expect(ownSupervisorCommand(['/usr/bin/ovn-controller', 'unix:/db.sock'])).toEqual({ argv: ['/usr/bin/ovn-controller', 'unix:/db.sock'], env: {} });
   });

@@ -4,11 +4,11 @@
  * supervisor proves a pid is its service by argv[0], so what it runs keeps a stable argv[0]:
  * - the script runs through its interpreter explicitly (a script's argv[0] would be the
  *   interpreter anyway), with the agent's process retitling disabled;
- * - podman runs under a small Python parent that gives a private mount namespace without
+ * - podman runs under a small shell parent that gives a private mount namespace without
  *   cgroups (`ip netns exec` mounts a fresh /sys) the host's cgroup hierarchies first, and
  *   podman gets the podman settings of apply's environment.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { PODMAN_BINARY } from '../render/metadata-runtime.js';
 
@@ -43,32 +43,33 @@ export const SANDBOX_LAUNCHER = [
 const SEARCH = ['/usr/bin', '/usr/local/bin', '/usr/sbin'];
 
 /**
- * Runs argv (podman) as its child, passing on the signals the supervisor sends, and exits as it
+ * Runs "$@" (podman) as its child, passing on the signals the supervisor sends, and exits as it
  * did. Before: when no cgroup file system is mounted in this mount namespace, mounts the
  * hierarchies this process belongs to (/proc/self/cgroup), as the host has them: runc needs them.
+ * A shell, not Python: nothing else on the machine should look like the agent's interpreter.
  */
 export const PODMAN_LAUNCHER = [
-  'import os, signal, subprocess, sys',
-  "if not any(l.split(' - ')[1].split()[0] in ('cgroup', 'cgroup2') for l in open('/proc/self/mountinfo') if ' - ' in l):",
-  "    lines = [l.rstrip('\\n').split(':', 2) for l in open('/proc/self/cgroup')]",
-  "    v1 = [c for (_, c, _) in lines if c != '']",
-  "    mnt = lambda *a: subprocess.run(['mount'] + list(a), check=True)",
-  '    if v1:',
-  "        mnt('-t', 'tmpfs', '-o', 'mode=755', 'cgroup_root', '/sys/fs/cgroup')",
-  '        for c in v1:',
-  "            d = '/sys/fs/cgroup/' + c.replace('name=', '')",
-  '            os.makedirs(d, exist_ok=True)',
-  "            mnt('-t', 'cgroup', '-o', c if not c.startswith('name=') else 'none,' + c, 'cgroup', d)",
-  "        if any(c == '' for (_, c, _) in lines):",
-  "            os.makedirs('/sys/fs/cgroup/unified', exist_ok=True)",
-  "            mnt('-t', 'cgroup2', 'cgroup2', '/sys/fs/cgroup/unified')",
-  '    else:',
-  "        mnt('-t', 'cgroup2', 'cgroup2', '/sys/fs/cgroup')",
-  'child = subprocess.Popen(sys.argv[1:])',
-  'for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):',
-  '    signal.signal(s, lambda n, f: child.send_signal(n))',
-  'code = child.wait()',
-  'sys.exit(code if code >= 0 else 128 - code)',
+  "if ! grep -qE ' - cgroup2? ' /proc/self/mountinfo; then",
+  "  v1=$(cut -d: -f2 /proc/self/cgroup | grep -v '^$')",
+  '  if [ -n "$v1" ]; then',
+  '    mount -t tmpfs -o mode=755 cgroup_root /sys/fs/cgroup || exit 1',
+  '    for c in $v1; do',
+  '      d=/sys/fs/cgroup/${c#name=}; mkdir -p "$d"',
+  '      case $c in name=*) o=none,$c ;; *) o=$c ;; esac',
+  '      mount -t cgroup -o "$o" cgroup "$d" || exit 1',
+  '    done',
+  "    if grep -q '^0::' /proc/self/cgroup; then mkdir -p /sys/fs/cgroup/unified && mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified; fi",
+  '  else',
+  '    mount -t cgroup2 cgroup2 /sys/fs/cgroup || exit 1',
+  '  fi',
+  'fi',
+  '"$@" &',
+  'child=$!',
+  "for s in TERM INT HUP; do trap \"kill -$s $child\" $s; done",
+  'code=0',
+  // wait returns early when a trapped signal arrives: wait again while the child lives.
+  'while kill -0 "$child" 2>/dev/null; do wait "$child"; code=$?; done',
+  'exit "$code"',
 ].join('\n');
 
 /** podman's own settings come from the caller's environment (runtime, storage): passed on. */
@@ -80,7 +81,7 @@ export function podmanEnv(env: NodeJS.ProcessEnv = process.env): Record<string, 
   return out;
 }
 
-const PYTHON = '/usr/bin/python3';
+const SHELL = '/bin/sh';
 
 /**
  * What the own supervisor runs for a bundle service's argv (and the env it adds): the metadata
@@ -89,8 +90,7 @@ const PYTHON = '/usr/bin/python3';
 export function ownSupervisorCommand(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): { argv: string[]; env: Record<string, string> } {
   const [program, ...args] = argv;
   if (program === PODMAN_BINARY) {
-    if (!existsSync(PYTHON)) return { argv: [...argv], env: podmanEnv(env) };
-    return { argv: [PYTHON, '-c', PODMAN_LAUNCHER, ...argv], env: podmanEnv(env) };
+    return { argv: [SHELL, '-c', PODMAN_LAUNCHER, 'ovn-deploy-podman', ...argv], env: podmanEnv(env) };
   }
   if (program !== undefined && path.basename(program) === AGENT_PROGRAM) {
     return { argv: [...agentCommandInHostMounts([path.dirname(program)]), ...args], env: {} };
