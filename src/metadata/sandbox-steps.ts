@@ -38,11 +38,12 @@ const secrets = new WeakMap<UpContext, string>();
 export function metadataRenderOptions(ctx: UpContext): Pick<ConvergeOptions, 'metadataSecret' | 'metadataRuntime'> {
   const m = ctx.plan.metadata;
   const secret = secrets.get(ctx);
-  if (m === undefined || secret === undefined) return {};
+  if (m === undefined) return {};
   const { runtime } = m;
-  if (runtime.kind === 'process') return { metadataSecret: secret };
+  const withSecret = secret === undefined ? {} : { metadataSecret: secret };
+  if (runtime.kind === 'process') return withSecret;
   return {
-    metadataSecret: secret,
+    ...withSecret,
     metadataRuntime: (host: string): MetadataAgentRuntime | undefined => {
       const a = m.agents.find((x) => x.worker === host);
       return a === undefined ? undefined : { kind: 'container', image: runtime.image, name: a.containerName };

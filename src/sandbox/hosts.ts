@@ -53,10 +53,13 @@ async function writeBundle(site: SandboxSite, host: SandboxHost, opts: ConvergeO
  * `up --dry-run`: what each host would run, from the same renderer (with a placeholder CA: a dry
  * run makes none), one line per daemon as its host's supervisor would start it.
  */
-export function describeHosts(site: SandboxSite): string[] {
+export function describeHosts(site: SandboxSite, opts: Pick<ConvergeOptions, 'metadataRuntime'> = {}): string[] {
   const pki = { caBundlePem: '-----BEGIN CERTIFICATE-----\n(dry run)\n-----END CERTIFICATE-----\n', crlPem: '-----BEGIN X509 CRL-----\n(dry run)\n-----END X509 CRL-----\n' };
+  // A dry run reads no secret: a placeholder the agent's renderer accepts (it lands in no file).
+  const metadataSecret = site.inventory.hosts.some((h) => h.roles.includes('metadata-agent')) ? { metadataSecret: 'dry-run-placeholder-secret' } : {};
   return site.hosts.flatMap((host) => {
-    const { manifest } = renderHostBundle(site.inventory, host.name, pki, { root: host.root, ...(site.inventory.hosts.some((h) => h.roles.includes('metadata-agent')) ? { metadataSecret: '(dry run)' } : {}) });
+    const runtime = opts.metadataRuntime?.(host.name);
+    const { manifest } = renderHostBundle(site.inventory, host.name, pki, { root: host.root, ...metadataSecret, ...(runtime === undefined ? {} : { metadataRuntime: runtime }) });
     return [
       `would render ${manifest.files.length} files of ${host.name}'s bundle into ${host.bundleDir} and apply it (root ${host.root})`,
       ...manifest.services.map((s) => `would start ${host.name}-${s.name}: ip netns exec ${host.netns} ${s.argv.join(' ')}`),

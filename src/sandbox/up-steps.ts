@@ -79,7 +79,7 @@ export function upSteps(opts: UpOptions): Step<UpContext>[] {
       deps: ['ca', 'underlay', 'metadata-prepare'],
       run: async (ctx, task) => {
         if (ctx.dryRun) {
-          for (const line of describeHosts(ctx.site)) ctx.opts.print(line);
+          for (const line of describeHosts(ctx.site, metadataRenderOptions(ctx))) ctx.opts.print(line);
           return 'Hosts: would render and apply every bundle';
         }
         ctx.hosts = await convergeHosts(ctx.site, { pkiDir: ctx.plan.paths.pki, ...metadataRenderOptions(ctx), log: (host, line) => (task.output = `${host}: ${line}`) });
