@@ -286,7 +286,12 @@ describe('the agent as a rendered service: process or container, as apply and th
     const withArgv = (a: string[]): BundleManifest => ({ ...m, services: m.services.map((s) => (s.name === 'ovn-metadata-agent' ? { ...s, argv: a } : s)) });
     const extraVolume = [...argv.slice(0, 2), '--volume', '/:/host', ...argv.slice(2)];
     const optionAsImage = argv.map((a) => (a === 'localhost/ovn-metadata-agent:1' ? '--entrypoint=/bin/sh' : a));
-    for (const bad of [extraVolume, optionAsImage]) expect(policyProblems(withArgv(bad), 'manifest.json').map((p) => p.path)).toContain('services[4].argv[0]');
+    const hostNetns = argv.map((a) => (a === 'host' ? '/proc/1/ns/net' : a));
+    for (const bad of [extraVolume, optionAsImage, hostNetns]) expect(policyProblems(withArgv(bad), 'manifest.json').map((p) => p.path)).toContain('services[4].argv[0]');
+    // A host that is a network namespace (the sandbox's): podman puts the container there by name.
+    const inNetns = bundle({ kind: 'container', image: 'img', name: 'c', netns: 'od1234-w1' });
+    expect(agentOf(inNetns).argv.join(' ')).toContain('--network ns:/run/netns/od1234-w1 --privileged');
+    expect(policyProblems(inNetns, 'manifest.json')).toEqual([]);
     expect(policyProblems({ ...m, services: m.services.map((s) => (s.name === 'ovn-controller' ? { ...s, argv } : s)) }, 'manifest.json').map((p) => p.message)).toContainEqual(expect.stringMatching(/podman" is not one of the daemons/));
   });
 

@@ -46,21 +46,17 @@ const sameArgv = (a: readonly string[], b: readonly string[]): boolean => a.leng
 
 const IMAGE = /^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$/;
 const CONTAINER = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const NETWORK = /^(host|ns:\/run\/netns\/[A-Za-z0-9][A-Za-z0-9_.-]{0,63})$/;
 
 /**
- * podman only as render writes it: the metadata agent's container, its image and name the only
- * free words (each one word that podman cannot read as an option).
+ * podman only as render writes it: the metadata agent's container, its image, name and network
+ * the only free words (each one word that podman cannot read as an option).
  */
 function isAgentContainer(name: string, argv: readonly string[], root: string): boolean {
   if (name !== SERVICE.metadataAgent) return false;
-  const shape = metadataAgentCommand({ kind: 'container', image: '\0image', name: '\0name' }, hostPaths(root), hostRenderedPaths(root)).argv;
-  return (
-    argv.length === shape.length &&
-    shape.every((w, i) => {
-      const a = argv[i] ?? '';
-      return w === '\0image' ? IMAGE.test(a) : w === '\0name' ? CONTAINER.test(a) : w === a;
-    })
-  );
+  const shape = metadataAgentCommand({ kind: 'container', image: '\0image', name: '\0name', netns: '\0netns' }, hostPaths(root), hostRenderedPaths(root)).argv;
+  const free = new Map([['\0image', IMAGE], ['\0name', CONTAINER], ['ns:/run/netns/\0netns', NETWORK]]);
+  return argv.length === shape.length && shape.every((w, i) => free.get(w)?.test(argv[i] ?? '') ?? w === argv[i]);
 }
 
 /** Every way this manifest asks for more than a bundle may; empty when it is within policy. */

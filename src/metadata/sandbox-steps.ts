@@ -33,7 +33,8 @@ const secrets = new WeakMap<UpContext, string>();
 
 /**
  * What the workers' render needs for their agents: the secret and, for `--metadata-image`, the
- * container each runs its agent in (named for the sandbox: several sandboxes share podman).
+ * container each runs its agent in (named for the sandbox: several sandboxes share podman; in
+ * the worker's namespace by name, where `podman exec` finds it too).
  */
 export function metadataRenderOptions(ctx: UpContext): Pick<ConvergeOptions, 'metadataSecret' | 'metadataRuntime'> {
   const m = ctx.plan.metadata;
@@ -46,7 +47,7 @@ export function metadataRenderOptions(ctx: UpContext): Pick<ConvergeOptions, 'me
     ...withSecret,
     metadataRuntime: (host: string): MetadataAgentRuntime | undefined => {
       const a = m.agents.find((x) => x.worker === host);
-      return a === undefined ? undefined : { kind: 'container', image: runtime.image, name: a.containerName };
+      return a === undefined ? undefined : { kind: 'container', image: runtime.image, name: a.containerName, netns: a.netns };
     },
   };
 }

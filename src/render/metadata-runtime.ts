@@ -11,9 +11,10 @@ export type MetadataAgentRuntime =
   | { kind: 'process'; command?: readonly string[] }
   /**
    * A container of `image` (built from containers/ovn-metadata-agent); `name` unique on the
-   * machine; `env`: podman's own settings (CONTAINERS_CONF...), never the agent's.
+   * machine; `netns`: the host's network namespace when the host is one (`ns:/run/netns/NETNS`,
+   * so `podman exec` and the image's healthcheck join it too), else the host's network.
    */
-  | { kind: 'container'; image: string; name?: string; env?: Readonly<Record<string, string>> };
+  | { kind: 'container'; image: string; name?: string; netns?: string };
 
 export const METADATA_AGENT_BINARY = '/usr/bin/neutron-ovn-metadata-agent';
 export const PODMAN_BINARY = '/usr/bin/podman';
@@ -41,7 +42,7 @@ export function metadataAgentCommand(runtime: MetadataAgentRuntime, hp: HostPath
     '--name',
     runtime.name ?? DEFAULT_METADATA_CONTAINER,
     '--network',
-    'host',
+    runtime.netns === undefined ? 'host' : `ns:/run/netns/${runtime.netns}`,
     '--privileged',
     '--volume',
     '/run/netns:/run/netns:shared',
@@ -60,5 +61,5 @@ export function metadataAgentCommand(runtime: MetadataAgentRuntime, hp: HostPath
     'neutron-ovn-metadata-agent',
     ...agentArgs(rp),
   ];
-  return { argv, env: { ...runtime.env } };
+  return { argv, env: {} };
 }
