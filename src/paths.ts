@@ -269,18 +269,8 @@ export const metadataAgentFiles = {
   quadlet: 'ovn-metadata-agent.container',
 } as const;
 
-/** The metadata agent of one sandbox worker: config, state and log under the sandbox's entries. */
-export function sandboxMetadataPaths(stateDir: string, worker: string) {
-  const dir = path.resolve(stateDir);
-  return {
-    /** The sandbox's shared secret (one for all workers, like one per cloud), mode 0600. */
-    secret: path.join(dir, 'etc', 'metadata-shared-secret'),
-    confDir: path.join(dir, 'etc', worker, 'metadata-agent'),
-    statePath: path.join(dir, 'db', worker, 'neutron'),
-    lockPath: path.join(dir, 'db', worker, 'neutron', 'lock'),
-    log: path.join(dir, 'log', worker, 'neutron-ovn-metadata-agent.log'),
-  };
-}
+/** The sandbox's metadata proxy shared secret (one for all workers, like one per cloud), mode 0600. */
+export const sandboxMetadataSecret = (stateDir: string): string => path.join(path.resolve(stateDir), 'etc', 'metadata-shared-secret');
 
 /**
  * Where a real host (`apply`, `deploy`) keeps everything. Distribution paths for the OVS/OVN
@@ -416,6 +406,9 @@ function buildHostRenderedPaths(root: string) {
       confDir: path.join(hp.etc, 'metadata-agent'),
       statePath: path.join(hp.state, 'neutron'),
       lockPath: path.join(hp.state, 'neutron', 'lock'),
+      /** Debian's own unit logs there too. */
+      logDir: path.join(root, 'var', 'log', 'neutron'),
+      logFile: path.join(root, 'var', 'log', 'neutron', 'neutron-ovn-metadata-agent.log'),
     },
     unitName,
     unit: (service: string): string => path.join(hp.systemdDir, unitName(service)),

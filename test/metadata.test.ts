@@ -9,17 +9,24 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import { sandboxInventory } from '../src/inventory/index.js';
-import { agentCommand, agentCommandInHostMounts, interpreterOf } from '../src/metadata/agent-command.js';
+import { agentCommand, agentCommandInHostMounts, interpreterOf, ownSupervisorCommand } from '../src/metadata/agent-command.js';
+import { policyProblems } from '../src/apply/policy.js';
+import { specOf } from '../src/apply/services.js';
+import type { BundleManifest } from '../src/bundle/manifest.js';
+import { renderHostBundle } from '../src/render/index.js';
+import type { MetadataAgentRuntime } from '../src/render/metadata-runtime.js';
+import { fixtureInventory, fixtureOptions, fixturePki, fixtureSecret } from './helpers/render-fixture.js';
 import { METADATA_ID_KEY, registrationsFrom } from '../src/metadata/registration.js';
 import { DEFAULT_UNIT, metadataConfigFiles, renderMetadataAgent, type MetadataAgentSettings } from '../src/metadata/render.js';
-import { derivedUuid, metadataServices } from '../src/metadata/sandbox-plan.js';
+import { derivedUuid } from '../src/metadata/sandbox-plan.js';
 import { metadataNetworkArgs, ovnmetaVeth } from '../src/metadata/sandbox-network.js';
 import { ensureSharedSecret } from '../src/metadata/secret.js';
 import { metadataAgentStatus, metadataProblems } from '../src/metadata/status.js';
-import { sandboxPaths } from '../src/paths.js';
 import type { OvsdbRow } from '../src/tools/ovsdb-json.js';
 import { planSandbox } from '../src/sandbox/plan.js';
-import { planServices } from '../src/sandbox/services.js';
+import { sandboxSite } from '../src/sandbox/site.js';
+import { hostServices } from '../src/render/services.js';
+import { hostTopology, siteTopology } from '../src/site/topology.js';
 import { judge } from '../src/sandbox/status-verdict.js';
 
 const SECRET = 'a'.repeat(24) + 'b'.repeat(40);
@@ -139,15 +146,23 @@ describe('the sandbox plan with --metadata-agent', () => {
     expect(derivedUuid('abcd', 'x')).not.toBe(derivedUuid('abce', 'x'));
     expect(plan.namespaces).toEqual(expect.arrayContaining([m.vm.netns, m.ovnmetaNetns]));
     expect(m.vm.netns.startsWith(`${plan.names.prefix}-`)).toBe(true);
-    const services = planServices(plan, { nb: 16641, sb: 16642 }, 'stunnel4');
-    expect(services.metadata.map((s) => [s.name, s.netns, s.after])).toEqual([
-      ['worker1-metadata-agent', plan.workers[0]?.netns, ['worker1-ovn-controller']],
-      ['worker2-metadata-agent', plan.workers[1]?.netns, ['worker2-ovn-controller']],
+    // Each worker's own host services (the real renderer, under the worker's root), run in the
+    // worker's namespace by its own supervisor: the agent after that worker's ovn-controller.
+    const site = sandboxSite(plan);
+    const agents = site.workers.map((h) => {
+      const topo = siteTopology(site.inventory);
+      const svc = hostServices(site.inventory, topo, hostTopology(site.inventory, topo, h.name), true, h.root).map((x) => x.spec);
+      return { host: h, agent: svc.find((x) => x.name === 'ovn-metadata-agent') };
+    });
+    expect(agents.map((a) => [a.host.name, a.host.netns, a.agent?.name, a.agent?.after])).toEqual([
+      ['worker1', plan.workers[0]?.netns, 'ovn-metadata-agent', ['ovn-controller', 'stunnel-client']],
+      ['worker2', plan.workers[1]?.netns, 'ovn-metadata-agent', ['ovn-controller', 'stunnel-client']],
     ]);
-    const argv = services.metadata[0]?.argv ?? [];
+    const argv = agents[0]?.agent?.argv ?? [];
     expect(argv.filter((a) => a === '--config-file')).toHaveLength(3);
+    expect(argv).toContain(path.join(m.agents[0]?.confDir ?? '', 'metadata-secret.ini'));
     expect(argv.join(' ').includes(SECRET)).toBe(false);
-    expect(metadataServices(m, sandboxPaths('/tmp/od-md-plan'), (w) => `${w}-c`)[1]?.after).toEqual(['worker2-c']);
+    expect(agents[1]?.agent?.argv).toContain(m.agents[1]?.logFile);
     expect(planSandbox({ stateDir: '/tmp/od-md-plan', workers: 2, datapath: 'netdev' }).metadata).toBeUndefined();
   });
 
@@ -250,5 +265,48 @@ describe('agent command', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the agent as a rendered service: process or container, as apply and the own supervisor run it', () => {
+  const bundle = (metadataRuntime?: MetadataAgentRuntime) =>
+    renderHostBundle(fixtureInventory(), 'worker1', fixturePki(), { ...fixtureOptions(), ...(metadataRuntime === undefined ? {} : { metadataRuntime }) }).manifest;
+  const agentOf = (m: BundleManifest) => m.services.find((s) => s.name === 'ovn-metadata-agent') ?? expect.fail('no agent service');
+
+  it('a container of the image: podman run with the agent files at their paths; apply admits exactly that shape', () => {
+    const m = bundle({ kind: 'container', image: 'localhost/ovn-metadata-agent:1', name: 'od1234-worker1-metadata' });
+    const argv = agentOf(m).argv;
+    expect(argv.slice(0, 2)).toEqual(['/usr/bin/podman', 'run']);
+    expect(argv.join(' ')).toContain('--name od1234-worker1-metadata --network host --privileged --volume /run/netns:/run/netns:shared');
+    expect(argv.join(' ')).toContain('--volume /etc/ovn-deploy/metadata-agent:/etc/ovn-deploy/metadata-agent:ro');
+    expect(argv.join(' ')).toContain('localhost/ovn-metadata-agent:1 neutron-ovn-metadata-agent --config-file /etc/ovn-deploy/metadata-agent/neutron.conf');
+    expect(argv.join(' ').includes(fixtureSecret())).toBe(false);
+    expect(policyProblems(m, 'manifest.json')).toEqual([]);
+    // Any other podman command line is refused: another volume, an option as the image.
+    const withArgv = (a: string[]): BundleManifest => ({ ...m, services: m.services.map((s) => (s.name === 'ovn-metadata-agent' ? { ...s, argv: a } : s)) });
+    const extraVolume = [...argv.slice(0, 2), '--volume', '/:/host', ...argv.slice(2)];
+    const optionAsImage = argv.map((a) => (a === 'localhost/ovn-metadata-agent:1' ? '--entrypoint=/bin/sh' : a));
+    const hostNetns = argv.map((a) => (a === 'host' ? '/proc/1/ns/net' : a));
+    for (const bad of [extraVolume, optionAsImage, hostNetns]) expect(policyProblems(withArgv(bad), 'manifest.json').map((p) => p.path)).toContain('services[4].argv[0]');
+    // A host that is a network namespace (the sandbox's): podman puts the container there by name.
+    const inNetns = bundle({ kind: 'container', image: 'img', name: 'c', netns: 'od1234-w1' });
+    expect(agentOf(inNetns).argv.join(' ')).toContain('--network ns:/run/netns/od1234-w1 --privileged');
+    expect(policyProblems(inNetns, 'manifest.json')).toEqual([]);
+    expect(policyProblems({ ...m, services: m.services.map((s) => (s.name === 'ovn-controller' ? { ...s, argv } : s)) }, 'manifest.json').map((p) => p.message)).toContainEqual(expect.stringMatching(/podman" is not one of the daemons/));
+  });
+
+  it('under the own supervisor: the script through its interpreter (a stable argv[0]), podman under its launcher with podman settings', () => {
+    const processSpec = specOf(agentOf(bundle()));
+    const script = agentCommand();
+    if (script.length > 1) {
+      expect(processSpec.argv[0]).toBe(script[0]);
+      expect(processSpec.argv.slice(3, 5)).toEqual([script[1], '--config-file']);
+    }
+    expect(processSpec.env).toBeUndefined();
+    const container = ownSupervisorCommand(agentOf(bundle({ kind: 'container', image: 'img', name: 'c' })).argv, { CONTAINERS_CONF: '/x/containers.conf', HOME: '/root' });
+    expect(container.argv[1]).toBe('-c');
+    expect(container.argv[4]).toBe('/usr/bin/podman');
+    expect(container.env).toEqual({ CONTAINERS_CONF: '/x/containers.conf' });
+    expect(ownSupervisorCommand(['/usr/bin/ovn-controller', 'unix:/db.sock'])).toEqual({ argv: ['/usr/bin/ovn-controller', 'unix:/db.sock'], env: {} });
   });
 });

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BundleManifest, BundleService } from '../bundle/manifest.js';
 import type { HostPaths } from '../paths.js';
+import { ownSupervisorCommand } from '../metadata/agent-command.js';
 import { DISTRIBUTION_UNITS } from '../render/systemd.js';
 import { stunnelActivationScript, supervisorPaths } from '../paths.js';
 import { BINARIES } from '../render/services.js';
@@ -72,12 +73,15 @@ function ownArgv(argv: readonly string[], socketActivation: boolean): string[] {
   return path.isAbsolute(python) ? socketActivatedStunnel(binary, conf, python) : [...argv];
 }
 
-/** The supervisor's view of a bundle service: same argv (but see ownArgv), env and log file as its systemd unit. */
+/** The supervisor's view of a bundle service: the daemon, env and log file of its systemd unit (but see ownArgv). */
 export function specOf(s: BundleService, opts: { socketActivation?: boolean } = {}): ServiceSpec {
+  // The same daemon, started so the supervisor can tell it is its own (see agent-command.ts).
+  const own = ownSupervisorCommand(s.argv);
+  const env = { ...own.env, ...s.env };
   return {
     name: s.name,
-    argv: ownArgv(s.argv, opts.socketActivation === true),
-    ...(Object.keys(s.env).length === 0 ? {} : { env: s.env }),
+    argv: ownArgv(own.argv, opts.socketActivation === true),
+    ...(Object.keys(env).length === 0 ? {} : { env }),
     logFile: s.logFile,
     ...(s.after.length === 0 ? {} : { after: s.after }),
   };

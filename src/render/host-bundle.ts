@@ -240,7 +240,7 @@ export function renderHostBundleWith(inv: Inventory, topo: SiteTopology, hostNam
   const root = opts.root ?? '/';
   const tls = hostStunnelTls(root);
   const specs = [stunnelServerSpec(inv, topo, ht, tls, root), stunnelClientSpec(inv, ht, tls, root)].filter((s): s is StunnelConfigSpec => s !== undefined);
-  const services = hostServices(inv, topo, ht, specs.some((s) => s.kind === 'client'), root);
+  const services = hostServices(inv, topo, ht, specs.some((s) => s.kind === 'client'), root, opts.metadataRuntime);
   const planned = plannedFiles(inv, ht, pki, services, specs, opts, topo);
   const paths = bundlePaths('', host.name);
   const files: RenderedFiles = new Map<string, FileContent>();

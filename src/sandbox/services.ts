@@ -9,7 +9,6 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { metadataServices } from '../metadata/sandbox-plan.js';
 import { ovsdbSchemas, stunnelFiles, type SandboxPaths } from '../paths.js';
 import type { ServiceSpec } from '../supervisor/types.js';
 import { socketActivatedStunnel } from '../tools/stunnel-activation.js';
@@ -164,7 +163,8 @@ export function sandboxServices(plan: SandboxPlan, stunnel: StunnelConfFiles, lo
     pidFiles.set(serviceName.workerStunnel(w.name), stunnelFiles('client', { runDir: paths.node(w.name).run, logDir: '' }).pidFile);
     pidFiles.set(serviceName.controller(w.name), wp.controllerPid);
   }
-  const metadata = plan.metadata === undefined ? [] : metadataServices(plan.metadata, paths, serviceName.controller);
+  // The metadata agents are a rendered service of each worker now (render/services.ts).
+  const metadata: ServiceSpec[] = [];
   return { pidFiles, databases, switching, tls, controllers, metadata };
 }
 

@@ -5,8 +5,8 @@
  * are pure functions of the collected data, in status-verdict.ts.
  */
 import { controllerConnected } from '../health/probes.js';
-import { metadataRegistrations } from '../metadata/registration.js';
-import { metadataAgentStatus, type MetadataAgentStatus } from '../metadata/status.js';
+import { sandboxMetadataAgents } from '../metadata/sandbox-status.js';
+import type { MetadataAgentStatus } from '../metadata/status.js';
 import { readFileSync } from 'node:fs';
 import { runApply, type HealthResult } from '../apply/index.js';
 import { stunnelFiles } from '../paths.js';
@@ -213,7 +213,6 @@ export async function collectStatus(o: CollectOptions): Promise<StatusReport> {
   const { site } = o;
   const perHost = await Promise.all(site.hosts.map(async (h) => [h.name, await new OwnSupervisor(h.paths.state).status().catch(() => [] as ServiceStatus[])] as const));
   const svcOf = new Map(perHost);
-  const svc = perHost.flatMap(([, list]) => list);
   const hostsP = Promise.all(site.hosts.map(hostStatus));
   const daemonsP = Promise.all(
     expectedDaemons(site, runner).map(async (d): Promise<DaemonStatus> => {
@@ -299,15 +298,7 @@ export async function collectStatus(o: CollectOptions): Promise<StatusReport> {
       crl: r.crl === null ? null : { nextUpdate: r.crl.nextUpdate, daysLeft: r.crl.daysLeft },
     }))
     .catch(() => ({ certificates: [] as CertificateStatus[], crl: null }));
-  const metadataP = (async (): Promise<MetadataAgentStatus[] | undefined> => {
-    const m = plan.metadata;
-    if (m === undefined) return undefined;
-    const chassisOf = (worker: string) => plan.workers.find((w) => w.name === worker)?.systemId ?? worker;
-    const regs = await metadataRegistrations(sbctl, m.agents.map((a) => chassisOf(a.worker))).catch(() => undefined);
-    const serving = new Set<string>();
-    await Promise.all(m.agents.map(async (a) => (await socketAccepts(a.proxySocket)) && serving.add(a.service)));
-    return metadataAgentStatus(m, chassisOf, svc, regs, serving, m.runtime.kind);
-  })();
+  const metadataP = sandboxMetadataAgents(plan, sbctl);
   const [hosts, daemons, nbTls, sbTls, chassis, portStatus, certs, metadataAgents] = await Promise.all([
     hostsP,
     daemonsP,

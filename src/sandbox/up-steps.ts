@@ -6,6 +6,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { metadataRenderOptions, metadataSteps } from '../metadata/sandbox-steps.js';
 import { hostPaths } from '../paths.js';
 import { OwnSupervisor } from '../supervisor/own.js';
 import { Ip } from '../tools/netns.js';
@@ -75,13 +76,13 @@ export function upSteps(opts: UpOptions): Step<UpContext>[] {
     {
       id: 'hosts',
       title: 'Render and apply every host (central, workers)',
-      deps: ['ca', 'underlay'],
+      deps: ['ca', 'underlay', 'metadata-prepare'],
       run: async (ctx, task) => {
         if (ctx.dryRun) {
-          for (const line of describeHosts(ctx.site)) ctx.opts.print(line);
+          for (const line of describeHosts(ctx.site, metadataRenderOptions(ctx))) ctx.opts.print(line);
           return 'Hosts: would render and apply every bundle';
         }
-        ctx.hosts = await convergeHosts(ctx.site, { pkiDir: ctx.plan.paths.pki, log: (host, line) => (task.output = `${host}: ${line}`) });
+        ctx.hosts = await convergeHosts(ctx.site, { pkiDir: ctx.plan.paths.pki, ...metadataRenderOptions(ctx), log: (host, line) => (task.output = `${host}: ${line}`) });
         const changed = ctx.hosts.results.filter((r) => r.changes.length > 0).map((r) => r.host);
         if (ctx.pki !== undefined) ctx.pki = { ...ctx.pki, issued: ctx.hosts.issued, reused: ctx.hosts.reused };
         return `Hosts converged: ${changed.length === 0 ? 'no change on any host' : `changed ${changed.join(', ')}`}; Certificates: ${ctx.hosts.issued.length} issued, ${ctx.hosts.reused.length} reused`;
@@ -157,7 +158,7 @@ export function upSteps(opts: UpOptions): Step<UpContext>[] {
     {
       id: 'done',
       title: 'Record the sandbox',
-      deps: ['ping', 'trace', 'leftovers'],
+      deps: ['ping', 'trace', 'leftovers', 'metadata-ready'],
       run: async (ctx) => {
         if (ctx.dryRun) return;
         ctx.state.phase = 'up';
@@ -168,6 +169,7 @@ export function upSteps(opts: UpOptions): Step<UpContext>[] {
         await writeState(ctx.plan.paths, ctx.state);
       },
     },
+    ...metadataSteps(),
   ];
 }
 
