@@ -6,7 +6,7 @@
 import { readFileSync, unlinkSync } from 'node:fs';
 import type { Inventory } from '../inventory/types.js';
 import { pkiPaths } from '../paths.js';
-import { initPki, readCrlInfo, refreshCrl, type LeafRole } from '../pki/index.js';
+import { initPki, readCrlInfo, refreshCrl } from '../pki/index.js';
 import type { SandboxPlan } from './plan.js';
 import { isAlive } from '../supervisor/proc.js';
 
@@ -14,19 +14,6 @@ import { isAlive } from '../supervisor/proc.js';
 export const SANDBOX_CA_KEY_BITS = 2048;
 /** Refresh the CRL well before nextUpdate: stunnel rejects every client once it is past. */
 const CRL_REFRESH_DAYS = 7;
-
-export interface WantedCert {
-  name: string;
-  role: LeafRole;
-  sans: string[];
-}
-
-export function wantedCerts(plan: SandboxPlan): WantedCert[] {
-  return [
-    { name: plan.central.name, role: 'central', sans: [plan.central.name, plan.central.address] },
-    ...plan.workers.map((w) => ({ name: w.name, role: 'worker' as const, sans: [w.name] })),
-  ];
-}
 
 export interface PkiOutcome {
   caCreated: boolean;
@@ -80,10 +67,4 @@ function readText(file: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** stunnel's TLS files for one sandbox node. */
-export function stunnelTls(plan: SandboxPlan, node: string) {
-  const files = pkiPaths(plan.paths.pki);
-  return { cert: files.cert(node), key: files.key(node), caFile: files.caBundle, crlFile: files.crl };
 }
