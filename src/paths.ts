@@ -112,46 +112,59 @@ export function stunnelFiles(kind: 'server' | 'client', dirs: { runDir: string; 
 export function sandboxPaths(stateDir: string) {
   const dir = path.resolve(stateDir);
   const at = (...parts: string[]): string => path.join(dir, ...parts);
-  const nodeDirs = (node: string) => ({ run: at('run', node), log: at('log', node), db: at('db', node), etc: at('etc', node) });
+  // Every sandbox host is a root with a real host's layout: its paths are hostPaths() below it.
+  const host = (node: string) => hostPaths(at('hosts', node));
+  const rendered = (node: string) => hostRenderedPaths(at('hosts', node));
+  const nodeDirs = (node: string) => ({ run: host(node).runDir, log: host(node).logDir, db: host(node).state, etc: host(node).etc });
+  const c = host('central');
+  const cl = rendered('central').logs;
   return {
     dir,
     state: at('state.json'),
     /** Held by `up` and `down` while they change the sandbox. */
     lock: at('up.lock'),
     pki: at('pki'),
-    entries: ['state.json', 'up.lock', 'pki', 'etc', 'run', 'log', 'db', 'supervisor'] as const,
+    entries: ['state.json', 'up.lock', 'pki', 'hosts', 'reports', 'etc', 'run', 'log', 'db', 'supervisor'] as const,
+    /** A sandbox host's root directory: the hostPaths() layout of a real host below it. */
+    hostRoot: (node: string) => at('hosts', node),
+    /** The last apply report of a sandbox host (what deploy prints for a real one). */
+    report: (node: string) => at('reports', `${node}.json`),
     node: nodeDirs,
-    /** A service's stdout/stderr as captured by the supervisor. */
+    /** A sandbox-only service's stdout/stderr as captured by the supervisor. */
     serviceLog: (service: string) => at('log', `${service}.out`),
     central: {
-      nbDb: at('db', 'central', 'ovnnb_db.db'),
-      sbDb: at('db', 'central', 'ovnsb_db.db'),
-      nbSock: at('run', 'central', 'ovnnb_db.sock'),
-      sbSock: at('run', 'central', 'ovnsb_db.sock'),
-      nbCtl: at('run', 'central', 'ovnnb_db.ctl'),
-      sbCtl: at('run', 'central', 'ovnsb_db.ctl'),
-      nbPid: at('run', 'central', 'ovnnb_db.pid'),
-      sbPid: at('run', 'central', 'ovnsb_db.pid'),
-      nbLog: at('log', 'central', 'ovsdb-server-nb.log'),
-      sbLog: at('log', 'central', 'ovsdb-server-sb.log'),
-      northdPid: at('run', 'central', 'ovn-northd.pid'),
-      northdCtl: at('run', 'central', 'ovn-northd.ctl'),
-      northdLog: at('log', 'central', 'ovn-northd.log'),
+      nbDb: c.ovn.nbDb,
+      sbDb: c.ovn.sbDb,
+      nbSock: c.ovn.nbSock,
+      sbSock: c.ovn.sbSock,
+      nbCtl: c.ovn.nbCtl,
+      sbCtl: c.ovn.sbCtl,
+      nbPid: c.ovn.nbPid,
+      sbPid: c.ovn.sbPid,
+      nbLog: cl.nbOvsdb,
+      sbLog: cl.sbOvsdb,
+      northdPid: c.ovn.northdPid,
+      northdCtl: c.ovn.northdCtl,
+      northdLog: cl.northd,
     },
-    worker: (name: string) => ({
-      confDb: at('db', name, 'conf.db'),
-      dbSock: at('run', name, 'db.sock'),
-      ovsdbPid: at('run', name, 'ovsdb-server.pid'),
-      ovsdbCtl: at('run', name, 'ovsdb-server.ctl'),
-      ovsdbLog: at('log', name, 'ovsdb-server.log'),
-      vswitchdPid: at('run', name, 'ovs-vswitchd.pid'),
-      vswitchdCtl: at('run', name, 'ovs-vswitchd.ctl'),
-      vswitchdLog: at('log', name, 'ovs-vswitchd.log'),
-      controllerPid: at('run', name, 'ovn-controller.pid'),
-      controllerLog: at('log', name, 'ovn-controller.log'),
-      /** ovn-controller 23.03 has no --unixctl: its socket is named after its pid in OVN_RUNDIR. */
-      controllerCtl: (pid: number) => at('run', name, `ovn-controller.${pid}.ctl`),
-    }),
+    worker: (name: string) => {
+      const w = host(name);
+      const l = rendered(name).logs;
+      return {
+        confDb: w.ovs.confDb,
+        dbSock: w.ovs.dbSock,
+        ovsdbPid: w.ovs.ovsdbPid,
+        ovsdbCtl: w.ovs.ovsdbCtl,
+        ovsdbLog: l.ovsdb,
+        vswitchdPid: w.ovs.vswitchdPid,
+        vswitchdCtl: w.ovs.vswitchdCtl,
+        vswitchdLog: l.vswitchd,
+        controllerPid: w.ovn.controllerPid,
+        controllerLog: l.controller,
+        /** ovn-controller 23.03 has no --unixctl: its socket is named after its pid in OVN_RUNDIR. */
+        controllerCtl: w.ovn.controllerCtl,
+      };
+    },
   };
 }
 export type SandboxPaths = ReturnType<typeof sandboxPaths>;
@@ -256,18 +269,8 @@ export const metadataAgentFiles = {
   quadlet: 'ovn-metadata-agent.container',
 } as const;
 
-/** The metadata agent of one sandbox worker: config, state and log under the sandbox's entries. */
-export function sandboxMetadataPaths(stateDir: string, worker: string) {
-  const dir = path.resolve(stateDir);
-  return {
-    /** The sandbox's shared secret (one for all workers, like one per cloud), mode 0600. */
-    secret: path.join(dir, 'etc', 'metadata-shared-secret'),
-    confDir: path.join(dir, 'etc', worker, 'metadata-agent'),
-    statePath: path.join(dir, 'db', worker, 'neutron'),
-    lockPath: path.join(dir, 'db', worker, 'neutron', 'lock'),
-    log: path.join(dir, 'log', worker, 'neutron-ovn-metadata-agent.log'),
-  };
-}
+/** The sandbox's metadata proxy shared secret (one for all workers, like one per cloud), mode 0600. */
+export const sandboxMetadataSecret = (stateDir: string): string => path.join(path.resolve(stateDir), 'etc', 'metadata-shared-secret');
 
 /**
  * Where a real host (`apply`, `deploy`) keeps everything. Distribution paths for the OVS/OVN
@@ -403,6 +406,9 @@ function buildHostRenderedPaths(root: string) {
       confDir: path.join(hp.etc, 'metadata-agent'),
       statePath: path.join(hp.state, 'neutron'),
       lockPath: path.join(hp.state, 'neutron', 'lock'),
+      /** Debian's own unit logs there too. */
+      logDir: path.join(root, 'var', 'log', 'neutron'),
+      logFile: path.join(root, 'var', 'log', 'neutron', 'neutron-ovn-metadata-agent.log'),
     },
     unitName,
     unit: (service: string): string => path.join(hp.systemdDir, unitName(service)),

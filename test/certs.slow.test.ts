@@ -61,9 +61,9 @@ describe.skipIf(notRoot)('ovn-deploy certs on the up sandbox (1 central + 2 work
   /** Runs `action` with a monitor session and a 100 ms NB writer going through worker1's tunnel. */
   async function underTraffic<T>(label: string, action: () => Promise<T>): Promise<{ result: T; probes: ProbeReport; monitor: NbMonitor }> {
     const w1 = worker(1);
-    const monitor = startNbMonitor(w1.netns, d.ports.nb);
+    const monitor = startNbMonitor(w1.netns, d.remotes.nb);
     await monitor.waitFor('network1');
-    const writer = startProbeWriter(w1.netns, d.ports.nb, `${label}-${tag}`);
+    const writer = startProbeWriter(w1.netns, d.remotes.nb, `${label}-${tag}`);
     // Some writes before, during and after the action.
     await new Promise((r) => setTimeout(r, 400));
     let result: T;
@@ -96,6 +96,22 @@ describe.skipIf(notRoot)('ovn-deploy certs on the up sandbox (1 central + 2 work
     figures[`${label}SlowestWriteMs`] = probes.slowestMs;
   }
 
+  /**
+   * A later `up` re-renders every bundle (CA bundle and CRL from the PKI) and applies it: the
+   * certificates the certs commands installed must stay, not be replaced by new CSRs.
+   */
+  async function upKeepsCertificates(): Promise<void> {
+    const before = await certsStatus(dir);
+    const r = await cliOk(['up', '--dir', dir, '--workers', '2'], { timeoutMs: 180_000 });
+    const said = `${r.stdout}${r.stderr}`;
+    expect(said).toMatch(/no change on any host/);
+    expect(said).toMatch(/Certificates: 0 issued, 3 reused/);
+    const after = await certsStatus(dir);
+    expect(after.endpoints.map((e) => e.serial)).toEqual(before.endpoints.map((e) => e.serial));
+    expect(after.endpoints[0]!.served.every((s) => s.matchesFile)).toBe(true);
+    expect(after.warnings).toEqual([]);
+  }
+
   it('certs status --json: every endpoint, the serial each listener serves, tunnels working, nothing due', async () => {
     const s = await certsStatus(dir);
     expect(s.endpoints.map((e) => [e.host, e.role, e.side])).toEqual([
@@ -125,7 +141,7 @@ describe.skipIf(notRoot)('ovn-deploy certs on the up sandbox (1 central + 2 work
     const loop = (async () => {
       while (running) {
         results.attempts += 1;
-        const r = await d.runner.run(['ovsdb-client', '--timeout=3', 'list-dbs', `tcp:127.0.0.1:${d.ports.sb}`], { netns: w1.netns, allowFailure: true, mutates: false });
+        const r = await d.runner.run(['ovsdb-client', '--timeout=3', 'list-dbs', d.remotes.sb], { netns: w1.netns, allowFailure: true, mutates: false });
         if (r.exitCode !== 0 || !r.stdout.includes('OVN_Southbound')) results.failed.push(r.stderr.trim());
       }
     })();
@@ -164,6 +180,10 @@ describe.skipIf(notRoot)('ovn-deploy certs on the up sandbox (1 central + 2 work
     expect(after.endpoints[0]!.served.every((s) => s.matchesFile)).toBe(true);
     expect(await fs.readFile(central().keyPath, 'utf8')).not.toBe(await fs.readFile(`${central().keyPath}.prev`, 'utf8'));
     await assertTrafficSurvived('rotate', probes, monitor);
+  });
+
+  it('a later up after the rotation changes nothing and keeps the new serials', async () => {
+    await upKeepsCertificates();
   });
 
   it('a rotation whose new key does not match its certificate is detected, rolled back and reported', async () => {
@@ -276,13 +296,17 @@ describe.skipIf(notRoot)('ovn-deploy certs on the up sandbox (1 central + 2 work
     expect(old.ok, old.detail).toBe(false);
   });
 
+  it('a later up after the CA rollover accepts the bundles signed by the new CA and keeps every certificate', async () => {
+    await upKeepsCertificates();
+  });
+
   it('certs revoke worker2: worker2 can no longer connect, worker1 still can', async () => {
     const r = await cliOk(['certs', 'revoke', 'worker2', '--dir', dir, '--json']);
     const result = JSON.parse(r.stdout) as { revoked: { name: string }[]; checks: { what: string; expected: string; outcome: { ok: boolean } }[] };
     expect(result.revoked.length).toBeGreaterThan(0);
     expect(result.revoked.every((e) => e.name === 'worker2')).toBe(true);
     // New connections through worker2's tunnel fail, through worker1's work.
-    const sb = `tcp:127.0.0.1:${d.ports.sb}`;
+    const sb = d.remotes.sb;
     const w2 = inNetns(worker(2).netns, ['ovn-sbctl', `--db=${sb}`, '--timeout=3', 'show']);
     expect(w2.code, w2.out).not.toBe(0);
     const w1 = inNetns(worker(1).netns, ['ovn-sbctl', `--db=${sb}`, '--timeout=5', 'show']);

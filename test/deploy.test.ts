@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BundleManifest } from '../src/bundle/manifest.js';
 import { certificateOnlyManifest } from './helpers/deploy-fixture.js';
 import { checkCsrMatches, csrSans } from '../src/deploy/csr-check.js';
-import { deployHost } from '../src/deploy/host.js';
+import { deployHost, sshTransport } from '../src/deploy/host.js';
 import { planDeploy } from '../src/deploy/plan.js';
 import type { RemoteHost, RemoteRunOptions } from '../src/deploy/remote.js';
 import { runDeploy } from '../src/deploy/run.js';
@@ -155,7 +155,7 @@ describe('deployHost (mocked ssh)', () => {
     await fs.mkdir(path.join(bundle, 'files'), { recursive: true });
     await fs.writeFile(path.join(bundle, 'manifest.json'), '{}');
     const remote = new ScriptedHost('w1', createCsr(hostKey, 'w1', ['w1', '10.9.0.21']));
-    const r = await deployHost(h, 'workers', bundle, manifestFor(h), { remote, sign: signer(pkiDir), log: () => undefined });
+    const r = await deployHost(h, 'workers', bundle, manifestFor(h), { transport: sshTransport(remote, h), sign: signer(pkiDir), log: () => undefined });
     expect(r).toMatchObject({ host: 'w1', status: 'converged', signed: true, toolShipped: true });
     expect(r.changes.map((c) => c.kind)).toEqual(['file', 'certificate']);
     expect(remote.pushed.sort()).toEqual(['files', 'manifest.json']);
@@ -168,14 +168,14 @@ describe('deployHost (mocked ssh)', () => {
     expect(sent).not.toMatch(/PRIVATE KEY/);
     expect(remote.closed).toBe(true);
     // Converged hosts are not asked again.
-    const again = await deployHost(h, 'workers', bundle, manifestFor(h), { remote, sign: signer(pkiDir), log: () => undefined });
+    const again = await deployHost(h, 'workers', bundle, manifestFor(h), { transport: sshTransport(remote, h), sign: signer(pkiDir), log: () => undefined });
     expect(again).toMatchObject({ status: 'converged', signed: false, changes: [] });
   });
 
   it('does not sign a CSR that asks for more than the bundle does', async () => {
     const h = site().hosts[4] as Host;
     const remote = new ScriptedHost('w2', createCsr(hostKey, 'w2', ['w2', '10.9.0.22', 'c1']));
-    const r = await deployHost(h, 'workers', tmp, manifestFor(h), { remote, sign: signer(pkiDir), log: () => undefined });
+    const r = await deployHost(h, 'workers', tmp, manifestFor(h), { transport: sshTransport(remote, h), sign: signer(pkiDir), log: () => undefined });
     expect(r.status).toBe('failed');
     expect(r.signed).toBe(false);
     expect(r.error).toMatch(/not asked for by the bundle: dns:c1/);
@@ -184,9 +184,9 @@ describe('deployHost (mocked ssh)', () => {
 
   it('reports an unreachable host and an apply that rejects its bundle', async () => {
     const h = site().hosts[0] as Host;
-    const down = await deployHost(h, 'centrals', tmp, manifestFor(h), { remote: new ScriptedHost('c1', '', { down: 'ssh: connect to host 10.9.0.11 port 22: Connection refused' }), sign: signer(pkiDir), log: () => undefined });
+    const down = await deployHost(h, 'centrals', tmp, manifestFor(h), { transport: sshTransport(new ScriptedHost('c1', '', { down: 'ssh: connect to host 10.9.0.11 port 22: Connection refused' }), h), sign: signer(pkiDir), log: () => undefined });
     expect(down).toMatchObject({ status: 'unreachable', error: 'ssh: connect to host 10.9.0.11 port 22: Connection refused' });
-    const bad = await deployHost(h, 'centrals', tmp, manifestFor(h), { remote: new ScriptedHost('c1', '', { applyExit: 2 }), sign: signer(pkiDir), log: () => undefined });
+    const bad = await deployHost(h, 'centrals', tmp, manifestFor(h), { transport: sshTransport(new ScriptedHost('c1', '', { applyExit: 2 }), h), sign: signer(pkiDir), log: () => undefined });
     expect(bad.status).toBe('failed');
     expect(bad.error).toMatch(/exited 2: bundle: manifest.json: files\[0\].sha256: mismatch/);
   });

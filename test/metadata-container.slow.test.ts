@@ -134,7 +134,7 @@ describe.skipIf(notRoot || missing.length > 0)('up --metadata-image: the metadat
       const agent = daemonPid(daemons.agent(a));
       // The agent found is the container's process (in a pid namespace of its own), not a look-alike on the host.
       expect(readFileSync(`/proc/${agent.pid}/status`, 'utf8')).toMatch(/^NSpid:\s+\d+\s+\d+/m);
-      expectSbOnlyThroughStunnel(dir, a, agent);
+      expectSbOnlyThroughStunnel(a, agent);
     }
   });
 
@@ -147,13 +147,13 @@ describe.skipIf(notRoot || missing.length > 0)('up --metadata-image: the metadat
     expect(isRestarted(sb, daemonPid(sbMatch))).toBe(true);
     timings.sbRestartNbCfg = await expectAgentsFollowNbCfg(dir, ['worker1', 'worker2']);
     await waitServed('after SB restart');
-    expectSbOnlyThroughStunnel(dir, agent1(), daemonPid(daemons.agent(agent1())));
+    expectSbOnlyThroughStunnel(agent1(), daemonPid(daemons.agent(agent1())));
   });
 
   it('ovn-controller exits (its chassis deleted): the agent re-registers and follows a new nb_cfg, served again', async () => {
     const ctlMatch = daemons.controller(dir, 'worker1', sandboxNames(id).nodeNetns('w1'));
     const ctl = daemonPid(ctlMatch);
-    const exit = spawnSync('ovn-appctl', ['-t', path.join(dir, 'run', 'worker1', `ovn-controller.${ctl.pid}.ctl`), 'exit'], { encoding: 'utf8' });
+    const exit = spawnSync('ovn-appctl', ['-t', sandboxPaths(dir).worker('worker1').controllerCtl(ctl.pid), 'exit'], { encoding: 'utf8' });
     expect(exit.status, exit.stderr).toBe(0);
     await waitHealthy('after ovn-controller restart');
     expect(isRestarted(ctl, daemonPid(ctlMatch))).toBe(true);

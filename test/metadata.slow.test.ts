@@ -92,13 +92,13 @@ describe.skipIf(notRoot || noAgent)('up --metadata-agent: Neutron OVN metadata a
     const body = inNetns(m.vm.netns, ['curl', '-s', '-m', '5', m.url]).out;
     expect(JSON.parse(body)).toMatchObject({ uuid: m.vm.deviceId, project_id: m.vm.projectId });
 
-    // Each agent started after its worker's ovn-controller (the supervisor's start order).
-    const log = readFileSync(path.join(dir, 'supervisor', 'supervisor.log'), 'utf8').split('\n');
-    for (const w of ['worker1', 'worker2']) {
-      const ctl = log.findIndex((l) => l.includes(`${w}-ovn-controller: started`));
-      const agent = log.findIndex((l) => l.includes(`${w}-metadata-agent: started`));
-      expect(ctl, w).toBeGreaterThanOrEqual(0);
-      expect(agent, w).toBeGreaterThan(ctl);
+    // Each agent started after its worker's ovn-controller (the start order of the worker's own supervisor).
+    for (const a of m.agents) {
+      const log = readFileSync(a.supervisorLog, 'utf8').split('\n');
+      const ctl = log.findIndex((l) => l.includes('ovn-controller: started'));
+      const agent = log.findIndex((l) => l.includes('ovn-metadata-agent: started'));
+      expect(ctl, a.worker).toBeGreaterThanOrEqual(0);
+      expect(agent, a.worker).toBeGreaterThan(ctl);
     }
     // Registered in the SB.
     for (const w of ['worker1', 'worker2']) {
@@ -109,10 +109,11 @@ describe.skipIf(notRoot || noAgent)('up --metadata-agent: Neutron OVN metadata a
     // Through TLS only: the agent's SB remote is the worker's stunnel client, and every TCP
     // connection of the agent goes to it (nothing to the central's plaintext loopback port).
     const ini = readFileSync(path.join(agent1().confDir, 'neutron_ovn_metadata_agent.ini'), 'utf8');
-    expect(ini).toMatch(/^ovn_sb_connection = tcp:127\.0\.0\.1:6642$/m);
+    // The worker's stunnel client: plaintext only on the central's loopback address L(C) on this worker.
+    expect(ini).toMatch(/^ovn_sb_connection = tcp:127\.\d+\.\d+\.\d+:16642$/m);
     const agent = daemonPid(daemons.agent(agent1()));
     expect((await statusJson(dir)).json.metadataAgents?.find((a) => a.chassis === 'worker1')?.pid).toBe(agent.pid);
-    expectSbOnlyThroughStunnel(dir, agent1(), agent);
+    expectSbOnlyThroughStunnel(agent1(), agent);
     timings.agentRssKb = treeRssKb(agent.pid);
   });
 
@@ -141,7 +142,7 @@ describe.skipIf(notRoot || noAgent)('up --metadata-agent: Neutron OVN metadata a
     // reaches an agent only over a live connection, and only a live one writes it back.
     timings.sbRestartNbCfg = await expectAgentsFollowNbCfg(dir, ['worker1', 'worker2']);
     await waitServed('after SB restart');
-    expectSbOnlyThroughStunnel(dir, agent1(), daemonPid(daemons.agent(agent1())));
+    expectSbOnlyThroughStunnel(agent1(), daemonPid(daemons.agent(agent1())));
     timings.sbRestartToServed = Date.now() - t;
   });
 
@@ -152,7 +153,7 @@ describe.skipIf(notRoot || noAgent)('up --metadata-agent: Neutron OVN metadata a
     expect(before).toMatch(/^[0-9a-f-]{36}$/);
     const t = Date.now();
     // A clean exit removes the chassis and its Chassis_Private row (and the registration in it).
-    const exit = spawnSync('ovn-appctl', ['-t', path.join(dir, 'run', 'worker1', `ovn-controller.${ctl.pid}.ctl`), 'exit'], { encoding: 'utf8' });
+    const exit = spawnSync('ovn-appctl', ['-t', sandboxPaths(dir).worker('worker1').controllerCtl(ctl.pid), 'exit'], { encoding: 'utf8' });
     expect(exit.status, exit.stderr).toBe(0);
     await waitFor(() => sbctl(dir, ['get', 'Chassis_Private', 'worker1', '_uuid']).out !== before, 30_000, 'a new Chassis_Private row');
     await waitFor(() => sbctl(dir, ['get', 'Chassis_Private', 'worker1', 'external_ids:"neutron:ovn-metadata-id"']).code === 0, 60_000, 'the agent registered again');
@@ -206,7 +207,7 @@ describe.skipIf(notRoot || noAgent)('up --metadata-agent: Neutron OVN metadata a
     const ns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
     expect(ns).not.toContain(m.ovnmetaNetns);
     expect(ns).not.toContain(m.vm.netns);
-    const nb = spawnSync('ovn-nbctl', [`--db=unix:${path.join(dir, 'run', 'central', 'ovnnb_db.sock')}`, 'ls-list'], { encoding: 'utf8' }).stdout;
+    const nb = spawnSync('ovn-nbctl', [`--db=unix:${sandboxPaths(dir).central.nbSock}`, 'ls-list'], { encoding: 'utf8' }).stdout;
     expect(nb).not.toContain(m.switchName);
     const { code, json } = await statusJson(dir);
     expect(json.problems).toEqual([]);

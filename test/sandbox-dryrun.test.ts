@@ -24,12 +24,13 @@ describe('up --dry-run (mocked runner)', () => {
     const text = printed.join('\n');
     expect(text).toContain(`would run: ip netns add ${prefix}-ul`);
     expect(text).toContain(`would run: ip netns add ${prefix}-vm2`);
-    expect(text).toMatch(/would start central-nb-ovsdb: ip netns exec \S+-central ovsdb-server/);
-    expect(text).toMatch(/would start worker2-ovn-controller: ip netns exec \S+-w2 ovn-controller/);
+    // The daemons as each host's rendered bundle runs them (the real renderer, the host's root).
+    expect(text).toMatch(new RegExp(`would start central-ovn-nb-ovsdb: ip netns exec \\S+-central /usr/sbin/ovsdb-server ${stateDir}/hosts/central/var/lib/ovn/ovnnb_db.db`));
+    expect(text).toMatch(/would start worker2-ovn-controller: ip netns exec \S+-w2 \/usr\/bin\/ovn-controller/);
     expect(text).toMatch(/would run: ovn-nbctl .* --may-exist lr-add router1/);
     expect(text).toMatch(/would ping vm1 -> vm2/);
     // Each daemon is announced once, not once per start phase.
-    expect(printed.filter((l) => l.startsWith('would start central-nb-ovsdb'))).toHaveLength(1);
+    expect(printed.filter((l) => l.startsWith('would start central-ovn-nb-ovsdb'))).toHaveLength(1);
     // Only read-only queries reached the real runner.
     for (const c of inner.calls) expect(c.opts.mutates, c.argv.join(' ')).toBe(false);
     expect(existsSync(stateDir)).toBe(false);

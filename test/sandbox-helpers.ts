@@ -55,6 +55,7 @@ export interface StatusJson {
   supervisor: string;
   endpoints: { nb: string; sb: string };
   tls: Record<'nb' | 'sb', { reachable: boolean; protocol: string | null; endpoint: string }>;
+  hosts: { name: string; netns: string; root: string; status: string; health: { check: string; ok: boolean; detail: string }[] }[];
   daemons: { name: string; node: string; pid: number | null; running: boolean; healthy: boolean; restarts: number; detail: string }[];
   chassis: { name: string; registered: boolean; encapIp: string | null }[];
   ports: { name: string; chassis: string | null; expectedChassis: string; up: boolean; iface: string }[];
@@ -85,7 +86,7 @@ export function inNetns(ns: string, argv: string[], timeoutMs = 10_000): { code:
 }
 
 export function nbNames(dir: string, table: string): string[] {
-  return run(['ovn-nbctl', `--db=unix:${path.join(dir, 'run', 'central', 'ovnnb_db.sock')}`, '--timeout=5', '--format=csv', '--no-headings', '--columns=name', 'list', table])
+  return run(['ovn-nbctl', `--db=unix:${path.join(dir, 'hosts', 'central', 'var', 'run', 'ovn', 'ovnnb_db.sock')}`, '--timeout=5', '--format=csv', '--no-headings', '--columns=name', 'list', table])
     .split('\n')
     .map((l) => l.trim().replace(/^"|"$/g, ''))
     .filter((l) => l !== '')
@@ -93,7 +94,7 @@ export function nbNames(dir: string, table: string): string[] {
 }
 
 export function sbNames(dir: string, table: string, column = 'name'): string[] {
-  return run(['ovn-sbctl', `--db=unix:${path.join(dir, 'run', 'central', 'ovnsb_db.sock')}`, '--timeout=5', '--format=csv', '--no-headings', `--columns=${column}`, 'list', table])
+  return run(['ovn-sbctl', `--db=unix:${path.join(dir, 'hosts', 'central', 'var', 'run', 'ovn', 'ovnsb_db.sock')}`, '--timeout=5', '--format=csv', '--no-headings', `--columns=${column}`, 'list', table])
     .split('\n')
     .map((l) => l.trim().replace(/^"|"$/g, ''))
     .filter((l) => l !== '')

@@ -5,11 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import { canonicalDir, isOwnName, sandboxId, sandboxNames, underlaySubnet, MAX_IFNAME } from '../src/sandbox/naming.js';
 import { planSandbox, MAX_WORKERS } from '../src/sandbox/plan.js';
-import { allServices, sandboxServices } from '../src/sandbox/services.js';
-import { phaseList } from '../src/sandbox/phases.js';
+import { renderHostBundle } from '../src/render/index.js';
+import { sandboxSite } from '../src/sandbox/site.js';
 import { topologyArgs, unplannedVms } from '../src/sandbox/topology.js';
-import { workerOvsArgs } from '../src/sandbox/worker.js';
-import type { ServiceSpec } from '../src/supervisor/types.js';
 
 let tmp: string;
 beforeAll(async () => {
@@ -89,35 +87,49 @@ describe('planSandbox', () => {
   });
 });
 
-describe('services and start phases', () => {
-  const plan = () => planSandbox({ stateDir: path.join(tmp, 'svc'), workers: 2, datapath: 'netdev' });
-  const stunnel = { binary: 'stunnel4', confPath: (n: string) => `/etc/${n}.conf` };
+describe("the sandbox's hosts, rendered by the real renderer", () => {
+  const pki = { caBundlePem: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n', crlPem: '-----BEGIN X509 CRL-----\nx\n-----END X509 CRL-----\n' };
+  const bundles = (datapath: 'netdev' | 'system') => {
+    const p = planSandbox({ stateDir: path.join(tmp, `svc-${datapath}`), workers: 2, datapath });
+    const site = sandboxSite(p);
+    return { p, site, m: (name: string) => renderHostBundle(site.inventory, name, pki, { root: p.paths.hostRoot(name) }).manifest };
+  };
 
-  it('runs every daemon in the foreground, in its node namespace, with files under the state dir', () => {
-    const p = plan();
-    const all = allServices(sandboxServices(p, stunnel, { nb: 16641, sb: 16642 }));
-    expect(all.map((s) => s.name)).toEqual(
-      expect.arrayContaining(['central-nb-ovsdb', 'central-sb-ovsdb', 'central-northd', 'central-stunnel', 'worker1-ovsdb', 'worker1-vswitchd', 'worker1-stunnel', 'worker1-ovn-controller', 'worker2-ovn-controller']),
-    );
-    for (const s of all) {
-      expect(s.argv.join(' ')).not.toMatch(/--detach|--monitor/);
-      expect(s.netns?.startsWith(p.names.prefix)).toBe(true);
-      expect(s.logFile.startsWith(p.stateDir)).toBe(true);
+  it('runs every daemon in the foreground with every path below its host root; plaintext OVSDB only on loopback', () => {
+    const { p, site, m } = bundles('netdev');
+    expect(site.hosts.map((h) => [h.name, h.netns, h.root])).toEqual([
+      ['central', p.central.netns, path.join(p.stateDir, 'hosts', 'central')],
+      ...p.workers.map((w) => [w.name, w.netns, path.join(p.stateDir, 'hosts', w.name)]),
+    ]);
+    for (const h of site.hosts) {
+      const man = m(h.name);
+      expect(man.root).toBe(h.root);
+      for (const s of man.services) {
+        expect(s.argv.join(' ')).not.toMatch(/--detach|--monitor/);
+        for (const a of s.argv.filter((x) => x.includes('/var/') || x.includes('/etc/'))) expect(a, `${h.name} ${s.name}`).toContain(h.root);
+      }
     }
-    const nb = all.find((s) => s.name === 'central-nb-ovsdb');
-    // Plaintext OVSDB only on the central's loopback; TLS is stunnel's job.
-    expect(nb?.argv).toContain('--remote=ptcp:16641:127.0.0.1');
-    expect(nb?.argv.filter((a) => a.startsWith('--remote=ptcp:')).every((a) => a.endsWith(':127.0.0.1'))).toBe(true);
+    expect(m('central').services.map((s) => s.name)).toEqual(['ovn-nb-ovsdb', 'ovn-sb-ovsdb', 'stunnel-server', 'ovn-northd']);
+    expect(m('worker1').services.map((s) => s.name)).toEqual(['stunnel-client', 'ovs-ovsdb', 'ovs-vswitchd', 'ovn-controller']);
+    const nb = m('central').services.find((s) => s.name === 'ovn-nb-ovsdb');
+    const tcp = nb?.argv.filter((a) => a.startsWith('--remote=ptcp:')) ?? [];
+    expect(tcp).toHaveLength(1);
+    expect(tcp[0]).toMatch(/^--remote=ptcp:16641:127\.\d+\.\d+\.\d+$/);
   });
 
-  it('phaseList keeps running later-phase services whose dependencies are listed, and drops the rest', () => {
-    const s = (name: string, after?: string[]): ServiceSpec => ({ name, argv: ['x'], logFile: '/l', ...(after ? { after } : {}) });
-    const all = [s('db'), s('vswitchd', ['db']), s('stunnel'), s('controller', ['vswitchd', 'stunnel'])];
-    const phase1 = [all[0] as ServiceSpec];
-    expect(phaseList(phase1, all, new Set()).map((x) => x.name)).toEqual(['db']);
-    expect(phaseList(phase1, all, new Set(['vswitchd', 'stunnel', 'controller'])).map((x) => x.name)).toEqual(['db', 'vswitchd', 'stunnel', 'controller']);
-    // vswitchd died: the controller that starts after it cannot be listed before vswitchd is.
-    expect(phaseList(phase1, all, new Set(['stunnel', 'controller'])).map((x) => x.name)).toEqual(['db', 'stunnel']);
+  it("points ovn-controller only at the local stunnel client, and moves a worker's underlay veth into br-phy with the userspace datapath", () => {
+    const { p, site, m } = bundles('netdev');
+    const w = p.workers[0];
+    if (w === undefined) throw new Error('no worker');
+    const ovs = m(w.name).ovs;
+    expect(ovs?.externalIds['ovn-remote']).toBe(site.topology.sbRemotes);
+    expect(site.topology.sbRemotes).toMatch(/^tcp:127\.\d+\.\d+\.\d+:16642$/);
+    expect(ovs?.externalIds['ovn-encap-ip']).toBe(w.address);
+    expect(ovs?.externalIds['ovn-bridge-datapath-type']).toBe('netdev');
+    expect(ovs?.underlay).toEqual({ bridge: 'br-phy', interface: w.veth.inside, ip: w.address });
+    const kernel = bundles('system').m(w.name).ovs;
+    expect(kernel?.underlay).toBeUndefined();
+    expect(kernel?.externalIds['ovn-bridge-datapath-type']).toBe('system');
   });
 });
 
@@ -140,17 +152,4 @@ describe('topology and worker OVS settings', () => {
     expect(unplannedVms(planSandbox({ stateDir: path.join(tmp, 'topo'), workers: MAX_WORKERS, datapath: 'netdev' }))).toEqual([]);
   });
 
-  it('points ovn-controller only at the local stunnel client and sets the userspace datapath', () => {
-    const p = planSandbox({ stateDir: path.join(tmp, 'ovs'), workers: 2, datapath: 'netdev' });
-    const w = p.workers[0];
-    if (w === undefined) throw new Error('no worker');
-    const args = workerOvsArgs(p, w, 6642);
-    expect(args).toContain('external_ids:ovn-remote=tcp:127.0.0.1:6642');
-    expect(args).toContain(`external_ids:ovn-encap-ip=${w.address}`);
-    expect(args).toContain('external_ids:ovn-bridge-datapath-type=netdev');
-    expect(args).toContain(`other-config:hwaddr="${w.phyMac}"`);
-    const kernel = workerOvsArgs(planSandbox({ stateDir: path.join(tmp, 'ovs'), workers: 2, datapath: 'system' }), w, 6642);
-    expect(kernel).not.toContain('br-phy');
-    expect(kernel).toContain('external_ids:ovn-bridge-datapath-type=system');
-  });
 });

@@ -16,7 +16,11 @@ function recorded(): StatusReport {
     supervisor: 'own',
     endpoints: { nb: 'ssl:10.150.1.1:6641', sb: 'ssl:10.150.1.1:6642' },
     tls: { nb: tls(6641, 'OVN_Northbound'), sb: tls(6642, 'OVN_Southbound') },
-    daemons: [daemon('central-nb-ovsdb', 'central', 'ovsdb-server', 10), daemon('worker1-ovn-controller', 'worker1', 'ovn-controller', 11)],
+    hosts: [
+      { name: 'central', netns: 'od1234-central', root: '/tmp/sbx/hosts/central', status: 'converged', health: [{ check: 'raft-member OVN_Northbound', ok: true, detail: 'leader' }] },
+      { name: 'worker1', netns: 'od1234-w1', root: '/tmp/sbx/hosts/worker1', status: 'converged', health: [{ check: 'ovn-controller-connected', ok: true, detail: 'connected' }] },
+    ],
+    daemons: [daemon('central-ovn-nb-ovsdb', 'central', 'ovsdb-server', 10), daemon('worker1-ovn-controller', 'worker1', 'ovn-controller', 11)],
     chassis: [
       { name: 'worker1', hostname: 'worker1', encapIp: '10.150.1.11', expected: true, registered: true },
       { name: 'worker2', hostname: 'worker2', encapIp: '10.150.1.12', expected: true, registered: true },
@@ -38,7 +42,7 @@ describe('status verdict (mocked inputs)', () => {
     expect(r.healthy).toBe(true);
     expect(r.problems).toEqual([]);
     const json = JSON.parse(JSON.stringify(r)) as Record<string, unknown>;
-    for (const key of ['healthy', 'stateDir', 'pkiDir', 'endpoints', 'daemons', 'chassis', 'ports', 'certificates', 'datapath', 'supervisor']) expect(json).toHaveProperty(key);
+    for (const key of ['healthy', 'stateDir', 'pkiDir', 'endpoints', 'hosts', 'daemons', 'chassis', 'ports', 'certificates', 'datapath', 'supervisor']) expect(json).toHaveProperty(key);
     expect(json.endpoints).toEqual({ nb: 'ssl:10.150.1.1:6641', sb: 'ssl:10.150.1.1:6642' });
   });
 
@@ -53,6 +57,8 @@ describe('status verdict (mocked inputs)', () => {
     r.ports[1] = { name: 'vm2', expectedChassis: 'worker2', chassis: 'worker1', up: false, iface: 'no-carrier' };
     const cert = r.certificates[0];
     if (cert !== undefined) cert.status = 'expired';
+    const w1 = r.hosts[1];
+    if (w1 !== undefined) Object.assign(w1, { status: 'unhealthy', health: [{ check: 'ovn-controller-connected', ok: false, detail: 'not connected' }] });
     const j = judge(r);
     expect(j.healthy).toBe(false);
     const text = j.problems.join('\n');
@@ -64,12 +70,14 @@ describe('status verdict (mocked inputs)', () => {
     expect(text).toMatch(/port vm2 bound to worker1, expected worker2/);
     expect(text).toMatch(/vm2's interface has no carrier/);
     expect(text).toMatch(/certificate central expired/);
+    expect(text).toMatch(/host worker1: ovn-controller-connected: not connected/);
   });
 
   it('renders a table with every daemon, pid and health', () => {
     const text = renderStatusTable(judge(recorded()));
     expect(text).toMatch(/^Sandbox 1234 in \/tmp\/sbx: HEALTHY/);
-    expect(text).toMatch(/central-nb-ovsdb\s+central\s+10\s+0\s+ok/);
+    expect(text).toMatch(/central-ovn-nb-ovsdb\s+central\s+10\s+0\s+ok/);
+    expect(text).toMatch(/worker1\s+od1234-w1\s+converged\s+1\/1 checks ok/);
     expect(text).toMatch(/SB\s+ssl:10\.150\.1\.1:6642\s+od1234-w1\s+yes \(TLSv1\.2/);
     expect(text).toMatch(/vm2\s+worker2\s+worker2\s+yes\s+ok/);
   });

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { cliPath, packageRoot, supervisorPaths } from '../src/paths.js';
 import { ZxRunner } from '../src/runner.js';
-import { createSupervisor } from '../src/supervisor/index.js';
+import { OwnSupervisor } from '../src/supervisor/own.js';
 import { liveSupervisor } from '../src/supervisor/identity.js';
 import { readProcStat } from '../src/supervisor/proc.js';
 import type { ServiceSpec, Supervisor } from '../src/supervisor/types.js';
@@ -81,7 +81,7 @@ describe('own supervisor with real processes', () => {
 
   function setup(): void {
     tmp = mkdtempSync(path.join(os.tmpdir(), 'odsup-'));
-    sup = createSupervisor(path.join(tmp, 'state'), { prefer: 'own' });
+    sup = new OwnSupervisor(path.join(tmp, 'state'));
   }
 
   /** `sleep 1000` whose argv[0] is a symlink inside tmp: unique per test. */
@@ -113,8 +113,8 @@ describe('own supervisor with real processes', () => {
     setup();
     const services = [sleeper('a'), sleeper('b', { after: ['a'] }), tcpServer('tcp')];
     // The client is a separate node process that exits once ensure() resolves.
-    const script = `import { createSupervisor } from ${JSON.stringify(path.join(packageRoot, 'dist', 'supervisor', 'index.js'))};
-      await createSupervisor(process.argv[1], { prefer: 'own' }).ensure(JSON.parse(process.argv[2]));`;
+    const script = `import { OwnSupervisor } from ${JSON.stringify(path.join(packageRoot, 'dist', 'supervisor', 'own.js'))};
+      await new OwnSupervisor(process.argv[1]).ensure(JSON.parse(process.argv[2]));`;
     const started = Date.now();
     execFileSync(process.execPath, ['--input-type=module', '-e', script, path.join(tmp, 'state'), JSON.stringify(services)]);
     console.log(`ensure() from a cold start in a separate client: ${Date.now() - started} ms`);
@@ -333,7 +333,7 @@ describe('own supervisor with network namespaces and a real ovsdb-server', () =>
   beforeAll(async () => {
     ensureBuilt();
     tmp = mkdtempSync(path.join(os.tmpdir(), 'odsup-'));
-    sup = createSupervisor(path.join(tmp, 'state'), { prefer: 'own' });
+    sup = new OwnSupervisor(path.join(tmp, 'state'));
     await runner.run(['ip', 'netns', 'add', netns]);
   }, 120_000);
 

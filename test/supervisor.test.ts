@@ -5,9 +5,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import { supervisorPaths } from '../src/paths.js';
-import { createSupervisor, defaultUnitPrefix } from '../src/supervisor/index.js';
 import { isSupervisorCmdline } from '../src/supervisor/identity.js';
-import { checkStarted } from '../src/supervisor/own.js';
+import { checkStarted, OwnSupervisor } from '../src/supervisor/own.js';
 import { bootId, identify, isAlive, readCmdline, readProcStat } from '../src/supervisor/proc.js';
 import { serviceHash, serviceProblems, startOrder, validateServices } from '../src/supervisor/spec.js';
 import { writeStatus, type ServiceRecord, type StatusFile } from '../src/supervisor/state.js';
@@ -131,7 +130,7 @@ describe('own supervisor client (no daemon)', () => {
   }
 
   it('rejects invalid services before writing anything', async () => {
-    const sup = createSupervisor(tmp, { prefer: 'own' });
+    const sup = new OwnSupervisor(tmp);
     await expect(sup.ensure([svc('a'), svc('a')])).rejects.toBeInstanceOf(InputError);
     expect(existsSync(supervisorPaths(tmp).services)).toBe(false);
   });
@@ -139,14 +138,14 @@ describe('own supervisor client (no daemon)', () => {
   it('never signals a recorded pid whose start time does not match (pid reuse)', async () => {
     const pid = await startStray();
     await fakeStatus([record('a', pid, { startTicks: readProcStat(pid)!.startTicks - 1 })]);
-    await createSupervisor(tmp, { prefer: 'own' }).stop();
+    await new OwnSupervisor(tmp).stop();
     expect(isAlive(pid)).toBe(true);
   });
 
   it('never signals a recorded pid running another program', async () => {
     const pid = await startStray();
     await fakeStatus([record('a', pid, { argv: ['/usr/sbin/ovsdb-server'] })]);
-    await createSupervisor(tmp, { prefer: 'own' }).stop();
+    await new OwnSupervisor(tmp).stop();
     expect(isAlive(pid)).toBe(true);
   });
 
@@ -155,7 +154,7 @@ describe('own supervisor client (no daemon)', () => {
     await fakeStatus([record('a', pid)]);
     const file = supervisorPaths(tmp).status;
     writeFileSync(file, readFileSync(file, 'utf8').replace(bootId(), '00000000-0000-0000-0000-000000000000'));
-    await createSupervisor(tmp, { prefer: 'own' }).stop();
+    await new OwnSupervisor(tmp).stop();
     expect(isAlive(pid)).toBe(true);
   });
 
@@ -163,7 +162,7 @@ describe('own supervisor client (no daemon)', () => {
     const pid = await startStray();
     await fakeStatus([record('a', pid)], pid);
     writeFileSync(supervisorPaths(tmp).pid, `${pid}\n`);
-    const sup = createSupervisor(tmp, { prefer: 'own' });
+    const sup = new OwnSupervisor(tmp);
     // The service record matches, but its "supervisor" is not `supervise --dir`: not supervised.
     expect((await sup.status()).map((s) => s.running)).toEqual([false]);
     await expect(sup.signal('a', 'SIGTERM')).rejects.toThrow(/not running/);
@@ -176,7 +175,7 @@ describe('own supervisor client (no daemon)', () => {
   it('does stop an orphan it can prove is its own (so the checks above are not vacuous)', async () => {
     const pid = await startStray();
     await fakeStatus([record('a', pid)]);
-    await createSupervisor(tmp, { prefer: 'own' }).stop();
+    await new OwnSupervisor(tmp).stop();
     expect(identify(pid)).toBeUndefined();
   });
 
@@ -226,18 +225,5 @@ describe('ensure() readiness from status.json', () => {
     expect(checkStarted([spec], status({ startTicks: 1 })).waiting).toEqual([spec]);
     expect(checkStarted([spec], status({ state: 'backoff', failures: 3 })).failed?.spec).toBe(spec);
     expect(checkStarted([spec], status({ state: 'failed', failures: 10 })).failed?.spec).toBe(spec);
-  });
-});
-
-describe('createSupervisor', () => {
-  it('uses the own supervisor here (systemd is not PID 1) and systemd when asked', () => {
-    expect(createSupervisor('/tmp/x').kind).toBe('own');
-    expect(createSupervisor('/tmp/x', { prefer: 'systemd' }).kind).toBe('systemd');
-  });
-
-  it('gives each state directory its own unit prefix', () => {
-    expect(defaultUnitPrefix('/tmp/x')).toMatch(/^ovn-deploy-[0-9a-f]{8}-$/);
-    expect(defaultUnitPrefix('/tmp/x')).toBe(defaultUnitPrefix('/tmp/x/'));
-    expect(defaultUnitPrefix('/tmp/x')).not.toBe(defaultUnitPrefix('/tmp/y'));
   });
 });

@@ -62,8 +62,9 @@ describe.skipIf(notRoot)('up killed mid-way', () => {
 
   it('the next up repairs it: healthy, no duplicated switches, routers, ports or chassis', async () => {
     const dir = path.join(parent, 'a');
-    // Killed with the databases, northd, vswitchd and stunnel running but nothing bound yet.
-    const printed = await upKilledAfter(dir, /✔ Start ovn-northd and ovs-vswitchd/, 0);
+    // Killed in the middle of the hosts' apply: the central's databases and stunnel starting,
+    // the workers' certificates signed or not, nothing bound yet.
+    const printed = await upKilledAfter(dir, /central: services stage 0: start/, 0);
     expect(printed).not.toMatch(/Ping vm1 -> vm2/);
     const r = await cliOk(['up', '--dir', dir]);
     expect(r.stdout).toContain('ovn-trace vm1 -> vm2: network1 -> router1 -> network2 -> vm2');

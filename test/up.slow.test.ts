@@ -40,10 +40,11 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
   const timings: Record<string, number> = {};
   /** The sandbox's daemons as /proc shows them (their command lines name the state directory). */
   const daemon = (what: string, program: RegExp, ...argv: string[]): DaemonMatch => ({ what, program, argv: [dir, ...argv] });
-  const controller1 = () => daemon('worker1 ovn-controller', /ovn-controller$/, `${dir}/run/worker1/`);
+  const controller1 = () => daemon('worker1 ovn-controller', /ovn-controller$/, `${dir}/hosts/worker1/`);
   const sbServer = () => daemon('central SB ovsdb-server', /ovsdb-server$/, 'ovnsb_db.db');
-  const vswitchd2 = () => daemon('worker2 ovs-vswitchd', /ovs-vswitchd$/, `${dir}/run/worker2/`);
-  const supervisor = () => daemon('supervisor', /node$/, 'supervise');
+  const vswitchd2 = () => daemon('worker2 ovs-vswitchd', /ovs-vswitchd$/, `${dir}/hosts/worker2/`);
+  // Every host has its own supervisor; the central's is the one killed below.
+  const supervisor = () => daemon('central supervisor', /node$/, 'supervise', `${dir}/hosts/central/`);
 
   beforeAll(async () => {
     requireBuiltCli();
@@ -88,6 +89,15 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     expect(json.endpoints.nb).toMatch(/^ssl:10\.\d+\.\d+\.1:6641$/);
     expect(json.endpoints.sb).toMatch(/^ssl:10\.\d+\.\d+\.1:6642$/);
     expect(json.tls.sb.protocol).toBe('TLSv1.2');
+    // Each host is a site host: its own apply health checks (services, RAFT, listeners, chassis) pass.
+    expect(json.hosts.map((h) => [h.name, h.status])).toEqual([
+      ['central', 'converged'],
+      ['worker1', 'converged'],
+      ['worker2', 'converged'],
+    ]);
+    for (const h of json.hosts) expect(h.health.filter((c) => !c.ok), h.name).toEqual([]);
+    expect(json.hosts.find((h) => h.name === 'central')?.health.map((c) => c.check)).toContain('raft-member OVN_Southbound');
+    expect(json.hosts.find((h) => h.name === 'worker1')?.health.map((c) => c.check)).toContain('ovn-controller-connected');
     expect(json.daemons).toHaveLength(12);
     for (const d of json.daemons) {
       expect(d.healthy, `${d.name}: ${d.detail}`).toBe(true);
@@ -113,10 +123,12 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     const central = json.endpoints.sb.split(':')[1] ?? '';
     const w1 = names.nodeNetns('w1');
     const nodes = ['central', 'w1', 'w2'].map((short) => names.nodeNetns(short));
-    // The central's listeners: the TLS ports on its address, plaintext OVSDB only on its loopback.
+    // The central's listeners: the TLS ports (NB, SB, both RAFT) on its address, plaintext OVSDB
+    // only on its own loopback address (127.a.b.c, the real hosts' layout).
     const centralListeners = tcpListeners(nodes[0] as string);
-    expect([...new Set(centralListeners.map((l) => l.port))].sort((a, b) => a - b)).toEqual([6641, 6642, 16641, 16642]);
-    for (const l of centralListeners.filter((x) => x.port > 10_000)) expect(l.address).toBe('127.0.0.1');
+    expect([...new Set(centralListeners.map((l) => l.port))].sort((a, b) => a - b)).toEqual([6641, 6642, 6643, 6644, 16641, 16642, 16643, 16644]);
+    for (const l of centralListeners.filter((x) => x.port > 10_000)) expect(l.address).toMatch(/^127\.\d+\.\d+\.\d+$/);
+    for (const l of centralListeners.filter((x) => x.port < 10_000)) expect(l.address).toBe(central);
     // Every port any sandbox node listens on, tried in plaintext on every address of every other
     // node, from every worker: whatever address a listener is bound to, none may answer OVSDB.
     const probes: string[] = [];
@@ -137,13 +149,18 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     }
     // central x 4 ports from 2 workers, plus each worker's 2 tunnel ports at the other's address.
     expect(probes.length).toBeGreaterThanOrEqual(12);
-    const pki = path.join(dir, 'pki');
-    const tls = inNetns(w1, ['ovsdb-client', '--timeout=5', `--private-key=${pki}/private/worker1.key`, `--certificate=${pki}/certs/worker1.crt`, `--ca-cert=${pki}/ca/ca-bundle.crt`, 'list-dbs', `ssl:${central}:6642`]);
+    // worker1's own key (made on the host, never in the PKI) and certificate.
+    const pki = path.join(dir, 'hosts', 'worker1', 'etc', 'ovn-deploy', 'pki');
+    const tls = inNetns(w1, ['ovsdb-client', '--timeout=5', `--private-key=${pki}/host.key`, `--certificate=${pki}/host.pem`, `--ca-cert=${pki}/ca-bundle.pem`, 'list-dbs', `ssl:${central}:6642`]);
     expect(tls.code, tls.out).toBe(0);
     expect(tls.out).toContain('OVN_Southbound');
-    // ovn-controller's only SB remote is the local stunnel client.
-    const remote = inNetns(w1, ['ovs-vsctl', `--db=unix:${dir}/run/worker1/db.sock`, 'get', 'Open_vSwitch', '.', 'external_ids:ovn-remote']);
-    expect(remote.out.trim()).toBe('"tcp:127.0.0.1:6642"');
+    // ovn-controller's only SB remote is the local stunnel client: a loopback address on which
+    // worker1's stunnel client (and nothing else) listens.
+    const remote = inNetns(w1, ['ovs-vsctl', `--db=unix:${dir}/hosts/worker1/var/run/openvswitch/db.sock`, 'get', 'Open_vSwitch', '.', 'external_ids:ovn-remote']);
+    const m = /^"tcp:(127\.\d+\.\d+\.\d+):(\d+)"$/.exec(remote.out.trim());
+    expect(m, remote.out).not.toBeNull();
+    const owner = inNetns(w1, ['ss', '-Hltnp', 'src', `${m?.[1] ?? ''}:${m?.[2] ?? ''}`]).out;
+    expect(owner).toMatch(/stunnel4/);
   });
 
   it('a second up converges: no errors, same daemons (no restart), no duplicated objects', async () => {
@@ -152,6 +169,19 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     timings.secondUp = r.ms;
     expect(r.stdout).toContain('network1 -> router1 -> network2 -> vm2');
     expect(r.stdout).toMatch(/Certificates: 0 issued, 3 reused/);
+    // Every host has its signed bundle and its last apply report under the state dir; this
+    // apply changed nothing on any of them.
+    expect(r.stdout).toMatch(/Hosts converged: no change on any host/);
+    const fs = await import('node:fs');
+    for (const host of ['central', 'worker1', 'worker2']) {
+      const bundle = path.join(dir, 'hosts', host, 'var', 'lib', 'ovn-deploy', 'bundle');
+      const manifest = JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8')) as { host: string; root: string; files: { sha256: string }[] };
+      expect([manifest.host, manifest.root]).toEqual([host, path.join(dir, 'hosts', host)]);
+      expect(manifest.files.every((f) => /^[0-9a-f]{64}$/.test(f.sha256))).toBe(true);
+      expect(fs.existsSync(path.join(bundle, 'manifest.sig'))).toBe(true);
+      const report = JSON.parse(fs.readFileSync(path.join(dir, 'reports', `${host}.json`), 'utf8')) as { status: string; changes: unknown[] };
+      expect([host, report.status, report.changes]).toEqual([host, 'converged', []]);
+    }
     const after = (await status(dir)).json;
     expect(after.healthy).toBe(true);
     expect(after.daemons.map((d) => [d.name, d.pid])).toEqual(before.daemons.map((d) => [d.name, d.pid]));
@@ -168,7 +198,7 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     const controller = daemonPid(controller1());
     const sb = daemonPid(sbServer());
     expect(pidOf(before, 'worker1-ovn-controller')).toBe(controller.pid);
-    expect(pidOf(before, 'central-sb-ovsdb')).toBe(sb.pid);
+    expect(pidOf(before, 'central-ovn-sb-ovsdb')).toBe(sb.pid);
     killVerified(controller, controller1());
     killVerified(sb, sbServer());
     await waitFor(() => !alive(controller.pid) && !alive(sb.pid), 5000, 'the killed daemons to die');
@@ -183,20 +213,20 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     expect(isRestarted(controller, newController)).toBe(true);
     expect(isRestarted(sb, newSb)).toBe(true);
     expect(pidOf(after, 'worker1-ovn-controller')).toBe(newController.pid);
-    expect(pidOf(after, 'central-sb-ovsdb')).toBe(newSb.pid);
+    expect(pidOf(after, 'central-ovn-sb-ovsdb')).toBe(newSb.pid);
     expect(sbNames(dir, 'Chassis')).toEqual(['worker1', 'worker2']);
   });
 
   it('repairs the dead VM tap left by a killed ovs-vswitchd (status says so until then)', async () => {
     const before = (await status(dir)).json;
     const vswitchd = daemonPid(vswitchd2());
-    expect(pidOf(before, 'worker2-vswitchd')).toBe(vswitchd.pid);
+    expect(pidOf(before, 'worker2-ovs-vswitchd')).toBe(vswitchd.pid);
     killVerified(vswitchd, vswitchd2());
     // The supervisor restarts it; the new vswitchd recreates vm2's tap in worker2's namespace
     // and the old one, in vm2's namespace, is dead.
     await waitFor(async () => {
       const s = (await status(dir)).json;
-      return s.ports.find((p) => p.name === 'vm2')?.iface === 'no-carrier' && s.daemons.find((d) => d.name === 'worker2-vswitchd')?.healthy === true;
+      return s.ports.find((p) => p.name === 'vm2')?.iface === 'no-carrier' && s.daemons.find((d) => d.name === 'worker2-ovs-vswitchd')?.healthy === true;
     }, 15_000, 'status to report the dead tap of vm2');
     const broken = await status(dir);
     expect(broken.code).toBe(1);
@@ -210,7 +240,7 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
 
   it('repairs after the supervisor itself is killed with -9 (its daemons are adopted, not duplicated)', async () => {
     const before = (await status(dir)).json;
-    const supervisorPid = Number((await import('node:fs')).readFileSync(path.join(dir, 'supervisor', 'supervisor.pid'), 'utf8').trim());
+    const supervisorPid = Number((await import('node:fs')).readFileSync(path.join(dir, 'hosts', 'central', 'var', 'lib', 'ovn-deploy', 'supervisor', 'supervisor.pid'), 'utf8').trim());
     const sup = daemonPid(supervisor());
     expect(sup.pid).toBe(supervisorPid);
     killVerified(sup, supervisor());
@@ -218,7 +248,7 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     // The daemons still run, but nobody would restart them: status says so.
     const orphaned = await status(dir);
     expect(orphaned.code).toBe(1);
-    expect(orphaned.json.problems.join('\n')).toMatch(/central-nb-ovsdb: runs \(pid \d+\) without its supervisor/);
+    expect(orphaned.json.problems.join('\n')).toMatch(/central-ovn-nb-ovsdb: runs \(pid \d+\) without its supervisor/);
     const r = await cliOk(['up', '--dir', dir]);
     expect(r.stdout).toMatch(/Ping vm1 -> vm2 3\/3/);
     const after = (await status(dir)).json;

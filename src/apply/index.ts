@@ -119,7 +119,7 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
       renewCertificate: opts.renewCertificate === true,
     };
     const observed = await observeHost(ctx, bundle);
-    const plan = planApply(m, observed, (s) => serviceHash(specOf(s)));
+    const plan = planApply(m, observed, (s) => serviceHash(services instanceof OwnHostServices ? services.spec(s) : specOf(s)));
     const needsCertificate = plan.some((s) => s.kind === 'needs-certificate' || s.kind === 'renewal-requested');
 
     if (opts.dryRun === true) {

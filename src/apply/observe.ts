@@ -10,6 +10,7 @@ import type { BundleManifest } from '../bundle/manifest.js';
 import { readIfExists } from '../fsx.js';
 import { hostPaths, hostRenderedPaths, type HostPaths } from '../paths.js';
 import { readVerifiedCsr } from '../pki/csr.js';
+import { SERVICE } from '../render/services.js';
 import type { Runner } from '../runner.js';
 import { Ip } from '../tools/netns.js';
 import { parseOvsdbTable, str, strs } from '../tools/ovsdb-json.js';
@@ -53,7 +54,8 @@ export async function observeHost(ctx: HostContext, bundle: VerifiedBundle): Pro
     observeOvs(ctx, m),
   ]);
   // Host paths (as the report shows them); checked under --root.
-  const missingDirs = requiredDirs(hostPaths('/'), m.ovs !== undefined || m.standaloneDbs.length > 0).filter((d) => !existsSync(ctx.at(d.path)));
+  const runsAgent = m.services.some((s) => s.name === SERVICE.metadataAgent);
+  const missingDirs = requiredDirs(hostPaths('/'), m.ovs !== undefined || m.standaloneDbs.length > 0, runsAgent ? hostRenderedPaths('/').metadata : undefined).filter((d) => !existsSync(ctx.at(d.path)));
   return {
     ...(packages === undefined ? {} : { packages }),
     missingDirs,

@@ -121,6 +121,8 @@ export function requiredDirs(
   // Only hosts running Open vSwitch get its directories: a central has nothing that would recreate
   // /var/run/openvswitch after a reboot, so it would show up as a change on every deploy.
   runsOvs: boolean,
+  /** The metadata agent's state, lock and log directories, when the host runs it (systemd makes them from the unit; the own supervisor does not). */
+  metadata?: { statePath: string; lockPath: string; logDir: string },
 ): { path: string; mode: number }[] {
   const dirs = [
     { path: paths.etc, mode: 0o755 },
@@ -138,7 +140,8 @@ export function requiredDirs(
     { path: paths.ovs.runDir, mode: 0o755 },
     { path: paths.ovs.logDir, mode: 0o750 },
   ];
-  return runsOvs ? [...dirs, ...ovsDirs] : dirs;
+  const metadataDirs = metadata === undefined ? [] : [metadata.statePath, metadata.lockPath, metadata.logDir].map((p) => ({ path: p, mode: 0o750 }));
+  return [...dirs, ...(runsOvs ? ovsDirs : []), ...metadataDirs];
 }
 
 const UNIT_DIR = '/etc/systemd/system';

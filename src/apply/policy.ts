@@ -10,8 +10,9 @@
 import path from 'node:path';
 import type { BundleManifest } from '../bundle/manifest.js';
 import type { Problem } from '../errors.js';
-import { hostPaths, ovsdbSchemas, type HostPaths } from '../paths.js';
-import { BINARIES } from '../render/services.js';
+import { hostPaths, hostRenderedPaths, ovsdbSchemas, type HostPaths } from '../paths.js';
+import { metadataAgentCommand, PODMAN_BINARY } from '../render/metadata-runtime.js';
+import { BINARIES, SERVICE } from '../render/services.js';
 
 const hp = hostPaths();
 
@@ -43,6 +44,21 @@ const envAllowed = (rooted: HostPaths): Readonly<Record<string, string>> => ({ O
 
 const sameArgv = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
+const IMAGE = /^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$/;
+const CONTAINER = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const NETWORK = /^(host|ns:\/run\/netns\/[A-Za-z0-9][A-Za-z0-9_.-]{0,63})$/;
+
+/**
+ * podman only as render writes it: the metadata agent's container, its image, name and network
+ * the only free words (each one word that podman cannot read as an option).
+ */
+function isAgentContainer(name: string, argv: readonly string[], root: string): boolean {
+  if (name !== SERVICE.metadataAgent) return false;
+  const shape = metadataAgentCommand({ kind: 'container', image: '\0image', name: '\0name', netns: '\0netns' }, hostPaths(root), hostRenderedPaths(root)).argv;
+  const free = new Map([['\0image', IMAGE], ['\0name', CONTAINER], ['ns:/run/netns/\0netns', NETWORK]]);
+  return argv.length === shape.length && shape.every((w, i) => free.get(w)?.test(argv[i] ?? '') ?? w === argv[i]);
+}
+
 /** Every way this manifest asks for more than a bundle may; empty when it is within policy. */
 export function policyProblems(m: BundleManifest, file: string): Problem[] {
   const problems: Problem[] = [];
@@ -67,7 +83,7 @@ export function policyProblems(m: BundleManifest, file: string): Problem[] {
   }
   m.services.forEach((s, i) => {
     const bin = s.argv[0] ?? '';
-    if (!KNOWN_BINARIES.has(bin)) add(`services[${i}].argv[0]`, `"${bin}" is not one of the daemons ovn-deploy runs`);
+    if (!KNOWN_BINARIES.has(bin) && !(bin === PODMAN_BINARY && isAgentContainer(s.name, s.argv, m.root ?? '/'))) add(`services[${i}].argv[0]`, `"${bin}" is not one of the daemons ovn-deploy runs`);
     if (!under(rooted.logDir)(s.logFile)) add(`services[${i}].logFile`, `expected a file under ${rooted.logDir}/, got "${s.logFile}"`);
     if (!UNIT.test(s.unit)) add(`services[${i}].unit`, `expected ovn-deploy-<name>.service, got "${s.unit}"`);
     for (const [k, v] of Object.entries(s.env)) {

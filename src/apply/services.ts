@@ -3,14 +3,18 @@
  * executor do not care which: ovn-deploy's own supervisor (no systemd as PID 1: containers,
  * CI, this machine) or systemd with the bundle's own unit files.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BundleManifest, BundleService } from '../bundle/manifest.js';
 import type { HostPaths } from '../paths.js';
+import { ownSupervisorCommand } from '../metadata/agent-command.js';
 import { DISTRIBUTION_UNITS } from '../render/systemd.js';
-import { supervisorPaths } from '../paths.js';
+import { stunnelActivationScript, supervisorPaths } from '../paths.js';
+import { BINARIES } from '../render/services.js';
 import type { Runner } from '../runner.js';
 import { reloadServiceConfirmed } from '../tools/stunnel.js';
+import { socketActivatedStunnel, systemPython } from '../tools/stunnel-activation.js';
 import { Systemctl, unitName } from '../tools/systemctl.js';
 import { OwnSupervisor } from '../supervisor/own.js';
 import { readDesired, readStatus } from '../supervisor/state.js';
@@ -53,12 +57,31 @@ export interface HostServices {
   retire(names: readonly string[]): Promise<void>;
 }
 
-/** The supervisor's view of a bundle service: same argv, env and log file as its systemd unit. */
-export function specOf(s: BundleService): ServiceSpec {
+/**
+ * With `socketActivation`, a stunnel gets its listening sockets from the socket-activation
+ * wrapper (what a .socket unit would do under systemd): stunnel closes the listeners it bound
+ * itself on every SIGHUP, so a certificate rotation's reloads would refuse or reset new
+ * connections; the wrapper keeps them open. Only for hosts whose stunnel `accept` lines never
+ * change while it runs (the sandbox): the wrapper hands sockets out by position, and a reload with
+ * other accept lines fails (a real site's central add/remove changes them).
+ */
+function ownArgv(argv: readonly string[], socketActivation: boolean): string[] {
+  const [binary, conf, ...rest] = argv;
+  if (!socketActivation || binary !== BINARIES.stunnel || conf === undefined || rest.length > 0 || !existsSync(stunnelActivationScript)) return [...argv];
+  // Without the distribution's python3 (a minimal container) stunnel runs as the bundle says.
+  const python = systemPython();
+  return path.isAbsolute(python) ? socketActivatedStunnel(binary, conf, python) : [...argv];
+}
+
+/** The supervisor's view of a bundle service: the daemon, env and log file of its systemd unit (but see ownArgv). */
+export function specOf(s: BundleService, opts: { socketActivation?: boolean } = {}): ServiceSpec {
+  // The same daemon, started so the supervisor can tell it is its own (see agent-command.ts).
+  const own = ownSupervisorCommand(s.argv);
+  const env = { ...own.env, ...s.env };
   return {
     name: s.name,
-    argv: s.argv,
-    ...(Object.keys(s.env).length === 0 ? {} : { env: s.env }),
+    argv: ownArgv(own.argv, opts.socketActivation === true),
+    ...(Object.keys(env).length === 0 ? {} : { env }),
     logFile: s.logFile,
     ...(s.after.length === 0 ? {} : { after: s.after }),
   };
@@ -80,12 +103,24 @@ export class OwnHostServices implements HostServices {
   private readonly files: ReturnType<typeof supervisorPaths>;
 
   /** `paths.state` is the supervisor's state dir: its files land in hostPaths().supervisorDir. */
-  constructor(private readonly paths: HostPaths, opts: { ensureTimeoutMs?: number; cliPath?: string; spawnPrefix?: readonly string[] } = {}) {
-    this.supervisor = new OwnSupervisor(paths.state, opts);
+  private readonly socketActivation: boolean;
+
+  constructor(
+    private readonly paths: HostPaths,
+    opts: { ensureTimeoutMs?: number; cliPath?: string; spawnPrefix?: readonly string[]; socketActivation?: boolean } = {},
+  ) {
+    const { socketActivation, ...supervisorOpts } = opts;
+    this.socketActivation = socketActivation === true;
+    this.supervisor = new OwnSupervisor(paths.state, supervisorOpts);
     this.files = supervisorPaths(paths.state);
     if (path.resolve(this.files.dir) !== path.resolve(paths.supervisorDir)) {
       throw new Error(`supervisor paths disagree: ${this.files.dir} vs ${paths.supervisorDir}`);
     }
+  }
+
+  /** What the supervisor runs for a bundle service on this host (its hash decides a restart). */
+  spec(s: BundleService): ServiceSpec {
+    return specOf(s, { socketActivation: this.socketActivation });
   }
 
   async observe(manifest: BundleManifest): Promise<{ services: Map<string, ObservedService>; unlisted: string[] }> {
@@ -107,8 +142,8 @@ export class OwnHostServices implements HostServices {
     // the spec it runs with, so stage 0 never stops or restarts one (a re-apply restarts nothing).
     const desired = await readDesired(this.files.services).catch(() => undefined);
     const current = new Map((desired?.services ?? []).map((s) => [s.name, s]));
-    const running = new Set((await this.supervisor.status()).filter((s) => s.running).map((s) => s.name));
-    const specs: ServiceSpec[] = manifest.services.filter((s) => s.stage === 0).map(specOf);
+    const running = await this.supervisor.alive();
+    const specs: ServiceSpec[] = manifest.services.filter((s) => s.stage === 0).map((s) => this.spec(s));
     for (const s of manifest.services.filter((x) => x.stage === 1)) {
       const old = current.get(s.name);
       if (old !== undefined && running.has(s.name)) specs.push(old);
@@ -117,17 +152,17 @@ export class OwnHostServices implements HostServices {
   }
 
   async ensureAll(manifest: BundleManifest): Promise<void> {
-    await this.supervisor.ensure(closeAfter(manifest.services.map(specOf)));
+    await this.supervisor.ensure(closeAfter(manifest.services.map((s) => this.spec(s))));
   }
 
   async startEarly(manifest: BundleManifest, names: readonly string[]): Promise<void> {
     // As in ensureStage0: whatever runs keeps the spec it runs with, so nothing else (re)starts.
     const desired = await readDesired(this.files.services).catch(() => undefined);
-    const running = new Set((await this.supervisor.status()).filter((s) => s.running).map((s) => s.name));
+    const running = await this.supervisor.alive();
     const specs: ServiceSpec[] = (desired?.services ?? []).filter((s) => running.has(s.name) && !names.includes(s.name));
     const wanted = manifest.services.filter((s) => names.includes(s.name));
     if (wanted.every((s) => running.has(s.name))) return;
-    specs.push(...wanted.map(specOf));
+    specs.push(...wanted.map((s) => this.spec(s)));
     await this.supervisor.ensure(closeAfter(specs));
   }
 

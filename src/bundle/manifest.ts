@@ -27,6 +27,8 @@ export const bundleFileSchema = z.strictObject({
   /** Services (by name) to SIGHUP / restart when this file's content changed. */
   reload: z.array(serviceName).default([]),
   restart: z.array(serviceName).default([]),
+  /** The template under templates/ that made it (absent for the PKI's CA bundle and CRL, copied as they are). */
+  template: z.string().regex(/^[a-z0-9_-]+(\/[a-z0-9_.-]+)*\.hbs$/, { error: 'expected a template path such as host/service.hbs' }).optional(),
 });
 export type BundleFile = z.output<typeof bundleFileSchema>;
 

@@ -5,6 +5,7 @@
 import { promises as fs } from 'node:fs';
 import { readIfExists, writeFileAtomic } from '../fsx.js';
 import { rotationBackup } from '../paths.js';
+import { withPkiLock } from '../pki/index.js';
 import type { Deployment, TlsEndpoint } from './deployment.js';
 
 /** A file somewhere (a host of the deployment, or the PKI directory on this machine). */
@@ -27,16 +28,22 @@ export function hostFile(d: Deployment, e: TlsEndpoint, file: string, mode: numb
   };
 }
 
-export function localFile(file: string, mode: number): FileRef {
+/**
+ * A file of the PKI directory `pkiDir`. Written under the PKI's lock: whoever takes that lock next
+ * (another certificate of the same rotation being issued) drops the temp files it finds as a
+ * crashed command's leftovers, and a write in flight outside the lock would lose its temp file.
+ */
+export function pkiFile(pkiDir: string, file: string, mode: number): FileRef {
   return {
     path: file,
     mode,
     read: async () => (await readIfExists(file))?.toString('utf8'),
-    write: async (content) => {
-      if (content === undefined) await fs.rm(file, { force: true });
-      else await writeFileAtomic(file, content, mode);
-    },
-    writeBackup: (content) => writeFileAtomic(rotationBackup(file), content, mode),
+    write: (content) =>
+      withPkiLock(pkiDir, async () => {
+        if (content === undefined) await fs.rm(file, { force: true });
+        else await writeFileAtomic(file, content, mode);
+      }),
+    writeBackup: (content) => withPkiLock(pkiDir, () => writeFileAtomic(rotationBackup(file), content, mode)),
   };
 }
 

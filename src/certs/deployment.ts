@@ -10,7 +10,7 @@ import type { Runner } from '../runner.js';
 
 /** A TLS listener of a stunnel server, as a peer reaches it. */
 export interface TlsListener {
-  /** Network namespace to probe from (the sandbox's central namespace). */
+  /** Network namespace to probe from (the sandbox central's namespace). */
   netns?: string;
   host: string;
   port: number;
@@ -22,7 +22,7 @@ export interface TlsListener {
  */
 export interface LocalTunnelProbe {
   netns?: string;
-  /** OVSDB remote of the local plaintext port, e.g. `tcp:127.0.0.1:6642`. */
+  /** OVSDB remote of the local plaintext port, e.g. `tcp:L(C):16642` (src/site/topology.ts). */
   remote: string;
   /** Database that must answer, e.g. `OVN_Southbound`. */
   database: string;
@@ -73,7 +73,8 @@ export interface Deployment {
   readonly runner: Runner;
   /**
    * The hosts' files are on this machine, so a host path equal to a PKI path is the PKI's own
-   * file (the sandbox's stunnels read the PKI directly) and needs no copy.
+   * file and needs no copy. False for the sandbox: each of its hosts has a root of its own whose
+   * files are copies, as on a real host.
    */
   readonly hostFilesAreLocal: boolean;
   /** The arguments that select this deployment again (`--dir DIR`), for the renewal timer. */
@@ -82,6 +83,12 @@ export interface Deployment {
   read(endpoint: TlsEndpoint, file: string): Promise<string | undefined>;
   /** Writes a file on the endpoint's host atomically; `content` undefined removes it. */
   write(endpoint: TlsEndpoint, file: string, content: string | undefined, mode: number): Promise<void>;
+  /**
+   * After a new CA bundle reached the endpoint's host: the CAs the host accepts its deployment
+   * bundles from follow it (apply pins the CA bundle of every bundle it applied), so a bundle
+   * signed by the new CA is accepted once the old one is retired. Absent: nothing to do.
+   */
+  bundleTrustChanged?(endpoint: TlsEndpoint, caBundlePem: string): Promise<void>;
   /** SIGHUP the endpoint's stunnel and confirm from its log that the new config loaded (throws if not). */
   reload(endpoint: TlsEndpoint): Promise<void>;
   /** Held while a command changes certificates (against `up`/`down` and another `certs` run). */

@@ -1,7 +1,7 @@
 /**
  * Getting the PKI's trust files (CA bundle, CRLs) to every stunnel, and the CRL refresh that
- * keeps them current. A sandbox's stunnels read the PKI's own files, so there publishing is a
- * no-op; real hosts get copies.
+ * keeps them current. Every host (a sandbox host's root too) gets its own copies; only a
+ * deployment whose stunnels read the PKI's files themselves skips the copy.
  */
 import { promises as fs } from 'node:fs';
 import { readIfExists } from '../fsx.js';
@@ -24,6 +24,7 @@ export async function publishTrustFiles(d: Deployment, endpoints: readonly TlsEn
   await Promise.all(
     endpoints.map(async (e) => {
       if (bundle !== undefined && !isPkiFile(d, e, e.caFile, pki.caBundle)) await d.write(e, e.caFile, bundle, 0o644);
+      if (bundle !== undefined) await d.bundleTrustChanged?.(e, bundle);
       if (crl !== undefined && !isPkiFile(d, e, e.crlFile, pki.crl)) await d.write(e, e.crlFile, crl, 0o644);
     }),
   );

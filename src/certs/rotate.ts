@@ -16,7 +16,7 @@ import { ExitError, inputError } from '../errors.js';
 import { pkiPaths } from '../paths.js';
 import { issueCertificate, reinstateCertificate } from '../pki/index.js';
 import { pollUntil } from '../tools/retry.js';
-import { backupFiles, hostFile, localFile, restoreFiles, type Backup, type FileRef } from './backup.js';
+import { backupFiles, hostFile, pkiFile, restoreFiles, type Backup, type FileRef } from './backup.js';
 import { certFacts, isIssuedBy, keyMatchesCert, type CertFacts } from './cert-facts.js';
 import { selectEndpoints, unknownHosts, type Deployment, type TlsEndpoint } from './deployment.js';
 import { inspectListener, tunnelCarries } from './probes.js';
@@ -168,7 +168,7 @@ async function rotateLocked(d: Deployment, opts: RotateOptions): Promise<RotateR
 /** The files one certificate lives in: on every endpoint using it, and in the PKI directory. */
 function filesOf(d: Deployment, unit: Unit): FileRef[] {
   const pki = pkiPaths(d.pkiDir);
-  const refs: FileRef[] = [localFile(pki.cert(unit.certName), 0o644), localFile(pki.key(unit.certName), 0o600)];
+  const refs: FileRef[] = [pkiFile(d.pkiDir, pki.cert(unit.certName), 0o644), pkiFile(d.pkiDir, pki.key(unit.certName), 0o600)];
   for (const e of unit.endpoints) {
     if (!isPkiFile(d, e, e.certPath, pki.cert(unit.certName))) refs.push(hostFile(d, e, e.certPath, 0o644));
     if (!isPkiFile(d, e, e.keyPath, pki.key(unit.certName))) refs.push(hostFile(d, e, e.keyPath, 0o600));

@@ -1,21 +1,33 @@
 /**
- * The local sandbox (`ovn-deploy up`) as a Deployment: its stunnel server on the central and a
- * stunnel client per worker, found from the sandbox's own plan and state (read only). The
- * sandbox's stunnel configs point straight at the PKI's files, so for it "installing" a renewed
- * certificate is what the PKI already wrote; a real-host deployment copies them instead.
+ * The local sandbox (`ovn-deploy up`) as a Deployment: the stunnel server of its central and the
+ * stunnel client of each worker, found from the sandbox's own plan and state (read only). Every
+ * sandbox host is a root directory with a real host's layout and its own supervisor, so its
+ * stunnel reads the host's files (not the PKI's): a renewed certificate is copied onto the host,
+ * like a real-host deployment does, and the host's supervisor delivers the reload.
+ *
+ * A rotation still issues key and certificate in the PKI and copies both (key 0600): a renewed
+ * key then exists in PKI/private too, where the host's first key (made by apply) never was.
+ * Keeping every key on its host (a CSR from the host, as apply's own renewal does) is for when
+ * these commands serve real hosts. A later `up` keeps the copied pair: apply keeps a certificate
+ * that matches the host key, chains to the bundle's CAs and carries the requested names.
  */
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { trustPinFile, updatePin } from '../apply/trust.js';
+import { MANIFEST_FILE } from '../bundle/manifest.js';
+import { pemCertificatesOf, SIGNATURE_FILE, verifyManifestSignature } from '../bundle/signature.js';
 import { ExitError } from '../errors.js';
 import { readIfExists, writeFileAtomic } from '../fsx.js';
+import type { Host } from '../inventory/types.js';
 import { sandboxPaths, stunnelFiles } from '../paths.js';
+import { certificateSans } from '../render/host-bundle.js';
+import { SERVICE } from '../render/services.js';
 import { ZxRunner, type Runner } from '../runner.js';
-import { stunnelTls, wantedCerts } from '../sandbox/certs.js';
-import { planInventory } from '../sandbox/inventory.js';
 import { canonicalDir } from '../sandbox/naming.js';
 import { planSandbox, type SandboxPlan } from '../sandbox/plan.js';
-import { serviceName } from '../sandbox/services.js';
+import { sandboxSite, type SandboxHost, type SandboxSite } from '../sandbox/site.js';
 import { acquireLock, readState } from '../sandbox/state.js';
-import { createSupervisor } from '../supervisor/index.js';
+import { OwnSupervisor } from '../supervisor/own.js';
 import { reloadStunnel } from '../tools/stunnel.js';
 import type { Deployment, DeploymentLock, TlsEndpoint } from './deployment.js';
 
@@ -24,61 +36,98 @@ export const NO_SANDBOX_EXIT = 3;
 
 export interface SandboxDeployment extends Deployment {
   readonly plan: SandboxPlan;
-  /** The TLS ports of the central (and the workers' local plaintext ports): inventory `ports`. */
+  readonly site: SandboxSite;
+  /** The central's TLS ports on its underlay address: inventory `ports`. */
   readonly ports: { nb: number; sb: number };
+  /**
+   * The central's NB/SB as every host reaches them: `tcp:L(C):loopbackPorts` (on a worker, its
+   * stunnel client's plaintext side).
+   */
+  readonly remotes: { nb: string; sb: string };
 }
 
-export function sandboxEndpoints(plan: SandboxPlan, ports: { nb: number; sb: number }): TlsEndpoint[] {
-  const sans = new Map(wantedCerts(plan).map((w) => [w.name, w.sans]));
-  const nodeFiles = (node: string, kind: 'server' | 'client') => {
-    const d = plan.paths.node(node);
-    return stunnelFiles(kind, { runDir: d.run, logDir: d.log });
-  };
-  const tls = (node: string) => {
-    const t = stunnelTls(plan, node);
-    return { certPath: t.cert, keyPath: t.key, caFile: t.caFile, crlFile: t.crlFile };
-  };
-  const c = plan.central;
+function inventoryHost(site: SandboxSite, name: string): Host {
+  const h = site.inventory.hosts.find((x) => x.name === name);
+  if (h === undefined) throw new Error(`no inventory host ${name}`);
+  return h;
+}
+
+/** The files of the host's one certificate, as its stunnel loads them. */
+function hostTls(h: SandboxHost) {
+  const pki = h.paths.pki;
+  return { certPath: pki.cert, keyPath: pki.key, caFile: pki.caBundle, crlFile: pki.crl };
+}
+
+function stunnelLogs(h: SandboxHost, kind: 'server' | 'client') {
+  const f = stunnelFiles(kind, h.paths);
+  return { pidFile: f.pidFile, logFile: f.logFile };
+}
+
+/** `tcp:L(C):PORT` of the sandbox's one central: the same remote on every host. */
+export function centralRemotes(site: SandboxSite): { nb: string; sb: string } {
+  const node = site.topology.centrals.find((x) => x.host.name === site.central.name);
+  if (node === undefined) throw new Error(`${site.central.name} is not a central of ${site.inventory.site}`);
+  const lp = site.inventory.loopbackPorts;
+  return { nb: `tcp:${node.loopback}:${lp.nb}`, sb: `tcp:${node.loopback}:${lp.sb}` };
+}
+
+export function sandboxEndpoints(site: SandboxSite): TlsEndpoint[] {
+  const { inventory: inv, topology } = site;
+  const c = site.central;
+  const node = topology.centrals.find((x) => x.host.name === c.name);
+  if (node === undefined) throw new Error(`${c.name} is not a central of ${inv.site}`);
+  const remotes = centralRemotes(site);
   const central: TlsEndpoint = {
     host: c.name,
     role: 'central',
     certName: c.name,
-    sans: sans.get(c.name) ?? [c.name, c.address],
-    ...tls(c.name),
+    sans: certificateSans(inventoryHost(site, c.name)),
+    ...hostTls(c),
     stunnel: {
-      serviceName: serviceName.centralStunnel,
-      ...pick(nodeFiles(c.name, 'server')),
+      serviceName: SERVICE.stunnelServer,
+      ...stunnelLogs(c, 'server'),
       side: 'server',
       netns: c.netns,
       listeners: [
-        { netns: c.netns, host: c.address, port: ports.nb },
-        { netns: c.netns, host: c.address, port: ports.sb },
+        { netns: c.netns, host: node.address, port: inv.ports.nb },
+        { netns: c.netns, host: node.address, port: inv.ports.sb },
       ],
     },
   };
-  const workers = plan.workers.map(
+  const workers = site.workers.map(
     (w): TlsEndpoint => ({
       host: w.name,
       role: 'worker',
       certName: w.name,
-      sans: sans.get(w.name) ?? [w.name],
-      ...tls(w.name),
+      sans: certificateSans(inventoryHost(site, w.name)),
+      ...hostTls(w),
       stunnel: {
-        serviceName: serviceName.workerStunnel(w.name),
-        ...pick(nodeFiles(w.name, 'client')),
+        serviceName: SERVICE.stunnelClient,
+        ...stunnelLogs(w, 'client'),
         side: 'client',
         netns: w.netns,
         listeners: [],
-        // The SB is what ovn-controller uses through this tunnel.
-        tunnelProbe: { netns: w.netns, remote: `tcp:127.0.0.1:${ports.sb}`, database: 'OVN_Southbound' },
+        // The SB is what ovn-controller uses through this tunnel (its ovn-remote).
+        tunnelProbe: { netns: w.netns, remote: remotes.sb, database: 'OVN_Southbound' },
       },
     }),
   );
   return [central, ...workers];
 }
 
-function pick(f: { pidFile: string; logFile: string }): { pidFile: string; logFile: string } {
-  return { pidFile: f.pidFile, logFile: f.logFile };
+/**
+ * The host's bundle trust pin after its stunnel got `caBundlePem`, by apply's own rule (updatePin):
+ * the new CA bundle plus the CA that signed the bundle the host holds now. Without the first, the
+ * next `up` (bundles signed by the new CA) is refused once a CA rollover is complete; without the
+ * second, `status` (apply --check of the bundle on the host) is refused until that `up`.
+ */
+async function followBundleTrust(h: SandboxHost, caBundlePem: string): Promise<void> {
+  const pinned = pemCertificatesOf((await readIfExists(trustPinFile(h.paths)))?.toString('utf8') ?? '');
+  const [manifest, sig] = await Promise.all([readIfExists(path.join(h.bundleDir, MANIFEST_FILE)), readIfExists(path.join(h.bundleDir, SIGNATURE_FILE))]);
+  const held = manifest === undefined || sig === undefined ? undefined : verifyManifestSignature(manifest, sig.toString('utf8'), pinned);
+  // A bundle that does not verify now never will: only the new CA bundle is trusted then.
+  if (held?.ok === true) await updatePin(h.paths, held.signer, caBundlePem);
+  else await writeFileAtomic(trustPinFile(h.paths), caBundlePem, 0o644);
 }
 
 export async function sandboxDeployment(stateDir: string, runner: Runner = new ZxRunner()): Promise<SandboxDeployment> {
@@ -86,10 +135,23 @@ export async function sandboxDeployment(stateDir: string, runner: Runner = new Z
   const paths = sandboxPaths(dir);
   const state = await readState(paths);
   if (state === undefined) throw new ExitError(`no sandbox in ${dir} (run \`ovn-deploy up --dir ${dir}\`)`, NO_SANDBOX_EXIT);
-  const plan = planSandbox({ stateDir: dir, workers: Math.max(1, state.workers), datapath: state.datapath });
-  const inv = planInventory(plan);
-  const endpoints = sandboxEndpoints(plan, inv.ports);
-  const supervisor = createSupervisor(plan.stateDir, { runner, prefer: state.supervisor ?? 'auto' });
+  const plan = planSandbox({
+    stateDir: dir,
+    workers: Math.max(1, state.workers),
+    datapath: state.datapath,
+    metadataAgent: state.metadataAgent === true,
+    ...(state.metadataImage === undefined ? {} : { metadataImage: state.metadataImage }),
+  });
+  const site = sandboxSite(plan, runner);
+  const inv = site.inventory;
+  const endpoints = sandboxEndpoints(site);
+  const hostOf = (e: TlsEndpoint): SandboxHost => {
+    const h = site.hosts.find((x) => x.name === e.host);
+    if (h === undefined) throw new Error(`no sandbox host ${e.host}`);
+    return h;
+  };
+  // Each host's stunnel runs under that host's own supervisor, in its namespace.
+  const supervisorOf = (h: SandboxHost) => new OwnSupervisor(h.paths.state, { spawnPrefix: ['ip', 'netns', 'exec', h.netns] });
   // One reload at a time per stunnel: reloadStunnel reads the log from where it was before its
   // own SIGHUP, and two overlapping reloads would read each other's confirmation.
   const reloading = new Map<string, Promise<void>>();
@@ -99,17 +161,21 @@ export async function sandboxDeployment(stateDir: string, runner: Runner = new Z
     endpoints,
     leafPolicy: { validityDays: inv.certificates.leafValidityDays, keyBits: inv.certificates.leafKeyBits },
     runner,
-    hostFilesAreLocal: true,
+    hostFilesAreLocal: false,
     selector: ['--dir', dir],
     plan,
-    ports: inv.ports,
+    site,
+    ports: { nb: inv.ports.nb, sb: inv.ports.sb },
+    remotes: centralRemotes(site),
     read: async (_e, file) => (await readIfExists(file))?.toString('utf8'),
     write: async (_e, file, content, mode) => {
       if (content === undefined) await fs.rm(file, { force: true });
       else await writeFileAtomic(file, content, mode);
     },
+    bundleTrustChanged: async (e, caBundlePem) => followBundleTrust(hostOf(e), caBundlePem),
     reload: async (e) => {
       const key = e.stunnel.pidFile;
+      const supervisor = supervisorOf(hostOf(e));
       const previous = reloading.get(key) ?? Promise.resolve();
       const mine = previous.catch(() => undefined).then(() => reloadStunnel(e.stunnel.logFile, () => supervisor.signal(e.stunnel.serviceName, 'SIGHUP')));
       reloading.set(key, mine);

@@ -55,7 +55,9 @@ export interface CaStatus {
 }
 
 export interface CrlStatus {
+  /** The first file holding this CRL; `files`: every one (each host has its own copy). */
   file: string;
+  files: string[];
   issuer: string;
   thisUpdate: string;
   nextUpdate: string;
@@ -216,27 +218,41 @@ export function judgeCertsStatus(c: Collected, now: Date, windowDays?: number): 
     }
   }
 
+  // One row per distinct CRL: every host holds its own copy of the same one, and a host whose
+  // copy differs (not published there yet) gets a row of its own.
   const crls: CrlStatus[] = [];
+  const byCrl = new Map<string, CrlStatus>();
   const seenFiles = new Set<string>();
   for (const x of c.endpoints) {
-    if (seenFiles.has(x.endpoint.crlFile)) continue;
-    seenFiles.add(x.endpoint.crlFile);
-    if (x.crls.length === 0) warnings.push(`${x.endpoint.crlFile} holds no CRL: stunnel rejects every peer`);
+    const file = x.endpoint.crlFile;
+    if (seenFiles.has(file)) continue;
+    seenFiles.add(file);
+    if (x.crls.length === 0) warnings.push(`${file} holds no CRL: stunnel rejects every peer`);
     for (const crl of x.crls) {
-      const needsRefresh = crlNeedsRefresh(crl.thisUpdate, crl.nextUpdate, now);
-      const row = {
-        file: x.endpoint.crlFile,
+      const key = [crl.issuerCommonName, crl.crlNumber, crl.thisUpdate.toISOString(), crl.nextUpdate.toISOString(), ...crl.revokedSerials].join('\0');
+      const same = byCrl.get(key);
+      if (same !== undefined) {
+        same.files.push(file);
+        continue;
+      }
+      const row: CrlStatus = {
+        file,
+        files: [file],
         issuer: crl.issuerCommonName,
         thisUpdate: crl.thisUpdate.toISOString(),
         nextUpdate: crl.nextUpdate.toISOString(),
         daysLeft: daysUntil(crl.nextUpdate, now),
-        needsRefresh,
+        needsRefresh: crlNeedsRefresh(crl.thisUpdate, crl.nextUpdate, now),
         revoked: crl.revokedSerials.length,
       };
+      byCrl.set(key, row);
       crls.push(row);
-      if (crl.nextUpdate.getTime() <= now.getTime()) warnings.push(`the CRL of "${row.issuer}" in ${row.file} is STALE since ${row.nextUpdate}: every client of that CA is rejected; \`ovn-deploy certs rotate ${sel}\` refreshes it`);
-      else if (needsRefresh) warnings.push(`the CRL of "${row.issuer}" in ${row.file} needs its next update by ${row.nextUpdate} (${row.daysLeft} day(s)); \`ovn-deploy certs rotate ${sel}\` refreshes it`);
     }
+  }
+  for (const row of crls) {
+    const where = row.files.join(', ');
+    if (Date.parse(row.nextUpdate) <= now.getTime()) warnings.push(`the CRL of "${row.issuer}" in ${where} is STALE since ${row.nextUpdate}: every client of that CA is rejected; \`ovn-deploy certs rotate ${sel}\` refreshes it`);
+    else if (row.needsRefresh) warnings.push(`the CRL of "${row.issuer}" in ${where} needs its next update by ${row.nextUpdate} (${row.daysLeft} day(s)); \`ovn-deploy certs rotate ${sel}\` refreshes it`);
   }
 
   let rollover: RolloverStatus | null = null;

@@ -1,5 +1,5 @@
 /** `ovn-deploy down`: stop and remove a sandbox made by `up` (only what it made). */
-import { Command, Option } from './commander.js';
+import { Command } from './commander.js';
 import { defaultSandboxDir } from '../paths.js';
 import { out } from './cli-io.js';
 
@@ -7,10 +7,9 @@ export function downCommand(): Command {
   return new Command('down')
     .description('stop every daemon of the sandbox and remove its namespaces, interfaces and files')
     .option('--dir <dir>', 'state directory of the sandbox', defaultSandboxDir())
-    .addOption(new Option('--supervisor <kind>', 'override the supervisor recorded by up').choices(['auto', 'own', 'systemd']))
-    .action(async (opts: { dir: string; supervisor?: 'auto' | 'own' | 'systemd' }) => {
+    .action(async (opts: { dir: string }) => {
       const { down } = await import('../sandbox/down.js');
-      const r = await down({ stateDir: opts.dir, ...(opts.supervisor === undefined ? {} : { supervisor: opts.supervisor }) });
+      const r = await down({ stateDir: opts.dir });
       for (const w of r.warnings) process.stderr.write(`ovn-deploy: warning: ${w}\n`);
       if (!r.found) {
         out(`no sandbox in ${r.stateDir}: nothing to do`);

@@ -22,7 +22,7 @@ export function upCommand(): Command {
     .option('--workers <n>', `number of workers (${MIN_WORKERS}-${MAX_WORKERS})`, '2')
     .option('--dir <dir>', 'state directory of the sandbox', defaultSandboxDir())
     .addOption(new Option('--datapath <kind>', 'OVS datapath: kernel (system) when the openvswitch module is loaded, else userspace (netdev)').choices(['auto', 'netdev', 'system']).default('auto'))
-    .addOption(new Option('--supervisor <kind>', 'who runs the daemons: systemd units when systemd is PID 1, else ovn-deploy\'s own supervisor').choices(['auto', 'own', 'systemd']).default('auto'))
+    .addOption(new Option('--supervisor <kind>', 'who runs the daemons: the sandbox\'s hosts always run under ovn-deploy\'s own supervisor, one per host (systemd is refused: its units are what apply installs on real hosts)').choices(['auto', 'own', 'systemd']).default('auto'))
     .option('--metadata-agent', "also run Neutron's OVN metadata agent on every worker (after its ovn-controller) with a Neutron-shaped demo network and VM; kept by later `up` runs")
     .option('--no-metadata-agent', 'remove the metadata agents and their demo network')
     .option('--metadata-image <image>', "run the metadata agents in podman containers of this image (built from containers/ovn-metadata-agent; podman's settings from CONTAINERS_CONF / CONTAINERS_STORAGE_CONF); '' for supervised processes")

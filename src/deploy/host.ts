@@ -1,7 +1,8 @@
 /**
  * Deploying one host: reachable -> tool -> bundle -> apply -> (sign its CSR here, send the
  * certificate) -> result. Never throws: whatever goes wrong is the host's result, so one host
- * cannot stop or corrupt the others.
+ * cannot stop or corrupt the others. The same flow for a host over SSH (`deploy`) and for a
+ * sandbox host of this machine (`up`): only the HostTransport differs.
  */
 import type { BundleManifest } from '../bundle/manifest.js';
 import { ExitError } from '../errors.js';
@@ -30,15 +31,26 @@ export interface HostResult {
   health: ApplyReport['health'];
 }
 
+/** How deployHost reaches one host: SSH (sshTransport) or this machine's namespaces (transport/local.ts). */
+export interface HostTransport {
+  /** Resolves with undefined when the host answers, else the reason it does not (no throw). */
+  unreachableReason(): Promise<string | undefined>;
+  /** Ships the ovn-deploy tool unless the host has this version; true when it was copied. */
+  ensureTool(): Promise<boolean>;
+  /** Places the bundle where apply reads it. */
+  pushBundle(bundleDir: string): Promise<void>;
+  /** One apply run: its report; bad input or a crash throws, naming the host. */
+  apply(opts: { renewCertificate?: boolean; certificatePem?: string }, log: (line: string) => void): Promise<ApplyReport>;
+  close(): Promise<void>;
+}
+
 export interface HostDeployDeps {
-  remote: RemoteHost;
+  transport: HostTransport;
   /** Signs a checked CSR with the site CA on this machine; returns the certificate PEM. */
   sign: (csrPem: string, request: BundleManifest['certificate'], host: Host) => Promise<string>;
   log: (line: string) => void;
   /** `deploy --renew-certificates`: every host asks for a certificate for a new key. */
   renewCertificate?: boolean;
-  /** apply can install packages: minutes on a fresh host. */
-  applyTimeoutMs?: number;
 }
 
 export const DEFAULT_APPLY_TIMEOUT_MS = 15 * 60_000;
@@ -47,19 +59,28 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** The report of one apply run; a non-report exit (bad input, crash) becomes an error naming the host. */
-async function runApply(deps: HostDeployDeps, host: Host, extra: string[], input?: string): Promise<{ report: ApplyReport; exitCode: number }> {
-  const r: RunResult = await deps.remote.run(remoteApplyArgv(extra), {
-    allowFailure: true,
-    timeoutMs: deps.applyTimeoutMs ?? DEFAULT_APPLY_TIMEOUT_MS,
-    ...(input === undefined ? {} : { input }),
-  });
-  for (const line of r.stderr.split('\n').filter((l) => l.trim() !== '').slice(-20)) deps.log(line);
-  if (r.exitCode === APPLY_EXIT.badInput || (r.exitCode !== 0 && !r.stdout.includes('{'))) {
-    const tail = r.stderr.trim().split('\n').slice(-6).join('\n');
-    throw new ExitError(`apply on ${host.name} exited ${r.exitCode}${tail === '' ? '' : `: ${tail}`}`, 1);
-  }
-  return { report: parseApplyReport(r.stdout, host.name), exitCode: r.exitCode };
+/** `apply --json` over SSH with the shipped tool; stdin carries a certificate. */
+export function sshTransport(r: RemoteHost, host: Host, applyTimeoutMs = DEFAULT_APPLY_TIMEOUT_MS): HostTransport {
+  return {
+    unreachableReason: () => r.unreachableReason(),
+    ensureTool: () => r.ensureTool(),
+    pushBundle: (bundleDir) => r.pushDirectory(bundleDir, remote.bundleDir),
+    close: () => r.close(),
+    apply: async (opts, log) => {
+      const extra = [...(opts.renewCertificate === true ? ['--renew-certificate'] : []), ...(opts.certificatePem === undefined ? [] : ['--certificate', '-'])];
+      const res: RunResult = await r.run(remoteApplyArgv(extra), {
+        allowFailure: true,
+        timeoutMs: applyTimeoutMs,
+        ...(opts.certificatePem === undefined ? {} : { input: opts.certificatePem }),
+      });
+      for (const line of res.stderr.split('\n').filter((l) => l.trim() !== '').slice(-20)) log(line);
+      if (res.exitCode === APPLY_EXIT.badInput || (res.exitCode !== 0 && !res.stdout.includes('{'))) {
+        const tail = res.stderr.trim().split('\n').slice(-6).join('\n');
+        throw new ExitError(`apply on ${host.name} exited ${res.exitCode}${tail === '' ? '' : `: ${tail}`}`, 1);
+      }
+      return parseApplyReport(res.stdout, host.name);
+    },
+  };
 }
 
 export async function deployHost(host: Host, phase: string, bundleDir: string, manifest: BundleManifest, deps: HostDeployDeps): Promise<HostResult> {
@@ -68,19 +89,20 @@ export async function deployHost(host: Host, phase: string, bundleDir: string, m
   const finish = (): HostResult => ({ ...result, durationMs: Date.now() - started });
   try {
     deps.log('connecting');
-    const why = await deps.remote.unreachableReason();
+    const t = deps.transport;
+    const why = await t.unreachableReason();
     if (why !== undefined) {
       result.status = 'unreachable';
       result.error = why;
       return finish();
     }
     deps.log('checking the ovn-deploy tool on the host');
-    result.toolShipped = await deps.remote.ensureTool();
+    result.toolShipped = await t.ensureTool();
     if (result.toolShipped) deps.log('shipped the ovn-deploy tool');
-    deps.log(`pushing the bundle to ${remote.bundleDir}`);
-    await deps.remote.pushDirectory(bundleDir, remote.bundleDir);
+    deps.log('pushing the bundle');
+    await t.pushBundle(bundleDir);
     deps.log('running apply');
-    let { report } = await runApply(deps, host, deps.renewCertificate === true ? ['--renew-certificate'] : []);
+    let report = await t.apply(deps.renewCertificate === true ? { renewCertificate: true } : {}, deps.log);
     result.changes.push(...report.changes);
     if (report.status === 'needs-certificate') {
       if (report.csr === undefined) throw new ExitError(`${host.name} needs a certificate but sent no CSR`, 1);
@@ -90,7 +112,7 @@ export async function deployHost(host: Host, phase: string, bundleDir: string, m
       result.signed = true;
       result.renewed = report.changes.some((c) => c.kind === 'certificate' && c.action === 'renewal-requested');
       deps.log('sending the certificate and running apply again');
-      ({ report } = await runApply(deps, host, ['--certificate', '-'], cert));
+      report = await t.apply({ certificatePem: cert }, deps.log);
       result.changes.push(...report.changes);
     }
     result.health = report.health;
@@ -105,7 +127,7 @@ export async function deployHost(host: Host, phase: string, bundleDir: string, m
     result.status = 'failed';
     result.error = describe(err);
   } finally {
-    await deps.remote.close().catch(() => undefined);
+    await deps.transport.close().catch(() => undefined);
   }
   return finish();
 }

@@ -11,7 +11,7 @@ import type { BundleManifest } from '../bundle/manifest.js';
 import { applyFiles, type RenderedFiles } from '../fsx.js';
 import type { Host, Inventory } from '../inventory/types.js';
 import { listrOptions, type ProgressMode } from '../ui/listr.js';
-import { deployHost, type HostDeployDeps, type HostResult } from './host.js';
+import { deployHost, sshTransport, type HostDeployDeps, type HostResult } from './host.js';
 import type { DeployPlan } from './plan.js';
 import type { Connect } from './remote.js';
 
@@ -66,13 +66,12 @@ export async function runDeploy(opts: DeployRunOptions): Promise<DeployResult> {
       task: async (_ctx, task) => {
         const r = rendered.get(h.name) as RenderedHost;
         const result = await deployHost(h, phase, path.join(tmp, h.name), r.manifest, {
-          remote: opts.connect(h),
+          transport: sshTransport(opts.connect(h), h, opts.applyTimeoutMs),
           sign: opts.sign,
           ...(opts.renewCertificates === true ? { renewCertificate: true } : {}),
           log: (line) => {
             task.output = line;
           },
-          ...(opts.applyTimeoutMs === undefined ? {} : { applyTimeoutMs: opts.applyTimeoutMs }),
         });
         results.push(result);
         task.title = outcomeTitle(result);

@@ -15,6 +15,9 @@ export interface SandboxHost {
 export interface SandboxWorker extends SandboxHost {
   /** Also run neutron-ovn-metadata-agent on this worker. */
   metadataAgent?: boolean;
+  datapath?: 'netdev' | 'system';
+  /** The NIC holding `address` (apply moves it into br-phy with the userspace datapath). */
+  interface?: string;
 }
 
 export interface SandboxInventoryOptions {
@@ -43,7 +46,8 @@ export function sandboxInventory(opts: SandboxInventoryOptions): Inventory {
         name: w.name,
         addresses: [w.address],
         roles: w.metadataAgent === true ? ['worker', 'metadata-agent'] : ['worker'],
-        encap: { type: 'geneve', ip: w.address },
+        ...(w.datapath === undefined ? {} : { datapath: w.datapath }),
+        encap: { type: 'geneve', ip: w.address, ...(w.interface === undefined ? {} : { interface: w.interface }) },
       })),
     ],
   };

@@ -1,20 +1,29 @@
 /**
- * How to start neutron-ovn-metadata-agent. It is a Python script: run through its interpreter
- * explicitly, so the process's argv[0] is a program the own supervisor can recognise (it proves
- * a pid is its service by argv[0], and a script's argv[0] would be the interpreter anyway).
+ * How the own supervisor starts the metadata agent of a bundle. The bundle names the agent the
+ * way systemd runs it (the distribution's script, or `podman run` of the role's image); the own
+ * supervisor proves a pid is its service by argv[0], so what it runs keeps a stable argv[0]:
+ * - the script runs through its interpreter explicitly (a script's argv[0] would be the
+ *   interpreter anyway), with the agent's process retitling disabled;
+ * - podman runs under a small shell parent that gives a private mount namespace without
+ *   cgroups (`ip netns exec` mounts a fresh /sys) the host's cgroup hierarchies first, and
+ *   podman gets the podman settings of apply's environment.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { PODMAN_BINARY } from '../render/metadata-runtime.js';
 
 export const AGENT_PROGRAM = 'neutron-ovn-metadata-agent';
 
 /**
- * Runs the agent script in this interpreter after two adjustments, for the sandbox only:
- * - `ip netns exec` puts its command in a private mount namespace (mounts slave to the host's).
- *   The agent creates ovnmeta-<uuid> by bind-mounting a namespace file under /run/netns: done
- *   from there, the mount never reaches the host and the namespace is unusable ("Peer netns
- *   reference is invalid"). So it first rejoins the mount namespace of its parent (the
- *   supervisor: the host's), keeping the worker's network namespace.
+ * Runs the agent script in this interpreter after two adjustments:
+ * - It first joins the mount namespace of its parent (its supervisor's), keeping its network
+ *   namespace. The agent makes ovnmeta-<uuid> by bind-mounting a namespace file under /run/netns;
+ *   from a private mount namespace (`ip netns exec` makes one, slave to the host's) that mount
+ *   never reaches the host and the namespace is unusable ("Peer netns reference is invalid").
+ *   The own supervisor starts it directly, so this is a no-op there, and stays one if anything
+ *   between them unshares the mount namespace. (A sandbox worker's supervisor is itself in such
+ *   a private namespace: there `up` makes ovnmeta-<uuid> beforehand and keeps it, see
+ *   ensureOvnmetaKeeper, so the agent never has to.)
  * - The agent renames its process (setproctitle) to "neutron-ovn-metadata-agent (...)": the own
  *   supervisor proves a pid is its service by argv[0], so the title is left as started.
  * argv: [interpreter, -c, this, script, args...].
@@ -32,6 +41,62 @@ export const SANDBOX_LAUNCHER = [
   "runpy.run_path(sys.argv[0], run_name='__main__')",
 ].join('\n');
 const SEARCH = ['/usr/bin', '/usr/local/bin', '/usr/sbin'];
+
+/**
+ * Runs "$@" (podman) as its child, passing on the signals the supervisor sends, and exits as it
+ * did. Before: when no cgroup file system is mounted in this mount namespace, mounts the
+ * hierarchies this process belongs to (/proc/self/cgroup), as the host has them: runc needs them.
+ * A shell, not Python: nothing else on the machine should look like the agent's interpreter.
+ */
+export const PODMAN_LAUNCHER = [
+  "if ! grep -qE ' - cgroup2? ' /proc/self/mountinfo; then",
+  "  v1=$(cut -d: -f2 /proc/self/cgroup | grep -v '^$')",
+  '  if [ -n "$v1" ]; then',
+  '    mount -t tmpfs -o mode=755 cgroup_root /sys/fs/cgroup || exit 1',
+  '    for c in $v1; do',
+  '      d=/sys/fs/cgroup/${c#name=}; mkdir -p "$d"',
+  '      case $c in name=*) o=none,$c ;; *) o=$c ;; esac',
+  '      mount -t cgroup -o "$o" cgroup "$d" || exit 1',
+  '    done',
+  "    if grep -q '^0::' /proc/self/cgroup; then mkdir -p /sys/fs/cgroup/unified && mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified; fi",
+  '  else',
+  '    mount -t cgroup2 cgroup2 /sys/fs/cgroup || exit 1',
+  '  fi',
+  'fi',
+  '"$@" &',
+  'child=$!',
+  "for s in TERM INT HUP; do trap \"kill -$s $child\" $s; done",
+  'code=0',
+  // wait returns early when a trapped signal arrives: wait again while the child lives.
+  'while kill -0 "$child" 2>/dev/null; do wait "$child"; code=$?; done',
+  'exit "$code"',
+].join('\n');
+
+/** podman's own settings come from the caller's environment (runtime, storage): passed on. */
+const PODMAN_ENV = ['CONTAINERS_CONF', 'CONTAINERS_STORAGE_CONF', 'CONTAINERS_REGISTRIES_CONF', 'XDG_RUNTIME_DIR'] as const;
+
+export function podmanEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of PODMAN_ENV) if (env[k] !== undefined) out[k] = env[k];
+  return out;
+}
+
+const SHELL = '/bin/sh';
+
+/**
+ * What the own supervisor runs for a bundle service's argv (and the env it adds): the metadata
+ * agent's script through its interpreter, podman under PODMAN_LAUNCHER; anything else as it is.
+ */
+export function ownSupervisorCommand(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): { argv: string[]; env: Record<string, string> } {
+  const [program, ...args] = argv;
+  if (program === PODMAN_BINARY) {
+    return { argv: [SHELL, '-c', PODMAN_LAUNCHER, 'ovn-deploy-podman', ...argv], env: podmanEnv(env) };
+  }
+  if (program !== undefined && path.basename(program) === AGENT_PROGRAM) {
+    return { argv: [...agentCommandInHostMounts([path.dirname(program)]), ...args], env: {} };
+  }
+  return { argv: [...argv], env: {} };
+}
 
 /** Pure: the interpreter argv from a script's first line (`#!/usr/bin/python3`, `#!/usr/bin/env python3`). */
 export function interpreterOf(firstLine: string): string[] | undefined {

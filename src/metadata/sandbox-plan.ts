@@ -1,20 +1,19 @@
 /**
- * The metadata agent in the sandbox (pure): one agent per worker, in the worker's namespace (it
- * needs that worker's OVS database socket and creates its veths there), reaching the SB through
- * the worker's stunnel client; and a Neutron-shaped demo network (switch `neutron-<uuid>`, a
+ * The metadata agent in the sandbox (pure): one agent per worker, the worker's rendered
+ * `ovn-metadata-agent` service (its files where the renderer puts them under the worker's root),
+ * reaching the SB through the worker's stunnel client; and a Neutron-shaped demo network (switch `neutron-<uuid>`, a
  * localport with `neutron:cidrs`, one VM port with device/project ids) so `up` can prove that
  * the agent provisions metadata for a VM.
  *
  * The network's uuid is derived from the sandbox id, so `ovnmeta-<uuid>` (the namespace the agent
  * uses, a global name we do not choose) is known in advance: `up` creates and records it like
- * its other namespaces (the agent reuses an existing one), and `down` removes it.
+ * its other namespaces (the agent reuses an existing one: it could not make one the host sees from
+ * its worker's private mount namespace), and `down` removes it.
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { sandboxMetadataPaths, type SandboxPaths } from '../paths.js';
-import type { ServiceSpec } from '../supervisor/types.js';
-import { agentCommandInHostMounts } from './agent-command.js';
-import { metadataConfigFiles } from './render.js';
+import { hostPaths, hostRenderedPaths, sandboxMetadataSecret, type SandboxPaths } from '../paths.js';
+import { SERVICE } from '../render/services.js';
 
 /** What of the sandbox plan this needs (kept narrow so the sandbox plan can embed the result). */
 export interface MetadataPlanInput {
@@ -30,15 +29,22 @@ export interface MetadataPlanInput {
 export interface MetadataAgentPlan {
   worker: string;
   netns: string;
+  /** Unique in the sandbox: how `status` names it. */
   service: string;
+  /** Its name in its worker's own supervisor (the rendered service). */
+  hostService: string;
+  /** The worker's root: its supervisor's state is hostPaths(root).state. */
+  root: string;
   confDir: string;
   statePath: string;
   lockPath: string;
   logFile: string;
   /** The agent's metadata API (haproxy forwards to it): accepts once its worker serves. */
   proxySocket: string;
-  /** Its container, when the agents run in containers. */
+  /** Its container, when the agents run in containers (unique on the machine). */
   containerName: string;
+  /** Its supervisor's log (start order). */
+  supervisorLog: string;
 }
 
 export type MetadataRuntime = { kind: 'process' } | { kind: 'container'; image: string };
@@ -112,81 +118,27 @@ export function planMetadata(plan: MetadataPlanInput): MetadataSandboxPlan {
       projectId: derivedUuid(plan.id, 'metadata-project').replace(/-/g, ''),
     },
     nova: { ...SANDBOX_NOVA },
-    secretFile: sandboxMetadataPaths(plan.stateDir, first.name).secret,
+    secretFile: sandboxMetadataSecret(plan.stateDir),
     agents: plan.workers.map((w) => {
-      const p = sandboxMetadataPaths(plan.stateDir, w.name);
+      // Where the real renderer puts the agent's files on the worker's root.
+      const root = plan.paths.hostRoot(w.name);
+      const md = hostRenderedPaths(root).metadata;
       return {
         worker: w.name,
         netns: w.netns,
         service: metadataServiceName(w.name),
-        confDir: p.confDir,
-        statePath: p.statePath,
-        lockPath: p.lockPath,
-        logFile: p.log,
-        proxySocket: path.join(p.statePath, 'metadata_proxy'),
+        hostService: SERVICE.metadataAgent,
+        root,
+        confDir: md.confDir,
+        statePath: md.statePath,
+        lockPath: md.lockPath,
+        logFile: md.logFile,
+        proxySocket: path.join(md.statePath, 'metadata_proxy'),
         containerName: `${plan.names.prefix}-${w.name}-metadata`,
+        supervisorLog: path.join(hostPaths(root).supervisorDir, 'supervisor.log'),
       };
     }),
     url: METADATA_URL,
     runtime: plan.image === undefined ? { kind: 'process' } : { kind: 'container', image: plan.image },
   };
-}
-
-/** podman's own settings come from the caller's environment (runtime, storage): passed on. */
-const PODMAN_ENV = ['CONTAINERS_CONF', 'CONTAINERS_STORAGE_CONF', 'CONTAINERS_REGISTRIES_CONF', 'XDG_RUNTIME_DIR'] as const;
-
-/**
- * The agent in a container: podman itself runs in the host's namespaces (so the container's
- * /run/netns:shared is the host's and the ovnmeta namespaces it makes are visible to everyone)
- * and puts the container into the worker's network namespace. --replace: a container left
- * running by a killed `podman run` is replaced, not duplicated.
- */
-function containerArgv(m: MetadataSandboxPlan, a: MetadataAgentPlan, image: string, stateDir: string): string[] {
-  return [
-    'podman',
-    'run',
-    '--rm',
-    '--replace',
-    '--name',
-    a.containerName,
-    '--network',
-    `ns:/run/netns/${a.netns}`,
-    '--privileged',
-    '--volume',
-    '/run/netns:/run/netns:shared',
-    '--volume',
-    `${stateDir}:${stateDir}`,
-    '--env',
-    `OVN_METADATA_CONF_DIR=${a.confDir}`,
-    image,
-    'neutron-ovn-metadata-agent',
-    ...metadataConfigFiles(a.confDir).flatMap((f) => ['--config-file', f]),
-    '--log-file',
-    a.logFile,
-  ];
-}
-
-/** The agents as supervised processes, each started after its worker's ovn-controller. */
-export function metadataServices(m: MetadataSandboxPlan, paths: SandboxPaths, controllerService: (worker: string) => string, env: NodeJS.ProcessEnv = process.env): ServiceSpec[] {
-  const { runtime } = m;
-  if (runtime.kind === 'container') {
-    const podmanEnv: Record<string, string> = {};
-    for (const k of PODMAN_ENV) if (env[k] !== undefined) podmanEnv[k] = env[k];
-    return m.agents.map((a) => ({
-      name: a.service,
-      argv: containerArgv(m, a, runtime.image, paths.dir),
-      env: podmanEnv,
-      logFile: paths.serviceLog(a.service),
-      after: [controllerService(a.worker)],
-      settleMs: 300,
-    }));
-  }
-  return m.agents.map((a) => ({
-    name: a.service,
-    netns: a.netns,
-    argv: [...agentCommandInHostMounts(), ...metadataConfigFiles(a.confDir).flatMap((f) => ['--config-file', f]), '--log-file', a.logFile],
-    logFile: paths.serviceLog(a.service),
-    after: [controllerService(a.worker)],
-    settleMs: 300,
-  }));
 }

@@ -1,24 +1,26 @@
 /**
- * `up --metadata-agent`: the extra steps. Config and secret before the agents start (the
- * `controllers` phase starts them, after each worker's ovn-controller); the demo network and its
- * VM alongside the seed topology; then proof: every agent registered in the SB through its
- * worker's stunnel client, and the VM's worker serving ovnmeta-<uuid>.
+ * `up --metadata-agent`: what the sandbox adds around the agents. The agents themselves are the
+ * workers' rendered `ovn-metadata-agent` service (config and service from the real renderer,
+ * started by apply under each worker's own supervisor after its ovn-controller); here: the shared
+ * secret and the ovnmeta keeper before the hosts converge, the Neutron-shaped demo network and its
+ * VM, then proof: every agent registered in the SB through its worker's stunnel client, and the
+ * VM's worker serving ovnmeta-<uuid>. `up --no-metadata-agent` removes what these steps made.
  */
-import { promises as fs, readdirSync, readFileSync } from 'node:fs';
-import { applyFiles } from '../fsx.js';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Ip } from '../tools/netns.js';
 import { Nbctl, Sbctl } from '../tools/ovn.js';
+import { Vsctl } from '../tools/ovs.js';
 import { pollUntil } from '../tools/retry.js';
 import { ExitError } from '../errors.js';
+import type { MetadataAgentRuntime } from '../render/metadata-runtime.js';
 import type { Step } from '../ui/dag.js';
 import type { Runner } from '../runner.js';
+import type { ConvergeOptions } from '../sandbox/hosts.js';
 import type { UpContext } from '../sandbox/up-context.js';
 import { writeState } from '../sandbox/state.js';
 import { terminatePids } from '../supervisor/proc.js';
 import { waitForSocket } from '../sandbox/ready.js';
-import { allServices } from '../sandbox/services.js';
 import { metadataRegistrations } from './registration.js';
-import { renderMetadataAgent } from './render.js';
 import { bindMetadataVm, metadataNetworkArgs, ovnmetaVeth } from './sandbox-network.js';
 import { planMetadata, type MetadataSandboxPlan } from './sandbox-plan.js';
 import { ensureSharedSecret } from './secret.js';
@@ -26,46 +28,52 @@ import { ensureSharedSecret } from './secret.js';
 const REGISTER_TIMEOUT_MS = 60_000;
 const PROVISION_TIMEOUT_MS = 60_000;
 
-/** Agents whose config this `up` rewrote while they ran: restarted once everything else runs. */
-const changedWhileRunning = new WeakMap<UpContext, string[]>();
+/** The shared secret of this `up`, read before the hosts are rendered. */
+const secrets = new WeakMap<UpContext, string>();
+
+/**
+ * What the workers' render needs for their agents: the secret and, for `--metadata-image`, the
+ * container each runs its agent in (named for the sandbox: several sandboxes share podman; in
+ * the worker's namespace by name, where `podman exec` finds it too).
+ */
+export function metadataRenderOptions(ctx: UpContext): Pick<ConvergeOptions, 'metadataSecret' | 'metadataRuntime'> {
+  const m = ctx.plan.metadata;
+  const secret = secrets.get(ctx);
+  if (m === undefined) return {};
+  const { runtime } = m;
+  const withSecret = secret === undefined ? {} : { metadataSecret: secret };
+  if (runtime.kind === 'process') return withSecret;
+  return {
+    ...withSecret,
+    metadataRuntime: (host: string): MetadataAgentRuntime | undefined => {
+      const a = m.agents.find((x) => x.worker === host);
+      return a === undefined ? undefined : { kind: 'container', image: runtime.image, name: a.containerName, netns: a.netns };
+    },
+  };
+}
 
 export function metadataSteps(): Step<UpContext>[] {
   return [
     {
-      id: 'metadata-config',
-      title: 'Metadata agent configs and shared secret',
+      id: 'metadata-prepare',
+      title: 'Metadata agents: shared secret and ovnmeta namespace',
       deps: ['prepare', 'namespaces'],
       run: async (ctx) => {
         const m = ctx.plan.metadata;
         if (ctx.state.metadataAgent === true && m === undefined) delete ctx.state.metadataAgent;
         if (m === undefined) return 'Metadata agent: not enabled';
         if (ctx.dryRun) {
-          for (const a of m.agents) ctx.opts.print(`would write ${a.confDir}/{neutron.conf,neutron_ovn_metadata_agent.ini,metadata-secret.ini (0600)}`);
-          return 'Metadata agent configs (dry run)';
+          ctx.opts.print(`would create ${m.secretFile} (0600) when missing; the workers' bundles carry the agents' configs`);
+          return 'Metadata agents (dry run)';
         }
         ctx.state.metadataAgent = true;
         if (m.runtime.kind === 'container') ctx.state.metadataImage = m.runtime.image;
         else delete ctx.state.metadataImage;
         await writeState(ctx.plan.paths, ctx.state);
         const { secret, created } = await ensureSharedSecret(m.secretFile);
-        const changed: string[] = [];
-        for (const a of m.agents) {
-          const files = renderMetadataAgent(ctx.inv, a.worker, {
-            confDir: a.confDir,
-            statePath: a.statePath,
-            lockPath: a.lockPath,
-            ovsdbConnection: `unix:${ctx.plan.paths.worker(a.worker).dbSock}`,
-            sbConnection: `tcp:127.0.0.1:${ctx.inv.ports.sb}`,
-            nova: m.nova,
-            workers: 1,
-          }, secret);
-          await fs.mkdir(a.lockPath, { recursive: true });
-          const report = await applyFiles(a.confDir, files);
-          if (report.written.length > 0) changed.push(a.service);
-        }
-        changedWhileRunning.set(ctx, changed.filter((s) => ctx.runningBefore.has(s)));
+        secrets.set(ctx, secret);
         await ensureOvnmetaKeeper(ctx.runner, m);
-        return `Metadata agent configs: ${changed.length} written, ${m.agents.length - changed.length} unchanged${created ? ' (new shared secret)' : ''}`;
+        return `Metadata agents on ${m.agents.length} workers (${m.runtime.kind === 'container' ? `containers of ${m.runtime.image}` : 'processes'})${created ? ', new shared secret' : ''}`;
       },
     },
     {
@@ -90,10 +98,17 @@ export function metadataSteps(): Step<UpContext>[] {
     {
       id: 'metadata-vm',
       title: 'Bind the metadata demo VM',
-      deps: ['worker-net'],
+      deps: ['hosts'],
       run: async (ctx) => {
         const m = ctx.plan.metadata;
-        if (m === undefined) return 'Metadata demo VM: not enabled';
+        if (m === undefined) {
+          // Its namespace goes with the leftovers; its port stays on the worker's br-int otherwise.
+          const had = planMetadata(ctx.plan);
+          const w = ctx.plan.workers.find((x) => x.name === had.vm.worker);
+          if (ctx.dryRun || w === undefined || !ctx.namespacesBefore.includes(had.ovnmetaNetns)) return 'Metadata demo VM: not enabled';
+          await new Vsctl(ctx.runner, ctx.plan.paths.worker(w.name).dbSock).run(['--if-exists', 'del-port', 'br-int', had.vm.iface]);
+          return `Metadata demo VM port ${had.vm.iface} removed`;
+        }
         const w = ctx.plan.workers.find((x) => x.name === m.vm.worker);
         if (w === undefined) throw new Error(`metadata VM on unknown worker ${m.vm.worker}`);
         if (ctx.dryRun) {
@@ -107,20 +122,15 @@ export function metadataSteps(): Step<UpContext>[] {
     {
       id: 'metadata-ready',
       title: 'Metadata agents registered and serving',
-      deps: ['controllers', 'metadata-config', 'metadata-network', 'metadata-vm'],
+      deps: ['hosts', 'metadata-network', 'metadata-vm'],
       run: async (ctx) => {
         const m = ctx.plan.metadata;
         if (m === undefined && !ctx.dryRun && ctx.namespacesBefore.includes(planMetadata(ctx.plan).ovnmetaNetns)) {
-          // The agents are stopped by now (not in this plan); their haproxy children outlive them.
+          // apply stopped the agents (no longer in the workers' bundles); their haproxy children outlive them.
           const stopped = await stopMetadataProxies(planMetadata(ctx.plan));
           return `Metadata agents removed${stopped.length > 0 ? ` (${stopped.length} haproxy stopped)` : ''}`;
         }
         if (m === undefined || ctx.dryRun) return m === undefined ? 'Metadata agent: not enabled' : undefined;
-        const restart = changedWhileRunning.get(ctx) ?? [];
-        if (restart.length > 0) {
-          await ctx.supervisor.stop(restart);
-          await ctx.supervisor.ensure(allServices(ctx.services));
-        }
         const sbctl = new Sbctl(ctx.runner, `unix:${ctx.plan.paths.central.sbSock}`);
         const chassis = ctx.plan.workers.map((w) => w.systemId);
         await pollUntil(
@@ -170,7 +180,9 @@ export async function stopMetadataProxies(m: MetadataSandboxPlan): Promise<numbe
  * deletes it when it holds no device. Real hosts each have their own /run/netns; the sandbox's
  * workers share the machine's, so worker2's agent would delete worker1's namespace while it is
  * being provisioned. A veth pair of ours inside it (made before any agent starts) keeps it
- * non-empty, so the other agents leave it alone.
+ * non-empty, so the other agents leave it alone. It also keeps the namespace `up` made: an agent
+ * started by its worker's supervisor (in the worker's private mount namespace) could not make one
+ * the rest of the machine sees.
  */
 export async function ensureOvnmetaKeeper(runner: Runner, m: MetadataSandboxPlan): Promise<void> {
   const ip = new Ip(runner, m.ovnmetaNetns);

@@ -26,3 +26,4 @@ export {
   type BundleCa,
 } from './rollover.js';
 export { reinstateCertificate, type ReinstateRequest } from './reinstate.js';
+export { withPkiLock } from './lock.js';

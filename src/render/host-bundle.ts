@@ -4,6 +4,7 @@
  * input, same bytes: no timestamps, no randomness, no private key.
  */
 import { hash } from 'node:crypto';
+import path from 'node:path';
 import {
   BUNDLE_FORMAT,
   MANIFEST_FILE,
@@ -39,6 +40,8 @@ interface PlannedFile {
   mode: number;
   reload: string[];
   restart: string[];
+  /** templates/<this> made it; absent for files copied from the PKI. */
+  template?: string;
 }
 
 /** What apt/dnf install per role (Debian / Fedora-EL names). */
@@ -57,12 +60,20 @@ function packages(host: Host): BundleManifest['packages'] {
   };
 }
 
+/**
+ * The names the host's certificate carries: what apply demands of an installed certificate, so a
+ * certificate renewed elsewhere (`certs rotate`) must carry exactly these.
+ */
+export function certificateSans(host: Host): string[] {
+  return [...new Set([host.name, ...host.dnsNames, ...host.addresses])];
+}
+
 /** The host's one certificate: `central` (serverAuth + clientAuth, so RAFT peers use it as clients) or `worker`. */
 function certificate(inv: Inventory, host: Host, ht: HostTopology): CertificateRequest {
   return {
     role: ht.isCentral ? 'central' : 'worker',
     name: host.name,
-    sans: [...new Set([host.name, ...host.dnsNames, ...host.addresses])],
+    sans: certificateSans(host),
     keyBits: inv.certificates.leafKeyBits,
     renewalWindowDays: inv.certificates.renewalWindowDays,
     key: hp.pki.key,
@@ -148,24 +159,26 @@ function plannedFiles(inv: Inventory, ht: HostTopology, pki: SitePki, services: 
     mode: more.mode ?? 0o644,
     reload: more.reload ?? [],
     restart: more.restart ?? [],
+    ...(more.template === undefined ? {} : { template: more.template }),
   });
   const files: PlannedFile[] = [
     // stunnel re-reads its trust files on SIGHUP; established connections survive.
     file(hp.pki.caBundle, pki.caBundlePem, { reload: stunnelServices }),
     file(hp.pki.crl, pki.crlPem, { reload: stunnelServices }),
-    file(rp.managedMarker, renderManagedMarker(site, host)),
-    file(rp.firewall, renderNftables(site, host, portPolicies(inv, topo, ht), ownAddresses(ht), root)),
+    file(rp.managedMarker, renderManagedMarker(site, host), { template: 'host/managed-marker.hbs' }),
+    file(rp.firewall, renderNftables(site, host, portPolicies(inv, topo, ht), ownAddresses(ht), root), { template: 'host/firewall.nft.hbs' }),
   ];
   for (const spec of specs) {
     const name = spec.kind === 'server' ? SERVICE.stunnelServer : SERVICE.stunnelClient;
     // No secret inside (only the key's path): world-readable like Debian's /etc/stunnel.
-    files.push(file(rp.stunnelConf(spec.kind), renderStunnelConfig(spec), { reload: [name] }));
+    files.push(file(rp.stunnelConf(spec.kind), renderStunnelConfig(spec), { reload: [name], template: `stunnel/${spec.kind}.conf.hbs` }));
   }
-  for (const svc of services) files.push(file(rp.unit(svc.spec.name), renderUnit(site, host, svc), { restart: [svc.spec.name] }));
-  for (const unit of DISTRIBUTION_UNITS) files.push(file(rp.dropIn(unit), renderDropIn(site, host, unit, root)));
+  for (const svc of services) files.push(file(rp.unit(svc.spec.name), renderUnit(site, host, svc), { restart: [svc.spec.name], template: 'host/service.hbs' }));
+  for (const unit of DISTRIBUTION_UNITS) files.push(file(rp.dropIn(unit), renderDropIn(site, host, unit, root), { template: 'host/dropin.conf.hbs' }));
   if (ht.host.roles.includes('metadata-agent')) {
     for (const f of metadataFiles(inv, ht.host, topo, opts.metadataSecret, root)) {
-      files.push(file(f.dest, f.content, { mode: f.mode, restart: [SERVICE.metadataAgent] }));
+      // Each metadata file is named after its template (metadataAgentFiles).
+      files.push(file(f.dest, f.content, { mode: f.mode, restart: [SERVICE.metadataAgent], template: `metadata-agent/${path.basename(f.dest)}.hbs` }));
     }
   }
   return files.sort((a, b) => (a.dest < b.dest ? -1 : a.dest > b.dest ? 1 : 0));
@@ -227,14 +240,14 @@ export function renderHostBundleWith(inv: Inventory, topo: SiteTopology, hostNam
   const root = opts.root ?? '/';
   const tls = hostStunnelTls(root);
   const specs = [stunnelServerSpec(inv, topo, ht, tls, root), stunnelClientSpec(inv, ht, tls, root)].filter((s): s is StunnelConfigSpec => s !== undefined);
-  const services = hostServices(inv, topo, ht, specs.some((s) => s.kind === 'client'), root);
+  const services = hostServices(inv, topo, ht, specs.some((s) => s.kind === 'client'), root, opts.metadataRuntime);
   const planned = plannedFiles(inv, ht, pki, services, specs, opts, topo);
   const paths = bundlePaths('', host.name);
   const files: RenderedFiles = new Map<string, FileContent>();
   const manifestFiles: BundleFile[] = planned.map((f) => {
     const source = paths.source(f.dest);
     files.set(source, { content: f.content, mode: f.mode });
-    return { source, dest: f.dest, mode: f.mode, owner: 'root', group: 'root', sha256: sha256(f.content), reload: f.reload, restart: f.restart };
+    return { source, dest: f.dest, mode: f.mode, owner: 'root', group: 'root', sha256: sha256(f.content), reload: f.reload, restart: f.restart, ...(f.template === undefined ? {} : { template: f.template }) };
   });
   const ovs = ovsSettings(host, topo);
   const manifest: BundleManifest = {

@@ -5,8 +5,8 @@
  */
 import path from 'node:path';
 import type { BundleService } from '../bundle/manifest.js';
-import { metadataConfigFiles } from '../metadata/render.js';
-import { hostPaths, hostRenderedPaths, type HostPaths, type HostRenderedPaths } from '../paths.js';
+import { METADATA_AGENT_BINARY, metadataAgentCommand, type MetadataAgentRuntime } from './metadata-runtime.js';
+import { hostPaths, hostRenderedPaths, type HostPaths } from '../paths.js';
 import type { HostTopology, SiteTopology } from '../site/topology.js';
 import type { Inventory } from '../inventory/types.js';
 
@@ -19,7 +19,7 @@ export const BINARIES = {
   stunnel: '/usr/bin/stunnel4',
   nbctl: '/usr/bin/ovn-nbctl',
   sbctl: '/usr/bin/ovn-sbctl',
-  metadataAgent: '/usr/bin/neutron-ovn-metadata-agent',
+  metadataAgent: METADATA_AGENT_BINARY,
 } as const;
 
 export const SERVICE = {
@@ -71,6 +71,7 @@ const DIRS = {
   ownRun: rel('/var/run', hp0.runDir),
   ownLogs: rel('/var/log', hp0.logDir),
   metadataState: rel('/var/lib', hostRenderedPaths().metadata.statePath),
+  metadataLogs: rel('/var/log', hostRenderedPaths().metadata.logDir),
 };
 const ovnEnv = (hp: HostPaths): Record<string, string> => ({ OVN_RUNDIR: hp.ovn.runDir, OVS_RUNDIR: hp.ovs.runDir });
 const noDirs: ServiceDirs = { runtime: [], state: [], logs: [], configuration: [] };
@@ -130,7 +131,7 @@ function stunnelService(root: string, kind: 'server' | 'client'): HostService {
 }
 
 /** Every daemon of the host, stage 0 first; every path in argv and env under `root`. */
-export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopology, hasClient: boolean, root = '/'): HostService[] {
+export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopology, hasClient: boolean, root = '/', metadataRuntime: MetadataAgentRuntime = { kind: 'process' }): HostService[] {
   const hp = hostPaths(root);
   const rp = hostRenderedPaths(root);
   const roles = ht.host.roles;
@@ -189,20 +190,16 @@ export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopolog
     );
   }
   if (roles.includes('metadata-agent')) {
+    const agent = metadataAgentCommand(metadataRuntime, hp, rp);
     stage1.push(
       service(
         hp,
         SERVICE.metadataAgent,
-        ['Neutron OVN metadata agent', 'serves instance metadata through haproxy in ovnmeta-* namespaces'],
-        [BINARIES.metadataAgent, ...metadataConfigArgs(rp)],
-        { stage: 1, after: [SERVICE.controller, ...client], dirs: { state: [DIRS.metadataState] } },
+        ['Neutron OVN metadata agent', `serves instance metadata through haproxy in ovnmeta-* namespaces${metadataRuntime.kind === 'container' ? ' (in a podman container)' : ''}`],
+        agent.argv,
+        { stage: 1, after: [SERVICE.controller, ...client], env: agent.env, dirs: { state: [DIRS.metadataState], logs: [DIRS.metadataLogs] } },
       ),
     );
   }
   return [...stage0, ...stage1];
-}
-
-/** `--config-file` for each fragment, the secret last so nothing overrides it. */
-function metadataConfigArgs(rp: HostRenderedPaths): string[] {
-  return metadataConfigFiles(rp.metadata.confDir).flatMap((f) => ['--config-file', f]);
 }

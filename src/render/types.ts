@@ -1,5 +1,6 @@
 /** Inputs of `render` besides the inventory. */
 import type { KeyObject } from 'node:crypto';
+import type { MetadataAgentRuntime } from './metadata-runtime.js';
 
 /** The site PKI's public half: what every host trusts. Never a key. */
 export interface SitePki {
@@ -22,4 +23,6 @@ export interface RenderOptions {
    * Destinations stay paths on the host, which apply places below its --root.
    */
   root?: string;
+  /** How the host runs its metadata agent (default: the distribution's binary as a process). */
+  metadataRuntime?: MetadataAgentRuntime;
 }

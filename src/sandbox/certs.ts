@@ -1,15 +1,12 @@
 /**
- * The sandbox's certificates, from ovn-deploy's own PKI: a CA, a server certificate for the
- * central (SAN = its name and underlay address, which the workers' stunnel clients check) and a
- * client certificate per worker (CN = chassis name). issueCertificate makes a fresh key every
- * time, so a certificate that is still good is reused, never re-issued: a second `up` must not
- * change what the running stunnels serve.
+ * The sandbox's CA, from ovn-deploy's own PKI. Leaf certificates are the hosts' business, as on a
+ * real site: each host's apply makes its key and CSR and keeps a certificate that is still good
+ * (a second `up` must not change what the running stunnels serve); `up` signs what they ask for.
  */
-import { X509Certificate } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
 import type { Inventory } from '../inventory/types.js';
 import { pkiPaths } from '../paths.js';
-import { initPki, issueCertificates, isDue, loadCa, readCrlInfo, readIndex, refreshCrl, type IndexEntry, type LeafRole } from '../pki/index.js';
+import { initPki, readCrlInfo, refreshCrl } from '../pki/index.js';
 import type { SandboxPlan } from './plan.js';
 import { isAlive } from '../supervisor/proc.js';
 
@@ -18,55 +15,12 @@ export const SANDBOX_CA_KEY_BITS = 2048;
 /** Refresh the CRL well before nextUpdate: stunnel rejects every client once it is past. */
 const CRL_REFRESH_DAYS = 7;
 
-export interface WantedCert {
-  name: string;
-  role: LeafRole;
-  sans: string[];
-}
-
-export function wantedCerts(plan: SandboxPlan): WantedCert[] {
-  return [
-    { name: plan.central.name, role: 'central', sans: [plan.central.name, plan.central.address] },
-    ...plan.workers.map((w) => ({ name: w.name, role: 'worker' as const, sans: [w.name] })),
-  ];
-}
-
 export interface PkiOutcome {
   caCreated: boolean;
   issued: string[];
   reused: string[];
   /** The CRL was rewritten: running stunnels must reload to read it. */
   crlRefreshed: boolean;
-}
-
-/**
- * Why an existing certificate cannot be reused (undefined: reuse it). Pure: the entry from the
- * index, the certificate file's text, whether its key exists, the current CA serial.
- */
-export function reuseProblem(
-  want: WantedCert,
-  entry: IndexEntry | undefined,
-  certPem: string | undefined,
-  keyExists: boolean,
-  caSerial: string,
-  now: Date,
-  renewalWindowDays: number,
-): string | undefined {
-  if (entry === undefined) return 'not issued yet';
-  if (entry.issuer !== caSerial) return 'issued by another CA';
-  if (certPem === undefined || !keyExists) return 'certificate or key file missing';
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(certPem);
-  } catch {
-    return 'certificate file unreadable';
-  }
-  if (cert.serialNumber.toLowerCase().replace(/^0+/, '') !== entry.serial.replace(/^0+/, '')) return 'certificate file does not match the index';
-  if (isDue(new Date(entry.notBefore), new Date(entry.notAfter), now, renewalWindowDays)) return 'due for renewal';
-  const san = cert.subjectAltName ?? '';
-  const missing = want.sans.filter((s) => !san.includes(s));
-  if (missing.length > 0) return `SAN lacks ${missing.join(', ')}`;
-  return undefined;
 }
 
 /**
@@ -85,49 +39,25 @@ export function clearDeadPkiLock(dir: string): boolean {
   }
 }
 
-export async function ensureSandboxPki(plan: SandboxPlan, inv: Inventory, now = new Date()): Promise<PkiOutcome> {
+/**
+ * The sandbox's CA and a fresh CRL. Leaf certificates are not made here: every host makes its
+ * key and CSR itself (apply) and `up` signs the CSR, as `deploy` does for a real site.
+ */
+export async function ensureSandboxCa(plan: SandboxPlan, inv: Inventory, now = new Date()): Promise<PkiOutcome> {
   const dir = plan.paths.pki;
-  const files = pkiPaths(dir);
   clearDeadPkiLock(dir);
   const init = await initPki(dir, {
     keyBits: SANDBOX_CA_KEY_BITS,
     validityDays: inv.certificates.caValidityDays,
     commonName: `sandbox ${plan.id}`,
   });
-  const ca = await loadCa(dir);
-  const index = await readIndex(dir);
   const outcome: PkiOutcome = { caCreated: init.created, issued: [], reused: [], crlRefreshed: false };
-  const due = wantedCerts(plan).filter((want) => {
-    const entry = index.filter((e) => e.name === want.name && e.status === 'valid').pop();
-    const certPem = readText(files.cert(want.name));
-    const keyExists = readText(files.key(want.name)) !== undefined;
-    const problem = reuseProblem(want, entry, certPem, keyExists, ca.serial, now, inv.certificates.renewalWindowDays);
-    if (problem === undefined) outcome.reused.push(want.name);
-    return problem !== undefined;
-  });
-  // One batch: keys made in parallel, one lock and one index write for every certificate.
-  if (due.length > 0) {
-    await issueCertificates(
-      dir,
-      due.map((want) => ({
-        name: want.name,
-        role: want.role,
-        sans: want.sans,
-        host: want.name,
-        validityDays: inv.certificates.leafValidityDays,
-        keyBits: inv.certificates.leafKeyBits,
-      })),
-    );
-    outcome.issued.push(...due.map((w) => w.name));
-  }
   const crl = await readCrlInfo(dir);
   const nextUpdate = crl?.nextUpdate;
   if (nextUpdate === undefined || nextUpdate.getTime() - now.getTime() < CRL_REFRESH_DAYS * 86_400_000) {
     await refreshCrl(dir);
     outcome.crlRefreshed = !init.created;
   }
-  outcome.issued.sort();
-  outcome.reused.sort();
   return outcome;
 }
 
@@ -137,10 +67,4 @@ function readText(file: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** stunnel's TLS files for one sandbox node. */
-export function stunnelTls(plan: SandboxPlan, node: string) {
-  const files = pkiPaths(plan.paths.pki);
-  return { cert: files.cert(node), key: files.key(node), caFile: files.caBundle, crlFile: files.crl };
 }

@@ -7,8 +7,8 @@
 import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ZxRunner, type Runner } from '../runner.js';
-import { sandboxPaths } from '../paths.js';
-import { createSupervisor } from '../supervisor/index.js';
+import { hostPaths, sandboxPaths } from '../paths.js';
+import { OwnSupervisor } from '../supervisor/own.js';
 import { identify, signalIfSame, terminatePids, waitForDeath, type ProcIdentity } from '../supervisor/proc.js';
 import { Ip, pidsInNetns } from '../tools/netns.js';
 import { canonicalDir, sandboxId, sandboxNames } from './naming.js';
@@ -17,7 +17,6 @@ import { acquireLock, readState } from './state.js';
 
 export interface DownOptions {
   stateDir: string;
-  supervisor?: 'auto' | 'own' | 'systemd';
   runner?: Runner;
 }
 
@@ -54,16 +53,19 @@ export async function down(opts: DownOptions): Promise<DownResult> {
   result.found = true;
   const lock = existsSync(stateDir) ? await acquireLock(paths.lock, 'down') : undefined;
   try {
-    if (existsSync(path.join(stateDir, 'supervisor')) || state?.supervisor === 'systemd') {
-      const prefer = opts.supervisor ?? state?.supervisor ?? 'auto';
-      // Stops every service (dependents first) and the own supervisor itself. If that fails,
-      // whatever still runs in our namespaces is stopped below all the same.
-      try {
-        await createSupervisor(stateDir, { runner, prefer }).stop();
-      } catch (err) {
-        result.warnings.push(`the supervisor did not stop cleanly (${err instanceof Error ? err.message : String(err)}); stopping its daemons directly`);
-      }
-    }
+    // Each host's own supervisor stops its daemons (dependents first) and then itself. If one
+    // fails, whatever still runs in our namespaces is stopped below all the same.
+    const hostsDir = path.join(stateDir, 'hosts');
+    const hosts = existsSync(hostsDir) ? readdirSync(hostsDir, { withFileTypes: true }).filter((e) => e.isDirectory() && !e.isSymbolicLink()).map((e) => e.name) : [];
+    await Promise.all(
+      hosts.map(async (h) => {
+        try {
+          await new OwnSupervisor(hostPaths(paths.hostRoot(h)).state).stop();
+        } catch (err) {
+          result.warnings.push(`the supervisor of ${h} did not stop cleanly (${err instanceof Error ? err.message : String(err)}); stopping its daemons directly`);
+        }
+      }),
+    );
     result.stragglers = [...(await killStragglers(namespaces)), ...(await stopOrphanSupervisors(stateDir))];
     // VMs and nodes before the underlay: each namespace takes its veth ends and taps with it.
     await new Ip(runner).deleteNetnsAll([...namespaces].sort((a, b) => Number(a === names.underlayNetns) - Number(b === names.underlayNetns)));
@@ -103,7 +105,8 @@ async function stopOrphanSupervisors(stateDir: string): Promise<number[]> {
       continue;
     }
     const i = argv.indexOf('supervise');
-    if (i > 0 && argv[i + 1] === '--dir' && argv[i + 2] === stateDir && /cli\.js$|ovn-deploy$/.test(argv[i - 1] ?? '')) pids.push(Number(entry));
+    const dir = argv[i + 2] ?? '';
+    if (i > 0 && argv[i + 1] === '--dir' && (dir === stateDir || dir.startsWith(`${stateDir}/hosts/`)) && /cli\.js$|ovn-deploy$/.test(argv[i - 1] ?? '')) pids.push(Number(entry));
   }
   // SIGTERM only: a supervisor stops its daemons on the way out; what it leaves is a straggler.
   const ids = pids.map(identify).filter((id): id is ProcIdentity => id !== undefined);

@@ -1,6 +1,8 @@
 /**
  * The sandbox as a site inventory: the same model (and the same stunnel rendering, ports and
- * certificate policy) real hosts use, with the plan's node names and underlay addresses.
+ * certificate policy) real hosts use, with the plan's node names and underlay addresses. A
+ * worker's encap NIC is its underlay veth: with the userspace datapath, apply moves it into
+ * br-phy as on a real host.
  */
 import { sandboxInventory } from '../inventory/index.js';
 import type { Inventory } from '../inventory/types.js';
@@ -11,7 +13,7 @@ export function planInventory(plan: SandboxPlan): Inventory {
   return sandboxInventory({
     site: `sandbox-${plan.id}`,
     central: { name: plan.central.name, address: plan.central.address },
-    workers: plan.workers.map((w) => ({ name: w.name, address: w.address, metadataAgent: plan.metadata !== undefined })),
+    workers: plan.workers.map((w) => ({ name: w.name, address: w.address, metadataAgent: plan.metadata !== undefined, datapath: plan.datapath, interface: w.veth.inside })),
     ...(plan.metadata === undefined ? {} : { metadataAgent: { novaMetadataHost: SANDBOX_NOVA.host, novaMetadataPort: SANDBOX_NOVA.port } }),
   });
 }

@@ -59,9 +59,11 @@ async function nodeSide(runner: Runner, plan: SandboxPlan, node: NodePlan): Prom
     ['link', 'set', 'dev', node.veth.inside, 'mtu', String(plan.underlay.mtu), 'up'],
   ];
   const isCentral = node.name === plan.central.name;
-  // Userspace datapath: a worker's encap IP goes on br-phy once vswitchd made it, not here.
-  if (isCentral || plan.datapath === 'system') lines.push(['addr', 'replace', `${node.address}/24`, 'dev', node.veth.inside]);
-  await new Ip(runner, node.netns).batch(lines);
+  const ip = new Ip(runner, node.netns);
+  // Userspace datapath: apply moves a worker's address from its NIC (this veth) to br-phy; once
+  // br-phy exists the address is apply's to keep (underlay.json), not ours to add back.
+  if (isCentral || plan.datapath === 'system' || (await ip.link('br-phy')) === undefined) lines.push(['addr', 'replace', `${node.address}/24`, 'dev', node.veth.inside]);
+  await ip.batch(lines);
   if (isCentral) {
     // The central's TCP leaves with checksums left to the NIC (veth offload). The workers'
     // userspace datapath reads frames raw from their veth and hands them on unfixed, so their

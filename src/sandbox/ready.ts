@@ -1,15 +1,10 @@
 /**
- * Readiness checks that poll with short intervals instead of sleeping: a unix socket that
- * accepts, and the Southbound answering through a worker's stunnel client (the exact path
- * ovn-controller takes: plaintext to 127.0.0.1 in the worker, TLS across the underlay, stunnel
- * server, ovsdb-server's loopback port).
+ * Readiness of a unix socket, polled with short intervals instead of sleeping: what status and
+ * the metadata steps ask (the hosts' own readiness is apply's health checks).
  */
 import { connect } from 'node:net';
 import { ExitError } from '../errors.js';
-import { controllerConnectedByPidFile } from '../health/probes.js';
 import { logTail } from '../supervisor/log-tail.js';
-import type { Runner } from '../runner.js';
-import { ovsdbListDbs } from '../tools/ovs.js';
 import { pollUntil } from '../tools/retry.js';
 
 const POLL_MS = 10;
@@ -38,56 +33,4 @@ export async function waitForSocket(socketPath: string, timeoutMs: number, logFi
     if (logFile === undefined || !(err instanceof ExitError)) throw err;
     throw new ExitError(`${err.message}; end of ${logFile}:\n${await logTail(logFile, 10)}`);
   }
-}
-
-/** Polls until `database` is listed at `remote` (as seen from inside `netns`). */
-export async function waitForDatabase(
-  runner: Runner,
-  remote: string,
-  database: string,
-  opts: { netns?: string; timeoutMs: number; logFiles?: string[] },
-): Promise<void> {
-  let lastError = '';
-  await pollUntil(
-    async () => {
-      const r = await ovsdbListDbs(runner, remote, { timeoutSec: 2, ...(opts.netns === undefined ? {} : { netns: opts.netns }) });
-      lastError = r.error;
-      return r.databases.includes(database) ? true : undefined;
-    },
-    {
-      timeoutMs: opts.timeoutMs,
-      intervalMs: 20,
-      onTimeout: () =>
-        new ExitError(
-          `${database} not reachable at ${remote}${opts.netns === undefined ? '' : ` from ${opts.netns}`} after ${opts.timeoutMs / 1000} s` +
-            (lastError === '' ? '' : `: ${lastError}`) +
-            (opts.logFiles === undefined ? '' : `; see ${opts.logFiles.join(', ')}`),
-        ),
-    },
-  );
-}
-
-/**
- * ovn-controller says `connected` to the Southbound. After the SB restarts, its reconnect backoff
- * can leave it disconnected for seconds while the datapath still forwards (flows stay installed),
- * so a passing ping alone does not prove the chassis is back in touch with the SB.
- */
-export async function waitForControllerConnected(
-  runner: Runner,
-  worker: { pidFile: string; ctl: (pid: number) => string; logFile: string },
-  timeoutMs: number,
-): Promise<void> {
-  let last = 'no pid file yet';
-  await pollUntil(
-    async () => {
-      const r = await controllerConnectedByPidFile(runner, worker.pidFile, worker.ctl, 2);
-      last = r.detail;
-      return r.ok ? true : undefined;
-    },
-    {
-      timeoutMs,
-      intervalMs: 100,
-      onTimeout: () => new ExitError(`ovn-controller not connected to the SB after ${timeoutMs / 1000} s (${last}); see ${worker.logFile}`),
-    },
-  );
 }

@@ -5,12 +5,17 @@
  * are pure functions of the collected data, in status-verdict.ts.
  */
 import { controllerConnected } from '../health/probes.js';
-import { metadataRegistrations } from '../metadata/registration.js';
-import { metadataAgentStatus, type MetadataAgentStatus } from '../metadata/status.js';
-import { pkiPaths } from '../paths.js';
+import { sandboxMetadataAgents } from '../metadata/sandbox-status.js';
+import type { MetadataAgentStatus } from '../metadata/status.js';
+import { readFileSync } from 'node:fs';
+import { runApply, type HealthResult } from '../apply/index.js';
+import { stunnelFiles } from '../paths.js';
 import { pkiStatus } from '../pki/index.js';
+import { SERVICE } from '../render/services.js';
 import type { Runner } from '../runner.js';
-import type { ServiceStatus, Supervisor } from '../supervisor/types.js';
+import { OwnSupervisor } from '../supervisor/own.js';
+import { isAlive } from '../supervisor/proc.js';
+import type { ServiceStatus } from '../supervisor/types.js';
 import { Ip } from '../tools/netns.js';
 import { Nbctl, Sbctl } from '../tools/ovn.js';
 import { appctl, ovsdbListDbs } from '../tools/ovs.js';
@@ -18,7 +23,7 @@ import { str } from '../tools/ovsdb-json.js';
 import { probeTls } from '../tools/tls.js';
 import type { SandboxPlan } from './plan.js';
 import { socketAccepts } from './ready.js';
-import { pidFromFile, serviceName } from './services.js';
+import type { SandboxHost, SandboxSite } from './site.js';
 import { judge } from './status-verdict.js';
 import type { SandboxState } from './state.js';
 
@@ -66,6 +71,16 @@ export interface PortStatus {
   iface: 'ok' | 'no-carrier' | 'missing';
 }
 
+/** A sandbox host as a site host: its own apply health checks (apply --check), as on a real site. */
+export interface HostStatus {
+  name: string;
+  netns: string;
+  root: string;
+  status: 'converged' | 'unhealthy' | 'unreachable';
+  health: HealthResult[];
+  error?: string;
+}
+
 export interface CertificateStatus {
   name: string;
   role: string;
@@ -85,6 +100,7 @@ export interface StatusReport {
   supervisor: 'own' | 'systemd';
   endpoints: { nb: string; sb: string };
   tls: { nb: TlsEndpointStatus; sb: TlsEndpointStatus };
+  hosts: HostStatus[];
   daemons: DaemonStatus[];
   chassis: ChassisStatus[];
   ports: PortStatus[];
@@ -100,12 +116,18 @@ export interface StatusReport {
 interface ExpectedDaemon {
   name: string;
   node: string;
+  /** The service's name on its host (its supervisor's). */
+  service: string;
   program: string;
+  /** Written by the daemon itself: finds it when its supervisor is gone. */
+  pidFile: string;
   probe: (pid: number | undefined) => Promise<{ ok: boolean; detail: string }>;
 }
 
-function expectedDaemons(plan: SandboxPlan, runner: Runner, sbPort: number): ExpectedDaemon[] {
-  const c = plan.paths.central;
+/** A sandbox daemon's name: its host and its service there (`worker1-ovn-controller`). */
+export const daemonName = (host: string, service: string): string => `${host}-${service}`;
+
+function expectedDaemons(site: SandboxSite, runner: Runner): ExpectedDaemon[] {
   const dbProbe = (sock: string, db: string) => async () => {
     const r = await ovsdbListDbs(runner, `unix:${sock}`, { timeoutSec: 3 });
     return r.databases.includes(db) ? { ok: true, detail: `${db} answers` } : { ok: false, detail: r.error || `${db} not served` };
@@ -115,53 +137,72 @@ function expectedDaemons(plan: SandboxPlan, runner: Runner, sbPort: number): Exp
     const out = r.stdout.trim();
     return r.exitCode === 0 && good(out) ? { ok: true, detail: out.split('\n')[0] ?? '' } : { ok: false, detail: (r.stderr.trim() || out || `exit ${r.exitCode}`).split('\n').pop() ?? '' };
   };
+  const daemon = (h: SandboxHost, service: string, program: string, pidFile: string, probe: ExpectedDaemon['probe']): ExpectedDaemon => ({ name: daemonName(h.name, service), node: h.name, service, program, pidFile, probe });
+  const c = site.central;
+  const o = c.paths.ovn;
   const daemons: ExpectedDaemon[] = [
-    { name: serviceName.nb, node: 'central', program: 'ovsdb-server', probe: dbProbe(c.nbSock, 'OVN_Northbound') },
-    { name: serviceName.sb, node: 'central', program: 'ovsdb-server', probe: dbProbe(c.sbSock, 'OVN_Southbound') },
-    { name: serviceName.northd, node: 'central', program: 'ovn-northd', probe: appctlProbe(c.northdCtl, ['status'], (o) => /Status: active/.test(o)) },
+    daemon(c, SERVICE.nbOvsdb, 'ovsdb-server', o.nbPid, dbProbe(o.nbSock, 'OVN_Northbound')),
+    daemon(c, SERVICE.sbOvsdb, 'ovsdb-server', o.sbPid, dbProbe(o.sbSock, 'OVN_Southbound')),
+    daemon(c, SERVICE.northd, 'ovn-northd', o.northdPid, appctlProbe(o.northdCtl, ['status'], (out) => /Status: active/.test(out))),
     // The server side is judged by the TLS checks below; here: it runs and its listener answers.
-    { name: serviceName.centralStunnel, node: 'central', program: 'stunnel', probe: async () => ({ ok: true, detail: 'see NB/SB through TLS' }) },
+    daemon(c, SERVICE.stunnelServer, 'stunnel', stunnelFiles('server', c.paths).pidFile, async () => ({ ok: true, detail: 'see NB/SB through TLS' })),
   ];
-  for (const w of plan.workers) {
-    const wp = plan.paths.worker(w.name);
+  for (const w of site.workers) {
+    const v = w.paths.ovs;
     daemons.push(
-      { name: serviceName.workerDb(w.name), node: w.name, program: 'ovsdb-server', probe: dbProbe(wp.dbSock, 'Open_vSwitch') },
-      { name: serviceName.vswitchd(w.name), node: w.name, program: 'ovs-vswitchd', probe: appctlProbe(wp.vswitchdCtl, ['version'], () => true) },
-      {
-        name: serviceName.workerStunnel(w.name),
-        node: w.name,
-        program: 'stunnel',
-        probe: async () => {
-          const r = await ovsdbListDbs(runner, `tcp:127.0.0.1:${sbPort}`, { netns: w.netns, timeoutSec: 3 });
-          return r.databases.includes('OVN_Southbound') ? { ok: true, detail: 'SB answers through it' } : { ok: false, detail: r.error || 'SB not reachable through it' };
-        },
-      },
-      {
-        name: serviceName.controller(w.name),
-        node: w.name,
-        program: 'ovn-controller',
-        probe: async (pid) => {
-          if (pid === undefined) return { ok: false, detail: 'no pid' };
-          const ctl = wp.controllerCtl(pid);
-          if (!(await socketAccepts(ctl))) return { ok: false, detail: `no control socket ${ctl}` };
-          const r = await controllerConnected(runner, ctl, 3);
-          return r.ok ? { ok: true, detail: 'connected to SB' } : r;
-        },
-      },
+      daemon(w, SERVICE.ovsOvsdb, 'ovsdb-server', v.ovsdbPid, dbProbe(v.dbSock, 'Open_vSwitch')),
+      daemon(w, SERVICE.vswitchd, 'ovs-vswitchd', v.vswitchdPid, appctlProbe(v.vswitchdCtl, ['version'], () => true)),
+      daemon(w, SERVICE.stunnelClient, 'stunnel', stunnelFiles('client', w.paths).pidFile, async () => {
+        // The remote ovn-controller uses: the central's loopback address, served by this tunnel.
+        const r = await ovsdbListDbs(runner, site.topology.sbRemotes, { netns: w.netns, timeoutSec: 3 });
+        return r.databases.includes('OVN_Southbound') ? { ok: true, detail: 'SB answers through it' } : { ok: false, detail: r.error || 'SB not reachable through it' };
+      }),
+      daemon(w, SERVICE.controller, 'ovn-controller', w.paths.ovn.controllerPid, async (pid) => {
+        if (pid === undefined) return { ok: false, detail: 'no pid' };
+        const ctl = w.paths.ovn.controllerCtl(pid);
+        if (!(await socketAccepts(ctl))) return { ok: false, detail: `no control socket ${ctl}` };
+        const r = await controllerConnected(runner, ctl, 3);
+        return r.ok ? { ok: true, detail: 'connected to SB' } : r;
+      }),
     );
   }
   return daemons;
 }
 
+/** The pid in a daemon's pid file when that process is alive and ours (its host's root in its argv). */
+function pidFromFile(pidFile: string, root: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number.parseInt(readFileSync(pidFile, 'utf8').trim(), 10);
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(pid) || pid <= 1 || !isAlive(pid)) return undefined;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${root}/`) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** One round of the host's own health checks, answered like `apply --check` on a real host. */
+async function hostStatus(h: SandboxHost): Promise<HostStatus> {
+  const base = { name: h.name, netns: h.netns, root: h.root };
+  try {
+    const out = await runApply({ bundleDir: h.bundleDir, check: true, healthTimeoutMs: 0, ...h.local.applyOptions() });
+    return { ...base, status: out.report.status === 'converged' ? 'converged' : 'unhealthy', health: out.report.health };
+  } catch (err) {
+    return { ...base, status: 'unreachable', health: [], error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
 export interface CollectOptions {
   plan: SandboxPlan;
-  /** Each service's pid file, to spot daemons that run without their supervisor. */
-  pidFiles: ReadonlyMap<string, string>;
+  site: SandboxSite;
   /** The sandbox's TLS ports (inventory `ports`). */
   ports: { nb: number; sb: number };
   state: SandboxState;
   runner: Runner;
-  supervisor: Supervisor;
   now?: Date;
 }
 
@@ -169,16 +210,17 @@ export async function collectStatus(o: CollectOptions): Promise<StatusReport> {
   const { plan, runner } = o;
   const { ports } = o;
   const now = o.now ?? new Date();
-  const svc = await o.supervisor.status().catch(() => [] as ServiceStatus[]);
-  const byName = new Map(svc.map((s) => [s.name, s]));
+  const { site } = o;
+  const perHost = await Promise.all(site.hosts.map(async (h) => [h.name, await new OwnSupervisor(h.paths.state).status().catch(() => [] as ServiceStatus[])] as const));
+  const svcOf = new Map(perHost);
+  const hostsP = Promise.all(site.hosts.map(hostStatus));
   const daemonsP = Promise.all(
-    expectedDaemons(plan, runner, ports.sb).map(async (d): Promise<DaemonStatus> => {
-      const s = byName.get(d.name);
+    expectedDaemons(site, runner).map(async (d): Promise<DaemonStatus> => {
+      const s = svcOf.get(d.node)?.find((x) => x.name === d.service);
       const running = s?.running === true;
       if (!running) {
         // Alive but unsupervised (its supervisor was killed): nobody restarts it if it dies.
-        const pidFile = o.pidFiles.get(d.name);
-        const orphan = pidFile === undefined ? undefined : pidFromFile(pidFile, plan.stateDir);
+        const orphan = pidFromFile(d.pidFile, site.hosts.find((h) => h.name === d.node)?.root ?? plan.stateDir);
         if (orphan !== undefined) {
           return { name: d.name, node: d.node, program: d.program, running: true, pid: orphan, restarts: s?.restarts ?? 0, healthy: false, detail: `runs (pid ${orphan}) without its supervisor: run up to hand it back` };
         }
@@ -192,8 +234,10 @@ export async function collectStatus(o: CollectOptions): Promise<StatusReport> {
   const tlsCheck = async (db: 'nb' | 'sb', name: string): Promise<TlsEndpointStatus> => {
     const base = { endpoint: endpoint(ports[db]), from: firstWorker?.netns ?? '' };
     if (firstWorker === undefined) return { ...base, reachable: false, database: null, protocol: null, cipher: null, error: 'no worker to check from' };
-    const files = pkiPaths(plan.paths.pki);
-    const tls = { key: files.key(firstWorker.name), cert: files.cert(firstWorker.name), caCert: files.caBundle };
+    const pki = site.workers[0]?.paths.pki;
+    if (pki === undefined) return { ...base, reachable: false, database: null, protocol: null, cipher: null, error: 'no worker to check from' };
+    // The worker's own key and certificate, as its stunnel client presents them.
+    const tls = { key: pki.key, cert: pki.cert, caCert: pki.caBundle };
     const [dbs, probe] = await Promise.all([
       ovsdbListDbs(runner, `ssl:${plan.central.address}:${ports[db]}`, { netns: firstWorker.netns, tls, timeoutSec: 3 }),
       probeTls(runner, { host: plan.central.address, port: ports[db], netns: firstWorker.netns, cert: tls.cert, key: tls.key, caFile: tls.caCert, verifyName: plan.central.name, holdMs: 0 }).catch(
@@ -254,16 +298,9 @@ export async function collectStatus(o: CollectOptions): Promise<StatusReport> {
       crl: r.crl === null ? null : { nextUpdate: r.crl.nextUpdate, daysLeft: r.crl.daysLeft },
     }))
     .catch(() => ({ certificates: [] as CertificateStatus[], crl: null }));
-  const metadataP = (async (): Promise<MetadataAgentStatus[] | undefined> => {
-    const m = plan.metadata;
-    if (m === undefined) return undefined;
-    const chassisOf = (worker: string) => plan.workers.find((w) => w.name === worker)?.systemId ?? worker;
-    const regs = await metadataRegistrations(sbctl, m.agents.map((a) => chassisOf(a.worker))).catch(() => undefined);
-    const serving = new Set<string>();
-    await Promise.all(m.agents.map(async (a) => (await socketAccepts(a.proxySocket)) && serving.add(a.service)));
-    return metadataAgentStatus(m, chassisOf, svc, regs, serving, m.runtime.kind);
-  })();
-  const [daemons, nbTls, sbTls, chassis, portStatus, certs, metadataAgents] = await Promise.all([
+  const metadataP = sandboxMetadataAgents(plan, sbctl);
+  const [hosts, daemons, nbTls, sbTls, chassis, portStatus, certs, metadataAgents] = await Promise.all([
+    hostsP,
     daemonsP,
     tlsCheck('nb', 'OVN_Northbound'),
     tlsCheck('sb', 'OVN_Southbound'),
@@ -279,9 +316,10 @@ export async function collectStatus(o: CollectOptions): Promise<StatusReport> {
     pkiDir: plan.paths.pki,
     phase: o.state.phase,
     datapath: plan.datapath,
-    supervisor: o.supervisor.kind,
+    supervisor: 'own',
     endpoints: { nb: endpoint(ports.nb), sb: endpoint(ports.sb) },
     tls: { nb: nbTls, sb: sbTls },
+    hosts,
     daemons,
     chassis,
     ports: portStatus,

@@ -1,12 +1,12 @@
 /** Types shared by `up`'s entry point and its steps. */
 import type { Inventory } from '../inventory/types.js';
 import type { Runner } from '../runner.js';
-import type { Supervisor } from '../supervisor/types.js';
 import type { StepTiming } from '../ui/dag.js';
 import type { ProgressMode } from '../ui/listr.js';
 import type { PkiOutcome } from './certs.js';
+import type { HostsOutcome } from './hosts.js';
 import type { Datapath, SandboxPlan } from './plan.js';
-import type { SandboxServices } from './services.js';
+import type { SandboxSite } from './site.js';
 import type { HeldLock, SandboxState } from './state.js';
 import type { PingResult, TraceResult } from './verify.js';
 
@@ -35,6 +35,7 @@ export interface UpResult {
   durationMs: number;
   supervisor: 'own' | 'systemd';
   pki?: PkiOutcome;
+  hosts?: HostsOutcome;
   pings: PingResult[];
   traces: TraceResult[];
   /** When each step started and ended (ms since the steps began): where the time goes. */
@@ -47,25 +48,15 @@ export interface UpContext {
   runner: Runner;
   plan: SandboxPlan;
   inv: Inventory;
-  services: SandboxServices;
-  supervisor: Supervisor;
+  site: SandboxSite;
   state: SandboxState;
   lock?: HeldLock;
   /** Every namespace on the machine when this `up` began (ours among them: leftovers). */
   namespacesBefore: string[];
   /** Workers of the previous `up` of this sandbox (0 for a new one). */
   workersBefore: number;
-  /** Services that were running before this `up` (their specs are passed on in early phases). */
-  runningBefore: Set<string>;
-  /** An early, empty ensure() that starts the own supervisor while the network is being built. */
-  supervisorWarm?: Promise<void>;
-  /** Services handed to a completed ensure() in this run (a later phase need not ask again). */
-  ensured: Set<string>;
-  /** Certificates and stunnel configs are on disk: stunnel may start. */
-  tlsFilesReady: { pki: boolean; configs: boolean };
-  /** stunnel services whose config or certificates changed under them: reloaded after start. */
-  stunnelChanged: Set<string>;
   pki?: PkiOutcome;
+  hosts?: HostsOutcome;
   pings: PingResult[];
   traces: TraceResult[];
 }

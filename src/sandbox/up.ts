@@ -7,13 +7,11 @@
 import { ExitError } from '../errors.js';
 import { ensurePackages } from '../packages.js';
 import { DryRunRunner, ZxRunner } from '../runner.js';
-import { createSupervisor } from '../supervisor/index.js';
-import { stunnelBinary } from '../tools/stunnel.js';
 import { dagRunner } from '../ui/dag.js';
 import { detectDatapath } from './datapath.js';
 import { planInventory } from './inventory.js';
 import { planSandbox } from './plan.js';
-import { planServices } from './services.js';
+import { sandboxSite } from './site.js';
 import { readState } from './state.js';
 import { formatTracePath } from './trace.js';
 import type { UpContext, UpOptions, UpResult } from './up-context.js';
@@ -32,17 +30,18 @@ export async function up(opts: UpOptions): Promise<UpResult> {
   const metadataAgent = opts.metadataAgent ?? (opts.metadataImage !== undefined && opts.metadataImage !== '' ? true : (previous?.metadataAgent ?? false));
   const metadataImage = opts.metadataImage ?? previous?.metadataImage ?? '';
   const plan = planSandbox({ stateDir: opts.stateDir, workers: opts.workers, datapath, metadataAgent, ...(metadataImage === '' ? {} : { metadataImage }) });
+  if (opts.supervisor === 'systemd') {
+    throw new ExitError('up --supervisor systemd: the sandbox\'s hosts run under ovn-deploy\'s own supervisor, one per host namespace; systemd units are what `apply` installs on real hosts', 2);
+  }
   const inv = planInventory(plan);
-  const services = planServices(plan, inv.loopbackPorts, stunnelBinary());
-  const supervisor = createSupervisor(plan.stateDir, { runner: real, prefer: opts.supervisor });
+  const site = sandboxSite(plan, real);
   const ctx: UpContext = {
     opts,
     dryRun: opts.dryRun,
     runner,
     plan,
     inv,
-    services,
-    supervisor,
+    site,
     state: previous ?? {
       version: 1,
       id: plan.id,
@@ -57,10 +56,6 @@ export async function up(opts: UpOptions): Promise<UpResult> {
     },
     namespacesBefore: [],
     workersBefore: previous?.workers ?? 0,
-    runningBefore: new Set(),
-    ensured: new Set(),
-    tlsFilesReady: { pki: false, configs: false },
-    stunnelChanged: new Set(),
     pings: [],
     traces: [],
   };
@@ -80,8 +75,9 @@ export async function up(opts: UpOptions): Promise<UpResult> {
   return {
     plan,
     durationMs: Date.now() - started,
-    supervisor: supervisor.kind,
+    supervisor: 'own',
     ...(ctx.pki === undefined ? {} : { pki: ctx.pki }),
+    ...(ctx.hosts === undefined ? {} : { hosts: ctx.hosts }),
     pings: ctx.pings,
     traces: ctx.traces,
     timings: dag.timings,

@@ -12,63 +12,14 @@ import { MAX_WORKERS, VM_MTU, type SandboxPlan, type VmPlan, type WorkerPlan } f
 export const INTEGRATION_BRIDGE = 'br-int';
 /** Userspace datapath only: the bridge whose internal port holds the encap IP. */
 export const PHYSICAL_BRIDGE = 'br-phy';
-/** OpenFlow port number of a bridge's own (LOCAL) interface, set once vswitchd created it. */
-const LOCAL_OFPORT = 65534;
-
-/** One ovs-vsctl transaction (pure) that makes the worker's database say what the plan says. */
-export function workerOvsArgs(plan: SandboxPlan, w: WorkerPlan, sbPort: number): string[] {
-  const dpType = plan.datapath;
-  const ids: Record<string, string> = {
-    'system-id': w.systemId,
-    hostname: w.name,
-    // Only ever the local stunnel client: ovn-controller never talks to the SB in plaintext
-    // over the underlay.
-    'ovn-remote': `tcp:127.0.0.1:${sbPort}`,
-    'ovn-encap-type': 'geneve',
-    'ovn-encap-ip': w.address,
-    'ovn-bridge': INTEGRATION_BRIDGE,
-    'ovn-bridge-datapath-type': dpType,
-  };
-  const args = ['--', 'init', '--', 'set', 'Open_vSwitch', '.', ...Object.entries(ids).map(([k, v]) => `external_ids:${k}=${v}`)];
-  args.push('--', '--may-exist', 'add-br', INTEGRATION_BRIDGE);
-  args.push('--', 'set', 'Bridge', INTEGRATION_BRIDGE, `datapath_type=${dpType}`, 'fail-mode=secure', 'other-config:disable-in-band=true');
-  if (dpType === 'netdev') {
-    args.push('--', '--may-exist', 'add-br', PHYSICAL_BRIDGE);
-    args.push('--', 'set', 'Bridge', PHYSICAL_BRIDGE, 'datapath_type=netdev', `other-config:hwaddr="${w.phyMac}"`, 'other-config:disable-in-band=true');
-    args.push('--', 'set', 'Interface', PHYSICAL_BRIDGE, `mtu_request=${plan.underlay.mtu}`);
-    args.push('--', '--may-exist', 'add-port', PHYSICAL_BRIDGE, w.veth.inside);
-  }
-  return args;
-}
 
 export function workerVsctl(runner: Runner, plan: SandboxPlan, w: WorkerPlan): Vsctl {
   return new Vsctl(runner, plan.paths.worker(w.name).dbSock);
 }
 
-/** Before ovs-vswitchd runs: written with --no-wait. */
-export async function configureWorkerDb(runner: Runner, plan: SandboxPlan, w: WorkerPlan, sbPort: number): Promise<void> {
-  await workerVsctl(runner, plan, w).run(workerOvsArgs(plan, w, sbPort));
-}
-
-/** ovs-vswitchd has created the bridges (their LOCAL ports have an OpenFlow number). */
-export async function waitVswitchdReady(runner: Runner, plan: SandboxPlan, w: WorkerPlan, timeoutSec: number): Promise<void> {
-  const bridges = plan.datapath === 'netdev' ? [INTEGRATION_BRIDGE, PHYSICAL_BRIDGE] : [INTEGRATION_BRIDGE];
-  const args = bridges.flatMap((b) => ['--', 'wait-until', 'Interface', b, `ofport=${LOCAL_OFPORT}`]);
-  await workerVsctl(runner, plan, w).run(args, { timeoutSec, mutates: false });
-}
-
-/** Userspace datapath: the encap IP goes on br-phy's internal port (vswitchd created it). */
-export async function configureUnderlayIp(runner: Runner, plan: SandboxPlan, w: WorkerPlan): Promise<void> {
-  if (plan.datapath !== 'netdev') return;
-  await new Ip(runner, w.netns).batch([
-    ['addr', 'replace', `${w.address}/24`, 'dev', PHYSICAL_BRIDGE],
-    ['link', 'set', 'dev', PHYSICAL_BRIDGE, 'up'],
-  ]);
-}
-
 /**
- * Userspace datapath: tell vswitchd the other workers' underlay MACs (known: br-phy's hwaddr is
- * fixed by the plan). Otherwise the first packet into each new tunnel is dropped while OVS
+ * Userspace datapath: tell vswitchd the other workers' underlay MACs (their br-phy's, read from
+ * their namespaces). Otherwise the first packet into each new tunnel is dropped while OVS
  * resolves the neighbour, and the first ping of every pair is lost.
  */
 export async function seedTunnelNeighbours(runner: Runner, plan: SandboxPlan, w: WorkerPlan): Promise<void> {
@@ -76,7 +27,9 @@ export async function seedTunnelNeighbours(runner: Runner, plan: SandboxPlan, w:
   const ctl = plan.paths.worker(w.name).vswitchdCtl;
   for (const peer of plan.workers) {
     if (peer.name === w.name) continue;
-    await appctl(runner, ctl, ['tnl/neigh/set', PHYSICAL_BRIDGE, peer.address, peer.phyMac], { mutates: true });
+    const mac = (await new Ip(runner, peer.netns).link(PHYSICAL_BRIDGE))?.address;
+    if (mac === undefined) continue;
+    await appctl(runner, ctl, ['tnl/neigh/set', PHYSICAL_BRIDGE, peer.address, mac], { mutates: true });
   }
 }
 

@@ -130,6 +130,17 @@ export class OwnSupervisor implements Supervisor {
     });
   }
 
+  /**
+   * Services whose recorded process is alive, supervised or not: after the supervisor was killed,
+   * its orphans too. A partial ensure() hands these on so that the next supervisor adopts them
+   * rather than stopping them as not given.
+   */
+  async alive(): Promise<Set<string>> {
+    const status = await this.readStatusQuietly();
+    if (status === undefined) return new Set();
+    return new Set(status.services.filter((r) => r.state === 'running' && recordedProcess(r, status) !== undefined).map((r) => r.name));
+  }
+
   async signal(name: string, signal: NodeJS.Signals): Promise<void> {
     const status = await this.readStatusQuietly();
     const record = status?.services.find((r) => r.name === name);

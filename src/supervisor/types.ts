@@ -1,11 +1,11 @@
 /**
  * The contract between whoever deploys daemons (the `up` sandbox, `apply`) and whatever keeps them
- * running: ovn-deploy's own supervisor when systemd is not PID 1 (containers, CI, this machine),
- * transient systemd units when it is.
+ * running: ovn-deploy's own supervisor (`ovn-deploy supervise`), one per host: the sandbox's hosts
+ * and real hosts where systemd is not PID 1. Under systemd, apply installs rendered units instead.
  */
 
 export interface ServiceSpec {
-  /** Unique within one supervisor, e.g. `central-nb-ovsdb`, `worker1-ovn-controller`. */
+  /** Unique within one supervisor, e.g. `ovn-nb-ovsdb`, `ovn-controller`. */
   name: string;
   /** The daemon in the FOREGROUND (no --detach): the supervisor owns the process. */
   argv: string[];

@@ -4,8 +4,10 @@
  * runs and the own supervisor it starts (so every daemon) run inside the namespace. No SSH, no
  * CLI subprocess.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { ApplyOptions } from '../apply/index.js';
+import { runApply, type ApplyOptions } from '../apply/index.js';
+import type { HostTransport } from '../deploy/host.js';
 import { OwnHostServices } from '../apply/services.js';
 import { hostPaths } from '../paths.js';
 import { OwnSupervisor } from '../supervisor/own.js';
@@ -20,6 +22,8 @@ export interface LocalHostSpec {
   runner?: Runner;
   /** Forwarded to the own supervisor (tests point at a built CLI, a shorter wait). */
   supervisor?: { cliPath?: string; ensureTimeoutMs?: number };
+  /** Its stunnels keep their listeners open across reloads (OwnHostServices: only where accept lines never change). */
+  socketActivation?: boolean;
 }
 
 export interface LocalHost {
@@ -32,6 +36,19 @@ export interface LocalHost {
   applyOptions(): Pick<ApplyOptions, 'root' | 'runner' | 'services' | 'tcpProbe'>;
   /** Stops the host's supervisor and with it every daemon (nothing else of the host goes). */
   stop(): Promise<void>;
+  /**
+   * deployHost's view of this host: apply in this process on the bundle where it was rendered
+   * (already on the host: nothing to push, no tool to ship).
+   */
+  transport(opts: LocalApplyOptions): HostTransport;
+}
+
+export interface LocalApplyOptions {
+  /** The CA a fresh host pins (apply --trust-ca). */
+  trustCa: { pem: string; from: string };
+  healthTimeoutMs?: number;
+  /** Packages are the machine's: check them once for all hosts, not per host. */
+  skipPackages?: boolean;
 }
 
 const NETNS = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -59,7 +76,7 @@ export function localHost(spec: LocalHostSpec): LocalHost {
   const runner = netnsRunner(spec.netns, spec.runner);
   const hp = hostPaths(root);
   const supervisorOpts = { ...spec.supervisor, spawnPrefix: ['ip', 'netns', 'exec', spec.netns] };
-  const services = new OwnHostServices(hp, supervisorOpts);
+  const services = new OwnHostServices(hp, { ...supervisorOpts, ...(spec.socketActivation === true ? { socketActivation: true } : {}) });
   const tcpProbe = netnsTcpProbe(runner);
   return {
     netns: spec.netns,
@@ -68,5 +85,33 @@ export function localHost(spec: LocalHostSpec): LocalHost {
     services,
     applyOptions: () => ({ root, runner, services, tcpProbe }),
     stop: () => new OwnSupervisor(hp.state, supervisorOpts).stop(),
+    transport: (opts) => {
+      let bundleDir: string | undefined;
+      return {
+        unreachableReason: async () => (existsSync(path.join('/run/netns', spec.netns)) ? undefined : `network namespace ${spec.netns} does not exist`),
+        ensureTool: async () => false,
+        pushBundle: async (dir) => {
+          bundleDir = dir;
+        },
+        apply: async (o, log) => {
+          if (bundleDir === undefined) throw new Error('apply before pushBundle');
+          const out = await runApply({
+            bundleDir,
+            trustCa: opts.trustCa,
+            skipPackages: opts.skipPackages ?? true,
+            ...(opts.healthTimeoutMs === undefined ? {} : { healthTimeoutMs: opts.healthTimeoutMs }),
+            ...(o.renewCertificate === true ? { renewCertificate: true } : {}),
+            ...(o.certificatePem === undefined ? {} : { certificate: { pem: o.certificatePem, from: 'the site CA' } }),
+            log,
+            root,
+            runner,
+            services,
+            tcpProbe,
+          });
+          return out.report;
+        },
+        close: async () => undefined,
+      };
+    },
   };
 }

@@ -9,7 +9,7 @@ import { promises as fs, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
 import type { MetadataAgentPlan, MetadataSandboxPlan } from '../../src/metadata/sandbox-plan.js';
-import { sandboxPaths } from '../../src/paths.js';
+import { bundleSource, hostPaths, hostRenderedPaths, sandboxPaths } from '../../src/paths.js';
 import { readCmdline, type ProcIdentity } from '../../src/supervisor/proc.js';
 import { cli, inNetns, waitFor, type StatusJson } from '../sandbox-helpers.js';
 import type { FakeNova } from './fake-nova.js';
@@ -33,7 +33,7 @@ export async function statusJson(dir: string, env?: Record<string, string>): Pro
 }
 
 export function sbctl(dir: string, args: string[]): { code: number; out: string } {
-  const r = spawnSync('ovn-sbctl', [`--db=unix:${path.join(dir, 'run', 'central', 'ovnsb_db.sock')}`, '--timeout=5', ...args], { encoding: 'utf8' });
+  const r = spawnSync('ovn-sbctl', [`--db=unix:${sandboxPaths(dir).central.sbSock}`, '--timeout=5', ...args], { encoding: 'utf8' });
   return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}`.trim() };
 }
 
@@ -101,7 +101,9 @@ export function filesContaining(dir: string, needle: string): string[] {
 /** The secret only in its own 0600 files under the sandbox, and on no process's command line. */
 export function expectSecretOnlyInItsFiles(dir: string, m: MetadataSandboxPlan, secret: string): void {
   expect(secret).toMatch(/^[0-9a-f]{64}$/);
-  const allowed = [m.secretFile, ...m.agents.map((a) => path.join(a.confDir, 'metadata-secret.ini'))].sort();
+  // The fragment's own copy in each worker's bundle (what `deploy` pushes) is one of those 0600 files.
+  const inBundle = (a: MetadataAgentPlan) => path.join(hostPaths(a.root).bundle, bundleSource(path.join(hostRenderedPaths().metadata.confDir, 'metadata-secret.ini')));
+  const allowed = [m.secretFile, ...m.agents.flatMap((a) => [path.join(a.confDir, 'metadata-secret.ini'), inBundle(a)])].sort();
   expect(filesContaining(dir, secret)).toEqual(allowed);
   for (const f of allowed) expect(statSync(f).mode & 0o777, f).toBe(0o600);
   for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
@@ -138,16 +140,16 @@ export async function expectWrongSecretRejected(m: MetadataSandboxPlan, scratchD
  * client's accept address, it has at least one established TCP connection, and every one goes to
  * that address, whose listener belongs to the stunnel client of that worker.
  */
-export function expectSbOnlyThroughStunnel(dir: string, a: MetadataAgentPlan, agent: ProcIdentity): void {
+export function expectSbOnlyThroughStunnel(a: MetadataAgentPlan, agent: ProcIdentity): void {
   const ini = readFileSync(path.join(a.confDir, 'neutron_ovn_metadata_agent.ini'), 'utf8');
-  const remote = /^ovn_sb_connection = tcp:(127\.0\.0\.1:\d+)$/m.exec(ini)?.[1];
+  const remote = /^ovn_sb_connection = tcp:(127\.\d+\.\d+\.\d+:\d+)$/m.exec(ini)?.[1];
   expect(remote, ini).toBeDefined();
-  const clientConf = readFileSync(path.join(dir, 'etc', a.worker, 'stunnel-client.conf'), 'utf8');
+  const clientConfPath = hostRenderedPaths(a.root).stunnelConf('client');
+  const clientConf = readFileSync(clientConfPath, 'utf8');
   expect(clientConf).toContain(`accept = ${remote as string}`);
   // The listener is held by stunnel itself (its socket-activation parent closed its copy).
   const listeners = inNetns(a.netns, ['ss', '-Htlnp']).out.split('\n').filter((l) => l.includes(`${remote as string} `));
   expect(listeners.length, `listener on ${remote as string}`).toBeGreaterThan(0);
-  const clientConfPath = path.join(dir, 'etc', a.worker, 'stunnel-client.conf');
   for (const l of listeners) {
     const pids = [...l.matchAll(/pid=(\d+),/g)].map((x) => Number(x[1]));
     expect(pids.length, l).toBeGreaterThan(0);

@@ -2,7 +2,7 @@
  * OVSDB traffic through a sandbox's TLS tunnel while certificates change under it: a long-lived
  * `ovsdb-client monitor` session (must survive) and a writer that adds a logical switch every
  * 100 ms (every write must succeed). Both run inside a worker namespace against the worker's
- * local stunnel client port; only processes started here are ever stopped.
+ * local stunnel client port (on the central's loopback address L(C)); only processes started here are ever stopped.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 
@@ -15,8 +15,9 @@ export interface NbMonitor {
   stop(): Promise<void>;
 }
 
-export function startNbMonitor(netns: string, port: number): NbMonitor {
-  const child = spawn('ip', ['netns', 'exec', netns, 'ovsdb-client', 'monitor', `tcp:127.0.0.1:${port}`, 'OVN_Northbound', 'Logical_Switch', 'name'], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** `remote`: the NB as the worker reaches it, its stunnel client's plaintext side (`tcp:L(C):16641`). */
+export function startNbMonitor(netns: string, remote: string): NbMonitor {
+  const child = spawn('ip', ['netns', 'exec', netns, 'ovsdb-client', 'monitor', remote, 'OVN_Northbound', 'Logical_Switch', 'name'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -86,7 +87,7 @@ const INSERTED = /^\[\{"uuid":\["uuid","[0-9a-f-]{36}"\]\}\]$/;
  * `ovn-nbctl`, it never reconnects, so a connection refused or dropped by a reload is a failure
  * here, not a retry hidden inside a slow write.
  */
-export function startProbeWriter(netns: string, port: number, prefix: string, periodMs = 100): ProbeWriter {
+export function startProbeWriter(netns: string, remote: string, prefix: string, periodMs = 100): ProbeWriter {
   let running = true;
   const report: ProbeReport = { attempts: 0, names: [], failures: [], slowestMs: 0 };
   const loop = (async () => {
@@ -95,7 +96,7 @@ export function startProbeWriter(netns: string, port: number, prefix: string, pe
       const name = `${prefix}-${report.attempts}`;
       report.attempts += 1;
       const txn = JSON.stringify(['OVN_Northbound', { op: 'insert', table: 'Logical_Switch', row: { name } }]);
-      const r = await runOnce(['ip', 'netns', 'exec', netns, 'ovsdb-client', `--timeout=${PROBE_TIMEOUT_S}`, 'transact', `tcp:127.0.0.1:${port}`, txn], (PROBE_TIMEOUT_S + 2) * 1000);
+      const r = await runOnce(['ip', 'netns', 'exec', netns, 'ovsdb-client', `--timeout=${PROBE_TIMEOUT_S}`, 'transact', remote, txn], (PROBE_TIMEOUT_S + 2) * 1000);
       report.slowestMs = Math.max(report.slowestMs, Date.now() - started);
       if (r.code === 0 && INSERTED.test(r.output.trim())) report.names.push(name);
       else report.failures.push({ name, code: r.code, output: r.output });
