@@ -327,7 +327,7 @@ async function runInitCommands(ctx: HostContext, commands: readonly string[][]):
       const r = await ctx.runner.run(argv, { mutates: true, allowFailure: true, timeoutMs: 15_000 });
       if (r.exitCode === 0) break;
       if (Date.now() > deadline) throw new ExitError(`${argv.join(' ')} kept failing for ${INIT_DEADLINE_MS / 1000} s (no cluster leader?):\n${tail(r.stderr)}`);
-      await sleep(500);
+      await sleep(100);
     }
   }
 }
@@ -342,7 +342,7 @@ async function moveUnderlay(ctx: HostContext, step: { bridge: string; nic: strin
   const deadline = Date.now() + 20_000;
   while ((await ip.link(step.bridge)) === undefined) {
     if (Date.now() > deadline) throw new ExitError(`ovs-vswitchd did not create ${step.bridge}'s internal port in 20 s`);
-    await sleep(200);
+    await sleep(50);
   }
   const addrs = await ip.addrs();
   const v4 = (dev: string) => (addrs.find((a) => a.ifname === dev)?.addresses ?? []).filter((a) => !a.includes(':'));

@@ -65,6 +65,9 @@ async function runCheck(ctx: HealthContext, c: HealthCheck): Promise<{ ok: boole
   }
 }
 
+/** First pause between health-check rounds; doubles up to the caller's interval. */
+export const FIRST_POLL_MS = 50;
+
 export async function runHealthChecks(
   ctx: HealthContext,
   checks: readonly HealthCheck[],
@@ -74,6 +77,9 @@ export async function runHealthChecks(
 ): Promise<HealthResult[]> {
   const deadline = Date.now() + deadlineMs;
   let last = '';
+  // Daemons that just started answer within tens of milliseconds: poll fast first, then back
+  // off to intervalMs (a slow host is not asked 20 times a second for a minute).
+  let wait = Math.min(FIRST_POLL_MS, intervalMs);
   for (;;) {
     const results = await Promise.all(
       checks.map(async (c) => {
@@ -85,6 +91,7 @@ export async function runHealthChecks(
     const failing = results.filter((r) => !r.ok).map((r) => `${r.check} (${r.detail})`).join(', ');
     if (failing !== last) log(`waiting for: ${failing}`);
     last = failing;
-    await sleep(intervalMs);
+    await sleep(wait);
+    wait = Math.min(wait * 2, intervalMs);
   }
 }

@@ -5,7 +5,7 @@
  */
 import type { HealthCheck } from '../bundle/manifest.js';
 import { sleep } from '../tools/retry.js';
-import { checkName, runHealthChecks, type HealthContext } from './health.js';
+import { checkName, FIRST_POLL_MS, runHealthChecks, type HealthContext } from './health.js';
 import type { HealthResult } from './report.js';
 
 export type TcpProbe = (address: string, port: number) => Promise<{ ok: boolean; detail: string }>;
@@ -14,6 +14,7 @@ type TcpCheck = Extract<HealthCheck, { kind: 'tcp-listen' }>;
 
 async function probeUntil(probe: TcpProbe, checks: readonly TcpCheck[], deadlineMs: number, intervalMs: number): Promise<HealthResult[]> {
   const deadline = Date.now() + deadlineMs;
+  let wait = Math.min(FIRST_POLL_MS, intervalMs);
   for (;;) {
     const results = await Promise.all(
       checks.map(async (c) => {
@@ -22,7 +23,8 @@ async function probeUntil(probe: TcpProbe, checks: readonly TcpCheck[], deadline
       }),
     );
     if (results.every((r) => r.ok) || Date.now() >= deadline) return results;
-    await sleep(intervalMs);
+    await sleep(wait);
+    wait = Math.min(wait * 2, intervalMs);
   }
 }
 

@@ -84,8 +84,13 @@ export function specOf(s: BundleService, opts: { socketActivation?: boolean } = 
     ...(Object.keys(env).length === 0 ? {} : { env }),
     logFile: s.logFile,
     ...(s.after.length === 0 ? {} : { after: s.after }),
+    // ensure() need not watch a fresh daemon for 300 ms: apply's health checks (service-running,
+    // then what each daemon serves) come right after and catch one that dies.
+    settleMs: SETTLE_MS,
   };
 }
+
+const SETTLE_MS = 50;
 
 /** Keeps only `after` entries that name a service of the list (ensure() rejects unknown names). */
 function closeAfter(specs: ServiceSpec[]): ServiceSpec[] {
