@@ -19,7 +19,7 @@ import type { HealthCheck } from '../bundle/manifest.js';
 import { observeHost, rootedAt, type HostContext } from './observe.js';
 import { changesOf, describeStep as describe, planApply, type ApplyStep } from './plan.js';
 import { APPLY_EXIT, exitCodeFor, type ApplyReport, type ApplyStatus, type Change } from './report.js';
-import { OwnHostServices, specOf, SystemdHostServices, type HostServices } from './services.js';
+import { OwnHostServices, SystemdHostServices, type HostServices } from './services.js';
 import { acquireApplyLock, readApplied, writeApplied } from './state.js';
 import { hostTrust, updatePin } from './trust.js';
 
@@ -119,7 +119,7 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
       renewCertificate: opts.renewCertificate === true,
     };
     const observed = await observeHost(ctx, bundle);
-    const plan = planApply(m, observed, (s) => serviceHash(services instanceof OwnHostServices ? services.spec(s) : specOf(s)));
+    const plan = planApply(m, observed, (s) => serviceHash(services.spec(s)));
     const needsCertificate = plan.some((s) => s.kind === 'needs-certificate' || s.kind === 'renewal-requested');
 
     if (opts.dryRun === true) {

@@ -29,6 +29,8 @@ export interface ObservedService {
 
 export interface HostServices {
   readonly kind: 'own' | 'systemd';
+  /** How this manager runs a bundle service: what apply hashes to tell a changed definition. */
+  spec(s: BundleService): ServiceSpec;
   /** Read-only: what runs now, by service name, plus services we manage that the manifest no longer lists. */
   observe(manifest: BundleManifest, previous: readonly { name: string; unit: string }[]): Promise<{ services: Map<string, ObservedService>; unlisted: string[] }>;
   /**
@@ -210,6 +212,9 @@ export class OwnHostServices implements HostServices {
 /** The bundle's unit files under systemd (PID 1): daemon-reload, enable --now, restart, reload. */
 export class SystemdHostServices implements HostServices {
   readonly kind = 'systemd' as const;
+  spec(s: BundleService): ServiceSpec {
+    return specOf(s);
+  }
   private units = new Map<string, string>();
   private readonly systemctl: Systemctl;
 

@@ -13,6 +13,7 @@ import { hostPaths, ovsdbSchemas } from '../../src/paths.js';
 import { BINARIES } from '../../src/render/services.js';
 import { RecordingRunner, ZxRunner, type RunOptions, type RunResult, type Runner } from '../../src/runner.js';
 import type { HostServices, ObservedService } from '../../src/apply/services.js';
+import type { ServiceSpec } from '../../src/supervisor/types.js';
 import { serviceHash } from '../../src/supervisor/spec.js';
 import { specOf } from '../../src/apply/services.js';
 import type { ServiceStatus } from '../../src/supervisor/types.js';
@@ -175,13 +176,17 @@ export class RecordedServices implements HostServices {
   private nextPid = 1000;
   constructor(readonly kind: 'own' | 'systemd' = 'own') {}
 
+  spec(s: BundleService): ServiceSpec {
+    return specOf(s);
+  }
+
   async observe(manifest: BundleManifest): Promise<{ services: Map<string, ObservedService>; unlisted: string[] }> {
     const listed = new Set(manifest.services.map((s) => s.name));
     return { services: new Map(this.state), unlisted: [...this.state.keys()].filter((n) => !listed.has(n) && this.state.get(n)?.running === true) };
   }
   private run(list: BundleService[]): void {
     for (const s of list) {
-      const hash = serviceHash(specOf(s));
+      const hash = serviceHash(this.spec(s));
       const cur = this.state.get(s.name);
       if (cur?.running === true && cur.hash === hash) continue;
       this.state.set(s.name, { running: true, hash, pid: this.nextPid++ });
