@@ -53,6 +53,14 @@ describe('renderSite: bundles', () => {
       }
     }
     expect(named).toBeGreaterThan(20);
+    // A manifest may only name a path below templates/: no `..`, no hidden file, no absolute path.
+    const m = JSON.parse(text(site.get(`worker1/${MANIFEST_FILE}`)?.content)) as { files: { template?: string }[] };
+    for (const bad of ['host/../../etc/passwd.hbs', '../x.hbs', '/etc/x.hbs', 'host/.x.hbs']) {
+      const f0 = m.files.find((f) => f.template !== undefined);
+      if (f0 === undefined) throw new Error('no templated file');
+      f0.template = bad;
+      expect(manifestSchema.safeParse(m).success, bad).toBe(false);
+    }
   });
 
   it('renders the same bytes twice, and from a copy of the inventory', () => {

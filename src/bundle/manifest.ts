@@ -28,7 +28,7 @@ export const bundleFileSchema = z.strictObject({
   reload: z.array(serviceName).default([]),
   restart: z.array(serviceName).default([]),
   /** The template under templates/ that made it (absent for the PKI's CA bundle and CRL, copied as they are). */
-  template: z.string().regex(/^[a-z0-9_-]+(\/[a-z0-9_.-]+)*\.hbs$/, { error: 'expected a template path such as host/service.hbs' }).optional(),
+  template: z.string().regex(/^[a-z0-9_-]+(\/[a-z0-9_-][a-z0-9_.-]*)*\.hbs$/, { error: 'expected a template path such as host/service.hbs' }).optional(),
 });
 export type BundleFile = z.output<typeof bundleFileSchema>;
 
