@@ -88,7 +88,7 @@ function portsSchema(defaults: Readonly<Record<'nb' | 'sb' | 'nbRaft' | 'sbRaft'
 }
 
 const roleList = z
-  .array(z.enum(['central', 'worker', 'metadata-agent'] as const satisfies readonly Role[]))
+  .array(z.enum(['central', 'worker', 'metadata-agent', 'cms'] as const satisfies readonly Role[]))
   .min(1, { error: `expected at least one role (${ROLES.join(', ')})` });
 
 const hostSchema = z
@@ -105,7 +105,8 @@ const hostSchema = z
     roles: roleList.meta({
       description:
         'central: NB/SB ovsdb-server (RAFT) and ovn-northd. worker: ovs-vswitchd + ovn-controller (a chassis). ' +
-        'metadata-agent: neutron-ovn-metadata-agent, only on workers.',
+        'metadata-agent: neutron-ovn-metadata-agent, only on workers. ' +
+        'cms: a Northbound client (neutron-server, an operator): NB and SB through its stunnel client; only centrals and cms hosts reach the NB.',
     }),
     encap: z
       .strictObject({

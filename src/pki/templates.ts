@@ -93,6 +93,7 @@ export const ROLE_EKU: Record<LeafRole, { serverAuth?: true; clientAuth: true }>
   central: { serverAuth: true, clientAuth: true },
   worker: { clientAuth: true },
   'metadata-agent': { clientAuth: true },
+  cms: { clientAuth: true },
 };
 
 export function buildLeafCertificate(

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { BundleService } from '../bundle/manifest.js';
 import { METADATA_AGENT_BINARY, metadataAgentCommand, type MetadataAgentRuntime } from './metadata-runtime.js';
 import { hostPaths, hostRenderedPaths, type HostPaths } from '../paths.js';
-import type { HostTopology, SiteTopology } from '../site/topology.js';
+import { ovsdbRemotes, type HostTopology, type SiteTopology } from '../site/topology.js';
 import type { Inventory } from '../inventory/types.js';
 
 /** The Debian binaries, absolute so that systemd units verify and no PATH lookup differs. */
@@ -101,19 +101,20 @@ function service(
   };
 }
 
-function centralDb(root: string, inv: Inventory, ht: HostTopology, which: 'nb' | 'sb'): HostService {
+function centralDb(root: string, ht: HostTopology, which: 'nb' | 'sb'): HostService {
   const hp = hostPaths(root);
   const rp = hostRenderedPaths(root);
   const c = ht.central;
   if (c === undefined) throw new Error('centralDb on a non-central');
   const o = hp.ovn;
   const f = which === 'nb' ? { db: o.nbDb, sock: o.nbSock, pid: o.nbPid, ctl: o.nbCtl, log: rp.logs.nbOvsdb } : { db: o.sbDb, sock: o.sbSock, pid: o.sbPid, ctl: o.sbCtl, log: rp.logs.sbOvsdb };
-  // Plaintext only on the unix socket and on L(C): stunnel carries everything between hosts.
+  // Plaintext only on unix sockets (the distribution's, and the site's one in the root-only socket
+  // directory that stunnel and every local client use); RAFT on L(C) is the database file's.
   return service(
     hp,
     which === 'nb' ? SERVICE.nbOvsdb : SERVICE.sbOvsdb,
-    [`OVN ${which === 'nb' ? 'Northbound' : 'Southbound'} database`, 'a member of the RAFT cluster; plaintext only on its unix socket and on this central\'s loopback address'],
-    [BINARIES.ovsdbServer, f.db, `--remote=punix:${f.sock}`, `--remote=ptcp:${inv.loopbackPorts[which]}:${c.loopback}`, `--pidfile=${f.pid}`, `--unixctl=${f.ctl}`, `--log-file=${f.log}`, '--no-chdir', ...VLOG],
+    [`OVN ${which === 'nb' ? 'Northbound' : 'Southbound'} database`, 'a member of the RAFT cluster; plaintext only on unix sockets, RAFT on this central\'s loopback address'],
+    [BINARIES.ovsdbServer, f.db, `--remote=punix:${f.sock}`, `--remote=punix:${hp.ovsdbSocket(c.host.name, which)}`, `--pidfile=${f.pid}`, `--unixctl=${f.ctl}`, `--log-file=${f.log}`, '--no-chdir', ...VLOG],
     { stage: 0, env: ovnEnv(hp), dirs: { runtime: [DIRS.ovnRun], state: [DIRS.ovnState], logs: [DIRS.ovnLogs] } },
   );
 }
@@ -140,7 +141,7 @@ export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopolog
   const stage0: HostService[] = [];
   const stage1: HostService[] = [];
   if (ht.isCentral) {
-    stage0.push(centralDb(root, inv, ht, 'nb'), centralDb(root, inv, ht, 'sb'), stunnelService(root, 'server'));
+    stage0.push(centralDb(root, ht, 'nb'), centralDb(root, ht, 'sb'), stunnelService(root, 'server'));
   }
   if (hasClient) stage0.push(stunnelService(root, 'client'));
   if (worker) {
@@ -161,7 +162,7 @@ export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopolog
         hp,
         SERVICE.northd,
         ['OVN northd', 'translates the Northbound into the Southbound; runs on every central, one is active through the OVSDB lock'],
-        [BINARIES.northd, `--ovnnb-db=${topo.nbRemotes}`, `--ovnsb-db=${topo.sbRemotes}`, `--pidfile=${hp.ovn.northdPid}`, `--unixctl=${hp.ovn.northdCtl}`, `--log-file=${rp.logs.northd}`, '--no-chdir', ...VLOG],
+        [BINARIES.northd, `--ovnnb-db=${ovsdbRemotes(topo, 'nb', root)}`, `--ovnsb-db=${ovsdbRemotes(topo, 'sb', root)}`, `--pidfile=${hp.ovn.northdPid}`, `--unixctl=${hp.ovn.northdCtl}`, `--log-file=${rp.logs.northd}`, '--no-chdir', ...VLOG],
         { stage: 1, after: [SERVICE.nbOvsdb, SERVICE.sbOvsdb, ...client], env: ovnEnv(hp), dirs: { runtime: [DIRS.ovnRun], logs: [DIRS.ovnLogs] } },
       ),
     );
