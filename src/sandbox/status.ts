@@ -235,18 +235,19 @@ export async function collectStatus(o: CollectOptions): Promise<StatusReport> {
       return { name: d.name, node: d.node, program: d.program, running, pid: running ? (s?.pid ?? null) : null, restarts: s?.restarts ?? 0, healthy: running && probe.ok, detail: probe.detail };
     }),
   );
-  const firstWorker = plan.workers[0];
   const endpoint = (port: number) => `ssl:${plan.central.address}:${port}`;
   const tlsCheck = async (db: 'nb' | 'sb', name: string): Promise<TlsEndpointStatus> => {
-    const base = { endpoint: endpoint(ports[db]), from: firstWorker?.netns ?? '' };
-    if (firstWorker === undefined) return { ...base, reachable: false, database: null, protocol: null, cipher: null, error: 'no worker to check from' };
-    const pki = site.workers[0]?.paths.pki;
-    if (pki === undefined) return { ...base, reachable: false, database: null, protocol: null, cipher: null, error: 'no worker to check from' };
-    // The worker's own key and certificate, as its stunnel client presents them.
+    // Each database as the host that uses it presents itself: the NB as the operator (role cms,
+    // the only non-central identity the NB admits), the SB as worker1.
+    const client = db === 'nb' ? site.operator : site.workers[0];
+    const base = { endpoint: endpoint(ports[db]), from: client?.netns ?? '' };
+    if (client === undefined) return { ...base, reachable: false, database: null, protocol: null, cipher: null, error: 'no worker to check from' };
+    const pki = client.paths.pki;
+    // The host's own key and certificate, as its stunnel client presents them.
     const tls = { key: pki.key, cert: pki.cert, caCert: pki.caBundle };
     const [dbs, probe] = await Promise.all([
-      ovsdbListDbs(runner, `ssl:${plan.central.address}:${ports[db]}`, { netns: firstWorker.netns, tls, timeoutSec: 3 }),
-      probeTls(runner, { host: plan.central.address, port: ports[db], netns: firstWorker.netns, cert: tls.cert, key: tls.key, caFile: tls.caCert, verifyName: plan.central.name, holdMs: 0 }).catch(
+      ovsdbListDbs(runner, `ssl:${plan.central.address}:${ports[db]}`, { netns: client.netns, tls, timeoutSec: 3 }),
+      probeTls(runner, { host: plan.central.address, port: ports[db], netns: client.netns, cert: tls.cert, key: tls.key, caFile: tls.caCert, verifyName: plan.central.name, holdMs: 0 }).catch(
         () => undefined,
       ),
     ]);
