@@ -75,6 +75,19 @@ const BAD: BadCase[] = [
     problems: ['site.yaml: hosts[0].roles[1]: expected one of central, worker, metadata-agent, cms, got "router" (line 4)'],
   },
   {
+    name: "a dnsName that is another host's name (it would pass the centrals' name checks as that host)",
+    text: lines(
+      'hosts:',
+      ...CENTRAL,
+      '  - name: worker1',
+      '    addresses: [192.0.2.21]',
+      '    dnsNames: [worker1.example.org, CENTRAL1]',
+      '    roles: [worker]',
+      '    encap: { ip: 192.0.2.21 }',
+    ),
+    problems: ['site.yaml: hosts[1].dnsNames[1]: "central1" is already a name of hosts[0] (central1): certificates are admitted by name, so each name belongs to one host (line 7)'],
+  },
+  {
     name: 'a port out of range',
     text: lines('ports: { nb: 70000 }', 'hosts:', ...CENTRAL),
     problems: ['site.yaml: ports.nb: expected a port number 1-65535, got 70000 (line 1)'],

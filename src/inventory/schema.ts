@@ -153,9 +153,10 @@ export const inventorySchema = z
       .prefault({})
       .meta({
         description:
-          'Plaintext ports ovsdb-server binds on loopback addresses only: 127.0.0.1 in the `up` sandbox; on real hosts ' +
-          "each central's own 127.x.y.z (derived from the site and host name), where the stunnel clients of the " +
-          "site's other hosts offer that central's databases too. stunnel forwards the TLS ports to them.",
+          "RAFT cluster ports on each central's own loopback address 127.x.y.z (derived from the site and host name), " +
+          "where the stunnel clients of the other centrals offer that central's RAFT ports too; only root may connect " +
+          '(local-access.nft). nb and sb are no longer bound: NB and SB plaintext are root-only unix sockets; they are ' +
+          'kept so that older site files validate, and must still differ from the other ports.',
       }),
     certificates: z
       .strictObject({
