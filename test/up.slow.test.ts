@@ -187,8 +187,10 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     }
     const root = (host: string) => path.join(dir, 'hosts', host, 'var', 'run');
     sockets.push(`${root('central')}/ovn/ovnnb_db.sock`, `${root('central')}/ovn/ovnsb_db.sock`, `${root('worker1')}/openvswitch/db.sock`);
-    // central .nb/.sb, operator .nb/.sb, a .sb per worker, 2 distribution sockets, a conf.db.
-    expect(sockets).toHaveLength(9);
+    // central .nb/.sb; operator .nb/.sb and a .sb per worker, each also under the private name
+    // its stunnel accepts on (.central.sb.stunnel, see the socket-activation script); 2
+    // distribution sockets; a conf.db.
+    expect(sockets).toHaveLength(13);
     for (const sock of sockets) {
       expect(fs.statSync(sock).isSocket(), sock).toBe(true);
       // As root the same call answers: the refusal below is the user's, not a dead socket.
