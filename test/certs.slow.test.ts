@@ -119,6 +119,7 @@ describe.skipIf(notRoot)('ovn-deploy certs on the up sandbox (1 central + 2 work
     const s = await certsStatus(dir);
     expect(s.endpoints.map((e) => [e.host, e.role, e.side])).toEqual([
       ['central', 'central', 'server'],
+      ['operator', 'cms', 'client'],
       ['worker1', 'worker', 'client'],
       ['worker2', 'worker', 'client'],
     ]);
