@@ -51,6 +51,12 @@ export const bundleServiceSchema = z.strictObject({
   /** Cannot start before the host holds a signed certificate (stunnel). */
   needsCertificate: z.boolean().default(false),
   /**
+   * Unix sockets the daemon binds itself (paths as in argv): removed before each start when a
+   * socket is left there, because stunnel does not replace a stale one and would fail to bind
+   * after a crash (OVSDB does replace its own).
+   */
+  unixListeners: z.array(absolute).optional(),
+  /**
    * apply starts stage 0 (databases), then configures what needs them (OVS external_ids and
    * bridges, cluster init), then stage 1 (everything else).
    */

@@ -5,7 +5,7 @@
  * previous supervisor (adopted) is not our child, so its death is noticed by polling /proc.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { withNetns } from '../runner.js';
 import { isSameProcess, readProcStat, terminate, type ProcIdentity } from './proc.js';
@@ -77,6 +77,7 @@ export class ManagedService {
     let child: ChildProcess;
     let fd: number | undefined;
     try {
+      for (const p of this.spec.unixListeners ?? []) removeStaleSocket(p);
       mkdirSync(path.dirname(this.spec.logFile), { recursive: true });
       fd = openSync(this.spec.logFile, 'a', 0o640);
       // detached: own session and process group, so a terminal's SIGINT never reaches it.
@@ -218,4 +219,13 @@ async function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);
+}
+
+/** Only a socket is removed (lstat: never a symlink's target, never a file of another kind). */
+function removeStaleSocket(p: string): void {
+  try {
+    if (lstatSync(p).isSocket()) unlinkSync(p);
+  } catch {
+    // absent: nothing to do; anything else shows when the daemon binds
+  }
 }

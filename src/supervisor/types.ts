@@ -15,6 +15,8 @@ export interface ServiceSpec {
   cwd?: string;
   /** Where the daemon's stdout/stderr go (appended). */
   logFile: string;
+  /** Stale unix sockets at these paths are removed before each start (a crashed stunnel leaves them). */
+  unixListeners?: string[];
   /** Started after these services (by name); stopped before them. */
   after?: string[];
   /** Signal used for a graceful stop; default SIGTERM. */
