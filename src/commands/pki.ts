@@ -200,9 +200,9 @@ function signCsrSub(): Command {
         else checkCopyTarget(path.join(o.outDir, 'NAME.crt'), '--out-dir', o.dir, problems);
       }
       throwIfProblems(problems);
-      const pems = await Promise.all(o.csr.map(readCsrFile));
+      // The signing code loads while the CSR files are read.
+      const [pems, { signCsrs }] = await Promise.all([Promise.all(o.csr.map(readCsrFile)), pkiIssue()]);
       const s = sans(o.san);
-      const { signCsrs } = await pkiIssue();
       const signed = await withOptionNames(() =>
         signCsrs(
           o.dir,
