@@ -6,6 +6,8 @@ if (args.length === 3 && args[0] === 'supervise' && args[1] === '--dir' && args[
   const { runSupervisorDaemon } = await import('./supervisor/daemon.js');
   process.exitCode = await runSupervisorDaemon(args[2]);
 } else {
+  // `pki issue` in a loop is mostly key generation: its key starts before the commands load.
+  if (args[0] === 'pki' && args[1] === 'issue') (await import('./pki/early-key.js')).startEarlyKey(args);
   const { main } = await import('./main.js');
   process.exitCode = await main(process.argv);
 }
