@@ -2,7 +2,7 @@
  * `pki issue` starts its key before the commands load (src/pki/early-key.ts): which command lines
  * start one and of what size, that a key is handed out once and only for the size it was made
  * with, and, through the built CLI, that the key written has the size asked for in every
- * spelling of --key-bits, and that early-key.js loads before main.js for `pki issue` only.
+ * spelling of --key-bits, and that early-key.js loads first, for `pki issue` only.
  */
 import { createPrivateKey } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -101,7 +101,7 @@ describe.skipIf(!hasDist)('through the built CLI', () => {
     expect(r.stderr).toContain('invalid certificate name');
   });
 
-  it('early-key.js loads before main.js for pki issue, and not for other commands', () => {
+  it('early-key.js loads before the program and the pki command for pki issue, and not for other commands', () => {
     const modules = (args: string[]) => {
       const log = path.join(tmp, `modules-${Math.random().toString(36).slice(2)}.txt`);
       run(args, log);
@@ -113,7 +113,8 @@ describe.skipIf(!hasDist)('through the built CLI', () => {
     const issue = modules(['pki', 'issue', '--dir', dir, '--name', 'logged', '--role', 'worker']);
     const early = issue.indexOf('dist/pki/early-key.js');
     expect(early).toBeGreaterThan(-1);
-    expect(early).toBeLessThan(issue.indexOf('dist/main.js'));
+    expect(early).toBeLessThan(issue.indexOf('dist/program.js'));
+    expect(early).toBeLessThan(issue.indexOf('dist/commands/pki.js'));
     expect(modules(['--version'])).not.toContain('dist/pki/early-key.js');
     expect(modules(['pki', 'status', '--dir', dir])).not.toContain('dist/pki/early-key.js');
   });
