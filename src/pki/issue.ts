@@ -7,6 +7,7 @@ import path from 'node:path';
 import forge from './forge.js';
 import { InputError, inputError, type Problem } from '../errors.js';
 import { MAX_DAYS, loadCa } from './ca.js';
+import { prefetchIndex } from './cert-index.js';
 import { keyIdOfSpkiPem, readVerifiedCsr } from './csr.js';
 import { commitLeaf, commitLeaves, type LeafJob, type LeafPlan } from './leaf-batch.js';
 import { DEFAULT_LEAF_KEY_BITS, generateKeyPair, type KeyPairPem } from './keygen.js';
@@ -54,7 +55,10 @@ export async function issueCertificate(dir: string, req: IssueRequest & { now?: 
   checkKeyBits(req.keyBits, 'keyBits', problems);
   throwIfProblems(problems);
   await loadCa(dir); // fail fast on an uninitialised directory, before generating a key
-  const pair = await (opts.keyPair ?? generateKeyPair(req.keyBits ?? DEFAULT_LEAF_KEY_BITS));
+  const keyPair = opts.keyPair ?? generateKeyPair(req.keyBits ?? DEFAULT_LEAF_KEY_BITS);
+  keyPair.catch(() => undefined); // awaited below, after the prefetch: not an unhandled rejection meanwhile
+  await prefetchIndex(dir); // while the key is made
+  const pair = await keyPair;
   return commitLeaf(dir, freshKeyJob(plan, pair));
 }
 
