@@ -55,6 +55,12 @@ export const bundleServiceSchema = z.strictObject({
    * bridges, cluster init), then stage 1 (everything else).
    */
   stage: z.union([z.literal(0), z.literal(1)]).default(1),
+  /**
+   * Unix sockets the daemon binds (stunnel's `accept = /path`): stunnel neither replaces a socket
+   * file that is there nor removes its own when it dies (crash, SIGKILL, a host stop), so each
+   * start removes them first (systemd ExecStartPre, the own supervisor before it spawns).
+   */
+  unixListeners: z.array(absolute).default([]),
 });
 export type BundleService = z.output<typeof bundleServiceSchema>;
 

@@ -81,7 +81,7 @@ function service(
   name: string,
   [description, purpose]: [string, string],
   argv: string[],
-  opts: { stage: 0 | 1; after?: string[]; env?: Record<string, string>; reload?: boolean; needsCertificate?: boolean; dirs: Partial<ServiceDirs> },
+  opts: { stage: 0 | 1; after?: string[]; env?: Record<string, string>; reload?: boolean; needsCertificate?: boolean; unixListeners?: string[]; dirs: Partial<ServiceDirs> },
 ): HostService {
   return {
     description,
@@ -97,6 +97,7 @@ function service(
       unit: hostRenderedPaths().unitName(name),
       needsCertificate: opts.needsCertificate ?? false,
       stage: opts.stage,
+      unixListeners: opts.unixListeners ?? [],
     },
   };
 }
@@ -119,7 +120,7 @@ function centralDb(root: string, ht: HostTopology, which: 'nb' | 'sb'): HostServ
   );
 }
 
-function stunnelService(root: string, kind: 'server' | 'client'): HostService {
+function stunnelService(root: string, kind: 'server' | 'client', unixListeners: string[] = []): HostService {
   return service(
     hostPaths(root),
     kind === 'server' ? SERVICE.stunnelServer : SERVICE.stunnelClient,
@@ -127,7 +128,7 @@ function stunnelService(root: string, kind: 'server' | 'client'): HostService {
       ? ['stunnel TLS server', "TLS in front of this central's databases and RAFT ports"]
       : ['stunnel TLS client', "listeners on the other centrals' loopback addresses, tunnelled to them over TLS"],
     [BINARIES.stunnel, hostRenderedPaths(root).stunnelConf(kind)],
-    { stage: 0, reload: true, needsCertificate: true, dirs: { runtime: [DIRS.ownRun], logs: [DIRS.ownLogs] } },
+    { stage: 0, reload: true, needsCertificate: true, unixListeners, dirs: { runtime: [DIRS.ownRun], logs: [DIRS.ownLogs] } },
   );
 }
 
@@ -143,7 +144,9 @@ export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopolog
   if (ht.isCentral) {
     stage0.push(centralDb(root, ht, 'nb'), centralDb(root, ht, 'sb'), stunnelService(root, 'server'));
   }
-  if (hasClient) stage0.push(stunnelService(root, 'client'));
+  // The client's NB/SB listeners are unix sockets (stunnelClientSpec's accept lines).
+  const clientSockets = ht.remoteCentrals.flatMap((d) => ht.clientEndpoints.flatMap((key) => (key === 'nb' || key === 'sb' ? [hp.ovsdbSocket(d.host.name, key)] : [])));
+  if (hasClient) stage0.push(stunnelService(root, 'client', clientSockets));
   if (worker) {
     stage0.push(
       service(
