@@ -58,7 +58,8 @@ export const bundleServiceSchema = z.strictObject({
   /**
    * Unix sockets the daemon binds (stunnel's `accept = /path`): stunnel neither replaces a socket
    * file that is there nor removes its own when it dies (crash, SIGKILL, a host stop), so each
-   * start removes them first (systemd ExecStartPre, the own supervisor before it spawns).
+   * start removes them first (the own supervisor before it spawns; the systemd unit's
+   * ExecStartPre does the same by a fixed command, see render/services.ts).
    */
   unixListeners: z.array(absolute).default([]),
 });
