@@ -5,7 +5,8 @@
  * (/etc/systemd/system/ovn-deploy-*.service): daemon-reload, enable --now, reload on a changed
  * stunnel file, and systemd restarts a killed daemon (Restart=on-failure) — no own supervisor.
  * The distribution's units stay disabled and their drop-ins keep them from starting; after a host
- * restart systemd alone brings the enabled units back. A certificate renewal (`deploy
+ * restart systemd alone brings the enabled units back, with the OVSDB socket directory (tmpfiles.d)
+ * and the central's local-access rules (the units' ExecStartPre) in place before any apply. A certificate renewal (`deploy
  * --renew-certificates`) reloads the stunnel units in place: an `ovsdb-client monitor` of the SB open
  * through the worker's tunnel (a unix socket) survives it, the new serial is served, the units' MainPID stays.
  *
@@ -20,14 +21,18 @@ import type { Runner } from '../src/runner.js';
 import type { SiteStatus } from '../src/site-status/judge.js';
 import { DISTRIBUTION_UNITS } from '../src/render/systemd.js';
 import { hostPaths } from '../src/paths.js';
+import { centralLoopback } from '../src/site/topology.js';
 import { servedSerial } from '../src/tools/tls.js';
 import { createTestSite, type TestSite } from './helpers/site-hosts.js';
+import { probeTcp } from './helpers/site-least-privilege.js';
 import { cli, requireBuiltCli, type CliResult } from './sandbox-helpers.js';
 
 const notRoot = process.getuid?.() !== 0;
 if (notRoot) console.warn('apply-systemd.slow.test.ts: skipped, needs root (podman containers)');
 
 const MIN = 60_000;
+/** templates/host/local-access.nft.hbs's table. */
+const LOCAL_ACCESS_TABLE = 'ovn_deploy_local';
 
 interface DeployJson {
   ok: boolean;
@@ -368,6 +373,10 @@ describe.skipIf(notRoot)('apply under systemd as PID 1 (1 central + 1 worker in 
       units.set(h.name, await bundleUnits(h.name));
       for (const s of units.get(h.name) ?? []) invocations.set(`${h.name} ${s.unit}`, (await show(h.name, s.unit)).InvocationID ?? '');
     }
+    // A reboot empties the kernel's nftables ruleset; the test's network namespace outlives the
+    // container, so drop the central's local-access table by hand: the units must load it again.
+    const c = central();
+    await exec(c, ['nft', 'delete', 'table', 'inet', LOCAL_ACCESS_TABLE]);
     const t0 = Date.now();
     for (const h of site.hosts) {
       await site.stop(h.name);
@@ -392,6 +401,11 @@ describe.skipIf(notRoot)('apply under systemd as PID 1 (1 central + 1 worker in 
     expect(st.chassis.filter((c) => c.registered).map((c) => c.hostname)).toEqual(site.hosts.filter((h) => h.role === 'worker').map((h) => h.name));
     // /run is new at boot: the OVSDB socket directory is the bundle's tmpfiles.d entry's, root only.
     for (const h of site.hosts) expect((await exec(h.name, ['stat', '-c', '%a %U', hostPaths().ovsdbDir])).stdout.trim(), h.name).toBe('700 root');
+    // Before any apply: the RAFT ports are root only again (the units' ExecStartPre loaded the table).
+    expect((await exec(c, ['nft', 'list', 'tables'])).stdout.split('\n').map((l) => l.trim())).toContain(`table inet ${LOCAL_ACCESS_TABLE}`);
+    for (const port of [inv.loopbackPorts.nbRaft, inv.loopbackPorts.sbRaft]) {
+      expect(await probeTcp((h, argv) => site.exec(h, argv), c, `${centralLoopback(inv.site, c)}:${port}`)).toEqual([]);
+    }
     const r = await deployCli();
     expect(r.code, r.stderr.slice(-4000)).toBe(0);
     // Nothing to start, restart or reload, no directory to make again: systemd already did it.
