@@ -10,6 +10,12 @@
  *   on no other host);
  * - a second deploy through the built CLI changes nothing;
  * - the seed's multinode topology (network1: vm1 on worker1, vm2 on worker2): ping vm1 -> vm2;
+ * - least privilege (#20, helpers/site-least-privilege.ts): as `nobody` on a worker and on a
+ *   central, every OVSDB endpoint (the unix sockets of the root-only socket directory, the
+ *   distribution's sockets, the RAFT ports on loopback) is refused while root reaches each; a
+ *   chassis has only SB endpoints; root on a worker reads the SB through its tunnel, and each
+ *   central admits the worker's certificate on SB but refuses it on NB and RAFT (openssl s_client,
+ *   ovn-nbctl --db=ssl:); ping still works;
  * - the NB RAFT leader's host stops: new leader; the workers reconnected, proven by NEW traffic
  *   (SB rows and installed flows persist anyway): `ovn-nbctl --wait=hv sync` through a survivor
  *   completes (every chassis acked the new nb_cfg) and a new port vm3 on worker2 comes up and
@@ -25,12 +31,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { publicKeyPemOf } from '../src/pki/index.js';
-import { pkiPaths } from '../src/paths.js';
+import { hostPaths, pkiPaths } from '../src/paths.js';
 import { loadInventory, type Inventory } from '../src/inventory/index.js';
-import { centralLoopback } from '../src/site-status/expected.js';
+import { ovsdbRemotes, siteTopology } from '../src/site/topology.js';
 import type { SiteStatus } from '../src/site-status/judge.js';
 import type { RunResult } from '../src/runner.js';
 import { createTestSite, type TestSite } from './helpers/site-hosts.js';
+import { AS_NOBODY, distributionSockets, handshake, loopbackTcpListeners, probeKey, probeTcp, probeUnixSocket, socketsIn, type HostExec } from './helpers/site-least-privilege.js';
 import { keyForms, pemBody as keyBody, scanForKeys, sshRecorder, unpack, type SshRecorder } from './helpers/ssh-record.js';
 import { cli, requireBuiltCli, type CliResult } from './sandbox-helpers.js';
 import forge from 'node-forge';
@@ -105,7 +112,8 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     return { stdout: r.stdout, stderr: r.stderr, exitCode: r.code };
   };
   const centrals = (): string[] => inv.hosts.filter((h) => h.roles.includes('central')).map((h) => h.name);
-  const nbRemotes = (): string => centrals().map((c) => `tcp:${centralLoopback(inv.site, c)}:${inv.loopbackPorts.nb}`).join(',');
+  // Every central's NB as a central reaches it: its own socket, its stunnel client's for the others.
+  const nbRemotes = (): string => ovsdbRemotes(siteTopology(inv), 'nb');
   const nbctl = (central: string, args: string[], allowFailure = false, timeoutSec = 20) =>
     exec(central, ['ovn-nbctl', `--db=${nbRemotes()}`, `--timeout=${timeoutSec}`, ...args], allowFailure);
   const deployCli = (extra: string[] = []) =>
@@ -293,6 +301,76 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     expect(p.stdout).toMatch(/3 received/);
   }, 10 * MIN);
 
+  it('least privilege (#20): nobody on a worker and on a central reaches no OVSDB endpoint (root reaches each); root on a worker has the SB through its tunnel, the centrals refuse its certificate on NB and RAFT; ping still works', async () => {
+    const topo = siteTopology(inv);
+    const hp = hostPaths();
+    const pki = { cert: hp.pki.cert, key: hp.pki.key, ca: hp.pki.caBundle };
+    const w = workerName(1);
+    const c = centrals()[0] as string;
+    const workerSystemId = inv.hosts.find((h) => h.name === w)?.systemId as string;
+    const findings: string[] = [];
+    const lpExec: HostExec = (h, argv) => site.exec(h, argv);
+
+    for (const h of [w, c]) {
+      const isCentral = h === c;
+      // The socket directory: root only (its mode is what keeps everyone else off the sockets).
+      expect((await exec(h, ['stat', '-c', '%a %U %F', hp.ovsdbDir])).stdout.trim(), `${h} ${hp.ovsdbDir}`).toBe('700 root directory');
+      // A chassis holds only the SB of each central (no NB at all); a central all of both.
+      const sockets = await socketsIn(lpExec, h, hp.ovsdbDir);
+      expect(sockets, `${h}: sockets in ${hp.ovsdbDir}`).toEqual(centrals().flatMap((x) => (isCentral ? [`${x}.nb`, `${x}.sb`] : [`${x}.sb`])).sort());
+      for (const s of sockets) findings.push(...(await probeUnixSocket(lpExec, h, `${hp.ovsdbDir}/${s}`, s.endsWith('.nb') ? 'OVN_Northbound' : 'OVN_Southbound')));
+      const distro = await distributionSockets(lpExec, h);
+      expect(distro, `${h}: the distribution's OVSDB sockets`).toEqual(isCentral ? [hp.ovn.nbSock, hp.ovn.sbSock] : [hp.ovs.dbSock]);
+      for (const s of distro) findings.push(...(await probeUnixSocket(lpExec, h, s, s === hp.ovn.nbSock ? 'OVN_Northbound' : s === hp.ovn.sbSock ? 'OVN_Southbound' : 'Open_vSwitch')));
+      // No plaintext TCP on loopback but RAFT: a central's own RAFT ports and its tunnels to the
+      // other centrals' (nothing on a chassis); each refuses nobody (local-access.nft) and takes root.
+      const tcp = await loopbackTcpListeners(lpExec, h);
+      const raft = isCentral ? topo.centrals.flatMap((x) => [inv.loopbackPorts.nbRaft, inv.loopbackPorts.sbRaft].map((p) => `${x.loopback}:${p}`)).sort() : [];
+      expect(tcp, `${h}: TCP listeners on loopback`).toEqual(raft);
+      for (const a of tcp) findings.push(...(await probeTcp(lpExec, h, a)));
+      findings.push(...(await probeKey(lpExec, h, hp.pki.key)));
+      // The issue's attack, as nobody, through every endpoint a host ever had (the old TCP ones too).
+      const everyNb = [
+        ovsdbRemotes(topo, 'nb'),
+        `unix:${hp.ovn.nbSock}`,
+        `tcp:127.0.0.1:${inv.ports.nb}`,
+        ...topo.centrals.map((x) => `tcp:${x.loopback}:${inv.loopbackPorts.nb}`),
+      ].join(',');
+      const pwned = await exec(h, [...AS_NOBODY, 'ovn-nbctl', `--db=${everyNb}`, '--timeout=5', 'ls-add', `pwned-by-nobody-on-${h}`], true);
+      if (pwned.exitCode === 0) findings.push(`${h}: nobody ran ovn-nbctl ls-add: ${pwned.stdout}`);
+    }
+    const switches = (await nbctl(c, ['--no-leader-only', 'ls-list'])).stdout;
+    expect(switches).toContain('network1');
+    if (switches.includes('pwned-by-nobody')) findings.push(`a switch made by nobody: ${switches}`);
+
+    // Root on the worker: the SB through its stunnel client (the remote list ovn-controller uses).
+    const chassis = await exec(w, ['ovn-sbctl', `--db=${ovsdbRemotes(topo, 'sb')}`, '--no-leader-only', '--timeout=20', '--bare', '--columns=name', 'list', 'Chassis'], true);
+    if (chassis.exitCode !== 0 || !chassis.stdout.split('\n').includes(workerSystemId)) findings.push(`${w}: root cannot read the SB through its tunnel: ${chassis.stdout} ${chassis.stderr}`);
+    // The worker's own certificate presented straight to each central: SB admitted (the control),
+    // NB and RAFT refused by the central's stunnel server.
+    for (const x of topo.centrals) {
+      const target = (port: number) => ({ host: x.address, port });
+      const tls = async (port: number) => (await handshake(lpExec, w, target(port), pki)).code;
+      if ((await tls(inv.ports.sb)) !== 0) findings.push(`${w}: its certificate is refused on ${x.host.name}'s SB (control)`);
+      for (const [what, port] of [
+        ['NB', inv.ports.nb],
+        ['NB RAFT', inv.ports.nbRaft],
+        ['SB RAFT', inv.ports.sbRaft],
+      ] as const) {
+        if ((await tls(port)) === 0) findings.push(`${w}: its certificate completed a TLS handshake with ${x.host.name}'s ${what} port ${port}`);
+      }
+      const ssl = (port: number) => [`--db=ssl:${x.address}:${port}`, `--private-key=${pki.key}`, `--certificate=${pki.cert}`, `--ca-cert=${pki.ca}`];
+      const sbOk = await exec(w, ['ovn-sbctl', ...ssl(inv.ports.sb), '--no-leader-only', '--timeout=20', '--bare', '--columns=name', 'list', 'Chassis'], true);
+      if (sbOk.exitCode !== 0 || !sbOk.stdout.split('\n').includes(workerSystemId)) findings.push(`${w}: ovn-sbctl with its certificate on ${x.host.name}:${inv.ports.sb} failed (control): ${sbOk.stderr}`);
+      const nbNo = await exec(w, ['ovn-nbctl', ...ssl(inv.ports.nb), '--no-leader-only', '--timeout=8', 'ls-list'], true);
+      if (nbNo.exitCode === 0) findings.push(`${w}: ovn-nbctl with its certificate read ${x.host.name}'s NB: ${nbNo.stdout}`);
+    }
+    expect(findings, 'OVSDB access that #20 forbids (or a control that failed)').toEqual([]);
+
+    const p = await ping(workerName(1), 'vm1', '192.168.50.22');
+    expect(p.exitCode, p.stdout).toBe(0);
+  }, 10 * MIN);
+
   it('deploy --renew-certificates: every host gets a new key and serial, picked up by reload (same stunnel pids, no TLS connection lost); ping still works', async () => {
     const serialOf = async (h: string) => new X509Certificate((await exec(h, ['cat', '/etc/ovn-deploy/pki/host.pem'])).stdout).serialNumber;
     // Read from the host's process table, each matched to its exact stunnel argv (the bundle's).
@@ -403,7 +481,7 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     expect(p.exitCode, p.stdout).toBe(0);
     // The returned central serves again: through it alone (a follower, so --no-leader-only), every
     // chassis acks a new nb_cfg and a new port on worker1 comes up and answers vm2.
-    const own = `tcp:${centralLoopback(inv.site, stopped as string)}:${inv.loopbackPorts.nb}`;
+    const own = `unix:${hostPaths().ovsdbSocket(stopped as string, 'nb')}`;
     const viaReturned = (args: string[], t: number) => exec(stopped as string, ['ovn-nbctl', `--db=${own}`, '--no-leader-only', `--timeout=${t}`, ...args]);
     await proveControlPlane(viaReturned, { name: 'vm4', worker: 1, mac: '40:44:00:00:00:04', ip: '192.168.50.24' }, vms[1] as Vm);
   }, 30 * MIN);

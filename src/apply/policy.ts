@@ -88,8 +88,9 @@ export function policyProblems(m: BundleManifest, file: string): Problem[] {
     if (!KNOWN_BINARIES.has(bin) && !(bin === PODMAN_BINARY && isAgentContainer(s.name, s.argv, m.root ?? '/'))) add(`services[${i}].argv[0]`, `"${bin}" is not one of the daemons ovn-deploy runs`);
     if (!under(rooted.logDir)(s.logFile)) add(`services[${i}].logFile`, `expected a file under ${rooted.logDir}/, got "${s.logFile}"`);
     if (!UNIT.test(s.unit)) add(`services[${i}].unit`, `expected ovn-deploy-<name>.service, got "${s.unit}"`);
-    (s.unixListeners ?? []).forEach((p, j) => {
-      if (!under(rooted.ovsdbDir)(p)) add(`services[${i}].unixListeners[${j}]`, `expected a socket under ${rooted.ovsdbDir}/, got "${p}"`);
+    // Removed before each start: only sockets in our root-only socket directory.
+    s.unixListeners.forEach((l, j) => {
+      if (!under(rooted.ovsdbDir)(l)) add(`services[${i}].unixListeners[${j}]`, `expected a socket under ${rooted.ovsdbDir}/, got "${l}"`);
     });
     for (const [k, v] of Object.entries(s.env)) {
       if (ENV_ALLOWED[k] !== v) add(`services[${i}].env.${k}`, `not an environment variable a daemon of ovn-deploy gets (${Object.keys(ENV_ALLOWED).join(', ')} at their paths)`);

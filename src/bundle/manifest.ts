@@ -51,16 +51,17 @@ export const bundleServiceSchema = z.strictObject({
   /** Cannot start before the host holds a signed certificate (stunnel). */
   needsCertificate: z.boolean().default(false),
   /**
-   * Unix sockets the daemon binds itself (paths as in argv): removed before each start when a
-   * socket is left there, because stunnel does not replace a stale one and would fail to bind
-   * after a crash (OVSDB does replace its own).
-   */
-  unixListeners: z.array(absolute).optional(),
-  /**
    * apply starts stage 0 (databases), then configures what needs them (OVS external_ids and
    * bridges, cluster init), then stage 1 (everything else).
    */
   stage: z.union([z.literal(0), z.literal(1)]).default(1),
+  /**
+   * Unix sockets the daemon binds (stunnel's `accept = /path`): stunnel neither replaces a socket
+   * file that is there nor removes its own when it dies (crash, SIGKILL, a host stop), so each
+   * start removes them first (the own supervisor before it spawns; the systemd unit's
+   * ExecStartPre does the same by a fixed command, see render/services.ts).
+   */
+  unixListeners: z.array(absolute).default([]),
 });
 export type BundleService = z.output<typeof bundleServiceSchema>;
 

@@ -55,7 +55,46 @@ export interface HostService {
   description: string;
   /** One sentence for the unit's header comment. */
   purpose: string;
+  /**
+   * Run by the systemd unit before the daemon (ExecStartPre=), at boot too, when no apply has run
+   * since: what must hold before the daemon listens.
+   */
+  preStart?: PreStart[];
 }
+
+/** One ExecStartPre= of a unit, with the reason for its comment line. */
+export interface PreStart {
+  argv: string[];
+  why: string;
+}
+
+/** The nft binary (Debian and Fedora/EL). */
+const NFT = '/usr/sbin/nft';
+
+/**
+ * A central's RAFT listeners (ovsdb-server's on L(C), the stunnel client's tunnels) are loopback
+ * TCP: their unit loads local-access.nft first, so that after a reboot they never listen open to
+ * every local user until the next apply (which loads it too, for the own supervisor).
+ */
+const loadLocalAccess = (root: string): PreStart => ({
+  argv: [NFT, '-f', hostRenderedPaths(root).localAccess],
+  why: "local-access.nft first: RAFT's loopback ports root only from the moment they listen (at boot too)",
+});
+
+/**
+ * stunnel neither binds over a socket file that is there nor removes its own when it dies: before
+ * the stunnel client starts, every socket in the OVSDB socket directory goes but this central's
+ * own (ovsdb-server's, which removes and binds its own). A fixed command rather than the list of
+ * listeners (the own supervisor's BundleService.unixListeners): the unit stays the same when
+ * centrals come and go, so such a change reloads stunnel instead of restarting it.
+ */
+const removeStaleListeners = (root: string, ht: HostTopology): PreStart => {
+  const hp = hostPaths(root);
+  const own = ht.central === undefined ? [] : ['nb', 'sb'].flatMap((db) => ['!', '-name', `${ht.host.name}.${db}`]);
+  return { argv: [FIND, hp.ovsdbDir, '-maxdepth', '1', '-type', 's', ...own, '-delete'], why: 'stale unix listeners of a stunnel that died: it cannot bind over them' };
+};
+
+const FIND = '/usr/bin/find';
 
 const rel = (base: string, dir: string): string => path.relative(base, dir);
 // systemd's RuntimeDirectory= family is relative to the machine's /run, /var/lib...: always the
@@ -81,11 +120,12 @@ function service(
   name: string,
   [description, purpose]: [string, string],
   argv: string[],
-  opts: { stage: 0 | 1; after?: string[]; env?: Record<string, string>; reload?: boolean; needsCertificate?: boolean; unixListeners?: string[]; dirs: Partial<ServiceDirs> },
+  opts: { stage: 0 | 1; after?: string[]; env?: Record<string, string>; reload?: boolean; needsCertificate?: boolean; unixListeners?: string[]; preStart?: PreStart[]; dirs: Partial<ServiceDirs> },
 ): HostService {
   return {
     description,
     purpose,
+    ...(opts.preStart === undefined ? {} : { preStart: opts.preStart }),
     dirs: { ...noDirs, ...opts.dirs },
     spec: {
       name,
@@ -96,8 +136,8 @@ function service(
       logFile: hp.serviceLog(name),
       unit: hostRenderedPaths().unitName(name),
       needsCertificate: opts.needsCertificate ?? false,
-      ...(opts.unixListeners === undefined || opts.unixListeners.length === 0 ? {} : { unixListeners: opts.unixListeners }),
       stage: opts.stage,
+      unixListeners: opts.unixListeners ?? [],
     },
   };
 }
@@ -116,11 +156,11 @@ function centralDb(root: string, ht: HostTopology, which: 'nb' | 'sb'): HostServ
     which === 'nb' ? SERVICE.nbOvsdb : SERVICE.sbOvsdb,
     [`OVN ${which === 'nb' ? 'Northbound' : 'Southbound'} database`, 'a member of the RAFT cluster; plaintext only on unix sockets, RAFT on this central\'s loopback address'],
     [BINARIES.ovsdbServer, f.db, `--remote=punix:${f.sock}`, `--remote=punix:${hp.ovsdbSocket(c.host.name, which)}`, `--pidfile=${f.pid}`, `--unixctl=${f.ctl}`, `--log-file=${f.log}`, '--no-chdir', ...VLOG],
-    { stage: 0, env: ovnEnv(hp), dirs: { runtime: [DIRS.ovnRun], state: [DIRS.ovnState], logs: [DIRS.ovnLogs] } },
+    { stage: 0, env: ovnEnv(hp), preStart: [loadLocalAccess(root)], dirs: { runtime: [DIRS.ovnRun], state: [DIRS.ovnState], logs: [DIRS.ovnLogs] } },
   );
 }
 
-function stunnelService(root: string, kind: 'server' | 'client', unixListeners: string[] = []): HostService {
+function stunnelService(root: string, kind: 'server' | 'client', unixListeners: string[] = [], preStart?: PreStart[]): HostService {
   return service(
     hostPaths(root),
     kind === 'server' ? SERVICE.stunnelServer : SERVICE.stunnelClient,
@@ -128,7 +168,7 @@ function stunnelService(root: string, kind: 'server' | 'client', unixListeners: 
       ? ['stunnel TLS server', "TLS in front of this central's databases and RAFT ports"]
       : ['stunnel TLS client', "listeners on the other centrals' loopback addresses, tunnelled to them over TLS"],
     [BINARIES.stunnel, hostRenderedPaths(root).stunnelConf(kind)],
-    { stage: 0, reload: true, needsCertificate: true, unixListeners, dirs: { runtime: [DIRS.ownRun], logs: [DIRS.ownLogs] } },
+    { stage: 0, reload: true, needsCertificate: true, unixListeners, ...(preStart === undefined ? {} : { preStart }), dirs: { runtime: [DIRS.ownRun], logs: [DIRS.ownLogs] } },
   );
 }
 
@@ -144,9 +184,9 @@ export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopolog
   if (ht.isCentral) {
     stage0.push(centralDb(root, ht, 'nb'), centralDb(root, ht, 'sb'), stunnelService(root, 'server'));
   }
-  // The client's NB/SB tunnels are unix sockets it binds itself (see bundleServiceSchema.unixListeners).
+  // The client's NB/SB listeners are unix sockets (stunnelClientSpec's accept lines).
   const clientSockets = ht.remoteCentrals.flatMap((d) => ht.clientEndpoints.flatMap((key) => (key === 'nb' || key === 'sb' ? [hp.ovsdbSocket(d.host.name, key)] : [])));
-  if (hasClient) stage0.push(stunnelService(root, 'client', clientSockets));
+  if (hasClient) stage0.push(stunnelService(root, 'client', clientSockets, [...(ht.isCentral ? [loadLocalAccess(root)] : []), removeStaleListeners(root, ht)]));
   if (worker) {
     stage0.push(
       service(

@@ -51,8 +51,7 @@ export function renderUnit(site: string, host: string, svc: HostService): string
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([k, v]) => systemdWord(`${k}=${v}`)),
     execStart: spec.argv.map(systemdWord).join(' '),
-    // find -type s: only a socket is deleted, never a symlink's target; '-': none there is fine.
-    staleSockets: (spec.unixListeners ?? []).length === 0 ? '' : `-/usr/bin/find ${(spec.unixListeners ?? []).map(systemdWord).join(' ')} -maxdepth 0 -type s -delete`,
+    preStart: (svc.preStart ?? []).map((p) => ({ why: p.why, command: p.argv.map(systemdWord).join(' ') })),
     reload: spec.reloadSignal === 'SIGHUP',
     runtime: svc.dirs.runtime.join(' '),
     state: svc.dirs.state.join(' '),

@@ -77,9 +77,9 @@ export class ManagedService {
     let child: ChildProcess;
     let fd: number | undefined;
     try {
-      for (const p of this.spec.unixListeners ?? []) removeStaleSocket(p);
       mkdirSync(path.dirname(this.spec.logFile), { recursive: true });
       fd = openSync(this.spec.logFile, 'a', 0o640);
+      removeStaleSockets(this.spec.unixListeners ?? []);
       // detached: own session and process group, so a terminal's SIGINT never reaches it.
       child = spawn(argv[0] ?? '', argv.slice(1), {
         detached: true,
@@ -221,11 +221,17 @@ async function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
-/** Only a socket is removed (lstat: never a symlink's target, never a file of another kind). */
-function removeStaleSocket(p: string): void {
-  try {
-    if (lstatSync(p).isSocket()) unlinkSync(p);
-  } catch {
-    // absent: nothing to do; anything else shows when the daemon binds
+/**
+ * The unix listeners a previous process of the daemon left (stunnel removes them only on a clean
+ * exit, and cannot bind over them): each removed if, and only if, it is a socket (lstat: never
+ * through a symlink).
+ */
+function removeStaleSockets(paths: readonly string[]): void {
+  for (const p of paths) {
+    try {
+      if (lstatSync(p).isSocket()) unlinkSync(p);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   }
 }

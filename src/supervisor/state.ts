@@ -15,10 +15,10 @@ const serviceSpecSchema = z.object({
   env: z.record(z.string(), z.string()).optional(),
   cwd: z.string().optional(),
   logFile: z.string(),
-  unixListeners: z.array(z.string()).optional(),
   after: z.array(z.string()).optional(),
   stopSignal: z.string().optional(),
   settleMs: z.number().optional(),
+  unixListeners: z.array(z.string()).optional(),
 });
 
 const desiredSchema = z.object({

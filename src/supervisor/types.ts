@@ -15,8 +15,6 @@ export interface ServiceSpec {
   cwd?: string;
   /** Where the daemon's stdout/stderr go (appended). */
   logFile: string;
-  /** Stale unix sockets at these paths are removed before each start (a crashed stunnel leaves them). */
-  unixListeners?: string[];
   /** Started after these services (by name); stopped before them. */
   after?: string[];
   /** Signal used for a graceful stop; default SIGTERM. */
@@ -26,6 +24,11 @@ export interface ServiceSpec {
    * that exits at once on a bad config fails ensure() instead of passing it; default 300 ms.
    */
   settleMs?: number;
+  /**
+   * Unix sockets the daemon binds and leaves behind when it dies (stunnel): removed before each
+   * start, if they are sockets (never through a symlink, nothing else).
+   */
+  unixListeners?: string[];
 }
 
 export interface ServiceStatus {
