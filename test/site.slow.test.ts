@@ -1,5 +1,5 @@
 /**
- * Issue 5 end to end on real hosts: 3 centrals + 2 workers, each a podman container with its own
+ * Issue 5 end to end on real hosts: 3 centrals + 2 workers (+ 1 `cms` host, an NB client), each a podman container with its own
  * filesystem, network namespace and sshd (test/helpers/site-hosts.ts), reached only over SSH.
  *
  * - EVERY CLI call runs with an `ssh` first in its PATH that records each call's argv, stdin and
@@ -10,12 +10,12 @@
  *   on no other host);
  * - a second deploy through the built CLI changes nothing;
  * - the seed's multinode topology (network1: vm1 on worker1, vm2 on worker2): ping vm1 -> vm2;
- * - least privilege (#20, helpers/site-least-privilege.ts): as `nobody` on a worker and on a
- *   central, every OVSDB endpoint (the unix sockets of the root-only socket directory, the
+ * - least privilege (#20, helpers/site-least-privilege.ts): as `nobody` on a worker, a central
+ *   and the cms host, every OVSDB endpoint (the unix sockets of the root-only socket directory, the
  *   distribution's sockets, the RAFT ports on loopback) is refused while root reaches each; a
  *   chassis has only SB endpoints; root on a worker reads the SB through its tunnel, and each
  *   central admits the worker's certificate on SB but refuses it on NB and RAFT (openssl s_client,
- *   ovn-nbctl --db=ssl:); ping still works;
+ *   ovn-nbctl --db=ssl:); the cms host's certificate gets NB and SB, not RAFT; ping still works;
  * - the NB RAFT leader's host stops: new leader; the workers reconnected, proven by NEW traffic
  *   (SB rows and installed flows persist anyway): `ovn-nbctl --wait=hv sync` through a survivor
  *   completes (every chassis acked the new nb_cfg) and a new port vm3 on worker2 comes up and
@@ -66,7 +66,7 @@ interface DeployJson {
   hosts: { host: string; status: string; changeCount: number; signed: boolean; renewed?: boolean; error?: string; changes: { kind: string; target: string; action: string }[] }[];
 }
 
-describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 workers in containers)', () => {
+describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 workers + 1 cms host in containers)', () => {
   let site: TestSite;
   let inv: Inventory;
   let work: string;
@@ -141,7 +141,7 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
   beforeAll(async () => {
     requireBuiltCli();
     const t0 = Date.now();
-    site = await createTestSite({ centrals: 3, workers: 2 });
+    site = await createTestSite({ centrals: 3, workers: 2, cms: 1 });
     timings.createSite = Date.now() - t0;
     inv = (await loadInventory(site.inventoryFile)).inventory;
     work = await fs.mkdtemp(path.join(os.tmpdir(), 'od-site-test-'));
@@ -301,31 +301,33 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     expect(p.stdout).toMatch(/3 received/);
   }, 10 * MIN);
 
-  it('least privilege (#20): nobody on a worker and on a central reaches no OVSDB endpoint (root reaches each); root on a worker has the SB through its tunnel, the centrals refuse its certificate on NB and RAFT; ping still works', async () => {
+  it('least privilege (#20): nobody on a worker, a central and the cms host reaches no OVSDB endpoint (root reaches each); root on a worker has the SB through its tunnel, the centrals refuse its certificate on NB and RAFT; the cms identity reaches the NB (not RAFT); ping still works', async () => {
     const topo = siteTopology(inv);
     const hp = hostPaths();
     const pki = { cert: hp.pki.cert, key: hp.pki.key, ca: hp.pki.caBundle };
     const w = workerName(1);
     const c = centrals()[0] as string;
+    const cms = inv.hosts.find((h) => h.roles.includes('cms'))?.name as string;
+    expect(cms, 'a cms host in the test site').toBeDefined();
     const workerSystemId = inv.hosts.find((h) => h.name === w)?.systemId as string;
     const findings: string[] = [];
     const lpExec: HostExec = (h, argv) => site.exec(h, argv);
 
-    for (const h of [w, c]) {
-      const isCentral = h === c;
+    for (const h of [w, c, cms]) {
+      const kind = h === c ? 'central' : h === w ? 'worker' : 'cms';
       // The socket directory: root only (its mode is what keeps everyone else off the sockets).
       expect((await exec(h, ['stat', '-c', '%a %U %F', hp.ovsdbDir])).stdout.trim(), `${h} ${hp.ovsdbDir}`).toBe('700 root directory');
-      // A chassis holds only the SB of each central (no NB at all); a central all of both.
+      // A chassis holds only the SB of each central (no NB at all); a central and a cms host both.
       const sockets = await socketsIn(lpExec, h, hp.ovsdbDir);
-      expect(sockets, `${h}: sockets in ${hp.ovsdbDir}`).toEqual(centrals().flatMap((x) => (isCentral ? [`${x}.nb`, `${x}.sb`] : [`${x}.sb`])).sort());
+      expect(sockets, `${h}: sockets in ${hp.ovsdbDir}`).toEqual(centrals().flatMap((x) => (kind === 'worker' ? [`${x}.sb`] : [`${x}.nb`, `${x}.sb`])).sort());
       for (const s of sockets) findings.push(...(await probeUnixSocket(lpExec, h, `${hp.ovsdbDir}/${s}`, s.endsWith('.nb') ? 'OVN_Northbound' : 'OVN_Southbound')));
       const distro = await distributionSockets(lpExec, h);
-      expect(distro, `${h}: the distribution's OVSDB sockets`).toEqual(isCentral ? [hp.ovn.nbSock, hp.ovn.sbSock] : [hp.ovs.dbSock]);
+      expect(distro, `${h}: the distribution's OVSDB sockets`).toEqual(kind === 'central' ? [hp.ovn.nbSock, hp.ovn.sbSock] : kind === 'worker' ? [hp.ovs.dbSock] : []);
       for (const s of distro) findings.push(...(await probeUnixSocket(lpExec, h, s, s === hp.ovn.nbSock ? 'OVN_Northbound' : s === hp.ovn.sbSock ? 'OVN_Southbound' : 'Open_vSwitch')));
       // No plaintext TCP on loopback but RAFT: a central's own RAFT ports and its tunnels to the
-      // other centrals' (nothing on a chassis); each refuses nobody (local-access.nft) and takes root.
+      // other centrals' (nothing elsewhere); each refuses nobody (local-access.nft) and takes root.
       const tcp = await loopbackTcpListeners(lpExec, h);
-      const raft = isCentral ? topo.centrals.flatMap((x) => [inv.loopbackPorts.nbRaft, inv.loopbackPorts.sbRaft].map((p) => `${x.loopback}:${p}`)).sort() : [];
+      const raft = kind === 'central' ? topo.centrals.flatMap((x) => [inv.loopbackPorts.nbRaft, inv.loopbackPorts.sbRaft].map((p) => `${x.loopback}:${p}`)).sort() : [];
       expect(tcp, `${h}: TCP listeners on loopback`).toEqual(raft);
       for (const a of tcp) findings.push(...(await probeTcp(lpExec, h, a)));
       findings.push(...(await probeKey(lpExec, h, hp.pki.key)));
@@ -346,24 +348,33 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     // Root on the worker: the SB through its stunnel client (the remote list ovn-controller uses).
     const chassis = await exec(w, ['ovn-sbctl', `--db=${ovsdbRemotes(topo, 'sb')}`, '--no-leader-only', '--timeout=20', '--bare', '--columns=name', 'list', 'Chassis'], true);
     if (chassis.exitCode !== 0 || !chassis.stdout.split('\n').includes(workerSystemId)) findings.push(`${w}: root cannot read the SB through its tunnel: ${chassis.stdout} ${chassis.stderr}`);
-    // The worker's own certificate presented straight to each central: SB admitted (the control),
-    // NB and RAFT refused by the central's stunnel server.
+    // Root on the cms host: the NB through its stunnel client.
+    const viaCms = await exec(cms, ['ovn-nbctl', `--db=${ovsdbRemotes(topo, 'nb')}`, '--no-leader-only', '--timeout=20', 'ls-list'], true);
+    if (viaCms.exitCode !== 0 || !viaCms.stdout.includes('network1')) findings.push(`${cms}: root cannot read the NB through its tunnel: ${viaCms.stdout} ${viaCms.stderr}`);
+    // Each host's own certificate presented straight to each central: the worker's admitted on SB
+    // only, the cms host's on NB and SB; neither on RAFT (TLS handshake, then ovn-nbctl/sbctl over ssl:).
+    const admits: { from: string; db: 'NB' | 'SB' | 'NB RAFT' | 'SB RAFT'; port: number; ok: boolean }[] = [
+      { from: w, db: 'SB', port: inv.ports.sb, ok: true },
+      { from: w, db: 'NB', port: inv.ports.nb, ok: false },
+      { from: w, db: 'NB RAFT', port: inv.ports.nbRaft, ok: false },
+      { from: w, db: 'SB RAFT', port: inv.ports.sbRaft, ok: false },
+      { from: cms, db: 'NB', port: inv.ports.nb, ok: true },
+      { from: cms, db: 'SB', port: inv.ports.sb, ok: true },
+      { from: cms, db: 'NB RAFT', port: inv.ports.nbRaft, ok: false },
+      { from: cms, db: 'SB RAFT', port: inv.ports.sbRaft, ok: false },
+    ];
     for (const x of topo.centrals) {
-      const target = (port: number) => ({ host: x.address, port });
-      const tls = async (port: number) => (await handshake(lpExec, w, target(port), pki)).code;
-      if ((await tls(inv.ports.sb)) !== 0) findings.push(`${w}: its certificate is refused on ${x.host.name}'s SB (control)`);
-      for (const [what, port] of [
-        ['NB', inv.ports.nb],
-        ['NB RAFT', inv.ports.nbRaft],
-        ['SB RAFT', inv.ports.sbRaft],
-      ] as const) {
-        if ((await tls(port)) === 0) findings.push(`${w}: its certificate completed a TLS handshake with ${x.host.name}'s ${what} port ${port}`);
+      for (const a of admits) {
+        const ok = (await handshake(lpExec, a.from, { host: x.address, port: a.port }, pki)).code === 0;
+        if (ok !== a.ok) findings.push(`${a.from}: its certificate ${ok ? 'completed' : 'failed'} a TLS handshake with ${x.host.name}'s ${a.db} port ${a.port}${a.ok ? ' (control)' : ''}`);
       }
       const ssl = (port: number) => [`--db=ssl:${x.address}:${port}`, `--private-key=${pki.key}`, `--certificate=${pki.cert}`, `--ca-cert=${pki.ca}`];
       const sbOk = await exec(w, ['ovn-sbctl', ...ssl(inv.ports.sb), '--no-leader-only', '--timeout=20', '--bare', '--columns=name', 'list', 'Chassis'], true);
       if (sbOk.exitCode !== 0 || !sbOk.stdout.split('\n').includes(workerSystemId)) findings.push(`${w}: ovn-sbctl with its certificate on ${x.host.name}:${inv.ports.sb} failed (control): ${sbOk.stderr}`);
       const nbNo = await exec(w, ['ovn-nbctl', ...ssl(inv.ports.nb), '--no-leader-only', '--timeout=8', 'ls-list'], true);
       if (nbNo.exitCode === 0) findings.push(`${w}: ovn-nbctl with its certificate read ${x.host.name}'s NB: ${nbNo.stdout}`);
+      const nbCms = await exec(cms, ['ovn-nbctl', ...ssl(inv.ports.nb), '--no-leader-only', '--timeout=20', 'ls-list'], true);
+      if (nbCms.exitCode !== 0 || !nbCms.stdout.includes('network1')) findings.push(`${cms}: ovn-nbctl with its certificate on ${x.host.name}:${inv.ports.nb} failed: ${nbCms.stderr}`);
     }
     expect(findings, 'OVSDB access that #20 forbids (or a control that failed)').toEqual([]);
 

@@ -53,15 +53,27 @@ export async function loopbackTcpListeners(exec: HostExec, host: string): Promis
     .sort();
 }
 
+export type OvsdbName = 'OVN_Northbound' | 'OVN_Southbound' | 'Open_vSwitch';
+
 /**
- * An OVSDB unix socket: root lists its databases (`expectDb` among them); nobody is refused by the
- * file system (Permission denied), not by anything else.
+ * A read of the database's one global row with its own ctl (what a host of the role has
+ * installed: a cms host has ovn-common, without ovsdb-client): prints that row's uuid.
  */
-export async function probeUnixSocket(exec: HostExec, host: string, socket: string, expectDb: string): Promise<string[]> {
+function readGlobalRow(db: OvsdbName, socket: string): string[] {
+  const read = ['--timeout=10', '--bare', '--columns=_uuid', 'list'];
+  if (db === 'Open_vSwitch') return ['ovs-vsctl', `--db=unix:${socket}`, ...read, 'Open_vSwitch'];
+  return [db === 'OVN_Northbound' ? 'ovn-nbctl' : 'ovn-sbctl', `--db=unix:${socket}`, '--no-leader-only', ...read, db === 'OVN_Northbound' ? 'NB_Global' : 'SB_Global'];
+}
+
+/**
+ * An OVSDB unix socket: root reads the database's global row through it; nobody is refused by
+ * the file system (Permission denied), not by anything else.
+ */
+export async function probeUnixSocket(exec: HostExec, host: string, socket: string, db: OvsdbName): Promise<string[]> {
   const findings: string[] = [];
-  const argv = ['ovsdb-client', '--timeout=10', 'list-dbs', `unix:${socket}`];
+  const argv = readGlobalRow(db, socket);
   const root = await exec(host, argv);
-  if (root.code !== 0 || !root.stdout.split('\n').includes(expectDb)) findings.push(`${host}: root cannot list ${expectDb} on unix:${socket} (control) ${out(root)}`);
+  if (root.code !== 0 || !/^[0-9a-f]{8}-[0-9a-f-]{27}$/m.test(root.stdout)) findings.push(`${host}: root cannot read ${db} on unix:${socket} (control) ${out(root)}`);
   const nobody = await exec(host, [...AS_NOBODY, ...argv]);
   if (nobody.code === 0) findings.push(`${host}: nobody reached unix:${socket} ${out(nobody)}`);
   else if (!/Permission denied/.test(nobody.stdout + nobody.stderr)) findings.push(`${host}: nobody failed on unix:${socket} for another reason than Permission denied ${out(nobody)}`);
