@@ -8,12 +8,21 @@
 # connections that arrive meanwhile are refused or reset: a certificate rotation would cost new
 # OVSDB connections (measured on stunnel 5.68: about 2 per reload under load, 0 with this).
 #
+# Unix-socket listeners: on every reload and at exit stunnel unlinks the path its config accepts
+# on (stunnel.c unbind_port), even for an inherited socket, which then stays open but nameless:
+# every new connection would get ENOENT. So each such socket is bound at its configured (public)
+# path P and also hard-linked at a private name K next to it (`.P.stunnel`); stunnel runs a copy
+# of CONFIG (next to its pid file) that accepts on K. A reload then unlinks only K: P, the name
+# clients connect to, never disappears; K is linked again before the next reload goes on.
+#
 # PROGRAM runs as a child; this process stays as its parent so the supervisor keeps seeing the
 # process it started, forwards HUP/TERM/INT/USR1/USR2 to it, and exits with its status.
 import os
 import signal
 import socket
+import stat
 import sys
+import time
 
 SD_LISTEN_FDS_START = 3
 PR_SET_PDEATHSIG = 1
@@ -35,13 +44,28 @@ def accepts(config_path):
     return values
 
 
+def private_name(path):
+    """K: where stunnel accepts (and unlinks) instead of the public path P."""
+    return os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".stunnel")
+
+
+def remove_socket(path):
+    """Only a socket (never a file or a symlink's target) is ever removed."""
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def listen(value):
     if value.startswith("/"):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if os.path.exists(value):
-            os.unlink(value)
+        remove_socket(value)
+        remove_socket(private_name(value))
         s.bind(value)
         s.listen(socket.SOMAXCONN)
+        os.link(value, private_name(value))
         return [s]
     # stunnel's spelling: host and port split at the last ':' (IPv6 without brackets).
     host, _, port = value.rpartition(":")
@@ -91,13 +115,58 @@ def start_child(sockets, program):
     os._exit(127)
 
 
+def private_config(config_path, unix_paths):
+    """CONFIG with each unix `accept` on its private name, written next to the pid file."""
+    lines, pid_dir = [], None
+    with open(config_path, encoding="utf-8") as f:
+        for line in f:
+            key, sep, value = line.partition("=")
+            name = key.strip().lower()
+            if sep and name == "accept" and value.strip() in unix_paths:
+                line = "accept = %s\n" % private_name(value.strip())
+            elif sep and name == "pid" and not line.lstrip().startswith((";", "#")):
+                pid_dir = os.path.dirname(value.strip())
+            lines.append(line)
+    if pid_dir is None:
+        raise OSError("%s has no pid file, so no place for its private copy" % config_path)
+    out = os.path.join(pid_dir, os.path.basename(config_path) + ".activated")
+    tmp = out + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("".join(lines))
+    os.replace(tmp, out)
+    return out
+
+
+def relink(unix_paths, timeout=10.0):
+    """After a reload: once stunnel unlinked a private name, link it to the public socket again."""
+    deadline = time.monotonic() + timeout
+    waiting = list(unix_paths)
+    while waiting and time.monotonic() < deadline:
+        for path in list(waiting):
+            k = private_name(path)
+            if not os.path.lexists(k):
+                try:
+                    os.link(path, k)
+                except OSError:
+                    pass
+                waiting.remove(path)
+        if waiting:
+            time.sleep(0.001)
+
+
 def main(argv):
     if len(argv) < 3:
         sys.stderr.write("usage: stunnel-socket-activate.py CONFIG PROGRAM [ARG...]\n")
         return 2
     config_path, program = argv[1], argv[2:]
     try:
-        sockets = [s for value in accepts(config_path) for s in listen(value)]
+        values = accepts(config_path)
+        unix_paths = [v for v in values if v.startswith("/")]
+        sockets = [s for value in values for s in listen(value)]
+        if unix_paths:
+            private = private_config(config_path, unix_paths)
+            program = [private if a == config_path else a for a in program]
     except OSError as err:
         sys.stderr.write("stunnel-socket-activate: %s: %s\n" % (config_path, err))
         return 1
@@ -108,11 +177,19 @@ def main(argv):
     def forward(sig, _frame):
         if child is None:
             pending.append(sig)
-        else:
+            return
+        if sig == signal.SIGHUP and unix_paths:
             try:
-                os.kill(child, sig)
-            except ProcessLookupError:
-                pass
+                private_config(config_path, unix_paths)  # the reload reads the new CONFIG
+            except OSError as err:
+                sys.stderr.write("stunnel-socket-activate: %s: %s\n" % (config_path, err))
+        try:
+            os.kill(child, sig)
+        except ProcessLookupError:
+            return
+        # Waits here, in the handler: the next signal is forwarded only once the names are back.
+        if sig == signal.SIGHUP and unix_paths:
+            relink(unix_paths)
 
     for sig in FORWARDED:
         signal.signal(sig, forward)
@@ -122,6 +199,9 @@ def main(argv):
     for sig in pending:
         os.kill(child, sig)
     _, status = os.waitpid(child, 0)
+    for path in unix_paths:  # stunnel removed the private names; the public ones are ours
+        remove_socket(path)
+        remove_socket(private_name(path))
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)

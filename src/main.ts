@@ -1,68 +1,13 @@
-/**
- * Builds the commander program and is the one place that turns errors into output and exit codes
- * (ExitError -> its code; usage mistakes -> 2; anything else -> 70, an internal error).
- */
-import { Command, CommanderError } from './commands/commander.js';
-import { ExitError } from './errors.js';
-import { packageVersion } from './version.js';
+/** The program with every command (the CLI's entry for all but `pki ...`, see cli.ts). */
 import { registerCommands } from './commands/index.js';
+import { buildProgramWith, runProgram } from './program.js';
 
-export const EXIT_INTERNAL = 70;
+export { EXIT_INTERNAL } from './program.js';
 
-/**
- * A path the user gave that is the wrong kind of thing (a file where a directory must be...):
- * bad input (exit 2, one line), not an internal error. Nothing of ours makes these on its own paths.
- */
-const PATH_MISTAKES: Record<string, string> = {
-  ENOTDIR: 'a part of this path is a file, expected a directory',
-  EISDIR: 'is a directory, expected a file',
-  ENAMETOOLONG: 'the path is too long',
-  ELOOP: 'too many levels of symbolic links',
-};
-
-function pathMistake(err: unknown): string | undefined {
-  const e = err as NodeJS.ErrnoException;
-  if (!(err instanceof Error) || typeof e.code !== 'string' || typeof e.path !== 'string') return undefined;
-  const why = PATH_MISTAKES[e.code] ?? (e.code === 'EEXIST' && e.syscall === 'mkdir' ? 'exists and is not a directory' : undefined);
-  return why === undefined ? undefined : `${e.path}: ${why}`;
-}
-
-
-export function buildProgram(): Command {
-  const program = new Command('ovn-deploy')
-    .description('Build, package, deploy and secure OVN: PKI, TLS-1.2 stunnel, a local sandbox and real hosts')
-    .version(packageVersion(), '-V, --version')
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
-  registerCommands(program);
-  const exitOverrideAll = (cmd: Command): void => {
-    cmd.exitOverride();
-    cmd.commands.forEach(exitOverrideAll);
-  };
-  exitOverrideAll(program);
-  return program;
+export function buildProgram(): ReturnType<typeof buildProgramWith> {
+  return buildProgramWith(registerCommands);
 }
 
 export async function main(argv: string[]): Promise<number> {
-  try {
-    await buildProgram().parseAsync(argv);
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      // --help and --version end with exit code 0; usage mistakes are bad input.
-      return err.exitCode === 0 ? 0 : 2;
-    }
-    if (err instanceof ExitError) {
-      process.stderr.write(`ovn-deploy: ${err.message}\n`);
-      return err.exitCode;
-    }
-    const mistake = pathMistake(err);
-    if (mistake !== undefined) {
-      process.stderr.write(`ovn-deploy: ${mistake}\n`);
-      return 2;
-    }
-    const detail = err instanceof Error ? (err.stack ?? err.message) : String(err);
-    process.stderr.write(`ovn-deploy: internal error: ${detail}\n`);
-    return EXIT_INTERNAL;
-  }
+  return runProgram(buildProgram(), argv);
 }

@@ -326,6 +326,14 @@ function buildHostPaths(root: string) {
     logDir: at('var', 'log', 'ovn-deploy'),
     /** stunnel's pid files and other runtime files of ours. */
     runDir: at('var', 'run', 'ovn-deploy'),
+    /**
+     * Every OVSDB client endpoint of the site on this host, as unix sockets: a central's own
+     * ovsdb-server listens here, stunnel clients accept here for the other centrals. Mode 0700
+     * (root only): the directory, not the sockets' own modes, is what keeps other users out.
+     */
+    ovsdbDir: at('var', 'run', 'ovn-deploy', 'ovsdb'),
+    /** Central `central`'s NB or SB as this host reaches it (short: sun_path holds 107 bytes). */
+    ovsdbSocket: (central: string, db: 'nb' | 'sb'): string => at('var', 'run', 'ovn-deploy', 'ovsdb', `${central}.${db}`),
     /** The daemons' stdout/stderr as captured by the supervisor. */
     serviceLog: (service: string) => at('var', 'log', 'ovn-deploy', `${service}.out`),
     /** The tool as shipped by `deploy`: one directory per content id, `current` -> the newest. */
@@ -402,6 +410,10 @@ function buildHostRenderedPaths(root: string) {
     managedMarker: path.join(hp.etc, 'managed-by-ovn-deploy'),
     /** nftables rules for the host's OVN ports (`nft -f`). */
     firewall: path.join(hp.etc, 'firewall.nft'),
+    /** nftables rules that keep every user but root off the RAFT loopback ports (always loaded). */
+    localAccess: path.join(hp.etc, 'local-access.nft'),
+    /** Recreates the 0700 OVSDB socket directory at boot (systemd-tmpfiles). */
+    tmpfiles: path.join(root, 'etc', 'tmpfiles.d', 'ovn-deploy.conf'),
     metadata: {
       confDir: path.join(hp.etc, 'metadata-agent'),
       statePath: path.join(hp.state, 'neutron'),

@@ -32,7 +32,10 @@ beforeAll(async () => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const CID = '4f1d5a7e-0d7c-4a8e-9a57-3c1e2b9d0a11';
-const PEER = { nb: 'tcp:127.9.9.9:16641', sb: 'tcp:127.9.9.9:16642' };
+/** The peer's NB/SB through this central's tunnel, as the bundle names them (host paths). */
+const PEER = { nb: 'unix:/var/run/ovn-deploy/ovsdb/peer1.nb', sb: 'unix:/var/run/ovn-deploy/ovsdb/peer1.sb' };
+/** What apply asks: the same sockets below its --root. */
+const asked = (root: string, remote: string): string => remote.replace(/^unix:/, `unix:${root}`);
 const member = (cid = CID) => JSON.stringify([{ rows: [{ cid: ['uuid', cid], connected: true, leader: false, model: 'clustered' }] }]);
 const joining = JSON.stringify([{ rows: [{ cid: ['uuid', '00000000-0000-0000-0000-000000000000'], connected: false, leader: false, model: 'clustered' }] }]);
 
@@ -90,8 +93,8 @@ describe('RAFT bootstrap guard in apply (mocked peers, real ovsdb-tool)', () => 
     expect(out.exitCode).toBe(0);
     const raft = out.report.changes.filter((ch) => ch.kind === 'raft').map((ch) => `${ch.action}: ${ch.target}`);
     expect(raft).toEqual([
-      `joined existing cluster: OVN_Northbound ${hp.ovn.nbDb} (cluster ${CID} via ${PEER.nb})`,
-      `joined existing cluster: OVN_Southbound ${hp.ovn.sbDb} (cluster ${CID} via ${PEER.sb})`,
+      `joined existing cluster: OVN_Northbound ${hp.ovn.nbDb} (cluster ${CID} via ${asked(c.root, PEER.nb)})`,
+      `joined existing cluster: OVN_Southbound ${hp.ovn.sbDb} (cluster ${CID} via ${asked(c.root, PEER.sb)})`,
     ]);
     const argvs = runner.inner.calls.map((x) => x.argv);
     expect(argvs.some((a) => a[1] === 'create-cluster')).toBe(false);
@@ -104,8 +107,8 @@ describe('RAFT bootstrap guard in apply (mocked peers, real ovsdb-tool)', () => 
     // The peers were asked after the stunnel service was up, which is before stage 0.
     expect(services.calls).toEqual(['early stunnel-server', 'stage0 stop=[]', 'all']);
     expect(runner.queries).toEqual([
-      { remote: PEER.nb, db: 'OVN_Northbound' },
-      { remote: PEER.sb, db: 'OVN_Southbound' },
+      { remote: asked(c.root, PEER.nb), db: 'OVN_Northbound' },
+      { remote: asked(c.root, PEER.sb), db: 'OVN_Southbound' },
     ]);
     const root = hostPaths(c.root);
     expect(existsSync(root.ovn.nbDb)).toBe(true);
@@ -132,7 +135,7 @@ describe('RAFT bootstrap guard in apply (mocked peers, real ovsdb-tool)', () => 
     expect(out.exitCode).toBe(1);
     expect(out.report.status).toBe('unhealthy');
     expect(out.error).toContain(`OVN_Northbound: ${hp.ovn.nbDb} is missing`);
-    expect(out.error).toContain(`${PEER.nb}: no answer (ovsdb-client: transaction failed (End of file))`);
+    expect(out.error).toContain(`${asked(c.root, PEER.nb)}: no answer (ovsdb-client: transaction failed (End of file))`);
     expect(out.error).toContain('Bring at least one other central up');
     expect(existsSync(root.ovn.nbDb)).toBe(false);
     expect(runner.inner.calls.filter((x) => x.argv[1] === 'create-cluster')).toHaveLength(2); // the first converge only

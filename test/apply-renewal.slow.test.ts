@@ -33,6 +33,9 @@ hosts:
     roles: [central, worker]
     datapath: netdev
     encap: { type: geneve, ip: 192.0.2.10, interface: ul0 }
+  - name: admin1
+    addresses: [192.0.2.99]
+    roles: [cms]
 `;
 const SANS = ['box1', '192.0.2.10'];
 const NB_TLS_PORT = 6641;
@@ -131,12 +134,12 @@ beforeAll(async () => {
   const bundle = renderHostBundle(inv, 'box1', { caBundlePem: readFileSync(caFile, 'utf8'), crlPem: readFileSync(pkiPaths(pkiDir).crl, 'utf8') }, { signer: await bundleSigner(pkiDir) });
   expect(bundle.manifest.certificate.renewalWindowDays).toBe(30);
   await applyFiles(bundleDir, bundle.files);
-  // An admin client certificate (a worker's role carries clientAuth) for the probes and the monitor.
+  // The admin's certificate (role cms: the NB admits centrals and cms hosts only) for the probes and the monitor.
   const keys = forge.pki.rsa.generateKeyPair({ bits: 2048, e: 0x10001 });
   clientKey = path.join(tmp, 'client.key');
   writeFileSync(clientKey, forge.pki.privateKeyToPem(keys.privateKey), { mode: 0o600 });
   const { createCsr } = await import('../src/pki/index.js');
-  const clientPem = (await signCsr(pkiDir, createCsr(forge.pki.privateKeyToPem(keys.privateKey), 'client1', ['client1']), { role: 'worker', name: 'client1', sans: ['client1'] })).certPem;
+  const clientPem = (await signCsr(pkiDir, createCsr(forge.pki.privateKeyToPem(keys.privateKey), 'admin1', ['admin1']), { role: 'cms', name: 'admin1', sans: ['admin1'] })).certPem;
   clientCert = path.join(tmp, 'client.pem');
   writeFileSync(clientCert, clientPem);
   host = await createHostNamespace('ovnd-renew');

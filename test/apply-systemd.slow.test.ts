@@ -5,9 +5,10 @@
  * (/etc/systemd/system/ovn-deploy-*.service): daemon-reload, enable --now, reload on a changed
  * stunnel file, and systemd restarts a killed daemon (Restart=on-failure) — no own supervisor.
  * The distribution's units stay disabled and their drop-ins keep them from starting; after a host
- * restart systemd alone brings the enabled units back. A certificate renewal (`deploy
- * --renew-certificates`) reloads the stunnel units in place: an `ovsdb-client monitor` open through
- * the worker's tunnel survives it, the new serial is served, the units' MainPID stays.
+ * restart systemd alone brings the enabled units back, with the OVSDB socket directory (tmpfiles.d)
+ * and the central's local-access rules (the units' ExecStartPre) in place before any apply. A certificate renewal (`deploy
+ * --renew-certificates`) reloads the stunnel units in place: an `ovsdb-client monitor` of the SB open
+ * through the worker's tunnel (a unix socket) survives it, the new serial is served, the units' MainPID stays.
  *
  * Every pid, start time and reload is read from systemd or the journal (after a cursor taken just
  * before), never from the tool's own reports; every test reads the units it checks itself.
@@ -16,18 +17,22 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadInventory, type Inventory } from '../src/inventory/index.js';
-import { centralLoopback } from '../src/site-status/expected.js';
 import type { Runner } from '../src/runner.js';
 import type { SiteStatus } from '../src/site-status/judge.js';
 import { DISTRIBUTION_UNITS } from '../src/render/systemd.js';
+import { hostPaths } from '../src/paths.js';
+import { centralLoopback } from '../src/site/topology.js';
 import { servedSerial } from '../src/tools/tls.js';
 import { createTestSite, type TestSite } from './helpers/site-hosts.js';
+import { probeTcp } from './helpers/site-least-privilege.js';
 import { cli, requireBuiltCli, type CliResult } from './sandbox-helpers.js';
 
 const notRoot = process.getuid?.() !== 0;
 if (notRoot) console.warn('apply-systemd.slow.test.ts: skipped, needs root (podman containers)');
 
 const MIN = 60_000;
+/** templates/host/local-access.nft.hbs's table. */
+const LOCAL_ACCESS_TABLE = 'ovn_deploy_local';
 
 interface DeployJson {
   ok: boolean;
@@ -268,13 +273,15 @@ describe.skipIf(notRoot)('apply under systemd as PID 1 (1 central + 1 worker in 
     });
   }, 10 * MIN);
 
-  it('deploy --renew-certificates: an ovsdb-client monitor open through the worker\'s tunnel survives, the new serial is served, the stunnel units keep their MainPID', async () => {
+  it('deploy --renew-certificates: an ovsdb-client monitor open through the worker\'s SB tunnel survives, the new serial is served, the stunnel units keep their MainPID', async () => {
     const c = central();
     const w = worker();
-    const nbPort = inv.ports.nb;
+    // A chassis has the SB only (#20: its certificate is refused on the NB): the monitor watches
+    // the SB rows northd makes from NB switches, through the worker's stunnel client, which
+    // accepts on a unix socket in the root-only socket directory.
+    const sbPort = inv.ports.sb;
     const centralIp = site.host(c).mgmtIp;
-    // The worker's stunnel client listens on the central's loopback address (as on every host).
-    const tunnel = `${centralLoopback(inv.site, c)}:${inv.loopbackPorts.nb}`;
+    const tunnel = hostPaths().ovsdbSocket(c, 'sb');
     const pki = '/etc/ovn-deploy/pki';
     // openssl s_client on the worker with the worker's own (current) identity.
     const onWorker: Runner = {
@@ -284,21 +291,29 @@ describe.skipIf(notRoot)('apply under systemd as PID 1 (1 central + 1 worker in 
       },
     };
     const norm = (hex: string): string => hex.toLowerCase().replace(/^0+/, '');
-    const served = async (): Promise<string> => norm(await servedSerial(onWorker, { host: centralIp, port: nbPort, cert: `${pki}/host.pem`, key: `${pki}/host.key`, caFile: `${pki}/ca-bundle.pem` }));
+    const served = async (): Promise<string> => norm(await servedSerial(onWorker, { host: centralIp, port: sbPort, cert: `${pki}/host.pem`, key: `${pki}/host.key`, caFile: `${pki}/ca-bundle.pem` }));
     const certSerial = async (): Promise<string> => norm(new X509Certificate((await exec(c, ['cat', `${pki}/host.pem`])).stdout).serialNumber);
-    // This test's TCP sessions on the worker: the monitor to the tunnel, the tunnel to the central.
-    const sessions = async (): Promise<string[]> =>
-      (await exec(w, ['ss', '-Htn', 'state', 'established', `( dport = :${nbPort} or dport = :${inv.loopbackPorts.nb} )`])).stdout
+    // The worker's sessions: TLS to the central's SB port (its stunnel client's), and the local
+    // unix connections at the tunnel socket (stunnel's end: `path inode * peer-inode`, one per client).
+    const sessions = async (): Promise<string[]> => {
+      const tcp = (await exec(w, ['ss', '-Htn', 'state', 'established', `( dport = :${sbPort} )`])).stdout
         .split('\n')
         .map((l) => l.trim().split(/\s+/).slice(2, 4).join(' '))
-        .filter((l) => l !== '')
-        .sort();
+        .filter((l) => l !== '');
+      const unix = (await exec(w, ['ss', '-Hxn', 'state', 'established'])).stdout
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/))
+        .filter((f) => f.includes(tunnel))
+        .map((f) => f.slice(f.indexOf(tunnel)).join(' '));
+      return [...tcp, ...unix].sort();
+    };
 
     const oldSerial = await certSerial();
     expect(await served()).toBe(oldSerial);
+    const baseline = await sessions(); // ovn-controller's
     let out = '';
     const pidFile = '/run/od-test-monitor.pid';
-    const argv = ['exec', site.host(w).container, 'sh', '-c', `echo $$ > ${pidFile}; exec ovsdb-client monitor tcp:${tunnel} OVN_Northbound Logical_Switch name`];
+    const argv = ['exec', site.host(w).container, 'sh', '-c', `echo $$ > ${pidFile}; exec ovsdb-client monitor unix:${tunnel} OVN_Southbound Datapath_Binding external_ids`];
     monitor = spawn('podman', argv, { env: { ...process.env, ...site.podmanEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
     monitor.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     monitor.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -308,8 +323,10 @@ describe.skipIf(notRoot)('apply under systemd as PID 1 (1 central + 1 worker in 
       throw new Error(`${String(e)}; monitor output:\n${out}`);
     });
     const before = await sessions();
-    expect(before.some((l) => l.endsWith(`${centralIp}:${nbPort}`)), before.join('\n')).toBe(true);
-    expect(before.some((l) => l.endsWith(tunnel)), before.join('\n')).toBe(true);
+    // The monitor's own: a new unix connection at the tunnel and a new TLS session to the central.
+    const mine = before.filter((l) => !baseline.includes(l));
+    expect(mine.some((l) => l.endsWith(`${centralIp}:${sbPort}`)), `${mine.join('\n')}\n(before the monitor: ${baseline.join(', ')})`).toBe(true);
+    expect(mine.some((l) => l.startsWith(`${tunnel} `)), `${mine.join('\n')}\n(before the monitor: ${baseline.join(', ')})`).toBe(true);
     const stunnels = (s: { name: string }) => s.name.startsWith('stunnel-');
     const mains = await everyMainProcess(stunnels);
     const cursors = new Map<string, string>();
@@ -356,6 +373,10 @@ describe.skipIf(notRoot)('apply under systemd as PID 1 (1 central + 1 worker in 
       units.set(h.name, await bundleUnits(h.name));
       for (const s of units.get(h.name) ?? []) invocations.set(`${h.name} ${s.unit}`, (await show(h.name, s.unit)).InvocationID ?? '');
     }
+    // A reboot empties the kernel's nftables ruleset; the test's network namespace outlives the
+    // container, so drop the central's local-access table by hand: the units must load it again.
+    const c = central();
+    await exec(c, ['nft', 'delete', 'table', 'inet', LOCAL_ACCESS_TABLE]);
     const t0 = Date.now();
     for (const h of site.hosts) {
       await site.stop(h.name);
@@ -378,6 +399,13 @@ describe.skipIf(notRoot)('apply under systemd as PID 1 (1 central + 1 worker in 
       return r.code === 0 ? json<SiteStatus>(r) : undefined;
     });
     expect(st.chassis.filter((c) => c.registered).map((c) => c.hostname)).toEqual(site.hosts.filter((h) => h.role === 'worker').map((h) => h.name));
+    // /run is new at boot: the OVSDB socket directory is the bundle's tmpfiles.d entry's, root only.
+    for (const h of site.hosts) expect((await exec(h.name, ['stat', '-c', '%a %U', hostPaths().ovsdbDir])).stdout.trim(), h.name).toBe('700 root');
+    // Before any apply: the RAFT ports are root only again (the units' ExecStartPre loaded the table).
+    expect((await exec(c, ['nft', 'list', 'tables'])).stdout.split('\n').map((l) => l.trim())).toContain(`table inet ${LOCAL_ACCESS_TABLE}`);
+    for (const port of [inv.loopbackPorts.nbRaft, inv.loopbackPorts.sbRaft]) {
+      expect(await probeTcp((h, argv) => site.exec(h, argv), c, `${centralLoopback(inv.site, c)}:${port}`)).toEqual([]);
+    }
     const r = await deployCli();
     expect(r.code, r.stderr.slice(-4000)).toBe(0);
     // Nothing to start, restart or reload, no directory to make again: systemd already did it.

@@ -96,8 +96,9 @@ describe('apply on a one-box host (real daemons in a private namespace; packages
     expect(r.report.csr).toMatch(/BEGIN CERTIFICATE REQUEST/);
     expect(r.report.signCommand).toBe('ovn-deploy pki sign-csr --dir <PKI> --csr box1.csr --role central --name box1 --san box1,192.0.2.10 --out box1.pem');
     expect(r.report.changes.some((c) => c.kind === 'service')).toBe(false);
-    // Without --firewall the rules are placed, not loaded.
-    expect(changed(r.report).some((c) => c.startsWith('firewall:'))).toBe(false);
+    // Without --firewall the host firewall is placed, not loaded; the central's local-access rules
+    // (RAFT loopback ports: root only) are loaded by every apply.
+    expect(changed(r.report).filter((c) => c.startsWith('firewall:'))).toEqual(['firewall:load:/etc/ovn-deploy/local-access.nft']);
     const mode = await host.run(['stat', '-c', '%a', '/etc/ovn-deploy/pki/host.key']);
     expect(mode.stdout.trim()).toBe('600');
     const noSupervisor = await host.run(['test', '-e', '/var/lib/ovn-deploy/supervisor/status.json'], { allowFailure: true });

@@ -313,7 +313,7 @@ describe('apply: converge, idempotence, reloads (recorded service manager, real 
     const out = await apply(c, runner, new RecordedServices(), { dryRun: true, log: (l) => lines.push(l) });
     expect(out.report.dryRun).toBe(true);
     expect(out.exitCode).toBe(3);
-    expect(out.report.changes.map((ch) => ch.action)).toEqual(['install', 'install', 'install', ...Array(12).fill('mkdir'), 'create', 'create', 'create', 'create', 'generate-key', 'create-csr']);
+    expect(out.report.changes.map((ch) => ch.action)).toEqual(['install', 'install', 'install', ...Array(13).fill('mkdir'), 'create', 'create', 'create', 'create', 'generate-key', 'create-csr']);
     expect(lines).toContain('plan: install packages (apt): ovn-central ovn-host stunnel4');
     expect(walk(c.root)).toEqual([]);
     // Only read-only queries ran.

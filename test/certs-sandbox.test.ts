@@ -4,6 +4,7 @@
  * pid/log files and ports), or a rotation would renew files nobody reads, signal nothing, or
  * issue a certificate that the next `up` throws away. Plus the status view of per-host CRL copies.
  */
+import { ovsdbRemotes } from '../src/site/topology.js';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,6 +35,7 @@ describe('sandboxEndpoints', () => {
     const endpoints = sandboxEndpoints(site);
     expect(endpoints.map((e) => [e.host, e.role, e.stunnel.side, e.stunnel.serviceName])).toEqual([
       ['central', 'central', 'server', 'stunnel-server'],
+      ['operator', 'cms', 'client', 'stunnel-client'],
       ['worker1', 'worker', 'client', 'stunnel-client'],
       ['worker2', 'worker', 'client', 'stunnel-client'],
     ]);
@@ -58,17 +60,21 @@ describe('sandboxEndpoints', () => {
       }
       const probe = e.stunnel.tunnelProbe;
       if (probe !== undefined) {
-        expect(probe.netns).toBe(h.netns);
-        expect(conf).toContain(`\naccept = ${probe.remote.replace(/^tcp:/, '')}\n`);
+        // A unix socket of the host's own root: reachable from any namespace, so no netns.
+        expect(probe.netns).toBeUndefined();
+        expect(probe.remote.startsWith(`unix:${h.root}/`)).toBe(true);
+        expect(conf).toContain(`\naccept = ${probe.remote.replace(/^unix:/, '')}\n`);
       }
     }
-    // The central's TLS listeners: NB and SB on its underlay address; the workers' probes: the SB remote ovn-controller uses.
+    // The central's TLS listeners: NB and SB on its underlay address; the workers' probes: the SB remote ovn-controller uses;
+    // the operator's: the NB (the one host besides the central the NB admits).
     const central = endpoints[0]!;
     expect(central.stunnel.listeners.map((l) => [l.host, l.port])).toEqual([
       [site.topology.centrals[0]!.address, site.inventory.ports.nb],
       [site.topology.centrals[0]!.address, site.inventory.ports.sb],
     ]);
-    for (const w of endpoints.slice(1)) expect(w.stunnel.tunnelProbe?.remote).toBe(site.topology.sbRemotes);
+    expect(endpoints[1]?.stunnel.tunnelProbe).toEqual({ remote: ovsdbRemotes(site.topology, 'nb', site.operator.root), database: 'OVN_Northbound' });
+    for (const w of endpoints.slice(2)) expect(w.stunnel.tunnelProbe?.remote).toBe(ovsdbRemotes(site.topology, 'sb', siteHost(site, w.host).root));
   });
 });
 

@@ -56,9 +56,12 @@ describe.skipIf(notRoot)('ovn-deploy certs on the up sandbox (1 central + 2 work
 
   const central = () => d.endpoints.find((e) => e.stunnel.side === 'server')!;
   const worker = (i: number) => d.plan.workers[i - 1]!;
+  const ep = (host: string) => d.endpoints.find((e) => e.host === host)!;
+  /** The central's SB as worker i reaches it: its own tunnel's unix socket. */
+  const sbVia = (i: number) => `unix:${d.site.workers[i - 1]!.paths.ovsdbSocket('central', 'sb')}`;
   const servedSerial = async () => (await inspectListener(d.runner, central().stunnel.listeners[0]!, { cert: central().certPath, key: central().keyPath })).servedSerial;
 
-  /** Runs `action` with a monitor session and a 100 ms NB writer going through worker1's tunnel. */
+  /** Runs `action` with a monitor session and a 100 ms NB writer going through the operator's tunnel (the NB admits no worker). */
   async function underTraffic<T>(label: string, action: () => Promise<T>): Promise<{ result: T; probes: ProbeReport; monitor: NbMonitor }> {
     const w1 = worker(1);
     const monitor = startNbMonitor(w1.netns, d.remotes.nb);
@@ -105,7 +108,7 @@ describe.skipIf(notRoot)('ovn-deploy certs on the up sandbox (1 central + 2 work
     const r = await cliOk(['up', '--dir', dir, '--workers', '2'], { timeoutMs: 180_000 });
     const said = `${r.stdout}${r.stderr}`;
     expect(said).toMatch(/no change on any host/);
-    expect(said).toMatch(/Certificates: 0 issued, 3 reused/);
+    expect(said).toMatch(/Certificates: 0 issued, 4 reused/);
     const after = await certsStatus(dir);
     expect(after.endpoints.map((e) => e.serial)).toEqual(before.endpoints.map((e) => e.serial));
     expect(after.endpoints[0]!.served.every((s) => s.matchesFile)).toBe(true);
@@ -116,6 +119,7 @@ describe.skipIf(notRoot)('ovn-deploy certs on the up sandbox (1 central + 2 work
     const s = await certsStatus(dir);
     expect(s.endpoints.map((e) => [e.host, e.role, e.side])).toEqual([
       ['central', 'central', 'server'],
+      ['operator', 'cms', 'client'],
       ['worker1', 'worker', 'client'],
       ['worker2', 'worker', 'client'],
     ]);
@@ -148,7 +152,7 @@ describe.skipIf(notRoot)('ovn-deploy certs on the up sandbox (1 central + 2 work
     // Both ends of the tunnel reload while new connections keep coming.
     const reloads = 10;
     for (let i = 0; i < reloads; i++) {
-      await d.reload(i % 2 === 0 ? central() : d.endpoints[1]!);
+      await d.reload(i % 2 === 0 ? central() : ep('worker1'));
       await new Promise((r) => setTimeout(r, 50));
     }
     running = false;
@@ -167,6 +171,7 @@ describe.skipIf(notRoot)('ovn-deploy certs on the up sandbox (1 central + 2 work
     figures.rotateAllCliMs = result.ms;
     expect(r.outcomes.map((o) => [o.certName, o.action])).toEqual([
       ['central', 'renewed'],
+      ['operator', 'renewed'],
       ['worker1', 'renewed'],
       ['worker2', 'renewed'],
     ]);
@@ -230,7 +235,7 @@ describe.skipIf(notRoot)('ovn-deploy certs on the up sandbox (1 central + 2 work
     expect(s.due).toEqual(['worker1']);
     expect(s.warnings.join('\n')).toMatch(/worker1.*is due/);
     const r = await cliOk(['certs', 'rotate', '--dir', dir]);
-    expect(r.stdout).toMatch(/1 certificate\(s\) renewed, 2 not due/);
+    expect(r.stdout).toMatch(/1 certificate\(s\) renewed, 3 not due/);
     const after = await certsStatus(dir);
     const w1After = after.endpoints.find((e) => e.host === 'worker1')!;
     expect(w1After.serial).not.toBe(w1.serial);
@@ -262,7 +267,7 @@ describe.skipIf(notRoot)('ovn-deploy certs on the up sandbox (1 central + 2 work
       const before = await connectsWith(d.runner, listener, asNewCaLeaf);
       expect(before.ok, before.detail).toBe(false);
       expect(before.detail).toMatch(/unknown ca/);
-      expect((await connectsWith(d.runner, listener, { netns: worker(1).netns, cert: d.endpoints[1]!.certPath, key: d.endpoints[1]!.keyPath })).ok).toBe(true);
+      expect((await connectsWith(d.runner, listener, { netns: worker(1).netns, cert: ep('worker1').certPath, key: ep('worker1').keyPath })).ok).toBe(true);
       // Once the central completed phase 1 it accepts the new CA's leaves.
       const central1 = await cliOk(['certs', 'ca-rollover', '--dir', dir, '--phase', 'trust', '--host', 'central']);
       cliMs.push(central1.ms);
@@ -292,7 +297,7 @@ describe.skipIf(notRoot)('ovn-deploy certs on the up sandbox (1 central + 2 work
     expect(status.problems).toEqual([]);
     expect(status.healthy).toBe(true);
     // A leaf of the retired CA (worker1's previous certificate) no longer gets in.
-    const old = await connectsWith(d.runner, central().stunnel.listeners[1]!, { netns: worker(1).netns, cert: `${d.endpoints[1]!.certPath}.prev`, key: `${d.endpoints[1]!.keyPath}.prev` });
+    const old = await connectsWith(d.runner, central().stunnel.listeners[1]!, { netns: worker(1).netns, cert: `${ep('worker1').certPath}.prev`, key: `${ep('worker1').keyPath}.prev` });
     expect(old.ok, old.detail).toBe(false);
   });
 
@@ -306,13 +311,12 @@ describe.skipIf(notRoot)('ovn-deploy certs on the up sandbox (1 central + 2 work
     expect(result.revoked.length).toBeGreaterThan(0);
     expect(result.revoked.every((e) => e.name === 'worker2')).toBe(true);
     // New connections through worker2's tunnel fail, through worker1's work.
-    const sb = d.remotes.sb;
-    const w2 = inNetns(worker(2).netns, ['ovn-sbctl', `--db=${sb}`, '--timeout=3', 'show']);
+    const w2 = inNetns(worker(2).netns, ['ovn-sbctl', `--db=${sbVia(2)}`, '--timeout=3', 'show']);
     expect(w2.code, w2.out).not.toBe(0);
-    const w1 = inNetns(worker(1).netns, ['ovn-sbctl', `--db=${sb}`, '--timeout=5', 'show']);
+    const w1 = inNetns(worker(1).netns, ['ovn-sbctl', `--db=${sbVia(1)}`, '--timeout=5', 'show']);
     expect(w1.code, w1.out).toBe(0);
     expect(w1.out).toContain('worker1');
-    const direct = await connectsWith(d.runner, central().stunnel.listeners[1]!, { netns: worker(2).netns, cert: d.endpoints[2]!.certPath, key: d.endpoints[2]!.keyPath });
+    const direct = await connectsWith(d.runner, central().stunnel.listeners[1]!, { netns: worker(2).netns, cert: ep('worker2').certPath, key: ep('worker2').keyPath });
     expect(direct.ok).toBe(false);
     expect(direct.detail).toMatch(/certificate revoked/);
     const s = await certsStatus(dir);

@@ -49,7 +49,7 @@ describe('ovn-deploy validate', () => {
     expect(r.stderr.split('\n')).toEqual([
       `${file}: hosts[0].addresses[1]: not an IPv4 or IPv6 address: "300.1.1.1" (line 3)`,
       `${file}: hosts[1].encap.ip: required for a worker (line 5)`,
-      `${file}: hosts[1].roles[1]: expected one of central, worker, metadata-agent, got "router" (line 7)`,
+      `${file}: hosts[1].roles[1]: expected one of central, worker, metadata-agent, cms, got "router" (line 7)`,
       `ovn-deploy: ${file} is not valid: 3 errors`,
       '',
     ]);
@@ -74,7 +74,7 @@ describe('ovn-deploy validate', () => {
       errors: [
         { path: 'hosts[0].addresses[1]', message: 'not an IPv4 or IPv6 address: "300.1.1.1"', line: 3 },
         { path: 'hosts[1].encap.ip', message: 'required for a worker', line: 5 },
-        { path: 'hosts[1].roles[1]', message: 'expected one of central, worker, metadata-agent, got "router"', line: 7 },
+        { path: 'hosts[1].roles[1]', message: 'expected one of central, worker, metadata-agent, cms, got "router"', line: 7 },
       ],
       warnings: [],
     });

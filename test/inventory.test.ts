@@ -72,7 +72,20 @@ const BAD: BadCase[] = [
   {
     name: 'an unknown role',
     text: lines('hosts:', '  - name: central1', '    addresses: [192.0.2.10]', '    roles: [central, router]'),
-    problems: ['site.yaml: hosts[0].roles[1]: expected one of central, worker, metadata-agent, got "router" (line 4)'],
+    problems: ['site.yaml: hosts[0].roles[1]: expected one of central, worker, metadata-agent, cms, got "router" (line 4)'],
+  },
+  {
+    name: "a dnsName that is another host's name (it would pass the centrals' name checks as that host)",
+    text: lines(
+      'hosts:',
+      ...CENTRAL,
+      '  - name: worker1',
+      '    addresses: [192.0.2.21]',
+      '    dnsNames: [worker1.example.org, CENTRAL1]',
+      '    roles: [worker]',
+      '    encap: { ip: 192.0.2.21 }',
+    ),
+    problems: ['site.yaml: hosts[1].dnsNames[1]: "central1" is already a name of hosts[0] (central1): certificates are admitted by name, so each name belongs to one host (line 7)'],
   },
   {
     name: 'a port out of range',
@@ -245,7 +258,7 @@ const BAD: BadCase[] = [
       'site.yaml: hosts[1].name: "central1" is already the name of hosts[0] (line 6)',
       'site.yaml: hosts[1].encap.ip: required for a worker (line 6)',
       'site.yaml: hosts[1].addresses[0]: 192.0.2.10 is already an address of hosts[0] (central1) (line 7)',
-      'site.yaml: hosts[1].roles[1]: expected one of central, worker, metadata-agent, got "router" (line 8)',
+      'site.yaml: hosts[1].roles[1]: expected one of central, worker, metadata-agent, cms, got "router" (line 8)',
       'site.yaml: hosts[1]: unknown field "colour" (line 9)',
     ],
   },

@@ -109,8 +109,8 @@ describe.skipIf(notRoot || noAgent)('up --metadata-agent: Neutron OVN metadata a
     // Through TLS only: the agent's SB remote is the worker's stunnel client, and every TCP
     // connection of the agent goes to it (nothing to the central's plaintext loopback port).
     const ini = readFileSync(path.join(agent1().confDir, 'neutron_ovn_metadata_agent.ini'), 'utf8');
-    // The worker's stunnel client: plaintext only on the central's loopback address L(C) on this worker.
-    expect(ini).toMatch(/^ovn_sb_connection = tcp:127\.\d+\.\d+\.\d+:16642$/m);
+    // The worker's stunnel client: plaintext only on a unix socket of the worker's root-only socket directory.
+    expect(ini).toMatch(new RegExp(`^ovn_sb_connection = unix:${dir}/hosts/worker1/var/run/ovn-deploy/ovsdb/central\\.sb$`, 'm'));
     const agent = daemonPid(daemons.agent(agent1()));
     expect((await statusJson(dir)).json.metadataAgents?.find((a) => a.chassis === 'worker1')?.pid).toBe(agent.pid);
     expectSbOnlyThroughStunnel(agent1(), agent);

@@ -37,8 +37,8 @@ describe('ovn-deploy render', () => {
     const first = await cli(...args);
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
-    expect(first.stdout).toMatch(/^worker1: 27 written, 0 unchanged$/m);
-    expect(first.stdout).toMatch(/rendered 6 host bundles into .* \(151 files written\)/);
+    expect(first.stdout).toMatch(/^worker1: 28 written, 0 unchanged$/m);
+    expect(first.stdout).toMatch(/rendered 6 host bundles into .* \(160 files written\)/);
     expect((await readdir(out)).sort()).toEqual(['.ovn-deploy-render.json', 'central1', 'central2', 'central3', 'worker1', 'worker2', 'worker3']);
     const secret = path.join(out, 'worker1', bundleSource('/etc/ovn-deploy/metadata-agent/metadata-secret.ini'));
     expect((await stat(secret)).mode & 0o777).toBe(0o600);
@@ -50,7 +50,7 @@ describe('ovn-deploy render', () => {
     expect(second.code).toBe(0);
     const summary = JSON.parse(second.stdout) as { hosts: { host: string; written: string[]; unchanged: number; removed: string[] }[] };
     expect(summary.hosts.map((h) => h.written.length)).toEqual([0, 0, 0, 0, 0, 0]);
-    expect(summary.hosts.find((h) => h.host === 'worker1')?.unchanged).toBe(27);
+    expect(summary.hosts.find((h) => h.host === 'worker1')?.unchanged).toBe(28);
   });
 
   it('leaves every file it did not write, even ones shaped like its own (see render-hostile.test.ts for what it removes)', async () => {

@@ -2,26 +2,27 @@
  * The rendered bundles of three centrals and a worker make a working site: each host in its own
  * network namespace (its own loopback, so every L(C) and port is free), every service of each
  * manifest runs with its rendered argv, env and stunnel configs (paths moved under a temporary
- * root per host). The first central creates the NB and SB clusters, the others join through
+ * root per host; every NB/SB endpoint is a unix socket in the host's socket directory, a central's
+ * local-access.nft is loaded in its namespace). The first central creates the NB and SB clusters, the others join through
  * their stunnel clients; a write on one member is read on another through the remote list every
  * host uses; one ovn-northd is active; the worker's ovn-controller registers its chassis through
  * its stunnel client. (apply's job, done by hand here, so that render is tested alone.)
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BundleManifest } from '../src/bundle/manifest.js';
 import type { Host, Inventory } from '../src/inventory/types.js';
-import { hostPaths, pkiPaths } from '../src/paths.js';
+import { hostPaths, hostRenderedPaths, pkiPaths } from '../src/paths.js';
 import { initPki, issueCertificate } from '../src/pki/index.js';
 import { renderSiteBundles } from '../src/render/index.js';
 import { ZxRunner } from '../src/runner.js';
-import { siteTopology } from '../src/site/topology.js';
+import { ovsdbRemotes, siteTopology } from '../src/site/topology.js';
 import { Daemons, missingPrograms } from './helpers/tls-daemons.js';
 
-const PROGRAMS = ['ip', 'ovsdb-tool', 'ovsdb-server', 'ovs-appctl', 'ovs-vsctl', 'ovs-vswitchd', 'ovn-nbctl', 'ovn-sbctl', 'ovn-appctl', 'ovn-northd', 'ovn-controller', 'stunnel4'];
+const PROGRAMS = ['ip', 'nft', 'ovsdb-tool', 'ovsdb-server', 'ovs-appctl', 'ovs-vsctl', 'ovs-vswitchd', 'ovn-nbctl', 'ovn-sbctl', 'ovn-appctl', 'ovn-northd', 'ovn-controller', 'stunnel4'];
 const missing = missingPrograms(PROGRAMS);
 if (missing.length > 0) process.stderr.write(`render-raft: ${missing.join(', ')} not installed; skipping\n`);
 
@@ -119,6 +120,13 @@ beforeAll(async () => {
     for (const d of [hp.ovn.dbDir, hp.ovn.runDir, hp.ovn.logDir, hp.ovs.dbDir, hp.ovs.runDir, hp.ovs.logDir, hp.runDir, hp.logDir]) {
       await mkdir(path.join(root, d), { recursive: true });
     }
+    // Every NB/SB endpoint of the host is a unix socket in here (apply makes it 0700).
+    await mkdir(path.join(root, hp.ovsdbDir), { recursive: true, mode: 0o700 });
+    // A central's local-access rules (RAFT loopback ports: root only), loaded as apply does, in
+    // the host's own namespace: the rendered file loads, and RAFT (root's) still forms below.
+    const localAccess = bundle.manifest.files.find((f) => f.dest === hostRenderedPaths().localAccess);
+    expect(localAccess !== undefined, `${h.name}: local-access.nft in the bundle`).toBe(h.roles.includes('central'));
+    if (localAccess !== undefined) await runner.run(['nft', '-f', path.join(root, localAccess.dest)], { netns: netns(h.name), timeoutMs: 10_000 });
     for (const r of bundle.manifest.raft) {
       const db = rooted(root, r.dbFile);
       await runner.run(r.bootstrap ? ['ovsdb-tool', 'create-cluster', db, r.schema, r.localAddress] : ['ovsdb-tool', 'join-cluster', db, r.name, r.localAddress, ...r.peers], {
@@ -135,11 +143,12 @@ beforeAll(async () => {
     }
   };
   for (const h of hosts) await start(h, 0);
-  // What apply does between the stages on a worker: OVS's external_ids from the manifest.
+  // What apply does between the stages on a worker: OVS's external_ids from the manifest (ovn-remote
+  // names the worker's SB sockets: moved under its root too).
   const ovs = bundles.get(worker)!.manifest.ovs!;
   const vsctl = ['ovs-vsctl', `--db=unix:${rooted(rootOf(worker), ovs.dbSock)}`, '--timeout=10'];
   await waitFor('the worker conf.db socket', async () => ((await runner.run([...vsctl, '--no-wait', 'init'], { allowFailure: true })).exitCode === 0 ? true : undefined));
-  await runner.run([...vsctl, '--no-wait', 'set', 'Open_vSwitch', '.', ...Object.entries(ovs.externalIds).map(([k, v]) => `external_ids:${k}="${v}"`)]);
+  await runner.run([...vsctl, '--no-wait', 'set', 'Open_vSwitch', '.', ...Object.entries(ovs.externalIds).map(([k, v]) => `external_ids:${k}="${rooted(rootOf(worker), v)}"`)]);
   for (const h of hosts) await start(h, 1);
 }, 120_000);
 
@@ -183,15 +192,16 @@ describe('three rendered centrals and a worker', () => {
     const sock = (host: string) => `unix:${rooted(rootOf(host), hp.ovn.nbSock)}`;
     await runner.run(['ovn-nbctl', `--db=${sock('central1')}`, '--no-leader-only', 'init'], { netns: netns('central1'), timeoutMs: 20_000 });
     await runner.run(['ovn-nbctl', `--db=${sock('central1')}`, '--no-leader-only', 'ls-add', `${tag}-ls`], { netns: netns('central1'), timeoutMs: 20_000 });
-    // ... is read on central3 through the remote list every host uses (its stunnel client for the others).
-    const remotes = siteTopology(inv).nbRemotes;
+    // ... is read on central3 through the remote list every central uses (its stunnel client's
+    // sockets for the others), moved under central3's root.
+    const remotes = rooted(rootOf('central3'), ovsdbRemotes(siteTopology(inv), 'nb'));
     const seen = await waitFor('the switch on central3', async () => {
       const r = await runner.run(['ovn-nbctl', `--db=${remotes}`, '--no-leader-only', '--timeout=5', 'ls-list'], { netns: netns('central3'), allowFailure: true, timeoutMs: 10_000 });
       return r.stdout.includes(`${tag}-ls`) ? r.stdout : undefined;
     });
     expect(seen).toContain(`${tag}-ls`);
-    // The remote list reaches another member only through stunnel: central3's own NB alone also has it.
-    const other = await runner.run(['ovn-nbctl', `--db=tcp:${siteTopology(inv).centrals[1]!.loopback}:16641`, '--no-leader-only', '--timeout=5', 'ls-list'], {
+    // The remote list reaches another member only through stunnel: central3's tunnel to central2 alone also has it.
+    const other = await runner.run(['ovn-nbctl', `--db=unix:${rooted(rootOf('central3'), hp.ovsdbSocket('central2', 'nb'))}`, '--no-leader-only', '--timeout=5', 'ls-list'], {
       netns: netns('central3'),
       timeoutMs: 10_000,
     });
@@ -210,8 +220,11 @@ describe('three rendered centrals and a worker', () => {
     });
     expect(states.sort()).toEqual(['Status: active', 'Status: standby', 'Status: standby']);
 
-    // The worker's chassis registers in the SB through its stunnel client.
-    const sbRemotes = siteTopology(inv).sbRemotes;
+    // The worker's chassis registers in the SB through its stunnel client: its only endpoints are
+    // the centrals' SB sockets (a chassis never gets the NB).
+    const workerSockets = (await readdir(path.join(rootOf(worker), hp.ovsdbDir))).sort();
+    expect(workerSockets).toEqual(names.map((c) => `${c}.sb`).sort());
+    const sbRemotes = rooted(rootOf('central1'), ovsdbRemotes(siteTopology(inv), 'sb'));
     const chassis = await waitFor('the worker chassis in the SB', async () => {
       const r = await runner.run(['ovn-sbctl', `--db=${sbRemotes}`, '--no-leader-only', '--timeout=5', '--bare', '--columns=name,hostname', 'list', 'Chassis'], {
         netns: netns('central1'),

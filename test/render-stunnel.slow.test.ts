@@ -32,6 +32,8 @@ beforeAll(async () => {
   await issueCertificate(pkiDir, { name: 'central1', role: 'central', sans: ['central1', '192.0.2.11'], keyBits: 2048 });
   await issueCertificate(pkiDir, { name: 'central2', role: 'central', sans: ['central2', '192.0.2.12'], keyBits: 2048 });
   await issueCertificate(pkiDir, { name: 'worker1', role: 'worker', sans: ['worker1', '192.0.2.21'], keyBits: 2048 });
+  // A certificate of the same CA for a name that is no host of the site.
+  await issueCertificate(pkiDir, { name: 'stranger', role: 'worker', sans: ['stranger'], keyBits: 2048 });
   const p = pkiPaths(pkiDir);
   files = { cert: p.cert('central1'), key: p.key('central1'), ca: p.caBundle, crl: p.crl };
 });
@@ -83,7 +85,7 @@ describe('rendered stunnel configs', () => {
 });
 
 describe('a central\'s rendered TLS server', () => {
-  it('admits any certificate of the CA to NB/SB but only centrals to the RAFT ports', async () => {
+  it('admits by role: NB and RAFT only for centrals, SB for the hosts of the site, nothing for a name outside it', async () => {
     const site = renderSite(fixtureInventory(), fixturePki(), fixtureOptions());
     let conf = withTestPki(String(site.get(`central1/${bundleSource('/etc/ovn-deploy/stunnel/stunnel-server.conf')}`)?.content));
     const [echoPort, ...ports] = await freePorts(5);
@@ -101,7 +103,11 @@ describe('a central\'s rendered TLS server', () => {
       daemons.start([stunnelBinaryPath(), file]);
       for (const port of Object.values(accept)) await waitForListener('127.0.0.1', port);
       expect(await echoAs('worker1', accept.sb!)).toBe('hello\n');
-      expect(await echoAs('worker1', accept.nb!)).toBe('hello\n');
+      expect(await echoAs('central2', accept.nb!)).toBe('hello\n');
+      // A chassis never gets the Northbound (the fixture site has no cms host).
+      expect(await echoAs('worker1', accept.nb!)).toBe('');
+      expect(await echoAs('stranger', accept.sb!)).toBe('');
+      expect(await echoAs('stranger', accept.nb!)).toBe('');
       expect(await echoAs('central2', accept.nbRaft!)).toBe('hello\n');
       expect(await echoAs('central2', accept.sbRaft!)).toBe('hello\n');
       expect(await echoAs('worker1', accept.nbRaft!)).toBe('');

@@ -7,7 +7,7 @@ import { InputError } from '../src/errors.js';
 import type { Host, Inventory } from '../src/inventory/types.js';
 import { manifestJson, renderHostBundle, renderSite, renderSiteBundles } from '../src/render/index.js';
 import { renderStunnelConfig, type StunnelConfigSpec } from '../src/stunnel/index.js';
-import { centralLoopback, siteTopology } from '../src/site/topology.js';
+import { centralLoopback, ovsdbRemotes, siteTopology } from '../src/site/topology.js';
 import { fixtureInventory, fixtureOptions, fixturePki, fixtureSecret } from './helpers/render-fixture.js';
 import { bundleSource, templatesDir } from '../src/paths.js';
 
@@ -133,7 +133,7 @@ describe('renderSite: bundles', () => {
     ]);
     expect(names('worker1')).toEqual(['0:stunnel-client', '0:ovs-ovsdb', '1:ovs-vswitchd', '1:ovn-controller', '1:ovn-metadata-agent']);
     expect(names('worker2')).toEqual(['0:stunnel-client', '0:ovs-ovsdb', '1:ovs-vswitchd', '1:ovn-controller']);
-    expect(manifestOf(site, 'central1').packages.apt).toEqual(['ovn-central', 'stunnel4']);
+    expect(manifestOf(site, 'central1').packages.apt).toEqual(['nftables', 'ovn-central', 'stunnel4']);
     expect(manifestOf(site, 'worker1').packages.apt).toEqual(['haproxy', 'neutron-ovn-metadata-agent', 'openvswitch-switch', 'ovn-host', 'stunnel4']);
     const stunnel = manifestOf(site, 'central1').services.find((s) => s.name === 'stunnel-server');
     expect(stunnel).toMatchObject({ needsCertificate: true, reloadSignal: 'SIGHUP', argv: ['/usr/bin/stunnel4', '/etc/ovn-deploy/stunnel/stunnel-server.conf'] });
@@ -161,11 +161,14 @@ describe('renderSite: bundles', () => {
     ]);
     expect(c2.initCommands).toEqual([]);
     expect(manifestOf(site, 'worker1').raft).toEqual([]);
-    expect(topo.sbRemotes).toBe(['central1', 'central2', 'central3'].map((c) => `tcp:${lo(c)}:16642`).join(','));
+    // The peers' NB through this central's tunnels, as host paths (apply resolves them below its root).
+    expect(c2.raft[0]?.peerRemotes).toEqual(['unix:/var/run/ovn-deploy/ovsdb/central1.nb', 'unix:/var/run/ovn-deploy/ovsdb/central3.nb']);
+    expect(ovsdbRemotes(topo, 'sb')).toBe(['central1', 'central2', 'central3'].map((c) => `unix:/var/run/ovn-deploy/ovsdb/${c}.sb`).join(','));
     const northd = c2.services.find((s) => s.name === 'ovn-northd');
-    expect(northd?.argv).toContain(`--ovnnb-db=${topo.nbRemotes}`);
+    expect(northd?.argv).toContain(`--ovnnb-db=${ovsdbRemotes(topo, 'nb')}`);
+    // Plaintext only on unix sockets: the distribution's and the site's one; no TCP listener.
     const nb = c2.services.find((s) => s.name === 'ovn-nb-ovsdb');
-    expect(nb?.argv).toContain(`--remote=ptcp:16641:${lo('central2')}`);
+    expect(nb?.argv.filter((a) => a.startsWith('--remote='))).toEqual(['--remote=punix:/var/run/ovn/ovnnb_db.sock', '--remote=punix:/var/run/ovn-deploy/ovsdb/central2.nb']);
   });
 
   it('wires each worker: external_ids, standalone conf.db, the underlay of a netdev worker only', () => {
@@ -177,7 +180,7 @@ describe('renderSite: bundles', () => {
       'ovn-bridge-datapath-type': 'system',
       'ovn-encap-ip': '198.51.100.22',
       'ovn-encap-type': 'geneve',
-      'ovn-remote': topo.sbRemotes,
+      'ovn-remote': ovsdbRemotes(topo, 'sb'),
       'system-id': 'chassis-worker2',
     });
     expect(w2.ovs?.underlay).toBeUndefined();
@@ -206,18 +209,27 @@ describe('renderSite: bundles', () => {
     expect(text(lone.files.get(bundleSource('/etc/ovn-deploy/firewall.nft'))?.content)).toMatch(/\t\ttcp dport 6643 drop\n/);
   });
 
-  it('carries the RAFT ports only for certificates named after a central, and tunnels each peer to that peer alone', () => {
+  it('admits by role: RAFT and NB only for centrals (and cms hosts on NB), SB for the hosts of the site; a chassis tunnels only the SB, each peer to that peer alone', () => {
     const server = text(site.get(`central1/${bundleSource('/etc/ovn-deploy/stunnel/stunnel-server.conf')}`)?.content);
     const section = (conf: string, name: string) => conf.split(`[${name}]\n`)[1]?.split('\n\n')[0] ?? '';
     expect(section(server, 'nbRaft')).toMatch(/checkHost = central1\ncheckHost = central2\ncheckHost = central3$/);
     expect(section(server, 'sbRaft')).toContain('checkHost = central2');
-    expect(section(server, 'nb')).not.toContain('checkHost');
-    expect(section(server, 'sb')).not.toContain('checkHost');
+    const checks = (conf: string, name: string) => [...section(conf, name).matchAll(/^checkHost = (.*)$/gm)].map((m) => m[1]);
+    expect(section(server, 'nb')).toMatch(/^accept = 192\.0\.2\.11:6641\nconnect = \/var\/run\/ovn-deploy\/ovsdb\/central1\.nb\n/);
+    expect(checks(server, 'nb')).toEqual(['central1', 'central2', 'central3']);
+    expect(checks(server, 'sb')).toEqual(inv.hosts.map((h) => h.name).sort());
     const client = text(site.get(`worker2/${bundleSource('/etc/ovn-deploy/stunnel/stunnel-client.conf')}`)?.content);
-    expect([...client.matchAll(/^\[(.*)\]$/gm)].map((m) => m[1])).toEqual(['nb-central1', 'sb-central1', 'nb-central2', 'sb-central2', 'nb-central3', 'sb-central3']);
+    expect([...client.matchAll(/^\[(.*)\]$/gm)].map((m) => m[1])).toEqual(['sb-central1', 'sb-central2', 'sb-central3']);
     expect(section(client, 'sb-central2')).toBe(
-      `accept = ${centralLoopback('golden', 'central2')}:16642\nconnect = 192.0.2.12:6642\n; the peer's certificate must carry one of these names\ncheckHost = central2\ncheckIP = 192.0.2.12\ncheckIP = 2001:db8::12`,
+      `accept = /var/run/ovn-deploy/ovsdb/central2.sb\nconnect = 192.0.2.12:6642\n; the peer's certificate must carry one of these names\ncheckHost = central2\ncheckIP = 192.0.2.12\ncheckIP = 2001:db8::12`,
     );
+    // A cms host (neutron-server) gets the NB too, and the centrals admit it there.
+    const withCms = withHosts([...inv.hosts, { ...inv.hosts.find((h) => h.name === 'worker2')!, name: 'neutron1', roles: ['cms'], addresses: ['192.0.2.50'], dnsNames: [], encap: undefined, systemId: 'neutron1' }]);
+    const cmsClient = text(renderHostBundle(withCms, 'neutron1', pki, opts).files.get(bundleSource('/etc/ovn-deploy/stunnel/stunnel-client.conf'))?.content);
+    expect([...cmsClient.matchAll(/^\[(.*)\]$/gm)].map((m) => m[1])).toEqual(['nb-central1', 'sb-central1', 'nb-central2', 'sb-central2', 'nb-central3', 'sb-central3']);
+    const cmsServer = text(renderHostBundle(withCms, 'central1', pki, opts).files.get(bundleSource('/etc/ovn-deploy/stunnel/stunnel-server.conf'))?.content);
+    expect(checks(cmsServer, 'nb')).toEqual(['central1', 'central2', 'central3', 'neutron1']);
+    expect(checks(cmsServer, 'nbRaft')).toEqual(['central1', 'central2', 'central3']);
     const centralClient = text(site.get(`central1/${bundleSource('/etc/ovn-deploy/stunnel/stunnel-client.conf')}`)?.content);
     expect([...centralClient.matchAll(/^\[(.*)\]$/gm)].map((m) => m[1])).toEqual([
       'nb-central2',

@@ -95,10 +95,11 @@ describe("the sandbox's hosts, rendered by the real renderer", () => {
     return { p, site, m: (name: string) => renderHostBundle(site.inventory, name, pki, { root: p.paths.hostRoot(name) }).manifest };
   };
 
-  it('runs every daemon in the foreground with every path below its host root; plaintext OVSDB only on loopback', () => {
+  it('runs every daemon in the foreground with every path below its host root; plaintext OVSDB only on unix sockets below it', () => {
     const { p, site, m } = bundles('netdev');
     expect(site.hosts.map((h) => [h.name, h.netns, h.root])).toEqual([
       ['central', p.central.netns, path.join(p.stateDir, 'hosts', 'central')],
+      ['operator', p.operator.netns, path.join(p.stateDir, 'hosts', 'operator')],
       ...p.workers.map((w) => [w.name, w.netns, path.join(p.stateDir, 'hosts', w.name)]),
     ]);
     for (const h of site.hosts) {
@@ -111,10 +112,12 @@ describe("the sandbox's hosts, rendered by the real renderer", () => {
     }
     expect(m('central').services.map((s) => s.name)).toEqual(['ovn-nb-ovsdb', 'ovn-sb-ovsdb', 'stunnel-server', 'ovn-northd']);
     expect(m('worker1').services.map((s) => s.name)).toEqual(['stunnel-client', 'ovs-ovsdb', 'ovs-vswitchd', 'ovn-controller']);
+    // The operator's host is a Northbound client only: a tunnel, nothing else.
+    expect(m('operator').services.map((s) => s.name)).toEqual(['stunnel-client']);
+    expect(m('operator').certificate.role).toBe('cms');
     const nb = m('central').services.find((s) => s.name === 'ovn-nb-ovsdb');
-    const tcp = nb?.argv.filter((a) => a.startsWith('--remote=ptcp:')) ?? [];
-    expect(tcp).toHaveLength(1);
-    expect(tcp[0]).toMatch(/^--remote=ptcp:16641:127\.\d+\.\d+\.\d+$/);
+    const c = site.central.paths;
+    expect(nb?.argv.filter((a) => a.startsWith('--remote='))).toEqual([`--remote=punix:${c.ovn.nbSock}`, `--remote=punix:${c.ovsdbSocket('central', 'nb')}`]);
   });
 
   it("points ovn-controller only at the local stunnel client, and moves a worker's underlay veth into br-phy with the userspace datapath", () => {
@@ -122,8 +125,8 @@ describe("the sandbox's hosts, rendered by the real renderer", () => {
     const w = p.workers[0];
     if (w === undefined) throw new Error('no worker');
     const ovs = m(w.name).ovs;
-    expect(ovs?.externalIds['ovn-remote']).toBe(site.topology.sbRemotes);
-    expect(site.topology.sbRemotes).toMatch(/^tcp:127\.\d+\.\d+\.\d+:16642$/);
+    // The worker's own socket for the central's SB, in its root-only socket directory.
+    expect(ovs?.externalIds['ovn-remote']).toBe(`unix:${path.join(p.paths.hostRoot(w.name), 'var/run/ovn-deploy/ovsdb/central.sb')}`);
     expect(ovs?.externalIds['ovn-encap-ip']).toBe(w.address);
     expect(ovs?.externalIds['ovn-bridge-datapath-type']).toBe('netdev');
     expect(ovs?.underlay).toEqual({ bridge: 'br-phy', interface: w.veth.inside, ip: w.address });

@@ -1,5 +1,5 @@
 /**
- * Issue 5 end to end on real hosts: 3 centrals + 2 workers, each a podman container with its own
+ * Issue 5 end to end on real hosts: 3 centrals + 2 workers (+ 1 `cms` host, an NB client), each a podman container with its own
  * filesystem, network namespace and sshd (test/helpers/site-hosts.ts), reached only over SSH.
  *
  * - EVERY CLI call runs with an `ssh` first in its PATH that records each call's argv, stdin and
@@ -10,6 +10,12 @@
  *   on no other host);
  * - a second deploy through the built CLI changes nothing;
  * - the seed's multinode topology (network1: vm1 on worker1, vm2 on worker2): ping vm1 -> vm2;
+ * - least privilege (#20, helpers/site-least-privilege.ts): as `nobody` on a worker, a central
+ *   and the cms host, every OVSDB endpoint (the unix sockets of the root-only socket directory, the
+ *   distribution's sockets, the RAFT ports on loopback) is refused while root reaches each; a
+ *   chassis has only SB endpoints; root on a worker reads the SB through its tunnel, and each
+ *   central admits the worker's certificate on SB but refuses it on NB and RAFT (openssl s_client,
+ *   ovn-nbctl --db=ssl:); the cms host's certificate gets NB and SB, not RAFT; ping still works;
  * - the NB RAFT leader's host stops: new leader; the workers reconnected, proven by NEW traffic
  *   (SB rows and installed flows persist anyway): `ovn-nbctl --wait=hv sync` through a survivor
  *   completes (every chassis acked the new nb_cfg) and a new port vm3 on worker2 comes up and
@@ -25,12 +31,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { publicKeyPemOf } from '../src/pki/index.js';
-import { pkiPaths } from '../src/paths.js';
+import { hostPaths, pkiPaths } from '../src/paths.js';
 import { loadInventory, type Inventory } from '../src/inventory/index.js';
-import { centralLoopback } from '../src/site-status/expected.js';
+import { ovsdbRemotes, siteTopology } from '../src/site/topology.js';
 import type { SiteStatus } from '../src/site-status/judge.js';
 import type { RunResult } from '../src/runner.js';
 import { createTestSite, type TestSite } from './helpers/site-hosts.js';
+import { AS_NOBODY, distributionSockets, handshake, loopbackTcpListeners, probeKey, probeTcp, probeUnixSocket, socketsIn, type HostExec } from './helpers/site-least-privilege.js';
 import { keyForms, pemBody as keyBody, scanForKeys, sshRecorder, unpack, type SshRecorder } from './helpers/ssh-record.js';
 import { cli, requireBuiltCli, type CliResult } from './sandbox-helpers.js';
 import forge from 'node-forge';
@@ -59,7 +66,7 @@ interface DeployJson {
   hosts: { host: string; status: string; changeCount: number; signed: boolean; renewed?: boolean; error?: string; changes: { kind: string; target: string; action: string }[] }[];
 }
 
-describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 workers in containers)', () => {
+describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 workers + 1 cms host in containers)', () => {
   let site: TestSite;
   let inv: Inventory;
   let work: string;
@@ -105,7 +112,8 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     return { stdout: r.stdout, stderr: r.stderr, exitCode: r.code };
   };
   const centrals = (): string[] => inv.hosts.filter((h) => h.roles.includes('central')).map((h) => h.name);
-  const nbRemotes = (): string => centrals().map((c) => `tcp:${centralLoopback(inv.site, c)}:${inv.loopbackPorts.nb}`).join(',');
+  // Every central's NB as a central reaches it: its own socket, its stunnel client's for the others.
+  const nbRemotes = (): string => ovsdbRemotes(siteTopology(inv), 'nb');
   const nbctl = (central: string, args: string[], allowFailure = false, timeoutSec = 20) =>
     exec(central, ['ovn-nbctl', `--db=${nbRemotes()}`, `--timeout=${timeoutSec}`, ...args], allowFailure);
   const deployCli = (extra: string[] = []) =>
@@ -133,7 +141,7 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
   beforeAll(async () => {
     requireBuiltCli();
     const t0 = Date.now();
-    site = await createTestSite({ centrals: 3, workers: 2 });
+    site = await createTestSite({ centrals: 3, workers: 2, cms: 1 });
     timings.createSite = Date.now() - t0;
     inv = (await loadInventory(site.inventoryFile)).inventory;
     work = await fs.mkdtemp(path.join(os.tmpdir(), 'od-site-test-'));
@@ -293,6 +301,87 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     expect(p.stdout).toMatch(/3 received/);
   }, 10 * MIN);
 
+  it('least privilege (#20): nobody on a worker, a central and the cms host reaches no OVSDB endpoint (root reaches each); root on a worker has the SB through its tunnel, the centrals refuse its certificate on NB and RAFT; the cms identity reaches the NB (not RAFT); ping still works', async () => {
+    const topo = siteTopology(inv);
+    const hp = hostPaths();
+    const pki = { cert: hp.pki.cert, key: hp.pki.key, ca: hp.pki.caBundle };
+    const w = workerName(1);
+    const c = centrals()[0] as string;
+    const cms = inv.hosts.find((h) => h.roles.includes('cms'))?.name as string;
+    expect(cms, 'a cms host in the test site').toBeDefined();
+    const workerSystemId = inv.hosts.find((h) => h.name === w)?.systemId as string;
+    const findings: string[] = [];
+    const lpExec: HostExec = (h, argv) => site.exec(h, argv);
+
+    for (const h of [w, c, cms]) {
+      const kind = h === c ? 'central' : h === w ? 'worker' : 'cms';
+      // The socket directory: root only (its mode is what keeps everyone else off the sockets).
+      expect((await exec(h, ['stat', '-c', '%a %U %F', hp.ovsdbDir])).stdout.trim(), `${h} ${hp.ovsdbDir}`).toBe('700 root directory');
+      // A chassis holds only the SB of each central (no NB at all); a central and a cms host both.
+      const sockets = await socketsIn(lpExec, h, hp.ovsdbDir);
+      expect(sockets, `${h}: sockets in ${hp.ovsdbDir}`).toEqual(centrals().flatMap((x) => (kind === 'worker' ? [`${x}.sb`] : [`${x}.nb`, `${x}.sb`])).sort());
+      for (const s of sockets) findings.push(...(await probeUnixSocket(lpExec, h, `${hp.ovsdbDir}/${s}`, s.endsWith('.nb') ? 'OVN_Northbound' : 'OVN_Southbound')));
+      const distro = await distributionSockets(lpExec, h);
+      expect(distro, `${h}: the distribution's OVSDB sockets`).toEqual(kind === 'central' ? [hp.ovn.nbSock, hp.ovn.sbSock] : kind === 'worker' ? [hp.ovs.dbSock] : []);
+      for (const s of distro) findings.push(...(await probeUnixSocket(lpExec, h, s, s === hp.ovn.nbSock ? 'OVN_Northbound' : s === hp.ovn.sbSock ? 'OVN_Southbound' : 'Open_vSwitch')));
+      // No plaintext TCP on loopback but RAFT: a central's own RAFT ports and its tunnels to the
+      // other centrals' (nothing elsewhere); each refuses nobody (local-access.nft) and takes root.
+      const tcp = await loopbackTcpListeners(lpExec, h);
+      const raft = kind === 'central' ? topo.centrals.flatMap((x) => [inv.loopbackPorts.nbRaft, inv.loopbackPorts.sbRaft].map((p) => `${x.loopback}:${p}`)).sort() : [];
+      expect(tcp, `${h}: TCP listeners on loopback`).toEqual(raft);
+      for (const a of tcp) findings.push(...(await probeTcp(lpExec, h, a)));
+      findings.push(...(await probeKey(lpExec, h, hp.pki.key)));
+      // The issue's attack, as nobody, through every endpoint a host ever had (the old TCP ones too).
+      const everyNb = [
+        ovsdbRemotes(topo, 'nb'),
+        `unix:${hp.ovn.nbSock}`,
+        `tcp:127.0.0.1:${inv.ports.nb}`,
+        ...topo.centrals.map((x) => `tcp:${x.loopback}:${inv.loopbackPorts.nb}`),
+      ].join(',');
+      const pwned = await exec(h, [...AS_NOBODY, 'ovn-nbctl', `--db=${everyNb}`, '--timeout=5', 'ls-add', `pwned-by-nobody-on-${h}`], true);
+      if (pwned.exitCode === 0) findings.push(`${h}: nobody ran ovn-nbctl ls-add: ${pwned.stdout}`);
+    }
+    const switches = (await nbctl(c, ['--no-leader-only', 'ls-list'])).stdout;
+    expect(switches).toContain('network1');
+    if (switches.includes('pwned-by-nobody')) findings.push(`a switch made by nobody: ${switches}`);
+
+    // Root on the worker: the SB through its stunnel client (the remote list ovn-controller uses).
+    const chassis = await exec(w, ['ovn-sbctl', `--db=${ovsdbRemotes(topo, 'sb')}`, '--no-leader-only', '--timeout=20', '--bare', '--columns=name', 'list', 'Chassis'], true);
+    if (chassis.exitCode !== 0 || !chassis.stdout.split('\n').includes(workerSystemId)) findings.push(`${w}: root cannot read the SB through its tunnel: ${chassis.stdout} ${chassis.stderr}`);
+    // Root on the cms host: the NB through its stunnel client.
+    const viaCms = await exec(cms, ['ovn-nbctl', `--db=${ovsdbRemotes(topo, 'nb')}`, '--no-leader-only', '--timeout=20', 'ls-list'], true);
+    if (viaCms.exitCode !== 0 || !viaCms.stdout.includes('network1')) findings.push(`${cms}: root cannot read the NB through its tunnel: ${viaCms.stdout} ${viaCms.stderr}`);
+    // Each host's own certificate presented straight to each central: the worker's admitted on SB
+    // only, the cms host's on NB and SB; neither on RAFT (TLS handshake, then ovn-nbctl/sbctl over ssl:).
+    const admits: { from: string; db: 'NB' | 'SB' | 'NB RAFT' | 'SB RAFT'; port: number; ok: boolean }[] = [
+      { from: w, db: 'SB', port: inv.ports.sb, ok: true },
+      { from: w, db: 'NB', port: inv.ports.nb, ok: false },
+      { from: w, db: 'NB RAFT', port: inv.ports.nbRaft, ok: false },
+      { from: w, db: 'SB RAFT', port: inv.ports.sbRaft, ok: false },
+      { from: cms, db: 'NB', port: inv.ports.nb, ok: true },
+      { from: cms, db: 'SB', port: inv.ports.sb, ok: true },
+      { from: cms, db: 'NB RAFT', port: inv.ports.nbRaft, ok: false },
+      { from: cms, db: 'SB RAFT', port: inv.ports.sbRaft, ok: false },
+    ];
+    for (const x of topo.centrals) {
+      for (const a of admits) {
+        const ok = (await handshake(lpExec, a.from, { host: x.address, port: a.port }, pki)).code === 0;
+        if (ok !== a.ok) findings.push(`${a.from}: its certificate ${ok ? 'completed' : 'failed'} a TLS handshake with ${x.host.name}'s ${a.db} port ${a.port}${a.ok ? ' (control)' : ''}`);
+      }
+      const ssl = (port: number) => [`--db=ssl:${x.address}:${port}`, `--private-key=${pki.key}`, `--certificate=${pki.cert}`, `--ca-cert=${pki.ca}`];
+      const sbOk = await exec(w, ['ovn-sbctl', ...ssl(inv.ports.sb), '--no-leader-only', '--timeout=20', '--bare', '--columns=name', 'list', 'Chassis'], true);
+      if (sbOk.exitCode !== 0 || !sbOk.stdout.split('\n').includes(workerSystemId)) findings.push(`${w}: ovn-sbctl with its certificate on ${x.host.name}:${inv.ports.sb} failed (control): ${sbOk.stderr}`);
+      const nbNo = await exec(w, ['ovn-nbctl', ...ssl(inv.ports.nb), '--no-leader-only', '--timeout=8', 'ls-list'], true);
+      if (nbNo.exitCode === 0) findings.push(`${w}: ovn-nbctl with its certificate read ${x.host.name}'s NB: ${nbNo.stdout}`);
+      const nbCms = await exec(cms, ['ovn-nbctl', ...ssl(inv.ports.nb), '--no-leader-only', '--timeout=20', 'ls-list'], true);
+      if (nbCms.exitCode !== 0 || !nbCms.stdout.includes('network1')) findings.push(`${cms}: ovn-nbctl with its certificate on ${x.host.name}:${inv.ports.nb} failed: ${nbCms.stderr}`);
+    }
+    expect(findings, 'OVSDB access that #20 forbids (or a control that failed)').toEqual([]);
+
+    const p = await ping(workerName(1), 'vm1', '192.168.50.22');
+    expect(p.exitCode, p.stdout).toBe(0);
+  }, 10 * MIN);
+
   it('deploy --renew-certificates: every host gets a new key and serial, picked up by reload (same stunnel pids, no TLS connection lost); ping still works', async () => {
     const serialOf = async (h: string) => new X509Certificate((await exec(h, ['cat', '/etc/ovn-deploy/pki/host.pem'])).stdout).serialNumber;
     // Read from the host's process table, each matched to its exact stunnel argv (the bundle's).
@@ -403,7 +492,7 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
     expect(p.exitCode, p.stdout).toBe(0);
     // The returned central serves again: through it alone (a follower, so --no-leader-only), every
     // chassis acks a new nb_cfg and a new port on worker1 comes up and answers vm2.
-    const own = `tcp:${centralLoopback(inv.site, stopped as string)}:${inv.loopbackPorts.nb}`;
+    const own = `unix:${hostPaths().ovsdbSocket(stopped as string, 'nb')}`;
     const viaReturned = (args: string[], t: number) => exec(stopped as string, ['ovn-nbctl', `--db=${own}`, '--no-leader-only', `--timeout=${t}`, ...args]);
     await proveControlPlane(viaReturned, { name: 'vm4', worker: 1, mac: '40:44:00:00:00:04', ip: '192.168.50.24' }, vms[1] as Vm);
   }, 30 * MIN);

@@ -3,66 +3,72 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
-import type { Host, Inventory } from '../src/inventory/types.js';
-import {
-  ALLOWED_CIPHER_RE,
-  renderHostStunnel,
-  renderStunnelConfig,
-  stunnelSpecsForHost,
-  type HostStunnelLayout,
-  type StunnelConfigSpec,
-} from '../src/stunnel/index.js';
+import { parseInventory } from '../src/inventory/index.js';
+import type { Inventory } from '../src/inventory/types.js';
+import { bundleSource, hostPaths, hostRenderedPaths, stunnelFiles } from '../src/paths.js';
+import { renderSiteBundles } from '../src/render/index.js';
+import { centralLoopback, hostStunnelTls, hostTopology, siteTopology, stunnelClientSpec, stunnelServerSpec } from '../src/site/topology.js';
+import { ALLOWED_CIPHER_RE, renderStunnelConfig, type StunnelConfigSpec } from '../src/stunnel/index.js';
 import { checkVariant, stunnelBinary } from '../src/tools/stunnel.js';
+import { fixturePki, fixtureSecret } from './helpers/render-fixture.js';
 import { effective, one, parseStunnelConf, type ParsedStunnelConf } from './helpers/tls-stunnel-conf.js';
 
 const REQUIRED_CIPHERS =
   'ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256';
 
-function host(h: Partial<Host> & Pick<Host, 'name' | 'addresses' | 'roles'>): Host {
-  return { dnsNames: [], systemId: h.name, datapath: 'system', ...h };
-}
+/** A site of every kind of host: a central that is a worker too (IPv4 + IPv6, a DNS name), a plain central, a worker, a worker with the metadata agent, a cms host. */
+const SITE_YAML = `site: lab-1
+metadataAgent: { novaMetadataHost: 10.0.9.9 }
+hosts:
+  - { name: c1, addresses: [10.0.0.1, "fd00::1"], dnsNames: [c1.lab.example], roles: [central, worker], encap: { type: geneve, ip: 10.0.0.1 } }
+  - { name: c2, addresses: [10.0.0.2], roles: [central] }
+  - { name: w1, addresses: [10.0.1.1], roles: [worker], encap: { type: geneve, ip: 10.0.1.1 } }
+  - { name: m1, addresses: [10.0.2.1], roles: [worker, metadata-agent], encap: { type: geneve, ip: 10.0.2.1 } }
+  - { name: o1, addresses: [10.0.3.1], roles: [cms] }
+`;
+const site = (yaml = SITE_YAML): Inventory => parseInventory(yaml, 'site.yaml').inventory;
+const SITE = site();
+/** Every host rendered for one root (as `apply --root`): every path in a config lies below it. */
+const ROOT = '/srv/ovnd-stunnel-test/root';
+const HP = hostPaths(ROOT);
+const TLS = hostStunnelTls(ROOT);
 
-function inventory(hosts: Host[]): Inventory {
-  return {
-    site: 'lab-1',
-    tls: { mode: 'stunnel' },
-    ports: { nb: 6641, sb: 6642, nbRaft: 6643, sbRaft: 6644 },
-    loopbackPorts: { nb: 16641, sb: 16642, nbRaft: 16643, sbRaft: 16644 },
-    certificates: { caValidityDays: 3650, leafValidityDays: 730, renewalWindowDays: 30, caKeyBits: 3072, leafKeyBits: 2048 },
-    hosts,
-  };
-}
+type Kind = 'server' | 'client';
 
-const SITE = inventory([
-  host({ name: 'c1', addresses: ['10.0.0.1', 'fd00::1'], dnsNames: ['c1.lab.example'], roles: ['central', 'worker'], encap: { type: 'geneve', ip: '10.0.0.1' } }),
-  host({ name: 'c2', addresses: ['10.0.0.2'], roles: ['central'] }),
-  host({ name: 'w1', addresses: ['10.0.1.1'], roles: ['worker'], encap: { type: 'geneve', ip: '10.0.1.1' } }),
-  host({ name: 'm1', addresses: ['10.0.2.1'], roles: ['metadata-agent'] }),
-]);
-
-const LAYOUT: HostStunnelLayout = {
-  tls: { cert: '/etc/ovn-deploy/tls/host.crt', key: '/etc/ovn-deploy/tls/host.key', caFile: '/etc/ovn-deploy/tls/ca-bundle.crt', crlFile: '/etc/ovn-deploy/tls/crl.pem' },
-  runDir: '/run/ovn-deploy',
-  logDir: '/var/log/ovn-deploy',
-};
-
-function rendered(hostName: string): Map<string, ParsedStunnelConf> {
-  const out = new Map<string, ParsedStunnelConf>();
-  for (const [name, file] of renderHostStunnel(SITE, hostName, LAYOUT)) {
+/** The stunnel configs in `hostName`'s rendered bundle, by kind (the real render path, manifest included). */
+function bundleConfs(inv: Inventory, hostName: string, root = ROOT): Map<Kind, string> {
+  const bundle = renderSiteBundles(inv, fixturePki(), { metadataSecret: fixtureSecret(), root }).get(hostName);
+  if (bundle === undefined) throw new Error(`no bundle for ${hostName}`);
+  const out = new Map<Kind, string>();
+  for (const kind of ['server', 'client'] as const) {
+    const dest = hostRenderedPaths('/').stunnelConf(kind);
+    const entry = bundle.manifest.files.find((f) => f.dest === dest);
+    const file = bundle.files.get(bundleSource(dest));
+    expect(entry === undefined, `${hostName} ${kind}: manifest entry and file`).toBe(file === undefined);
+    if (entry === undefined || file === undefined) continue;
+    // No secret in a config (only the key's path): world-readable like Debian's /etc/stunnel.
+    expect(entry.mode).toBe(0o644);
     expect(file.mode).toBe(0o644);
-    expect(file.content.endsWith('\n')).toBe(true);
-    expect(file.content.split('\n')[0]).toBe(`; generated by ovn-deploy from templates/stunnel/${name === 'stunnel-server.conf' ? 'server' : 'client'}.conf.hbs for ${hostName} (site lab-1), do not edit`);
-    out.set(name, parseStunnelConf(file.content));
+    expect(entry.template).toBe(`stunnel/${kind}.conf.hbs`);
+    const content = String(file.content);
+    expect(content.endsWith('\n')).toBe(true);
+    expect(content.split('\n')[0]).toBe(`; generated by ovn-deploy from templates/stunnel/${kind}.conf.hbs for ${hostName} (site ${inv.site}), do not edit`);
+    out.set(kind, content);
   }
   return out;
 }
 
+function rendered(hostName: string): Map<Kind, ParsedStunnelConf> {
+  return new Map([...bundleConfs(SITE, hostName)].map(([k, c]) => [k, parseStunnelConf(c)]));
+}
+
 /** What every generated config must enforce, for every one of its services. */
-function expectTlsPolicy(conf: ParsedStunnelConf, kind: 'server' | 'client'): void {
+function expectTlsPolicy(conf: ParsedStunnelConf, kind: Kind): void {
+  const files = stunnelFiles(kind, HP);
   expect(conf.junk).toEqual([]);
   expect(one(conf.global, 'foreground')).toBe('yes');
-  expect(one(conf.global, 'pid')).toBe(`/run/ovn-deploy/stunnel-${kind}.pid`);
-  expect(one(conf.global, 'output')).toBe(`/var/log/ovn-deploy/stunnel-${kind}.log`);
+  expect(one(conf.global, 'pid')).toBe(files.pidFile);
+  expect(one(conf.global, 'output')).toBe(files.logFile);
   expect(Number(one(conf.global, 'debug'))).toBeGreaterThanOrEqual(5);
   expect(conf.sections.length).toBeGreaterThan(0);
   for (const s of conf.sections) {
@@ -78,10 +84,10 @@ function expectTlsPolicy(conf: ParsedStunnelConf, kind: 'server' | 'client'): vo
     expect(value('curves')).toMatch(/^[A-Za-z0-9-]+(:[A-Za-z0-9-]+)*$/);
     expect(effective(conf, s, 'options')).toContain('NO_RENEGOTIATION');
     expect(value('renegotiation')).toBe('no');
-    expect(value('cert')).toBe(LAYOUT.tls.cert);
-    expect(value('key')).toBe(LAYOUT.tls.key);
-    expect(value('CAfile')).toBe(LAYOUT.tls.caFile);
-    expect(value('CRLfile')).toBe(LAYOUT.tls.crlFile);
+    expect(value('cert')).toBe(TLS.cert);
+    expect(value('key')).toBe(TLS.key);
+    expect(value('CAfile')).toBe(TLS.caFile);
+    expect(value('CRLfile')).toBe(TLS.crlFile);
     expect(value('verifyChain')).toBe('yes');
     // Long-lived OVSDB sessions: at least a day idle, and below the int overflow of stunnel's poll().
     const idle = Number(value('TIMEOUTidle'));
@@ -90,6 +96,8 @@ function expectTlsPolicy(conf: ParsedStunnelConf, kind: 'server' | 'client'): vo
     if (kind === 'server') {
       expect(value('requireCert')).toBe('yes');
       expect(effective(conf, s, 'client')).toEqual([]);
+      // Every server service admits by name, not every certificate of the CA.
+      expect(effective(conf, s, 'checkHost').length).toBeGreaterThan(0);
     } else {
       expect(value('client')).toBe('yes');
       expect(value('delay')).toBe('no');
@@ -98,90 +106,159 @@ function expectTlsPolicy(conf: ParsedStunnelConf, kind: 'server' | 'client'): vo
   }
 }
 
-describe('stunnelSpecsForHost / renderHostStunnel', () => {
-  it('gives a central a server config: a service per address and database, forwarding to loopback', () => {
-    const files = rendered('c2');
-    expect([...files.keys()]).toEqual(['stunnel-server.conf']);
-    const conf = files.get('stunnel-server.conf')!;
+const rows = (conf: ParsedStunnelConf) => conf.sections.map((s) => [s.name, one(s.options, 'accept'), (s.options.get('connect') ?? []).join(',')]);
+const L = (name: string) => centralLoopback('lab-1', name);
+
+describe('the real stunnel layout (stunnelServerSpec / stunnelClientSpec, rendered into each host bundle)', () => {
+  it("gives a central a server config: NB, SB and both RAFT ports on its address; NB/SB to its ovsdb-server's unix sockets, RAFT to its own loopback address", () => {
+    const conf = rendered('c2').get('server')!;
     expectTlsPolicy(conf, 'server');
-    expect(conf.sections.map((s) => [s.name, one(s.options, 'accept'), one(s.options, 'connect')])).toEqual([
-      ['nb-10.0.0.2', '10.0.0.2:6641', '127.0.0.1:16641'],
-      ['sb-10.0.0.2', '10.0.0.2:6642', '127.0.0.1:16642'],
+    expect(rows(conf)).toEqual([
+      ['nb', '10.0.0.2:6641', HP.ovsdbSocket('c2', 'nb')],
+      ['sb', '10.0.0.2:6642', HP.ovsdbSocket('c2', 'sb')],
+      ['nbRaft', '10.0.0.2:6643', `${L('c2')}:16643`],
+      ['sbRaft', '10.0.0.2:6644', `${L('c2')}:16644`],
     ]);
   });
 
-  it('gives a worker a client config: loopback listeners, every central in order, their names checked', () => {
-    const conf = rendered('w1').get('stunnel-client.conf')!;
+  it("admits by role at the central's server: NB centrals and cms hosts, SB every host of the site, RAFT centrals only", () => {
+    for (const central of ['c1', 'c2']) {
+      const conf = rendered(central).get('server')!;
+      const admitted = new Map(conf.sections.map((s) => [s.name, s.options.get('checkhost')]));
+      expect(Object.fromEntries(admitted), central).toEqual({
+        nb: ['c1', 'c2', 'o1'],
+        sb: ['c1', 'c2', 'm1', 'o1', 'w1'],
+        nbRaft: ['c1', 'c2'],
+        sbRaft: ['c1', 'c2'],
+      });
+      // Names only: an address in a certificate admits nobody.
+      for (const s of conf.sections) expect(s.options.get('checkip'), `${central} ${s.name}`).toBeUndefined();
+    }
+  });
+
+  it('gives a worker a client config for the SB only: per central a unix socket in the root-only socket directory, tunnelled to that central alone, its names checked', () => {
+    const files = rendered('w1');
+    expect([...files.keys()]).toEqual(['client']);
+    const conf = files.get('client')!;
     expectTlsPolicy(conf, 'client');
     expect(one(conf.global, 'failover')).toBe('prio');
-    const byName = new Map(conf.sections.map((s) => [s.name, s.options]));
-    expect([...byName.keys()].sort()).toEqual(['nb', 'sb']);
-    const sb = byName.get('sb')!;
-    expect(one(sb, 'accept')).toBe('127.0.0.1:6642');
-    expect(sb.get('connect')).toEqual(['10.0.0.1:6642', '10.0.0.2:6642']);
-    expect(sb.get('checkhost')).toEqual(['c1', 'c1.lab.example', 'c2']);
-    const nb = byName.get('nb')!;
-    expect(one(nb, 'accept')).toBe('127.0.0.1:6641');
-    expect(nb.get('connect')).toEqual(['10.0.0.1:6641', '10.0.0.2:6641']);
+    expect(rows(conf)).toEqual([
+      ['sb-c1', HP.ovsdbSocket('c1', 'sb'), '10.0.0.1:6642'],
+      ['sb-c2', HP.ovsdbSocket('c2', 'sb'), '10.0.0.2:6642'],
+    ]);
+    for (const s of conf.sections) expect(path.dirname(one(s.options, 'accept'))).toBe(HP.ovsdbDir);
+    const [sbC1, sbC2] = conf.sections;
+    expect(sbC1!.options.get('checkhost')).toEqual(['c1', 'c1.lab.example']);
+    expect(sbC1!.options.get('checkip')).toEqual(['10.0.0.1', 'fd00::1']);
+    expect(sbC2!.options.get('checkhost')).toEqual(['c2']);
+    expect(sbC2!.options.get('checkip')).toEqual(['10.0.0.2']);
   });
 
-  it('gives a metadata agent the same client side', () => {
-    const files = renderHostStunnel(SITE, 'm1', LAYOUT);
-    expect([...files.keys()]).toEqual(['stunnel-client.conf']);
-    expect(files.get('stunnel-client.conf')!.content).toBe(renderHostStunnel(SITE, 'w1', LAYOUT).get('stunnel-client.conf')!.content.replaceAll('w1', 'm1'));
+  it('gives a worker with the metadata agent the same client side as any worker', () => {
+    const m1 = bundleConfs(SITE, 'm1');
+    expect([...m1.keys()]).toEqual(['client']);
+    expect(m1.get('client')).toBe(bundleConfs(SITE, 'w1').get('client')!.replaceAll('w1', 'm1'));
   });
 
-  it('gives a central that is also a worker both configs with distinct pid and log files', () => {
+  it('gives a cms host NB and SB tunnels to every central, and no RAFT', () => {
+    const files = rendered('o1');
+    expect([...files.keys()]).toEqual(['client']);
+    const conf = files.get('client')!;
+    expectTlsPolicy(conf, 'client');
+    expect(rows(conf)).toEqual([
+      ['nb-c1', HP.ovsdbSocket('c1', 'nb'), '10.0.0.1:6641'],
+      ['sb-c1', HP.ovsdbSocket('c1', 'sb'), '10.0.0.1:6642'],
+      ['nb-c2', HP.ovsdbSocket('c2', 'nb'), '10.0.0.2:6641'],
+      ['sb-c2', HP.ovsdbSocket('c2', 'sb'), '10.0.0.2:6642'],
+    ]);
+  });
+
+  it("gives a central that is also a worker both configs with distinct pid and log files, and its peers' RAFT ports on their loopback addresses", () => {
     const files = rendered('c1');
-    expect([...files.keys()].sort()).toEqual(['stunnel-client.conf', 'stunnel-server.conf']);
-    const server = files.get('stunnel-server.conf')!;
-    const client = files.get('stunnel-client.conf')!;
+    expect([...files.keys()].sort()).toEqual(['client', 'server']);
+    const server = files.get('server')!;
+    const client = files.get('client')!;
     expectTlsPolicy(server, 'server');
     expectTlsPolicy(client, 'client');
     expect(one(server.global, 'pid')).not.toBe(one(client.global, 'pid'));
     expect(one(server.global, 'output')).not.toBe(one(client.global, 'output'));
-    // stunnel splits at the last ':' and passes the host to getaddrinfo(): IPv6 without brackets.
-    expect(server.sections.map((s) => one(s.options, 'accept'))).toEqual(['10.0.0.1:6641', '10.0.0.1:6642', 'fd00::1:6641', 'fd00::1:6642']);
+    // The TLS listeners are on the primary address only.
+    expect(server.sections.map((s) => one(s.options, 'accept'))).toEqual(['10.0.0.1:6641', '10.0.0.1:6642', '10.0.0.1:6643', '10.0.0.1:6644']);
+    expect(rows(client)).toEqual([
+      ['nb-c2', HP.ovsdbSocket('c2', 'nb'), '10.0.0.2:6641'],
+      ['sb-c2', HP.ovsdbSocket('c2', 'sb'), '10.0.0.2:6642'],
+      ['nbRaft-c2', `${L('c2')}:16643`, '10.0.0.2:6643'],
+      ['sbRaft-c2', `${L('c2')}:16644`, '10.0.0.2:6644'],
+    ]);
+  });
+
+  it('writes IPv6 endpoints without brackets (stunnel splits at the last ":" and passes the host to getaddrinfo())', () => {
+    const inv = site(`site: lab-6
+hosts:
+  - { name: c6, addresses: ["fd00::6"], roles: [central] }
+  - { name: w6, addresses: ["fd00::7"], roles: [worker], encap: { type: geneve, ip: "fd00::7" } }
+`);
+    const server = parseStunnelConf(bundleConfs(inv, 'c6').get('server')!);
+    expect(server.sections.map((s) => one(s.options, 'accept'))).toEqual(['fd00::6:6641', 'fd00::6:6642', 'fd00::6:6643', 'fd00::6:6644']);
+    const client = parseStunnelConf(bundleConfs(inv, 'w6').get('client')!);
+    expect(client.sections.map((s) => s.options.get('connect'))).toEqual([['fd00::6:6642']]);
+  });
+
+  it('keeps every plaintext endpoint off TCP but RAFT, and RAFT on a loopback address that is nobody else\'s', () => {
+    for (const name of ['c1', 'c2', 'w1', 'm1', 'o1']) {
+      for (const [kind, conf] of rendered(name)) {
+        for (const s of conf.sections) {
+          const plain = kind === 'server' ? one(s.options, 'connect') : one(s.options, 'accept');
+          if (/Raft/.test(s.name)) expect(plain, `${name} ${s.name}`).toMatch(/^127\.(?!0\.)\d+\.\d+\.\d+:1664[34]$/);
+          else expect(path.dirname(plain), `${name} ${s.name}`).toBe(HP.ovsdbDir);
+        }
+      }
+    }
   });
 
   it('checks a central known only by IP addresses with checkIP', () => {
-    const inv = inventory([
-      host({ name: 'c9', addresses: ['192.0.2.9'], dnsNames: ['192.0.2.9'], roles: ['central'] }),
-      host({ name: 'w9', addresses: ['192.0.2.10'], roles: ['worker'] }),
-    ]);
-    const [client] = stunnelSpecsForHost(inv, 'w9', LAYOUT);
-    const svc = client!.services[0]!;
+    const inv = site(`site: lab-9
+hosts:
+  - { name: c9, addresses: [192.0.2.9], dnsNames: [192.0.2.9], roles: [central] }
+  - { name: w9, addresses: [192.0.2.10], roles: [worker], encap: { type: geneve, ip: 192.0.2.10 } }
+`);
+    const topo = siteTopology(inv);
+    const client = stunnelClientSpec(inv, hostTopology(inv, topo, 'w9'), TLS, ROOT)!;
+    const svc = client.services[0]!;
     expect('checkIP' in svc && svc.checkIP).toEqual(['192.0.2.9']);
     expect('checkHost' in svc && svc.checkHost).toEqual(['c9']);
   });
 
-  it('is deterministic and leaves the inventory untouched', () => {
+  it('is deterministic, leaves the inventory untouched, and a reordered inventory changes no config', () => {
     const before = JSON.stringify(SITE);
-    const a = renderHostStunnel(SITE, 'c1', LAYOUT);
-    const b = renderHostStunnel(structuredClone(SITE), 'c1', structuredClone(LAYOUT));
-    expect([...a.entries()]).toEqual([...b.entries()]);
+    for (const name of ['c1', 'w1', 'o1']) expect(bundleConfs(SITE, name)).toEqual(bundleConfs(structuredClone(SITE), name));
     expect(JSON.stringify(SITE)).toBe(before);
+    const reordered = { ...SITE, hosts: [...SITE.hosts].reverse() };
+    // The centrals' order is the client's failover order; admitted names are sorted.
+    expect(bundleConfs(reordered, 'c1').get('server')).toBe(bundleConfs(SITE, 'c1').get('server'));
+    expect(bundleConfs(reordered, 'c2').get('server')).toBe(bundleConfs(SITE, 'c2').get('server'));
   });
 
-  it('rejects an unknown host and a worker without centrals', () => {
-    expect(() => stunnelSpecsForHost(SITE, 'nope', LAYOUT)).toThrow(/no host named "nope"/);
-    const lonely = inventory([host({ name: 'w1', addresses: ['10.0.1.1'], roles: ['worker'] })]);
-    expect(() => stunnelSpecsForHost(lonely, 'w1', LAYOUT)).toThrow(InputError);
+  it('rejects an unknown host, a site without central and a central without address', () => {
+    const topo = siteTopology(SITE);
+    expect(() => hostTopology(SITE, topo, 'nope')).toThrow(/no host named "nope"/);
+    const lonely = { ...SITE, hosts: SITE.hosts.filter((h) => !h.roles.includes('central')) };
+    expect(() => siteTopology(lonely)).toThrow(InputError);
+    expect(() => siteTopology(lonely)).toThrow(/no host has the central role/);
+    const addressless = { ...SITE, hosts: SITE.hosts.map((h) => (h.name === 'c2' ? { ...h, addresses: [] } : h)) };
+    expect(() => siteTopology(addressless)).toThrow(/central c2 needs an address for its TLS listeners/);
   });
 
-  it('rejects a host whose stunnel listeners would clash', () => {
-    // A central+worker on 127.0.0.1: its TLS listener and its local client want 127.0.0.1:6642.
-    const inv = inventory([host({ name: 'aio', addresses: ['127.0.0.1'], roles: ['central', 'worker'] })]);
-    const err = (() => {
-      try {
-        stunnelSpecsForHost(inv, 'aio', LAYOUT);
-      } catch (e) {
-        return e;
-      }
-      return undefined;
-    })();
-    expect(err).toBeInstanceOf(InputError);
-    expect((err as InputError).message).toMatch(/both listen on 127\.0\.0\.1:6642/);
+  it('gives a host without a remote central no client and a host that is no central no server', () => {
+    const inv = site(`site: lab-one
+hosts:
+  - { name: solo, addresses: [10.0.0.1], roles: [central] }
+  - { name: w, addresses: [10.0.1.1], roles: [worker], encap: { type: geneve, ip: 10.0.1.1 } }
+`);
+    const topo = siteTopology(inv);
+    expect(stunnelClientSpec(inv, hostTopology(inv, topo, 'solo'), TLS, ROOT)).toBeUndefined();
+    expect(stunnelServerSpec(inv, topo, hostTopology(inv, topo, 'w'), TLS, ROOT)).toBeUndefined();
+    expect([...bundleConfs(inv, 'solo').keys()]).toEqual(['server']);
   });
 });
 
@@ -190,7 +267,7 @@ function serverSpec(over: Partial<StunnelConfigSpec> = {}): StunnelConfigSpec {
     kind: 'server',
     site: 'lab-1',
     host: 'c1',
-    tls: LAYOUT.tls,
+    tls: TLS,
     pidFile: '/run/x/s.pid',
     logFile: '/var/log/x/s.log',
     foreground: true,
@@ -245,7 +322,7 @@ describe('renderStunnelConfig input checks', () => {
     const cases: [string, StunnelConfigSpec][] = [
       ['host', serverSpec({ host: evil })],
       ['site', serverSpec({ site: 'lab\r\nverifyChain = no' })],
-      ['tls.cert', serverSpec({ tls: { ...LAYOUT.tls, cert: `/etc/${evil}` } })],
+      ['tls.cert', serverSpec({ tls: { ...TLS, cert: `/etc/${evil}` } })],
       ['pidFile', serverSpec({ pidFile: '/run/x\u2028.pid' })],
       ['services[0].name', serverSpec({ services: [{ name: 'nb]\n[evil', accept: '10.0.0.1:6641', connect: '127.0.0.1:1' }] })],
       ['services[0].connect', serverSpec({ services: [{ name: 'nb', accept: '10.0.0.1:6641', connect: '127.0.0.1:1\nconnect = 10.9.9.9:1' }] })],

@@ -160,6 +160,29 @@ describe('own supervisor with real processes', () => {
     expect((await sup.status()).find((s) => s.name === 'b')?.pid).toBe(before.find((s) => s.name === 'b')?.pid);
   });
 
+  it('a daemon that binds a unix socket and never replaces a stale one (as stunnel) comes back after kill -9: its unixListeners are cleared first', async () => {
+    setup();
+    const sock = path.join(tmp, 'tunnel.sb');
+    // Binds without unlinking first, like stunnel: EADDRINUSE if a socket is left at the path.
+    const server = `require('node:net').createServer(() => undefined).listen(process.argv[1])`;
+    const spec = (extra: Partial<ServiceSpec> = {}): ServiceSpec => ({ name: 'tunnel', argv: [process.execPath, '-e', server, sock], logFile: path.join(tmp, 'logs', 'tunnel.log'), ...extra });
+    await sup.ensure([spec({ unixListeners: [sock] })]);
+    const first = await waitFor('the socket', () => (existsSync(sock) ? (sup.status() as Promise<{ name: string; pid?: number }[]>) : undefined));
+    const victim = first.find((x) => x.name === 'tunnel')!;
+    killMarked(victim.pid, tmp);
+    // -9 leaves the socket file behind; the restarted daemon must still be able to bind it.
+    const back = await waitFor('tunnel restarted and listening', async () => {
+      const st = (await sup.status()).find((x) => x.name === 'tunnel');
+      if (!(st?.running === true && st.pid !== victim.pid)) return undefined;
+      return new Promise<boolean | undefined>((resolve) => {
+        const c = net.connect({ path: sock }, () => { c.destroy(); resolve(true); });
+        c.on('error', () => resolve(undefined));
+      });
+    });
+    expect(back).toBe(true);
+    expect(readFileSync(path.join(tmp, 'logs', 'tunnel.log'), 'utf8')).not.toMatch(/EADDRINUSE/);
+  });
+
   it('after the supervisor is killed with -9, ensure() adopts the orphans: each runs exactly once', async () => {
     setup();
     const services = [sleeper('a'), tcpServer('tcp'), sleeper('b', { after: ['a'] })];

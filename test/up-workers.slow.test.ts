@@ -76,7 +76,8 @@ describe.skipIf(notRoot)('up --workers', () => {
       ['vm2', 'worker2'],
       ['vm3', 'worker3'],
     ]);
-    expect(s.daemons).toHaveLength(16);
+    // central 4, the operator's tunnel, 4 per worker.
+    expect(s.daemons).toHaveLength(17);
     expectPing(dir, 'vm1', '192.168.1.11');
     expectPing(dir, 'vm1', '192.168.1.12');
 

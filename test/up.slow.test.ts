@@ -1,6 +1,7 @@
 /**
  * End to end through the built CLI: `up` (1 central + 2 workers) -> ping and ovn-trace path ->
- * `status --json` healthy -> only TLS reachable from a worker -> idempotent second `up` ->
+ * `status --json` healthy -> only TLS reachable from a worker -> least privilege (no local user
+ * but root reaches OVSDB; a worker's certificate gets no NB) -> idempotent second `up` ->
  * repairs after daemons are killed with -9 -> `down` leaves nothing, and a foreign ovsdb-server
  * and stunnel started before `up` are untouched throughout.
  */
@@ -92,13 +93,15 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     // Each host is a site host: its own apply health checks (services, RAFT, listeners, chassis) pass.
     expect(json.hosts.map((h) => [h.name, h.status])).toEqual([
       ['central', 'converged'],
+      ['operator', 'converged'],
       ['worker1', 'converged'],
       ['worker2', 'converged'],
     ]);
     for (const h of json.hosts) expect(h.health.filter((c) => !c.ok), h.name).toEqual([]);
     expect(json.hosts.find((h) => h.name === 'central')?.health.map((c) => c.check)).toContain('raft-member OVN_Southbound');
     expect(json.hosts.find((h) => h.name === 'worker1')?.health.map((c) => c.check)).toContain('ovn-controller-connected');
-    expect(json.daemons).toHaveLength(12);
+    // central 4, the operator's tunnel, 4 per worker.
+    expect(json.daemons).toHaveLength(13);
     for (const d of json.daemons) {
       expect(d.healthy, `${d.name}: ${d.detail}`).toBe(true);
       expect(d.pid, `${d.name} has no pid`).toBeGreaterThan(1);
@@ -112,7 +115,7 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
       ['vm1', 'worker1', true],
       ['vm2', 'worker2', true],
     ]);
-    expect(json.certificates.map((c) => c.name).sort()).toEqual(expect.arrayContaining(['central', 'worker1', 'worker2']));
+    expect(json.certificates.map((c) => c.name).sort()).toEqual(expect.arrayContaining(['central', 'operator', 'worker1', 'worker2']));
     expect(json.datapath).toBe('netdev');
     expect(json.supervisor).toBe('own');
   });
@@ -122,11 +125,12 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     const names = sandboxNames(id);
     const central = json.endpoints.sb.split(':')[1] ?? '';
     const w1 = names.nodeNetns('w1');
-    const nodes = ['central', 'w1', 'w2'].map((short) => names.nodeNetns(short));
-    // The central's listeners: the TLS ports (NB, SB, both RAFT) on its address, plaintext OVSDB
-    // only on its own loopback address (127.a.b.c, the real hosts' layout).
+    const nodes = ['central', 'ops', 'w1', 'w2'].map((short) => names.nodeNetns(short));
+    // The central's TCP listeners: the TLS ports (NB, SB, both RAFT) on its address, and RAFT on
+    // its own loopback address (127.a.b.c, the real hosts' layout); NB and SB plaintext are unix
+    // sockets only.
     const centralListeners = tcpListeners(nodes[0] as string);
-    expect([...new Set(centralListeners.map((l) => l.port))].sort((a, b) => a - b)).toEqual([6641, 6642, 6643, 6644, 16641, 16642, 16643, 16644]);
+    expect([...new Set(centralListeners.map((l) => l.port))].sort((a, b) => a - b)).toEqual([6641, 6642, 6643, 6644, 16643, 16644]);
     for (const l of centralListeners.filter((x) => x.port > 10_000)) expect(l.address).toMatch(/^127\.\d+\.\d+\.\d+$/);
     for (const l of centralListeners.filter((x) => x.port < 10_000)) expect(l.address).toBe(central);
     // Every port any sandbox node listens on, tried in plaintext on every address of every other
@@ -136,6 +140,11 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
       for (const target of nodes.filter((n) => n !== from)) {
         const ports = [...new Set(tcpListeners(target).map((l) => l.port))];
         const addresses = routableAddresses(target);
+        // Only the central listens on TCP at all: every tunnel of the others is a unix socket.
+        if (target !== nodes[0]) {
+          expect(ports, `${target} listens on TCP`).toEqual([]);
+          continue;
+        }
         expect(ports.length, `${target} listens on nothing`).toBeGreaterThan(0);
         expect(addresses.length, `${target} has no address`).toBeGreaterThan(0);
         for (const address of addresses) {
@@ -147,20 +156,83 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
         }
       }
     }
-    // central x 4 ports from 2 workers, plus each worker's 2 tunnel ports at the other's address.
-    expect(probes.length).toBeGreaterThanOrEqual(12);
+    // The central's 6 ports, from the operator and 2 workers.
+    expect(probes.length).toBeGreaterThanOrEqual(18);
     // worker1's own key (made on the host, never in the PKI) and certificate.
     const pki = path.join(dir, 'hosts', 'worker1', 'etc', 'ovn-deploy', 'pki');
     const tls = inNetns(w1, ['ovsdb-client', '--timeout=5', `--private-key=${pki}/host.key`, `--certificate=${pki}/host.pem`, `--ca-cert=${pki}/ca-bundle.pem`, 'list-dbs', `ssl:${central}:6642`]);
     expect(tls.code, tls.out).toBe(0);
     expect(tls.out).toContain('OVN_Southbound');
-    // ovn-controller's only SB remote is the local stunnel client: a loopback address on which
-    // worker1's stunnel client (and nothing else) listens.
+    // ovn-controller's only SB remote is the local stunnel client: a unix socket of worker1's
+    // root-only socket directory, on which worker1's stunnel client (and nothing else) listens.
     const remote = inNetns(w1, ['ovs-vsctl', `--db=unix:${dir}/hosts/worker1/var/run/openvswitch/db.sock`, 'get', 'Open_vSwitch', '.', 'external_ids:ovn-remote']);
-    const m = /^"tcp:(127\.\d+\.\d+\.\d+):(\d+)"$/.exec(remote.out.trim());
-    expect(m, remote.out).not.toBeNull();
-    const owner = inNetns(w1, ['ss', '-Hltnp', 'src', `${m?.[1] ?? ''}:${m?.[2] ?? ''}`]).out;
+    expect(remote.out.trim()).toBe(`"unix:${dir}/hosts/worker1/var/run/ovn-deploy/ovsdb/central.sb"`);
+    const owner = inNetns(w1, ['ss', '-Hlxp', 'src', `${dir}/hosts/worker1/var/run/ovn-deploy/ovsdb/central.sb`]).out;
     expect(owner).toMatch(/stunnel4/);
+  });
+
+  it('least privilege: no local user but root reaches any OVSDB endpoint; a worker gets the SB and never the NB; the operator (cms) gets the NB', async () => {
+    const { json } = await status(dir);
+    const names = sandboxNames(id);
+    const central = json.endpoints.sb.split(':')[1] ?? '';
+    const [c, w1] = [names.nodeNetns('central'), names.nodeNetns('w1')];
+    const nobody = (ns: string, argv: string[]) => inNetns(ns, ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...argv]);
+    const fs = await import('node:fs');
+    // Every OVSDB endpoint of every host: the site's sockets, the distribution's, the conf.db one.
+    const sockets: string[] = [];
+    for (const host of ['central', 'operator', 'worker1', 'worker2']) {
+      const socketDir = path.join(dir, 'hosts', host, 'var', 'run', 'ovn-deploy', 'ovsdb');
+      expect(fs.statSync(socketDir).mode & 0o777, socketDir).toBe(0o700);
+      sockets.push(...fs.readdirSync(socketDir).map((f) => path.join(socketDir, f)));
+    }
+    const root = (host: string) => path.join(dir, 'hosts', host, 'var', 'run');
+    sockets.push(`${root('central')}/ovn/ovnnb_db.sock`, `${root('central')}/ovn/ovnsb_db.sock`, `${root('worker1')}/openvswitch/db.sock`);
+    // central .nb/.sb; operator .nb/.sb and a .sb per worker, each also under the private name
+    // its stunnel accepts on (.central.sb.stunnel, see the socket-activation script); 2
+    // distribution sockets; a conf.db.
+    expect(sockets).toHaveLength(13);
+    for (const sock of sockets) {
+      expect(fs.statSync(sock).isSocket(), sock).toBe(true);
+      // As root the same call answers: the refusal below is the user's, not a dead socket.
+      expect(inNetns(w1, ['ovsdb-client', '--timeout=3', 'list-dbs', `unix:${sock}`]).code, sock).toBe(0);
+      for (const ns of [c, w1]) {
+        const r = nobody(ns, ['ovsdb-client', '--timeout=3', 'list-dbs', `unix:${sock}`]);
+        expect(r.code, `nobody in ${ns} reached ${sock}: ${r.out}`).not.toBe(0);
+        expect(r.out).toMatch(/Permission denied/);
+      }
+    }
+    // RAFT must stay TCP on loopback: root may connect, nobody is reset by local-access.nft.
+    const raft = tcpListeners(c).filter((l) => l.port > 10_000);
+    expect(raft.map((l) => l.port).sort()).toEqual([16643, 16644]);
+    for (const l of raft) {
+      const connect = `exec 3<>/dev/tcp/${l.address}/${l.port}`;
+      expect(inNetns(c, ['bash', '-c', connect]).code, `root to ${l.address}:${l.port}`).toBe(0);
+      const r = nobody(c, ['bash', '-c', connect]);
+      expect(r.code, `nobody reached RAFT ${l.address}:${l.port}`).not.toBe(0);
+      expect(r.out).toMatch(/Connection refused/);
+    }
+    // As root on worker1: the SB through its tunnel; the NB refused by the central even with
+    // worker1's own certificate, directly on the TLS ports too (NB and RAFT).
+    const sb = inNetns(w1, ['ovn-sbctl', `--db=unix:${dir}/hosts/worker1/var/run/ovn-deploy/ovsdb/central.sb`, '--timeout=5', '--bare', '--columns=name', 'list', 'Chassis']);
+    expect(sb.code, sb.out).toBe(0);
+    expect(sb.out).toContain('worker1');
+    expect(fs.existsSync(`${dir}/hosts/worker1/var/run/ovn-deploy/ovsdb/central.nb`)).toBe(false);
+    const k = path.join(dir, 'hosts', 'worker1', 'etc', 'ovn-deploy', 'pki');
+    const tlsArgs = [`--private-key=${k}/host.key`, `--certificate=${k}/host.pem`, `--ca-cert=${k}/ca-bundle.pem`];
+    const nbAsWorker = inNetns(w1, ['ovsdb-client', '--timeout=5', ...tlsArgs, 'list-dbs', `ssl:${central}:6641`]);
+    expect(nbAsWorker.code, `worker1's certificate reached the NB: ${nbAsWorker.out}`).not.toBe(0);
+    const sbAsWorker = inNetns(w1, ['ovsdb-client', '--timeout=5', ...tlsArgs, 'list-dbs', `ssl:${central}:6642`]);
+    expect(sbAsWorker.out).toContain('OVN_Southbound');
+    for (const port of [6641, 6643, 6644]) {
+      const s = inNetns(w1, ['bash', '-c', `echo | timeout 5 openssl s_client -connect ${central}:${port} -tls1_2 -cert ${k}/host.pem -key ${k}/host.key -CAfile ${k}/ca-bundle.pem -verify_return_error -ign_eof`]);
+      // The handshake completes on the client's side, then the server refuses the name: an alert, no OVSDB.
+      expect(s.out, `s_client to ${port}`).toMatch(/alert|errno|error/i);
+      expect(s.out).not.toMatch(/"result"/);
+    }
+    // The operator's identity (role cms) reaches the NB, from the root namespace through its socket.
+    const op = spawnSync('ovn-nbctl', [`--db=unix:${dir}/hosts/operator/var/run/ovn-deploy/ovsdb/central.nb`, '--timeout=5', 'ls-list'], { encoding: 'utf8' });
+    expect(op.status, op.stderr).toBe(0);
+    expect(op.stdout).toContain('network1');
   });
 
   it('a second up converges: no errors, same daemons (no restart), no duplicated objects', async () => {
@@ -168,12 +240,12 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     const r = await cliOk(['up', '--dir', dir]);
     timings.secondUp = r.ms;
     expect(r.stdout).toContain('network1 -> router1 -> network2 -> vm2');
-    expect(r.stdout).toMatch(/Certificates: 0 issued, 3 reused/);
+    expect(r.stdout).toMatch(/Certificates: 0 issued, 4 reused/);
     // Every host has its signed bundle and its last apply report under the state dir; this
     // apply changed nothing on any of them.
     expect(r.stdout).toMatch(/Hosts converged: no change on any host/);
     const fs = await import('node:fs');
-    for (const host of ['central', 'worker1', 'worker2']) {
+    for (const host of ['central', 'operator', 'worker1', 'worker2']) {
       const bundle = path.join(dir, 'hosts', host, 'var', 'lib', 'ovn-deploy', 'bundle');
       const manifest = JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8')) as { host: string; root: string; files: { sha256: string }[] };
       expect([manifest.host, manifest.root]).toEqual([host, path.join(dir, 'hosts', host)]);

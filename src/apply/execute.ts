@@ -65,10 +65,14 @@ export async function executePlan(
       case 'packages':
         await installPackages(ctx, step.manager, step.packages);
         break;
-      case 'mkdir':
-        await fs.mkdir(ctx.at(step.path), { recursive: true, mode: step.mode });
-        await fs.chmod(ctx.at(step.path), step.mode);
+      case 'mkdir': {
+        const at = ctx.at(step.path);
+        await fs.mkdir(at, { recursive: true, mode: step.mode });
+        // chmod follows symlinks: never through one (a link here could point at any directory).
+        if (!(await fs.lstat(at)).isDirectory()) throw new Error(`${at} is not a directory (a symlink or a file is there): remove it, apply makes the directory`);
+        await fs.chmod(at, step.mode);
         break;
+      }
       case 'file': {
         const i = m.files.findIndex((f) => f.dest === step.dest);
         const f = m.files[i];
@@ -261,7 +265,7 @@ async function startTunnelsEarly(ctx: HostContext, m: BundleManifest): Promise<v
 /** Create, or join the cluster a peer already serves; throws when that cannot be decided safely. */
 async function bootstrapDecision(ctx: HostContext, m: BundleManifest, observed: Observed, db: RaftDb, log: (line: string) => void): Promise<BootstrapDecision> {
   if (db.peerRemotes.length === 0) return { action: 'create' };
-  const answers = await probePeers(ctx.runner, db);
+  const answers = await probePeers(ctx.runner, db, undefined, undefined, (p) => ctx.at(p));
   // Evidence, from before this apply, that this host was a member: then "no peer answers" is an
   // outage, not a fresh site.
   const present = m.raft.filter((r) => r !== db && (observed.dbs.get(r.dbFile) ?? 'missing') !== 'missing');

@@ -25,14 +25,17 @@ export function checkName(c: HealthCheck): string {
       return `raft-member ${c.db}`;
     case 'tcp-listen':
       return `tcp-listen ${c.address}:${c.port}`;
+    case 'unix-listen':
+      return `unix-listen ${c.path}`;
     case 'ovn-controller-connected':
       return 'ovn-controller-connected';
   }
 }
 
-function tcpListening(address: string, port: number, timeoutMs = 2_000): Promise<{ ok: boolean; detail: string }> {
+/** A unix socket is a file: reachable from this process whatever network namespace the host is. */
+function listening(to: { host: string; port: number } | { path: string }, timeoutMs = 2_000): Promise<{ ok: boolean; detail: string }> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host: address, port });
+    const socket = net.connect(to);
     const done = (ok: boolean, detail: string): void => {
       socket.destroy();
       resolve({ ok, detail });
@@ -57,7 +60,9 @@ async function runCheck(ctx: HealthContext, c: HealthCheck): Promise<{ ok: boole
     case 'raft-member':
       return raftMember(ctx.runner, ctx.at(c.ctl), c.db, 5);
     case 'tcp-listen':
-      return tcpListening(c.address, c.port);
+      return listening({ host: c.address, port: c.port });
+    case 'unix-listen':
+      return listening({ path: ctx.at(c.path) });
     case 'ovn-controller-connected': {
       const runDir = ctx.at(c.runDir);
       return controllerConnectedByPidFile(ctx.runner, path.join(runDir, 'ovn-controller.pid'), (pid) => path.join(runDir, `ovn-controller.${pid}.ctl`), 5);

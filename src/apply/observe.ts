@@ -3,7 +3,7 @@
  * against. Only queries (marked mutates: false) run here, so a dry run observes for real.
  */
 import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
-import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import forge from 'node-forge';
 import type { BundleManifest } from '../bundle/manifest.js';
@@ -55,7 +55,7 @@ export async function observeHost(ctx: HostContext, bundle: VerifiedBundle): Pro
   ]);
   // Host paths (as the report shows them); checked under --root.
   const runsAgent = m.services.some((s) => s.name === SERVICE.metadataAgent);
-  const missingDirs = requiredDirs(hostPaths('/'), m.ovs !== undefined || m.standaloneDbs.length > 0, runsAgent ? hostRenderedPaths('/').metadata : undefined).filter((d) => !existsSync(ctx.at(d.path)));
+  const missingDirs = requiredDirs(hostPaths('/'), m.ovs !== undefined || m.standaloneDbs.length > 0, runsAgent ? hostRenderedPaths('/').metadata : undefined).filter((d) => dirNeedsStep(ctx.at(d.path), d));
   return {
     ...(packages === undefined ? {} : { packages }),
     missingDirs,
@@ -263,18 +263,36 @@ async function observeUnderlay(ctx: HostContext, u: { bridge: string; interface:
 }
 
 
+/** Missing, or (for a directory whose mode matters) not a directory of exactly that mode; a symlink always needs the step, which refuses it. */
+function dirNeedsStep(at: string, d: { mode: number; exact?: true }): boolean {
+  if (d.exact !== true) return !existsSync(at);
+  try {
+    const st = lstatSync(at);
+    return !st.isDirectory() || (st.mode & 0o7777) !== d.mode;
+  } catch {
+    return true;
+  }
+}
+
 /**
  * The bundle's nftables file (render's hostRenderedPaths().firewall) and whether its table is
  * loaded. A host where nft cannot run (no binary, no nf_tables) has no firewall step: the rules
  * are an extra guard, not what makes OVN work.
  */
-async function observeFirewall(ctx: HostContext, bundle: VerifiedBundle): Promise<{ firewall?: Observed['firewall'] }> {
-  const file = hostRenderedPaths().firewall;
-  const content = bundle.contents.get(file)?.toString('utf8');
-  if (ctx.loadFirewall !== true || content === undefined || bundle.manifest.firewall.length === 0) return {};
-  const table = /^table\s+(\S+)\s+(\S+)\s*\{/m.exec(content);
+async function observeFirewall(ctx: HostContext, bundle: VerifiedBundle): Promise<{ firewall?: Observed['firewall']; localAccess?: Observed['localAccess'] }> {
+  const rp = hostRenderedPaths();
+  const content = (file: string): string | undefined => bundle.contents.get(file)?.toString('utf8');
+  const firewall = ctx.loadFirewall === true && bundle.manifest.firewall.length > 0 ? content(rp.firewall) : undefined;
+  const localAccess = content(rp.localAccess);
+  if (firewall === undefined && localAccess === undefined) return {};
   const r = await ctx.runner.run(['nft', 'list', 'tables'], { mutates: false, allowFailure: true, timeoutMs: 10_000 });
-  if (r.exitCode !== 0) return { firewall: { file, available: false, loaded: false } };
-  const loaded = table !== null && r.stdout.split('\n').some((l) => l.trim() === `table ${table[1]} ${table[2]}`);
-  return { firewall: { file, available: true, loaded } };
+  const available = r.exitCode === 0;
+  const loaded = (text: string): boolean => {
+    const table = /^table\s+(\S+)\s+(\S+)\s*\{/m.exec(text);
+    return available && table !== null && r.stdout.split('\n').some((l) => l.trim() === `table ${table[1]} ${table[2]}`);
+  };
+  return {
+    ...(firewall === undefined ? {} : { firewall: { file: rp.firewall, available, loaded: loaded(firewall) } }),
+    ...(localAccess === undefined ? {} : { localAccess: { file: rp.localAccess, loaded: loaded(localAccess) } }),
+  };
 }

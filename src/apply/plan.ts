@@ -73,6 +73,11 @@ export interface Observed {
   distroUnits: string[];
   /** The bundle's nftables file: nft usable here, and its table loaded now. Absent: no such file. */
   firewall?: { file: string; available: boolean; loaded: boolean };
+  /**
+   * A central's local-access rules (RAFT loopback ports: root only): loaded by every apply, not
+   * only with --firewall, and never skipped: a host where nft cannot load them fails the step.
+   */
+  localAccess?: { file: string; loaded: boolean };
   servicesKind: 'own' | 'systemd';
 }
 
@@ -115,6 +120,7 @@ export function requiredDirs(
   supervisorDir: string;
   logDir: string;
   runDir: string;
+  ovsdbDir: string;
   ovn: { dbDir: string; runDir: string; logDir: string };
   ovs: { dbDir: string; runDir: string; logDir: string };
   },
@@ -123,14 +129,17 @@ export function requiredDirs(
   runsOvs: boolean,
   /** The metadata agent's state, lock and log directories, when the host runs it (systemd makes them from the unit; the own supervisor does not). */
   metadata?: { statePath: string; lockPath: string; logDir: string },
-): { path: string; mode: number }[] {
-  const dirs = [
+): { path: string; mode: number; exact?: true }[] {
+  const dirs: { path: string; mode: number; exact?: true }[] = [
     { path: paths.etc, mode: 0o755 },
     { path: paths.pki.dir, mode: 0o755 },
     { path: paths.state, mode: 0o755 },
     { path: paths.supervisorDir, mode: 0o755 },
     { path: paths.logDir, mode: 0o750 },
     { path: paths.runDir, mode: 0o755 },
+    // Holds every NB/SB unix socket of the site on this host: its mode is what keeps other users
+    // out, so apply also repairs a wrong mode (the other directories only need to exist).
+    { path: paths.ovsdbDir, mode: 0o700, exact: true },
     { path: paths.ovn.dbDir, mode: 0o755 },
     { path: paths.ovn.runDir, mode: 0o755 },
     { path: paths.ovn.logDir, mode: 0o750 },
@@ -195,6 +204,10 @@ export function planApply(manifest: BundleManifest, observed: Observed, serviceH
   const fw = observed.firewall;
   if (fw !== undefined && fw.available && (!fw.loaded || steps.some((s) => s.kind === 'file' && s.dest === fw.file && s.contentChanged))) {
     steps.push({ kind: 'firewall', file: fw.file });
+  }
+  const la = observed.localAccess;
+  if (la !== undefined && (!la.loaded || steps.some((s) => s.kind === 'file' && s.dest === la.file && s.contentChanged))) {
+    steps.push({ kind: 'firewall', file: la.file });
   }
 
   const cert = observed.certificate;

@@ -28,6 +28,8 @@ const FILE_KINDS: { kind: string; allows: (dest: string) => boolean }[] = [
   // The PKI directory also holds the host's key and certificate: a bundle may only bring the public CA bundle and CRL.
   { kind: 'CA bundle / CRL', allows: (d) => d === hp.pki.caBundle || d === hp.pki.crl },
   { kind: 'ovn-deploy configuration', allows: (d) => under(hp.etc)(d) && !under(hp.pki.dir)(d) },
+  // Exactly our one file: it makes the OVSDB socket directory at boot (as our units, it runs as root).
+  { kind: 'tmpfiles.d entry of ours', allows: (d) => d === hostRenderedPaths().tmpfiles },
   { kind: 'systemd unit of ours', allows: (d) => path.posix.dirname(d) === hp.systemdDir && UNIT.test(path.posix.basename(d)) },
   {
     kind: 'systemd drop-in of ours',
@@ -86,6 +88,10 @@ export function policyProblems(m: BundleManifest, file: string): Problem[] {
     if (!KNOWN_BINARIES.has(bin) && !(bin === PODMAN_BINARY && isAgentContainer(s.name, s.argv, m.root ?? '/'))) add(`services[${i}].argv[0]`, `"${bin}" is not one of the daemons ovn-deploy runs`);
     if (!under(rooted.logDir)(s.logFile)) add(`services[${i}].logFile`, `expected a file under ${rooted.logDir}/, got "${s.logFile}"`);
     if (!UNIT.test(s.unit)) add(`services[${i}].unit`, `expected ovn-deploy-<name>.service, got "${s.unit}"`);
+    // Removed before each start: only sockets in our root-only socket directory.
+    s.unixListeners.forEach((l, j) => {
+      if (!under(rooted.ovsdbDir)(l)) add(`services[${i}].unixListeners[${j}]`, `expected a socket under ${rooted.ovsdbDir}/, got "${l}"`);
+    });
     for (const [k, v] of Object.entries(s.env)) {
       if (ENV_ALLOWED[k] !== v) add(`services[${i}].env.${k}`, `not an environment variable a daemon of ovn-deploy gets (${Object.keys(ENV_ALLOWED).join(', ')} at their paths)`);
     }
@@ -99,6 +105,9 @@ export function policyProblems(m: BundleManifest, file: string): Problem[] {
     if (!dbDirs.some((d) => under(d)(r.dbFile))) add(`raft[${i}].dbFile`, `expected a file under ${hp.ovn.dbDir}/, got "${r.dbFile}"`);
     if (!schemas.has(r.schema)) add(`raft[${i}].schema`, `not a known OVSDB schema: "${r.schema}"`);
     if (!under(hp.ovn.runDir)(r.ctl)) add(`raft[${i}].ctl`, `expected a control socket under ${hp.ovn.runDir}/, got "${r.ctl}"`);
+    r.peerRemotes.forEach((remote, j) => {
+      if (!(remote.startsWith('unix:') && under(hp.ovsdbDir)(remote.slice('unix:'.length)))) add(`raft[${i}].peerRemotes[${j}]`, `expected unix: and a socket under ${hp.ovsdbDir}/, got "${remote}"`);
+    });
   });
   m.standaloneDbs.forEach((d, i) => {
     if (!dbDirs.some((dir) => under(dir)(d.dbFile))) add(`standaloneDbs[${i}].dbFile`, `expected a file under ${hp.ovs.dbDir}/, got "${d.dbFile}"`);

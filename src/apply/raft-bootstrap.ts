@@ -60,18 +60,20 @@ async function askPeer(runner: Runner, remote: string, db: string): Promise<Peer
   return parseServerAnswer(remote, r.stdout);
 }
 
-/** Nobody listens on the local end: the stunnel client has not bound its port yet. */
-const notListening = (a: PeerAnswer): boolean => a.kind === 'unreachable' && /connection refused/i.test(a.detail);
+/** Nobody listens on the local end: the stunnel client has not bound its port or socket yet. */
+const notListening = (a: PeerAnswer): boolean => a.kind === 'unreachable' && /connection refused|no such file/i.test(a.detail);
 
 /**
  * Asks every peer; again within `windowMs` while the local stunnel client is not listening yet
  * (it may have just started). A closed connection (the stunnel client could not reach the peer)
  * is an answer: asking again would not change it. The last answer of each peer.
  */
-export async function probePeers(runner: Runner, db: RaftDb, windowMs = PROBE_WINDOW_MS, pauseMs = 300): Promise<PeerAnswer[]> {
+export async function probePeers(runner: Runner, db: RaftDb, windowMs = PROBE_WINDOW_MS, pauseMs = 300, at: (hostPath: string) => string = (p) => p): Promise<PeerAnswer[]> {
   const deadline = Date.now() + windowMs;
+  // A `unix:` remote names a host path: below apply's root.
+  const remotes = db.peerRemotes.map((r) => (r.startsWith('unix:') ? `unix:${at(r.slice('unix:'.length))}` : r));
   for (;;) {
-    const answers = await Promise.all(db.peerRemotes.map((remote) => askPeer(runner, remote, db.name)));
+    const answers = await Promise.all(remotes.map((remote) => askPeer(runner, remote, db.name)));
     if (answers.some((a) => a.kind === 'member') || !answers.some(notListening) || Date.now() + pauseMs > deadline) return answers;
     await sleep(pauseMs);
   }

@@ -86,6 +86,7 @@ export function specOf(s: BundleService, opts: { socketActivation?: boolean } = 
     ...(Object.keys(env).length === 0 ? {} : { env }),
     logFile: s.logFile,
     ...(s.after.length === 0 ? {} : { after: s.after }),
+    ...(s.unixListeners.length === 0 ? {} : { unixListeners: s.unixListeners }),
     // ensure() need not watch a fresh daemon for 300 ms: apply's health checks (service-running,
     // then what each daemon serves) come right after and catch one that dies.
     settleMs: SETTLE_MS,

@@ -55,12 +55,19 @@ export const bundleServiceSchema = z.strictObject({
    * bridges, cluster init), then stage 1 (everything else).
    */
   stage: z.union([z.literal(0), z.literal(1)]).default(1),
+  /**
+   * Unix sockets the daemon binds (stunnel's `accept = /path`): stunnel neither replaces a socket
+   * file that is there nor removes its own when it dies (crash, SIGKILL, a host stop), so each
+   * start removes them first (the own supervisor before it spawns; the systemd unit's
+   * ExecStartPre does the same by a fixed command, see render/services.ts).
+   */
+  unixListeners: z.array(absolute).default([]),
 });
 export type BundleService = z.output<typeof bundleServiceSchema>;
 
 export const certificateRequestSchema = z.strictObject({
-  /** Role of the host's one certificate: `central` when the host is a central (it also carries clientAuth), else `worker`. */
-  role: z.enum(['central', 'worker', 'metadata-agent']),
+  /** Role of the host's one certificate: `central` when the host is a central (it also carries clientAuth), `cms` for a Northbound client, else `worker`. */
+  role: z.enum(['central', 'worker', 'metadata-agent', 'cms']),
   /** Certificate name / CN (the host name). */
   name: z.string().min(1),
   /** subjectAltName entries the CSR asks for and `pki sign-csr --san` is given. */
@@ -93,8 +100,9 @@ export const raftDbSchema = z.strictObject({
   /** The other members' RAFT addresses (join-cluster remotes). */
   peers: z.array(z.string()),
   /**
-   * The other members' client remotes (`tcp:L(D):loopbackPorts.nb`, through the local stunnel
-   * client): the bootstrap central asks them whether a cluster exists before it creates one.
+   * The other members' client remotes (`unix:` + the host path of ovsdbSocket(D, nb), through the
+   * local stunnel client; apply resolves it below its root): the bootstrap central asks them
+   * whether a cluster exists before it creates one.
    */
   peerRemotes: z.array(z.string()).default([]),
   /** Create the cluster (`ovsdb-tool create-cluster`) when the file is missing; otherwise join it. */
@@ -129,6 +137,8 @@ export const healthCheckSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('raft-member'), db: z.enum(['OVN_Northbound', 'OVN_Southbound']), ctl: absolute }),
   /** Something accepts TCP connections here (e.g. stunnel's TLS listener). */
   z.strictObject({ kind: z.literal('tcp-listen'), address: z.string(), port: z.number().int() }),
+  /** Something accepts connections on this unix socket (a host path: apply resolves it below its root). */
+  z.strictObject({ kind: z.literal('unix-listen'), path: absolute }),
   /** `ovn-appctl -t ovn-controller connection-status` says connected. */
   z.strictObject({ kind: z.literal('ovn-controller-connected'), runDir: absolute }),
 ]);
@@ -153,7 +163,7 @@ export const manifestSchema = z.strictObject({
    * (apply places them below its --root, which must be this root).
    */
   root: absolute.optional(),
-  roles: z.array(z.enum(['central', 'worker', 'metadata-agent'])),
+  roles: z.array(z.enum(['central', 'worker', 'metadata-agent', 'cms'])),
   /** `ovn-deploy <version>`; no timestamps, so the same input renders byte-identical bundles. */
   generator: z.string(),
   packages: z.strictObject({ apt: z.array(z.string()), dnf: z.array(z.string()) }),

@@ -22,7 +22,7 @@ export interface TlsListener {
  */
 export interface LocalTunnelProbe {
   netns?: string;
-  /** OVSDB remote of the local plaintext port, e.g. `tcp:L(C):16642` (src/site/topology.ts). */
+  /** OVSDB remote of the local plaintext side, e.g. `unix:/var/run/ovn-deploy/ovsdb/central1.sb` (src/site/topology.ts). */
   remote: string;
   /** Database that must answer, e.g. `OVN_Southbound`. */
   database: string;

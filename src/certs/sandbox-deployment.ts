@@ -40,8 +40,8 @@ export interface SandboxDeployment extends Deployment {
   /** The central's TLS ports on its underlay address: inventory `ports`. */
   readonly ports: { nb: number; sb: number };
   /**
-   * The central's NB/SB as every host reaches them: `tcp:L(C):loopbackPorts` (on a worker, its
-   * stunnel client's plaintext side).
+   * The central's NB through the operator's tunnel (the only non-central host the NB admits) and
+   * its SB through worker1's: unix sockets, so any namespace of this machine reaches them as root.
    */
   readonly remotes: { nb: string; sb: string };
 }
@@ -63,12 +63,15 @@ function stunnelLogs(h: SandboxHost, kind: 'server' | 'client') {
   return { pidFile: f.pidFile, logFile: f.logFile };
 }
 
-/** `tcp:L(C):PORT` of the sandbox's one central: the same remote on every host. */
+/** The central's NB and SB as a host of the sandbox reaches them through its own tunnel. */
+function tunnelRemote(site: SandboxSite, h: SandboxHost, db: 'nb' | 'sb'): string {
+  return `unix:${h.paths.ovsdbSocket(site.central.name, db)}`;
+}
+
 export function centralRemotes(site: SandboxSite): { nb: string; sb: string } {
-  const node = site.topology.centrals.find((x) => x.host.name === site.central.name);
-  if (node === undefined) throw new Error(`${site.central.name} is not a central of ${site.inventory.site}`);
-  const lp = site.inventory.loopbackPorts;
-  return { nb: `tcp:${node.loopback}:${lp.nb}`, sb: `tcp:${node.loopback}:${lp.sb}` };
+  const w1 = site.workers[0];
+  if (w1 === undefined) throw new Error('a sandbox has at least one worker');
+  return { nb: tunnelRemote(site, site.operator, 'nb'), sb: tunnelRemote(site, w1, 'sb') };
 }
 
 export function sandboxEndpoints(site: SandboxSite): TlsEndpoint[] {
@@ -76,7 +79,6 @@ export function sandboxEndpoints(site: SandboxSite): TlsEndpoint[] {
   const c = site.central;
   const node = topology.centrals.find((x) => x.host.name === c.name);
   if (node === undefined) throw new Error(`${c.name} is not a central of ${inv.site}`);
-  const remotes = centralRemotes(site);
   const central: TlsEndpoint = {
     host: c.name,
     role: 'central',
@@ -94,25 +96,23 @@ export function sandboxEndpoints(site: SandboxSite): TlsEndpoint[] {
       ],
     },
   };
-  const workers = site.workers.map(
-    (w): TlsEndpoint => ({
-      host: w.name,
-      role: 'worker',
-      certName: w.name,
-      sans: certificateSans(inventoryHost(site, w.name)),
-      ...hostTls(w),
-      stunnel: {
-        serviceName: SERVICE.stunnelClient,
-        ...stunnelLogs(w, 'client'),
-        side: 'client',
-        netns: w.netns,
-        listeners: [],
-        // The SB is what ovn-controller uses through this tunnel (its ovn-remote).
-        tunnelProbe: { netns: w.netns, remote: remotes.sb, database: 'OVN_Southbound' },
-      },
-    }),
-  );
-  return [central, ...workers];
+  const client = (w: SandboxHost, role: 'worker' | 'cms', db: 'nb' | 'sb'): TlsEndpoint => ({
+    host: w.name,
+    role,
+    certName: w.name,
+    sans: certificateSans(inventoryHost(site, w.name)),
+    ...hostTls(w),
+    stunnel: {
+      serviceName: SERVICE.stunnelClient,
+      ...stunnelLogs(w, 'client'),
+      side: 'client',
+      netns: w.netns,
+      listeners: [],
+      // A worker's: the SB, what ovn-controller uses through this tunnel (its ovn-remote); the operator's: the NB.
+      tunnelProbe: { remote: tunnelRemote(site, w, db), database: db === 'nb' ? 'OVN_Northbound' : 'OVN_Southbound' },
+    },
+  });
+  return [central, client(site.operator, 'cms', 'nb'), ...site.workers.map((w) => client(w, 'worker', 'sb'))];
 }
 
 /**

@@ -113,12 +113,17 @@ function issueSub(): Command {
       const r = role(o.role, problems);
       const validityDays = positiveInt(o.days, '--days', problems);
       const keyBits = positiveInt(o.keyBits, '--key-bits', problems);
-      const { checkKeyBits } = await import('../pki/validate.js');
+      const [{ checkKeyBits }, { generateKeyPair, DEFAULT_LEAF_KEY_BITS }, { takeEarlyKey }] = await Promise.all([
+        import('../pki/validate.js'),
+        import('../pki/keygen.js'),
+        import('../pki/early-key.js'),
+      ]);
       checkKeyBits(keyBits, '--key-bits', problems);
       throwIfProblems(problems);
-      // The key is made on the threadpool while node-forge and the certificate code load.
-      const { generateKeyPair, DEFAULT_LEAF_KEY_BITS } = await import('../pki/keygen.js');
-      const keyPair = generateKeyPair(keyBits ?? DEFAULT_LEAF_KEY_BITS);
+      // The key is made on the threadpool while node-forge and the certificate code load; cli.ts
+      // usually started it already, before the commands loaded (early-key.ts).
+      const bits = keyBits ?? DEFAULT_LEAF_KEY_BITS;
+      const keyPair = takeEarlyKey(bits) ?? generateKeyPair(bits);
       keyPair.catch(() => undefined); // awaited below; a failed request must not leave it unhandled
       const s = sans(o.san);
       const { issueCertificate } = await pkiIssue();
@@ -200,9 +205,9 @@ function signCsrSub(): Command {
         else checkCopyTarget(path.join(o.outDir, 'NAME.crt'), '--out-dir', o.dir, problems);
       }
       throwIfProblems(problems);
-      const pems = await Promise.all(o.csr.map(readCsrFile));
+      // The signing code loads while the CSR files are read.
+      const [pems, { signCsrs }] = await Promise.all([Promise.all(o.csr.map(readCsrFile)), pkiIssue()]);
       const s = sans(o.san);
-      const { signCsrs } = await pkiIssue();
       const signed = await withOptionNames(() =>
         signCsrs(
           o.dir,

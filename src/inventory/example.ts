@@ -37,9 +37,9 @@ ports:
   nbRaft: ${tlsPorts.nbRaft}    # RAFT traffic between centrals, Northbound cluster
   sbRaft: ${tlsPorts.sbRaft}    # RAFT traffic between centrals, Southbound cluster
 
-# Plaintext ports ovsdb-server binds on loopback addresses only (127.0.0.1 in the sandbox; on real
-# hosts each central's own 127.x.y.z, where every other host's stunnel client offers that central
-# too); stunnel forwards the TLS ports to them.
+# RAFT ports on each central's own loopback address 127.x.y.z (the other centrals' stunnel
+# clients offer it there too; only root may connect). NB and SB plaintext are root-only unix
+# sockets (/var/run/ovn-deploy/ovsdb/<central>.nb|.sb): nb and sb here are not bound any more.
 # They must differ from the ports above (a host may be both central and worker).
 loopbackPorts:
   nb: ${lo.nb}
@@ -59,7 +59,10 @@ certificates:
 #   central         NB/SB ovsdb-server (one RAFT cluster each: use 1, 3 or 5 centrals) + ovn-northd
 #   worker          ovs-vswitchd + ovn-controller, i.e. a chassis; needs "encap"
 #   metadata-agent  neutron-ovn-metadata-agent; runs next to ovn-controller, so only on workers
-# Names, addresses, system-ids and encap IPs must be unique across the site.
+#   cms             a Northbound client (neutron-server, an operator's machine): NB and SB through
+#                   its stunnel client; the centrals admit no other host but a central to the NB
+# Names, addresses, system-ids and encap IPs must be unique across the site; a dnsName may not be
+# another host's name (the centrals admit clients by the names in their certificates).
 hosts:
   - name: central1                  # host name: lowercase letters, digits, "-"
     addresses: [192.0.2.11]         # IPv4 or IPv6; the first is the primary
@@ -88,6 +91,10 @@ hosts:
     addresses: [192.0.2.22]
     roles: [worker]
     encap: { type: geneve, ip: 192.0.2.22 }
+
+  # - name: neutron1                # e.g. neutron-server's host: ovn-nbctl/neutron reach the NB
+  #   addresses: [192.0.2.31]       # through unix:/var/run/ovn-deploy/ovsdb/<central>.nb
+  #   roles: [cms]
 
 # Settings of neutron-ovn-metadata-agent on the hosts with the metadata-agent role (required as
 # soon as one host has that role). The shared secret is not written here: give it to

@@ -34,6 +34,7 @@ interface HostView {
   encap: unknown;
   encapIp?: string;
   explicitSystemId?: string;
+  dnsNames: { value: string; index: number }[];
 }
 
 function viewHost(raw: unknown, index: number): HostView | undefined {
@@ -50,6 +51,9 @@ function viewHost(raw: unknown, index: number): HostView | undefined {
     encap: raw.encap,
     encapIp: isRecord(raw.encap) ? str(raw.encap.ip) : undefined,
     explicitSystemId: str(raw.systemId),
+    dnsNames: Array.isArray(raw.dnsNames)
+      ? raw.dnsNames.flatMap((value: unknown, i) => (typeof value === 'string' ? [{ value: value.toLowerCase(), index: i }] : []))
+      : [],
   };
 }
 
@@ -119,8 +123,33 @@ function hostRules(hosts: HostView[], allReadable: boolean, errors: RuleFinding[
     }
   }
 
+  dnsNameRules(hosts, errors);
+
   if (allReadable && hosts.length > 0 && !hosts.some((h) => h.roles?.includes('central'))) {
     errors.push({ path: ['hosts'], message: 'no host has the central role' });
+  }
+}
+
+/**
+ * A central admits a client to its NB, SB and RAFT ports by the names its certificate carries
+ * (stunnel's checkHost), and a certificate carries its host's name and dnsNames: a dnsName that is
+ * another host's name would let that host pass as the other, e.g. a worker as a central.
+ */
+function dnsNameRules(hosts: HostView[], errors: RuleFinding[]): void {
+  const owner = new Map<string, HostView>();
+  for (const h of hosts) if (h.name !== undefined && !owner.has(h.name.toLowerCase())) owner.set(h.name.toLowerCase(), h);
+  for (const h of hosts) {
+    for (const d of h.dnsNames) {
+      const other = owner.get(d.value);
+      if (other !== undefined && other !== h) {
+        errors.push({
+          path: ['hosts', h.index, 'dnsNames', d.index],
+          message: `${JSON.stringify(d.value)} is already a name of ${hostLabel(other)}: certificates are admitted by name, so each name belongs to one host`,
+        });
+      } else if (other === undefined) {
+        owner.set(d.value, h);
+      }
+    }
   }
 }
 

@@ -23,6 +23,8 @@ export interface SandboxWorker extends SandboxHost {
 export interface SandboxInventoryOptions {
   site: string;
   central: SandboxHost;
+  /** Northbound clients (role `cms`), e.g. the operator's host. */
+  cms?: SandboxHost[];
   workers: SandboxWorker[];
   ports?: Partial<Ports>;
   loopbackPorts?: Partial<LoopbackPorts>;
@@ -42,6 +44,7 @@ export function sandboxInventory(opts: SandboxInventoryOptions): Inventory {
     ...(opts.metadataAgent === undefined ? {} : { metadataAgent: opts.metadataAgent }),
     hosts: [
       { name: opts.central.name, addresses: [opts.central.address], roles: ['central'] },
+      ...(opts.cms ?? []).map((h) => ({ name: h.name, addresses: [h.address], roles: ['cms'] })),
       ...opts.workers.map((w) => ({
         name: w.name,
         addresses: [w.address],

@@ -88,7 +88,7 @@ function portsSchema(defaults: Readonly<Record<'nb' | 'sb' | 'nbRaft' | 'sbRaft'
 }
 
 const roleList = z
-  .array(z.enum(['central', 'worker', 'metadata-agent'] as const satisfies readonly Role[]))
+  .array(z.enum(['central', 'worker', 'metadata-agent', 'cms'] as const satisfies readonly Role[]))
   .min(1, { error: `expected at least one role (${ROLES.join(', ')})` });
 
 const hostSchema = z
@@ -105,7 +105,8 @@ const hostSchema = z
     roles: roleList.meta({
       description:
         'central: NB/SB ovsdb-server (RAFT) and ovn-northd. worker: ovs-vswitchd + ovn-controller (a chassis). ' +
-        'metadata-agent: neutron-ovn-metadata-agent, only on workers.',
+        'metadata-agent: neutron-ovn-metadata-agent, only on workers. ' +
+        'cms: a Northbound client (neutron-server, an operator): NB and SB through its stunnel client; only centrals and cms hosts reach the NB.',
     }),
     encap: z
       .strictObject({
@@ -152,9 +153,10 @@ export const inventorySchema = z
       .prefault({})
       .meta({
         description:
-          'Plaintext ports ovsdb-server binds on loopback addresses only: 127.0.0.1 in the `up` sandbox; on real hosts ' +
-          "each central's own 127.x.y.z (derived from the site and host name), where the stunnel clients of the " +
-          "site's other hosts offer that central's databases too. stunnel forwards the TLS ports to them.",
+          "RAFT cluster ports on each central's own loopback address 127.x.y.z (derived from the site and host name), " +
+          "where the stunnel clients of the other centrals offer that central's RAFT ports too; only root may connect " +
+          '(local-access.nft). nb and sb are no longer bound: NB and SB plaintext are root-only unix sockets; they are ' +
+          'kept so that older site files validate, and must still differ from the other ports.',
       }),
     certificates: z
       .strictObject({

@@ -3,8 +3,12 @@
  * YAML into exactly this; everything downstream (render, PKI, sandbox) takes these types.
  */
 
-export type Role = 'central' | 'worker' | 'metadata-agent';
-export const ROLES: readonly Role[] = ['central', 'worker', 'metadata-agent'];
+/**
+ * `cms`: a client of the Northbound (neutron-server, an operator's machine): it gets NB and SB
+ * through its stunnel client and nothing else; a worker never gets the Northbound.
+ */
+export type Role = 'central' | 'worker' | 'metadata-agent' | 'cms';
+export const ROLES: readonly Role[] = ['central', 'worker', 'metadata-agent', 'cms'];
 
 export type EncapType = 'geneve' | 'vxlan';
 

@@ -7,7 +7,8 @@ import { createHash, webcrypto, type KeyObject } from 'node:crypto';
 import { lstatSync, promises as fs, type Stats } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import forge from 'node-forge';
+import type * as Forge from 'node-forge';
+import forge from './forge.js';
 import { ExitError, inputError, type Problem } from '../errors.js';
 import { readIfExists, writeFileAtomic, writeFilesAtomic } from '../fsx.js';
 import { pkiPaths } from '../paths.js';
@@ -77,7 +78,7 @@ export async function loadCa(dir: string): Promise<LoadedCa> {
     return hit;
   }
 
-  let cert: forge.pki.Certificate;
+  let cert: Forge.pki.Certificate;
   try {
     cert = forge.pki.certificateFromPem(certPem);
   } catch (err) {
@@ -92,7 +93,7 @@ export async function loadCa(dir: string): Promise<LoadedCa> {
   const skiExt = cert.getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier?: string } | undefined;
   const skiHex =
     skiExt?.subjectKeyIdentifier ??
-    (cert as forge.pki.Certificate & { generateSubjectKeyIdentifier(): forge.util.ByteStringBuffer }).generateSubjectKeyIdentifier().toHex();
+    (cert as Forge.pki.Certificate & { generateSubjectKeyIdentifier(): Forge.util.ByteStringBuffer }).generateSubjectKeyIdentifier().toHex();
   let imported: Promise<webcrypto.CryptoKey> | undefined;
   const loaded: LoadedCa = {
     cert,

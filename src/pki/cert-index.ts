@@ -99,6 +99,19 @@ export function renderIndex(entries: readonly IndexEntry[]): string {
   return entries.length === 0 ? '[]\n' : `[\n${entries.map(lineFor).join(',\n')}\n]\n`;
 }
 
+/**
+ * Reads and renders the index ahead of a change (while a key is being made): the commit, under
+ * the lock, then finds it parsed (a stat confirms it is unchanged) and its lines rendered. Only
+ * a warm-up: a failure here is reported by the commit's own read.
+ */
+export async function prefetchIndex(dir: string): Promise<void> {
+  try {
+    renderIndex(await readIndex(dir));
+  } catch {
+    // the commit reads the index again and reports what is wrong with it
+  }
+}
+
 export async function writeIndex(dir: string, entries: readonly IndexEntry[]): Promise<void> {
   cache.delete(path.resolve(pkiPaths(dir).index));
   await writeFileAtomic(path.resolve(pkiPaths(dir).index), renderIndex(entries), 0o644);

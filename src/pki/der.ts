@@ -1,7 +1,7 @@
 /**
  * The few DER operations the PKI needs byte-exactly: slicing the signed part out of a structure
- * (re-encoding a parsed CSR could change its bytes and break a correct signature) and INTEGERs
- * for the CRL number.
+ * (re-encoding a parsed CSR could change its bytes and break a correct signature), wrapping
+ * signed bytes (a certificate around its TBSCertificate) and INTEGERs for the CRL number.
  */
 
 export interface Tlv {
@@ -35,6 +35,19 @@ export function readTlv(der: Uint8Array, offset: number): Tlv {
   const end = contentStart + length;
   if (end > der.length) throw new Error('truncated DER');
   return { tag, start: offset, contentStart, end };
+}
+
+/** One DER tag-length-value around `parts` (definite length, as DER requires). */
+export function encodeTlv(tag: number, ...parts: Uint8Array[]): Buffer {
+  const length = parts.reduce((n, p) => n + p.length, 0);
+  let header: number[];
+  if (length < 0x80) header = [tag, length];
+  else {
+    const bytes: number[] = [];
+    for (let n = length; n > 0; n = Math.floor(n / 256)) bytes.unshift(n % 256);
+    header = [tag, 0x80 | bytes.length, ...bytes];
+  }
+  return Buffer.concat([Buffer.from(header), ...parts]);
 }
 
 /** DER INTEGER for a non-negative value (minimal, with a 0x00 pad when the top bit is set). */

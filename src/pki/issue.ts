@@ -4,10 +4,11 @@
  * signature (~1-3 ms natively) and the writes happen in leaf-batch.ts.
  */
 import path from 'node:path';
-import forge from 'node-forge';
+import forge from './forge.js';
 import { InputError, inputError, type Problem } from '../errors.js';
 import { MAX_DAYS, loadCa } from './ca.js';
-import { readVerifiedCsr } from './csr.js';
+import { prefetchIndex } from './cert-index.js';
+import { keyIdOfSpkiPem, readVerifiedCsr } from './csr.js';
 import { commitLeaf, commitLeaves, type LeafJob, type LeafPlan } from './leaf-batch.js';
 import { DEFAULT_LEAF_KEY_BITS, generateKeyPair, type KeyPairPem } from './keygen.js';
 
@@ -39,6 +40,10 @@ function planLeaf(
   };
 }
 
+function freshKeyJob(plan: LeafPlan, pair: KeyPairPem): LeafJob {
+  return { plan, publicKey: forge.pki.publicKeyFromPem(pair.publicKeyPem), keyId: keyIdOfSpkiPem(pair.publicKeyPem), privateKeyPem: pair.privateKeyPem };
+}
+
 /**
  * A certificate with a fresh private key (a new key every time, also on renewal). `keyPair`: a
  * key already being made for this request (of `req.keyBits`), e.g. started before this module
@@ -50,9 +55,11 @@ export async function issueCertificate(dir: string, req: IssueRequest & { now?: 
   checkKeyBits(req.keyBits, 'keyBits', problems);
   throwIfProblems(problems);
   await loadCa(dir); // fail fast on an uninitialised directory, before generating a key
-  const pair = await (opts.keyPair ?? generateKeyPair(req.keyBits ?? DEFAULT_LEAF_KEY_BITS));
-  const publicKey = forge.pki.publicKeyFromPem(pair.publicKeyPem);
-  return commitLeaf(dir, { plan, publicKey, privateKeyPem: pair.privateKeyPem });
+  const keyPair = opts.keyPair ?? generateKeyPair(req.keyBits ?? DEFAULT_LEAF_KEY_BITS);
+  keyPair.catch(() => undefined); // awaited below, after the prefetch: not an unhandled rejection meanwhile
+  await prefetchIndex(dir); // while the key is made
+  const pair = await keyPair;
+  return commitLeaf(dir, freshKeyJob(plan, pair));
 }
 
 /**
@@ -77,7 +84,7 @@ export async function issueCertificates(dir: string, reqs: readonly (IssueReques
   const pairs = await Promise.all(reqs.map((req) => generateKeyPair(req.keyBits ?? DEFAULT_LEAF_KEY_BITS)));
   return commitLeaves(
     dir,
-    plans.map((plan, i) => ({ plan, publicKey: forge.pki.publicKeyFromPem(pairs[i]?.publicKeyPem ?? ''), privateKeyPem: pairs[i]?.privateKeyPem })),
+    plans.map((plan, i) => freshKeyJob(plan, pairs[i] as KeyPairPem)),
   );
 }
 
@@ -96,7 +103,7 @@ function csrJob(csrPem: string, opts: SignCsrOptions): LeafJob {
     });
   }
   throwIfProblems(problems);
-  return { plan, publicKey: csr.publicKey, privateKeyPem: undefined };
+  return { plan, publicKey: csr.publicKey, keyId: csr.keyId, privateKeyPem: undefined };
 }
 
 /** A certificate for a CSR: the host keeps its key, only the certificate is written. */

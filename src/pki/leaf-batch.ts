@@ -7,14 +7,14 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import forge from 'node-forge';
+import type * as Forge from 'node-forge';
 import { ExitError, InputError, inputError } from '../errors.js';
 import { writeFilesAtomic, type FileWrite } from '../fsx.js';
 import { pkiPaths } from '../paths.js';
 import { CLOCK_SKEW_MS, DAY_MS, loadCa, type LoadedCa } from './ca.js';
 import { indexWritten, readIndex, renderIndex } from './cert-index.js';
 import { withPkiLock } from './lock.js';
-import { signCertificateAsync } from './native-sign.js';
+import { signCertificatePem } from './native-sign.js';
 import { buildLeafCertificate, randomSerial, subjectString } from './templates.js';
 import type { IndexEntry, IssuedCertificate, LeafRole } from './types.js';
 import type { SubjectAltName } from './validate.js';
@@ -31,7 +31,9 @@ export interface LeafPlan {
 
 export interface LeafJob {
   plan: LeafPlan;
-  publicKey: forge.pki.PublicKey;
+  publicKey: Forge.pki.PublicKey;
+  /** The key's subjectKeyIdentifier (csr.ts keyIdOf), when known: saves forge hashing the key. */
+  keyId?: string;
   /** Written to private/NAME.key; absent for a CSR (the host keeps its key). */
   privateKeyPem: string | undefined;
 }
@@ -114,7 +116,7 @@ function wholeSeconds(d: Date): Date {
 
 interface Prepared {
   job: Pending;
-  cert: forge.pki.Certificate;
+  cert: Forge.pki.Certificate;
   entry: IndexEntry;
   notAfter: Date;
 }
@@ -134,7 +136,7 @@ function prepare(dir: string, ca: LoadedCa, job: Pending, used: Set<string>): Pr
   if (notAfter.getTime() <= notBefore.getTime()) {
     throw new ExitError(`notBefore ${notBefore.toISOString()} is not before notAfter ${notAfter.toISOString()}`);
   }
-  const cert = buildLeafCertificate(job.publicKey, ca, { serial, notBefore, notAfter, name: plan.name, role: plan.role, sans: plan.sans });
+  const cert = buildLeafCertificate(job.publicKey, ca, { serial, notBefore, notAfter, name: plan.name, role: plan.role, sans: plan.sans, ...(job.keyId === undefined ? {} : { keyId: job.keyId }) });
   const entry: IndexEntry = {
     serial,
     name: plan.name,
@@ -149,12 +151,22 @@ function prepare(dir: string, ca: LoadedCa, job: Pending, used: Set<string>): Pr
   return { job, cert, entry, notAfter };
 }
 
+/** Names whose key this PKI keeps (private/NAME.key, from `pki issue`): one listing per batch instead of a stat per CSR. */
+async function keptKeyNames(dir: string): Promise<Set<string>> {
+  const keysDir = path.dirname(pkiPaths(dir).key('x'));
+  const names = await fs.readdir(keysDir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  return new Set(names.filter((n) => n.endsWith('.key') && !n.startsWith('.')).map((n) => n.slice(0, -'.key'.length)));
+}
+
 /**
  * Why `job` may not have a certificate of its name, if it may not: a name keeps its role while
  * it has a current certificate (a CSR for central1 as a worker would take the central over), and
  * a CSR never replaces a certificate whose key this PKI keeps (that key would then have to go).
  */
-async function takeoverRefusal(dir: string, job: LeafJob, entries: readonly IndexEntry[]): Promise<InputError | undefined> {
+function takeoverRefusal(dir: string, job: LeafJob, entries: readonly IndexEntry[], keptKeys: ReadonlySet<string>): InputError | undefined {
   const { name, role } = job.plan;
   const current = entries.find((e) => e.name === name && e.status === 'valid');
   if (current !== undefined && current.role !== role) {
@@ -163,7 +175,7 @@ async function takeoverRefusal(dir: string, job: LeafJob, entries: readonly Inde
       'name',
     );
   }
-  if (job.privateKeyPem === undefined && (await fs.lstat(pkiPaths(dir).key(name)).catch(() => undefined)) !== undefined) {
+  if (job.privateKeyPem === undefined && keptKeys.has(name)) {
     return inputError(
       `${name}'s key is kept in this PKI (${pkiPaths(dir).key(name)}, from \`pki issue\`): renew it with \`pki issue\`, or move that key out of the PKI before a host's CSR takes the name over`,
       'name',
@@ -176,27 +188,32 @@ async function takeoverRefusal(dir: string, job: LeafJob, entries: readonly Inde
 async function commitBatch(dir: string, batch: Pending[]): Promise<void> {
   const ca = await loadCa(dir);
   const entries = await readIndex(dir);
+  const keptKeys = batch.some((j) => j.privateKeyPem === undefined) ? await keptKeyNames(dir) : new Set<string>();
   const used = new Set(entries.map((e) => e.serial));
 
+  // Each signature starts on the threadpool as soon as its certificate is built, so the main
+  // thread builds the next one meanwhile.
   const prepared: Prepared[] = [];
+  const signing: Promise<string>[] = [];
   for (const job of batch) {
     try {
-      const refusal = await takeoverRefusal(dir, job, entries);
+      const refusal = takeoverRefusal(dir, job, entries, keptKeys);
       if (refusal !== undefined) throw refusal;
-      prepared.push(prepare(dir, ca, job, used));
+      const p = prepare(dir, ca, job, used);
+      signing.push(signCertificatePem(p.cert, ca.key));
+      prepared.push(p);
     } catch (err) {
       job.reject(err);
     }
   }
   if (prepared.length === 0) return;
-  await Promise.all(prepared.map((p) => signCertificateAsync(p.cert, ca.key)));
+  const pems = await Promise.all(signing);
 
   // Names are unique within a batch, so a name's previous certificates belong to one job.
   for (const p of prepared) {
     for (const e of entries) if (e.name === p.entry.name && e.status === 'valid') e.status = 'superseded';
     entries.push(p.entry);
   }
-  const pems = prepared.map((p) => forge.pki.certificateToPem(p.cert));
   const paths = pkiPaths(dir);
   // One durable batch: the index, then the certificates, then the keys. The index goes first so
   // that every certificate file on disk is one the index lists (a crash in between leaves an entry

@@ -3,7 +3,7 @@
  * current. The report is computed by a pure function from the index, CA and CRL; the table is
  * rendered from the report.
  */
-import forge from 'node-forge';
+import forge from './forge.js';
 import { pkiPaths } from '../paths.js';
 import { DAY_MS, loadCa } from './ca.js';
 import { readIndex } from './cert-index.js';

@@ -3,16 +3,17 @@
  * serial, dates and key, and signs the result (native-sign.ts).
  */
 import { randomBytes } from 'node:crypto';
-import forge from 'node-forge';
+import type * as Forge from 'node-forge';
+import forge from './forge.js';
 import type { LeafRole } from './types.js';
 import type { SubjectAltName } from './validate.js';
 
 export const ORGANIZATION = 'ovn-deploy';
 
 /** Names go in as UTF8String: PrintableString (forge's default) cannot hold '_' or '@'. */
-function dn(fields: { CN: string; OU?: string }): forge.pki.CertificateField[] {
-  const utf8 = forge.asn1.Type.UTF8 as unknown as forge.asn1.Class;
-  const attrs: forge.pki.CertificateField[] = [{ shortName: 'O', value: ORGANIZATION, valueTagClass: utf8 }];
+function dn(fields: { CN: string; OU?: string }): Forge.pki.CertificateField[] {
+  const utf8 = forge.asn1.Type.UTF8 as unknown as Forge.asn1.Class;
+  const attrs: Forge.pki.CertificateField[] = [{ shortName: 'O', value: ORGANIZATION, valueTagClass: utf8 }];
   if (fields.OU !== undefined) attrs.push({ shortName: 'OU', value: fields.OU, valueTagClass: utf8 });
   attrs.push({ shortName: 'CN', value: fields.CN, valueTagClass: utf8 });
   return attrs;
@@ -42,7 +43,7 @@ interface Validity {
   notAfter: Date;
 }
 
-function baseCertificate(publicKey: forge.pki.PublicKey, v: Validity): forge.pki.Certificate {
+function baseCertificate(publicKey: Forge.pki.PublicKey, v: Validity): Forge.pki.Certificate {
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKey;
   cert.serialNumber = v.serial;
@@ -55,12 +56,12 @@ export function caSubjectCN(commonName: string): string {
   return `ovn-deploy CA ${commonName}`;
 }
 
-export function buildCaCertificate(publicKey: forge.pki.PublicKey, v: Validity & { commonName: string }): forge.pki.Certificate {
+export function buildCaCertificate(publicKey: Forge.pki.PublicKey, v: Validity & { commonName: string }): Forge.pki.Certificate {
   const cert = baseCertificate(publicKey, v);
   const subject = dn({ CN: caSubjectCN(v.commonName) });
   cert.setSubject(subject);
   cert.setIssuer(subject);
-  const ski = (cert as forge.pki.Certificate & { generateSubjectKeyIdentifier(): forge.util.ByteStringBuffer })
+  const ski = (cert as Forge.pki.Certificate & { generateSubjectKeyIdentifier(): Forge.util.ByteStringBuffer })
     .generateSubjectKeyIdentifier()
     .getBytes();
   cert.setExtensions([
@@ -76,14 +77,14 @@ export function buildCaCertificate(publicKey: forge.pki.PublicKey, v: Validity &
  * forge keeps parsed UTF8String values as raw UTF-8 bytes but UTF-8-encodes them again when
  * writing: decode first, or a non-ASCII CA name would no longer match the leaves' issuer.
  */
-function reencodable(attr: forge.pki.CertificateField): forge.pki.CertificateField {
-  const utf8 = forge.asn1.Type.UTF8 as unknown as forge.asn1.Class;
+function reencodable(attr: Forge.pki.CertificateField): Forge.pki.CertificateField {
+  const utf8 = forge.asn1.Type.UTF8 as unknown as Forge.asn1.Class;
   if (attr.valueTagClass !== utf8 || typeof attr.value !== 'string') return attr;
   return { ...attr, value: forge.util.decodeUtf8(attr.value) };
 }
 
 export interface IssuingCa {
-  cert: forge.pki.Certificate;
+  cert: Forge.pki.Certificate;
   /** The CA's subjectKeyIdentifier as a forge binary string (the leaves' AKI). */
   skiBytes: string;
 }
@@ -93,13 +94,14 @@ export const ROLE_EKU: Record<LeafRole, { serverAuth?: true; clientAuth: true }>
   central: { serverAuth: true, clientAuth: true },
   worker: { clientAuth: true },
   'metadata-agent': { clientAuth: true },
+  cms: { clientAuth: true },
 };
 
 export function buildLeafCertificate(
-  publicKey: forge.pki.PublicKey,
+  publicKey: Forge.pki.PublicKey,
   ca: IssuingCa,
-  v: Validity & { name: string; role: LeafRole; sans: SubjectAltName[] },
-): forge.pki.Certificate {
+  v: Validity & { name: string; role: LeafRole; sans: SubjectAltName[]; keyId?: string },
+): Forge.pki.Certificate {
   const cert = baseCertificate(publicKey, v);
   cert.setSubject(dn({ CN: v.name, OU: v.role }));
   cert.setIssuer(ca.cert.subject.attributes.map(reencodable));
@@ -107,7 +109,10 @@ export function buildLeafCertificate(
     { name: 'basicConstraints', critical: true, cA: false },
     { name: 'keyUsage', critical: true, digitalSignature: true, keyEncipherment: true },
     { name: 'extKeyUsage', ...ROLE_EKU[v.role] },
-    { name: 'subjectKeyIdentifier' },
+    // Given (computed natively), forge takes the value as it is instead of hashing the key in JS.
+    v.keyId === undefined
+      ? { name: 'subjectKeyIdentifier' }
+      : { name: 'subjectKeyIdentifier', value: forge.asn1.create(forge.asn1.Class.UNIVERSAL, forge.asn1.Type.OCTETSTRING, false, v.keyId) },
     { name: 'authorityKeyIdentifier', keyIdentifier: ca.skiBytes },
   ];
   if (v.sans.length > 0) {

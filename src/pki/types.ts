@@ -1,11 +1,12 @@
 /**
  * Certificate kinds and the PKI's public contract. The CA signs three kinds of leaf: central
  * servers (serverAuth, SAN = every name/IP the central is reached by), chassis clients
- * (clientAuth, CN = the chassis system-id) and metadata-agent clients (clientAuth).
+ * (clientAuth, CN = the chassis system-id), metadata-agent clients (clientAuth) and Northbound
+ * clients (`cms`: clientAuth; the only non-central identity a central's NB admits).
  */
 
-export type LeafRole = 'central' | 'worker' | 'metadata-agent';
-export const LEAF_ROLES: readonly LeafRole[] = ['central', 'worker', 'metadata-agent'];
+export type LeafRole = 'central' | 'worker' | 'metadata-agent' | 'cms';
+export const LEAF_ROLES: readonly LeafRole[] = ['central', 'worker', 'metadata-agent', 'cms'];
 
 /** RFC 5280 CRL reason codes an operator can give (`pki revoke --reason`). */
 export const REVOCATION_REASONS = {

@@ -7,7 +7,7 @@
  */
 import type { FirewallRule } from '../bundle/manifest.js';
 import type { Inventory } from '../inventory/types.js';
-import { hostRenderedPaths } from '../paths.js';
+import { hostPaths, hostRenderedPaths } from '../paths.js';
 import type { HostTopology, SiteTopology } from '../site/topology.js';
 import { canonicalIp } from '../stunnel/endpoint.js';
 import { hostTemplate } from './templates.js';
@@ -97,4 +97,14 @@ export function renderNftables(site: string, host: string, policies: PortPolicy[
       v6: v6(p.from ?? []),
     })),
   });
+}
+
+/** A central's RAFT loopback listeners (its own and its tunnels to the other centrals): root only. */
+export function renderLocalAccess(site: string, host: string, raftPorts: readonly number[], root = '/'): string {
+  return hostTemplate('local-access.nft.hbs')({ site, host, path: hostRenderedPaths(root).localAccess, ports: [...new Set(raftPorts)].sort((a, b) => a - b).join(', ') });
+}
+
+/** The tmpfiles.d line that makes the OVSDB socket directory (root only) at boot. */
+export function renderTmpfiles(site: string, host: string, root = '/'): string {
+  return hostTemplate('tmpfiles.conf.hbs')({ site, host, ovsdbDir: hostPaths(root).ovsdbDir });
 }

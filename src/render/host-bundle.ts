@@ -20,10 +20,10 @@ import { signManifest, SIGNATURE_FILE } from '../bundle/signature.js';
 import type { FileContent, RenderedFiles } from '../fsx.js';
 import type { Host, Inventory } from '../inventory/types.js';
 import { bundlePaths, hostPaths, hostRenderedPaths, ovsdbSchemas } from '../paths.js';
-import { hostStunnelTls, hostTopology, stunnelClientSpec, stunnelServerSpec, type HostTopology, type SiteTopology } from '../site/topology.js';
+import { hostStunnelTls, hostTopology, ovsdbRemotes, stunnelClientSpec, stunnelServerSpec, type HostTopology, type SiteTopology } from '../site/topology.js';
 import { renderStunnelConfig } from '../stunnel/render.js';
 import type { StunnelConfigSpec } from '../stunnel/types.js';
-import { firewallRules, ownAddresses, portPolicies, renderNftables } from './firewall.js';
+import { firewallRules, ownAddresses, portPolicies, renderLocalAccess, renderNftables, renderTmpfiles } from './firewall.js';
 import { metadataFiles } from './metadata.js';
 import { hostServices, BINARIES, SERVICE, type HostService } from './services.js';
 import { DISTRIBUTION_UNITS, renderDropIn, renderManagedMarker, renderUnit } from './systemd.js';
@@ -46,9 +46,12 @@ interface PlannedFile {
 
 /** What apt/dnf install per role (Debian / Fedora-EL names). */
 const PACKAGES = {
-  central: { apt: ['ovn-central', 'stunnel4'], dnf: ['openvswitch', 'ovn-central', 'stunnel'] },
+  // nftables: local-access.nft keeps local users off the RAFT loopback ports
+  central: { apt: ['nftables', 'ovn-central', 'stunnel4'], dnf: ['nftables', 'openvswitch', 'ovn-central', 'stunnel'] },
   worker: { apt: ['openvswitch-switch', 'ovn-host', 'stunnel4'], dnf: ['openvswitch', 'ovn-host', 'stunnel'] },
   'metadata-agent': { apt: ['haproxy', 'neutron-ovn-metadata-agent'], dnf: ['haproxy', 'openstack-neutron-ovn-metadata-agent'] },
+  // ovn-nbctl/ovn-sbctl, and the tunnel to the centrals
+  cms: { apt: ['ovn-common', 'stunnel4'], dnf: ['ovn', 'stunnel'] },
 } as const;
 
 const sorted = (xs: Iterable<string>): string[] => [...new Set(xs)].sort();
@@ -71,7 +74,7 @@ export function certificateSans(host: Host): string[] {
 /** The host's one certificate: `central` (serverAuth + clientAuth, so RAFT peers use it as clients) or `worker`. */
 function certificate(inv: Inventory, host: Host, ht: HostTopology): CertificateRequest {
   return {
-    role: ht.isCentral ? 'central' : 'worker',
+    role: ht.isCentral ? 'central' : ht.host.roles.includes('worker') || !ht.host.roles.includes('cms') ? 'worker' : 'cms',
     name: host.name,
     sans: certificateSans(host),
     keyBits: inv.certificates.leafKeyBits,
@@ -84,7 +87,7 @@ function certificate(inv: Inventory, host: Host, ht: HostTopology): CertificateR
   };
 }
 
-function ovsSettings(host: Host, topo: SiteTopology): OvsSettings | undefined {
+function ovsSettings(host: Host, topo: SiteTopology, root: string): OvsSettings | undefined {
   if (!host.roles.includes('worker') || host.encap === undefined) return undefined;
   const bridge = 'br-int';
   const externalIds: Record<string, string> = {
@@ -93,7 +96,7 @@ function ovsSettings(host: Host, topo: SiteTopology): OvsSettings | undefined {
     'ovn-bridge-datapath-type': host.datapath,
     'ovn-encap-ip': host.encap.ip,
     'ovn-encap-type': host.encap.type,
-    'ovn-remote': topo.sbRemotes,
+    'ovn-remote': ovsdbRemotes(topo, 'sb', root),
     'system-id': host.systemId,
   };
   return {
@@ -131,15 +134,21 @@ function initCommands(ht: HostTopology, topo: SiteTopology, root: string): strin
   ];
 }
 
-function health(inv: Inventory, ht: HostTopology, services: HostService[], specs: StunnelConfigSpec[]): HealthCheck[] {
+function health(ht: HostTopology, services: HostService[], specs: StunnelConfigSpec[]): HealthCheck[] {
   const checks: HealthCheck[] = services.map((s) => ({ kind: 'service-running', service: s.spec.name }));
   if (ht.central !== undefined) {
     checks.push({ kind: 'raft-member', db: 'OVN_Northbound', ctl: hp.ovn.nbCtl }, { kind: 'raft-member', db: 'OVN_Southbound', ctl: hp.ovn.sbCtl });
-    for (const key of ['nb', 'sb'] as const) checks.push({ kind: 'tcp-listen', address: ht.central.loopback, port: inv.loopbackPorts[key] });
+    for (const db of ['nb', 'sb'] as const) checks.push({ kind: 'unix-listen', path: hp.ovsdbSocket(ht.host.name, db) });
   }
-  // Every stunnel listener, server and client side.
+  // The stunnel client's tunnels to the other centrals: NB/SB on unix sockets (host paths, as
+  // apply resolves them below its root), RAFT on loopback TCP.
+  for (const d of ht.remoteCentrals) {
+    for (const key of ht.clientEndpoints) if (key === 'nb' || key === 'sb') checks.push({ kind: 'unix-listen', path: hp.ovsdbSocket(d.host.name, key) });
+  }
+  // Every TCP listener of stunnel, server and client side.
   for (const spec of specs) {
     for (const svc of spec.services) {
+      if (svc.accept.startsWith('/')) continue;
       const i = svc.accept.lastIndexOf(':');
       checks.push({ kind: 'tcp-listen', address: svc.accept.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(svc.accept.slice(i + 1)) });
     }
@@ -167,7 +176,10 @@ function plannedFiles(inv: Inventory, ht: HostTopology, pki: SitePki, services: 
     file(hp.pki.crl, pki.crlPem, { reload: stunnelServices }),
     file(rp.managedMarker, renderManagedMarker(site, host), { template: 'host/managed-marker.hbs' }),
     file(rp.firewall, renderNftables(site, host, portPolicies(inv, topo, ht), ownAddresses(ht), root), { template: 'host/firewall.nft.hbs' }),
+    file(rp.tmpfiles, renderTmpfiles(site, host, root), { template: 'host/tmpfiles.conf.hbs' }),
   ];
+  // RAFT cluster addresses are TCP on loopback: only a central has them (its own and its tunnels).
+  if (ht.isCentral) files.push(file(rp.localAccess, renderLocalAccess(site, host, [inv.loopbackPorts.nbRaft, inv.loopbackPorts.sbRaft], root), { template: 'host/local-access.nft.hbs' }));
   for (const spec of specs) {
     const name = spec.kind === 'server' ? SERVICE.stunnelServer : SERVICE.stunnelClient;
     // No secret inside (only the key's path): world-readable like Debian's /etc/stunnel.
@@ -235,9 +247,9 @@ export interface HostBundle {
 
 /** The bundle of `hostName`, given the site's topology (computed once by renderSite). */
 export function renderHostBundleWith(inv: Inventory, topo: SiteTopology, hostName: string, pki: SitePki, opts: RenderOptions): HostBundle {
+  const root = opts.root ?? '/';
   const ht = hostTopology(inv, topo, hostName);
   const host = ht.host;
-  const root = opts.root ?? '/';
   const tls = hostStunnelTls(root);
   const specs = [stunnelServerSpec(inv, topo, ht, tls, root), stunnelClientSpec(inv, ht, tls, root)].filter((s): s is StunnelConfigSpec => s !== undefined);
   const services = hostServices(inv, topo, ht, specs.some((s) => s.kind === 'client'), root, opts.metadataRuntime);
@@ -249,7 +261,7 @@ export function renderHostBundleWith(inv: Inventory, topo: SiteTopology, hostNam
     files.set(source, { content: f.content, mode: f.mode });
     return { source, dest: f.dest, mode: f.mode, owner: 'root', group: 'root', sha256: sha256(f.content), reload: f.reload, restart: f.restart, ...(f.template === undefined ? {} : { template: f.template }) };
   });
-  const ovs = ovsSettings(host, topo);
+  const ovs = ovsSettings(host, topo, root);
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
     site: inv.site,
@@ -266,7 +278,7 @@ export function renderHostBundleWith(inv: Inventory, topo: SiteTopology, hostNam
     raft: raftDbs(ht, topo),
     standaloneDbs: standaloneDbs(host),
     initCommands: initCommands(ht, topo, root),
-    health: health(inv, ht, services, specs),
+    health: health(ht, services, specs),
     firewall: firewallRules(portPolicies(inv, topo, ht)),
   };
   const json = manifestJson(manifest);

@@ -48,6 +48,9 @@ export function metadataAgentCommand(runtime: MetadataAgentRuntime, hp: HostPath
     '/run/netns:/run/netns:shared',
     '--volume',
     `${ovsRun}:${ovsRun}`,
+    // The SB through the host's tunnel: the unix sockets of the root-only socket directory.
+    '--volume',
+    `${hp.ovsdbDir}:${hp.ovsdbDir}`,
     '--volume',
     `${m.confDir}:${m.confDir}:ro`,
     '--volume',

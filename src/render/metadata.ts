@@ -8,7 +8,7 @@ import type { Host, Inventory } from '../inventory/types.js';
 import { metadataSectionProblem } from '../inventory/rules.js';
 import { renderMetadataAgent } from '../metadata/render.js';
 import { hostPaths, hostRenderedPaths } from '../paths.js';
-import type { SiteTopology } from '../site/topology.js';
+import { ovsdbRemotes, type SiteTopology } from '../site/topology.js';
 
 /** What is missing for the metadata agents of `hosts` (section in the site file, secret file option). */
 export function metadataProblems(inv: Inventory, hosts: Host[], secret: string | undefined): Problem[] {
@@ -43,7 +43,7 @@ export function metadataFiles(inv: Inventory, host: Host, topo: SiteTopology, se
       lockPath: m.lockPath,
       ovsdbConnection: `unix:${hostPaths(root).ovs.dbSock}`,
       // The same remote list as ovn-controller: the IDL fails over across the centrals itself.
-      sbConnection: topo.sbRemotes,
+      sbConnection: ovsdbRemotes(topo, 'sb', root),
       nova: { host: section.novaMetadataHost, port: section.novaMetadataPort },
       workers: section.workers,
     },

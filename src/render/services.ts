@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { BundleService } from '../bundle/manifest.js';
 import { METADATA_AGENT_BINARY, metadataAgentCommand, type MetadataAgentRuntime } from './metadata-runtime.js';
 import { hostPaths, hostRenderedPaths, type HostPaths } from '../paths.js';
-import type { HostTopology, SiteTopology } from '../site/topology.js';
+import { ovsdbRemotes, type HostTopology, type SiteTopology } from '../site/topology.js';
 import type { Inventory } from '../inventory/types.js';
 
 /** The Debian binaries, absolute so that systemd units verify and no PATH lookup differs. */
@@ -55,7 +55,46 @@ export interface HostService {
   description: string;
   /** One sentence for the unit's header comment. */
   purpose: string;
+  /**
+   * Run by the systemd unit before the daemon (ExecStartPre=), at boot too, when no apply has run
+   * since: what must hold before the daemon listens.
+   */
+  preStart?: PreStart[];
 }
+
+/** One ExecStartPre= of a unit, with the reason for its comment line. */
+export interface PreStart {
+  argv: string[];
+  why: string;
+}
+
+/** The nft binary (Debian and Fedora/EL). */
+const NFT = '/usr/sbin/nft';
+
+/**
+ * A central's RAFT listeners (ovsdb-server's on L(C), the stunnel client's tunnels) are loopback
+ * TCP: their unit loads local-access.nft first, so that after a reboot they never listen open to
+ * every local user until the next apply (which loads it too, for the own supervisor).
+ */
+const loadLocalAccess = (root: string): PreStart => ({
+  argv: [NFT, '-f', hostRenderedPaths(root).localAccess],
+  why: "local-access.nft first: RAFT's loopback ports root only from the moment they listen (at boot too)",
+});
+
+/**
+ * stunnel neither binds over a socket file that is there nor removes its own when it dies: before
+ * the stunnel client starts, every socket in the OVSDB socket directory goes but this central's
+ * own (ovsdb-server's, which removes and binds its own). A fixed command rather than the list of
+ * listeners (the own supervisor's BundleService.unixListeners): the unit stays the same when
+ * centrals come and go, so such a change reloads stunnel instead of restarting it.
+ */
+const removeStaleListeners = (root: string, ht: HostTopology): PreStart => {
+  const hp = hostPaths(root);
+  const own = ht.central === undefined ? [] : ['nb', 'sb'].flatMap((db) => ['!', '-name', `${ht.host.name}.${db}`]);
+  return { argv: [FIND, hp.ovsdbDir, '-maxdepth', '1', '-type', 's', ...own, '-delete'], why: 'stale unix listeners of a stunnel that died: it cannot bind over them' };
+};
+
+const FIND = '/usr/bin/find';
 
 const rel = (base: string, dir: string): string => path.relative(base, dir);
 // systemd's RuntimeDirectory= family is relative to the machine's /run, /var/lib...: always the
@@ -81,11 +120,12 @@ function service(
   name: string,
   [description, purpose]: [string, string],
   argv: string[],
-  opts: { stage: 0 | 1; after?: string[]; env?: Record<string, string>; reload?: boolean; needsCertificate?: boolean; dirs: Partial<ServiceDirs> },
+  opts: { stage: 0 | 1; after?: string[]; env?: Record<string, string>; reload?: boolean; needsCertificate?: boolean; unixListeners?: string[]; preStart?: PreStart[]; dirs: Partial<ServiceDirs> },
 ): HostService {
   return {
     description,
     purpose,
+    ...(opts.preStart === undefined ? {} : { preStart: opts.preStart }),
     dirs: { ...noDirs, ...opts.dirs },
     spec: {
       name,
@@ -97,28 +137,30 @@ function service(
       unit: hostRenderedPaths().unitName(name),
       needsCertificate: opts.needsCertificate ?? false,
       stage: opts.stage,
+      unixListeners: opts.unixListeners ?? [],
     },
   };
 }
 
-function centralDb(root: string, inv: Inventory, ht: HostTopology, which: 'nb' | 'sb'): HostService {
+function centralDb(root: string, ht: HostTopology, which: 'nb' | 'sb'): HostService {
   const hp = hostPaths(root);
   const rp = hostRenderedPaths(root);
   const c = ht.central;
   if (c === undefined) throw new Error('centralDb on a non-central');
   const o = hp.ovn;
   const f = which === 'nb' ? { db: o.nbDb, sock: o.nbSock, pid: o.nbPid, ctl: o.nbCtl, log: rp.logs.nbOvsdb } : { db: o.sbDb, sock: o.sbSock, pid: o.sbPid, ctl: o.sbCtl, log: rp.logs.sbOvsdb };
-  // Plaintext only on the unix socket and on L(C): stunnel carries everything between hosts.
+  // Plaintext only on unix sockets (the distribution's, and the site's one in the root-only socket
+  // directory that stunnel and every local client use); RAFT on L(C) is the database file's.
   return service(
     hp,
     which === 'nb' ? SERVICE.nbOvsdb : SERVICE.sbOvsdb,
-    [`OVN ${which === 'nb' ? 'Northbound' : 'Southbound'} database`, 'a member of the RAFT cluster; plaintext only on its unix socket and on this central\'s loopback address'],
-    [BINARIES.ovsdbServer, f.db, `--remote=punix:${f.sock}`, `--remote=ptcp:${inv.loopbackPorts[which]}:${c.loopback}`, `--pidfile=${f.pid}`, `--unixctl=${f.ctl}`, `--log-file=${f.log}`, '--no-chdir', ...VLOG],
-    { stage: 0, env: ovnEnv(hp), dirs: { runtime: [DIRS.ovnRun], state: [DIRS.ovnState], logs: [DIRS.ovnLogs] } },
+    [`OVN ${which === 'nb' ? 'Northbound' : 'Southbound'} database`, 'a member of the RAFT cluster; plaintext only on unix sockets, RAFT on this central\'s loopback address'],
+    [BINARIES.ovsdbServer, f.db, `--remote=punix:${f.sock}`, `--remote=punix:${hp.ovsdbSocket(c.host.name, which)}`, `--pidfile=${f.pid}`, `--unixctl=${f.ctl}`, `--log-file=${f.log}`, '--no-chdir', ...VLOG],
+    { stage: 0, env: ovnEnv(hp), preStart: [loadLocalAccess(root)], dirs: { runtime: [DIRS.ovnRun], state: [DIRS.ovnState], logs: [DIRS.ovnLogs] } },
   );
 }
 
-function stunnelService(root: string, kind: 'server' | 'client'): HostService {
+function stunnelService(root: string, kind: 'server' | 'client', unixListeners: string[] = [], preStart?: PreStart[]): HostService {
   return service(
     hostPaths(root),
     kind === 'server' ? SERVICE.stunnelServer : SERVICE.stunnelClient,
@@ -126,7 +168,7 @@ function stunnelService(root: string, kind: 'server' | 'client'): HostService {
       ? ['stunnel TLS server', "TLS in front of this central's databases and RAFT ports"]
       : ['stunnel TLS client', "listeners on the other centrals' loopback addresses, tunnelled to them over TLS"],
     [BINARIES.stunnel, hostRenderedPaths(root).stunnelConf(kind)],
-    { stage: 0, reload: true, needsCertificate: true, dirs: { runtime: [DIRS.ownRun], logs: [DIRS.ownLogs] } },
+    { stage: 0, reload: true, needsCertificate: true, unixListeners, ...(preStart === undefined ? {} : { preStart }), dirs: { runtime: [DIRS.ownRun], logs: [DIRS.ownLogs] } },
   );
 }
 
@@ -140,9 +182,11 @@ export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopolog
   const stage0: HostService[] = [];
   const stage1: HostService[] = [];
   if (ht.isCentral) {
-    stage0.push(centralDb(root, inv, ht, 'nb'), centralDb(root, inv, ht, 'sb'), stunnelService(root, 'server'));
+    stage0.push(centralDb(root, ht, 'nb'), centralDb(root, ht, 'sb'), stunnelService(root, 'server'));
   }
-  if (hasClient) stage0.push(stunnelService(root, 'client'));
+  // The client's NB/SB listeners are unix sockets (stunnelClientSpec's accept lines).
+  const clientSockets = ht.remoteCentrals.flatMap((d) => ht.clientEndpoints.flatMap((key) => (key === 'nb' || key === 'sb' ? [hp.ovsdbSocket(d.host.name, key)] : [])));
+  if (hasClient) stage0.push(stunnelService(root, 'client', clientSockets, [...(ht.isCentral ? [loadLocalAccess(root)] : []), removeStaleListeners(root, ht)]));
   if (worker) {
     stage0.push(
       service(
@@ -161,7 +205,7 @@ export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopolog
         hp,
         SERVICE.northd,
         ['OVN northd', 'translates the Northbound into the Southbound; runs on every central, one is active through the OVSDB lock'],
-        [BINARIES.northd, `--ovnnb-db=${topo.nbRemotes}`, `--ovnsb-db=${topo.sbRemotes}`, `--pidfile=${hp.ovn.northdPid}`, `--unixctl=${hp.ovn.northdCtl}`, `--log-file=${rp.logs.northd}`, '--no-chdir', ...VLOG],
+        [BINARIES.northd, `--ovnnb-db=${ovsdbRemotes(topo, 'nb', root)}`, `--ovnsb-db=${ovsdbRemotes(topo, 'sb', root)}`, `--pidfile=${hp.ovn.northdPid}`, `--unixctl=${hp.ovn.northdCtl}`, `--log-file=${rp.logs.northd}`, '--no-chdir', ...VLOG],
         { stage: 1, after: [SERVICE.nbOvsdb, SERVICE.sbOvsdb, ...client], env: ovnEnv(hp), dirs: { runtime: [DIRS.ovnRun], logs: [DIRS.ovnLogs] } },
       ),
     );

@@ -51,6 +51,7 @@ export function renderUnit(site: string, host: string, svc: HostService): string
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([k, v]) => systemdWord(`${k}=${v}`)),
     execStart: spec.argv.map(systemdWord).join(' '),
+    preStart: (svc.preStart ?? []).map((p) => ({ why: p.why, command: p.argv.map(systemdWord).join(' ') })),
     reload: spec.reloadSignal === 'SIGHUP',
     runtime: svc.dirs.runtime.join(' '),
     state: svc.dirs.state.join(' '),

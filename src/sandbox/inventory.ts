@@ -13,6 +13,7 @@ export function planInventory(plan: SandboxPlan): Inventory {
   return sandboxInventory({
     site: `sandbox-${plan.id}`,
     central: { name: plan.central.name, address: plan.central.address },
+    cms: [{ name: plan.operator.name, address: plan.operator.address }],
     workers: plan.workers.map((w) => ({ name: w.name, address: w.address, metadataAgent: plan.metadata !== undefined, datapath: plan.datapath, interface: w.veth.inside })),
     ...(plan.metadata === undefined ? {} : { metadataAgent: { novaMetadataHost: SANDBOX_NOVA.host, novaMetadataPort: SANDBOX_NOVA.port } }),
   });

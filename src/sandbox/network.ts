@@ -39,7 +39,7 @@ export async function ensureUnderlay(runner: Runner, plan: SandboxPlan): Promise
   const ul = new Ip(runner, plan.underlay.netns);
   const have = new Set((await ul.links()).map((l) => l.ifname));
   const { bridge, mtu } = plan.underlay;
-  const nodes = [plan.central, ...plan.workers];
+  const nodes = [plan.central, plan.operator, ...plan.workers];
   const lines: string[][] = [];
   if (!have.has(bridge)) lines.push(['link', 'add', 'name', bridge, 'mtu', String(mtu), 'type', 'bridge']);
   lines.push(['link', 'set', 'dev', bridge, 'mtu', String(mtu), 'up']);

@@ -75,6 +75,11 @@ export interface SandboxPlan {
   subnet: string;
   underlay: { netns: string; bridge: string; mtu: number };
   central: NodePlan;
+  /**
+   * The operator's host (role `cms`): a stunnel client with its own certificate, the one way to
+   * the Northbound from outside the central, as neutron-server's host has on a real site.
+   */
+  operator: NodePlan;
   workers: WorkerPlan[];
   router: { name: string; ports: RouterPortPlan[] };
   networks: { name: NetworkName; cidr: string }[];
@@ -140,6 +145,7 @@ export function planSandbox(opts: SandboxOptions): SandboxPlan {
     veth: { inside: names.nodeVeth(short), outside: names.underlayVeth(short) },
   });
   const central = node('central', 'central', 1);
+  const operator = node('operator', 'ops', 2);
   const workers: WorkerPlan[] = [];
   for (let i = 1; i <= opts.workers; i++) {
     const n = node(workerName(i), `w${i}`, 10 + i);
@@ -159,6 +165,7 @@ export function planSandbox(opts: SandboxOptions): SandboxPlan {
     subnet: `${subnet.base}.0/${subnet.prefixLen}`,
     underlay: { netns: names.underlayNetns, bridge: names.underlayBridge, mtu: UNDERLAY_MTU },
     central,
+    operator,
     workers,
     router: {
       name: 'router1',
@@ -172,7 +179,7 @@ export function planSandbox(opts: SandboxOptions): SandboxPlan {
       { name: 'network2', cidr: '192.168.1.0/24' },
     ],
     vms,
-    namespaces: [names.underlayNetns, central.netns, ...workers.map((w) => w.netns), ...vms.map((v) => v.netns), ...(metadata === undefined ? [] : [metadata.vm.netns, metadata.ovnmetaNetns])],
+    namespaces: [names.underlayNetns, central.netns, operator.netns, ...workers.map((w) => w.netns), ...vms.map((v) => v.netns), ...(metadata === undefined ? [] : [metadata.vm.netns, metadata.ovnmetaNetns])],
     ...(metadata === undefined ? {} : { metadata }),
     checks: vms.filter((v) => v.name !== 'vm1').map((v) => ({ from: 'vm1', to: v.name })),
   };
@@ -187,7 +194,7 @@ function hex(n: number): string {
 /** Names and socket paths the kernel would truncate or reject: fail before creating anything. */
 function checkLimits(plan: SandboxPlan): void {
   const problems: Problem[] = [];
-  for (const n of [plan.central, ...plan.workers]) {
+  for (const n of [plan.central, plan.operator, ...plan.workers]) {
     for (const ifname of [n.veth.inside, n.veth.outside]) {
       if (ifname.length > MAX_IFNAME) problems.push({ path: 'names', message: `interface name ${ifname} is longer than ${MAX_IFNAME}` });
     }

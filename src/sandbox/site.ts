@@ -28,6 +28,8 @@ export interface SandboxSite {
   topology: SiteTopology;
   hosts: SandboxHost[];
   central: SandboxHost;
+  /** The operator's NB client host (role `cms`). */
+  operator: SandboxHost;
   workers: SandboxHost[];
 }
 
@@ -42,8 +44,9 @@ export function sandboxSite(plan: SandboxPlan, runner?: Runner): SandboxSite {
     return { name, netns, root, paths, bundleDir: paths.bundle, reportFile: plan.paths.report(name), local };
   };
   const central = host(plan.central.name, plan.central.netns);
+  const operator = host(plan.operator.name, plan.operator.netns);
   const workers = plan.workers.map((w) => host(w.name, w.netns));
-  return { inventory, topology: siteTopology(inventory), hosts: [central, ...workers], central, workers };
+  return { inventory, topology: siteTopology(inventory), hosts: [central, operator, ...workers], central, operator, workers };
 }
 
 export function siteHost(site: SandboxSite, name: string): SandboxHost {

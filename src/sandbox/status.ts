@@ -24,6 +24,7 @@ import { probeTls } from '../tools/tls.js';
 import type { SandboxPlan } from './plan.js';
 import { socketAccepts } from './ready.js';
 import type { SandboxHost, SandboxSite } from './site.js';
+import { ovsdbRemotes } from '../site/topology.js';
 import { judge } from './status-verdict.js';
 import type { SandboxState } from './state.js';
 
@@ -146,6 +147,11 @@ function expectedDaemons(site: SandboxSite, runner: Runner): ExpectedDaemon[] {
     daemon(c, SERVICE.northd, 'ovn-northd', o.northdPid, appctlProbe(o.northdCtl, ['status'], (out) => /Status: active/.test(out))),
     // The server side is judged by the TLS checks below; here: it runs and its listener answers.
     daemon(c, SERVICE.stunnelServer, 'stunnel', stunnelFiles('server', c.paths).pidFile, async () => ({ ok: true, detail: 'see NB/SB through TLS' })),
+    // The operator's way to the NB (role cms): the central must admit its certificate there.
+    daemon(site.operator, SERVICE.stunnelClient, 'stunnel', stunnelFiles('client', site.operator.paths).pidFile, async () => {
+      const r = await ovsdbListDbs(runner, ovsdbRemotes(site.topology, 'nb', site.operator.root), { timeoutSec: 3 });
+      return r.databases.includes('OVN_Northbound') ? { ok: true, detail: 'NB answers through it' } : { ok: false, detail: r.error || 'NB not reachable through it' };
+    }),
   ];
   for (const w of site.workers) {
     const v = w.paths.ovs;
@@ -153,8 +159,8 @@ function expectedDaemons(site: SandboxSite, runner: Runner): ExpectedDaemon[] {
       daemon(w, SERVICE.ovsOvsdb, 'ovsdb-server', v.ovsdbPid, dbProbe(v.dbSock, 'Open_vSwitch')),
       daemon(w, SERVICE.vswitchd, 'ovs-vswitchd', v.vswitchdPid, appctlProbe(v.vswitchdCtl, ['version'], () => true)),
       daemon(w, SERVICE.stunnelClient, 'stunnel', stunnelFiles('client', w.paths).pidFile, async () => {
-        // The remote ovn-controller uses: the central's loopback address, served by this tunnel.
-        const r = await ovsdbListDbs(runner, site.topology.sbRemotes, { netns: w.netns, timeoutSec: 3 });
+        // The remote ovn-controller uses: the worker's socket for the central's SB, served by this tunnel.
+        const r = await ovsdbListDbs(runner, ovsdbRemotes(site.topology, 'sb', w.root), { timeoutSec: 3 });
         return r.databases.includes('OVN_Southbound') ? { ok: true, detail: 'SB answers through it' } : { ok: false, detail: r.error || 'SB not reachable through it' };
       }),
       daemon(w, SERVICE.controller, 'ovn-controller', w.paths.ovn.controllerPid, async (pid) => {
@@ -229,18 +235,19 @@ export async function collectStatus(o: CollectOptions): Promise<StatusReport> {
       return { name: d.name, node: d.node, program: d.program, running, pid: running ? (s?.pid ?? null) : null, restarts: s?.restarts ?? 0, healthy: running && probe.ok, detail: probe.detail };
     }),
   );
-  const firstWorker = plan.workers[0];
   const endpoint = (port: number) => `ssl:${plan.central.address}:${port}`;
   const tlsCheck = async (db: 'nb' | 'sb', name: string): Promise<TlsEndpointStatus> => {
-    const base = { endpoint: endpoint(ports[db]), from: firstWorker?.netns ?? '' };
-    if (firstWorker === undefined) return { ...base, reachable: false, database: null, protocol: null, cipher: null, error: 'no worker to check from' };
-    const pki = site.workers[0]?.paths.pki;
-    if (pki === undefined) return { ...base, reachable: false, database: null, protocol: null, cipher: null, error: 'no worker to check from' };
-    // The worker's own key and certificate, as its stunnel client presents them.
+    // Each database as the host that uses it presents itself: the NB as the operator (role cms,
+    // the only non-central identity the NB admits), the SB as worker1.
+    const client = db === 'nb' ? site.operator : site.workers[0];
+    const base = { endpoint: endpoint(ports[db]), from: client?.netns ?? '' };
+    if (client === undefined) return { ...base, reachable: false, database: null, protocol: null, cipher: null, error: 'no worker to check from' };
+    const pki = client.paths.pki;
+    // The host's own key and certificate, as its stunnel client presents them.
     const tls = { key: pki.key, cert: pki.cert, caCert: pki.caBundle };
     const [dbs, probe] = await Promise.all([
-      ovsdbListDbs(runner, `ssl:${plan.central.address}:${ports[db]}`, { netns: firstWorker.netns, tls, timeoutSec: 3 }),
-      probeTls(runner, { host: plan.central.address, port: ports[db], netns: firstWorker.netns, cert: tls.cert, key: tls.key, caFile: tls.caCert, verifyName: plan.central.name, holdMs: 0 }).catch(
+      ovsdbListDbs(runner, `ssl:${plan.central.address}:${ports[db]}`, { netns: client.netns, tls, timeoutSec: 3 }),
+      probeTls(runner, { host: plan.central.address, port: ports[db], netns: client.netns, cert: tls.cert, key: tls.key, caFile: tls.caCert, verifyName: plan.central.name, holdMs: 0 }).catch(
         () => undefined,
       ),
     ]);

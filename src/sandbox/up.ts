@@ -6,6 +6,7 @@
  */
 import { ExitError } from '../errors.js';
 import { ensurePackages } from '../packages.js';
+import { hostPaths } from '../paths.js';
 import { DryRunRunner, ZxRunner } from '../runner.js';
 import { dagRunner } from '../ui/dag.js';
 import { detectDatapath } from './datapath.js';
@@ -93,6 +94,9 @@ export function upSummary(r: UpResult): string[] {
       `(${r.plan.datapath === 'netdev' ? 'userspace' : 'kernel'} datapath, ${r.supervisor} supervisor), state in ${r.plan.stateDir}`,
   );
   lines.push(`  status: ovn-deploy status --dir ${r.plan.stateDir}    stop: ovn-deploy down --dir ${r.plan.stateDir}`);
+  // The operator's host is the NB client of this site (role cms): its tunnel is a root-only socket.
+  const operator = hostPaths(r.plan.paths.hostRoot(r.plan.operator.name));
+  lines.push(`  NB as the operator (TLS, cms certificate): ovn-nbctl --db=unix:${operator.ovsdbSocket(r.plan.central.name, 'nb')} show`);
   const m = r.plan.metadata;
   if (m !== undefined) {
     lines.push(

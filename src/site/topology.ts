@@ -1,9 +1,14 @@
 /**
- * How the hosts of a site reach each other (pure): every central C owns a loopback address L(C)
- * on which "C's NB/SB/RAFT" are reachable from EVERY host of the site: on C itself ovsdb-server
- * listens there, elsewhere a local stunnel client accepts there and carries the connection over
- * TLS to C's stunnel server. So the remote lists and RAFT addresses are the same strings on every
- * host, and ovsdb-server never listens on anything but loopback.
+ * How the hosts of a site reach each other (pure). Every central C's NB and SB are reachable on
+ * every host that may use them as the unix sockets `ovsdbSocket(C, nb|sb)` in a root-only
+ * directory: on C itself ovsdb-server listens there, elsewhere a local stunnel client accepts there
+ * and carries the connection over TLS to C's stunnel server. So the remote lists are the same
+ * strings on every host, and no local user but root reaches a database through a tunnel.
+ * RAFT cluster addresses must be TCP: C's RAFT ports live on its loopback address L(C), and
+ * `local-access.nft` keeps every user but root off them.
+ *
+ * Who gets what (the central's stunnel server checks the client certificate's names): NB for
+ * centrals and `cms` hosts only, SB for every host of the site, RAFT for centrals only.
  */
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -43,7 +48,7 @@ export interface RaftMembership {
   localAddress: string;
   /** The other centrals' RAFT addresses, in inventory order. */
   peers: string[];
-  /** The other centrals' client remotes of the same database (`tcp:L(D):loopbackPorts.nb`), in inventory order. */
+  /** The other centrals' client remotes of the same database (`unix:ovsdbSocket(D, nb)`), in inventory order. */
   peerRemotes: string[];
 }
 
@@ -52,9 +57,8 @@ export interface SiteTopology {
   /** In inventory order; the first creates the clusters. */
   centrals: CentralNode[];
   bootstrap: string;
-  /** `tcp:L(D):loopbackPorts.nb` for every central D, comma-separated: the same on every host. */
-  nbRemotes: string;
-  sbRemotes: string;
+  /** Hosts admitted to the NB besides the centrals (role `cms`), in inventory order. */
+  cmsHosts: Host[];
   /** Encap IPs of all workers, in inventory order (firewall: tunnels only from other chassis). */
   workerEncapIps: { host: string; ip: string }[];
 }
@@ -67,7 +71,7 @@ export interface HostTopology {
   central?: CentralNode;
   /** The centrals this host reaches through its stunnel client (all but itself). */
   remoteCentrals: CentralNode[];
-  /** Endpoints tunnelled to each remote central: nb+sb, plus the RAFT ports on a central. */
+  /** Endpoints tunnelled to each remote central: sb on a chassis, nb+sb on a cms host, all four on a central. */
   clientEndpoints: readonly CentralEndpoint[];
   raft?: { nb: RaftMembership; sb: RaftMembership };
 }
@@ -100,25 +104,30 @@ export function siteTopology(inv: Inventory): SiteTopology {
   const first = centrals[0];
   if (first === undefined && problems.length === 0) problems.push({ path: 'hosts', message: 'no host has the central role' });
   if (problems.length > 0 || first === undefined) throw new InputError(problems);
-  const remotes = (key: 'nb' | 'sb') => centrals.map((c) => `tcp:${c.loopback}:${inv.loopbackPorts[key]}`).join(',');
   return {
     site: inv.site,
     centrals,
     bootstrap: first.host.name,
-    nbRemotes: remotes('nb'),
-    sbRemotes: remotes('sb'),
+    cmsHosts: inv.hosts.filter((h) => h.roles.includes('cms') && !h.roles.includes('central')),
     workerEncapIps: inv.hosts.flatMap((h) => (h.roles.includes('worker') && h.encap !== undefined ? [{ host: h.name, ip: h.encap.ip }] : [])),
   };
 }
 
+/** `unix:ovsdbSocket(C, db)` of every central C, comma-separated: a host's remote list of that database. */
+export function ovsdbRemotes(topo: SiteTopology, db: 'nb' | 'sb', root = '/'): string {
+  const hp = hostPaths(root);
+  return topo.centrals.map((c) => `unix:${hp.ovsdbSocket(c.host.name, db)}`).join(',');
+}
+
+/** peerRemotes name host paths: apply resolves a `unix:` remote below its root. */
 function membership(inv: Inventory, topo: SiteTopology, self: CentralNode, key: 'nbRaft' | 'sbRaft'): RaftMembership {
   const addr = (c: CentralNode, port: number) => `tcp:${c.loopback}:${port}`;
   const others = topo.centrals.filter((c) => c !== self);
-  const client = inv.loopbackPorts[key === 'nbRaft' ? 'nb' : 'sb'];
+  const hp = hostPaths();
   return {
     localAddress: addr(self, inv.loopbackPorts[key]),
     peers: others.map((c) => addr(c, inv.loopbackPorts[key])),
-    peerRemotes: others.map((c) => addr(c, client)),
+    peerRemotes: others.map((c) => `unix:${hp.ovsdbSocket(c.host.name, key === 'nbRaft' ? 'nb' : 'sb')}`),
   };
 }
 
@@ -140,8 +149,8 @@ export function hostTopology(inv: Inventory, topo: SiteTopology, hostName: strin
     isCentral: central !== undefined,
     ...(central === undefined ? {} : { central, raft: { nb: membership(inv, topo, central, 'nbRaft'), sb: membership(inv, topo, central, 'sbRaft') } }),
     remoteCentrals,
-    // A worker never speaks RAFT; a central needs its peers' RAFT ports too.
-    clientEndpoints: central === undefined ? ['nb', 'sb'] : CENTRAL_ENDPOINTS,
+    // A chassis needs only the SB; a cms host the NB too; a central its peers' RAFT ports as well.
+    clientEndpoints: central !== undefined ? CENTRAL_ENDPOINTS : host.roles.includes('cms') ? ['nb', 'sb'] : ['sb'],
   };
 }
 
@@ -157,26 +166,39 @@ export function hostStunnelTls(root = '/'): StunnelTlsFiles {
 }
 
 /**
- * The central's TLS server: each endpoint's TLS port on its primary address -> ovsdb-server on
- * L(C). The RAFT ports admit only certificates named after a central, so a worker's certificate
- * (same CA) cannot talk RAFT.
+ * Names admitted per endpoint: by the certificate's names, on top of the CA chain and CRL check.
+ * Sorted, so that reordering hosts in the inventory changes no central's file.
+ */
+function admitted(inv: Inventory, topo: SiteTopology, key: CentralEndpoint): string[] {
+  const centrals = topo.centrals.map((c) => c.host.name);
+  const names = key === 'nbRaft' || key === 'sbRaft' ? centrals : key === 'nb' ? [...centrals, ...topo.cmsHosts.map((h) => h.name)] : inv.hosts.map((h) => h.name);
+  return [...new Set(names)].sort();
+}
+
+/**
+ * The central's TLS server: each endpoint's TLS port on its primary address -> ovsdb-server's
+ * unix socket (NB, SB) or its RAFT port on L(C). Each port admits only the certificates named
+ * after the hosts of its role (`admitted`): a worker's certificate (same CA) gets neither the NB
+ * nor RAFT, and a certificate the CA issued outside the site gets nothing.
  */
 export function stunnelServerSpec(inv: Inventory, topo: SiteTopology, ht: HostTopology, tls: StunnelTlsFiles, root = '/'): StunnelConfigSpec | undefined {
   const self = ht.central;
   if (self === undefined) return undefined;
   const hp = hostPaths(root);
   const files = stunnelFiles('server', hp);
-  const centralNames = topo.centrals.map((c) => c.host.name);
   const services: ServerService[] = CENTRAL_ENDPOINTS.map((key) => ({
     name: key,
     accept: `${bracketHost(self.address)}:${inv.ports[key]}`,
-    connect: `${self.loopback}:${inv.loopbackPorts[key]}`,
-    ...(key === 'nbRaft' || key === 'sbRaft' ? { checkHost: centralNames } : {}),
+    connect: key === 'nb' || key === 'sb' ? hp.ovsdbSocket(self.host.name, key) : `${self.loopback}:${inv.loopbackPorts[key]}`,
+    checkHost: admitted(inv, topo, key),
   }));
   return { kind: 'server', site: inv.site, host: ht.host.name, tls, pidFile: files.pidFile, logFile: files.logFile, foreground: true, services };
 }
 
-/** Local listeners on L(D) for every remote central D and endpoint, each tunnelled to D only. */
+/**
+ * Local listeners for every remote central D and endpoint, each tunnelled to D only: NB and SB on
+ * D's unix sockets in the root-only socket directory, RAFT on L(D).
+ */
 export function stunnelClientSpec(inv: Inventory, ht: HostTopology, tls: StunnelTlsFiles, root = '/'): StunnelConfigSpec | undefined {
   if (ht.remoteCentrals.length === 0) return undefined;
   const hp = hostPaths(root);
@@ -184,7 +206,7 @@ export function stunnelClientSpec(inv: Inventory, ht: HostTopology, tls: Stunnel
   const services: ClientService[] = ht.remoteCentrals.flatMap((d) =>
     ht.clientEndpoints.map((key) => ({
       name: `${key}-${d.host.name}`,
-      accept: `${d.loopback}:${inv.loopbackPorts[key]}`,
+      accept: key === 'nb' || key === 'sb' ? hp.ovsdbSocket(d.host.name, key) : `${d.loopback}:${inv.loopbackPorts[key]}`,
       connect: [`${bracketHost(d.address)}:${inv.ports[key]}`],
       ...certificateNames(d.host),
     })),

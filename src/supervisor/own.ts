@@ -82,7 +82,9 @@ export class OwnSupervisor implements Supervisor {
 
   async stop(names?: string[]): Promise<void> {
     const desired = await readDesired(this.paths.services).catch(() => undefined);
-    const remaining = names === undefined ? [] : (desired?.services ?? []).filter((s) => !names.includes(s.name));
+    // The others keep running; an `after` naming a stopped one is dropped (the supervisor ignores a
+    // services.json whose `after` names an unknown service, and the stop would never be confirmed).
+    const remaining = names === undefined ? [] : (desired?.services ?? []).filter((s) => !names.includes(s.name)).map((s) => withoutAfter(s, names));
     const revision = randomUUID();
     await writeDesired(this.paths.services, { version: 1, revision, services: remaining });
     const supervisor = this.supervisor();
@@ -249,4 +251,11 @@ async function startFailure(spec: ServiceSpec, record: ServiceRecord): Promise<E
     `service ${spec.name} failed to start (exited ${record.failures} times in a row${how}); ` +
       `tail of ${spec.logFile}:\n${await logTail(spec.logFile)}`,
   );
+}
+
+function withoutAfter(s: ServiceSpec, gone: readonly string[]): ServiceSpec {
+  if (s.after === undefined || !s.after.some((a) => gone.includes(a))) return s;
+  const after = s.after.filter((a) => !gone.includes(a));
+  const { after: _dropped, ...rest } = s;
+  return after.length === 0 ? rest : { ...rest, after };
 }

@@ -5,7 +5,7 @@
  * previous supervisor (adopted) is not our child, so its death is noticed by polling /proc.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { withNetns } from '../runner.js';
 import { isSameProcess, readProcStat, terminate, type ProcIdentity } from './proc.js';
@@ -79,6 +79,7 @@ export class ManagedService {
     try {
       mkdirSync(path.dirname(this.spec.logFile), { recursive: true });
       fd = openSync(this.spec.logFile, 'a', 0o640);
+      removeStaleSockets(this.spec.unixListeners ?? []);
       // detached: own session and process group, so a terminal's SIGINT never reaches it.
       child = spawn(argv[0] ?? '', argv.slice(1), {
         detached: true,
@@ -218,4 +219,19 @@ async function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);
+}
+
+/**
+ * The unix listeners a previous process of the daemon left (stunnel removes them only on a clean
+ * exit, and cannot bind over them): each removed if, and only if, it is a socket (lstat: never
+ * through a symlink).
+ */
+function removeStaleSockets(paths: readonly string[]): void {
+  for (const p of paths) {
+    try {
+      if (lstatSync(p).isSocket()) unlinkSync(p);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
 }

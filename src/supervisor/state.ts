@@ -18,6 +18,7 @@ const serviceSpecSchema = z.object({
   after: z.array(z.string()).optional(),
   stopSignal: z.string().optional(),
   settleMs: z.number().optional(),
+  unixListeners: z.array(z.string()).optional(),
 });
 
 const desiredSchema = z.object({

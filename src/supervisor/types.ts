@@ -24,6 +24,11 @@ export interface ServiceSpec {
    * that exits at once on a bad config fails ensure() instead of passing it; default 300 ms.
    */
   settleMs?: number;
+  /**
+   * Unix sockets the daemon binds and leaves behind when it dies (stunnel): removed before each
+   * start, if they are sockets (never through a symlink, nothing else).
+   */
+  unixListeners?: string[];
 }
 
 export interface ServiceStatus {

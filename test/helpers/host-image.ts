@@ -18,7 +18,7 @@ import { checkoutCacheDir } from '../../src/paths.js';
 /** Installed in the image: what a minimal server has, plus what the tests and `deploy` use. */
 export const HOST_IMAGE_PACKAGES = ['openssh-server', 'iproute2', 'iputils-ping', 'procps', 'python3', 'ethtool', 'ca-certificates', 'libstdc++6'];
 /** Downloaded (not installed) so that `apply` can install them offline. */
-export const HOST_IMAGE_OFFLINE_PACKAGES = ['ovn-central', 'ovn-host', 'openvswitch-switch', 'openvswitch-common', 'stunnel4'];
+export const HOST_IMAGE_OFFLINE_PACKAGES = ['ovn-central', 'ovn-host', 'openvswitch-switch', 'openvswitch-common', 'stunnel4', 'nftables'];
 
 /** Added by the `systemd: true` variant: a host whose PID 1 is systemd (apply's systemd backend). */
 export const HOST_IMAGE_SYSTEMD_PACKAGES = ['systemd', 'systemd-sysv', 'dbus'];

@@ -142,26 +142,38 @@ export async function expectWrongSecretRejected(m: MetadataSandboxPlan, scratchD
  */
 export function expectSbOnlyThroughStunnel(a: MetadataAgentPlan, agent: ProcIdentity): void {
   const ini = readFileSync(path.join(a.confDir, 'neutron_ovn_metadata_agent.ini'), 'utf8');
-  const remote = /^ovn_sb_connection = tcp:(127\.\d+\.\d+\.\d+:\d+)$/m.exec(ini)?.[1];
+  // A unix socket of the worker's root-only socket directory, the stunnel client's plaintext side.
+  const remote = /^ovn_sb_connection = unix:(\/\S+)$/m.exec(ini)?.[1];
   expect(remote, ini).toBeDefined();
+  const sock = remote as string;
+  expect(path.dirname(sock)).toBe(hostPaths(a.root).ovsdbDir);
   const clientConfPath = hostRenderedPaths(a.root).stunnelConf('client');
   const clientConf = readFileSync(clientConfPath, 'utf8');
-  expect(clientConf).toContain(`accept = ${remote as string}`);
+  expect(clientConf).toContain(`accept = ${sock}`);
+  // `ss -Hxp`: Netid State Recv-Q Send-Q Local Inode Peer PeerInode Process.
+  const unix = inNetns(a.netns, ['ss', '-Hxap']).out.split('\n').map((l) => l.trim().split(/\s+/)).filter((c) => c.length >= 8);
+  const pidsOf = (c: string[]): number[] => [...c.slice(8).join(' ').matchAll(/pid=(\d+),/g)].map((x) => Number(x[1]));
   // The listener is held by stunnel itself (its socket-activation parent closed its copy).
-  const listeners = inNetns(a.netns, ['ss', '-Htlnp']).out.split('\n').filter((l) => l.includes(`${remote as string} `));
-  expect(listeners.length, `listener on ${remote as string}`).toBeGreaterThan(0);
+  const listeners = unix.filter((c) => c[1] === 'LISTEN' && c[4] === sock);
+  expect(listeners.length, `listener on ${sock}`).toBeGreaterThan(0);
   for (const l of listeners) {
-    const pids = [...l.matchAll(/pid=(\d+),/g)].map((x) => Number(x[1]));
-    expect(pids.length, l).toBeGreaterThan(0);
+    const pids = pidsOf(l);
+    expect(pids.length, l.join(' ')).toBeGreaterThan(0);
     for (const pid of pids) {
       const argv = readCmdline(pid) ?? [];
-      expect(path.basename(argv[0] ?? ''), l).toMatch(/^stunnel/);
-      expect(argv, l).toContain(clientConfPath);
+      expect(path.basename(argv[0] ?? ''), l.join(' ')).toMatch(/^stunnel/);
+      // The config, or the socket-activation wrapper's copy of it next to the pid file.
+      expect(argv.some((x) => x === clientConfPath || x === path.join(hostPaths(a.root).runDir, 'stunnel-client.conf.activated')), l.join(' ')).toBe(true);
     }
   }
-  const conns = inNetns(a.netns, ['ss', '-Htnp', 'state', 'established']).out.split('\n').filter((l) => l.includes(`pid=${agent.pid},`));
-  expect(conns.length, `established connections of the agent (pid ${agent.pid})`).toBeGreaterThan(0);
-  for (const l of conns) expect(l).toMatch(new RegExp(`\\s${(remote as string).replace(/\./g, '\\.')}\\s`));
+  // The agent reaches OVSDB over no TCP connection at all; one of its unix connections is the
+  // SB: its peer is a socket stunnel accepted on that path.
+  const tcp = inNetns(a.netns, ['ss', '-Htnp', 'state', 'established']).out.split('\n').filter((l) => l.includes(`pid=${agent.pid},`));
+  expect(tcp, `TCP connections of the agent (pid ${agent.pid})`).toEqual([]);
+  const mine = unix.filter((c) => c[1] === 'ESTAB' && pidsOf(c).includes(agent.pid));
+  const accepted = unix.filter((c) => c[1] === 'ESTAB' && c[4] === sock && pidsOf(c).some((pid) => path.basename(readCmdline(pid)?.[0] ?? '').startsWith('stunnel')));
+  const sbConns = mine.filter((c) => accepted.some((s) => s[5] === c[7]));
+  expect(sbConns.length, `the agent's connections to ${sock} (pid ${agent.pid})`).toBeGreaterThan(0);
 }
 
 /** HTTP status of the VM's metadata request ('000' when nothing answered). */

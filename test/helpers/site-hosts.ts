@@ -25,7 +25,7 @@ import { Ssh } from '../../src/tools/ssh.js';
 import { ensureHostImage, SYSTEMD_RUN_ARGS } from './host-image.js';
 import { defaultSiteRegistryDir, processStart, reapStaleSites, removeRecord, saveRecord, TEST_SITE_PREFIX, type SiteRecord } from './site-registry.js';
 
-export type TestHostRole = 'central' | 'worker';
+export type TestHostRole = 'central' | 'worker' | 'cms';
 
 export interface TestHost {
   /** Host name in the inventory and the container's hostname (`central1`, `worker2`). */
@@ -83,6 +83,8 @@ export interface TestSite {
 export interface CreateTestSiteOptions {
   centrals: number;
   workers: number;
+  /** Hosts with the `cms` role only (an NB client such as neutron-server): none unless given. */
+  cms?: number;
   /** Default: `od` + 5 random hex digits (names must fit 15-char interface names); a given one must have that shape too. */
   prefix?: string;
   /** Extra inventory fields merged at the top level (e.g. ports). */
@@ -238,6 +240,7 @@ export async function createTestSite(opts: CreateTestSiteOptions): Promise<TestS
     const hosts: TestHost[] = [];
     for (let i = 1; i <= opts.centrals; i++) hosts.push({ name: `central${i}`, role: 'central', container: '', netns: '', mgmtIp: '' });
     for (let i = 1; i <= opts.workers; i++) hosts.push({ name: `worker${i}`, role: 'worker', container: '', netns: '', mgmtIp: '' });
+    for (let i = 1; i <= (opts.cms ?? 0); i++) hosts.push({ name: `cms${i}`, role: 'cms', container: '', netns: '', mgmtIp: '' });
     hosts.forEach((h, idx) => {
       h.container = `${prefix}-${h.name}`;
       h.netns = `${prefix}-${h.name}`;
