@@ -121,7 +121,7 @@ describe("the sandbox's hosts, rendered by the real renderer", () => {
   });
 
   it("points ovn-controller only at the local stunnel client, and moves a worker's underlay veth into br-phy with the userspace datapath", () => {
-    const { p, site, m } = bundles('netdev');
+    const { p, m } = bundles('netdev');
     const w = p.workers[0];
     if (w === undefined) throw new Error('no worker');
     const ovs = m(w.name).ovs;

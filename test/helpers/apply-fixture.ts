@@ -105,6 +105,7 @@ const svc = (name: string, stage: 0 | 1, argv: string[], more: Partial<BundleSer
   unit: `ovn-deploy-${name}.service`,
   needsCertificate: false,
   stage,
+  unixListeners: [],
   ...more,
 });
 
