@@ -43,6 +43,8 @@ export interface EndpointStatus {
   /** Client side: a new connection through the tunnel. */
   tunnel: ProbeOutcome | null;
   trustedCas: string[];
+  /** nextUpdate of each CRL in the host's CRL file (one per trusted CA). */
+  crlNextUpdates: string[];
 }
 
 export interface CaStatus {
@@ -308,6 +310,7 @@ function endpointRow(x: CollectedEndpoint, now: Date, windowDays: number | undef
     served,
     tunnel: x.tunnel ?? null,
     trustedCas: x.trusted.map((t) => t.commonName),
+    crlNextUpdates: x.crls.map((c) => c.nextUpdate.toISOString()),
   };
 }
 
@@ -324,7 +327,7 @@ function table(rows: string[][]): string[] {
 function servedCell(e: EndpointStatus): string {
   if (e.side === 'client') return e.tunnel === null ? '-' : e.tunnel.ok ? 'tunnel ok' : 'tunnel DOWN';
   if (e.served.length === 0) return '-';
-  if (e.served.every((s) => s.matchesFile)) return 'same';
+  if (e.served.every((s) => s.matchesFile)) return `same (${[...new Set(e.served.map((s) => s.issuer ?? '?'))].join(', ')})`;
   return e.served.map((s) => s.serial ?? 'none').join(',');
 }
 
@@ -346,6 +349,10 @@ export function renderCertsStatus(r: CertsStatusReport): string {
       ]),
     ]),
   );
+  // What each host trusts and the CRLs it holds: its own copies, which differ from the PKI's while a change rolls out.
+  const seen = new Set<string>();
+  const perHost = r.endpoints.filter((e) => !seen.has(e.host) && seen.add(e.host) !== undefined);
+  lines.push('', ...table([['HOST', 'TRUSTS', 'CRL NEXT-UPDATE'], ...perHost.map((e) => [e.host, e.trustedCas.join(', ') || '-', e.crlNextUpdates.map((d) => d.slice(0, 16)).join(', ') || '-'])]));
   lines.push('', ...table([['CA', 'SERIAL', 'NOT-AFTER', 'DAYS', ''], ...r.cas.map((c) => [c.commonName, c.serial, c.notAfter.slice(0, 10), String(c.daysLeft), [c.issuing ? 'issuing' : 'trusted', c.due ? 'DUE' : ''].filter(Boolean).join(', ')])]));
   if (r.crls.length > 0) {
     lines.push('', ...table([['CRL OF', 'NEXT-UPDATE', 'DAYS', 'REVOKED', ''], ...r.crls.map((c) => [c.issuer, c.nextUpdate.slice(0, 16), String(c.daysLeft), String(c.revoked), c.needsRefresh ? 'REFRESH' : ''])]));

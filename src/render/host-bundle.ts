@@ -51,8 +51,8 @@ const PACKAGES = {
   central: { apt: ['nftables', 'ovn-central', 'stunnel4'], dnf: ['nftables', 'openvswitch', 'ovn-central', 'stunnel'] },
   worker: { apt: ['openvswitch-switch', 'ovn-host', 'stunnel4'], dnf: ['openvswitch', 'ovn-host', 'stunnel'] },
   'metadata-agent': { apt: ['haproxy', 'neutron-ovn-metadata-agent'], dnf: ['haproxy', 'openstack-neutron-ovn-metadata-agent'] },
-  // ovn-nbctl/ovn-sbctl, and the tunnel to the centrals
-  cms: { apt: ['ovn-common', 'stunnel4'], dnf: ['ovn', 'stunnel'] },
+  // ovn-nbctl/ovn-sbctl, ovsdb-client (probes through the tunnel), and the tunnel to the centrals
+  cms: { apt: ['openvswitch-common', 'ovn-common', 'stunnel4'], dnf: ['openvswitch', 'ovn', 'stunnel'] },
 } as const;
 
 const sorted = (xs: Iterable<string>): string[] => [...new Set(xs)].sort();
