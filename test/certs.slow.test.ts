@@ -28,9 +28,12 @@ if (notRoot) console.warn('certs.slow.test.ts: skipped, needs root (network name
 /** A probe write takes well under 0.4 s here even on a loaded machine: a second is a stall, not noise. */
 const SLOWEST_WRITE_MS = 1000;
 
+/** `certs status --json`: exit 0 when nothing needs attention, 1 when something is due or critical. */
 async function certsStatus(dir: string): Promise<CertsStatusReport> {
-  const r = await cliOk(['certs', 'status', '--dir', dir, '--json']);
-  return JSON.parse(r.stdout) as CertsStatusReport;
+  const r = await cli(['certs', 'status', '--dir', dir, '--json']);
+  const report = JSON.parse(r.stdout) as CertsStatusReport;
+  expect(r.code, `certs status exit with warnings ${JSON.stringify(report.warnings)}\n${r.stderr}`).toBe(report.warnings.length === 0 ? 0 : 1);
+  return report;
 }
 
 describe.skipIf(notRoot)('ovn-deploy certs on the up sandbox (1 central + 2 workers)', () => {

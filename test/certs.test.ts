@@ -20,8 +20,9 @@ import { rotateCertificates, RotationError } from '../src/certs/rotate.js';
 import { judgeCertsStatus, renderCertsStatus, type Collected, type CollectedEndpoint } from '../src/certs/status.js';
 import { cronWord, renderCronLine, renderRenewalUnits, systemdWord } from '../src/certs/timer.js';
 import { ExitError } from '../src/errors.js';
-import { pkiPaths, rolloverPaths } from '../src/paths.js';
-import { initPki, issueCertificate, normalizeSerial, readBundle, readIndex, refreshCrl } from '../src/pki/index.js';
+import { hostPaths, pkiPaths, rolloverPaths } from '../src/paths.js';
+import { initPki, normalizeSerial, readBundle, readIndex, refreshCrl, signCsr } from '../src/pki/index.js';
+import { commitPendingKey, keyMatchesOnHost, newPendingKey, publicFileOf, publicFilePath, restorePreviousKey, writePublicFile } from '../src/certs/host-files.js';
 import { ZxRunner } from '../src/runner.js';
 
 let root: string;
@@ -126,7 +127,8 @@ describe('certs status verdict (pure)', () => {
     expect(r.warnings).toEqual([]);
     expect(r.due).toEqual([]);
     expect(r.endpoints[0]?.served[0]?.matchesFile).toBe(true);
-    expect(r.cas).toEqual([{ serial: 'ca1', commonName: 'ovn-deploy CA t', notAfter: '2036-01-01T00:00:00.000Z', daysLeft: 3501, due: false, issuing: true }]);
+    expect(r.cas).toEqual([{ serial: 'ca1', commonName: 'ovn-deploy CA t', notAfter: '2036-01-01T00:00:00.000Z', daysLeft: 3501, due: false, critical: false, issuing: true }]);
+    expect(r.critical).toEqual([]);
     expect(renderCertsStatus(r)).toMatch(/central\s+central\s+central\s+s0\s+ovn-deploy CA t\s+2028-01-01\s+\d+\s+valid\s+same/);
   });
 
@@ -152,6 +154,37 @@ describe('certs status verdict (pure)', () => {
     expect(w).toMatch(/no CRL for trusted CA "ovn-deploy CA t #2"/);
     expect(w).toMatch(/needs its next update by 2026-06-03/);
     expect(r.crls.find((c) => c.needsRefresh)?.daysLeft).toBe(2);
+    // The broken tunnel, the key mismatch and the missing CRL break connections: critical; a due leaf is not (yet).
+    const c = r.critical.join('\n');
+    expect(c).toMatch(/reset by peer/);
+    expect(c).toMatch(/does not match the certificate/);
+    expect(c).toMatch(/no CRL for trusted CA "ovn-deploy CA t #2"/);
+    expect(c).not.toMatch(/is due/);
+  });
+
+  it('a CA past half its lifetime: prepare the next one; with a sixth left: critical; a stale CRL and an expired leaf are critical', () => {
+    const half = judgeCertsStatus(collected([{}]), at('2031-02-01T00:00:00Z'));
+    expect(half.cas[0]).toMatchObject({ due: true, critical: false });
+    expect(half.warnings.join('\n')).toMatch(/CA "ovn-deploy CA t" expires in \d+ day\(s\), past half its lifetime: prepare the next CA/);
+    expect(half.critical.join('\n')).not.toMatch(/CA "ovn-deploy CA t"/);
+    const early = judgeCertsStatus(collected([{}]), at('2030-12-01T00:00:00Z'));
+    expect(early.cas[0]).toMatchObject({ due: false, critical: false });
+    const late = judgeCertsStatus(collected([{ cert: cert('s0', '2036-06-01T00:00:00Z'), served: [] }]), at('2034-09-01T00:00:00Z'));
+    expect(late.cas[0]).toMatchObject({ due: true, critical: true });
+    expect(late.critical.join('\n')).toMatch(/a sixth of its lifetime or less: roll it over now/);
+    const stale = judgeCertsStatus(collected([{ cert: cert('s0', '2026-05-01T00:00:00Z') }]), now);
+    expect(stale.critical.join('\n')).toMatch(/EXPIRED on 2026-05-01/);
+    const crlGone = judgeCertsStatus(collected([{ crls: [{ ...crl, thisUpdate: at('2026-05-01T00:00:00Z'), nextUpdate: at('2026-05-31T00:00:00Z') }] }]), now);
+    expect(crlGone.critical.join('\n')).toMatch(/is STALE since 2026-05-31/);
+  });
+
+  it('a host revoked by `certs revoke` is shown but not warned about (its refusal is intended)', () => {
+    const c = collected([{}, { indexStatus: 'revoked', tunnel: { ok: false, detail: 'certificate revoked' } }]);
+    const r = judgeCertsStatus({ ...c, revokedHosts: ['worker1'] }, now);
+    expect(r.warnings).toEqual([]);
+    expect(r.endpoints[1]).toMatchObject({ host: 'worker1', status: 'revoked', due: false });
+    // Without the record, the same files are critical findings.
+    expect(judgeCertsStatus(c, now).critical.join('\n')).toMatch(/worker1's certificate .* is REVOKED/);
   });
 });
 
@@ -207,51 +240,56 @@ describe('renewal timer', () => {
 });
 
 /**
- * A deployment of three "hosts" whose files are real and whose stunnel reload is mocked: it
- * succeeds unless the test says otherwise, and records every call.
+ * A deployment of three "hosts" whose files are real (each a root directory with a real host's
+ * layout, its key made there by the host-side functions a real host runs over SSH) and whose
+ * stunnel reload is mocked: it succeeds unless the test says otherwise, and records every call.
  */
-async function mockedDeployment(name: string, opts: { copyFiles?: boolean } = {}) {
+async function mockedDeployment(name: string) {
   const pkiDir = path.join(root, name, 'pki');
   await initPki(pkiDir, { keyBits: 2048, commonName: name });
   const hosts = ['central', 'worker1', 'worker2'];
-  for (const h of hosts) await issueCertificate(pkiDir, { name: h, role: h === 'central' ? 'central' : 'worker', ...(h === 'central' ? { sans: ['10.0.0.1'] } : {}) });
   const p = pkiPaths(pkiDir);
-  const hostDir = (h: string) => path.join(root, name, 'hosts', h);
+  const placeOf = (h: string) => hostPaths(path.join(root, name, 'hosts', h));
   const endpoints: TlsEndpoint[] = hosts.map((h) => ({
     host: h,
     role: h === 'central' ? 'central' : 'worker',
     certName: h,
     sans: h === 'central' ? ['central', '10.0.0.1'] : [h],
-    certPath: opts.copyFiles === true ? path.join(hostDir(h), 'host.crt') : p.cert(h),
-    keyPath: opts.copyFiles === true ? path.join(hostDir(h), 'host.key') : p.key(h),
-    caFile: opts.copyFiles === true ? path.join(hostDir(h), 'ca.crt') : p.caBundle,
-    crlFile: opts.copyFiles === true ? path.join(hostDir(h), 'crl.pem') : p.crl,
+    certPath: placeOf(h).pki.cert,
+    keyPath: placeOf(h).pki.key,
+    caFile: placeOf(h).pki.caBundle,
+    crlFile: placeOf(h).pki.crl,
     stunnel: { serviceName: `${h}-stunnel`, pidFile: '/nonexistent.pid', logFile: '/nonexistent.log', side: h === 'central' ? 'server' : 'client', listeners: [] },
   }));
-  if (opts.copyFiles === true) {
-    for (const e of endpoints) {
-      await fs.mkdir(hostDir(e.host), { recursive: true });
-      await fs.copyFile(p.cert(e.certName), e.certPath);
-      await fs.copyFile(p.key(e.certName), e.keyPath);
-      await fs.copyFile(p.caBundle, e.caFile);
-      await fs.copyFile(p.crl, e.crlFile);
-    }
+  for (const e of endpoints) {
+    const hp = placeOf(e.host);
+    const csr = await newPendingKey(hp, { name: e.certName, sans: e.sans, keyBits: 2048 });
+    const issued = await signCsr(pkiDir, csr, { role: e.role, name: e.certName, sans: e.sans, host: e.host });
+    await fs.writeFile(e.certPath, issued.certPem);
+    await commitPendingKey(hp);
+    await fs.copyFile(p.caBundle, e.caFile);
+    await fs.copyFile(p.crl, e.crlFile);
   }
   const reloads: string[] = [];
   const failReload = new Set<string>();
+  const ref = (e: TlsEndpoint, file: string) => {
+    const r = publicFileOf(placeOf(e.host), file);
+    if (r === undefined) throw new Error(`not a public file: ${file}`);
+    return r;
+  };
   const d: Deployment = {
     description: `mocked ${name}`,
     pkiDir,
     endpoints,
     leafPolicy: { validityDays: 730, keyBits: 2048 },
-    runner: new ZxRunner(),
-    hostFilesAreLocal: opts.copyFiles !== true,
+    runnerFor: () => new ZxRunner(),
     selector: ['--dir', `/mock/${name}`],
-    read: async (_e, file) => fs.readFile(file, 'utf8').catch(() => undefined),
-    write: async (_e, file, content, mode) => {
-      if (content === undefined) await fs.rm(file, { force: true });
-      else await fs.writeFile(file, content, { mode });
-    },
+    read: async (e, file) => fs.readFile(publicFilePath(placeOf(e.host), ref(e, file)), 'utf8').catch(() => undefined),
+    write: async (e, file, content) => writePublicFile(placeOf(e.host), ref(e, file), content),
+    newKey: async (e, req) => newPendingKey(placeOf(e.host), req),
+    commitKey: async (e) => commitPendingKey(placeOf(e.host)),
+    restoreKey: async (e) => restorePreviousKey(placeOf(e.host)),
+    keyMatches: async (e) => keyMatchesOnHost(placeOf(e.host)),
     reload: async (e) => {
       reloads.push(e.host);
       if (failReload.has(e.host)) {
@@ -311,7 +349,7 @@ describe('certs rotate (mocked stunnel reload)', () => {
   });
 
   it('re-signs a CRL near its nextUpdate, copies it to the hosts and reloads every stunnel, even with nothing due', async () => {
-    const { d, reloads } = await mockedDeployment('crl', { copyFiles: true });
+    const { d, reloads } = await mockedDeployment('crl');
     await refreshCrl(d.pkiDir, { nextUpdateDays: 2 });
     const r = await rotateCertificates(d);
     expect(r.crlRefreshed).toMatch(/due for its next update/);
@@ -323,12 +361,13 @@ describe('certs rotate (mocked stunnel reload)', () => {
     expect((await rotateCertificates(d)).crlRefreshed).toBeNull();
   });
 
-  it('with files on the hosts (not the PKI\'s), installs copies and restores the hosts\' files on failure', async () => {
-    const { d, failReload } = await mockedDeployment('copies', { copyFiles: true });
+  it('the key is made on the host and never lands in the PKI; a failed reload restores the hosts\' files and the CRL reaches them', async () => {
+    const { d, failReload } = await mockedDeployment('copies');
     const [central, w1] = [d.endpoints[0]!, d.endpoints[1]!];
     const r = await rotateCertificates(d, { hosts: ['central'], force: true });
     expect(await serialOf(central.certPath)).toBe(r.outcomes[0]?.newSerial);
     expect(await fs.readFile(central.certPath, 'utf8')).toBe(await fs.readFile(pkiPaths(d.pkiDir).cert('central'), 'utf8'));
+    await expect(fs.stat(pkiPaths(d.pkiDir).key('central'))).rejects.toThrow(/ENOENT/);
     const before = await fs.readFile(w1.certPath, 'utf8');
     const pkiBefore = await fs.readFile(pkiPaths(d.pkiDir).cert('worker1'), 'utf8');
     failReload.add('worker1');

@@ -30,7 +30,7 @@ import {
 import { bundleCas, certFacts, crlFacts, isIssuedBy } from './cert-facts.js';
 import { endpointsOf, hostsOf, unknownHosts, type Deployment, type TlsEndpoint } from './deployment.js';
 import { inspectListener, tunnelCarries } from './probes.js';
-import { publishTrustFiles } from './publish.js';
+import { publishTrustFilesEach } from './publish.js';
 import { rotateCertificates, RotationError, type RotateTestHooks } from './rotate.js';
 import {
   currentPhase,
@@ -106,7 +106,7 @@ async function trustFilesHold(d: Deployment, e: TlsEndpoint, ca: CaRef, wanted: 
 /** What the running server accepts: every listener must (or must not) list the CA. */
 async function listenersAccept(d: Deployment, e: TlsEndpoint, ca: CaRef, wanted: boolean): Promise<string | undefined> {
   for (const l of e.stunnel.listeners) {
-    const v = await inspectListener(d.runner, l, { cert: e.certPath, key: e.keyPath });
+    const v = await inspectListener(d.runnerFor(e), l, { cert: e.certPath, key: e.keyPath });
     if (v.acceptedCas.length === 0) return `${l.host}:${l.port} did not answer with its accepted CAs (${v.error ?? 'no answer'})`;
     if (v.acceptedCas.includes(ca.commonName) !== wanted) {
       return `the running stunnel on ${l.host}:${l.port} ${wanted ? 'does not accept' : 'still accepts'} certificates from CA "${ca.commonName}" (it accepts: ${v.acceptedCas.join('; ')})`;
@@ -117,7 +117,7 @@ async function listenersAccept(d: Deployment, e: TlsEndpoint, ca: CaRef, wanted:
 
 async function tunnelOk(d: Deployment, e: TlsEndpoint): Promise<string | undefined> {
   if (e.stunnel.tunnelProbe === undefined) return undefined;
-  const r = await tunnelCarries(d.runner, e.stunnel.tunnelProbe, 5);
+  const r = await tunnelCarries(d.runnerFor(e), e.stunnel.tunnelProbe, 5);
   return r.ok ? undefined : r.detail;
 }
 
@@ -135,7 +135,7 @@ async function verifyEndpoint(d: Deployment, e: TlsEndpoint, phase: RolloverPhas
     else if (!isIssuedBy(pem, newCa.certPem)) why = `${e.certPath} (serial ${facts.serial}) is still issued by "${facts.issuerCommonName}"`;
     else {
       for (const l of e.stunnel.listeners) {
-        const v = await inspectListener(d.runner, l, { cert: e.certPath, key: e.keyPath });
+        const v = await inspectListener(d.runnerFor(e), l, { cert: e.certPath, key: e.keyPath });
         if (v.servedSerial !== facts.serial) why ??= `${l.host}:${l.port} serves ${v.servedSerial ?? 'nothing'}, not the new-CA certificate ${facts.serial}`;
       }
       if (why === undefined && e.stunnel.listeners.length === 0 && !recorded) why = `${e.stunnel.serviceName} has not been reloaded with its new-CA certificate`;
@@ -148,10 +148,11 @@ async function verifyEndpoint(d: Deployment, e: TlsEndpoint, phase: RolloverPhas
   return why === undefined ? { ok: true, detail: `${e.stunnel.serviceName}: verified` } : { ok: false, why };
 }
 
+/** A host that cannot be reached is not verified: its verdict says why (the phase names it). */
 async function verifyHost(d: Deployment, host: string, phase: RolloverPhase, state: RolloverState, newCa: CaView): Promise<Verdict> {
   const details: string[] = [];
   for (const e of endpointsOf(d, host)) {
-    const v = await verifyEndpoint(d, e, phase, state, newCa);
+    const v = await verifyEndpoint(d, e, phase, state, newCa).catch((err: unknown): Verdict => ({ ok: false, why: err instanceof Error ? err.message : String(err) }));
     if (!v.ok) return v;
     details.push(v.detail);
   }
@@ -191,9 +192,7 @@ async function runTrust(d: Deployment, hosts: string[], state: RolloverState, ne
   if (bundle.length !== 2 || !want.every((s) => bundle.some((b) => b.serial === s))) {
     await setTrustedCas(d.pkiDir, want, opts.now === undefined ? {} : { now: opts.now });
   }
-  const endpoints = hosts.flatMap((h) => endpointsOf(d, h));
-  await publishTrustFiles(d, endpoints, { bundle: true, crl: true });
-  await Promise.all(endpoints.map((e) => d.reload(e)));
+  await publishAndReload(d, hosts, opts);
   await recordHosts(d, hosts, 'trust', state, newCa, opts);
 }
 
@@ -239,10 +238,25 @@ async function runRetire(d: Deployment, hosts: string[], state: RolloverState, n
   }
   const bundle = await readBundle(d.pkiDir);
   if (bundle.some((b) => b.serial === state.oldCa.serial)) await setTrustedCas(d.pkiDir, [state.newCa.serial], opts.now === undefined ? {} : { now: opts.now });
-  const endpoints = hosts.flatMap((h) => endpointsOf(d, h));
-  await publishTrustFiles(d, endpoints, { bundle: true, crl: true });
-  await Promise.all(endpoints.map((e) => d.reload(e)));
+  await publishAndReload(d, hosts, opts);
   await recordHosts(d, hosts, 'retire', state, newCa, opts);
+}
+
+/**
+ * The trust files to every host of `hosts` and a reload of each stunnel; a host that cannot be
+ * written to or reloaded does not stop the others: recordHosts finds it unverified and names it.
+ */
+async function publishAndReload(d: Deployment, hosts: readonly string[], opts: RolloverOptions): Promise<void> {
+  const failed = await publishTrustFilesEach(d, hosts.flatMap((h) => endpointsOf(d, h)), { bundle: true, crl: true });
+  for (const f of failed) opts.say?.(`${f.host}: the trust files could not be written: ${f.why}`);
+  const reached = hosts.filter((h) => !failed.some((f) => f.host === h)).flatMap((h) => endpointsOf(d, h));
+  await Promise.all(
+    reached.map((e) =>
+      d.reload(e).catch((err: unknown) => {
+        opts.say?.(`${e.host}: ${e.stunnel.serviceName} did not reload: ${err instanceof Error ? err.message : String(err)}`);
+      }),
+    ),
+  );
 }
 
 /** Verifies each host after its reload and records the ones that passed; throws naming the others. */

@@ -1,9 +1,10 @@
 /**
  * What the certificate lifecycle commands work on: the TLS endpoints of a deployment (which
  * certificate, key, CA bundle and CRL each stunnel uses, and how to reach it) plus the few
- * actions that differ between a local sandbox and real hosts (read/write a file on the host,
- * reload its stunnel, lock the deployment). Everything else (due checks, rotation, rollback, CA
- * rollover, revocation) is written once against this interface.
+ * actions that differ between the sandbox and a site over SSH (read/write a public TLS file on a
+ * host, make a key and CSR there, reload its stunnel, run a probe as the host, lock). Everything
+ * else (due checks, rotation, rollback, CA rollover, revocation) is written once against this
+ * interface. Both implementations build their endpoints with siteEndpoints (site-endpoints.ts).
  */
 import type { LeafRole } from '../pki/types.js';
 import type { Runner } from '../runner.js';
@@ -14,6 +15,8 @@ export interface TlsListener {
   netns?: string;
   host: string;
   port: number;
+  /** The database behind it: who it admits (NB: centrals and cms hosts; SB: every host of the site). */
+  db?: 'nb' | 'sb';
 }
 
 /**
@@ -62,37 +65,54 @@ export interface DeploymentLock {
   release(): Promise<void>;
 }
 
+/** What a renewed key's CSR asks for (the PKI signs it for exactly these). */
+export interface KeyRequest {
+  name: string;
+  sans: readonly string[];
+  keyBits: number;
+}
+
 export interface Deployment {
-  /** For messages: `sandbox 1609 (/var/lib/ovn-deploy/sandbox)`. */
+  /** For messages: `sandbox 1609 (/var/lib/ovn-deploy/sandbox)`, `site lab (site.yaml)`. */
   readonly description: string;
   readonly pkiDir: string;
   readonly endpoints: readonly TlsEndpoint[];
   /** What a renewed leaf gets. */
   readonly leafPolicy: { validityDays: number; keyBits: number };
-  /** Runs probes (openssl s_client, ovsdb-client) where the endpoints can be reached. */
-  readonly runner: Runner;
-  /**
-   * The hosts' files are on this machine, so a host path equal to a PKI path is the PKI's own
-   * file and needs no copy. False for the sandbox: each of its hosts has a root of its own whose
-   * files are copies, as on a real host.
-   */
-  readonly hostFilesAreLocal: boolean;
-  /** The arguments that select this deployment again (`--dir DIR`), for the renewal timer. */
+  /** The arguments that select this deployment again (`--dir DIR`), for the renewal timer and hints. */
   readonly selector: string[];
-  /** A file on the endpoint's host; undefined when it does not exist. */
+  /**
+   * Runs probes (openssl s_client, ovsdb-client) as the endpoint's host: where its certificate,
+   * key and tunnels are (the sandbox: this machine, in the host's namespace; a site: over SSH).
+   */
+  runnerFor(endpoint: TlsEndpoint): Runner;
+  /** A public TLS file of the endpoint's host (certificate, CA bundle, CRL); undefined when absent. */
   read(endpoint: TlsEndpoint, file: string): Promise<string | undefined>;
-  /** Writes a file on the endpoint's host atomically; `content` undefined removes it. */
+  /** Writes a public TLS file (or its rotation backup) on the endpoint's host atomically; `content` undefined removes it. */
   write(endpoint: TlsEndpoint, file: string, content: string | undefined, mode: number): Promise<void>;
+  /**
+   * On the endpoint's host: a new key in its pending slot and a CSR for it. The key never leaves
+   * the host; only the CSR comes back, and only the certificate goes there.
+   */
+  newKey(endpoint: TlsEndpoint, req: KeyRequest): Promise<string>;
+  /** On the host: the pending key replaces the key, which is kept as its rotation backup. */
+  commitKey(endpoint: TlsEndpoint): Promise<void>;
+  /** On the host: the key commitKey replaced is put back (rollback). */
+  restoreKey(endpoint: TlsEndpoint): Promise<void>;
+  /** On the host: whether its key belongs to its certificate. */
+  keyMatches(endpoint: TlsEndpoint): Promise<boolean>;
   /**
    * After a new CA bundle reached the endpoint's host: the CAs the host accepts its deployment
    * bundles from follow it (apply pins the CA bundle of every bundle it applied), so a bundle
    * signed by the new CA is accepted once the old one is retired. Absent: nothing to do.
    */
   bundleTrustChanged?(endpoint: TlsEndpoint, caBundlePem: string): Promise<void>;
-  /** SIGHUP the endpoint's stunnel and confirm from its log that the new config loaded (throws if not). */
+  /** Reloads the endpoint's stunnel and confirms from its log that the new config loaded (throws if not). */
   reload(endpoint: TlsEndpoint): Promise<void>;
   /** Held while a command changes certificates (against `up`/`down` and another `certs` run). */
   lock(what: string): Promise<DeploymentLock>;
+  /** Lets go of connections to the hosts (SSH control masters); absent when there are none. */
+  close?(): Promise<void>;
 }
 
 export function hostsOf(d: Deployment): string[] {

@@ -1,9 +1,9 @@
 /**
  * Getting the PKI's trust files (CA bundle, CRLs) to every stunnel, and the CRL refresh that
- * keeps them current. Every host (a sandbox host's root too) gets its own copies; only a
- * deployment whose stunnels read the PKI's files themselves skips the copy.
+ * keeps them current. Every host (a sandbox host's root too) gets its own copies.
  */
 import { promises as fs } from 'node:fs';
+import { ExitError } from '../errors.js';
 import { readIfExists } from '../fsx.js';
 import { pkiPaths } from '../paths.js';
 import { readBundle, refreshCrl } from '../pki/index.js';
@@ -11,23 +11,45 @@ import { crlFacts } from './cert-facts.js';
 import type { Deployment, TlsEndpoint } from './deployment.js';
 import { crlNeedsRefresh } from './renewal.js';
 
-/** A file on the endpoint's host that is the very same file as one of the PKI's. */
-export function isPkiFile(d: Deployment, e: TlsEndpoint, hostPath: string, pkiPath: string): boolean {
-  return d.hostFilesAreLocal && hostPath === pkiPath;
+/** One endpoint per host: a host's endpoints (a central's server and client) share its files. */
+export function onePerHost(endpoints: readonly TlsEndpoint[]): TlsEndpoint[] {
+  const seen = new Set<string>();
+  return endpoints.filter((e) => !seen.has(e.host) && seen.add(e.host) !== undefined);
 }
 
-/** Copies ca-bundle.crt and/or crl.pem to each endpoint's caFile/crlFile. */
-export async function publishTrustFiles(d: Deployment, endpoints: readonly TlsEndpoint[], which: { bundle?: boolean; crl?: boolean }): Promise<void> {
+/**
+ * Copies ca-bundle.crt and/or crl.pem to each host's caFile/crlFile. A host that cannot be
+ * written to does not stop the others: it is returned with the reason.
+ */
+export async function publishTrustFilesEach(
+  d: Deployment,
+  endpoints: readonly TlsEndpoint[],
+  which: { bundle?: boolean; crl?: boolean },
+): Promise<{ host: string; why: string }[]> {
   const pki = pkiPaths(d.pkiDir);
   const bundle = which.bundle === true ? await fs.readFile(pki.caBundle, 'utf8') : undefined;
   const crl = which.crl === true ? await fs.readFile(pki.crl, 'utf8') : undefined;
+  const failed: { host: string; why: string }[] = [];
   await Promise.all(
-    endpoints.map(async (e) => {
-      if (bundle !== undefined && !isPkiFile(d, e, e.caFile, pki.caBundle)) await d.write(e, e.caFile, bundle, 0o644);
-      if (bundle !== undefined) await d.bundleTrustChanged?.(e, bundle);
-      if (crl !== undefined && !isPkiFile(d, e, e.crlFile, pki.crl)) await d.write(e, e.crlFile, crl, 0o644);
+    onePerHost(endpoints).map(async (e) => {
+      try {
+        if (bundle !== undefined) {
+          await d.write(e, e.caFile, bundle, 0o644);
+          await d.bundleTrustChanged?.(e, bundle);
+        }
+        if (crl !== undefined) await d.write(e, e.crlFile, crl, 0o644);
+      } catch (err) {
+        failed.push({ host: e.host, why: err instanceof Error ? err.message : String(err) });
+      }
     }),
   );
+  return failed;
+}
+
+/** publishTrustFilesEach, throwing when any host did not get the files. */
+export async function publishTrustFiles(d: Deployment, endpoints: readonly TlsEndpoint[], which: { bundle?: boolean; crl?: boolean }): Promise<void> {
+  const failed = await publishTrustFilesEach(d, endpoints, which);
+  if (failed.length > 0) throw new ExitError(`the trust files did not reach every host:\n${failed.map((f) => `  ${f.host}: ${f.why}`).join('\n')}`);
 }
 
 /**

@@ -36,3 +36,15 @@ export function crlNeedsRefresh(thisUpdate: Date, nextUpdate: Date, now: Date): 
   const period = nextUpdate.getTime() - thisUpdate.getTime();
   return nextUpdate.getTime() - now.getTime() <= Math.max(CRL_REFRESH_DAYS * DAY_MS, period / 3);
 }
+
+/**
+ * Where a CA stands (SPIRE's schedule): past half its lifetime the next CA should be prepared
+ * (`certs ca-rollover`), with a sixth or less left it is critical: every leaf it signed dies with it.
+ */
+export function caStage(notBefore: Date, notAfter: Date, now: Date): 'ok' | 'prepare' | 'critical' {
+  const life = notAfter.getTime() - notBefore.getTime();
+  const left = notAfter.getTime() - now.getTime();
+  if (left <= life / 6) return 'critical';
+  if (left <= life / 2) return 'prepare';
+  return 'ok';
+}

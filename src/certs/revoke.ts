@@ -5,11 +5,14 @@
  * another host still gets in (a broken CRL would refuse everyone).
  *
  * Established connections are not cut: stunnel checks certificates at the handshake only, and a
- * reload keeps open connections.
+ * reload keeps open connections. The host stays revoked: the PKI signs nothing for it (no later
+ * deploy, `up` or rotate re-admits it) until `certs reinstate HOST`.
  */
 import { ExitError, inputError } from '../errors.js';
+import { markHostRevoked } from '../pki/host-revocation.js';
 import { readIndex, revokeCertificate, type IndexEntry, type RevocationReason } from '../pki/index.js';
-import { hostsOf, type Deployment, type TlsEndpoint } from './deployment.js';
+import type { LeafRole } from '../pki/types.js';
+import { hostsOf, type Deployment, type TlsEndpoint, type TlsListener } from './deployment.js';
 import { connectsWith, tunnelCarries, type ProbeOutcome } from './probes.js';
 import { publishTrustFiles } from './publish.js';
 
@@ -33,6 +36,11 @@ interface Check {
   run: () => Promise<ProbeOutcome>;
 }
 
+/** The central's stunnel server admits NB to centrals and cms hosts only, SB to every host of the site. */
+function admitsRole(l: TlsListener, role: LeafRole): boolean {
+  return l.db !== 'nb' || role === 'central' || role === 'cms';
+}
+
 /** Connections that prove the revocation took effect (and that it did not lock out everyone). */
 function confirmationChecks(d: Deployment, host: string): Check[] {
   const servers = d.endpoints.filter((e) => e.stunnel.side === 'server' && e.host !== host);
@@ -42,30 +50,31 @@ function confirmationChecks(d: Deployment, host: string): Check[] {
   const as = (e: TlsEndpoint) => ({ cert: e.certPath, key: e.keyPath, ...(e.stunnel.netns === undefined ? {} : { netns: e.stunnel.netns }) });
   for (const me of mine) {
     for (const s of servers) {
-      for (const l of s.stunnel.listeners) {
-        checks.push({ what: `${host}'s certificate at ${s.host} ${l.host}:${l.port}`, expected: 'refused', run: () => connectsWith(d.runner, l, as(me)) });
+      // Only where its role would get in: a refusal by role proves nothing about the CRL.
+      for (const l of s.stunnel.listeners.filter((x) => admitsRole(x, me.role))) {
+        checks.push({ what: `${host}'s certificate at ${s.host} ${l.host}:${l.port}`, expected: 'refused', run: () => connectsWith(d.runnerFor(me), l, as(me)) });
       }
     }
     if (me.stunnel.tunnelProbe !== undefined) {
       const probe = me.stunnel.tunnelProbe;
-      checks.push({ what: `a new connection through ${host}'s tunnel`, expected: 'refused', run: () => tunnelCarries(d.runner, probe, 3) });
+      checks.push({ what: `a new connection through ${host}'s tunnel`, expected: 'refused', run: () => tunnelCarries(d.runnerFor(me), probe, 3) });
     }
   }
   // A revoked server: clients must refuse it. Their tunnels are the proof.
   if (mine.some((e) => e.stunnel.side === 'server')) {
     for (const o of others) {
       const probe = o.stunnel.tunnelProbe;
-      if (probe !== undefined) checks.push({ what: `${o.host}'s tunnel to revoked ${host}`, expected: 'refused', run: () => tunnelCarries(d.runner, probe, 3) });
+      if (probe !== undefined) checks.push({ what: `${o.host}'s tunnel to revoked ${host}`, expected: 'refused', run: () => tunnelCarries(d.runnerFor(o), probe, 3) });
     }
   } else {
     // Someone else still gets in: the CRL is not rejecting everyone.
     const witness = others[0];
     if (witness !== undefined) {
       for (const s of servers) {
-        for (const l of s.stunnel.listeners.slice(0, 1)) checks.push({ what: `${witness.host}'s certificate at ${s.host} ${l.host}:${l.port}`, expected: 'accepted', run: () => connectsWith(d.runner, l, as(witness)) });
+        for (const l of s.stunnel.listeners.filter((x) => admitsRole(x, witness.role)).slice(0, 1)) checks.push({ what: `${witness.host}'s certificate at ${s.host} ${l.host}:${l.port}`, expected: 'accepted', run: () => connectsWith(d.runnerFor(witness), l, as(witness)) });
       }
       const probe = witness.stunnel.tunnelProbe;
-      if (probe !== undefined) checks.push({ what: `a new connection through ${witness.host}'s tunnel`, expected: 'accepted', run: () => tunnelCarries(d.runner, probe, 5) });
+      if (probe !== undefined) checks.push({ what: `a new connection through ${witness.host}'s tunnel`, expected: 'accepted', run: () => tunnelCarries(d.runnerFor(witness), probe, 5) });
     }
   }
   return checks;
@@ -82,6 +91,8 @@ export async function revokeHost(d: Deployment, host: string, opts: RevokeOption
   }
   const lock = await d.lock('certs revoke');
   try {
+    // First: from here on the PKI signs nothing for the host (a deploy or rotate running now included).
+    await markHostRevoked(d.pkiDir, host, { ...(opts.reason === undefined ? {} : { reason: opts.reason }), ...(opts.now === undefined ? {} : { now: opts.now }) });
     const revoked: IndexEntry[] = [];
     for (const name of names) {
       revoked.push(...(await revokeCertificate(d.pkiDir, name, { ...(opts.reason === undefined ? {} : { reason: opts.reason }), ...(opts.now === undefined ? {} : { now: opts.now }) })));

@@ -1,26 +1,28 @@
 /**
  * `ovn-deploy certs rotate`: renews the leaf certificates that are due (or all, with force), with
- * fresh keys, one certificate at a time as a small transaction:
+ * fresh keys, each host's certificate as a small transaction:
  *
- *   back up the files -> issue (PKI) -> install on every endpoint using it -> check the pair
- *   -> SIGHUP stunnel (its log must confirm the reload) -> verify that the new certificate is in
- *   use (a server listener serves the new serial; a client tunnel carries a new connection).
+ *   back up the certificate -> a new key and CSR ON the host (the key never leaves it) -> sign
+ *   the CSR here -> the certificate to the host, then the key into place (the previous kept as
+ *   key.prev there) -> check the pair on the host -> reload stunnel (its log must confirm it)
+ *   -> verify that the new certificate is in use (a server listener serves the new serial; a
+ *   client tunnel carries a new connection).
  *
- * Any failure restores the previous files, marks the abandoned certificate revoked and the
- * previous one current again in the PKI index, reloads, checks the old certificate is back in
- * use, and reports it. stunnel keeps established connections across a reload, so a rotation does
- * not interrupt OVSDB sessions.
+ * Any failure restores the previous certificate and key, marks the abandoned certificate revoked
+ * and the previous one current again in the PKI index, reloads, checks the old certificate is
+ * back in use, and reports it. stunnel keeps established connections across a reload, so a
+ * rotation does not interrupt OVSDB sessions. Hosts are renewed `concurrency` at a time (default
+ * one): a site never has more than that many hosts in the middle of a change.
  */
-import { promises as fs } from 'node:fs';
 import { ExitError, inputError } from '../errors.js';
-import { pkiPaths } from '../paths.js';
-import { issueCertificate, reinstateCertificate } from '../pki/index.js';
-import { pollUntil } from '../tools/retry.js';
-import { backupFiles, hostFile, pkiFile, restoreFiles, type Backup, type FileRef } from './backup.js';
-import { certFacts, isIssuedBy, keyMatchesCert, type CertFacts } from './cert-facts.js';
+import { readRevokedHosts } from '../pki/host-revocation.js';
+import { reinstateCertificate, signCsr } from '../pki/index.js';
+import { mapLimit, pollUntil } from '../tools/retry.js';
+import { backupFiles, hostFile, restoreFiles, type Backup } from './backup.js';
+import { certFacts, isIssuedBy, type CertFacts } from './cert-facts.js';
 import { selectEndpoints, unknownHosts, type Deployment, type TlsEndpoint } from './deployment.js';
 import { inspectListener, tunnelCarries } from './probes.js';
-import { isPkiFile, publishTrustFiles, refreshCrlsIfNeeded } from './publish.js';
+import { publishTrustFiles, refreshCrlsIfNeeded } from './publish.js';
 import { leafDue } from './renewal.js';
 
 /** How long a reloaded server may take to serve the new certificate (it rebinds its listeners). */
@@ -50,6 +52,8 @@ export interface RotateOptions {
   locked?: boolean;
   /** The CA the new certificates must come from (CA rollover checks it). */
   expectIssuer?: { serial: string; certPem: string };
+  /** Hosts renewed at the same time (default 1: one host in the middle of a change at a time). */
+  concurrency?: number;
   testHooks?: RotateTestHooks;
 }
 
@@ -116,10 +120,14 @@ async function rotateLocked(d: Deployment, opts: RotateOptions): Promise<RotateR
   const crlRefreshed = (await refreshCrlsIfNeeded(d, now)) ?? null;
   if (crlRefreshed !== null) say(`CRLs re-signed: ${crlRefreshed}`);
 
+  const revokedHosts = await readRevokedHosts(d.pkiDir);
   const plans = await Promise.all(
     units(selectEndpoints(d, opts.hosts)).map(async (u) => {
       const first = u.endpoints[0];
-      const pem = first === undefined ? undefined : await d.read(first, first.certPath);
+      const revoked = first === undefined ? undefined : revokedHosts[first.host];
+      if (revoked !== undefined) return { unit: u, facts: undefined, why: undefined, revoked };
+      // An unreachable host reads as a missing certificate: its renewal then fails and is reported.
+      const pem = first === undefined ? undefined : await d.read(first, first.certPath).catch(() => undefined);
       const facts = pem === undefined ? undefined : certFacts(pem);
       const why =
         facts === undefined
@@ -129,18 +137,20 @@ async function rotateLocked(d: Deployment, opts: RotateOptions): Promise<RotateR
             : leafDue(facts.notBefore, facts.notAfter, now, opts.windowDays)
               ? `due (until ${facts.notAfter.toISOString()})`
               : undefined;
-      return { unit: u, facts, why };
+      return { unit: u, facts, why, revoked: undefined };
     }),
   );
 
-  const outcomes = await Promise.all(
-    plans.map(async ({ unit, facts, why }): Promise<RotationOutcome> => {
+  const outcomes = await mapLimit(
+    plans,
+    Math.max(1, opts.concurrency ?? 1),
+    async ({ unit, facts, why, revoked }): Promise<RotationOutcome> => {
       if (why === undefined) {
         return {
           certName: unit.certName,
           hosts: unit.endpoints.map((e) => e.host),
           action: 'skipped',
-          reason: `not due (until ${facts?.notAfter.toISOString() ?? '?'})`,
+          reason: revoked !== undefined ? `the host was revoked ${revoked.revokedAt} (\`certs reinstate\` first)` : `not due (until ${facts?.notAfter.toISOString() ?? '?'})`,
           oldSerial: facts?.serial ?? null,
           newSerial: null,
           notAfter: facts?.notAfter.toISOString() ?? null,
@@ -148,7 +158,7 @@ async function rotateLocked(d: Deployment, opts: RotateOptions): Promise<RotateR
         };
       }
       return renewUnit(d, unit, facts, why, opts, say);
-    }),
+    },
   );
 
   // A re-signed CRL is only read on reload: reload whatever the renewals did not.
@@ -165,43 +175,45 @@ async function rotateLocked(d: Deployment, opts: RotateOptions): Promise<RotateR
   return result;
 }
 
-/** The files one certificate lives in: on every endpoint using it, and in the PKI directory. */
-function filesOf(d: Deployment, unit: Unit): FileRef[] {
-  const pki = pkiPaths(d.pkiDir);
-  const refs: FileRef[] = [pkiFile(d.pkiDir, pki.cert(unit.certName), 0o644), pkiFile(d.pkiDir, pki.key(unit.certName), 0o600)];
-  for (const e of unit.endpoints) {
-    if (!isPkiFile(d, e, e.certPath, pki.cert(unit.certName))) refs.push(hostFile(d, e, e.certPath, 0o644));
-    if (!isPkiFile(d, e, e.keyPath, pki.key(unit.certName))) refs.push(hostFile(d, e, e.keyPath, 0o600));
-  }
-  return refs;
-}
-
 async function renewUnit(d: Deployment, unit: Unit, old: CertFacts | undefined, why: string, opts: RotateOptions, say: (l: string) => void): Promise<RotationOutcome> {
   const started = Date.now();
-  const hosts = unit.endpoints.map((e) => e.host);
+  const hosts = [...new Set(unit.endpoints.map((e) => e.host))];
   const first = unit.endpoints[0];
   if (first === undefined) throw new Error(`no endpoint for ${unit.certName}`);
+  // A certificate is one host's: its endpoints (a central's server and client) share its files.
+  if (hosts.length !== 1) throw new Error(`certificate ${unit.certName} is used on several hosts (${hosts.join(', ')}): each host has its own`);
   const base = { certName: unit.certName, hosts, oldSerial: old?.serial ?? null };
-  const backups = await backupFiles(filesOf(d, unit));
+  let backups: Backup[];
+  try {
+    backups = await backupFiles([hostFile(d, first, first.certPath, 0o644)]);
+  } catch (err) {
+    const what = err instanceof Error ? err.message : String(err);
+    say(`${unit.certName} (${hosts.join(', ')}): FAILED (${what}); nothing was changed`);
+    return { ...base, action: 'rolled-back', reason: `${what}; nothing was changed`, newSerial: null, notAfter: old?.notAfter.toISOString() ?? null, restored: true, ms: Date.now() - started };
+  }
 
   let newSerial: string | undefined;
+  let keyCommitted = false;
   try {
-    const issued = await issueCertificate(d.pkiDir, {
-      name: unit.certName,
+    const csr = await d.newKey(first, { name: unit.certName, sans: first.sans, keyBits: d.leafPolicy.keyBits });
+    const issued = await signCsr(d.pkiDir, csr, {
       role: first.role,
+      name: unit.certName,
       sans: first.sans,
       host: first.host,
       validityDays: opts.validityDays ?? d.leafPolicy.validityDays,
-      keyBits: d.leafPolicy.keyBits,
+      file: `${first.host}:${first.certPath}.csr`,
       ...(opts.now === undefined ? {} : { now: opts.now }),
     });
     newSerial = issued.serial.replace(/^0+(?=.)/, '');
-    const keyPem = await fs.readFile(pkiPaths(d.pkiDir).key(unit.certName), 'utf8');
-    if (!keyMatchesCert(keyPem, issued.certPem)) throw new ExitError('the PKI wrote a key that does not match the new certificate');
     if (opts.expectIssuer !== undefined && !isIssuedBy(issued.certPem, opts.expectIssuer.certPem)) {
       throw new ExitError(`the new certificate was not issued by CA ${opts.expectIssuer.serial}`);
     }
-    await installAndCheck(d, unit, issued.certPem, keyPem, newSerial);
+    // Certificate first, then key, as apply does; stunnel reads both only when reloaded.
+    await d.write(first, first.certPath, issued.certPem, 0o644);
+    await d.commitKey(first);
+    keyCommitted = true;
+    await checkInstalled(d, first, newSerial);
     for (const e of unit.endpoints) await opts.testHooks?.beforeReload?.(e);
     for (const e of unit.endpoints) await d.reload(e);
     for (const e of unit.endpoints) await verifyInUse(d, e, newSerial);
@@ -210,7 +222,7 @@ async function renewUnit(d: Deployment, unit: Unit, old: CertFacts | undefined, 
   } catch (err) {
     const what = err instanceof Error ? err.message : String(err);
     say(`${unit.certName} (${hosts.join(', ')}): FAILED (${what}); rolling back`);
-    const rollback = await rollBack(d, unit, backups, old, newSerial);
+    const rollback = await rollBack(d, unit, backups, keyCommitted, old, newSerial);
     return {
       ...base,
       action: 'rolled-back',
@@ -223,16 +235,11 @@ async function renewUnit(d: Deployment, unit: Unit, old: CertFacts | undefined, 
   }
 }
 
-/** Writes the new pair to every endpoint (certificate first) and reads it back. */
-async function installAndCheck(d: Deployment, unit: Unit, certPem: string, keyPem: string, serial: string): Promise<void> {
-  const pki = pkiPaths(d.pkiDir);
-  for (const e of unit.endpoints) {
-    if (!isPkiFile(d, e, e.certPath, pki.cert(unit.certName))) await d.write(e, e.certPath, certPem, 0o644);
-    if (!isPkiFile(d, e, e.keyPath, pki.key(unit.certName))) await d.write(e, e.keyPath, keyPem, 0o600);
-    const [cert, key] = await Promise.all([d.read(e, e.certPath), d.read(e, e.keyPath)]);
-    if (cert === undefined || certFacts(cert)?.serial !== serial) throw new ExitError(`${e.host}: ${e.certPath} does not hold the new certificate ${serial} after installing it`);
-    if (key === undefined || !keyMatchesCert(key, cert)) throw new ExitError(`${e.host}: ${e.keyPath} does not match the new certificate after installing it`);
-  }
+/** The host holds the new certificate, and its key belongs to it (checked there). */
+async function checkInstalled(d: Deployment, e: TlsEndpoint, serial: string): Promise<void> {
+  const cert = await d.read(e, e.certPath);
+  if (cert === undefined || certFacts(cert)?.serial !== serial) throw new ExitError(`${e.host}: ${e.certPath} does not hold the new certificate ${serial} after installing it`);
+  if (!(await d.keyMatches(e))) throw new ExitError(`${e.host}: ${e.keyPath} does not match the new certificate after installing it`);
 }
 
 /** The running stunnel uses the certificate `serial` (server) / carries new connections (client). */
@@ -241,7 +248,7 @@ async function verifyInUse(d: Deployment, e: TlsEndpoint, serial: string): Promi
     let last = '';
     await pollUntil(
       async () => {
-        const v = await inspectListener(d.runner, l, { cert: e.certPath, key: e.keyPath });
+        const v = await inspectListener(d.runnerFor(e), l, { cert: e.certPath, key: e.keyPath });
         last = v.servedSerial ?? `nothing (${v.error ?? 'no answer'})`;
         return v.servedSerial === serial ? true : undefined;
       },
@@ -257,7 +264,7 @@ async function verifyInUse(d: Deployment, e: TlsEndpoint, serial: string): Promi
     let last = '';
     await pollUntil(
       async () => {
-        const r = await tunnelCarries(d.runner, probe, 3);
+        const r = await tunnelCarries(d.runnerFor(e), probe, 3);
         last = r.detail;
         return r.ok ? true : undefined;
       },
@@ -270,15 +277,19 @@ async function rollBack(
   d: Deployment,
   unit: Unit,
   backups: readonly Backup[],
+  keyCommitted: boolean,
   old: CertFacts | undefined,
   abandoned: string | undefined,
 ): Promise<{ ok: boolean; message: string }> {
   const steps: string[] = [];
   try {
     await restoreFiles(backups);
+    const first = unit.endpoints[0];
+    if (keyCommitted && first !== undefined) await d.restoreKey(first);
     steps.push('previous files restored');
     if (abandoned !== undefined && old !== undefined) {
-      await reinstateCertificate(d.pkiDir, { name: unit.certName, previousSerial: old.serial, abandonedSerial: abandoned });
+      const previousCertPem = backups[0]?.content;
+      await reinstateCertificate(d.pkiDir, { name: unit.certName, previousSerial: old.serial, abandonedSerial: abandoned, ...(previousCertPem === undefined ? {} : { previousCertPem }) });
       await publishTrustFiles(d, d.endpoints, { crl: true });
       steps.push(`new certificate ${abandoned} revoked`);
     }

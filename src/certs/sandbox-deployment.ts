@@ -1,27 +1,13 @@
 /**
- * The local sandbox (`ovn-deploy up`) as a Deployment: the stunnel server of its central and the
- * stunnel client of each worker, found from the sandbox's own plan and state (read only). Every
- * sandbox host is a root directory with a real host's layout and its own supervisor, so its
- * stunnel reads the host's files (not the PKI's): a renewed certificate is copied onto the host,
- * like a real-host deployment does, and the host's supervisor delivers the reload.
- *
- * A rotation still issues key and certificate in the PKI and copies both (key 0600): a renewed
- * key then exists in PKI/private too, where the host's first key (made by apply) never was.
- * Keeping every key on its host (a CSR from the host, as apply's own renewal does) is for when
- * these commands serve real hosts. A later `up` keeps the copied pair: apply keeps a certificate
- * that matches the host key, chains to the bundle's CAs and carries the requested names.
+ * The local sandbox (`ovn-deploy up`) as a Deployment: the same endpoints as any site
+ * (site-endpoints.ts), found from the sandbox's own plan and state (read only). Every sandbox host
+ * is a root directory with a real host's layout and its own supervisor, so its stunnel reads the
+ * host's files (not the PKI's); the host-side steps (a new key and CSR, putting it in place, the
+ * public files) are host-files.ts, called in-process on the host's root, exactly what a real host
+ * runs through `ovn-deploy certs host` over SSH. The key never passes through the PKI directory.
  */
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
-import { trustPinFile, updatePin } from '../apply/trust.js';
-import { MANIFEST_FILE } from '../bundle/manifest.js';
-import { pemCertificatesOf, SIGNATURE_FILE, verifyManifestSignature } from '../bundle/signature.js';
 import { ExitError } from '../errors.js';
-import { readIfExists, writeFileAtomic } from '../fsx.js';
-import type { Host } from '../inventory/types.js';
-import { sandboxPaths, stunnelFiles } from '../paths.js';
-import { certificateSans } from '../render/host-bundle.js';
-import { SERVICE } from '../render/services.js';
+import { sandboxPaths } from '../paths.js';
 import { ZxRunner, type Runner } from '../runner.js';
 import { canonicalDir } from '../sandbox/naming.js';
 import { planSandbox, type SandboxPlan } from '../sandbox/plan.js';
@@ -30,11 +16,16 @@ import { acquireLock, readState } from '../sandbox/state.js';
 import { OwnSupervisor } from '../supervisor/own.js';
 import { reloadStunnel } from '../tools/stunnel.js';
 import type { Deployment, DeploymentLock, TlsEndpoint } from './deployment.js';
+import { commitPendingKey, followBundleTrust, keyMatchesOnHost, newPendingKey, publicFileOf, restorePreviousKey, writePublicFile } from './host-files.js';
+import { siteEndpoints } from './site-endpoints.js';
+import { readIfExists } from '../fsx.js';
 
 /** `certs` commands on a directory without a sandbox exit like `status` does. */
 export const NO_SANDBOX_EXIT = 3;
 
 export interface SandboxDeployment extends Deployment {
+  /** This machine's runner (tests run their own probes with it). */
+  readonly runner: Runner;
   readonly plan: SandboxPlan;
   readonly site: SandboxSite;
   /** The central's TLS ports on its underlay address: inventory `ports`. */
@@ -44,23 +35,6 @@ export interface SandboxDeployment extends Deployment {
    * its SB through worker1's: unix sockets, so any namespace of this machine reaches them as root.
    */
   readonly remotes: { nb: string; sb: string };
-}
-
-function inventoryHost(site: SandboxSite, name: string): Host {
-  const h = site.inventory.hosts.find((x) => x.name === name);
-  if (h === undefined) throw new Error(`no inventory host ${name}`);
-  return h;
-}
-
-/** The files of the host's one certificate, as its stunnel loads them. */
-function hostTls(h: SandboxHost) {
-  const pki = h.paths.pki;
-  return { certPath: pki.cert, keyPath: pki.key, caFile: pki.caBundle, crlFile: pki.crl };
-}
-
-function stunnelLogs(h: SandboxHost, kind: 'server' | 'client') {
-  const f = stunnelFiles(kind, h.paths);
-  return { pidFile: f.pidFile, logFile: f.logFile };
 }
 
 /** The central's NB and SB as a host of the sandbox reaches them through its own tunnel. */
@@ -75,59 +49,11 @@ export function centralRemotes(site: SandboxSite): { nb: string; sb: string } {
 }
 
 export function sandboxEndpoints(site: SandboxSite): TlsEndpoint[] {
-  const { inventory: inv, topology } = site;
-  const c = site.central;
-  const node = topology.centrals.find((x) => x.host.name === c.name);
-  if (node === undefined) throw new Error(`${c.name} is not a central of ${inv.site}`);
-  const central: TlsEndpoint = {
-    host: c.name,
-    role: 'central',
-    certName: c.name,
-    sans: certificateSans(inventoryHost(site, c.name)),
-    ...hostTls(c),
-    stunnel: {
-      serviceName: SERVICE.stunnelServer,
-      ...stunnelLogs(c, 'server'),
-      side: 'server',
-      netns: c.netns,
-      listeners: [
-        { netns: c.netns, host: node.address, port: inv.ports.nb },
-        { netns: c.netns, host: node.address, port: inv.ports.sb },
-      ],
-    },
-  };
-  const client = (w: SandboxHost, role: 'worker' | 'cms', db: 'nb' | 'sb'): TlsEndpoint => ({
-    host: w.name,
-    role,
-    certName: w.name,
-    sans: certificateSans(inventoryHost(site, w.name)),
-    ...hostTls(w),
-    stunnel: {
-      serviceName: SERVICE.stunnelClient,
-      ...stunnelLogs(w, 'client'),
-      side: 'client',
-      netns: w.netns,
-      listeners: [],
-      // A worker's: the SB, what ovn-controller uses through this tunnel (its ovn-remote); the operator's: the NB.
-      tunnelProbe: { remote: tunnelRemote(site, w, db), database: db === 'nb' ? 'OVN_Northbound' : 'OVN_Southbound' },
-    },
+  return siteEndpoints(site.inventory, site.topology, (host) => {
+    const h = site.hosts.find((x) => x.name === host.name);
+    if (h === undefined) throw new Error(`no sandbox host ${host.name}`);
+    return { paths: h.paths, netns: h.netns };
   });
-  return [central, client(site.operator, 'cms', 'nb'), ...site.workers.map((w) => client(w, 'worker', 'sb'))];
-}
-
-/**
- * The host's bundle trust pin after its stunnel got `caBundlePem`, by apply's own rule (updatePin):
- * the new CA bundle plus the CA that signed the bundle the host holds now. Without the first, the
- * next `up` (bundles signed by the new CA) is refused once a CA rollover is complete; without the
- * second, `status` (apply --check of the bundle on the host) is refused until that `up`.
- */
-async function followBundleTrust(h: SandboxHost, caBundlePem: string): Promise<void> {
-  const pinned = pemCertificatesOf((await readIfExists(trustPinFile(h.paths)))?.toString('utf8') ?? '');
-  const [manifest, sig] = await Promise.all([readIfExists(path.join(h.bundleDir, MANIFEST_FILE)), readIfExists(path.join(h.bundleDir, SIGNATURE_FILE))]);
-  const held = manifest === undefined || sig === undefined ? undefined : verifyManifestSignature(manifest, sig.toString('utf8'), pinned);
-  // A bundle that does not verify now never will: only the new CA bundle is trusted then.
-  if (held?.ok === true) await updatePin(h.paths, held.signer, caBundlePem);
-  else await writeFileAtomic(trustPinFile(h.paths), caBundlePem, 0o644);
 }
 
 export async function sandboxDeployment(stateDir: string, runner: Runner = new ZxRunner()): Promise<SandboxDeployment> {
@@ -150,6 +76,12 @@ export async function sandboxDeployment(stateDir: string, runner: Runner = new Z
     if (h === undefined) throw new Error(`no sandbox host ${e.host}`);
     return h;
   };
+  // Only the host's public TLS files, named by kind: nothing else of a host is read or written here.
+  const publicRef = (e: TlsEndpoint, file: string) => {
+    const ref = publicFileOf(hostOf(e).paths, file);
+    if (ref === undefined) throw new Error(`${e.host}: ${file} is not one of its public TLS files`);
+    return ref;
+  };
   // Each host's stunnel runs under that host's own supervisor, in its namespace.
   const supervisorOf = (h: SandboxHost) => new OwnSupervisor(h.paths.state, { spawnPrefix: ['ip', 'netns', 'exec', h.netns] });
   // One reload at a time per stunnel: reloadStunnel reads the log from where it was before its
@@ -160,19 +92,24 @@ export async function sandboxDeployment(stateDir: string, runner: Runner = new Z
     pkiDir: paths.pki,
     endpoints,
     leafPolicy: { validityDays: inv.certificates.leafValidityDays, keyBits: inv.certificates.leafKeyBits },
-    runner,
-    hostFilesAreLocal: false,
     selector: ['--dir', dir],
+    // Every probe runs on this machine: listeners and client identities carry their namespace.
+    runnerFor: () => runner,
+    runner,
     plan,
     site,
     ports: { nb: inv.ports.nb, sb: inv.ports.sb },
     remotes: centralRemotes(site),
-    read: async (_e, file) => (await readIfExists(file))?.toString('utf8'),
-    write: async (_e, file, content, mode) => {
-      if (content === undefined) await fs.rm(file, { force: true });
-      else await writeFileAtomic(file, content, mode);
+    read: async (e, file) => {
+      publicRef(e, file);
+      return (await readIfExists(file))?.toString('utf8');
     },
-    bundleTrustChanged: async (e, caBundlePem) => followBundleTrust(hostOf(e), caBundlePem),
+    write: async (e, file, content) => writePublicFile(hostOf(e).paths, publicRef(e, file), content),
+    newKey: async (e, req) => newPendingKey(hostOf(e).paths, req),
+    commitKey: async (e) => commitPendingKey(hostOf(e).paths),
+    restoreKey: async (e) => restorePreviousKey(hostOf(e).paths),
+    keyMatches: async (e) => keyMatchesOnHost(hostOf(e).paths),
+    bundleTrustChanged: async (e, caBundlePem) => followBundleTrust(hostOf(e).paths, caBundlePem),
     reload: async (e) => {
       const key = e.stunnel.pidFile;
       const supervisor = supervisorOf(hostOf(e));

@@ -5,10 +5,11 @@
  * from the table (`renderCertsStatus`).
  */
 import { loadCa, readIndex, type CertStatus } from '../pki/index.js';
-import { bundleCas, certFacts, crlFacts, keyMatchesCert, type CertFacts, type CrlFacts } from './cert-facts.js';
+import { bundleCas, certFacts, crlFacts, type CertFacts, type CrlFacts } from './cert-facts.js';
 import type { Deployment, TlsEndpoint } from './deployment.js';
 import { inspectListener, tunnelCarries, type ListenerView, type ProbeOutcome } from './probes.js';
-import { crlNeedsRefresh, daysUntil, leafDue } from './renewal.js';
+import { caStage, crlNeedsRefresh, daysUntil, leafDue } from './renewal.js';
+import { readRevokedHosts } from '../pki/host-revocation.js';
 import { currentPhase, inProgress, pendingHosts, PHASES, readRolloverState, type RolloverPhase, type RolloverState } from './rollover-state.js';
 
 export interface ServedStatus {
@@ -42,6 +43,8 @@ export interface EndpointStatus {
   /** Client side: a new connection through the tunnel. */
   tunnel: ProbeOutcome | null;
   trustedCas: string[];
+  /** nextUpdate of each CRL in the host's CRL file (one per trusted CA). */
+  crlNextUpdates: string[];
 }
 
 export interface CaStatus {
@@ -49,7 +52,10 @@ export interface CaStatus {
   commonName: string;
   notAfter: string;
   daysLeft: number;
+  /** Past half its lifetime: prepare the next CA. */
   due: boolean;
+  /** A sixth of its lifetime or less left. */
+  critical: boolean;
   /** The CA new certificates come from. */
   issuing: boolean;
 }
@@ -85,7 +91,10 @@ export interface CertsStatusReport {
   rollover: RolloverStatus | null;
   /** Certificate names due for renewal (what `certs rotate` would renew). */
   due: string[];
+  /** Everything that needs attention (exit 1 when any). */
   warnings: string[];
+  /** The warnings that break connections now or soon: expired, revoked, stale CRL, a CA's last sixth, a dead tunnel. */
+  critical: string[];
 }
 
 /** Everything read from files and probes, before judging. */
@@ -107,6 +116,8 @@ export interface Collected {
   endpoints: CollectedEndpoint[];
   issuingSerial: string | undefined;
   rollover: RolloverState | undefined;
+  /** Hosts revoked by `certs revoke`: their refused certificate is intended, not a finding. */
+  revokedHosts?: string[];
 }
 
 export interface StatusOptions {
@@ -125,19 +136,19 @@ export async function collectCertsStatus(d: Deployment, opts: StatusOptions = {}
   );
   const endpoints = await Promise.all(
     d.endpoints.map(async (e): Promise<CollectedEndpoint> => {
-      const [certPem, keyPem, caText, crlText] = await Promise.all([d.read(e, e.certPath), d.read(e, e.keyPath), d.read(e, e.caFile), d.read(e, e.crlFile)]);
+      const [certPem, keyMatches, caText, crlText] = await Promise.all([d.read(e, e.certPath), d.keyMatches(e), d.read(e, e.caFile), d.read(e, e.crlFile)]);
       const cert = certPem === undefined ? undefined : certFacts(certPem);
       const probe = opts.noProbe !== true;
       const served = probe
         ? await Promise.all(
-            e.stunnel.listeners.map(async (l) => ({ listener: `${l.host}:${l.port}`, view: await inspectListener(d.runner, l, { cert: e.certPath, key: e.keyPath }) })),
+            e.stunnel.listeners.map(async (l) => ({ listener: `${l.host}:${l.port}`, view: await inspectListener(d.runnerFor(e), l, { cert: e.certPath, key: e.keyPath }) })),
           )
         : [];
-      const tunnel = probe && e.stunnel.tunnelProbe !== undefined ? await tunnelCarries(d.runner, e.stunnel.tunnelProbe, 3) : undefined;
+      const tunnel = probe && e.stunnel.tunnelProbe !== undefined ? await tunnelCarries(d.runnerFor(e), e.stunnel.tunnelProbe, 3) : undefined;
       return {
         endpoint: e,
         cert,
-        keyMatches: certPem !== undefined && keyPem !== undefined && keyMatchesCert(keyPem, certPem),
+        keyMatches: certPem !== undefined && keyMatches,
         indexStatus: cert === undefined ? undefined : index.find((x) => x.serial.replace(/^0+(?=.)/, '') === cert.serial)?.status,
         served,
         tunnel,
@@ -146,75 +157,62 @@ export async function collectCertsStatus(d: Deployment, opts: StatusOptions = {}
       };
     }),
   );
-  return { deployment: d.description, selector: d.selector, endpoints, issuingSerial: issuing, rollover: await readRolloverState(d.pkiDir) };
+  const revokedHosts = Object.keys(await readRevokedHosts(d.pkiDir));
+  return { deployment: d.description, selector: d.selector, endpoints, issuingSerial: issuing, rollover: await readRolloverState(d.pkiDir), revokedHosts };
 }
 
 export function judgeCertsStatus(c: Collected, now: Date, windowDays?: number): CertsStatusReport {
   const warnings: string[] = [];
+  const critical: string[] = [];
+  // Critical findings are warnings too (scripts read `warnings`); `critical` is the subset that breaks connections now or soon.
+  const crit = (w: string): void => {
+    warnings.push(w);
+    critical.push(w);
+  };
   const sel = c.selector.join(' ');
+  const revokedHosts = new Set(c.revokedHosts ?? []);
   const endpoints = c.endpoints.map((x): EndpointStatus => {
     const e = x.endpoint;
-    const cert = x.cert;
-    const status: EndpointStatus['status'] = cert === undefined ? 'missing' : (x.indexStatus ?? 'unknown');
-    const due = cert === undefined || leafDue(cert.notBefore, cert.notAfter, now, windowDays);
-    const served = x.served.map(
-      (s): ServedStatus => ({
-        listener: s.listener,
-        serial: s.view.servedSerial ?? null,
-        issuer: s.view.servedIssuer ?? null,
-        acceptedCas: s.view.acceptedCas,
-        matchesFile: cert !== undefined && s.view.servedSerial === cert.serial,
-        error: s.view.servedSerial === undefined ? (s.view.error ?? 'no certificate served') : null,
-      }),
-    );
+    // A revoked host is locked out on purpose: shown, not warned about.
+    const row = endpointRow(x, now, windowDays, revokedHosts.has(e.host));
+    if (revokedHosts.has(e.host)) return row;
+    const { cert } = x;
+    const { status, due, served } = row;
     const what = `${e.host}'s certificate ${e.certName} (${e.certPath})`;
-    if (cert === undefined) warnings.push(`${what} is missing or unreadable: \`ovn-deploy certs rotate ${sel} --host ${e.host} --force\``);
+    if (cert === undefined) crit(`${what} is missing or unreadable: \`ovn-deploy certs rotate ${sel} --host ${e.host} --force\``);
     else {
       const left = daysUntil(cert.notAfter, now);
-      if (cert.notAfter.getTime() <= now.getTime()) warnings.push(`${what} EXPIRED on ${cert.notAfter.toISOString()}: \`ovn-deploy certs rotate ${sel} --host ${e.host}\``);
+      if (cert.notAfter.getTime() <= now.getTime()) crit(`${what} EXPIRED on ${cert.notAfter.toISOString()}: \`ovn-deploy certs rotate ${sel} --host ${e.host}\``);
       else if (due) warnings.push(`${what} is due: ${left} day(s) left (until ${cert.notAfter.toISOString()}); \`ovn-deploy certs rotate ${sel}\` renews it`);
-      if (!x.keyMatches) warnings.push(`${what}: the key ${e.keyPath} does not match the certificate (stunnel cannot load the pair)`);
-      if (status === 'revoked') warnings.push(`${what} (serial ${cert.serial}) is REVOKED: peers reject it`);
+      if (!x.keyMatches) crit(`${what}: the key ${e.keyPath} does not match the certificate (stunnel cannot load the pair)`);
+      if (status === 'revoked') crit(`${what} (serial ${cert.serial}) is REVOKED: peers reject it`);
       for (const s of served) {
-        if (s.serial === null) warnings.push(`${e.stunnel.serviceName} on ${s.listener} serves no certificate (${s.error ?? 'no answer'})`);
+        if (s.serial === null) crit(`${e.stunnel.serviceName} on ${s.listener} serves no certificate (${s.error ?? 'no answer'})`);
         else if (!s.matchesFile) warnings.push(`${e.stunnel.serviceName} on ${s.listener} serves serial ${s.serial}, but ${e.certPath} holds ${cert.serial}: stunnel was not reloaded (or its reload failed)`);
       }
     }
-    if (x.tunnel !== undefined && !x.tunnel.ok) warnings.push(`${e.host}'s TLS tunnel (${e.stunnel.serviceName}) does not carry a new connection: ${x.tunnel.detail}`);
+    if (x.tunnel !== undefined && !x.tunnel.ok) crit(`${e.host}'s TLS tunnel (${e.stunnel.serviceName}) does not carry a new connection: ${x.tunnel.detail}`);
     // Every trusted CA needs a current CRL in the CRLfile, else stunnel rejects that CA's peers.
     for (const ca of x.trusted) {
       if (!x.crls.some((crl) => crl.issuerCommonName === ca.commonName)) {
-        warnings.push(`${e.crlFile} has no CRL for trusted CA "${ca.commonName}": ${e.host}'s stunnel rejects every peer of that CA`);
+        crit(`${e.crlFile} has no CRL for trusted CA "${ca.commonName}": ${e.host}'s stunnel rejects every peer of that CA`);
       }
     }
-    return {
-      host: e.host,
-      role: e.role,
-      side: e.stunnel.side,
-      service: e.stunnel.serviceName,
-      certName: e.certName,
-      certPath: e.certPath,
-      serial: cert?.serial ?? null,
-      issuer: cert?.issuerCommonName ?? null,
-      notBefore: cert?.notBefore.toISOString() ?? null,
-      notAfter: cert?.notAfter.toISOString() ?? null,
-      daysLeft: cert === undefined ? null : daysUntil(cert.notAfter, now),
-      due,
-      status,
-      keyMatchesCert: x.keyMatches,
-      served,
-      tunnel: x.tunnel ?? null,
-      trustedCas: x.trusted.map((t) => t.commonName),
-    };
+    return row;
   });
 
   const cas = new Map<string, CaStatus>();
   for (const x of c.endpoints) {
     for (const t of x.trusted) {
       if (cas.has(t.serial)) continue;
-      const due = leafDue(t.notBefore, t.notAfter, now, windowDays);
-      cas.set(t.serial, { serial: t.serial, commonName: t.commonName, notAfter: t.notAfter.toISOString(), daysLeft: daysUntil(t.notAfter, now), due, issuing: t.serial === c.issuingSerial });
-      if (due && !inProgress(c.rollover)) warnings.push(`CA "${t.commonName}" expires in ${daysUntil(t.notAfter, now)} day(s): plan a CA rollover (\`ovn-deploy certs ca-rollover ${sel}\`)`);
+      const stage = caStage(t.notBefore, t.notAfter, now);
+      cas.set(t.serial, { serial: t.serial, commonName: t.commonName, notAfter: t.notAfter.toISOString(), daysLeft: daysUntil(t.notAfter, now), due: stage !== 'ok', critical: stage === 'critical', issuing: t.serial === c.issuingSerial });
+      // A CA that is being replaced needs no advice; the one replacing it is new.
+      if (stage !== 'ok' && !inProgress(c.rollover)) {
+        const left = `CA "${t.commonName}" expires in ${daysUntil(t.notAfter, now)} day(s)`;
+        if (stage === 'critical') crit(`${left}, a sixth of its lifetime or less: roll it over now (\`ovn-deploy certs ca-rollover ${sel}\`)`);
+        else warnings.push(`${left}, past half its lifetime: prepare the next CA (\`ovn-deploy certs ca-rollover ${sel}\`)`);
+      }
     }
   }
 
@@ -227,7 +225,7 @@ export function judgeCertsStatus(c: Collected, now: Date, windowDays?: number): 
     const file = x.endpoint.crlFile;
     if (seenFiles.has(file)) continue;
     seenFiles.add(file);
-    if (x.crls.length === 0) warnings.push(`${file} holds no CRL: stunnel rejects every peer`);
+    if (x.crls.length === 0) crit(`${file} holds no CRL: stunnel rejects every peer`);
     for (const crl of x.crls) {
       const key = [crl.issuerCommonName, crl.crlNumber, crl.thisUpdate.toISOString(), crl.nextUpdate.toISOString(), ...crl.revokedSerials].join('\0');
       const same = byCrl.get(key);
@@ -251,7 +249,7 @@ export function judgeCertsStatus(c: Collected, now: Date, windowDays?: number): 
   }
   for (const row of crls) {
     const where = row.files.join(', ');
-    if (Date.parse(row.nextUpdate) <= now.getTime()) warnings.push(`the CRL of "${row.issuer}" in ${where} is STALE since ${row.nextUpdate}: every client of that CA is rejected; \`ovn-deploy certs rotate ${sel}\` refreshes it`);
+    if (Date.parse(row.nextUpdate) <= now.getTime()) crit(`the CRL of "${row.issuer}" in ${where} is STALE since ${row.nextUpdate}: every client of that CA is rejected; \`ovn-deploy certs rotate ${sel}\` refreshes it`);
     else if (row.needsRefresh) warnings.push(`the CRL of "${row.issuer}" in ${where} needs its next update by ${row.nextUpdate} (${row.daysLeft} day(s)); \`ovn-deploy certs rotate ${sel}\` refreshes it`);
   }
 
@@ -275,6 +273,44 @@ export function judgeCertsStatus(c: Collected, now: Date, windowDays?: number): 
     rollover,
     due: [...new Set(endpoints.filter((e) => e.due).map((e) => e.certName))],
     warnings,
+    critical,
+  };
+}
+
+function endpointRow(x: CollectedEndpoint, now: Date, windowDays: number | undefined, hostRevoked: boolean): EndpointStatus {
+  const e = x.endpoint;
+  const cert = x.cert;
+  const status: EndpointStatus['status'] = cert === undefined ? 'missing' : (x.indexStatus ?? 'unknown');
+  const due = !hostRevoked && (cert === undefined || leafDue(cert.notBefore, cert.notAfter, now, windowDays));
+  const served = x.served.map(
+    (s): ServedStatus => ({
+      listener: s.listener,
+      serial: s.view.servedSerial ?? null,
+      issuer: s.view.servedIssuer ?? null,
+      acceptedCas: s.view.acceptedCas,
+      matchesFile: cert !== undefined && s.view.servedSerial === cert.serial,
+      error: s.view.servedSerial === undefined ? (s.view.error ?? 'no certificate served') : null,
+    }),
+  );
+  return {
+    host: e.host,
+    role: e.role,
+    side: e.stunnel.side,
+    service: e.stunnel.serviceName,
+    certName: e.certName,
+    certPath: e.certPath,
+    serial: cert?.serial ?? null,
+    issuer: cert?.issuerCommonName ?? null,
+    notBefore: cert?.notBefore.toISOString() ?? null,
+    notAfter: cert?.notAfter.toISOString() ?? null,
+    daysLeft: cert === undefined ? null : daysUntil(cert.notAfter, now),
+    due,
+    status,
+    keyMatchesCert: x.keyMatches,
+    served,
+    tunnel: x.tunnel ?? null,
+    trustedCas: x.trusted.map((t) => t.commonName),
+    crlNextUpdates: x.crls.map((c) => c.nextUpdate.toISOString()),
   };
 }
 
@@ -291,7 +327,7 @@ function table(rows: string[][]): string[] {
 function servedCell(e: EndpointStatus): string {
   if (e.side === 'client') return e.tunnel === null ? '-' : e.tunnel.ok ? 'tunnel ok' : 'tunnel DOWN';
   if (e.served.length === 0) return '-';
-  if (e.served.every((s) => s.matchesFile)) return 'same';
+  if (e.served.every((s) => s.matchesFile)) return `same (${[...new Set(e.served.map((s) => s.issuer ?? '?'))].join(', ')})`;
   return e.served.map((s) => s.serial ?? 'none').join(',');
 }
 
@@ -313,6 +349,10 @@ export function renderCertsStatus(r: CertsStatusReport): string {
       ]),
     ]),
   );
+  // What each host trusts and the CRLs it holds: its own copies, which differ from the PKI's while a change rolls out.
+  const seen = new Set<string>();
+  const perHost = r.endpoints.filter((e) => !seen.has(e.host) && seen.add(e.host) !== undefined);
+  lines.push('', ...table([['HOST', 'TRUSTS', 'CRL NEXT-UPDATE'], ...perHost.map((e) => [e.host, e.trustedCas.join(', ') || '-', e.crlNextUpdates.map((d) => d.slice(0, 16)).join(', ') || '-'])]));
   lines.push('', ...table([['CA', 'SERIAL', 'NOT-AFTER', 'DAYS', ''], ...r.cas.map((c) => [c.commonName, c.serial, c.notAfter.slice(0, 10), String(c.daysLeft), [c.issuing ? 'issuing' : 'trusted', c.due ? 'DUE' : ''].filter(Boolean).join(', ')])]));
   if (r.crls.length > 0) {
     lines.push('', ...table([['CRL OF', 'NEXT-UPDATE', 'DAYS', 'REVOKED', ''], ...r.crls.map((c) => [c.issuer, c.nextUpdate.slice(0, 16), String(c.daysLeft), String(c.revoked), c.needsRefresh ? 'REFRESH' : ''])]));

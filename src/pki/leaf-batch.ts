@@ -13,6 +13,7 @@ import { writeFilesAtomic, type FileWrite } from '../fsx.js';
 import { pkiPaths } from '../paths.js';
 import { CLOCK_SKEW_MS, DAY_MS, loadCa, type LoadedCa } from './ca.js';
 import { indexWritten, readIndex, renderIndex } from './cert-index.js';
+import { readRevokedHosts, revokedHostRefusal } from './host-revocation.js';
 import { withPkiLock } from './lock.js';
 import { signCertificatePem } from './native-sign.js';
 import { buildLeafCertificate, randomSerial, subjectString } from './templates.js';
@@ -189,6 +190,7 @@ async function commitBatch(dir: string, batch: Pending[]): Promise<void> {
   const ca = await loadCa(dir);
   const entries = await readIndex(dir);
   const keptKeys = batch.some((j) => j.privateKeyPem === undefined) ? await keptKeyNames(dir) : new Set<string>();
+  const revokedHosts = await readRevokedHosts(dir);
   const used = new Set(entries.map((e) => e.serial));
 
   // Each signature starts on the threadpool as soon as its certificate is built, so the main
@@ -197,7 +199,7 @@ async function commitBatch(dir: string, batch: Pending[]): Promise<void> {
   const signing: Promise<string>[] = [];
   for (const job of batch) {
     try {
-      const refusal = takeoverRefusal(dir, job, entries, keptKeys);
+      const refusal = revokedHostRefusal(dir, job.plan.host, revokedHosts) ?? takeoverRefusal(dir, job, entries, keptKeys);
       if (refusal !== undefined) throw refusal;
       const p = prepare(dir, ca, job, used);
       signing.push(signCertificatePem(p.cert, ca.key));

@@ -4,6 +4,8 @@
  * revoked, because a certificate signed by the CA but never put to use should not stay valid.
  */
 import { ExitError } from '../errors.js';
+import { writeFileAtomic } from '../fsx.js';
+import { pkiPaths } from '../paths.js';
 import { loadCa } from './ca.js';
 import { readIndex, writeIndex } from './cert-index.js';
 import { writeCrl } from './crl.js';
@@ -17,6 +19,8 @@ export interface ReinstateRequest {
   previousSerial: string;
   /** The certificate whose rollout failed. */
   abandonedSerial: string;
+  /** The previous certificate itself: certs/NAME.crt holds it again (signing wrote the abandoned one there). */
+  previousCertPem?: string;
   now?: Date;
 }
 
@@ -37,6 +41,7 @@ export async function reinstateCertificate(dir: string, req: ReinstateRequest): 
     // A previous certificate that was revoked meanwhile stays revoked.
     if (previous !== undefined && previous.status === 'superseded') previous.status = 'valid';
     await writeIndex(dir, entries);
+    if (req.previousCertPem !== undefined) await writeFileAtomic(pkiPaths(dir).cert(req.name), req.previousCertPem, 0o644);
     await writeCrl(dir, await loadCa(dir), entries, { now });
     return entries;
   });

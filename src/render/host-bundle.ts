@@ -28,6 +28,7 @@ import { metadataFiles } from './metadata.js';
 import { hostServices, BINARIES, SERVICE, type HostService } from './services.js';
 import { DISTRIBUTION_UNITS, renderDropIn, renderManagedMarker, renderUnit } from './systemd.js';
 import type { RenderOptions, SitePki } from './types.js';
+import type { LeafRole } from '../pki/types.js';
 
 /** Paths on the host (destinations, what apply resolves below its --root): the distribution layout. */
 const hp = hostPaths();
@@ -50,8 +51,8 @@ const PACKAGES = {
   central: { apt: ['nftables', 'ovn-central', 'stunnel4'], dnf: ['nftables', 'openvswitch', 'ovn-central', 'stunnel'] },
   worker: { apt: ['openvswitch-switch', 'ovn-host', 'stunnel4'], dnf: ['openvswitch', 'ovn-host', 'stunnel'] },
   'metadata-agent': { apt: ['haproxy', 'neutron-ovn-metadata-agent'], dnf: ['haproxy', 'openstack-neutron-ovn-metadata-agent'] },
-  // ovn-nbctl/ovn-sbctl, and the tunnel to the centrals
-  cms: { apt: ['ovn-common', 'stunnel4'], dnf: ['ovn', 'stunnel'] },
+  // ovn-nbctl/ovn-sbctl, ovsdb-client (probes through the tunnel), and the tunnel to the centrals
+  cms: { apt: ['openvswitch-common', 'ovn-common', 'stunnel4'], dnf: ['openvswitch', 'ovn', 'stunnel'] },
 } as const;
 
 const sorted = (xs: Iterable<string>): string[] => [...new Set(xs)].sort();
@@ -71,10 +72,14 @@ export function certificateSans(host: Host): string[] {
   return [...new Set([host.name, ...host.dnsNames, ...host.addresses])];
 }
 
-/** The host's one certificate: `central` (serverAuth + clientAuth, so RAFT peers use it as clients) or `worker`. */
+/** The role of the host's one certificate: `central` (serverAuth + clientAuth, so RAFT peers use it as clients), `worker` or `cms`. */
+export function certificateRole(ht: HostTopology): LeafRole {
+  return ht.isCentral ? 'central' : ht.host.roles.includes('worker') || !ht.host.roles.includes('cms') ? 'worker' : 'cms';
+}
+
 function certificate(inv: Inventory, host: Host, ht: HostTopology): CertificateRequest {
   return {
-    role: ht.isCentral ? 'central' : ht.host.roles.includes('worker') || !ht.host.roles.includes('cms') ? 'worker' : 'cms',
+    role: certificateRole(ht),
     name: host.name,
     sans: certificateSans(host),
     keyBits: inv.certificates.leafKeyBits,

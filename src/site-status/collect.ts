@@ -10,24 +10,12 @@ import type { Host, Inventory } from '../inventory/types.js';
 import { hostsWithRole } from '../inventory/types.js';
 import { hostPaths } from '../paths.js';
 import { parseOvsdbTable } from '../tools/ovsdb-json.js';
+import { mapLimit } from '../tools/retry.js';
 import { parseClusterStatus } from '../health/cluster-status.js';
 import { RAFT_DBS, dbCtl, expectedMembers } from './expected.js';
 import { judgeChassis, judgeRaft, judgeSite, type HostHealth, type RaftReport, type SiteStatus } from './judge.js';
 
 const firstLine = (s: string): string => s.trim().split('\n').filter((l) => l.trim() !== '').slice(-1)[0] ?? '';
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 interface HostProbe {
   health: HostHealth;

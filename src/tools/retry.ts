@@ -1,6 +1,6 @@
 /**
- * Retrying a call a few times with a short pause: for daemons that are starting (a socket that
- * does not accept yet) or converging. Short fixed steps, no exponential backoff: every caller here
+ * Waiting, retrying and bounded parallelism. A retry is a few attempts with a short pause: for
+ * daemons that are starting (a socket that does not accept yet) or converging. Short fixed steps, no exponential backoff: every caller here
  * waits for something local that is normally ready within milliseconds.
  */
 
@@ -42,4 +42,18 @@ export async function pollUntil<T>(
     if (Date.now() >= deadline) throw opts.onTimeout();
     await sleep(opts.intervalMs);
   }
+}
+
+/** `fn` over `items`, at most `limit` at a time; results in input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
+  return out;
 }

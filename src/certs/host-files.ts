@@ -1,0 +1,143 @@
+/**
+ * What the certificate lifecycle does ON a host, below its root: make a new key and CSR (the key
+ * never leaves the host), put the new key in place keeping the previous one, put it back, tell
+ * whether key and certificate match, write the public TLS files, follow a new CA bundle with the
+ * bundle trust pin, reload a TLS service. The sandbox calls these in-process (a host is a root
+ * directory of this machine); a real host runs them through `ovn-deploy certs host ...` over SSH
+ * (commands/certs-host.ts). Every path comes from hostPaths(root): a caller names files by kind,
+ * never by path, so nothing outside the host's PKI directory can be written through here.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { chooseServices } from '../apply/index.js';
+import { trustPinFile, updatePin } from '../apply/trust.js';
+import { bundleServiceSchema, MANIFEST_FILE, type BundleService } from '../bundle/manifest.js';
+import { pemCertificatesOf, SIGNATURE_FILE, verifyManifestSignature } from '../bundle/signature.js';
+import { ExitError } from '../errors.js';
+import { readIfExists, writeFileAtomic } from '../fsx.js';
+import { hostPaths, rotationBackup, type HostPaths } from '../paths.js';
+import { createCsr, generateKeyPair } from '../pki/index.js';
+import type { Runner } from '../runner.js';
+import { keyMatchesCert } from './cert-facts.js';
+
+/** `certs host read` of a file that does not exist (not an error: a restore then removes it). */
+export const ABSENT_EXIT = 3;
+
+/** The public files a rotation, rollover or revocation writes on a host (and their rotation backups). */
+export const PUBLIC_FILES = ['cert', 'caBundle', 'crl'] as const;
+export type PublicFile = (typeof PUBLIC_FILES)[number];
+
+export interface PublicFileRef {
+  kind: PublicFile;
+  backup: boolean;
+}
+
+/** The kind of a host path, or undefined when it is not one of the public TLS files (or their backups). */
+export function publicFileOf(paths: HostPaths, file: string): PublicFileRef | undefined {
+  for (const kind of PUBLIC_FILES) {
+    if (file === paths.pki[kind]) return { kind, backup: false };
+    if (file === rotationBackup(paths.pki[kind])) return { kind, backup: true };
+  }
+  return undefined;
+}
+
+export function publicFilePath(paths: HostPaths, ref: PublicFileRef): string {
+  return ref.backup ? rotationBackup(paths.pki[ref.kind]) : paths.pki[ref.kind];
+}
+
+/** A regular file (or nothing) at `file`; a symlink or anything else there is refused, never followed. */
+async function requireRegularOrAbsent(file: string): Promise<boolean> {
+  const st = await fs.lstat(file).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (st === undefined) return false;
+  if (!st.isFile()) throw new ExitError(`${file} is not a regular file (a symlink or something else): refusing to touch it`, 2);
+  return true;
+}
+
+export async function writePublicFile(paths: HostPaths, ref: PublicFileRef, content: string | undefined): Promise<void> {
+  const file = publicFilePath(paths, ref);
+  const exists = await requireRegularOrAbsent(file);
+  if (content === undefined) {
+    if (exists) await fs.unlink(file);
+    return;
+  }
+  await writeFileAtomic(file, content, 0o644);
+}
+
+/**
+ * A new key in the pending slot (pki.keyNext, 0600) and a CSR for it; the current key keeps
+ * serving until commitPendingKey. The same slot apply's own renewal uses, so an interrupted
+ * rotation is finished (or its key replaced) by the next apply.
+ */
+export async function newPendingKey(paths: HostPaths, req: { name: string; sans: readonly string[]; keyBits: number }): Promise<string> {
+  await requireRegularOrAbsent(paths.pki.keyNext);
+  const pair = await generateKeyPair(req.keyBits);
+  await fs.mkdir(paths.pki.dir, { recursive: true, mode: 0o700 });
+  await writeFileAtomic(paths.pki.keyNext, pair.privateKeyPem, 0o600);
+  return createCsr(pair.privateKeyPem, req.name, [...req.sans]);
+}
+
+/** Atomically replaces `to` by a hard link to `from` (both in one directory): no content copied, nothing left half-written. */
+async function linkOver(from: string, to: string): Promise<void> {
+  const tmp = path.join(path.dirname(to), `.${path.basename(to)}.${process.pid}.link`);
+  await fs.rm(tmp, { force: true });
+  await fs.link(from, tmp);
+  await fs.rename(tmp, to);
+}
+
+/** The pending key becomes the key; the key it replaces stays as its rotation backup (key.prev). */
+export async function commitPendingKey(paths: HostPaths): Promise<void> {
+  if (!(await requireRegularOrAbsent(paths.pki.keyNext))) throw new ExitError(`${paths.pki.keyNext}: no pending key to put in place`);
+  await requireRegularOrAbsent(rotationBackup(paths.pki.key));
+  if (await requireRegularOrAbsent(paths.pki.key)) await linkOver(paths.pki.key, rotationBackup(paths.pki.key));
+  await fs.chmod(paths.pki.keyNext, 0o600);
+  await fs.rename(paths.pki.keyNext, paths.pki.key);
+}
+
+/** Puts the key commitPendingKey replaced back (a failed rotation's rollback). */
+export async function restorePreviousKey(paths: HostPaths): Promise<void> {
+  const prev = rotationBackup(paths.pki.key);
+  if (!(await requireRegularOrAbsent(prev))) throw new ExitError(`${prev}: no previous key to restore`);
+  await requireRegularOrAbsent(paths.pki.key);
+  await linkOver(prev, paths.pki.key);
+}
+
+/** Whether the host's key belongs to its certificate (read here; the key is not returned). */
+export async function keyMatchesOnHost(paths: HostPaths): Promise<boolean> {
+  const [key, cert] = await Promise.all([readIfExists(paths.pki.key), readIfExists(paths.pki.cert)]);
+  return key !== undefined && cert !== undefined && keyMatchesCert(key.toString('utf8'), cert.toString('utf8'));
+}
+
+/**
+ * The host's bundle trust pin after its stunnel got `caBundlePem`, by apply's own rule (updatePin):
+ * the new CA bundle plus the CA that signed the bundle the host holds now. Without the first, the
+ * next deploy (bundles signed by the new CA) is refused once a CA rollover is complete; without
+ * the second, `status` (apply --check of the bundle on the host) is refused until that deploy.
+ */
+export async function followBundleTrust(paths: HostPaths, caBundlePem: string): Promise<void> {
+  const pinned = pemCertificatesOf((await readIfExists(trustPinFile(paths)))?.toString('utf8') ?? '');
+  const [manifest, sig] = await Promise.all([readIfExists(path.join(paths.bundle, MANIFEST_FILE)), readIfExists(path.join(paths.bundle, SIGNATURE_FILE))]);
+  const held = manifest === undefined || sig === undefined ? undefined : verifyManifestSignature(manifest, sig.toString('utf8'), pinned);
+  // A bundle that does not verify now never will: only the new CA bundle is trusted then.
+  if (held?.ok === true) await updatePin(paths, held.signer, caBundlePem);
+  else await writeFileAtomic(trustPinFile(paths), caBundlePem, 0o644);
+}
+
+/** The service of the host's applied bundle by name (the bundle it verified when it applied it). */
+export async function bundleService(paths: HostPaths, name: string): Promise<BundleService> {
+  const raw = await readIfExists(path.join(paths.bundle, MANIFEST_FILE));
+  if (raw === undefined) throw new ExitError(`no bundle in ${paths.bundle}: deploy this host first`);
+  const services = (JSON.parse(raw.toString('utf8')) as { services?: { name?: unknown }[] }).services ?? [];
+  const found = services.find((s) => s.name === name);
+  if (found === undefined) throw new ExitError(`the bundle in ${paths.bundle} has no service ${JSON.stringify(name)} (it has: ${services.map((s) => String(s.name)).join(', ')})`);
+  return bundleServiceSchema.parse(found);
+}
+
+/** Reloads the service as apply does (systemd or the own supervisor), confirmed from its log. */
+export async function reloadOnHost(root: string, name: string, runner: Runner): Promise<void> {
+  const paths = hostPaths(root);
+  const svc = await bundleService(paths, name);
+  await chooseServices('auto', root, runner).reload(svc);
+}

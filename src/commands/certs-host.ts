@@ -1,0 +1,100 @@
+/**
+ * `ovn-deploy certs host ...` (hidden): the host side of the certificate lifecycle, run ON a host
+ * by `certs` over SSH with the shipped tool. Each action is one function of certs/host-files.ts
+ * on hostPaths(--root): files are named by kind (cert, caBundle, crl), never by path, and the key
+ * is never printed: new-key prints its CSR, key-matches says yes or no.
+ */
+import { Command, Option } from './commander.js';
+import { ExitError } from '../errors.js';
+import { err, out } from './cli-io.js';
+
+const KINDS = ['cert', 'caBundle', 'crl'];
+
+const rootOption = () => new Option('--root <dir>', "the host's root directory (tests)").default('/');
+
+async function stdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function paths(root: string) {
+  const { hostPaths } = await import('../paths.js');
+  return hostPaths(root);
+}
+
+export function certsHostCommand(): Command {
+  const files = () => import('../certs/host-files.js');
+  const cmd = new Command('host').description('the host side of `certs` (run over SSH by the certs commands)');
+  cmd
+    .command('read')
+    .argument('<kind>', KINDS.join(' | '))
+    .option('--backup', 'its rotation backup (FILE.prev)')
+    .addOption(rootOption())
+    .action(async (kind: string, o: { backup?: boolean; root: string }) => {
+      const { ABSENT_EXIT, publicFilePath, PUBLIC_FILES } = await files();
+      if (!(PUBLIC_FILES as readonly string[]).includes(kind)) throw new ExitError(`not a public TLS file kind: ${kind}`, 2);
+      const { readIfExists } = await import('../fsx.js');
+      const content = await readIfExists(publicFilePath(await paths(o.root), { kind: kind as (typeof PUBLIC_FILES)[number], backup: o.backup === true }));
+      if (content === undefined) process.exitCode = ABSENT_EXIT;
+      else process.stdout.write(content);
+    });
+  cmd
+    .command('write')
+    .argument('<kind>', KINDS.join(' | '))
+    .option('--backup', 'its rotation backup (FILE.prev)')
+    .option('--remove', 'remove it instead')
+    .addOption(rootOption())
+    .action(async (kind: string, o: { backup?: boolean; remove?: boolean; root: string }) => {
+      const { writePublicFile, PUBLIC_FILES } = await files();
+      if (!(PUBLIC_FILES as readonly string[]).includes(kind)) throw new ExitError(`not a public TLS file kind: ${kind}`, 2);
+      const content = o.remove === true ? undefined : await stdin();
+      if (content !== undefined && !content.includes('-----BEGIN ')) throw new ExitError(`refusing to write ${kind}: stdin holds no PEM`, 2);
+      if (content !== undefined && /PRIVATE KEY-----/.test(content)) throw new ExitError(`refusing to write ${kind}: stdin holds a private key`, 2);
+      await writePublicFile(await paths(o.root), { kind: kind as (typeof PUBLIC_FILES)[number], backup: o.backup === true }, content);
+    });
+  cmd
+    .command('new-key')
+    .requiredOption('--name <name>', 'CN of the CSR')
+    .option('--san <name>', 'subjectAltName (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .requiredOption('--key-bits <n>', 'RSA key size')
+    .addOption(rootOption())
+    .action(async (o: { name: string; san?: string[]; keyBits: string; root: string }) => {
+      const bits = Number(o.keyBits);
+      if (!Number.isInteger(bits) || bits < 2048 || bits > 8192) throw new ExitError(`--key-bits: expected 2048 to 8192 (got ${o.keyBits})`, 2);
+      const { newPendingKey } = await files();
+      process.stdout.write(await newPendingKey(await paths(o.root), { name: o.name, sans: o.san ?? [], keyBits: bits }));
+    });
+  cmd
+    .command('commit-key')
+    .addOption(rootOption())
+    .action(async (o: { root: string }) => (await files()).commitPendingKey(await paths(o.root)));
+  cmd
+    .command('restore-key')
+    .addOption(rootOption())
+    .action(async (o: { root: string }) => (await files()).restorePreviousKey(await paths(o.root)));
+  cmd
+    .command('key-matches')
+    .addOption(rootOption())
+    .action(async (o: { root: string }) => out((await (await files()).keyMatchesOnHost(await paths(o.root))) ? 'yes' : 'no'));
+  cmd
+    .command('follow-trust')
+    .description('the bundle trust pin follows the CA bundle on stdin')
+    .addOption(rootOption())
+    .action(async (o: { root: string }) => {
+      const pem = await stdin();
+      if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ExitError('stdin holds no CA certificate', 2);
+      await (await files()).followBundleTrust(await paths(o.root), pem);
+    });
+  cmd
+    .command('reload')
+    .argument('<service>', "a TLS service of the host's bundle (stunnel-server, stunnel-client)")
+    .addOption(rootOption())
+    .action(async (service: string, o: { root: string }) => {
+      if (!/^stunnel-(server|client)$/.test(service)) throw new ExitError(`not a TLS service: ${service}`, 2);
+      const { ZxRunner } = await import('../runner.js');
+      await (await files()).reloadOnHost(o.root, service, new ZxRunner());
+      err(`${service} reloaded`);
+    });
+  return cmd;
+}

@@ -1,0 +1,177 @@
+/**
+ * The certificate lifecycle's host side and its guards, without daemons: the host-side steps a
+ * real host runs over SSH (`certs host ...`, certs/host-files.ts: a key made and kept on the host,
+ * put in place with the previous one kept, restored; only public files written, never through a
+ * symlink), the PKI refusing to sign for a host revoked by `certs revoke` until `certs reinstate`,
+ * and the CLI's selection of a site (`--inventory` + `--pki`) against the sandbox (`--dir`).
+ * The same flows over real SSH on the container site are in site.slow.test.ts.
+ */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { commitPendingKey, keyMatchesOnHost, newPendingKey, publicFileOf, restorePreviousKey, writePublicFile } from '../src/certs/host-files.js';
+import { siteEndpoints } from '../src/certs/site-endpoints.js';
+import { ExitError } from '../src/errors.js';
+import { hostPaths } from '../src/paths.js';
+import { markHostRevoked, reinstateHost } from '../src/pki/host-revocation.js';
+import { initPki, signCsr } from '../src/pki/index.js';
+import { parseInventory } from '../src/inventory/index.js';
+import { siteTopology } from '../src/site/topology.js';
+import { stringify } from 'yaml';
+import { runCli } from './helpers/cli.js';
+
+let root: string;
+beforeAll(async () => {
+  root = await fs.mkdtemp(path.join(os.tmpdir(), 'od-certs-site-'));
+});
+afterAll(async () => {
+  await fs.rm(root, { recursive: true, force: true });
+});
+
+const mode = async (f: string) => (await fs.stat(f)).mode & 0o777;
+
+describe('the host side of a rotation (certs host, host-files.ts)', () => {
+  it('a new key waits in the pending slot (0600); commit puts it in place and keeps the previous as key.prev; restore puts that back', async () => {
+    const hp = hostPaths(path.join(root, 'h1'));
+    const csr1 = await newPendingKey(hp, { name: 'worker1', sans: ['worker1'], keyBits: 2048 });
+    expect(csr1).toMatch(/BEGIN CERTIFICATE REQUEST/);
+    expect(csr1).not.toMatch(/PRIVATE KEY/);
+    expect(await mode(hp.pki.keyNext)).toBe(0o600);
+    await commitPendingKey(hp);
+    const first = await fs.readFile(hp.pki.key, 'utf8');
+    await expect(fs.stat(hp.pki.keyNext)).rejects.toThrow(/ENOENT/);
+    await newPendingKey(hp, { name: 'worker1', sans: ['worker1'], keyBits: 2048 });
+    const second = await fs.readFile(hp.pki.keyNext, 'utf8');
+    await commitPendingKey(hp);
+    expect(await fs.readFile(hp.pki.key, 'utf8')).toBe(second);
+    expect(await fs.readFile(`${hp.pki.key}.prev`, 'utf8')).toBe(first);
+    expect(await mode(`${hp.pki.key}.prev`)).toBe(0o600);
+    await restorePreviousKey(hp);
+    expect(await fs.readFile(hp.pki.key, 'utf8')).toBe(first);
+    // Nothing pending: committing again is refused rather than losing the key.
+    await expect(commitPendingKey(hp)).rejects.toThrow(/no pending key/);
+  });
+
+  it('key-matches compares on the host: true for the signed pair, false once the key changes', async () => {
+    const pkiDir = path.join(root, 'pki-km');
+    await initPki(pkiDir, { keyBits: 2048, commonName: 'km' });
+    const hp = hostPaths(path.join(root, 'h2'));
+    const csr = await newPendingKey(hp, { name: 'worker2', sans: ['worker2'], keyBits: 2048 });
+    const issued = await signCsr(pkiDir, csr, { role: 'worker', name: 'worker2', sans: ['worker2'], host: 'worker2' });
+    await writePublicFile(hp, { kind: 'cert', backup: false }, issued.certPem);
+    expect(await keyMatchesOnHost(hp)).toBe(false);
+    await commitPendingKey(hp);
+    expect(await keyMatchesOnHost(hp)).toBe(true);
+    await newPendingKey(hp, { name: 'worker2', sans: ['worker2'], keyBits: 2048 });
+    await commitPendingKey(hp);
+    expect(await keyMatchesOnHost(hp)).toBe(false);
+  });
+
+  it('only the public TLS files are named; a symlink where a file goes is refused and never followed', async () => {
+    const hp = hostPaths(path.join(root, 'h3'));
+    expect(publicFileOf(hp, hp.pki.cert)).toEqual({ kind: 'cert', backup: false });
+    expect(publicFileOf(hp, `${hp.pki.crl}.prev`)).toEqual({ kind: 'crl', backup: true });
+    expect(publicFileOf(hp, hp.pki.key)).toBeUndefined();
+    expect(publicFileOf(hp, '/etc/shadow')).toBeUndefined();
+    await fs.mkdir(hp.pki.dir, { recursive: true });
+    const victim = path.join(root, 'victim.txt');
+    await fs.writeFile(victim, 'keep me');
+    await fs.symlink(victim, hp.pki.crl);
+    await expect(writePublicFile(hp, { kind: 'crl', backup: false }, '-----BEGIN X509 CRL-----\n')).rejects.toThrow(/not a regular file/);
+    await expect(writePublicFile(hp, { kind: 'crl', backup: false }, undefined)).rejects.toThrow(/not a regular file/);
+    expect(await fs.readFile(victim, 'utf8')).toBe('keep me');
+    // The same for the key's backup slot: a planted link there is not replaced through.
+    await newPendingKey(hp, { name: 'w3', sans: ['w3'], keyBits: 2048 });
+    await commitPendingKey(hp);
+    await newPendingKey(hp, { name: 'w3', sans: ['w3'], keyBits: 2048 });
+    await fs.symlink(victim, `${hp.pki.key}.prev`);
+    await expect(commitPendingKey(hp)).rejects.toThrow(/not a regular file/);
+    expect(await fs.readFile(victim, 'utf8')).toBe('keep me');
+  });
+
+  it('`certs host write` refuses a private key or non-PEM on stdin (exit 2); `read` of a missing file exits 3', async () => {
+    const hostRoot = path.join(root, 'h4');
+    const absent = await runCli(['certs', 'host', 'read', 'crl', '--root', hostRoot]);
+    expect(absent.code).toBe(3);
+    const bad = await runCli(['certs', 'host', 'read', 'key', '--root', hostRoot]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/not a public TLS file kind: key/);
+    const bits = await runCli(['certs', 'host', 'new-key', '--name', 'x', '--key-bits', '512', '--root', hostRoot]);
+    expect(bits.code).toBe(2);
+    expect(bits.stderr).toMatch(/--key-bits: expected 2048 to 8192/);
+  });
+});
+
+describe('a revoked host gets nothing signed until it is reinstated', () => {
+  it('signCsr for the host is refused (exit 2, naming `certs reinstate`); after reinstate it is signed again', async () => {
+    const pkiDir = path.join(root, 'pki-rev');
+    await initPki(pkiDir, { keyBits: 2048, commonName: 'rev' });
+    const hp = hostPaths(path.join(root, 'h5'));
+    const csr = await newPendingKey(hp, { name: 'worker9', sans: ['worker9'], keyBits: 2048 });
+    await markHostRevoked(pkiDir, 'worker9', { reason: 'keyCompromise' });
+    const refused = await signCsr(pkiDir, csr, { role: 'worker', name: 'worker9', sans: ['worker9'], host: 'worker9' }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ExitError);
+    expect((refused as ExitError).exitCode).toBe(2);
+    expect((refused as ExitError).message).toMatch(/host worker9 was revoked .*keyCompromise.*certs reinstate worker9/s);
+    // Another host is not affected.
+    const other = await newPendingKey(hostPaths(path.join(root, 'h6')), { name: 'worker8', sans: ['worker8'], keyBits: 2048 });
+    await expect(signCsr(pkiDir, other, { role: 'worker', name: 'worker8', sans: ['worker8'], host: 'worker8' })).resolves.toMatchObject({ name: 'worker8' });
+    expect(await reinstateHost(pkiDir, 'worker9')).toMatchObject({ reason: 'keyCompromise' });
+    expect(await reinstateHost(pkiDir, 'worker9')).toBeUndefined();
+    await expect(signCsr(pkiDir, csr, { role: 'worker', name: 'worker9', sans: ['worker9'], host: 'worker9' })).resolves.toMatchObject({ name: 'worker9' });
+  });
+
+  it('`certs reinstate` of a host that is not revoked is bad input', async () => {
+    const r = await runCli(['certs', 'reinstate', 'nobody', '--dir', path.join(root, 'no-sandbox')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/nobody is not a revoked host/);
+  });
+});
+
+describe('certs on a site: selection and endpoints', () => {
+  it('--inventory needs --pki, and --dir with --inventory is refused (exit 2, nothing contacted)', async () => {
+    const noPki = await runCli(['certs', 'status', '--inventory', path.join(root, 'site.yaml')]);
+    expect(noPki.code).toBe(2);
+    expect(noPki.stderr).toMatch(/--pki: expected the site's PKI directory/);
+    const both = await runCli(['certs', 'rotate', '--inventory', 'site.yaml', '--pki', 'p', '--dir', '/x']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--dir: either --dir \(the sandbox\) or --inventory \(a site\), not both/);
+    const pkiOnly = await runCli(['certs', 'status', '--pki', 'p']);
+    expect(pkiOnly.code).toBe(2);
+    expect(pkiOnly.stderr).toMatch(/--pki: only with --inventory/);
+  });
+
+  it('the timer of a site runs `certs rotate` with the whole selector, absolute paths', async () => {
+    const r = await runCli(['certs', 'timer', '--cron', '--inventory', 'site.yaml', '--pki', 'pki', '--known-hosts', 'kh', '--identity', 'id', '--bin', '/usr/bin/ovn-deploy']);
+    expect(r.code).toBe(0);
+    const cwd = process.cwd();
+    expect(r.stdout).toContain(`certs rotate --inventory ${cwd}/site.yaml --pki ${cwd}/pki --known-hosts ${cwd}/kh --identity ${cwd}/id --connect-timeout 10 >>`);
+  });
+
+  it("a site's endpoints: each central's server (NB, SB on its address) and client, each other host's client; the host's own files", () => {
+    const inv = parseInventory(
+      stringify({
+        site: 'lab',
+        hosts: [
+          { name: 'c1', roles: ['central'], addresses: ['10.0.0.11'] },
+          { name: 'c2', roles: ['central'], addresses: ['10.0.0.12'] },
+          { name: 'w1', roles: ['worker'], addresses: ['10.0.0.21'], encap: { ip: '10.0.0.21' } },
+          { name: 'ops', roles: ['cms'], addresses: ['10.0.0.31'] },
+        ],
+      }),
+      'site.yaml',
+    ).inventory;
+    const hp = hostPaths();
+    const eps = siteEndpoints(inv, siteTopology(inv), () => ({ paths: hp }));
+    expect(eps.map((e) => [e.host, e.role, e.stunnel.side, e.stunnel.tunnelProbe?.remote ?? e.stunnel.listeners.map((l) => `${l.host}:${l.port}/${l.db}`).join(' ')])).toEqual([
+      ['c1', 'central', 'server', '10.0.0.11:6641/nb 10.0.0.11:6642/sb'],
+      ['c1', 'central', 'client', `unix:${hp.ovsdbSocket('c2', 'nb')}`],
+      ['c2', 'central', 'server', '10.0.0.12:6641/nb 10.0.0.12:6642/sb'],
+      ['c2', 'central', 'client', `unix:${hp.ovsdbSocket('c1', 'nb')}`],
+      ['w1', 'worker', 'client', `unix:${hp.ovsdbSocket('c1', 'sb')}`],
+      ['ops', 'cms', 'client', `unix:${hp.ovsdbSocket('c1', 'nb')}`],
+    ]);
+    for (const e of eps) expect([e.certPath, e.keyPath, e.caFile, e.crlFile]).toEqual([hp.pki.cert, hp.pki.key, hp.pki.caBundle, hp.pki.crl]);
+  });
+});
