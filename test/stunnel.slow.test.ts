@@ -12,9 +12,9 @@
  * NB and SB reach ovsdb-server through the root-only unix sockets hostPaths(root).ovsdbSocket();
  * RAFT ends at the central's loopback address L(C).
  *
- * Mocked: behind L(C)'s RAFT ports listens a plain ovsdb-server remote (answering JSON-RPC
- * echo), not a RAFT cluster: what is proven is the TLS hop and that it ends at L(C). The socket
- * directories (0700), run and log directories are made by this test, as apply makes them.
+ * Each database is a one-member RAFT cluster whose cluster port is on L(C): a RAFT probe's echo
+ * is answered by ovsdb-server's RAFT listener itself. The socket directories (0700), run and log
+ * directories are made by this test, as apply makes them.
  *
  * Counterparts of the old single-[sb]-service layout's cases: every case has one here with the
  * same meaning (TLS 1.2 only, ciphers, client certificate checks, revocation, impostor central,
@@ -241,8 +241,8 @@ describe.skipIf(missing.length > 0 || notRoot)('stunnel on the real layout: each
     expect(Object.keys(worker.conf)).toEqual(['client']);
     expect(Object.keys(ops.conf)).toEqual(['client']);
 
-    // ovsdb-server per database in the central's namespace: on the rendered unix socket (and the
-    // impostor's), and, standing in for the RAFT cluster port, on L(C).
+    // ovsdb-server per database in the central's namespace, on the rendered unix socket (and the
+    // impostor's); each database a one-member RAFT cluster whose cluster port is on L(C).
     for (const [db, schema, raft] of [
       ['nb', 'ovn-nb', INV.loopbackPorts.nbRaft],
       ['sb', 'ovn-sb', INV.loopbackPorts.sbRaft],
@@ -250,14 +250,13 @@ describe.skipIf(missing.length > 0 || notRoot)('stunnel on the real layout: each
       const dbDir = path.join(dir, 'db');
       await fs.mkdir(dbDir, { recursive: true });
       const dbFile = path.join(dbDir, `${db}.db`);
-      await runner.run(['ovsdb-tool', 'create', dbFile, `/usr/share/ovn/${schema}.ovsschema`]);
+      await runner.run(['ovsdb-tool', 'create-cluster', dbFile, `/usr/share/ovn/${schema}.ovsschema`, `tcp:${L}:${raft}`]);
       daemons.start([
         'ip', 'netns', 'exec', NS.central,
         'ovsdb-server',
         dbFile,
         `--remote=punix:${hostPaths(central.root).ovsdbSocket('central-a', db)}`,
         `--remote=punix:${hostPaths(impostor.root).ovsdbSocket('central-a', db)}`,
-        `--remote=ptcp:${raft}:${L}`,
         `--pidfile=${path.join(dbDir, `${db}.pid`)}`,
         `--unixctl=${path.join(dbDir, `${db}.ctl`)}`,
         `--log-file=${path.join(dbDir, `${db}.log`)}`,
