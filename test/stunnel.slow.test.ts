@@ -16,13 +16,15 @@
  * is answered by ovsdb-server's RAFT listener itself. The socket directories (0700), run and log
  * directories are made by this test, as apply makes them.
  *
- * Counterparts of the old single-[sb]-service layout's cases: every case has one here with the
- * same meaning (TLS 1.2 only, ciphers, client certificate checks, revocation, impostor central,
- * failed reload, served serial, config check), now per service where it is per service. What the
- * old layout did not have: admission by role (NB: centrals + cms, SB: every site host, RAFT:
- * centrals), tested below. No old case lost its meaning: the client tunnels that became unix
- * sockets (plaintext on 127.0.0.1 before) are reached through the sockets instead; the old
- * test's dynamic free ports are gone because every host is its own namespace.
+ * Counterparts of the cases this file proved on the old sandbox layout (src/stunnel/host.ts: a
+ * client service per database with one `connect` per central, plaintext on 127.0.0.1): every case
+ * has one here with the same meaning (TLS 1.2 only, ciphers, no/foreign/expired/server-only client
+ * certificate, revocation, impostor central, failed reload, served serial, config check), now per
+ * service where the policy is per service. Since the server admits by name, the refused client
+ * certificates carry an admitted name (worker-a, worker-b), so a refusal is about the certificate
+ * and not the name. New: admission by role (NB: centrals + cms, SB: every site host, RAFT:
+ * centrals). No old case lost its counterpart: the client tunnels that became unix sockets are
+ * reached through the sockets; the old test's free ports are gone (every host is its own namespace).
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
