@@ -50,7 +50,7 @@ export function canonicalIp(ip: string): string {
   return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
 }
 
-export function isLoopbackIp(ip: string): boolean {
+function isLoopbackIp(ip: string): boolean {
   const family = isIP(ip);
   if (family === 4) return ip.split('.')[0] === '127';
   if (family === 6) return canonicalIp(ip) === '::1';

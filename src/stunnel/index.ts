@@ -1,6 +1,4 @@
-/** stunnel configs for the OVSDB remotes: specs from the inventory, rendered configs. */
+/** stunnel configs for the OVSDB remotes: validated and rendered from specs (the specs come from src/site/topology.ts). */
 export { renderStunnelConfig } from './render.js';
-export { renderHostStunnel, stunnelSpecsForHost } from './host.js';
-export { validateStunnelSpec } from './validate.js';
-export { ALLOWED_CIPHER_RE, TIMEOUT_IDLE_SECONDS, TLS_CIPHERS, TLS_CURVES, TLS_VERSION } from './policy.js';
+export { ALLOWED_CIPHER_RE } from './policy.js';
 export type * from './types.js';

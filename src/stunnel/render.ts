@@ -11,8 +11,6 @@ import { DEFAULT_DEBUG_LEVEL, TIMEOUT_IDLE_SECONDS, TLS_CIPHERS, TLS_CURVES } fr
 import type { StunnelConfigSpec, StunnelKind } from './types.js';
 import { isClientService, validateStunnelSpec } from './validate.js';
 
-export type * from './types.js';
-
 function template(kind: StunnelKind): Handlebars.TemplateDelegate<TemplateView> {
   return loadTemplate<TemplateView>(stunnelTemplatesDir, `${kind}.conf.hbs`, { global: '_global.hbs' });
 }

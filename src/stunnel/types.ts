@@ -1,6 +1,6 @@
 /**
- * What a stunnel config is made of. A spec is plain data: the inventory decides it
- * (host.ts), the renderer (render.ts) only validates and formats it.
+ * What a stunnel config is made of. A spec is plain data: the site topology decides it
+ * (src/site/topology.ts), the renderer (render.ts) only validates and formats it.
  */
 
 /** Certificate, key and trust files; absolute paths on the host that runs stunnel. */
@@ -54,20 +54,5 @@ export interface StunnelConfigSpec {
   foreground: boolean;
   services: (ServerService | ClientService)[];
   /** syslog level 5 (notice, default) to 7; below 5 reloads could not be confirmed from the log. */
-  debugLevel?: number;
-}
-
-/** Where a host keeps stunnel's certificate files, pid files and logs. */
-export interface HostStunnelLayout {
-  tls: StunnelTlsFiles;
-  /**
-   * TLS files of the client side when they differ from `tls` (a central's certificate already
-   * carries clientAuth, so a host that is central and worker normally uses one pair).
-   */
-  clientTls?: StunnelTlsFiles;
-  runDir: string;
-  logDir: string;
-  /** Default true. */
-  foreground?: boolean;
   debugLevel?: number;
 }

@@ -178,7 +178,7 @@ export async function reloadStunnel(logFile: string, send: () => Promise<void>, 
 }
 
 /** The log file a stunnel config writes to (its global `output =`), if any. */
-export function stunnelOutputOf(confText: string): string | undefined {
+function stunnelOutputOf(confText: string): string | undefined {
   return /^\s*output\s*=\s*(\S.*?)\s*$/m.exec(confText)?.[1];
 }
 

@@ -64,7 +64,7 @@ export interface TlsProbeResult {
   raw: string;
 }
 
-export function sClientArgs(o: TlsProbeOptions): string[] {
+function sClientArgs(o: TlsProbeOptions): string[] {
   const hostPort = `${isIP(o.host) === 6 ? `[${o.host}]` : o.host}:${o.port}`;
   const args = ['openssl', 's_client', '-connect', hostPort];
   if ((o.holdMs ?? DEFAULT_HOLD_MS) > 0) args.push('-ign_eof');
@@ -107,8 +107,8 @@ function serialOf(stdout: string): string | undefined {
   }
 }
 
-/** Reads s_client's output; pure, so it can be checked against recorded runs. */
-export function interpretSClient(o: TlsProbeOptions, stdout: string, stderr: string, exitCode: number): TlsProbeResult {
+/** Reads s_client's output (pure). */
+function interpretSClient(o: TlsProbeOptions, stdout: string, stderr: string, exitCode: number): TlsProbeResult {
   const raw = `${stdout}${stderr}`;
   const result: TlsProbeResult = { ok: false, raw };
   const negotiated = /^New, (\S+), Cipher is (\S+)$/m.exec(stdout);
