@@ -112,13 +112,23 @@ describe('certs status over per-host CRL copies', () => {
 
   it('the same CRL on every host is one row naming each copy; a host with another one gets its own row', () => {
     const same = judgeCertsStatus(collected([crl, crl, crl]), now);
-    expect(same.crls.map((c) => c.files)).toEqual([['/h0/crl.pem', '/h1/crl.pem', '/h2/crl.pem']]);
+    expect(same.crls.map((c) => c.files)).toEqual([['h0:/h0/crl.pem', 'h1:/h1/crl.pem', 'h2:/h2/crl.pem']]);
     expect(same.warnings).toEqual([]);
     const behind = judgeCertsStatus(collected([crl, { ...crl, crlNumber: 2n, nextUpdate: at('2026-06-03T00:00:00Z') }, crl]), now);
     expect(behind.crls.map((c) => [c.files, c.revoked])).toEqual([
-      [['/h0/crl.pem', '/h2/crl.pem'], 0],
-      [['/h1/crl.pem'], 0],
+      [['h0:/h0/crl.pem', 'h2:/h2/crl.pem'], 0],
+      [['h1:/h1/crl.pem'], 0],
     ]);
-    expect(behind.warnings.join('\n')).toMatch(/in \/h1\/crl.pem needs its next update by 2026-06-03/);
+    expect(behind.warnings.join('\n')).toMatch(/in h1:\/h1\/crl.pem needs its next update by 2026-06-03/);
+  });
+
+  it('on a site every host has the same CRL path: each host\'s copy is still judged (a stale one is critical)', () => {
+    const base = collected([crl, crl, crl]);
+    const site: Collected = { ...base, endpoints: base.endpoints.map((x) => ({ ...x, endpoint: { ...x.endpoint, crlFile: '/etc/ovn-deploy/pki/crl.pem' } })) };
+    const stale = { ...crl, crlNumber: 1n, thisUpdate: at('2026-04-01T00:00:00Z'), nextUpdate: at('2026-05-01T00:00:00Z') };
+    site.endpoints[2] = { ...site.endpoints[2]!, crls: [stale] };
+    const r = judgeCertsStatus(site, now);
+    expect(r.crls.map((c) => c.files)).toEqual([['h0:/etc/ovn-deploy/pki/crl.pem', 'h1:/etc/ovn-deploy/pki/crl.pem'], ['h2:/etc/ovn-deploy/pki/crl.pem']]);
+    expect(r.critical.join('\n')).toMatch(/h2:\/etc\/ovn-deploy\/pki\/crl.pem is STALE since 2026-05-01/);
   });
 });

@@ -361,6 +361,22 @@ describe('certs rotate (mocked stunnel reload)', () => {
     expect((await rotateCertificates(d)).crlRefreshed).toBeNull();
   });
 
+  it('a host whose CRL copy differs from the PKI\'s (it was down, or its file was replaced) gets the current one and only it is reloaded', async () => {
+    const { d, reloads } = await mockedDeployment('crl-behind');
+    const w1 = d.endpoints[1]!;
+    const current = await fs.readFile(pkiPaths(d.pkiDir).crl, 'utf8');
+    const stale = await fs.readFile(d.endpoints[2]!.crlFile, 'utf8');
+    await refreshCrl(d.pkiDir, {});
+    await fs.writeFile(w1.crlFile, stale);
+    await fs.writeFile(d.endpoints[0]!.crlFile, await fs.readFile(pkiPaths(d.pkiDir).crl, 'utf8'));
+    await fs.writeFile(d.endpoints[2]!.crlFile, await fs.readFile(pkiPaths(d.pkiDir).crl, 'utf8'));
+    expect(current).not.toBe(await fs.readFile(pkiPaths(d.pkiDir).crl, 'utf8'));
+    const r = await rotateCertificates(d);
+    expect(r.outcomes.every((o) => o.action === 'skipped')).toBe(true);
+    expect(await fs.readFile(w1.crlFile, 'utf8')).toBe(await fs.readFile(pkiPaths(d.pkiDir).crl, 'utf8'));
+    expect(reloads).toEqual(['worker1']);
+  });
+
   it('the key is made on the host and never lands in the PKI; a failed reload restores the hosts\' files and the CRL reaches them', async () => {
     const { d, failReload } = await mockedDeployment('copies');
     const [central, w1] = [d.endpoints[0]!, d.endpoints[1]!];

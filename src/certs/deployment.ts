@@ -29,6 +29,8 @@ export interface LocalTunnelProbe {
   remote: string;
   /** Database that must answer, e.g. `OVN_Southbound`. */
   database: string;
+  /** The same database through the tunnel's listeners for the other centrals: one answering is enough (a central may be down). */
+  alternates?: string[];
 }
 
 export interface StunnelInstance {

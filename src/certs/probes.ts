@@ -91,8 +91,12 @@ export async function connectsWith(
 
 /** A new plaintext connection to the client tunnel's local port reaches the database behind it. */
 export async function tunnelCarries(runner: Runner, probe: LocalTunnelProbe, timeoutSec = 5): Promise<ProbeOutcome> {
-  const r = await ovsdbListDbs(runner, probe.remote, { timeoutSec, ...(probe.netns === undefined ? {} : { netns: probe.netns }) });
-  return r.databases.includes(probe.database)
-    ? { ok: true, detail: `${probe.database} answers through ${probe.remote}` }
-    : { ok: false, detail: `${probe.database} not reachable through ${probe.remote}: ${r.error || 'not listed'}` };
+  const failures: string[] = [];
+  // In order: the first remote that answers proves the tunnel (another central may be down).
+  for (const remote of [probe.remote, ...(probe.alternates ?? [])]) {
+    const r = await ovsdbListDbs(runner, remote, { timeoutSec, ...(probe.netns === undefined ? {} : { netns: probe.netns }) });
+    if (r.databases.includes(probe.database)) return { ok: true, detail: `${probe.database} answers through ${remote}` };
+    failures.push(`${remote}: ${r.error || 'not listed'}`);
+  }
+  return { ok: false, detail: `${probe.database} not reachable through ${failures.join('; ')}` };
 }

@@ -64,7 +64,12 @@ function confirmationChecks(d: Deployment, host: string): Check[] {
   if (mine.some((e) => e.stunnel.side === 'server')) {
     for (const o of others) {
       const probe = o.stunnel.tunnelProbe;
-      if (probe !== undefined) checks.push({ what: `${o.host}'s tunnel to revoked ${host}`, expected: 'refused', run: () => tunnelCarries(d.runnerFor(o), probe, 3) });
+      // Through the listener for the revoked central only: the tunnel's others still answer.
+      const toRevoked = probe === undefined ? undefined : [probe.remote, ...(probe.alternates ?? [])].find((r) => /\/([^/]+)\.(nb|sb)$/.exec(r)?.[1] === host);
+      if (probe !== undefined && toRevoked !== undefined) {
+        const only = { remote: toRevoked, database: probe.database, ...(probe.netns === undefined ? {} : { netns: probe.netns }) };
+        checks.push({ what: `${o.host}'s tunnel to revoked ${host}`, expected: 'refused', run: () => tunnelCarries(d.runnerFor(o), only, 3) });
+      }
     }
   } else {
     // Someone else still gets in: the CRL is not rejecting everyone.

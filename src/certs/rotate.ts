@@ -14,7 +14,9 @@
  * rotation does not interrupt OVSDB sessions. Hosts are renewed `concurrency` at a time (default
  * one): a site never has more than that many hosts in the middle of a change.
  */
+import { promises as fs } from 'node:fs';
 import { ExitError, inputError } from '../errors.js';
+import { pkiPaths } from '../paths.js';
 import { readRevokedHosts } from '../pki/host-revocation.js';
 import { reinstateCertificate, signCsr } from '../pki/index.js';
 import { mapLimit, pollUntil } from '../tools/retry.js';
@@ -22,7 +24,7 @@ import { backupFiles, hostFile, restoreFiles, type Backup } from './backup.js';
 import { certFacts, isIssuedBy, type CertFacts } from './cert-facts.js';
 import { selectEndpoints, unknownHosts, type Deployment, type TlsEndpoint } from './deployment.js';
 import { inspectListener, tunnelCarries } from './probes.js';
-import { publishTrustFiles, refreshCrlsIfNeeded } from './publish.js';
+import { onePerHost, publishTrustFiles, refreshCrlsIfNeeded } from './publish.js';
 import { leafDue } from './renewal.js';
 
 /** How long a reloaded server may take to serve the new certificate (it rebinds its listeners). */
@@ -119,6 +121,12 @@ async function rotateLocked(d: Deployment, opts: RotateOptions): Promise<RotateR
   // First, so the reloads below also load a refreshed CRL.
   const crlRefreshed = (await refreshCrlsIfNeeded(d, now)) ?? null;
   if (crlRefreshed !== null) say(`CRLs re-signed: ${crlRefreshed}`);
+  // A host whose copy is not the PKI's (it was down, or its file was replaced) gets it now.
+  const crlBehind = crlRefreshed === null ? await hostsWithOtherCrl(d) : [];
+  if (crlBehind.length > 0) {
+    await publishTrustFiles(d, d.endpoints.filter((e) => crlBehind.includes(e.host)), { crl: true });
+    say(`the current CRL sent to ${crlBehind.join(', ')} (their copy differed)`);
+  }
 
   const revokedHosts = await readRevokedHosts(d.pkiDir);
   const plans = await Promise.all(
@@ -162,9 +170,10 @@ async function rotateLocked(d: Deployment, opts: RotateOptions): Promise<RotateR
   );
 
   // A re-signed CRL is only read on reload: reload whatever the renewals did not.
-  if (crlRefreshed !== null) {
+  if (crlRefreshed !== null || crlBehind.length > 0) {
     const renewed = new Set(outcomes.filter((o) => o.action !== 'skipped').flatMap((o) => o.hosts));
-    await Promise.all(d.endpoints.filter((e) => !renewed.has(e.host)).map((e) => d.reload(e)));
+    const got = (e: TlsEndpoint) => crlRefreshed !== null || crlBehind.includes(e.host);
+    await Promise.all(d.endpoints.filter((e) => got(e) && !renewed.has(e.host)).map((e) => d.reload(e)));
   }
   const result: RotateResult = { outcomes, crlRefreshed, durationMs: Date.now() - started };
   const failed = outcomes.filter((o) => o.action === 'rolled-back');
@@ -233,6 +242,13 @@ async function renewUnit(d: Deployment, unit: Unit, old: CertFacts | undefined, 
       ms: Date.now() - started,
     };
   }
+}
+
+/** Hosts whose CRL file is not the PKI's (an unreachable host is left for the next run). */
+async function hostsWithOtherCrl(d: Deployment): Promise<string[]> {
+  const want = await fs.readFile(pkiPaths(d.pkiDir).crl, 'utf8');
+  const behind = await Promise.all(onePerHost(d.endpoints).map(async (e) => ((await d.read(e, e.crlFile).catch(() => want)) === want ? undefined : e.host)));
+  return behind.filter((h): h is string => h !== undefined);
 }
 
 /** The host holds the new certificate, and its key belongs to it (checked there). */

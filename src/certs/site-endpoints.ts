@@ -68,7 +68,11 @@ export function siteEndpoints(inv: Inventory, topo: SiteTopology, place: (host: 
           ...ns,
           listeners: [],
           // A unix socket below the host's root: any namespace of the machine reaches it, so no netns.
-          tunnelProbe: { remote: `unix:${paths.ovsdbSocket(remote.host.name, db)}`, database: DATABASE[db] },
+          tunnelProbe: {
+            remote: `unix:${paths.ovsdbSocket(remote.host.name, db)}`,
+            database: DATABASE[db],
+            ...(ht.remoteCentrals.length > 1 ? { alternates: ht.remoteCentrals.slice(1).map((c) => `unix:${paths.ovsdbSocket(c.host.name, db)}`) } : {}),
+          },
         },
       });
     }

@@ -61,7 +61,7 @@ export interface CaStatus {
 }
 
 export interface CrlStatus {
-  /** The first file holding this CRL; `files`: every one (each host has its own copy). */
+  /** The first copy holding this CRL (`host:path`); `files`: every one (each host has its own copy). */
   file: string;
   files: string[];
   issuer: string;
@@ -222,7 +222,8 @@ export function judgeCertsStatus(c: Collected, now: Date, windowDays?: number): 
   const byCrl = new Map<string, CrlStatus>();
   const seenFiles = new Set<string>();
   for (const x of c.endpoints) {
-    const file = x.endpoint.crlFile;
+    // host:path: on a site every host's copy has the same path.
+    const file = `${x.endpoint.host}:${x.endpoint.crlFile}`;
     if (seenFiles.has(file)) continue;
     seenFiles.add(file);
     if (x.crls.length === 0) crit(`${file} holds no CRL: stunnel rejects every peer`);
