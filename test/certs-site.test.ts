@@ -10,7 +10,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commitPendingKey, keyMatchesOnHost, newPendingKey, publicFileOf, restorePreviousKey, writePublicFile } from '../src/certs/host-files.js';
+import { commitPendingKey, keyMatchesOnHost, newPendingKey, publicFileOf, readPublicFile, restorePreviousKey, writePublicFile } from '../src/certs/host-files.js';
 import { siteEndpoints } from '../src/certs/site-endpoints.js';
 import { ExitError } from '../src/errors.js';
 import { hostPaths } from '../src/paths.js';
@@ -81,6 +81,8 @@ describe('the host side of a rotation (certs host, host-files.ts)', () => {
     await expect(writePublicFile(hp, { kind: 'crl', backup: false }, '-----BEGIN X509 CRL-----\n')).rejects.toThrow(/not a regular file/);
     await expect(writePublicFile(hp, { kind: 'crl', backup: false }, undefined)).rejects.toThrow(/not a regular file/);
     expect(await fs.readFile(victim, 'utf8')).toBe('keep me');
+    // Nor read through: the host would hand another file's content to the admin machine.
+    await expect(readPublicFile(hp, { kind: 'crl', backup: false })).rejects.toThrow(/not a regular file/);
     // The same for the key's backup slot: a planted link there is not replaced through.
     await newPendingKey(hp, { name: 'w3', sans: ['w3'], keyBits: 2048 });
     await commitPendingKey(hp);
@@ -100,6 +102,12 @@ describe('the host side of a rotation (certs host, host-files.ts)', () => {
     const bits = await runCli(['certs', 'host', 'new-key', '--name', 'x', '--key-bits', '512', '--root', hostRoot]);
     expect(bits.code).toBe(2);
     expect(bits.stderr).toMatch(/--key-bits: expected 2048 to 8192/);
+    const name = await runCli(['certs', 'host', 'new-key', '--name', 'a\nb', '--key-bits', '2048', '--root', hostRoot]);
+    expect(name.code).toBe(2);
+    expect(name.stderr).toMatch(/--name: expected a certificate name/);
+    const san = await runCli(['certs', 'host', 'new-key', '--name', 'w1', '--san', 'x y', '--key-bits', '2048', '--root', hostRoot]);
+    expect(san.code).toBe(2);
+    expect(san.stderr).toMatch(/--san: at most 64/);
   });
 });
 

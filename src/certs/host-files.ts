@@ -56,6 +56,13 @@ async function requireRegularOrAbsent(file: string): Promise<boolean> {
   return true;
 }
 
+/** A public file's content, or undefined when absent; a symlink or anything but a regular file is refused, not followed. */
+export async function readPublicFile(paths: HostPaths, ref: PublicFileRef): Promise<string | undefined> {
+  const file = publicFilePath(paths, ref);
+  if (!(await requireRegularOrAbsent(file))) return undefined;
+  return (await readIfExists(file))?.toString('utf8');
+}
+
 export async function writePublicFile(paths: HostPaths, ref: PublicFileRef, content: string | undefined): Promise<void> {
   const file = publicFilePath(paths, ref);
   const exists = await requireRegularOrAbsent(file);

@@ -16,9 +16,8 @@ import { acquireLock, readState } from '../sandbox/state.js';
 import { OwnSupervisor } from '../supervisor/own.js';
 import { reloadStunnel } from '../tools/stunnel.js';
 import type { Deployment, DeploymentLock, TlsEndpoint } from './deployment.js';
-import { commitPendingKey, followBundleTrust, keyMatchesOnHost, newPendingKey, publicFileOf, restorePreviousKey, writePublicFile } from './host-files.js';
+import { commitPendingKey, followBundleTrust, keyMatchesOnHost, newPendingKey, publicFileOf, readPublicFile, restorePreviousKey, writePublicFile } from './host-files.js';
 import { siteEndpoints } from './site-endpoints.js';
-import { readIfExists } from '../fsx.js';
 
 /** `certs` commands on a directory without a sandbox exit like `status` does. */
 export const NO_SANDBOX_EXIT = 3;
@@ -100,10 +99,7 @@ export async function sandboxDeployment(stateDir: string, runner: Runner = new Z
     site,
     ports: { nb: inv.ports.nb, sb: inv.ports.sb },
     remotes: centralRemotes(site),
-    read: async (e, file) => {
-      publicRef(e, file);
-      return (await readIfExists(file))?.toString('utf8');
-    },
+    read: async (e, file) => readPublicFile(hostOf(e).paths, publicRef(e, file)),
     write: async (e, file, content) => writePublicFile(hostOf(e).paths, publicRef(e, file), content),
     newKey: async (e, req) => newPendingKey(hostOf(e).paths, req),
     commitKey: async (e) => commitPendingKey(hostOf(e).paths),

@@ -12,9 +12,17 @@ const KINDS = ['cert', 'caBundle', 'crl'];
 
 const rootOption = () => new Option('--root <dir>', "the host's root directory (tests)").default('/');
 
+/** A certificate, CA bundle or CRL: a few KiB; a CRL with many revocations stays far below this. */
+const MAX_STDIN = 4 * 1024 * 1024;
+
 async function stdin(): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
+  let size = 0;
+  for await (const c of process.stdin) {
+    size += (c as Buffer).length;
+    if (size > MAX_STDIN) throw new ExitError(`stdin: more than ${MAX_STDIN} bytes`, 2);
+    chunks.push(c as Buffer);
+  }
   return Buffer.concat(chunks).toString('utf8');
 }
 
@@ -32,10 +40,9 @@ export function certsHostCommand(): Command {
     .option('--backup', 'its rotation backup (FILE.prev)')
     .addOption(rootOption())
     .action(async (kind: string, o: { backup?: boolean; root: string }) => {
-      const { ABSENT_EXIT, publicFilePath, PUBLIC_FILES } = await files();
+      const { ABSENT_EXIT, readPublicFile, PUBLIC_FILES } = await files();
       if (!(PUBLIC_FILES as readonly string[]).includes(kind)) throw new ExitError(`not a public TLS file kind: ${kind}`, 2);
-      const { readIfExists } = await import('../fsx.js');
-      const content = await readIfExists(publicFilePath(await paths(o.root), { kind: kind as (typeof PUBLIC_FILES)[number], backup: o.backup === true }));
+      const content = await readPublicFile(await paths(o.root), { kind: kind as (typeof PUBLIC_FILES)[number], backup: o.backup === true });
       if (content === undefined) process.exitCode = ABSENT_EXIT;
       else process.stdout.write(content);
     });
@@ -62,8 +69,12 @@ export function certsHostCommand(): Command {
     .action(async (o: { name: string; san?: string[]; keyBits: string; root: string }) => {
       const bits = Number(o.keyBits);
       if (!Number.isInteger(bits) || bits < 2048 || bits > 8192) throw new ExitError(`--key-bits: expected 2048 to 8192 (got ${o.keyBits})`, 2);
+      const { CERT_NAME_RE } = await import('../pki/index.js');
+      if (!CERT_NAME_RE.test(o.name)) throw new ExitError(`--name: expected a certificate name (${String(CERT_NAME_RE)}), got ${JSON.stringify(o.name.slice(0, 80))}`, 2);
+      const sans = o.san ?? [];
+      if (sans.length > 64 || sans.some((x) => x.length > 253 || !/^[A-Za-z0-9.:_-]+$/.test(x))) throw new ExitError('--san: at most 64 DNS names or IP addresses, each at most 253 characters of [A-Za-z0-9.:_-]', 2);
       const { newPendingKey } = await files();
-      process.stdout.write(await newPendingKey(await paths(o.root), { name: o.name, sans: o.san ?? [], keyBits: bits }));
+      process.stdout.write(await newPendingKey(await paths(o.root), { name: o.name, sans, keyBits: bits }));
     });
   cmd
     .command('commit-key')
