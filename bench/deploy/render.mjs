@@ -136,11 +136,15 @@ try {
     };
     const first = [];
     const unchanged = [];
+    // Each run's --out stays until every run is done (removed with the work dir): removing one
+    // run's 22,000 files just before the next run's first write made that write 3-10x slower on a
+    // filesystem without a journal (ext4 then skips, one by one, every inode freed in the last
+    // minutes when it allocates a new one: bench/deploy/README.md). That cost belongs to the
+    // bench's own cleanup, not to render.
     for (let i = 0; i < opts.reps; i++) {
       const into = path.join(dir, `out-${i}`);
       first.push(run(into));
       unchanged.push(run(into));
-      await fs.rm(into, { recursive: true, force: true });
     }
     const floor = big.medianSeconds;
     result.cli = {

@@ -67,6 +67,16 @@ export function signManifest(manifest: Buffer, caKey: KeyObject, caCertPem: stri
 }
 
 /**
+ * signManifest on the libuv threadpool: render signs a thousand manifests at once, so both cores
+ * sign while the main thread groups the rendered files.
+ */
+export async function signManifestAsync(manifest: Buffer, caKey: KeyObject, caCertPem: string): Promise<string> {
+  const { fingerprint } = signerOf(caCertPem);
+  const signature = await new Promise<Buffer>((resolve, reject) => sign('sha256', signedBytes(manifest), caKey, (err, sig) => (err ? reject(err) : resolve(sig))));
+  return sigFileText(fingerprint, signature.toString('base64'));
+}
+
+/**
  * Whether `sigText` is exactly the manifest.sig that signManifest would write for these bytes
  * with this CA: it verifies against the CA and is in our canonical form. PKCS#1 v1.5 signatures
  * are deterministic, so signing again would give the same bytes; checking costs a verify, a

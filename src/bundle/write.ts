@@ -24,7 +24,7 @@ import { bundleSigner, readMetadataSecret, readSitePki } from '../deploy/site-pk
 import { packageVersion } from '../version.js';
 import { MANIFEST_FILE } from './manifest.js';
 import { fileStamp, renderInputsDigest } from './render-inputs.js';
-import { isSignatureOf, SIGNATURE_FILE, signManifest } from './signature.js';
+import { isSignatureOf, SIGNATURE_FILE, signManifestAsync } from './signature.js';
 
 export interface RenderOutOptions {
   inventory: string;
@@ -186,20 +186,24 @@ function readForCompare(file: string, max: number): Buffer | undefined {
 }
 
 /**
- * Adds each host's manifest.sig: the one already in --out when it is exactly the signature of
- * these manifest bytes by this CA (signing again would give the same bytes), else a new one.
- * A re-render of a site where few hosts changed then costs a verify per unchanged host, not a sign.
+ * Each host's manifest.sig: the one already in --out when it is exactly the signature of these
+ * manifest bytes by this CA (signing again would give the same bytes), else a new one, signed on
+ * the threadpool (the caller groups the rendered files meanwhile). A re-render of a site where
+ * few hosts changed then costs a verify per unchanged host, not a sign.
  */
-function signBundles(rendered: RenderedFiles, hosts: readonly string[], outDir: string, signer: { key: KeyObject; certPem: string }): void {
-  for (const host of hosts) {
-    const manifest = rendered.get(`${host}/${MANIFEST_FILE}`);
-    if (manifest === undefined) continue;
-    const bytes = Buffer.from(manifest.content);
-    const same = readForCompare(path.join(outDir, host, MANIFEST_FILE), bytes.length)?.equals(bytes) === true;
-    const kept = same ? readForCompare(path.join(outDir, host, SIGNATURE_FILE), 8192)?.toString('utf8') : undefined;
-    const sig = kept !== undefined && isSignatureOf(bytes, kept, signer.certPem) ? kept : signManifest(bytes, signer.key, signer.certPem);
-    rendered.set(`${host}/${SIGNATURE_FILE}`, { content: sig, mode: 0o644 });
-  }
+async function signBundles(rendered: RenderedFiles, hosts: readonly string[], outDir: string, signer: { key: KeyObject; certPem: string }): Promise<Map<string, string>> {
+  const sigs = new Map<string, string>();
+  await Promise.all(
+    hosts.map(async (host) => {
+      const manifest = rendered.get(`${host}/${MANIFEST_FILE}`);
+      if (manifest === undefined) return;
+      const bytes = Buffer.from(manifest.content);
+      const same = readForCompare(path.join(outDir, host, MANIFEST_FILE), bytes.length)?.equals(bytes) === true;
+      const kept = same ? readForCompare(path.join(outDir, host, SIGNATURE_FILE), 8192)?.toString('utf8') : undefined;
+      sigs.set(host, kept !== undefined && isSignatureOf(bytes, kept, signer.certPem) ? kept : await signManifestAsync(bytes, signer.key, signer.certPem));
+    }),
+  );
+  return sigs;
 }
 
 export async function renderToDir(o: RenderOutOptions): Promise<RenderSummary> {
@@ -215,15 +219,16 @@ export async function renderToDir(o: RenderOutOptions): Promise<RenderSummary> {
   const inputs = renderInputsDigest({ inventory: inv, caBundlePem: pki.caBundlePem, crlPem: pki.crlPem, signerCertPem: signer.certPem, metadataSecret, generator });
   if (upToDate(outDir, record, inputs)) return unchangedSummary(summary, inv.hosts.map((h) => h.name), owned);
 
-  // Signed below, where the bundles already in --out can be compared.
+  // Signed here, where the bundles already in --out can be compared.
   const rendered = renderSite(inv, pki, { generator, ...(metadataSecret === undefined ? {} : { metadataSecret }) });
-  signBundles(rendered, inv.hosts.map((h) => h.name), outDir, signer);
+  const signing = signBundles(rendered, inv.hosts.map((h) => h.name), outDir, signer);
   // Group the rendered map by host once (a prefix scan per host would be quadratic).
   const plans = new Map<string, Map<string, FileContent>>(inv.hosts.map((h) => [h.name, new Map()]));
   for (const [rel, file] of rendered) {
     const slash = rel.indexOf('/');
     plans.get(rel.slice(0, slash))?.set(rel.slice(slash + 1), file);
   }
+  for (const [host, sig] of await signing) plans.get(host)?.set(SIGNATURE_FILE, { content: sig, mode: 0o644 });
 
   const files: FileWrite[] = [];
   const manifests: FileWrite[] = [];
