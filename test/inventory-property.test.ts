@@ -6,7 +6,8 @@
  */
 import fc from 'fast-check';
 import { stringify } from 'yaml';
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { InputError } from '../src/errors.js';
 import { expectInputError } from './helpers/refusals.js';
 import { exampleSiteYaml, parseInventory } from '../src/inventory/index.js';
 
@@ -34,6 +35,21 @@ describe('property: the inventory parser never crashes', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('a stray "|" that turns the rest of the file into one scalar: short messages, at most 11 of them', () => {
+    // fast-check found this (seed 946856980): yaml quoted the whole rest of the file in one message.
+    const text = `        ${example.slice(2)}`;
+    const at = 195236119 % (text.length + 1);
+    const broken = `${text.slice(0, at)}|${text.slice(at)}`;
+    let err: unknown;
+    try {
+      parseInventory(broken, 'site.yaml');
+    } catch (e) {
+      err = e;
+    }
+    expectInputError(err, 400);
+    expect((err as InputError).problems.length).toBeLessThanOrEqual(11);
   });
 
   it('random documents, as YAML', () => {

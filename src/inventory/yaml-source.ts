@@ -3,6 +3,7 @@
  * turned back into the line the user wrote it on.
  */
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node, type YAMLError } from 'yaml';
+import { excerpt } from '../input-file.js';
 import type { InventoryFinding, PathSegment } from './findings.js';
 
 export interface YamlSource {
@@ -16,11 +17,30 @@ export interface YamlSource {
   lineOf(path: readonly PathSegment[]): number | undefined;
 }
 
-/** yaml's messages end with " at line N, column M:" and a code excerpt; the location is kept apart. */
+/**
+ * yaml's messages end with " at line N, column M:" and a code excerpt; the location is kept apart.
+ * A quoted token can be a whole block of the file (a stray "|" turns the rest into one scalar), so
+ * it is cut to a short excerpt.
+ */
 function shortYamlMessage(message: string): string {
+  const quoted = message.match(/^([^"]*: )"([\s\S]*)"( at line \d+, column \d+:?)?(\n[\s\S]*)?$/);
+  if (quoted) return `${quoted[1]}"${excerpt(unquote(quoted[2] ?? ''))}"`;
   const first = message.split('\n', 1)[0] ?? message;
-  return first.replace(/ at line \d+, column \d+:?$/, '');
+  return excerpt(first.replace(/ at line \d+, column \d+:?$/, ''), 200);
 }
+
+/** yaml quotes tokens with JSON.stringify; anything else is shown as it came. */
+function unquote(body: string): string {
+  try {
+    const v: unknown = JSON.parse(`"${body}"`);
+    return typeof v === 'string' ? v : body;
+  } catch {
+    return body;
+  }
+}
+
+// A file broken early yields one finding per later token; the first few say where it broke.
+const MAX_SYNTAX_ERRORS = 10;
 
 // Alias bombs ("billion laughs") are refused rather than expanded.
 const MAX_ALIAS_COUNT = 100;
@@ -36,7 +56,10 @@ export function readYamlSource(text: string): YamlSource {
       ...(pos === undefined ? {} : { line: pos.line, column: pos.col }),
     };
   };
-  const syntaxErrors = doc.errors.map(toFinding);
+  const syntaxErrors = doc.errors.slice(0, MAX_SYNTAX_ERRORS).map(toFinding);
+  if (doc.errors.length > MAX_SYNTAX_ERRORS) {
+    syntaxErrors.push({ path: '', message: `invalid YAML: ${doc.errors.length - MAX_SYNTAX_ERRORS} more errors after these` });
+  }
   const warnings = doc.warnings.map((w) => ({ ...toFinding(w), message: `YAML: ${shortYamlMessage(w.message)}` }));
 
   let data: unknown;
@@ -45,7 +68,7 @@ export function readYamlSource(text: string): YamlSource {
       data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
     } catch (err) {
       // Unresolved or exploding aliases only show up when the document is turned into data.
-      syntaxErrors.push({ path: '', message: `invalid YAML: ${err instanceof Error ? err.message : String(err)}` });
+      syntaxErrors.push({ path: '', message: `invalid YAML: ${excerpt(err instanceof Error ? err.message : String(err), 200)}` });
     }
   }
 
