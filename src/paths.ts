@@ -321,6 +321,11 @@ function buildHostPaths(root: string) {
     /** Reloads/restarts apply owes from changed files, kept until done (survives a failed or needs-certificate apply). */
     applyPending: at('var', 'lib', 'ovn-deploy', 'apply-pending.json'),
     supervisorDir: at('var', 'lib', 'ovn-deploy', 'supervisor'),
+    /**
+     * A database `restore` put here for disaster recovery (0600): the bootstrap central's apply
+     * creates the cluster from it instead of from the schema, then `restore` removes it.
+     */
+    restoreSeed: (db: string): string => at('var', 'lib', 'ovn-deploy', 'restore', `${db}.db`),
     /** Held while apply runs, so two applies never interleave. */
     applyLock: at('var', 'lib', 'ovn-deploy', 'apply.lock'),
     logDir: at('var', 'log', 'ovn-deploy'),

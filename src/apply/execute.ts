@@ -16,6 +16,7 @@ import { Vsctl } from '../tools/ovs.js';
 import { sleep } from '../tools/retry.js';
 import type { VerifiedBundle } from './bundle.js';
 import { readIdFile, type HostContext } from './observe.js';
+import { hostPaths } from '../paths.js';
 import { changesOf, describeStep, type ApplyStep, type Observed } from './plan.js';
 import { decideBootstrap, probePeers, type BootstrapDecision } from './raft-bootstrap.js';
 import type { Change } from './report.js';
@@ -150,8 +151,11 @@ export async function executePlan(
           changes.push({ kind: 'raft', target: `${step.db.name} ${step.db.dbFile} (cluster ${decision.cid} via ${decision.via})`, action: 'joined existing cluster' });
           continue;
         }
-        await createDbFile(ctx, step.db.dbFile, (tmp) => ['ovsdb-tool', 'create-cluster', tmp, step.db.schema, step.db.localAddress]);
+        // A disaster recovery (`restore`) left the backup here: the new cluster starts with its data and row UUIDs.
+        const seed = await restoreSeed(ctx, step.db.name);
+        await createDbFile(ctx, step.db.dbFile, (tmp) => ['ovsdb-tool', 'create-cluster', tmp, seed ?? step.db.schema, step.db.localAddress]);
         createdHere.add(step.db.name);
+        if (seed !== undefined) changes.push({ kind: 'raft', target: `${step.db.name} ${step.db.dbFile}`, action: 'created from the restore seed' });
         break;
       }
       case 'raft-join':
@@ -392,4 +396,11 @@ async function gatewayRoutes(ctx: HostContext, dev: string): Promise<{ dst: stri
   } catch {
     return [];
   }
+}
+
+/** The seed `restore` placed for `db` (a regular file of root's, never a symlink), or undefined. */
+async function restoreSeed(ctx: HostContext, db: string): Promise<string | undefined> {
+  const file = ctx.at(hostPaths().restoreSeed(db));
+  const st = await fs.lstat(file).catch(() => undefined);
+  return st?.isFile() === true && st.uid === 0 && (st.mode & 0o077) === 0 ? file : undefined;
 }

@@ -7,20 +7,18 @@
  * runs through `ovn-deploy certs host` over SSH. The key never passes through the PKI directory.
  */
 import { ExitError } from '../errors.js';
-import { sandboxPaths } from '../paths.js';
+import { existingSandbox } from '../sandbox/existing.js';
 import { ZxRunner, type Runner } from '../runner.js';
-import { canonicalDir } from '../sandbox/naming.js';
-import { planSandbox, type SandboxPlan } from '../sandbox/plan.js';
-import { sandboxSite, type SandboxHost, type SandboxSite } from '../sandbox/site.js';
-import { acquireLock, readState } from '../sandbox/state.js';
+import type { SandboxPlan } from '../sandbox/plan.js';
+import type { SandboxHost, SandboxSite } from '../sandbox/site.js';
+import { acquireLock } from '../sandbox/state.js';
 import { OwnSupervisor } from '../supervisor/own.js';
 import { reloadStunnel } from '../tools/stunnel.js';
 import type { Deployment, DeploymentLock, TlsEndpoint } from './deployment.js';
 import { commitPendingKey, followBundleTrust, keyMatchesOnHost, newPendingKey, publicFileOf, readPublicFile, restorePreviousKey, writePublicFile } from './host-files.js';
 import { siteEndpoints } from './site-endpoints.js';
 
-/** `certs` commands on a directory without a sandbox exit like `status` does. */
-export const NO_SANDBOX_EXIT = 3;
+export { NO_SANDBOX_EXIT } from '../sandbox/existing.js';
 
 export interface SandboxDeployment extends Deployment {
   /** This machine's runner (tests run their own probes with it). */
@@ -56,18 +54,7 @@ export function sandboxEndpoints(site: SandboxSite): TlsEndpoint[] {
 }
 
 export async function sandboxDeployment(stateDir: string, runner: Runner = new ZxRunner()): Promise<SandboxDeployment> {
-  const dir = canonicalDir(stateDir);
-  const paths = sandboxPaths(dir);
-  const state = await readState(paths);
-  if (state === undefined) throw new ExitError(`no sandbox in ${dir} (run \`ovn-deploy up --dir ${dir}\`)`, NO_SANDBOX_EXIT);
-  const plan = planSandbox({
-    stateDir: dir,
-    workers: Math.max(1, state.workers),
-    datapath: state.datapath,
-    metadataAgent: state.metadataAgent === true,
-    ...(state.metadataImage === undefined ? {} : { metadataImage: state.metadataImage }),
-  });
-  const site = sandboxSite(plan, runner);
+  const { dir, paths, plan, site } = await existingSandbox(stateDir, runner);
   const inv = site.inventory;
   const endpoints = sandboxEndpoints(site);
   const hostOf = (e: TlsEndpoint): SandboxHost => {

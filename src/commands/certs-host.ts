@@ -6,7 +6,7 @@
  */
 import { Command, Option } from './commander.js';
 import { ExitError } from '../errors.js';
-import { err, out } from './cli-io.js';
+import { err, out, readStdin } from './cli-io.js';
 
 const KINDS = ['cert', 'caBundle', 'crl'];
 
@@ -15,16 +15,7 @@ const rootOption = () => new Option('--root <dir>', "the host's root directory (
 /** A certificate, CA bundle or CRL: a few KiB; a CRL with many revocations stays far below this. */
 const MAX_STDIN = 4 * 1024 * 1024;
 
-async function stdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of process.stdin) {
-    size += (c as Buffer).length;
-    if (size > MAX_STDIN) throw new ExitError(`stdin: more than ${MAX_STDIN} bytes`, 2);
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
+const stdin = async (): Promise<string> => (await readStdin(MAX_STDIN)).toString('utf8');
 
 async function paths(root: string) {
   const { hostPaths } = await import('../paths.js');

@@ -1,5 +1,5 @@
 /** What every command shares: printing (only commands print) and option checks that collect problems. */
-import { InputError, type Problem } from '../errors.js';
+import { ExitError, InputError, type Problem } from '../errors.js';
 
 export const out = (line: string): void => void process.stdout.write(`${line}\n`);
 export const err = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -22,3 +22,15 @@ export function throwIfProblems(problems: Problem[]): void {
 
 /** The bounded reader of user files (src/input-file.ts), loaded by the action that reads one: start-up stays commander and the declarations. */
 export const readInputText: typeof import('../input-file.js').readInputText = async (file, o) => (await import('../input-file.js')).readInputText(file, o);
+
+/** Standard input, at most `max` bytes (more is bad input, exit 2). */
+export async function readStdin(max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of process.stdin) {
+    size += (c as Buffer).length;
+    if (size > max) throw new ExitError(`stdin: more than ${max} bytes`, 2);
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,36 @@
+/**
+ * A sandbox that `up` made, found again from its state (read only): for the commands that work on
+ * a running sandbox (`certs`, `backup`, `restore`).
+ */
+import { ExitError } from '../errors.js';
+import { sandboxPaths, type SandboxPaths } from '../paths.js';
+import type { Runner } from '../runner.js';
+import { canonicalDir } from './naming.js';
+import { planSandbox, type SandboxPlan } from './plan.js';
+import { sandboxSite, type SandboxSite } from './site.js';
+import { readState } from './state.js';
+
+/** Commands on a directory without a sandbox exit like `status` does. */
+export const NO_SANDBOX_EXIT = 3;
+
+export interface ExistingSandbox {
+  dir: string;
+  paths: SandboxPaths;
+  plan: SandboxPlan;
+  site: SandboxSite;
+}
+
+export async function existingSandbox(stateDir: string, runner?: Runner): Promise<ExistingSandbox> {
+  const dir = canonicalDir(stateDir);
+  const paths = sandboxPaths(dir);
+  const state = await readState(paths);
+  if (state === undefined) throw new ExitError(`no sandbox in ${dir} (run \`ovn-deploy up --dir ${dir}\`)`, NO_SANDBOX_EXIT);
+  const plan = planSandbox({
+    stateDir: dir,
+    workers: Math.max(1, state.workers),
+    datapath: state.datapath,
+    metadataAgent: state.metadataAgent === true,
+    ...(state.metadataImage === undefined ? {} : { metadataImage: state.metadataImage }),
+  });
+  return { dir, paths, plan, site: sandboxSite(plan, runner) };
+}
