@@ -145,7 +145,7 @@ describe.skipIf(notRoot)('backup and restore on the sandbox', () => {
     };
     const flipped = await copy('flipped');
     const nbFile = await fs.readFile(path.join(flipped, 'nb.db'));
-    nbFile[Math.floor(nbFile.length / 2)] ^= 0x01;
+    nbFile[Math.floor(nbFile.length / 2)] = (nbFile[Math.floor(nbFile.length / 2)] ?? 0) ^ 0x01;
     await fs.writeFile(path.join(flipped, 'nb.db'), nbFile);
     const missing = await copy('missing');
     await fs.rm(path.join(missing, 'sb.db'));
