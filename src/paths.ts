@@ -52,6 +52,8 @@ export function systemdUnitName(service: string, prefix = 'ovn-deploy-'): string
 
 /** Names of the renewal timer's units. */
 export const renewalUnits = { service: 'ovn-deploy-cert-renew.service', timer: 'ovn-deploy-cert-renew.timer' } as const;
+/** The scheduled `backup` (`backup --timer`). */
+export const backupUnits = { service: 'ovn-deploy-backup.service', timer: 'ovn-deploy-backup.timer' } as const;
 
 /** The site inventory `init` writes when no --out is given (relative to the working directory). */
 export const defaultSiteFile = 'site.yaml';

@@ -188,3 +188,18 @@ describe('verifying a backup directory', () => {
     expect(await refusal()).toMatch(/manifest\.json: databases\.nb\.file/);
   });
 });
+
+describe('the scheduled backup', () => {
+  it('systemd units and a cron line run `backup SELECTOR --out DIR --keep N`; the renewal timer is unchanged', async () => {
+    const { backupJob, renderCronLine, renderRenewalUnits } = await import('../src/certs/timer.js');
+    const spec = { deployment: 'site /etc/site.yaml', selector: ['--inventory', '/etc/site.yaml'], program: ['/usr/bin/ovn-deploy'], job: backupJob('/var/backups/ovn', 14) };
+    const units = renderRenewalUnits(spec);
+    expect([...units.keys()]).toEqual(['ovn-deploy-backup.service', 'ovn-deploy-backup.timer']);
+    expect(String(units.get('ovn-deploy-backup.service')?.content)).toMatch(/^ExecStart=\/usr\/bin\/ovn-deploy backup --inventory \/etc\/site\.yaml --out \/var\/backups\/ovn --keep 14$/m);
+    expect(String(units.get('ovn-deploy-backup.timer')?.content)).toMatch(/^Unit=ovn-deploy-backup\.service$/m);
+    expect(renderCronLine(spec)).toMatch(/ root \/usr\/bin\/ovn-deploy backup --inventory \/etc\/site\.yaml --out \/var\/backups\/ovn --keep 14 >>\/var\/log\/ovn-deploy-backup\.log 2>&1$/);
+    const renewal = renderRenewalUnits({ deployment: 'x', selector: ['--dir', '/d'], program: ['/usr/bin/ovn-deploy'] });
+    expect(String(renewal.get('ovn-deploy-cert-renew.service')?.content)).toMatch(/^ExecStart=\/usr\/bin\/ovn-deploy certs rotate --dir \/d$/m);
+    expect(() => renderRenewalUnits({ ...spec, job: backupJob('/b\nExecStartPre=/bin/sh', undefined) })).toThrow(/extra\[1\]: must be one line/);
+  });
+});

@@ -45,16 +45,64 @@ function hostCommand(): Command {
   return host;
 }
 
+/** The units or cron line that run this same backup daily (absolute paths: the timer runs elsewhere). */
+async function printTimer(o: DbTargetOptions & { out: string; timerOut?: string; cron?: boolean; bin?: string }, keep: number | undefined): Promise<void> {
+  const path = (await import('node:path')).default;
+  const { backupJob, defaultProgram, renderCronLine, renderRenewalUnits } = await import('../certs/timer.js');
+  const { defaultSandboxDir } = await import('../paths.js');
+  let deployment: string;
+  let selector: string[];
+  if (o.inventory === undefined) {
+    const dir = (await import('../sandbox/naming.js')).canonicalDir(o.dir ?? defaultSandboxDir());
+    deployment = `sandbox ${dir}`;
+    selector = ['--dir', dir];
+  } else {
+    deployment = `site ${path.resolve(o.inventory)}`;
+    selector = [
+      '--inventory',
+      path.resolve(o.inventory),
+      '--known-hosts',
+      path.resolve(o.knownHosts ?? ''),
+      ...(o.identity === undefined ? [] : ['--identity', path.resolve(o.identity)]),
+      ...(o.connectTimeout === undefined ? [] : ['--connect-timeout', o.connectTimeout]),
+    ];
+  }
+  const spec = { deployment, selector, job: backupJob(path.resolve(o.out), keep), program: o.bin === undefined ? defaultProgram() : [path.resolve(o.bin)] };
+  if (o.cron === true) {
+    out(renderCronLine(spec));
+    return;
+  }
+  const files = renderRenewalUnits(spec);
+  if (o.timerOut === undefined) {
+    for (const [name, f] of files) out(`# ${name}\n${String(f.content)}`);
+    return;
+  }
+  const { applyFiles } = await import('../fsx.js');
+  const r = await applyFiles(o.timerOut, files);
+  for (const f of r.written) out(`wrote ${f}`);
+  for (const f of r.unchanged) out(`unchanged ${f}`);
+  out('enable it with: systemctl daemon-reload && systemctl enable --now ovn-deploy-backup.timer');
+}
+
 export function backupCommand(): Command {
   const cmd = addDbTargetOptions(new Command('backup'))
     .description('a consistent snapshot of the NB and SB from the running cluster (the leader), with a manifest (sha256, versions, schema, cluster id, members); --keep prunes older backups')
     .requiredOption('--out <dir>', 'where the backup directory (ovn-backup-TIME) is made')
     .option('--keep <n>', 'keep only the newest N backups in --out (only directories backup made)')
     .option('--json', 'print the result as JSON')
-    .action(async (o: DbTargetOptions & { out: string; keep?: string; json?: boolean }) => {
+    .option('--timer', 'take no backup: print systemd units that run this backup daily (written with --timer-out)')
+    .option('--timer-out <dir>', 'with --timer: write the units into this directory (e.g. /etc/systemd/system)')
+    .option('--cron', 'take no backup: print a line for /etc/cron.d that runs this backup daily')
+    .option('--bin <path>', 'with --timer/--cron: the ovn-deploy program to run (default: ovn-deploy on PATH, else this CLI)')
+    .action(async (o: DbTargetOptions & { out: string; keep?: string; json?: boolean; timer?: boolean; timerOut?: string; cron?: boolean; bin?: string }) => {
       const problems: Problem[] = [];
       const keep = positiveInt(o.keep, '--keep', problems);
+      if (o.timerOut !== undefined && o.timer !== true) problems.push({ path: '--timer-out', message: 'only with --timer' });
       const open = dbTargetOf(o, problems);
+      if (o.timer === true || o.cron === true) {
+        await printTimer(o, keep);
+        return;
+      }
       const { takeBackup } = await import('../backup/take.js');
       const target = await open();
       try {
