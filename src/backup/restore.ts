@@ -43,6 +43,9 @@ export interface RestoreResult {
   deleted?: number;
   unchanged?: number;
   deploy?: string[];
+  /** Live case: the transaction, and ovn-northd catching up after it. */
+  transactMs?: number;
+  northdMs?: number;
   ms: number;
 }
 
@@ -73,11 +76,14 @@ async function restoreLive(target: DbTarget, c: DbCentral, current: OvsdbSnapsho
   }
   const plan = restoreOps(want.schema, current.tables, want.tables);
   o.log?.(`${c.name}: one transaction: ${plan.inserted} rows inserted, ${plan.updated} updated, ${plan.deleted} deleted, ${plan.unchanged} unchanged`);
+  const t0 = Date.now();
   await c.transact('nb', plan.ops);
+  const transactMs = Date.now() - t0;
   // northd recomputes the SB from the new NB; wait until it has (and the chassis caught up).
   const r = await c.runner.run(['ovn-nbctl', `--db=${c.remote('nb')}`, `--timeout=${WAIT_SB_S}`, '--wait=sb', 'sync'], { allowFailure: true, mutates: true, timeoutMs: (WAIT_SB_S + 5) * 1000 });
   if (r.exitCode !== 0) o.log?.(`warning: ovn-northd did not confirm the new NB within ${WAIT_SB_S} s: ${r.stderr.trim().split('\n').pop() ?? ''}`);
-  return { case: 'live', central: c.name, rows: rowCounts(want.tables), inserted: plan.inserted, updated: plan.updated, deleted: plan.deleted, unchanged: plan.unchanged };
+  const northdMs = Date.now() - t0 - transactMs;
+  return { case: 'live', central: c.name, rows: rowCounts(want.tables), inserted: plan.inserted, updated: plan.updated, deleted: plan.deleted, unchanged: plan.unchanged, transactMs, northdMs };
 }
 
 async function restoreDisaster(target: DbTarget, backup: VerifiedBackup, why: string[], o: RestoreOptions): Promise<Omit<RestoreResult, 'ms'>> {
