@@ -48,17 +48,21 @@ function hostCommand(): Command {
 export function backupCommand(): Command {
   const cmd = addDbTargetOptions(new Command('backup'))
     .description('a consistent snapshot of the NB and SB from the running cluster (the leader), with a manifest (sha256, versions, schema, cluster id, members); --keep prunes older backups')
-    .requiredOption('--out <dir>', 'where the backup directory (ovn-backup-TIME) is made')
+    .option('--out <dir>', 'where the backup directory (ovn-backup-TIME) is made (required)')
     .option('--keep <n>', 'keep only the newest N backups in --out (only directories backup made)')
     .option('--json', 'print the result as JSON')
-    .action(async (o: DbTargetOptions & { out: string; keep?: string; json?: boolean }) => {
+    .action(async (o: DbTargetOptions & { out?: string; keep?: string; json?: boolean }) => {
       const problems: Problem[] = [];
+      // Not a commander requiredOption: commander checks an ancestor's mandatory options for its
+      // subcommands too, so the hidden `backup host ...` (run over SSH, no --out) would be refused.
+      const outDir = o.out ?? '';
+      if (outDir === '') problems.push({ path: '--out', message: 'is required: where the backup directory is made' });
       const keep = positiveInt(o.keep, '--keep', problems);
       const open = dbTargetOf(o, problems);
       const { takeBackup } = await import('../backup/take.js');
       const target = await open();
       try {
-        const r = await takeBackup(target, o.out, keep === undefined ? {} : { keep });
+        const r = await takeBackup(target, outDir, keep === undefined ? {} : { keep });
         if (o.json === true) printJson(r);
         else {
           const nb = r.manifest.databases.nb;
