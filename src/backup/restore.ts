@@ -9,7 +9,7 @@
  *     within a moment, and the chassis-owned rows (Chassis, Encap, Chassis_Private) stay those of
  *     the chassis that run now; the backup's would bring back chassis, tunnel keys and MAC
  *     bindings of the past. ovn-controller re-claims its ports by their logical port names.
- * (b) Disaster recovery (sites): no central answers and none holds an NB file. The backup's NB
+ * (b) Disaster recovery (sites): no central answers and none holds an NB or SB file. The backup's NB
  *     is put on the bootstrap central as the seed its apply creates the new cluster from
  *     (`ovsdb-tool create-cluster DB SEED ADDR`, which keeps UUIDs), then the site is deployed:
  *     the other centrals join, the SB is a new empty cluster that northd fills, and every
@@ -85,12 +85,13 @@ async function restoreDisaster(target: DbTarget, backup: VerifiedBackup, why: st
     throw new ExitError(`the NB of ${target.description} does not answer (${why.join('; ')}): start it (\`ovn-deploy up\`) and restore again`, 1);
   }
   const holders: string[] = [];
+  // The seed lets the bootstrap central create new NB and SB clusters (apply): neither may exist anywhere.
   for (const c of target.centrals) {
-    if (await c.hasDbFile('nb')) holders.push(c.name);
+    if ((await c.hasDbFile('nb')) || (await c.hasDbFile('sb'))) holders.push(c.name);
   }
   if (holders.length > 0) {
     throw new ExitError(
-      `no central's NB answers (${why.join('; ')}), but ${holders.join(', ')} still hold${holders.length === 1 ? 's' : ''} ${target.centrals[0]?.paths.ovn.nbDb ?? 'an NB file'}: ` +
+      `no central's NB answers (${why.join('; ')}), but ${holders.join(', ')} still hold${holders.length === 1 ? 's' : ''} ${target.centrals[0]?.paths.ovn.nbDb ?? 'an NB file'} or ${target.centrals[0]?.paths.ovn.sbDb ?? 'an SB file'}: ` +
         'this is not a disaster recovery (a new cluster next to it would split the site); start those centrals (`deploy`) and restore into the running cluster',
       1,
     );
