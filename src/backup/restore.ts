@@ -107,6 +107,7 @@ async function restoreDisaster(target: DbTarget, backup: VerifiedBackup, why: st
   }
   o.log?.(`no central holds an NB database: a new cluster is created on ${bootstrapName} from the backup, the other centrals join it`);
   await bootstrap.placeSeed('nb', backup.files.nb);
+  await forgetOldClusters(target, o);
   let deployed: { ok: boolean; summary: string[] };
   try {
     deployed = await o.deploySite();
@@ -115,6 +116,27 @@ async function restoreDisaster(target: DbTarget, backup: VerifiedBackup, why: st
   }
   if (!deployed.ok) throw new ExitError(`the site did not converge after the restore:\n${deployed.summary.join('\n')}`, 1);
   return { case: 'disaster-recovery', central: bootstrapName, rows: rowCounts(backup.snapshots.nb.tables), deploy: deployed.summary };
+}
+
+/**
+ * A running ovn-controller (ovn-northd) remembers the last RAFT index it saw of the SB (NB) and
+ * takes a server of the new cluster, whose log starts again at 1, for a stale one: it never
+ * reconnects. `*-cluster-state-reset` makes it forget; best effort (a daemon that is not
+ * running starts afresh anyway).
+ */
+async function forgetOldClusters(target: DbTarget, o: RestoreOptions): Promise<void> {
+  const calls: { host: string; runner: DbCentral['runner']; argv: string[] }[] = [
+    ...(target.chassis ?? []).map((h) => ({ host: h.name, runner: h.runner, argv: ['ovn-appctl', '-t', 'ovn-controller', 'sb-cluster-state-reset'] })),
+    ...target.centrals.flatMap((c) =>
+      (['nb', 'sb'] as const).map((db) => ({ host: c.name, runner: c.runner, argv: ['ovn-appctl', '-t', c.paths.ovn.northdCtl, `${db}-cluster-state-reset`] })),
+    ),
+  ];
+  await Promise.all(
+    calls.map(async (k) => {
+      const r = await k.runner.run(k.argv, { allowFailure: true, mutates: true, timeoutMs: 15_000 }).catch((err: unknown) => ({ exitCode: 1, stderr: String(err) }));
+      if (r.exitCode === 0) o.log?.(`${k.host}: ${k.argv.slice(1).join(' ')}: the old cluster's state forgotten`);
+    }),
+  );
 }
 
 export async function restoreBackup(target: DbTarget, from: string, o: RestoreOptions = {}): Promise<RestoreResult> {
