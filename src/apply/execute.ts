@@ -273,7 +273,13 @@ async function bootstrapDecision(ctx: HostContext, m: BundleManifest, observed: 
   // Evidence, from before this apply, that this host was a member: then "no peer answers" is an
   // outage, not a fresh site.
   const present = m.raft.filter((r) => r !== db && (observed.dbs.get(r.dbFile) ?? 'missing') !== 'missing');
-  const wasMember = observed.initialized ? `${ctx.paths.applied} records an initialised cluster` : present.length > 0 ? `${present.map((r) => r.dbFile).join(', ')} exists` : undefined;
+  const evidence = observed.initialized ? `${ctx.paths.applied} records an initialised cluster` : present.length > 0 ? `${present.map((r) => r.dbFile).join(', ')} exists` : undefined;
+  // A disaster recovery: `restore` found no central holding a database and left its seed here.
+  // That is the word that every member lost its data, for the SB (created empty) as for the NB.
+  let restoring = false;
+  for (const r of m.raft) if ((await restoreSeed(ctx, r.name)) !== undefined) restoring = true;
+  if (restoring && evidence !== undefined) log(`raft: ${db.name}: ${evidence}, but a restore seed is here (a disaster recovery): no peer being a member, the cluster is created anew`);
+  const wasMember = restoring ? undefined : evidence;
   const decision = decideBootstrap(db, answers, wasMember, ctx.paths.applied);
   log(
     decision.action === 'join'

@@ -9,7 +9,7 @@
  *     within a moment, and the chassis-owned rows (Chassis, Encap, Chassis_Private) stay those of
  *     the chassis that run now; the backup's would bring back chassis, tunnel keys and MAC
  *     bindings of the past. ovn-controller re-claims its ports by their logical port names.
- * (b) Disaster recovery (sites): no central answers and none holds an NB file. The backup's NB
+ * (b) Disaster recovery (sites): no central answers and none holds an NB or SB file. The backup's NB
  *     is put on the bootstrap central as the seed its apply creates the new cluster from
  *     (`ovsdb-tool create-cluster DB SEED ADDR`, which keeps UUIDs), then the site is deployed:
  *     the other centrals join, the SB is a new empty cluster that northd fills, and every
@@ -91,12 +91,13 @@ async function restoreDisaster(target: DbTarget, backup: VerifiedBackup, why: st
     throw new ExitError(`the NB of ${target.description} does not answer (${why.join('; ')}): start it (\`ovn-deploy up\`) and restore again`, 1);
   }
   const holders: string[] = [];
+  // The seed lets the bootstrap central create new NB and SB clusters (apply): neither may exist anywhere.
   for (const c of target.centrals) {
-    if (await c.hasDbFile('nb')) holders.push(c.name);
+    if ((await c.hasDbFile('nb')) || (await c.hasDbFile('sb'))) holders.push(c.name);
   }
   if (holders.length > 0) {
     throw new ExitError(
-      `no central's NB answers (${why.join('; ')}), but ${holders.join(', ')} still hold${holders.length === 1 ? 's' : ''} ${target.centrals[0]?.paths.ovn.nbDb ?? 'an NB file'}: ` +
+      `no central's NB answers (${why.join('; ')}), but ${holders.join(', ')} still hold${holders.length === 1 ? 's' : ''} ${target.centrals[0]?.paths.ovn.nbDb ?? 'an NB file'} or ${target.centrals[0]?.paths.ovn.sbDb ?? 'an SB file'}: ` +
         'this is not a disaster recovery (a new cluster next to it would split the site); start those centrals (`deploy`) and restore into the running cluster',
       1,
     );
@@ -112,6 +113,7 @@ async function restoreDisaster(target: DbTarget, backup: VerifiedBackup, why: st
   }
   o.log?.(`no central holds an NB database: a new cluster is created on ${bootstrapName} from the backup, the other centrals join it`);
   await bootstrap.placeSeed('nb', backup.files.nb);
+  await forgetOldClusters(target, o);
   let deployed: { ok: boolean; summary: string[] };
   try {
     deployed = await o.deploySite();
@@ -120,6 +122,27 @@ async function restoreDisaster(target: DbTarget, backup: VerifiedBackup, why: st
   }
   if (!deployed.ok) throw new ExitError(`the site did not converge after the restore:\n${deployed.summary.join('\n')}`, 1);
   return { case: 'disaster-recovery', central: bootstrapName, rows: rowCounts(backup.snapshots.nb.tables), deploy: deployed.summary };
+}
+
+/**
+ * A running ovn-controller (ovn-northd) remembers the last RAFT index it saw of the SB (NB) and
+ * takes a server of the new cluster, whose log starts again at 1, for a stale one: it never
+ * reconnects. `*-cluster-state-reset` makes it forget; best effort (a daemon that is not
+ * running starts afresh anyway).
+ */
+async function forgetOldClusters(target: DbTarget, o: RestoreOptions): Promise<void> {
+  const calls: { host: string; runner: DbCentral['runner']; argv: string[] }[] = [
+    ...(target.chassis ?? []).map((h) => ({ host: h.name, runner: h.runner, argv: ['ovn-appctl', '-t', 'ovn-controller', 'sb-cluster-state-reset'] })),
+    ...target.centrals.flatMap((c) =>
+      (['nb', 'sb'] as const).map((db) => ({ host: c.name, runner: c.runner, argv: ['ovn-appctl', '-t', c.paths.ovn.northdCtl, `${db}-cluster-state-reset`] })),
+    ),
+  ];
+  await Promise.all(
+    calls.map(async (k) => {
+      const r = await k.runner.run(k.argv, { allowFailure: true, mutates: true, timeoutMs: 15_000 }).catch((err: unknown) => ({ exitCode: 1, stderr: String(err) }));
+      if (r.exitCode === 0) o.log?.(`${k.host}: ${k.argv.slice(1).join(' ')}: the old cluster's state forgotten`);
+    }),
+  );
 }
 
 export async function restoreBackup(target: DbTarget, from: string, o: RestoreOptions = {}): Promise<RestoreResult> {

@@ -35,6 +35,8 @@ export interface DbTarget {
   kind: 'sandbox' | 'site';
   description: string;
   centrals: DbCentral[];
+  /** Site only: the workers (ovn-controller hosts), told to forget the SB cluster a disaster recovery replaces. */
+  chassis?: { name: string; runner: Runner }[];
   /** Site only: what `restore` hands to `deploy` for a disaster recovery. */
   inventoryFile?: string;
   inventory?: Inventory;
@@ -122,6 +124,13 @@ export async function siteTarget(o: SiteTargetOptions): Promise<DbTarget> {
     kind: 'site',
     description: `site ${inventory.site} (${o.inventoryFile})`,
     centrals: inventory.hosts.filter((h) => h.roles.includes('central')).map(central),
+    chassis: inventory.hosts
+      .filter((h) => h.roles.includes('worker'))
+      .map((h) => {
+        const r = connect(h);
+        opened.push(r);
+        return { name: h.name, runner: remoteRunner(r) };
+      }),
     inventoryFile: o.inventoryFile,
     inventory,
     close: async () => {

@@ -87,26 +87,30 @@ async function printTimer(o: DbTargetOptions & { out: string; timerOut?: string;
 export function backupCommand(): Command {
   const cmd = addDbTargetOptions(new Command('backup'))
     .description('a consistent snapshot of the NB and SB from the running cluster (the leader), with a manifest (sha256, versions, schema, cluster id, members); --keep prunes older backups')
-    .requiredOption('--out <dir>', 'where the backup directory (ovn-backup-TIME) is made')
+    .option('--out <dir>', 'where the backup directory (ovn-backup-TIME) is made (required)')
     .option('--keep <n>', 'keep only the newest N backups in --out (only directories backup made)')
     .option('--json', 'print the result as JSON')
     .option('--timer', 'take no backup: print systemd units that run this backup daily (written with --timer-out)')
     .option('--timer-out <dir>', 'with --timer: write the units into this directory (e.g. /etc/systemd/system)')
     .option('--cron', 'take no backup: print a line for /etc/cron.d that runs this backup daily')
     .option('--bin <path>', 'with --timer/--cron: the ovn-deploy program to run (default: ovn-deploy on PATH, else this CLI)')
-    .action(async (o: DbTargetOptions & { out: string; keep?: string; json?: boolean; timer?: boolean; timerOut?: string; cron?: boolean; bin?: string }) => {
+    .action(async (o: DbTargetOptions & { out?: string; keep?: string; json?: boolean; timer?: boolean; timerOut?: string; cron?: boolean; bin?: string }) => {
       const problems: Problem[] = [];
+      // Not a commander requiredOption: commander checks an ancestor's mandatory options for its
+      // subcommands too, so the hidden `backup host ...` (run over SSH, no --out) would be refused.
+      const outDir = o.out ?? '';
+      if (outDir === '') problems.push({ path: '--out', message: 'is required: where the backup directory is made' });
       const keep = positiveInt(o.keep, '--keep', problems);
       if (o.timerOut !== undefined && o.timer !== true) problems.push({ path: '--timer-out', message: 'only with --timer' });
       const open = dbTargetOf(o, problems);
       if (o.timer === true || o.cron === true) {
-        await printTimer(o, keep);
+        await printTimer({ ...o, out: outDir }, keep);
         return;
       }
       const { takeBackup } = await import('../backup/take.js');
       const target = await open();
       try {
-        const r = await takeBackup(target, o.out, keep === undefined ? {} : { keep });
+        const r = await takeBackup(target, outDir, keep === undefined ? {} : { keep });
         if (o.json === true) printJson(r);
         else {
           const nb = r.manifest.databases.nb;
