@@ -205,6 +205,11 @@ export function toolArchiveCacheDir(): string {
   return path.join(base, 'ovn-deploy', 'tool');
 }
 
+/** Where deploy keeps `podman save` archives of the images it ships, by image ID (next to the tool's). */
+export function imageArchiveCacheDir(): string {
+  return path.join(path.dirname(toolArchiveCacheDir()), 'images');
+}
+
 /**
  * Layout of a build cache directory. Artifacts are named by the hash of their inputs; the rpmbuild
  * work trees sit at fixed paths per package so that ccache hits and the OVS build tree (which OVN
@@ -318,6 +323,8 @@ function buildHostPaths(root: string) {
     /** State of apply: the received bundle, what was last applied, the own supervisor's state. */
     state: at('var', 'lib', 'ovn-deploy'),
     bundle: at('var', 'lib', 'ovn-deploy', 'bundle'),
+    /** Image archives deploy ships (`<image id>.tar`), loaded by apply, removed by deploy after the apply. */
+    imagesDir: at('var', 'lib', 'ovn-deploy', 'images'),
     applied: at('var', 'lib', 'ovn-deploy', 'applied.json'),
     underlayState: at('var', 'lib', 'ovn-deploy', 'underlay.json'),
     /** Reloads/restarts apply owes from changed files, kept until done (survives a failed or needs-certificate apply). */

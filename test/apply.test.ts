@@ -1,5 +1,5 @@
 import { runCli, type CliResult } from './helpers/cli.js';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import forge from 'node-forge';
@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBundle } from '../src/apply/bundle.js';
 import { runApply } from '../src/apply/index.js';
 import { BINARIES } from '../src/render/services.js';
-import { planApply, type Observed } from '../src/apply/plan.js';
+import { changesOf, planApply, type Observed } from '../src/apply/plan.js';
 import { renderApplyReport } from '../src/apply/render-report.js';
 import type { BundleManifestInput } from '../src/bundle/manifest.js';
 import { manifestSchema } from '../src/bundle/manifest.js';
@@ -98,6 +98,33 @@ describe('apply: bundle verification (nothing is changed on bad input)', () => {
     expect(err.problems[1]?.message).toMatch(/^missing: the manifest lists "files\/etc\/ovn-deploy\/pki\/crl.pem"/);
     expect(err.problems[2]?.message).toBe('"files/../manifest.json" leaves the bundle\'s files/ directory');
     expect(walk(c.root)).toEqual([]);
+  });
+
+  it('--image-archive: a file named <image id>.tar, a regular file, for a bundle that runs an image; else exit 2 and nothing changed', async () => {
+    const ID = 'a'.repeat(64);
+    const c = fresh();
+    oneBox(c, (m) => {
+      m.images = ['localhost/agent:1'];
+    });
+    const dir = path.join(path.dirname(c.root), 'images');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, `${ID}.tar`), 'x');
+    symlinkSync(path.join(dir, `${ID}.tar`), path.join(dir, `${'b'.repeat(64)}.tar`));
+    writeFileSync(path.join(dir, 'agent.tar'), 'x');
+    const refused = async (file: string): Promise<string> => {
+      const err = await expectInputError(apply(c, new FixtureRunner(), new RecordedServices(), { imageArchive: file }));
+      expect(err.exitCode).toBe(2);
+      expect(err.problems[0]).toMatchObject({ path: '--image-archive', file });
+      return err.problems[0]?.message ?? '';
+    };
+    expect(await refused(path.join(dir, 'agent.tar'))).toMatch(/expected a file named <image id \(64 hex digits\)>\.tar/);
+    expect(await refused(path.join(dir, `${'b'.repeat(64)}.tar`))).toBe('expected a regular file (not a symlink)');
+    expect(await refused(path.join(dir, `${'c'.repeat(64)}.tar`))).toBe('no such file');
+    expect(walk(c.root)).toEqual([]);
+    const plain = fresh();
+    oneBox(plain);
+    const err = await expectInputError(apply(plain, new FixtureRunner(), new RecordedServices(), { imageArchive: path.join(dir, `${ID}.tar`) }));
+    expect(err.problems[0]?.message).toBe('the bundle runs no container image');
   });
 
   it('reports every bad manifest field with its dot-path', async () => {
@@ -379,6 +406,30 @@ describe('planApply (pure)', () => {
     expect(planApply(m, { ...obs, firewall: { file, available: true, loaded: false } }, hash)).toEqual([{ kind: 'firewall', file }]);
     expect(planApply(m, { ...obs, firewall: { file, available: true, loaded: true } }, hash)).toEqual([]);
     expect(planApply(m, { ...obs, firewall: { file, available: false, loaded: false } }, hash)).toEqual([]);
+  });
+
+  it('image archive: loaded first when an image of the bundle is missing or another ID, and the container running it restarts; nothing when the host has that ID', () => {
+    const IMG = 'localhost/agent:1';
+    const ID = 'c'.repeat(64);
+    const withImage = manifestSchema.parse({
+      ...oneBoxManifest('box1').manifest,
+      files: [],
+      images: [IMG],
+      services: m.services.map((x, i) => (i === m.services.length - 1 ? { ...x, argv: ['/usr/bin/podman', 'run', IMG] } : x)),
+    });
+    const last = withImage.services.at(-1)!.name;
+    const running = new Map(withImage.services.map((x) => [x.name, { running: true, hash: hash(x) }]));
+    const ovs = { initialized: true, externalIds: { ...withImage.ovs!.externalIds }, bridges: new Map([['br-int', { datapathType: 'netdev', failMode: 'secure', ports: [] }]]) };
+    const obs = { ...base, services: running, ovs };
+    const archive = { file: `/var/lib/ovn-deploy/images/${ID}.tar`, id: ID };
+    const stale = planApply(withImage, { ...obs, images: { have: new Map([[IMG, 'd'.repeat(64)]]), archive } }, hash);
+    expect(stale[0]).toEqual({ kind: 'image-load', file: archive.file, id: ID, images: [IMG] });
+    expect(stale.at(-1)).toEqual({ kind: 'restart', services: [last] });
+    expect(changesOf(stale[0]!, withImage)).toEqual([{ kind: 'image', target: IMG, action: 'load' }]);
+    expect(planApply(withImage, { ...obs, images: { have: new Map([[IMG, undefined]]), archive } }, hash)[0]?.kind).toBe('image-load');
+    // The host has that ID already, or no archive was given: no step.
+    expect(planApply(withImage, { ...obs, images: { have: new Map([[IMG, ID]]), archive } }, hash)).toEqual([]);
+    expect(planApply(withImage, { ...obs, images: { have: new Map([[IMG, undefined]]) } }, hash)).toEqual([]);
   });
 
   it('under systemd: changed unit files -> daemon-reload and a restart of that unit; distro units disabled', () => {

@@ -13,6 +13,8 @@ import { checkCsrMatches, csrSans } from '../src/deploy/csr-check.js';
 import { deployHost, sshTransport } from '../src/deploy/host.js';
 import { planDeploy } from '../src/deploy/plan.js';
 import type { RemoteHost, RemoteRunOptions } from '../src/deploy/remote.js';
+import { RECEIVE_IMAGE_SCRIPT, removeShippedImage, shipImage } from '../src/deploy/image-archive.js';
+import { spawnSync } from 'node:child_process';
 import { runDeploy } from '../src/deploy/run.js';
 import { deployJson, deploySummaryLines } from '../src/deploy/summary.js';
 import { InputError } from '../src/errors.js';
@@ -54,6 +56,7 @@ afterAll(async () => {
 /** A host that answers like `apply --json` would: needs a certificate until one matching its key arrives. */
 class ScriptedHost implements RemoteHost {
   readonly calls: { argv: string[]; input?: string }[] = [];
+  shipImage?: (ref: string) => Promise<string | undefined>;
   pushed: string[] = [];
   hasCert = false;
   closed = false;
@@ -252,5 +255,82 @@ describe('removeCentral (mocked ssh)', () => {
     await expect(removeCentral(site(), 'nope', () => ok)).rejects.toThrow(/no host "nope"/);
     await expect(removeCentral(site(), 'c3', () => remoteFor({}, 'Connection refused').r)).rejects.toThrow(/c3 is unreachable \(Connection refused\): it cannot leave the cluster cleanly/);
     await expect(removeCentral(site(), 'c3', () => remoteFor({ exitCode: 1, stderr: 'OVN_Northbound: still "leaving cluster" after 60 s' }).r)).rejects.toThrow(/leave-local on c3 exited 1: OVN_Northbound: still "leaving cluster"/);
+  });
+});
+
+describe('container images (mocked ssh): shipped only to a host without that image ID, loaded by apply, removed after', () => {
+  const ID = 'e'.repeat(64);
+  const IMG = 'localhost/ovn-deploy-metadata-agent:t1';
+
+  it('deployHost passes the shipped archive to every apply run and removes it afterwards', async () => {
+    const h = site().hosts[3] as Host;
+    const remote = new ScriptedHost('w1', createCsr(hostKey, 'w1', ['w1', '10.9.0.21']));
+    const archive = `/var/lib/ovn-deploy/images/${ID}.tar`;
+    const asked: string[] = [];
+    remote.shipImage = async (ref: string) => {
+      asked.push(ref);
+      return archive;
+    };
+    const r = await deployHost(h, 'workers', tmp, { ...manifestFor(h), images: [IMG] }, { transport: sshTransport(remote, h), sign: signer(pkiDir), log: () => undefined });
+    expect(r).toMatchObject({ status: 'converged', imageShipped: true });
+    expect(asked).toEqual([IMG]);
+    const applies = remote.calls.filter((c) => c.argv.includes('apply'));
+    expect(applies).toHaveLength(2);
+    for (const a of applies) expect(a.argv.slice(-2)).toEqual(['--image-archive', archive]);
+    expect(remote.calls.at(-1)?.argv).toEqual(['rm', '-f', '--', archive]);
+    // Nothing to ship: no --image-archive, nothing removed.
+    const none = new ScriptedHost('w1', '');
+    none.hasCert = true;
+    none.shipImage = async () => undefined;
+    const again = await deployHost(h, 'workers', tmp, { ...manifestFor(h), images: [IMG] }, { transport: sshTransport(none, h), sign: signer(pkiDir), log: () => undefined });
+    expect(again.imageShipped).toBeUndefined();
+    expect(none.calls.map((c) => c.argv.includes('--image-archive') || c.argv[0] === 'rm')).toEqual([false]);
+  });
+
+  it('shipImage asks the host for its image ID and sends the archive only when it differs', async () => {
+    const file = path.join(tmp, `${ID}.tar`);
+    await fs.writeFile(file, 'archive bytes');
+    const img = { ref: IMG, id: ID, file, bytes: 13 };
+    const host = (hostId: string | undefined) => {
+      const calls: { argv: string[]; inputFile?: string }[] = [];
+      const r: RemoteHost = {
+        name: 'w1',
+        unreachableReason: async () => undefined,
+        ensureTool: async () => false,
+        pushDirectory: async () => undefined,
+        close: async () => undefined,
+        run: async (argv, o = {}) => {
+          calls.push({ argv: [...argv], ...(o.inputFile === undefined ? {} : { inputFile: o.inputFile }) });
+          if (argv[0] === 'podman') return hostId === undefined ? { stdout: '', stderr: 'no such image', exitCode: 125 } : { stdout: `${hostId}\n`, stderr: '', exitCode: 0 };
+          return { stdout: '', stderr: '', exitCode: 0 };
+        },
+      };
+      return { r, calls };
+    };
+    const same = host(ID);
+    expect(await shipImage(same.r, img)).toBeUndefined();
+    expect(same.calls).toHaveLength(1);
+    for (const hostId of [undefined, 'f'.repeat(64)]) {
+      const other = host(hostId);
+      expect(await shipImage(other.r, img)).toBe(`/var/lib/ovn-deploy/images/${ID}.tar`);
+      expect(other.calls[1]).toEqual({ argv: ['sh', '-c', RECEIVE_IMAGE_SCRIPT, 'ovn-deploy-image', '/var/lib/ovn-deploy/images', `${ID}.tar`], inputFile: file });
+    }
+    await expect(removeShippedImage(same.r, '/etc/passwd')).rejects.toThrow(/not an image archive of ours/);
+  });
+
+  it('the receiving script writes atomically into a 0700 directory and refuses a symlinked one', async () => {
+    const dir = path.join(tmp, 'recv', 'images');
+    const run = (d: string) => spawnSync('sh', ['-c', RECEIVE_IMAGE_SCRIPT, 'x', d, `${ID}.tar`], { input: 'payload', encoding: 'utf8' });
+    expect(run(dir).status).toBe(0);
+    expect(await fs.readFile(path.join(dir, `${ID}.tar`), 'utf8')).toBe('payload');
+    expect((await fs.stat(dir)).mode & 0o777).toBe(0o700);
+    expect((await fs.readdir(dir)).filter((f) => f.startsWith('.incoming'))).toEqual([]);
+    const target = path.join(tmp, 'recv', 'elsewhere');
+    await fs.mkdir(target);
+    await fs.symlink(target, path.join(tmp, 'recv', 'link'));
+    const refused = run(path.join(tmp, 'recv', 'link'));
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/symlink/);
+    expect(await fs.readdir(target)).toEqual([]);
   });
 });

@@ -3,19 +3,20 @@
  * validation, the unit / quadlet ordering, the sandbox plan, the demo network's NB arguments,
  * registration parsing and the status verdict.
  */
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
-import { sandboxInventory } from '../src/inventory/index.js';
+import { parseInventory, sandboxInventory } from '../src/inventory/index.js';
 import { agentCommand, agentCommandInHostMounts, interpreterOf, ownSupervisorCommand } from '../src/metadata/agent-command.js';
 import { policyProblems } from '../src/apply/policy.js';
 import { specOf } from '../src/apply/services.js';
 import type { BundleManifest } from '../src/bundle/manifest.js';
 import { renderHostBundle } from '../src/render/index.js';
 import type { MetadataAgentRuntime } from '../src/render/metadata-runtime.js';
-import { fixtureInventory, fixtureOptions, fixturePki, fixtureSecret } from './helpers/render-fixture.js';
+import { fixtureInventory, fixtureOptions, fixturePki, fixtureSecret, renderFixtureSite } from './helpers/render-fixture.js';
 import { METADATA_ID_KEY, registrationsFrom } from '../src/metadata/registration.js';
 import { DEFAULT_UNIT, metadataConfigFiles, renderMetadataAgent, type MetadataAgentSettings } from '../src/metadata/render.js';
 import { derivedUuid } from '../src/metadata/sandbox-plan.js';
@@ -308,5 +309,42 @@ describe('the agent as a rendered service: process or container, as apply and th
     expect(container.argv[4]).toBe('/usr/bin/podman');
     expect(container.env).toEqual({ CONTAINERS_CONF: '/x/containers.conf' });
     expect(ownSupervisorCommand(['/usr/bin/ovn-controller', 'unix:/db.sock'])).toEqual({ argv: ['/usr/bin/ovn-controller', 'unix:/db.sock'], env: {} });
+  });
+});
+
+describe('metadataAgent.image in the site file: the agent in a container on every metadata host', () => {
+  const IMAGE = 'registry.example.com/ovn-deploy/ovn-metadata-agent:24.03';
+  const withImage = (image: unknown) => {
+    const text = readFileSync(renderFixtureSite, 'utf8').replace(/^metadataAgent:\n/m, `metadataAgent:\n  image: ${JSON.stringify(image)}\n`);
+    return text;
+  };
+
+  it('renders podman run of the image on the host network, podman as the only package, the image listed, and a container health check', () => {
+    const inv = parseInventory(withImage(IMAGE), 'site.yaml').inventory;
+    const m = renderHostBundle(inv, 'worker1', fixturePki(), fixtureOptions()).manifest;
+    const agent = m.services.find((s) => s.name === 'ovn-metadata-agent') ?? expect.fail('no agent');
+    expect(agent.argv.slice(0, 2)).toEqual(['/usr/bin/podman', 'run']);
+    expect(agent.argv.join(' ')).toContain(`--network host --privileged`);
+    expect(agent.argv).toContain(IMAGE);
+    expect(agent.after).toEqual(expect.arrayContaining(['ovn-controller']));
+    expect(m.packages.apt).toContain('podman');
+    expect(m.packages.apt).not.toContain('neutron-ovn-metadata-agent');
+    expect(m.images).toEqual([IMAGE]);
+    expect(m.health).toContainEqual({ kind: 'container-healthy', container: 'ovn-metadata-agent' });
+    expect(m.health).toContainEqual({ kind: 'metadata-registered', chassis: expect.any(String) as string, sbSockets: expect.arrayContaining(['/var/run/ovn-deploy/ovsdb/central1.sb']) as string[] });
+    expect(policyProblems(m, 'manifest.json')).toEqual([]);
+    // Hosts without the role are untouched by the image.
+    const central = renderHostBundle(inv, 'central2', fixturePki(), fixtureOptions()).manifest;
+    expect(central.images).toBeUndefined();
+    // Without an image: the distribution's agent, no images, no container check.
+    const plain = renderHostBundle(fixtureInventory(), 'worker1', fixturePki(), fixtureOptions()).manifest;
+    expect(plain.images).toBeUndefined();
+    expect(plain.packages.apt).toContain('neutron-ovn-metadata-agent');
+    expect(plain.health.map((c) => c.kind)).not.toContain('container-healthy');
+    expect(plain.health.map((c) => c.kind)).toContain('metadata-registered');
+  });
+
+  it.each([['an option', '--rm'], ['upper case', 'Registry/Upper:1'], ['a blank', 'img name'], ['256 characters', 'a'.repeat(256)], ['two tags', 'img:tag:extra'], ['empty', ''], ['a number', 7]])('refuses an image that is %s, naming the field and what is expected', (_what, image) => {
+    expect(() => parseInventory(withImage(image), 'site.yaml')).toThrowError(/metadataAgent\.image.*container image reference/s);
   });
 });

@@ -13,6 +13,7 @@ import { collectSiteStatus } from '../src/site-status/collect.js';
 import { centralLoopback, expectedMembers } from '../src/site-status/expected.js';
 import { judgeChassis, judgeRaft, judgeSite } from '../src/site-status/judge.js';
 import { renderSiteStatus } from '../src/site-status/render.js';
+import { judgeMetadataAgents } from '../src/site-status/metadata.js';
 
 const fixture = (name: string): string => readFileSync(path.join(import.meta.dirname, 'fixtures', 'cluster-status', name), 'utf8');
 // The captured cluster ran on 127.0.0.1:47641..47643 (c1 bootstrapped it).
@@ -71,6 +72,41 @@ describe('site verdict', () => {
     expect(text).toMatch(/^Site lab: DEGRADED/);
     expect(text).toMatch(/OVN_Northbound: leader c1 \(8c74\), term 1/);
     expect(text).toMatch(/w2\s+-\s+NO/);
+  });
+});
+
+describe('metadata agents in the site status', () => {
+  const inv = (image?: string): Inventory =>
+    validateInventory({
+      site: 'lab',
+      hosts: [
+        { name: 'c1', addresses: ['10.9.0.11'], roles: ['central'] },
+        { name: 'w1', addresses: ['10.9.0.21'], roles: ['worker', 'metadata-agent'], encap: { ip: '10.9.0.21' } },
+        { name: 'w2', addresses: ['10.9.0.22'], roles: ['worker'], encap: { ip: '10.9.0.22' } },
+      ],
+      metadataAgent: { novaMetadataHost: '10.9.0.5', ...(image === undefined ? {} : { image }) },
+    }).inventory;
+  const agentChecks = (registered: boolean, container?: boolean) => [
+    { check: 'service-running ovn-controller', ok: true, detail: 'pid 7' },
+    { check: 'service-running ovn-metadata-agent', ok: true, detail: 'pid 9' },
+    { check: 'metadata-registered w1', ok: registered, detail: registered ? 'registered as 5e1f' : 'Chassis_Private w1 has no neutron:ovn-metadata-id' },
+    { check: 'unix-listen /var/lib/ovn-deploy/neutron/metadata_proxy', ok: true, detail: 'accepts connections' },
+    ...(container === true ? [{ check: 'container-healthy ovn-metadata-agent', ok: registered, detail: registered ? 'healthy' : 'unhealthy: chassis w1 not registered' }] : []),
+  ];
+  const w1 = (health: { check: string; ok: boolean; detail: string }[], more = {}) => ({ name: 'w1', roles: ['worker', 'metadata-agent'], reachable: true, applyStatus: 'converged', health, ...more });
+
+  it('per chassis with the role: registered and healthy from its host checks, only its own checks counted; the table shows it', () => {
+    const ok = judgeMetadataAgents(inv('localhost/agent:1'), [w1(agentChecks(true, true))]);
+    expect(ok).toEqual([{ chassis: 'w1', host: 'w1', runsAs: 'container', registered: true, healthy: true, detail: 'registered as 5e1f' }]);
+    const lost = judgeMetadataAgents(inv(), [w1(agentChecks(false))]);
+    expect(lost[0]).toMatchObject({ runsAs: 'process', registered: false, healthy: false });
+    expect(lost[0]?.detail).toMatch(/metadata-registered w1: Chassis_Private w1 has no neutron:ovn-metadata-id/);
+    // Another check failing on the host (ovn-controller) is the host's problem, not the agent's.
+    const other = agentChecks(true, true).map((c) => (c.check === 'service-running ovn-controller' ? { ...c, ok: false } : c));
+    expect(judgeMetadataAgents(inv('localhost/agent:1'), [w1(other)])[0]?.healthy).toBe(true);
+    expect(judgeMetadataAgents(inv(), [w1([], { reachable: false, error: 'ssh: timeout' })])[0]).toMatchObject({ registered: undefined, healthy: false, detail: 'ssh: timeout' });
+    const text = renderSiteStatus(judgeSite('lab', [w1(agentChecks(false, true))], [], judgeChassis(['w1'], [{ name: 'w1' }]), judgeMetadataAgents(inv('localhost/agent:1'), [w1(agentChecks(false, true))])));
+    expect(text).toMatch(/METADATA AGENT\s+HOST\s+RUNS AS\s+REGISTERED\s+HEALTH\n\s*w1\s+w1\s+container\s+NO\s+FAIL: metadata-registered w1/);
   });
 });
 

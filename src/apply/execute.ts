@@ -11,6 +11,7 @@ import { writeFileAtomic } from '../fsx.js';
 import { MANIFEST_FILE } from '../bundle/manifest.js';
 import { installCommand, unavailablePackages } from '../packages.js';
 import { createCsr, generateKeyPair } from '../pki/index.js';
+import { Podman, podmanEnv } from '../packaging/podman.js';
 import { Ip } from '../tools/netns.js';
 import { Vsctl } from '../tools/ovs.js';
 import { sleep } from '../tools/retry.js';
@@ -65,6 +66,9 @@ export async function executePlan(
     switch (step.kind) {
       case 'packages':
         await installPackages(ctx, step.manager, step.packages);
+        break;
+      case 'image-load':
+        await loadImage(ctx, step);
         break;
       case 'mkdir': {
         const at = ctx.at(step.path);
@@ -221,6 +225,16 @@ function owner(ctx: HostContext, user: string, group: string, index: number, man
   if (gid === undefined) problems.push({ file: manifestFile, path: `files[${index}].group`, message: `no group "${group}" on this host` });
   if (uid === undefined || gid === undefined) throw new InputError(problems);
   return { uid, gid };
+}
+
+/** Loads the archive, then proves it held what the bundle runs: every image now has the archive's ID. */
+async function loadImage(ctx: HostContext, step: Extract<ApplyStep, { kind: 'image-load' }>): Promise<void> {
+  const podman = new Podman(ctx.runner, podmanEnv());
+  await podman.load(step.file);
+  for (const ref of step.images) {
+    const id = await podman.findImageId(ref);
+    if (id !== step.id) throw new ExitError(`the image archive ${step.file} (image ${step.id.slice(0, 12)}) did not provide ${ref} (now ${id === undefined ? 'missing' : id.slice(0, 12)})`);
+  }
 }
 
 async function installPackages(ctx: HostContext, manager: 'apt' | 'dnf', packages: string[]): Promise<void> {

@@ -6,7 +6,10 @@ import net from 'node:net';
 import path from 'node:path';
 import type { HealthCheck } from '../bundle/manifest.js';
 import { controllerConnectedByPidFile, raftMember } from '../health/probes.js';
+import { metadataRegistrations, METADATA_ID_KEY } from '../metadata/registration.js';
 import type { Runner } from '../runner.js';
+import { Podman, podmanEnv } from '../packaging/podman.js';
+import { Sbctl } from '../tools/ovn.js';
 import { sleep } from '../tools/retry.js';
 import type { HealthResult } from './report.js';
 import type { HostServices } from './services.js';
@@ -29,6 +32,10 @@ export function checkName(c: HealthCheck): string {
       return `unix-listen ${c.path}`;
     case 'ovn-controller-connected':
       return 'ovn-controller-connected';
+    case 'metadata-registered':
+      return `metadata-registered ${c.chassis}`;
+    case 'container-healthy':
+      return `container-healthy ${c.container}`;
   }
 }
 
@@ -67,6 +74,13 @@ async function runCheck(ctx: HealthContext, c: HealthCheck): Promise<{ ok: boole
       const runDir = ctx.at(c.runDir);
       return controllerConnectedByPidFile(ctx.runner, path.join(runDir, 'ovn-controller.pid'), (pid) => path.join(runDir, `ovn-controller.${pid}.ctl`), 5);
     }
+    case 'metadata-registered': {
+      const sb = new Sbctl(ctx.runner, c.sbSockets.map((s) => `unix:${ctx.at(s)}`).join(','));
+      const [reg] = await metadataRegistrations(sb, [c.chassis], 5);
+      return reg?.agentId == null ? { ok: false, detail: `Chassis_Private ${c.chassis} has no ${METADATA_ID_KEY}` } : { ok: true, detail: `registered as ${reg.agentId}` };
+    }
+    case 'container-healthy':
+      return new Podman(ctx.runner, podmanEnv()).healthcheck(c.container);
   }
 }
 

@@ -3,6 +3,7 @@
  * health -> applied.json -> report. Library code: returns the report and exit code, prints
  * nothing itself (progress goes to `log`).
  */
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { MANIFEST_FILE } from '../bundle/manifest.js';
 import { readIfExists } from '../fsx.js';
@@ -51,6 +52,8 @@ export interface ApplyOptions {
   skipPackages?: boolean;
   /** Load the bundle's nftables file (`nft -f`) when its table is missing or the file changed. */
   loadFirewall?: boolean;
+  /** `--image-archive FILE`: a `podman save` archive named `<image id>.tar` (deploy ships it) for the bundle's images. */
+  imageArchive?: string;
   healthTimeoutMs?: number;
   runner?: Runner;
   /** Overrides the service manager (tests). */
@@ -79,6 +82,18 @@ export function chooseServices(kind: 'auto' | 'own' | 'systemd', root: string, r
   return useSystemd ? new SystemdHostServices(runner) : new OwnHostServices(hostPaths(root));
 }
 
+const IMAGE_ARCHIVE = /^([0-9a-f]{64})\.tar$/;
+
+/** `--image-archive`: named by its image ID, a regular file (not a symlink), for a bundle that runs images. */
+async function checkImageArchive(file: string, images: readonly string[] | undefined): Promise<{ file: string; id: string }> {
+  const id = IMAGE_ARCHIVE.exec(path.basename(file))?.[1];
+  if (id === undefined) throw inputError(`expected a file named <image id (64 hex digits)>.tar, got ${JSON.stringify(path.basename(file))}`, '--image-archive', file);
+  if (images === undefined || images.length === 0) throw inputError('the bundle runs no container image', '--image-archive', file);
+  const st = await fs.lstat(file).catch(() => undefined);
+  if (st === undefined || !st.isFile()) throw inputError(st === undefined ? 'no such file' : 'expected a regular file (not a symlink)', '--image-archive', file);
+  return { file: path.resolve(file), id };
+}
+
 export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
   const root = opts.root ?? '/';
   const paths = hostPaths(root);
@@ -93,6 +108,7 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
   const bundle = await readBundle(opts.bundleDir, trust.certs);
   const m = bundle.manifest;
   checkRoot(bundle, root);
+  const imageArchive = opts.imageArchive === undefined ? undefined : await checkImageArchive(opts.imageArchive, m.images);
   // A dry run and --check change nothing, not even the lock file.
   const lock = opts.dryRun === true || opts.check === true ? undefined : await acquireApplyLock(paths.applyLock, opts.lockWaitMs);
   try {
@@ -118,6 +134,7 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
       ...(givenCertificate === undefined ? {} : { givenCertificate: givenCertificate.pem, givenForPendingKey: givenCertificate.forPendingKey }),
       renewCertificate: opts.renewCertificate === true,
     };
+    if (imageArchive !== undefined) ctx.imageArchive = imageArchive;
     const observed = await observeHost(ctx, bundle);
     const plan = planApply(m, observed, (s) => serviceHash(services.spec(s)));
     const needsCertificate = plan.some((s) => s.kind === 'needs-certificate' || s.kind === 'renewal-requested');

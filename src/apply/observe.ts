@@ -12,6 +12,7 @@ import { hostPaths, hostRenderedPaths, type HostPaths } from '../paths.js';
 import { readVerifiedCsr } from '../pki/csr.js';
 import { SERVICE } from '../render/services.js';
 import type { Runner } from '../runner.js';
+import { Podman, podmanEnv } from '../packaging/podman.js';
 import { Ip } from '../tools/netns.js';
 import { parseOvsdbTable, str, strs } from '../tools/ovsdb-json.js';
 import { insideRenewalWindow, judgeCertificate, pemMatchesKey, renewalWouldExtend } from './certificate.js';
@@ -37,6 +38,8 @@ export interface HostContext {
   renewCertificate?: boolean;
   /** `--firewall`: load the bundle's nftables file (off by default: see apply's --help). */
   loadFirewall?: boolean;
+  /** `--image-archive`: a checked `<image id>.tar` that deploy shipped for the bundle's images. */
+  imageArchive?: { file: string; id: string };
 }
 
 export function rootedAt(root: string): (hostPath: string) => string {
@@ -72,8 +75,17 @@ export async function observeHost(ctx: HostContext, bundle: VerifiedBundle): Pro
     initialized: applied?.initialized === true,
     distroUnits: ctx.services.kind === 'systemd' ? await activeDistroUnits(ctx.runner) : [],
     ...(await observeFirewall(ctx, bundle)),
+    ...(m.images === undefined ? {} : { images: await observeImages(ctx, m.images) }),
     servicesKind: ctx.services.kind,
   };
+}
+
+/** The host's image ID of each image (undefined: no such image, or no podman yet). */
+async function observeImages(ctx: HostContext, images: readonly string[]): Promise<Observed['images']> {
+  const podman = new Podman(ctx.runner, podmanEnv());
+  const have = new Map<string, string | undefined>();
+  for (const ref of images) have.set(ref, await podman.findImageId(ref).catch(() => undefined));
+  return { have, ...(ctx.imageArchive === undefined ? {} : { archive: ctx.imageArchive }) };
 }
 
 /** name -> id from /etc/passwd or /etc/group of the root (this machine's when the root has none). */

@@ -79,10 +79,14 @@ export interface Observed {
    */
   localAccess?: { file: string; loaded: boolean };
   servicesKind: 'own' | 'systemd';
+  /** The manifest's images: the host's ID of each, and the archive `--image-archive` gave. */
+  images?: { have: Map<string, string | undefined>; archive?: { file: string; id: string } };
 }
 
 export type ApplyStep =
   | { kind: 'packages'; manager: 'apt' | 'dnf'; packages: string[] }
+  /** `podman load` of the shipped archive: some image of the manifest is missing or is another ID. */
+  | { kind: 'image-load'; file: string; id: string; images: string[] }
   | { kind: 'mkdir'; path: string; mode: number }
   | { kind: 'file'; dest: string; action: 'create' | 'update' | 'metadata'; contentChanged: boolean }
   | { kind: 'key' }
@@ -168,10 +172,15 @@ export function planApply(manifest: BundleManifest, observed: Observed, serviceH
   if (observed.packages !== undefined && observed.packages.missing.length > 0) {
     steps.push({ kind: 'packages', manager: observed.packages.manager, packages: observed.packages.missing });
   }
+  const img = observed.images;
+  const stale = img === undefined || img.archive === undefined ? [] : [...img.have].filter(([, id]) => id !== img.archive?.id).map(([ref]) => ref);
+  if (img?.archive !== undefined && stale.length > 0) steps.push({ kind: 'image-load', file: img.archive.file, id: img.archive.id, images: stale });
   for (const d of observed.missingDirs) steps.push({ kind: 'mkdir', path: d.path, mode: d.mode });
 
   const reload = new Set(observed.pending.reload);
   const restart = new Set(observed.pending.restart);
+  // A container of an image that is replaced now runs the old one until it restarts.
+  for (const s of manifest.services) if (stale.some((ref) => s.argv.includes(ref))) restart.add(s.name);
   const restartForUnit = new Set<string>();
   let unitsChanged = false;
   for (const f of manifest.files) {
@@ -309,6 +318,8 @@ export function changesOf(step: ApplyStep, manifest: BundleManifest): Change[] {
   switch (step.kind) {
     case 'packages':
       return step.packages.map((p) => ({ kind: 'package', target: p, action: 'install' }));
+    case 'image-load':
+      return step.images.map((ref) => ({ kind: 'image', target: ref, action: 'load' }));
     case 'mkdir':
       return [{ kind: 'file', target: step.path, action: 'mkdir' }];
     case 'file':
@@ -377,6 +388,8 @@ export function describeStep(step: ApplyStep): string {
   switch (step.kind) {
     case 'packages':
       return `install packages (${step.manager}): ${step.packages.join(' ')}`;
+    case 'image-load':
+      return `load image ${step.images.join(' ')} (${step.id.slice(0, 12)}) from ${step.file}`;
     case 'mkdir':
       return `create directory ${step.path} (mode ${step.mode.toString(8)})`;
     case 'file':

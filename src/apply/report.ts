@@ -3,7 +3,7 @@
  * goes with its status. The shape is fixed by the issue-5 design; keep it stable.
  */
 
-export type ChangeKind = 'package' | 'file' | 'certificate' | 'db' | 'service' | 'ovs' | 'underlay' | 'raft' | 'firewall';
+export type ChangeKind = 'package' | 'image' | 'file' | 'certificate' | 'db' | 'service' | 'ovs' | 'underlay' | 'raft' | 'firewall';
 
 export interface Change {
   kind: ChangeKind;

@@ -141,6 +141,13 @@ export const healthCheckSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('unix-listen'), path: absolute }),
   /** `ovn-appctl -t ovn-controller connection-status` says connected. */
   z.strictObject({ kind: z.literal('ovn-controller-connected'), runDir: absolute }),
+  /**
+   * The metadata agent registered this chassis in the Southbound (Chassis_Private
+   * external_ids:neutron:ovn-metadata-id), read through the host's own SB remotes (unix sockets).
+   */
+  z.strictObject({ kind: z.literal('metadata-registered'), chassis: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), sbSockets: z.array(absolute).min(1).max(16) }),
+  /** `podman healthcheck run` of this container exits 0 (the image's own HEALTHCHECK). */
+  z.strictObject({ kind: z.literal('container-healthy'), container: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/) }),
 ]);
 export type HealthCheck = z.output<typeof healthCheckSchema>;
 
@@ -177,6 +184,8 @@ export const manifestSchema = z.strictObject({
   initCommands: z.array(z.array(z.string())).default([]),
   health: z.array(healthCheckSchema),
   firewall: z.array(firewallRuleSchema),
+  /** Container images the services run (podman); apply loads one from `--image-archive` when the host lacks it. */
+  images: z.array(z.string().regex(/^[a-z0-9][^\s]{0,254}$/)).max(8).optional(),
 });
 export type BundleManifest = z.output<typeof manifestSchema>;
 /** What render builds (defaults filled in explicitly). */

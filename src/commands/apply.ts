@@ -21,6 +21,7 @@ interface ApplyCliOptions {
   skipPackages?: boolean;
   firewall?: boolean;
   healthTimeout?: string;
+  imageArchive?: string;
   verbose?: boolean;
 }
 
@@ -47,6 +48,7 @@ export function applyCommand(): Command {
     .option('--supervisor <kind>', 'auto | own | systemd', 'auto')
     .option('--skip-packages', 'do not check or install system packages')
     .option('--firewall', "also load the bundle's nftables rules (nft -f /etc/ovn-deploy/firewall.nft)")
+    .option('--image-archive <file>', "load this `podman save` archive (named <image id>.tar) when the host lacks the bundle's image (deploy ships it)")
     .option('--health-timeout <seconds>', 'how long health checks may take to pass (default 60; 5 with --check)')
     .option('--verbose', 'print every step to stderr')
     .action(async (o: ApplyCliOptions) => {
@@ -70,6 +72,7 @@ export function applyCommand(): Command {
         supervisor: o.supervisor as 'auto' | 'own' | 'systemd',
         skipPackages: o.skipPackages === true,
         loadFirewall: o.firewall === true,
+        ...(o.imageArchive === undefined ? {} : { imageArchive: o.imageArchive }),
         ...(certificate === undefined ? {} : { certificate }),
         ...(trustCa === undefined ? {} : { trustCa }),
         renewCertificate: o.renewCertificate === true,

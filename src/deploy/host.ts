@@ -10,6 +10,7 @@ import type { Host } from '../inventory/types.js';
 import type { RunResult } from '../runner.js';
 import { APPLY_EXIT, parseApplyReport, type ApplyReport } from './apply-report.js';
 import { checkCsrMatches } from './csr-check.js';
+import { removeShippedImage } from './image-archive.js';
 import { remote, remoteApplyArgv, type RemoteHost } from './remote.js';
 
 export type HostOutcome = 'converged' | 'unhealthy' | 'needs-certificate' | 'unreachable' | 'failed';
@@ -25,6 +26,8 @@ export interface HostResult {
   /** That certificate replaced one still valid (renewal window or --renew-certificates): a new key and serial. */
   renewed: boolean;
   toolShipped: boolean;
+  /** The bundle's container image was sent to the host (it lacked that image ID). */
+  imageShipped?: boolean;
   durationMs: number;
   /** Why the host failed or is unhealthy. */
   error?: string;
@@ -39,8 +42,12 @@ export interface HostTransport {
   ensureTool(): Promise<boolean>;
   /** Places the bundle where apply reads it. */
   pushBundle(bundleDir: string): Promise<void>;
+  /** The bundle's container images the host lacks, shipped: the archive's path there (absent: nothing to ship, or no way to). */
+  shipImages?(images: readonly string[]): Promise<string | undefined>;
+  /** Removes what shipImages sent, once apply has loaded it. */
+  removeShipped?(file: string): Promise<void>;
   /** One apply run: its report; bad input or a crash throws, naming the host. */
-  apply(opts: { renewCertificate?: boolean; certificatePem?: string }, log: (line: string) => void): Promise<ApplyReport>;
+  apply(opts: { renewCertificate?: boolean; certificatePem?: string; imageArchive?: string }, log: (line: string) => void): Promise<ApplyReport>;
   close(): Promise<void>;
 }
 
@@ -65,9 +72,24 @@ export function sshTransport(r: RemoteHost, host: Host, applyTimeoutMs = DEFAULT
     unreachableReason: () => r.unreachableReason(),
     ensureTool: () => r.ensureTool(),
     pushBundle: (bundleDir) => r.pushDirectory(bundleDir, remote.bundleDir),
+    shipImages: async (images) => {
+      // One image per bundle today (the metadata agent's); the manifest allows a short list.
+      const shipped: string[] = [];
+      for (const ref of images) {
+        const file = await r.shipImage?.(ref);
+        if (file !== undefined) shipped.push(file);
+      }
+      if (shipped.length > 1) throw new ExitError(`${host.name}: more than one image to ship in one apply (${images.join(', ')})`, 1);
+      return shipped[0];
+    },
+    removeShipped: (file) => removeShippedImage(r, file),
     close: () => r.close(),
     apply: async (opts, log) => {
-      const extra = [...(opts.renewCertificate === true ? ['--renew-certificate'] : []), ...(opts.certificatePem === undefined ? [] : ['--certificate', '-'])];
+      const extra = [
+        ...(opts.renewCertificate === true ? ['--renew-certificate'] : []),
+        ...(opts.certificatePem === undefined ? [] : ['--certificate', '-']),
+        ...(opts.imageArchive === undefined ? [] : ['--image-archive', opts.imageArchive]),
+      ];
       const res: RunResult = await r.run(remoteApplyArgv(extra), {
         allowFailure: true,
         timeoutMs: applyTimeoutMs,
@@ -87,6 +109,7 @@ export async function deployHost(host: Host, phase: string, bundleDir: string, m
   const started = Date.now();
   const result: HostResult = { host: host.name, roles: [...host.roles], phase, status: 'failed', changes: [], signed: false, renewed: false, toolShipped: false, durationMs: 0, health: [] };
   const finish = (): HostResult => ({ ...result, durationMs: Date.now() - started });
+  let shipped: string | undefined;
   try {
     deps.log('connecting');
     const t = deps.transport;
@@ -101,8 +124,17 @@ export async function deployHost(host: Host, phase: string, bundleDir: string, m
     if (result.toolShipped) deps.log('shipped the ovn-deploy tool');
     deps.log('pushing the bundle');
     await t.pushBundle(bundleDir);
+    if (manifest.images !== undefined && t.shipImages !== undefined) {
+      deps.log(`checking the host's copy of ${manifest.images.join(', ')}`);
+      shipped = await t.shipImages(manifest.images);
+      if (shipped !== undefined) {
+        result.imageShipped = true;
+        deps.log(`shipped ${manifest.images.join(', ')}`);
+      }
+    }
+    const image = shipped === undefined ? {} : { imageArchive: shipped };
     deps.log('running apply');
-    let report = await t.apply(deps.renewCertificate === true ? { renewCertificate: true } : {}, deps.log);
+    let report = await t.apply({ ...(deps.renewCertificate === true ? { renewCertificate: true } : {}), ...image }, deps.log);
     result.changes.push(...report.changes);
     if (report.status === 'needs-certificate') {
       if (report.csr === undefined) throw new ExitError(`${host.name} needs a certificate but sent no CSR`, 1);
@@ -112,7 +144,7 @@ export async function deployHost(host: Host, phase: string, bundleDir: string, m
       result.signed = true;
       result.renewed = report.changes.some((c) => c.kind === 'certificate' && c.action === 'renewal-requested');
       deps.log('sending the certificate and running apply again');
-      report = await t.apply({ certificatePem: cert }, deps.log);
+      report = await t.apply({ certificatePem: cert, ...image }, deps.log);
       result.changes.push(...report.changes);
     }
     result.health = report.health;
@@ -127,6 +159,7 @@ export async function deployHost(host: Host, phase: string, bundleDir: string, m
     result.status = 'failed';
     result.error = describe(err);
   } finally {
+    if (shipped !== undefined) await deps.transport.removeShipped?.(shipped).catch(() => undefined);
     await deps.transport.close().catch(() => undefined);
   }
   return finish();

@@ -9,6 +9,8 @@ import { hostPaths } from '../paths.js';
 
 export interface RemoteRunOptions {
   input?: string;
+  /** Stdin streamed from this local file (binary-safe); overrides `input`. */
+  inputFile?: string;
   timeoutMs?: number;
   allowFailure?: boolean;
 }
@@ -22,6 +24,11 @@ export interface RemoteHost {
   pushDirectory(localDir: string, remoteDir: string): Promise<void>;
   /** Ships the ovn-deploy tool unless the host already has this version; true when it was copied. */
   ensureTool(): Promise<boolean>;
+  /**
+   * Sends the admin's copy of a container image unless the host has that image ID: the archive's
+   * path on the host (for apply's --image-archive), or undefined when nothing was sent.
+   */
+  shipImage?(ref: string): Promise<string | undefined>;
   close(): Promise<void>;
 }
 

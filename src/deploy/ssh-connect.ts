@@ -6,6 +6,7 @@
 import type { Host } from '../inventory/types.js';
 import { ZxRunner, type Runner } from '../runner.js';
 import { Ssh, SshError } from '../tools/ssh.js';
+import { saveLocalImage, shipImage, type LocalImage } from './image-archive.js';
 import { buildToolArchive, shipTool, type ToolArchive } from './tool-archive.js';
 import { sshTarget, type Connect, type RemoteHost } from './remote.js';
 
@@ -29,6 +30,8 @@ export interface SshSettings {
 export function sshConnector(settings: SshSettings): Connect {
   const runner = settings.runner ?? new ZxRunner();
   let archive: Promise<ToolArchive> | undefined;
+  // Saved once per run however many hosts need it.
+  const images = new Map<string, Promise<LocalImage | undefined>>();
   return (host: Host): RemoteHost => {
     const ssh = new Ssh(sshTarget(host), {
       knownHostsFile: settings.knownHostsFile,
@@ -38,7 +41,7 @@ export function sshConnector(settings: SshSettings): Connect {
       // in close(), which deploy, status and central remove call for every host they reached.
       runner,
     });
-    return {
+    const remoteHost: RemoteHost = {
       name: host.name,
       unreachableReason: async () => {
         try {
@@ -58,7 +61,14 @@ export function sshConnector(settings: SshSettings): Connect {
         archive ??= buildToolArchive({ runner });
         return (await shipTool(ssh, await archive)).shipped;
       },
+      shipImage: async (ref) => {
+        let local = images.get(ref);
+        if (local === undefined) images.set(ref, (local = saveLocalImage(runner, ref)));
+        const img = await local;
+        return img === undefined ? undefined : shipImage(remoteHost, img);
+      },
       close: () => ssh.close(),
     };
+    return remoteHost;
   };
 }

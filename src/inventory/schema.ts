@@ -54,6 +54,16 @@ const siteName = z
   .string({ error: expected(`a site name (${NAME_RULE})`) })
   .regex(HOST_NAME_PATTERN, { error: expected(`a site name (${NAME_RULE})`) });
 
+/**
+ * A container image reference as podman takes it: [registry[:port]/]path[:tag][@sha256:digest].
+ * No leading "-" (it would be an option) and no blanks (it is one argv word and one unit word).
+ */
+const IMAGE_RULE = 'a container image reference such as registry.example.com/ovn-deploy/ovn-metadata-agent:24.03 (at most 255 characters)';
+const containerImage = z
+  .string({ error: expected(IMAGE_RULE) })
+  .max(255, { error: expected(IMAGE_RULE) })
+  .regex(/^[a-z0-9][a-z0-9._-]*(?::[0-9]{1,5})?(?:\/[a-z0-9][a-z0-9._-]*)*(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(?:@sha256:[0-9a-f]{64})?$/, { error: expected(IMAGE_RULE) });
+
 const dnsName = z
   .string({ error: notA('a DNS name') })
   .refine(isDnsName, { error: notA('a DNS name') })
@@ -187,6 +197,13 @@ export const inventorySchema = z
           .max(64, { error: expected('a whole number of workers 0-64') })
           .default(DEFAULT_METADATA_WORKERS)
           .meta({ description: 'Metadata API worker processes of each agent (metadata_workers).' }),
+        image: containerImage
+          .optional()
+          .meta({
+            description:
+              'Run each agent in a podman container of this image (built from containers/ovn-metadata-agent) instead of the ' +
+              "distribution's neutron-ovn-metadata-agent; deploy copies it from the admin's podman store to a host that lacks it.",
+          }),
       })
       .optional()
       .meta({

@@ -81,6 +81,8 @@ export interface MetadataAgentConfig {
   novaMetadataPort: number;
   /** metadata_workers: API worker processes. */
   workers: number;
+  /** Set: every agent runs in a podman container of this image; unset: the distribution's agent. */
+  image?: string;
 }
 
 export interface Inventory {

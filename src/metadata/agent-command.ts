@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { PODMAN_BINARY } from '../render/metadata-runtime.js';
+import { podmanEnv } from '../packaging/podman.js';
 
 export const AGENT_PROGRAM = 'neutron-ovn-metadata-agent';
 
@@ -71,15 +72,6 @@ export const PODMAN_LAUNCHER = [
   'while kill -0 "$child" 2>/dev/null; do wait "$child"; code=$?; done',
   'exit "$code"',
 ].join('\n');
-
-/** podman's own settings come from the caller's environment (runtime, storage): passed on. */
-const PODMAN_ENV = ['CONTAINERS_CONF', 'CONTAINERS_STORAGE_CONF', 'CONTAINERS_REGISTRIES_CONF', 'XDG_RUNTIME_DIR'] as const;
-
-export function podmanEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const k of PODMAN_ENV) if (env[k] !== undefined) out[k] = env[k];
-  return out;
-}
 
 const SHELL = '/bin/sh';
 

@@ -7,6 +7,17 @@ import type { RunResult, Runner } from '../runner.js';
 import { runLogged } from './step-log.js';
 
 const QUERY_TIMEOUT_MS = 60_000;
+
+const PODMAN_ENV = ['CONTAINERS_CONF', 'CONTAINERS_STORAGE_CONF', 'CONTAINERS_REGISTRIES_CONF', 'XDG_RUNTIME_DIR'] as const;
+
+/** podman's own settings in the caller's environment (runtime, storage, registries): passed on to every podman we run. */
+export function podmanEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of PODMAN_ENV) if (env[k] !== undefined) out[k] = env[k];
+  return out;
+}
+
+const lastLine = (s: string): string => s.trim().split('\n').filter((l) => l.trim() !== '').slice(-1)[0] ?? '';
 export const IMAGE_BUILD_TIMEOUT_MS = 30 * 60_000;
 const TRANSFER_TIMEOUT_MS = 20 * 60_000;
 
@@ -80,6 +91,25 @@ export class Podman {
     for (const [k, v] of Object.entries(b.labels ?? {})) argv.push('--label', `${k}=${v}`);
     argv.push(b.context);
     await runLogged(this.runner, argv, { step: b.step, log: b.log, env: { ...this.env }, timeoutMs: IMAGE_BUILD_TIMEOUT_MS });
+  }
+
+  /** The image's ID, or undefined when this store does not hold it. */
+  async findImageId(ref: string): Promise<string | undefined> {
+    const r = await this.run(['image', 'inspect', '--format', '{{.Id}}', ref], { allowFailure: true, mutates: false });
+    const id = r.stdout.trim();
+    return r.exitCode === 0 && /^[0-9a-f]{64}$/.test(id) ? id : undefined;
+  }
+
+  /** `podman healthcheck run`: the image's own HEALTHCHECK, now (no systemd timer needed). */
+  async healthcheck(container: string, timeoutMs = 30_000): Promise<{ ok: boolean; detail: string }> {
+    const r = await this.run(['healthcheck', 'run', container], { allowFailure: true, mutates: false, timeoutMs });
+    if (r.exitCode === 0) return { ok: true, detail: 'healthy' };
+    return { ok: false, detail: `unhealthy: ${lastLine(r.stdout) || lastLine(r.stderr) || `exit ${r.exitCode}`}` };
+  }
+
+  /** Docker format keeps the image's HEALTHCHECK (an OCI config has none). */
+  async saveDockerArchive(ref: string, out: string): Promise<void> {
+    await this.run(['save', '--quiet', '--format', 'docker-archive', '--output', out, ref], { timeoutMs: TRANSFER_TIMEOUT_MS });
   }
 
   async saveOciArchive(ref: string, out: string): Promise<void> {

@@ -18,7 +18,7 @@ import {
 } from '../bundle/manifest.js';
 import { signManifest, SIGNATURE_FILE } from '../bundle/signature.js';
 import type { FileContent, RenderedFiles } from '../fsx.js';
-import type { Host, Inventory } from '../inventory/types.js';
+import type { Host, Inventory, Role } from '../inventory/types.js';
 import { bundlePaths, hostPaths, hostRenderedPaths, ovsdbSchemas } from '../paths.js';
 import { hostStunnelTls, hostTopology, ovsdbRemotes, stunnelClientSpec, stunnelServerSpec, type HostTopology, type SiteTopology } from '../site/topology.js';
 import { renderStunnelConfig } from '../stunnel/render.js';
@@ -26,6 +26,7 @@ import type { StunnelConfigSpec } from '../stunnel/types.js';
 import { firewallRules, ownAddresses, portPolicies, renderLocalAccess, renderNftables, renderTmpfiles } from './firewall.js';
 import { metadataFiles } from './metadata.js';
 import { hostServices, BINARIES, SERVICE, type HostService } from './services.js';
+import { DEFAULT_METADATA_CONTAINER, METADATA_PROXY_SOCKET, type MetadataAgentRuntime } from './metadata-runtime.js';
 import { DISTRIBUTION_UNITS, renderDropIn, renderManagedMarker, renderUnit } from './systemd.js';
 import type { RenderOptions, SitePki } from './types.js';
 import type { LeafRole } from '../pki/types.js';
@@ -57,11 +58,22 @@ const PACKAGES = {
 
 const sorted = (xs: Iterable<string>): string[] => [...new Set(xs)].sort();
 
-function packages(host: Host): BundleManifest['packages'] {
+/** A containerized agent brings its own neutron and haproxy: the host needs podman only. */
+const CONTAINER_AGENT_PACKAGES = { apt: ['podman'], dnf: ['podman'] } as const;
+
+function packages(host: Host, runtime: MetadataAgentRuntime): BundleManifest['packages'] {
+  const of = (r: Role): { apt: readonly string[]; dnf: readonly string[] } => (r === 'metadata-agent' && runtime.kind === 'container' ? CONTAINER_AGENT_PACKAGES : PACKAGES[r]);
   return {
-    apt: sorted(host.roles.flatMap((r) => PACKAGES[r].apt)),
-    dnf: sorted(host.roles.flatMap((r) => PACKAGES[r].dnf)),
+    apt: sorted(host.roles.flatMap((r) => of(r).apt)),
+    dnf: sorted(host.roles.flatMap((r) => of(r).dnf)),
   };
+}
+
+/** How this host runs its metadata agent: the caller's choice (the sandbox), else the site file's image, else the distribution's agent. */
+export function metadataRuntimeOf(inv: Inventory, opts: Pick<RenderOptions, 'metadataRuntime'>): MetadataAgentRuntime {
+  if (opts.metadataRuntime !== undefined) return opts.metadataRuntime;
+  const image = inv.metadataAgent?.image;
+  return image === undefined ? { kind: 'process' } : { kind: 'container', image };
 }
 
 /**
@@ -139,7 +151,7 @@ function initCommands(ht: HostTopology, topo: SiteTopology, root: string): strin
   ];
 }
 
-function health(ht: HostTopology, services: HostService[], specs: StunnelConfigSpec[]): HealthCheck[] {
+function health(ht: HostTopology, topo: SiteTopology, services: HostService[], specs: StunnelConfigSpec[], runtime: MetadataAgentRuntime): HealthCheck[] {
   const checks: HealthCheck[] = services.map((s) => ({ kind: 'service-running', service: s.spec.name }));
   if (ht.central !== undefined) {
     checks.push({ kind: 'raft-member', db: 'OVN_Northbound', ctl: hp.ovn.nbCtl }, { kind: 'raft-member', db: 'OVN_Southbound', ctl: hp.ovn.sbCtl });
@@ -159,6 +171,15 @@ function health(ht: HostTopology, services: HostService[], specs: StunnelConfigS
     }
   }
   if (ht.host.roles.includes('worker')) checks.push({ kind: 'ovn-controller-connected', runDir: hp.ovn.runDir });
+  if (ht.host.roles.includes('metadata-agent')) {
+    // Alive is not enough: registered in the SB (else no ovnmeta namespace is made) and its
+    // metadata API answering (what haproxy forwards to).
+    checks.push(
+      { kind: 'metadata-registered', chassis: ht.host.systemId, sbSockets: topo.centrals.map((c) => hp.ovsdbSocket(c.host.name, 'sb')) },
+      { kind: 'unix-listen', path: path.join(rp.metadata.statePath, METADATA_PROXY_SOCKET) },
+    );
+    if (runtime.kind === 'container') checks.push({ kind: 'container-healthy', container: runtime.name ?? DEFAULT_METADATA_CONTAINER });
+  }
   return checks;
 }
 
@@ -257,7 +278,8 @@ export function renderHostBundleWith(inv: Inventory, topo: SiteTopology, hostNam
   const host = ht.host;
   const tls = hostStunnelTls(root);
   const specs = [stunnelServerSpec(inv, topo, ht, tls, root), stunnelClientSpec(inv, ht, tls, root)].filter((s): s is StunnelConfigSpec => s !== undefined);
-  const services = hostServices(inv, topo, ht, specs.some((s) => s.kind === 'client'), root, opts.metadataRuntime);
+  const runtime = metadataRuntimeOf(inv, opts);
+  const services = hostServices(inv, topo, ht, specs.some((s) => s.kind === 'client'), root, runtime);
   const planned = plannedFiles(inv, ht, pki, services, specs, opts, topo);
   const paths = bundlePaths('', host.name);
   const files: RenderedFiles = new Map<string, FileContent>();
@@ -275,7 +297,7 @@ export function renderHostBundleWith(inv: Inventory, topo: SiteTopology, hostNam
     ...(root === '/' ? {} : { root }),
     roles: [...host.roles],
     generator: opts.generator ?? 'ovn-deploy',
-    packages: packages(host),
+    packages: packages(host, runtime),
     certificate: certificate(inv, host, ht),
     files: manifestFiles,
     services: services.map((s) => s.spec),
@@ -283,8 +305,9 @@ export function renderHostBundleWith(inv: Inventory, topo: SiteTopology, hostNam
     raft: raftDbs(ht, topo),
     standaloneDbs: standaloneDbs(host),
     initCommands: initCommands(ht, topo, root),
-    health: health(ht, services, specs),
+    health: health(ht, topo, services, specs, runtime),
     firewall: firewallRules(portPolicies(inv, topo, ht)),
+    ...(runtime.kind === 'container' && host.roles.includes('metadata-agent') ? { images: [runtime.image] } : {}),
   };
   const json = manifestJson(manifest);
   files.set(MANIFEST_FILE, { content: json, mode: 0o644 });

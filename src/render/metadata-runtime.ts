@@ -19,6 +19,8 @@ export type MetadataAgentRuntime =
 export const METADATA_AGENT_BINARY = '/usr/bin/neutron-ovn-metadata-agent';
 export const PODMAN_BINARY = '/usr/bin/podman';
 export const DEFAULT_METADATA_CONTAINER = 'ovn-metadata-agent';
+/** The agent's metadata API socket in its state_path (neutron's metadata_proxy_socket default), what haproxy forwards to. */
+export const METADATA_PROXY_SOCKET = 'metadata_proxy';
 
 /** The agent's own arguments: every config fragment (the secret last) and its log file. */
 function agentArgs(rp: HostRenderedPaths): string[] {

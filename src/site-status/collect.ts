@@ -13,6 +13,7 @@ import { parseOvsdbTable } from '../tools/ovsdb-json.js';
 import { mapLimit } from '../tools/retry.js';
 import { parseClusterStatus } from '../health/cluster-status.js';
 import { RAFT_DBS, dbCtl, expectedMembers } from './expected.js';
+import { judgeMetadataAgents } from './metadata.js';
 import { judgeChassis, judgeRaft, judgeSite, type HostHealth, type RaftReport, type SiteStatus } from './judge.js';
 
 const firstLine = (s: string): string => s.trim().split('\n').filter((l) => l.trim() !== '').slice(-1)[0] ?? '';
@@ -89,7 +90,8 @@ export async function collectSiteStatus(inv: Inventory, connect: Connect, concur
       hostsWithRole(inv, 'worker').map((w) => w.systemId),
       reachableCentrals.length === 0 ? undefined : await readChassis(reachableCentrals),
     );
-    return judgeSite(inv.site, probes.map((p) => p.health), raft, chassis);
+    const hosts = probes.map((p) => p.health);
+    return judgeSite(inv.site, hosts, raft, chassis, judgeMetadataAgents(inv, hosts));
   } finally {
     await Promise.all(probes.map((p) => p.remote.close().catch(() => undefined)));
   }

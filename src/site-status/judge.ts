@@ -4,6 +4,7 @@
  */
 import type { RaftStatus } from '../health/cluster-status.js';
 import type { ExpectedMember, RaftDbName } from './expected.js';
+import type { MetadataAgentView } from './metadata.js';
 
 export interface HostHealth {
   name: string;
@@ -151,12 +152,20 @@ export interface SiteStatus {
   hosts: HostHealth[];
   raft: RaftDbView[];
   chassis: ChassisView[];
+  /** Hosts with the metadata-agent role (empty when none): registered and healthy per chassis. */
+  metadataAgents: MetadataAgentView[];
   problems: string[];
 }
 
 export const SITE_STATUS_EXIT = { healthy: 0, degraded: 1, unreachable: 3 } as const;
 
-export function judgeSite(site: string, hosts: HostHealth[], raft: RaftDbView[], chassis: { chassis: ChassisView[]; problems: string[] }): SiteStatus {
+export function judgeSite(
+  site: string,
+  hosts: HostHealth[],
+  raft: RaftDbView[],
+  chassis: { chassis: ChassisView[]; problems: string[] },
+  metadataAgents: MetadataAgentView[] = [],
+): SiteStatus {
   const problems: string[] = [];
   for (const h of hosts) {
     if (!h.reachable) problems.push(`${h.name}: unreachable: ${h.error ?? ''}`);
@@ -166,5 +175,6 @@ export function judgeSite(site: string, hosts: HostHealth[], raft: RaftDbView[],
   for (const r of raft) problems.push(...r.problems);
   problems.push(...chassis.problems);
   const verdict = hosts.every((h) => !h.reachable) ? 'unreachable' : problems.length === 0 ? 'healthy' : 'degraded';
-  return { site, verdict, hosts, raft, chassis: chassis.chassis, problems };
+  // A failing agent is already a problem of its host (its health checks): not counted twice.
+  return { site, verdict, hosts, raft, chassis: chassis.chassis, metadataAgents, problems };
 }

@@ -34,6 +34,15 @@ export function renderSiteStatus(s: SiteStatus): string {
   }
   out.push('');
   out.push(...table(['CHASSIS', 'HOSTNAME', 'REGISTERED'], s.chassis.map((c) => [c.name, c.hostname ?? '-', c.registered ? (c.expected ? 'yes' : 'yes (not in the inventory)') : 'NO'])));
+  if (s.metadataAgents.length > 0) {
+    out.push('');
+    out.push(
+      ...table(
+        ['METADATA AGENT', 'HOST', 'RUNS AS', 'REGISTERED', 'HEALTH'],
+        s.metadataAgents.map((a) => [a.chassis, a.host, a.runsAs, a.registered === undefined ? '?' : a.registered ? 'yes' : 'NO', `${a.healthy ? 'ok' : 'FAIL'}: ${a.detail}`]),
+      ),
+    );
+  }
   if (s.problems.length > 0) {
     out.push('');
     out.push('Problems:');

@@ -1,0 +1,40 @@
+/**
+ * Metadata agents in the site status: per chassis whose host has the metadata-agent role, whether
+ * the agent is registered in the Southbound and healthy, read from that host's own health checks
+ * (`apply --check`: service running, Chassis_Private registration through the host's SB remotes,
+ * its metadata API socket answering and, in a container, the image's HEALTHCHECK). Pure.
+ */
+import type { Inventory } from '../inventory/types.js';
+import { hostsWithRole } from '../inventory/types.js';
+import { METADATA_PROXY_SOCKET } from '../render/metadata-runtime.js';
+import { SERVICE } from '../render/services.js';
+import type { HostHealth } from './judge.js';
+
+export interface MetadataAgentView {
+  chassis: string;
+  host: string;
+  runsAs: 'process' | 'container';
+  /** undefined: not known (host unreachable or its checks did not run). */
+  registered: boolean | undefined;
+  healthy: boolean;
+  detail: string;
+}
+
+export function judgeMetadataAgents(inv: Inventory, hosts: readonly HostHealth[]): MetadataAgentView[] {
+  const runsAs = inv.metadataAgent?.image === undefined ? 'process' : 'container';
+  return hostsWithRole(inv, 'metadata-agent').map((h): MetadataAgentView => {
+    const base = { chassis: h.systemId, host: h.name, runsAs } as const;
+    const health = hosts.find((x) => x.name === h.name);
+    if (health === undefined || !health.reachable || health.error !== undefined) {
+      return { ...base, registered: undefined, healthy: false, detail: health?.error ?? 'host not checked' };
+    }
+    const agentChecks = health.health.filter(
+      (c) => c.check === `service-running ${SERVICE.metadataAgent}` || c.check.startsWith('metadata-registered ') || c.check.startsWith('container-healthy ') || c.check.endsWith(`/${METADATA_PROXY_SOCKET}`),
+    );
+    const reg = agentChecks.find((c) => c.check.startsWith('metadata-registered '));
+    const bad = agentChecks.filter((c) => !c.ok);
+    const healthy = reg !== undefined && bad.length === 0;
+    const detail = reg === undefined ? 'no registration check in the bundle (re-deploy)' : bad.length === 0 ? reg.detail : bad.map((c) => `${c.check}: ${c.detail}`).join('; ');
+    return { ...base, registered: reg?.ok, healthy, detail };
+  });
+}
