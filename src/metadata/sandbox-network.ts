@@ -13,7 +13,10 @@ const INTEGRATION_BRIDGE = 'br-int';
 const METADATA_IP = '169.254.169.254';
 
 /** Pure: the ovn-nbctl arguments of the network, its metadata localport and the VM's port. */
-export function metadataNetworkArgs(m: MetadataSandboxPlan): string[] {
+/** What of the plan the network needs: a site's test builds the same network from these. */
+export type MetadataNetwork = Pick<MetadataSandboxPlan, 'switchName' | 'cidr' | 'prefixLen' | 'localport' | 'vm'>;
+
+export function metadataNetworkArgs(m: MetadataNetwork): string[] {
   const args: string[] = [];
   const cmd = (...c: string[]): void => void args.push('--', ...c);
   const { localport: lp, vm } = m;

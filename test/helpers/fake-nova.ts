@@ -21,8 +21,11 @@ export interface FakeNova {
   stop(): Promise<void>;
 }
 
-export async function startFakeNova(netns: string, host: string, port: number, secretFile: string): Promise<FakeNova> {
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', netns, process.execPath, script, host, String(port), secretFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** `netns` undefined: in this process's namespace (e.g. on a test site's management bridge). */
+export async function startFakeNova(netns: string | undefined, host: string, port: number, secretFile: string): Promise<FakeNova> {
+  const node = [process.execPath, script, host, String(port), secretFile];
+  const [cmd, ...args] = netns === undefined ? node : ['ip', 'netns', 'exec', netns, ...node];
+  const child: ChildProcess = spawn(cmd ?? '', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
