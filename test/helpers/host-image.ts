@@ -3,8 +3,11 @@
  * bookworm minbase rootfs (mmdebstrap) with sshd, iproute2, ping, python3 and this machine's node
  * binary, imported with podman. It has NO OVN/OVS/stunnel installed — `apply` installs them — but
  * keeps apt's lists and the pre-downloaded .debs of those packages, so that
- * `apt-get install -y ovn-central ovn-host openvswitch-switch stunnel4` works inside a container
- * that cannot reach a mirror. Cached under the checkout's gitignored .cache, keyed by its inputs;
+ * `apt-get install -y ovn-central ovn-host openvswitch-switch stunnel4` (and `apt-get install -y
+ * podman`, for a metadata agent run as a container) works inside a container that cannot reach a
+ * mirror. Its mounts are shared (as systemd makes them on a real host) for podman's
+ * `-v /run/netns:/run/netns:shared`; a nested podman also needs the /var/lib/containers that
+ * site-hosts.ts's `nestedPodman` binds from this machine's file system. Cached under the checkout's gitignored .cache, keyed by its inputs;
  * podman runs with a private storage and containers.conf (runc, cgroupfs, file events, ulimits).
  * `ensureHostImage({ systemd: true })` builds a second, separately cached variant whose PID 1 is
  * systemd (run it with SYSTEMD_RUN_ARGS): the host kind on which `apply` uses its systemd backend.
@@ -19,6 +22,16 @@ import { checkoutCacheDir } from '../../src/paths.js';
 export const HOST_IMAGE_PACKAGES = ['openssh-server', 'iproute2', 'iputils-ping', 'procps', 'python3', 'ethtool', 'ca-certificates', 'libstdc++6'];
 /** Downloaded (not installed) so that `apply` can install them offline. */
 export const HOST_IMAGE_OFFLINE_PACKAGES = ['ovn-central', 'ovn-host', 'openvswitch-switch', 'openvswitch-common', 'stunnel4', 'nftables'];
+
+/**
+ * Also downloaded (not installed), with their recommends: what a host whose metadata agent runs
+ * as a container installs, `apt-get install podman`. Both OCI runtimes (podman depends on
+ * `crun | runc`: apt takes crun, which works in the test hosts, unless runc is installed) and
+ * both network stacks (containers-common depends on the virtual container-network-stack).
+ * No containers.conf goes with them: podman 4.3's defaults work in both variants (plain: it
+ * finds no systemd and takes cgroupfs and file events itself; systemd: systemd and journald).
+ */
+export const HOST_IMAGE_CONTAINER_PACKAGES = ['podman', 'crun', 'runc', 'conmon', 'containernetworking-plugins', 'netavark'];
 
 /** Added by the `systemd: true` variant: a host whose PID 1 is systemd (apply's systemd backend). */
 export const HOST_IMAGE_SYSTEMD_PACKAGES = ['systemd', 'systemd-sysv', 'dbus'];
@@ -68,6 +81,16 @@ function writeIfDifferent(file: string, content: string): void {
 }
 
 /**
+ * Shared mount propagation on /, as systemd makes it at boot on a real host (it skips that inside
+ * a container, and a container's mounts start private). `podman run -v /run/netns:/run/netns:shared`
+ * (the metadata agent) needs it: the ovnmeta-* namespaces the agent bind-mounts there reach the
+ * host only through a shared mount; with private ones the host sees empty files ("Peer netns
+ * reference is invalid"). New peer groups in the container's own mount namespace: nothing
+ * propagates to or from this machine.
+ */
+const SHARED_MOUNTS = 'mount --make-rshared /';
+
+/**
  * The container's PID 1: sshd in the foreground (it reaps every orphan with waitpid(-1), so
  * daemons left by the own supervisor do not pile up as zombies). Host keys are generated on first
  * start, so every container has its own and keeps it across stop/start.
@@ -75,6 +98,7 @@ function writeIfDifferent(file: string, content: string): void {
 const ENTRYPOINT = `#!/bin/sh
 set -e
 ssh-keygen -A >/dev/null
+${SHARED_MOUNTS}
 mkdir -p /run/sshd /root/.ssh
 chmod 700 /root/.ssh
 exec /usr/sbin/sshd -D -e
@@ -123,6 +147,20 @@ const SYSTEMD_MASKED_UNITS = [
   'getty.target',
 ];
 
+/** systemd variant: SHARED_MOUNTS before anything else mounts. */
+const SHARED_MOUNTS_UNIT = `[Unit]
+Description=ovn-deploy test host: shared mount propagation, as on a real host
+DefaultDependencies=no
+Before=local-fs.target
+
+[Service]
+Type=oneshot
+ExecStart=/bin/${SHARED_MOUNTS}
+
+[Install]
+WantedBy=local-fs.target
+`;
+
 const POLICY_RC = '#!/bin/sh\n# ovn-deploy test host: packages never start services; apply does.\nexit 101\n';
 
 function shQuote(s: string): string {
@@ -142,7 +180,8 @@ function hooks(systemd: boolean): { essential: string[]; customize: string[] } {
   const variant = systemd
     ? [
         write('etc/systemd/system/ovn-deploy-test-hostkeys.service', HOSTKEYS_UNIT, '644'),
-        'chroot "$1" systemctl enable ovn-deploy-test-hostkeys.service ssh.service',
+        write('etc/systemd/system/ovn-deploy-test-shared-mounts.service', SHARED_MOUNTS_UNIT, '644'),
+        'chroot "$1" systemctl enable ovn-deploy-test-hostkeys.service ovn-deploy-test-shared-mounts.service ssh.service',
         `chroot "$1" systemctl mask ${SYSTEMD_MASKED_UNITS.join(' ')}`,
         'mkdir -p "$1/root/.ssh" && chmod 700 "$1/root/.ssh"',
       ]
@@ -159,6 +198,8 @@ function hooks(systemd: boolean): { essential: string[]; customize: string[] } {
       // Recommends included: a superset, so `apt-get install` works offline with or without
       // --no-install-recommends.
       `chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get -o APT::Install-Recommends=true install --download-only -y ${HOST_IMAGE_OFFLINE_PACKAGES.join(' ')}`,
+      // Resolved on its own, as `apply` installs it (on a worker that has OVN already).
+      `chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get -o APT::Install-Recommends=true install --download-only -y ${HOST_IMAGE_CONTAINER_PACKAGES.join(' ')}`,
     ],
   };
 }

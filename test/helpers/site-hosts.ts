@@ -14,7 +14,7 @@
  * createTestSite) removes exactly what this site made and nothing else.
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,6 +39,11 @@ export interface TestHost {
   mgmtIp: string;
   /** Workers: the encap address on eth1 (the underlay). */
   underlayIp?: string;
+  /**
+   * With `nestedPodman`, workers: the directory on this machine's file system mounted as the
+   * host's /var/lib/containers (inside the site's directory, removed with it).
+   */
+  containerStorage?: string;
 }
 
 export interface ExecResult {
@@ -91,6 +96,13 @@ export interface CreateTestSiteOptions {
   inventoryExtra?: Record<string, unknown>;
   /** Hosts whose PID 1 is systemd (host-image.ts's systemd variant; sshd is its ssh.service). */
   systemd?: boolean;
+  /**
+   * Workers can run podman themselves (the metadata agent as a container): each gets its own
+   * /var/lib/containers bound from a directory of the site's on this machine's file system, since
+   * the kernel refuses an overlay (podman's storage) whose layers sit on an overlay (the host
+   * container's root). The image makes its mounts shared for `-v /run/netns:/run/netns:shared`.
+   */
+  nestedPodman?: boolean;
 }
 
 const MTU = 1600;
@@ -172,9 +184,26 @@ async function waitForPort(ip: string, port: number, timeoutMs: number): Promise
 
 export const siteRegistryDir = defaultSiteRegistryDir;
 
+/** Mount points at or below `dir` in this process's mount namespace, deepest first. */
+async function mountsUnder(dir: string): Promise<string[]> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  // Field 5 is the mount point, with space, tab, newline and backslash octal-escaped.
+  const points = info
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((p): p is string => p !== undefined)
+    .map((p) => p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))));
+  return points.filter((p) => p === dir || p.startsWith(`${dir}/`)).sort((a, b) => b.length - a.length);
+}
+
 /** Removes everything a record lists (whatever of it still exists), then the record. */
 async function destroySite(rec: SiteRecord, podmanEnv: Record<string, string>): Promise<void> {
   if (rec.containers.length > 0) await sh(['podman', 'rm', '-f', '-t', '1', ...rec.containers], { env: podmanEnv, allowFailure: true, timeoutMs: 120_000 });
+  // A host's nested podman mounts (overlays, shm) live in its container's mount namespace and end
+  // with it; one that reached this namespace all the same is unmounted, never deleted through.
+  for (const m of await mountsUnder(rec.dir)) await sh(['umount', '-l', m], { allowFailure: true });
+  const left = await mountsUnder(rec.dir);
+  if (left.length > 0) throw new Error(`test site ${rec.prefix}: still mounted under ${rec.dir}, not removed: ${left.join(', ')}`);
   for (const ns of rec.netnses) await sh(['ip', 'netns', 'del', ns], { allowFailure: true });
   // Root-side veth ends die with their netns peer; bridges (and any veth left) are deleted here.
   for (const l of [...rec.links].reverse()) {
@@ -246,6 +275,7 @@ export async function createTestSite(opts: CreateTestSiteOptions): Promise<TestS
       h.netns = `${prefix}-${h.name}`;
       h.mgmtIp = hostAddr(mgmtCidr, 10 + idx);
       if (h.role === 'worker') h.underlayIp = hostAddr(underlayCidr, 10 + idx);
+      if (h.role === 'worker' && opts.nestedPodman === true) h.containerStorage = path.join(dir, 'containers', h.name);
     });
 
     // Network namespaces and veths (one `ip -batch` per host keeps this fast).
@@ -278,6 +308,8 @@ export async function createTestSite(opts: CreateTestSiteOptions): Promise<TestS
     await Promise.all(
       hosts.map(async (h) => {
         register('containers', h.container);
+        // Inside the site's directory (registered already): removed with it.
+        if (h.containerStorage !== undefined) await mkdir(h.containerStorage, { recursive: true, mode: 0o700 });
         await sh(
           [
             'podman',
@@ -294,6 +326,8 @@ export async function createTestSite(opts: CreateTestSiteOptions): Promise<TestS
             '--dns',
             '127.0.0.1',
             ...hosts.flatMap((o) => ['--add-host', `${o.name}:${o.mgmtIp}`]),
+            // Private propagation (podman's default): nothing the host mounts there reaches this machine.
+            ...(h.containerStorage === undefined ? [] : ['--volume', `${h.containerStorage}:/var/lib/containers:rprivate`]),
             '--name',
             h.container,
             '--label',
