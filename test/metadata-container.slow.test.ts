@@ -29,7 +29,7 @@ import {
   vmCurl,
   type Status,
 } from './helpers/metadata-e2e.js';
-import { ensureMetadataImage, podman, type MetadataImage } from './helpers/metadata-image.js';
+import { ensureMetadataImage, podman, podmanInWorker, type MetadataImage } from './helpers/metadata-image.js';
 import { daemonPid, isRestarted, killVerified } from './helpers/own-pids.js';
 import { alive, cli, leftovers, requireBuiltCli, waitFor, type CliResult } from './sandbox-helpers.js';
 
@@ -53,7 +53,8 @@ describe.skipIf(notRoot || missing.length > 0)('up --metadata-image: the metadat
     return r;
   };
   const agent1 = () => m.agents.find((a) => a.worker === 'worker1') ?? expect.fail('no worker1 agent in the plan');
-  const healthcheck = (worker: string) => podman(['healthcheck', 'run', m.agents.find((a) => a.worker === worker)?.containerName ?? expect.fail(`no ${worker} agent`)], img.env);
+  const agentOf = (worker: string) => m.agents.find((a) => a.worker === worker) ?? expect.fail(`no ${worker} agent`);
+  const healthcheck = (worker: string) => podmanInWorker(agentOf(worker).netns, ['healthcheck', 'run', agentOf(worker).containerName], img.env);
   const startNova = async (secretFile: string): Promise<FakeNova> => {
     await nova?.stop();
     nova = await startFakeNova(sandboxNames(id).nodeNetns('w1'), m.nova.host, m.nova.port, secretFile);
@@ -167,7 +168,7 @@ describe.skipIf(notRoot || missing.length > 0)('up --metadata-image: the metadat
     expect(rm.code, rm.out).toBe(0);
     const hc = healthcheck('worker1');
     expect(hc.code).not.toBe(0);
-    expect(podman(['exec', name, '/usr/local/bin/ovn-deploy-healthcheck'], img.env).out).toMatch(/unhealthy: chassis worker1 not registered/);
+    expect(podmanInWorker(agentOf('worker1').netns, ['exec', name, '/usr/local/bin/ovn-deploy-healthcheck'], img.env).out).toMatch(/unhealthy: chassis worker1 not registered/);
     const lost = await statusJson(dir, img.env);
     expect(lost.json.metadataAgents?.find((a) => a.chassis === 'worker1')).toMatchObject({ runsAs: 'container', registered: false, healthy: false });
     const before = containerState(name);

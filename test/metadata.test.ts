@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
+import { bundleSource } from '../src/paths.js';
 import { parseInventory, sandboxInventory } from '../src/inventory/index.js';
 import { agentCommand, agentCommandInHostMounts, interpreterOf, ownSupervisorCommand } from '../src/metadata/agent-command.js';
 import { policyProblems } from '../src/apply/policy.js';
@@ -333,6 +334,11 @@ describe('metadataAgent.image in the site file: the agent in a container on ever
     expect(m.health).toContainEqual({ kind: 'container-healthy', container: 'ovn-metadata-agent' });
     expect(m.health).toContainEqual({ kind: 'metadata-registered', chassis: expect.any(String) as string, sbSockets: expect.arrayContaining(['/var/run/ovn-deploy/ovsdb/central1.sb']) as string[] });
     expect(policyProblems(m, 'manifest.json')).toEqual([]);
+    // systemd: /run/netns a shared mount point before podman runs (the own supervisor's launcher does the same).
+    const unit = String(renderHostBundle(inv, 'worker1', fixturePki(), fixtureOptions()).files.get(bundleSource('/etc/systemd/system/ovn-deploy-ovn-metadata-agent.service'))?.content);
+    expect(unit).toContain('ExecStartPre=/bin/sh -ec "mkdir -p /run/netns; mountpoint -q /run/netns || mount --bind /run/netns /run/netns; mount --make-shared /run/netns"');
+    expect(unit.indexOf('ExecStartPre=')).toBeLessThan(unit.indexOf('ExecStart=/usr/bin/podman run'));
+    expect(unit).toMatch(/^Requires=ovn-deploy-ovn-controller\.service/m);
     // Hosts without the role are untouched by the image.
     const central = renderHostBundle(inv, 'central2', fixturePki(), fixtureOptions()).manifest;
     expect(central.images).toBeUndefined();

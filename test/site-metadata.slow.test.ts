@@ -36,6 +36,7 @@ import { ovsdbRemotes, siteTopology } from '../src/site/topology.js';
 import type { SiteStatus } from '../src/site-status/judge.js';
 import { startFakeNova, type FakeNova } from './helpers/fake-nova.js';
 import { ensureMetadataImage, podman, type MetadataImage } from './helpers/metadata-image.js';
+import { containerRssMb } from './helpers/nested-podman.js';
 import { createTestSite, type TestSite } from './helpers/site-hosts.js';
 import { sshRecorder, tarMembers, unpack, type SshRecorder } from './helpers/ssh-record.js';
 import { cli, requireBuiltCli, type CliResult } from './sandbox-helpers.js';
@@ -243,9 +244,8 @@ describe.skipIf(notRoot)('the metadata agent in a container on real hosts (3 cen
     const req = nova.requests().at(-1);
     expect(req).toMatchObject({ path: '/openstack/latest/meta_data.json', instanceId: vm.deviceId, projectId: vm.projectId, status: 200, forwardedFor: vm.ip });
 
-    // Memory of the agent: every process of its container (the agent, its API workers, haproxy is the host's namespace's child).
-    const top = await exec('worker1', ['podman', 'stats', '--no-stream', '--format', '{{.MemUsage}}', CONTAINER], true);
-    figures.agentMemory = top.stdout.trim() || `podman stats: ${top.stderr.trim()}`;
+    // Memory of the agent: every process of its container, from /proc (podman stats cannot read nested cgroups here).
+    figures.agentRssMb = await containerRssMb(site, 'worker1');
   }, 30 * MIN);
 
   it('status --inventory: worker1 agent registered and healthy, in a container; the agent reaches the SB only through the host stunnel client', async () => {
@@ -293,7 +293,7 @@ describe.skipIf(notRoot)('the metadata agent in a container on real hosts (3 cen
 
   it('registration removed: healthcheck and status say unhealthy; the container killed: a new one, registered, healthy, serving', async () => {
     const before = await container();
-    await sbctl(['remove', 'Chassis_Private', chassis(), 'external_ids', 'neutron:ovn-metadata-id']);
+    await sbctl(['remove', 'Chassis_Private', chassis(), 'external_ids', '"neutron:ovn-metadata-id"']);
     const hc = await healthcheck();
     expect(hc.code).not.toBe(0);
     expect(`${hc.stdout}${hc.stderr}`).toMatch(/not registered|empty metadata agent id/);

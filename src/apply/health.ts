@@ -8,7 +8,7 @@ import type { HealthCheck } from '../bundle/manifest.js';
 import { controllerConnectedByPidFile, raftMember } from '../health/probes.js';
 import { metadataRegistrations, METADATA_ID_KEY } from '../metadata/registration.js';
 import type { Runner } from '../runner.js';
-import { Podman, podmanEnv } from '../packaging/podman.js';
+import { podmanQueryCommand } from '../metadata/agent-command.js';
 import { Sbctl } from '../tools/ovn.js';
 import { sleep } from '../tools/retry.js';
 import type { HealthResult } from './report.js';
@@ -79,8 +79,14 @@ async function runCheck(ctx: HealthContext, c: HealthCheck): Promise<{ ok: boole
       const [reg] = await metadataRegistrations(sb, [c.chassis], 5);
       return reg?.agentId == null ? { ok: false, detail: `Chassis_Private ${c.chassis} has no ${METADATA_ID_KEY}` } : { ok: true, detail: `registered as ${reg.agentId}` };
     }
-    case 'container-healthy':
-      return new Podman(ctx.runner, podmanEnv()).healthcheck(c.container);
+    case 'container-healthy': {
+      // The image's own HEALTHCHECK, now (no systemd timer needed), with the cgroups podman made it in.
+      const cmd = podmanQueryCommand(['healthcheck', 'run', c.container]);
+      const r = await ctx.runner.run(cmd.argv, { env: cmd.env, allowFailure: true, timeoutMs: 30_000 });
+      if (r.exitCode === 0) return { ok: true, detail: 'healthy' };
+      const last = `${r.stdout}\n${r.stderr}`.trim().split('\n').filter((l) => l.trim() !== '').slice(-1)[0];
+      return { ok: false, detail: `unhealthy: ${last ?? `exit ${r.exitCode}`}` };
+    }
   }
 }
 

@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { PODMAN_BINARY } from '../render/metadata-runtime.js';
+import { NETNS_DIR_SHARED, PODMAN_BINARY } from '../render/metadata-runtime.js';
 import { podmanEnv } from '../packaging/podman.js';
 
 export const AGENT_PROGRAM = 'neutron-ovn-metadata-agent';
@@ -43,13 +43,20 @@ export const SANDBOX_LAUNCHER = [
 ].join('\n');
 const SEARCH = ['/usr/bin', '/usr/local/bin', '/usr/sbin'];
 
+
 /**
  * Runs "$@" (podman) as its child, passing on the signals the supervisor sends, and exits as it
  * did. Before: when no cgroup file system is mounted in this mount namespace, mounts the
  * hierarchies this process belongs to (/proc/self/cgroup), as the host has them: runc needs them.
  * A shell, not Python: nothing else on the machine should look like the agent's interpreter.
  */
-export const PODMAN_LAUNCHER = [
+/**
+ * When no cgroup file system is mounted in this mount namespace (`ip netns exec` mounts a fresh
+ * /sys), mounts the hierarchies this process belongs to (/proc/self/cgroup), as the host has them:
+ * runc needs them to create a container, and to exec into one (`podman healthcheck run`). Where
+ * cgroups are mounted (any real host) it does nothing.
+ */
+const CGROUP_MOUNTS = [
   "if ! grep -qE ' - cgroup2? ' /proc/self/mountinfo; then",
   "  v1=$(cut -d: -f2 /proc/self/cgroup | grep -v '^$')",
   '  if [ -n "$v1" ]; then',
@@ -64,6 +71,13 @@ export const PODMAN_LAUNCHER = [
   '    mount -t cgroup2 cgroup2 /sys/fs/cgroup || exit 1',
   '  fi',
   'fi',
+];
+
+const SHELL = '/bin/sh';
+
+export const PODMAN_LAUNCHER = [
+  ...NETNS_DIR_SHARED.map((c) => `${c} || exit 1`),
+  ...CGROUP_MOUNTS,
   '"$@" &',
   'child=$!',
   "for s in TERM INT HUP; do trap \"kill -$s $child\" $s; done",
@@ -73,7 +87,14 @@ export const PODMAN_LAUNCHER = [
   'exit "$code"',
 ].join('\n');
 
-const SHELL = '/bin/sh';
+/** A podman query (`healthcheck run`, `inspect`) from where the launcher ran: its cgroups, nothing else changed. */
+const PODMAN_QUERY = [...CGROUP_MOUNTS, 'exec "$@"'].join('\n');
+
+/** argv (and env) of `podman ARGS` as a health check runs it, in whatever namespace the host is. */
+export function podmanQueryCommand(args: readonly string[], env: NodeJS.ProcessEnv = process.env): { argv: string[]; env: Record<string, string> } {
+  return { argv: [SHELL, '-c', PODMAN_QUERY, 'ovn-deploy-podman', PODMAN_BINARY, ...args], env: podmanEnv(env) };
+}
+
 
 /**
  * What the own supervisor runs for a bundle service's argv (and the env it adds): the metadata

@@ -17,7 +17,6 @@ export function podmanEnv(env: NodeJS.ProcessEnv = process.env): Record<string, 
   return out;
 }
 
-const lastLine = (s: string): string => s.trim().split('\n').filter((l) => l.trim() !== '').slice(-1)[0] ?? '';
 export const IMAGE_BUILD_TIMEOUT_MS = 30 * 60_000;
 const TRANSFER_TIMEOUT_MS = 20 * 60_000;
 
@@ -98,13 +97,6 @@ export class Podman {
     const r = await this.run(['image', 'inspect', '--format', '{{.Id}}', ref], { allowFailure: true, mutates: false });
     const id = r.stdout.trim();
     return r.exitCode === 0 && /^[0-9a-f]{64}$/.test(id) ? id : undefined;
-  }
-
-  /** `podman healthcheck run`: the image's own HEALTHCHECK, now (no systemd timer needed). */
-  async healthcheck(container: string, timeoutMs = 30_000): Promise<{ ok: boolean; detail: string }> {
-    const r = await this.run(['healthcheck', 'run', container], { allowFailure: true, mutates: false, timeoutMs });
-    if (r.exitCode === 0) return { ok: true, detail: 'healthy' };
-    return { ok: false, detail: `unhealthy: ${lastLine(r.stdout) || lastLine(r.stderr) || `exit ${r.exitCode}`}` };
   }
 
   /** Docker format keeps the image's HEALTHCHECK (an OCI config has none). */

@@ -22,6 +22,22 @@ export const DEFAULT_METADATA_CONTAINER = 'ovn-metadata-agent';
 /** The agent's metadata API socket in its state_path (neutron's metadata_proxy_socket default), what haproxy forwards to. */
 export const METADATA_PROXY_SOCKET = 'metadata_proxy';
 
+/**
+ * /run/netns as `ip netns add` leaves it: a directory that is a shared mount point of its own.
+ * podman refuses `-v /run/netns:/run/netns:shared` without the directory, and with a private
+ * mount there (a host without systemd, whose mounts are private) the ovnmeta-* namespaces the
+ * agent bind-mounts inside its container reach the host as empty files ("Peer netns reference
+ * is invalid"). Idempotent; the own supervisor's podman launcher and the systemd unit (ExecStartPre=) run these lines.
+ */
+export const NETNS_DIR_SHARED = [
+  'mkdir -p /run/netns',
+  'mountpoint -q /run/netns || mount --bind /run/netns /run/netns',
+  'mount --make-shared /run/netns',
+] as const;
+
+/** The unit's ExecStartPre= of a containerized agent: NETNS_DIR_SHARED, stopping at the first failure. */
+export const NETNS_DIR_PRESTART: readonly string[] = ['/bin/sh', '-ec', NETNS_DIR_SHARED.join('; ')];
+
 /** The agent's own arguments: every config fragment (the secret last) and its log file. */
 function agentArgs(rp: HostRenderedPaths): string[] {
   return [...metadataConfigFiles(rp.metadata.confDir).flatMap((f) => ['--config-file', f]), '--log-file', rp.metadata.logFile];

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import type { BundleService } from '../bundle/manifest.js';
-import { METADATA_AGENT_BINARY, metadataAgentCommand, type MetadataAgentRuntime } from './metadata-runtime.js';
+import { METADATA_AGENT_BINARY, metadataAgentCommand, NETNS_DIR_PRESTART, type MetadataAgentRuntime } from './metadata-runtime.js';
 import { hostPaths, hostRenderedPaths, type HostPaths } from '../paths.js';
 import { ovsdbRemotes, type HostTopology, type SiteTopology } from '../site/topology.js';
 import type { Inventory } from '../inventory/types.js';
@@ -241,7 +241,13 @@ export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopolog
         SERVICE.metadataAgent,
         ['Neutron OVN metadata agent', `serves instance metadata through haproxy in ovnmeta-* namespaces${metadataRuntime.kind === 'container' ? ' (in a podman container)' : ''}`],
         agent.argv,
-        { stage: 1, after: [SERVICE.controller, ...client], env: agent.env, dirs: { state: [DIRS.metadataState], logs: [DIRS.metadataLogs] } },
+        {
+          stage: 1,
+          after: [SERVICE.controller, ...client],
+          env: agent.env,
+          ...(metadataRuntime.kind === 'container' ? { preStart: [{ argv: [...NETNS_DIR_PRESTART], why: '/run/netns a shared mount point (as `ip netns add` makes it): the ovnmeta-* namespaces the agent makes in its container reach this host' }] } : {}),
+          dirs: { state: [DIRS.metadataState], logs: [DIRS.metadataLogs] },
+        },
       ),
     );
   }

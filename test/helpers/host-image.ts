@@ -5,9 +5,8 @@
  * keeps apt's lists and the pre-downloaded .debs of those packages, so that
  * `apt-get install -y ovn-central ovn-host openvswitch-switch stunnel4` (and `apt-get install -y
  * podman`, for a metadata agent run as a container) works inside a container that cannot reach a
- * mirror. Its mounts are shared (as systemd makes them on a real host) for podman's
- * `-v /run/netns:/run/netns:shared`; a nested podman also needs the /var/lib/containers that
- * site-hosts.ts's `nestedPodman` binds from this machine's file system. Cached under the checkout's gitignored .cache, keyed by its inputs;
+ * mirror. A nested podman also needs the /var/lib/containers that site-hosts.ts's `nestedPodman`
+ * binds from this machine's file system. Cached under the checkout's gitignored .cache, keyed by its inputs;
  * podman runs with a private storage and containers.conf (runc, cgroupfs, file events, ulimits).
  * `ensureHostImage({ systemd: true })` builds a second, separately cached variant whose PID 1 is
  * systemd (run it with SYSTEMD_RUN_ARGS): the host kind on which `apply` uses its systemd backend.
@@ -81,12 +80,11 @@ function writeIfDifferent(file: string, content: string): void {
 }
 
 /**
- * Shared mount propagation on /, as systemd makes it at boot on a real host (it skips that inside
- * a container, and a container's mounts start private). `podman run -v /run/netns:/run/netns:shared`
- * (the metadata agent) needs it: the ovnmeta-* namespaces the agent bind-mounts there reach the
- * host only through a shared mount; with private ones the host sees empty files ("Peer netns
- * reference is invalid"). New peer groups in the container's own mount namespace: nothing
- * propagates to or from this machine.
+ * systemd variant: shared mount propagation on /, as systemd makes it at boot on a real host (it
+ * skips that inside a container, whose mounts start private). New peer groups in the container's
+ * own mount namespace: nothing propagates to or from this machine. The plain variant keeps the
+ * private mounts of a host without systemd: there the metadata agent's own launcher makes
+ * /run/netns the shared mount point podman's `-v /run/netns:/run/netns:shared` needs.
  */
 const SHARED_MOUNTS = 'mount --make-rshared /';
 
@@ -98,7 +96,6 @@ const SHARED_MOUNTS = 'mount --make-rshared /';
 const ENTRYPOINT = `#!/bin/sh
 set -e
 ssh-keygen -A >/dev/null
-${SHARED_MOUNTS}
 mkdir -p /run/sshd /root/.ssh
 chmod 700 /root/.ssh
 exec /usr/sbin/sshd -D -e

@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { podmanQueryCommand } from '../../src/metadata/agent-command.js';
 import { checkoutCacheDir, containerRoleDir, containersDir } from '../../src/paths.js';
 
 export const METADATA_PACKAGES = ['neutron-ovn-metadata-agent', 'haproxy', 'iproute2', 'iptables', 'sudo', 'procps', 'ovn-common', 'openvswitch-common'];
@@ -42,6 +43,18 @@ function run(argv: string[], env: Record<string, string>, timeoutMs: number): st
 
 export function podman(args: string[], env: Record<string, string>, timeoutMs = 60_000): { code: number; out: string } {
   const r = spawnSync('podman', args, { encoding: 'utf8', env: { ...process.env, ...env }, timeout: timeoutMs });
+  return { code: r.status ?? -1, out: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
+}
+
+/**
+ * `podman ARGS` for a command that enters a container (`exec`, `healthcheck run`) of an agent that
+ * a sandbox worker's supervisor started: in the worker's namespace, through the product's query
+ * launcher, so runc finds the cgroups the container was made in (the launcher mounted every
+ * hierarchy of the process there; this machine's own mount table has only some of them).
+ */
+export function podmanInWorker(netns: string, args: string[], env: Record<string, string>): { code: number; out: string } {
+  const cmd = podmanQueryCommand(args, { ...process.env, ...env });
+  const r = spawnSync('ip', ['netns', 'exec', netns, ...cmd.argv], { encoding: 'utf8', env: { ...process.env, ...cmd.env }, timeout: 60_000 });
   return { code: r.status ?? -1, out: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
 }
 

@@ -89,9 +89,8 @@ const SB_PORT = 6642;
  * conf dir), state and log dirs, the OVS run dir and the ovsdb socket dir it binds; a bare local
  * Open vSwitch database (system-id STAGE_CHASSIS), and a Southbound on `central` (its management
  * address) holding that chassis. Needs openvswitch-switch and ovn-common installed on the worker,
- * ovn-central on the central. Also creates /run/netns on the worker, which
- * `podman run -v /run/netns:...` requires to exist (see the report of issue #16: the product
- * does not create it).
+ * ovn-central on the central. /run/netns is not made here: the agent's launcher (and its
+ * systemd unit) make it a shared mount point, as a fresh host needs.
  */
 const sbRemote = (site: TestSite): string => {
   const c = site.hosts.find((h) => h.role === 'central');
@@ -131,7 +130,7 @@ export async function agentStage(site: TestSite, host: string): Promise<void> {
     site,
     host,
     [
-      `mkdir -p /run/netns ${[hp.ovs.runDir, hp.ovsdbDir, m.confDir, m.statePath, m.lockPath, m.logDir, stage].map(shQ).join(' ')}`,
+      `mkdir -p ${[hp.ovs.runDir, hp.ovsdbDir, m.confDir, m.statePath, m.lockPath, m.logDir, stage].map(shQ).join(' ')}`,
       writes,
       `cd ${stage} && rm -f conf.db`,
       'ovsdb-tool create conf.db /usr/share/openvswitch/vswitch.ovsschema',
