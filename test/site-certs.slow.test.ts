@@ -34,6 +34,7 @@ import { hostPaths, pkiPaths } from '../src/paths.js';
 import { refreshCrl } from '../src/pki/index.js';
 import { ovsdbRemotes, siteTopology } from '../src/site/topology.js';
 import { createTestSite, type TestSite } from './helpers/site-hosts.js';
+import { plugVm } from './helpers/site-vm.js';
 import { cli, requireBuiltCli, type CliResult } from './sandbox-helpers.js';
 
 const notRoot = process.getuid?.() !== 0;
@@ -187,13 +188,7 @@ describe.skipIf(notRoot)('certificate lifecycle on a site over SSH (3 centrals +
     ];
     for (const vm of vms) {
       await nbctl(['lsp-add', 'network1', vm.name, '--', 'lsp-set-addresses', vm.name, `${vm.mac} ${vm.ip}`]);
-      const w = vm.worker;
-      await exec(w, ['ovs-vsctl', '--timeout=20', 'add-port', 'br-int', vm.name, '--', 'set', 'Interface', vm.name, 'type=internal', `external_ids:iface-id=${vm.name}`]);
-      await exec(w, ['ip', 'netns', 'add', vm.name]);
-      for (let k = 0; k < 60 && (await exec(w, ['ip', 'link', 'show', vm.name], true)).code !== 0; k++) await new Promise((r) => setTimeout(r, 500));
-      await exec(w, ['ip', 'link', 'set', vm.name, 'netns', vm.name]);
-      for (const cmd of [['ip', 'link', 'set', vm.name, 'address', vm.mac], ['ip', 'addr', 'add', `${vm.ip}/24`, 'dev', vm.name], ['ip', 'link', 'set', vm.name, 'up']]) await exec(w, ['ip', 'netns', 'exec', vm.name, ...cmd]);
-      await exec(w, ['ip', 'netns', 'exec', vm.name, 'ethtool', '-K', vm.name, 'tx', 'off'], true);
+      await plugVm(site, vm);
     }
     await nbctl(['wait-until', 'Logical_Switch_Port', 'vm1', 'up=true', '--', 'wait-until', 'Logical_Switch_Port', 'vm2', 'up=true']);
     let p = await ping();

@@ -48,7 +48,8 @@ function hostCommand(): Command {
 /** The units or cron line that run this same backup daily (absolute paths: the timer runs elsewhere). */
 async function printTimer(o: DbTargetOptions & { out: string; timerOut?: string; cron?: boolean; bin?: string }, keep: number | undefined): Promise<void> {
   const path = (await import('node:path')).default;
-  const { backupJob, defaultProgram, renderCronLine, renderRenewalUnits } = await import('../certs/timer.js');
+  const { backupJob, defaultProgram } = await import('../certs/timer.js');
+  const { emitTimer } = await import('./timer-output.js');
   const { defaultSandboxDir } = await import('../paths.js');
   let deployment: string;
   let selector: string[];
@@ -68,20 +69,7 @@ async function printTimer(o: DbTargetOptions & { out: string; timerOut?: string;
     ];
   }
   const spec = { deployment, selector, job: backupJob(path.resolve(o.out), keep), program: o.bin === undefined ? defaultProgram() : [path.resolve(o.bin)] };
-  if (o.cron === true) {
-    out(renderCronLine(spec));
-    return;
-  }
-  const files = renderRenewalUnits(spec);
-  if (o.timerOut === undefined) {
-    for (const [name, f] of files) out(`# ${name}\n${String(f.content)}`);
-    return;
-  }
-  const { applyFiles } = await import('../fsx.js');
-  const r = await applyFiles(o.timerOut, files);
-  for (const f of r.written) out(`wrote ${f}`);
-  for (const f of r.unchanged) out(`unchanged ${f}`);
-  out('enable it with: systemctl daemon-reload && systemctl enable --now ovn-deploy-backup.timer');
+  await emitTimer(spec, { ...(o.cron === undefined ? {} : { cron: o.cron }), ...(o.timerOut === undefined ? {} : { outDir: o.timerOut }) });
 }
 
 export function backupCommand(): Command {

@@ -191,7 +191,8 @@ function timerSub(): Command {
     .option('--cron', 'print a line for /etc/cron.d instead (hosts without systemd)')
     .option('--bin <path>', 'the ovn-deploy program the units run (default: ovn-deploy on PATH, else this CLI)')
     .action(async (o: SelectOptions & { out?: string; cron?: boolean; bin?: string }) => {
-      const { defaultProgram, renderCronLine, renderRenewalUnits } = await import('../certs/timer.js');
+      const { defaultProgram } = await import('../certs/timer.js');
+      const { emitTimer } = await import('./timer-output.js');
       const s = selection(o);
       let what: { deployment: string; selector: string[] };
       if (s.kind === 'sandbox') {
@@ -202,20 +203,7 @@ function timerSub(): Command {
         what = { deployment: `site ${path.resolve(s.sel.inventoryFile)}`, selector: siteSelector(s.sel) };
       }
       const spec = { ...what, program: o.bin === undefined ? defaultProgram() : [path.resolve(o.bin)] };
-      if (o.cron === true) {
-        out(renderCronLine(spec));
-        return;
-      }
-      const files = renderRenewalUnits(spec);
-      if (o.out === undefined) {
-        for (const [name, f] of files) out(`# ${name}\n${String(f.content)}`);
-        return;
-      }
-      const { applyFiles } = await import('../fsx.js');
-      const r = await applyFiles(o.out, files);
-      for (const f of r.written) out(`wrote ${f}`);
-      for (const f of r.unchanged) out(`unchanged ${f}`);
-      out('enable it with: systemctl daemon-reload && systemctl enable --now ovn-deploy-cert-renew.timer');
+      await emitTimer(spec, { ...(o.cron === undefined ? {} : { cron: o.cron }), ...(o.out === undefined ? {} : { outDir: o.out }) });
     });
 }
 

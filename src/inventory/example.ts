@@ -103,5 +103,6 @@ metadataAgent:
   novaMetadataHost: 192.0.2.5       # nova-api's metadata service
   novaMetadataPort: ${DEFAULT_NOVA_METADATA_PORT}            # default ${DEFAULT_NOVA_METADATA_PORT}
   workers: ${DEFAULT_METADATA_WORKERS}                       # metadata_workers, default ${DEFAULT_METADATA_WORKERS}
+  # image: registry.example.com/ovn-deploy/ovn-metadata-agent:24.03   # run the agent in podman (deploy ships it)
 `;
 }
