@@ -40,6 +40,7 @@ export const METADATA_REQUIREMENTS: readonly Requirement[] = [
   { binaries: ['neutron-ovn-metadata-agent'], packages: { debian: 'neutron-ovn-metadata-agent', fedora: 'openstack-neutron-ovn-metadata-agent' }, why: 'the metadata agent' },
   { binaries: ['haproxy'], packages: { debian: 'haproxy', fedora: 'haproxy' }, why: 'the metadata proxy in ovnmeta namespaces' },
   { binaries: ['sudo'], packages: { debian: 'sudo', fedora: 'sudo' }, why: "the metadata agent's root helper" },
+  { binaries: ['iptables-save'], packages: { debian: 'iptables', fedora: 'iptables' }, why: 'the metadata agent sets checksum rules in each ovnmeta namespace' },
 ];
 
 export function sandboxRequirements(metadataAgent: boolean): readonly Requirement[] {

@@ -134,7 +134,7 @@ describe('renderSite: bundles', () => {
     expect(names('worker1')).toEqual(['0:stunnel-client', '0:ovs-ovsdb', '1:ovs-vswitchd', '1:ovn-controller', '1:ovn-metadata-agent']);
     expect(names('worker2')).toEqual(['0:stunnel-client', '0:ovs-ovsdb', '1:ovs-vswitchd', '1:ovn-controller']);
     expect(manifestOf(site, 'central1').packages.apt).toEqual(['nftables', 'ovn-central', 'stunnel4']);
-    expect(manifestOf(site, 'worker1').packages.apt).toEqual(['haproxy', 'neutron-ovn-metadata-agent', 'openvswitch-switch', 'ovn-host', 'stunnel4']);
+    expect(manifestOf(site, 'worker1').packages.apt).toEqual(['haproxy', 'iptables', 'neutron-ovn-metadata-agent', 'openvswitch-switch', 'ovn-host', 'stunnel4', 'sudo']);
     const stunnel = manifestOf(site, 'central1').services.find((s) => s.name === 'stunnel-server');
     expect(stunnel).toMatchObject({ needsCertificate: true, reloadSignal: 'SIGHUP', argv: ['/usr/bin/stunnel4', '/etc/ovn-deploy/stunnel/stunnel-server.conf'] });
   });

@@ -51,7 +51,9 @@ const PACKAGES = {
   // nftables: local-access.nft keeps local users off the RAFT loopback ports
   central: { apt: ['nftables', 'ovn-central', 'stunnel4'], dnf: ['nftables', 'openvswitch', 'ovn-central', 'stunnel'] },
   worker: { apt: ['openvswitch-switch', 'ovn-host', 'stunnel4'], dnf: ['openvswitch', 'ovn-host', 'stunnel'] },
-  'metadata-agent': { apt: ['haproxy', 'neutron-ovn-metadata-agent'], dnf: ['haproxy', 'openstack-neutron-ovn-metadata-agent'] },
+  // iptables: the agent runs iptables-save/-restore in each ovnmeta namespace (not a dependency of
+  // Debian's package); sudo: its root helper starts the privsep daemons.
+  'metadata-agent': { apt: ['haproxy', 'iptables', 'neutron-ovn-metadata-agent', 'sudo'], dnf: ['haproxy', 'iptables', 'openstack-neutron-ovn-metadata-agent', 'sudo'] },
   // ovn-nbctl/ovn-sbctl, ovsdb-client (probes through the tunnel), and the tunnel to the centrals
   cms: { apt: ['openvswitch-common', 'ovn-common', 'stunnel4'], dnf: ['openvswitch', 'ovn', 'stunnel'] },
 } as const;

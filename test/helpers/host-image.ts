@@ -3,9 +3,9 @@
  * bookworm minbase rootfs (mmdebstrap) with sshd, iproute2, ping, python3 and this machine's node
  * binary, imported with podman. It has NO OVN/OVS/stunnel installed — `apply` installs them — but
  * keeps apt's lists and the pre-downloaded .debs of those packages, so that
- * `apt-get install -y ovn-central ovn-host openvswitch-switch stunnel4` (and `apt-get install -y
- * podman`, for a metadata agent run as a container) works inside a container that cannot reach a
- * mirror. A nested podman also needs the /var/lib/containers that site-hosts.ts's `nestedPodman`
+ * `apt-get install -y ovn-central ovn-host openvswitch-switch stunnel4` (and, for the metadata agent,
+ * `apt-get install -y neutron-ovn-metadata-agent haproxy` or, to run it as a container,
+ * `apt-get install -y podman`) works inside a container that cannot reach a mirror. A nested podman also needs the /var/lib/containers that site-hosts.ts's `nestedPodman`
  * binds from this machine's file system. Cached under the checkout's gitignored .cache, keyed by its inputs;
  * podman runs with a private storage and containers.conf (runc, cgroupfs, file events, ulimits).
  * `ensureHostImage({ systemd: true })` builds a second, separately cached variant whose PID 1 is
@@ -31,6 +31,9 @@ export const HOST_IMAGE_OFFLINE_PACKAGES = ['ovn-central', 'ovn-host', 'openvswi
  * finds no systemd and takes cgroupfs and file events itself; systemd: systemd and journald).
  */
 export const HOST_IMAGE_CONTAINER_PACKAGES = ['podman', 'crun', 'runc', 'conmon', 'containernetworking-plugins', 'netavark'];
+
+/** Also downloaded: what a host whose metadata agent runs as the distribution's process installs (the role's apt packages). */
+export const HOST_IMAGE_AGENT_PACKAGES = ['neutron-ovn-metadata-agent', 'haproxy', 'iptables', 'sudo'];
 
 /** Added by the `systemd: true` variant: a host whose PID 1 is systemd (apply's systemd backend). */
 export const HOST_IMAGE_SYSTEMD_PACKAGES = ['systemd', 'systemd-sysv', 'dbus'];
@@ -197,6 +200,7 @@ function hooks(systemd: boolean): { essential: string[]; customize: string[] } {
       `chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get -o APT::Install-Recommends=true install --download-only -y ${HOST_IMAGE_OFFLINE_PACKAGES.join(' ')}`,
       // Resolved on its own, as `apply` installs it (on a worker that has OVN already).
       `chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get -o APT::Install-Recommends=true install --download-only -y ${HOST_IMAGE_CONTAINER_PACKAGES.join(' ')}`,
+      `chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get -o APT::Install-Recommends=true install --download-only -y ${HOST_IMAGE_AGENT_PACKAGES.join(' ')}`,
     ],
   };
 }
