@@ -483,7 +483,7 @@ describe.skipIf(notRoot)("the distribution's metadata agent (no image) on a real
       await untilServed0(site, net, 2 * MIN);
     } catch (e) {
       const log = await site.exec('worker1', ['sh', '-c', `tail -n 40 ${rp.metadata.logFile}; ip netns list; ps -eo pid,args | grep -E 'haproxy|metadata' | grep -v grep`], { timeoutMs: 60_000 });
-      throw new Error(`${(e as Error).message}\n${log.stdout}${log.stderr}`);
+      throw new Error(`${(e as Error).message}\n${log.stdout}${log.stderr}`, { cause: e });
     }
     expect(nova.requests().at(-1)).toMatchObject({ instanceId: net.vm.deviceId, status: 200 });
   }, 30 * MIN);
