@@ -34,7 +34,7 @@ import { hostPaths, pkiPaths } from '../src/paths.js';
 import { refreshCrl } from '../src/pki/index.js';
 import { ovsdbRemotes, siteTopology } from '../src/site/topology.js';
 import { createTestSite, type TestSite } from './helpers/site-hosts.js';
-import { plugVm } from './helpers/site-vm.js';
+import { seedNetwork } from './helpers/site-vm.js';
 import { cli, requireBuiltCli, type CliResult } from './sandbox-helpers.js';
 
 const notRoot = process.getuid?.() !== 0;
@@ -181,16 +181,7 @@ describe.skipIf(notRoot)('certificate lifecycle on a site over SSH (3 centrals +
     figures.siteAndDeployMs = Date.now() - t0;
     // network1: vm1 on worker1, vm2 on worker2.
     const nbctl = (args: string[]) => exec('central1', ['ovn-nbctl', `--db=${nbDb()}`, '--timeout=30', ...args]);
-    await nbctl(['ls-add', 'network1']);
-    const vms = [
-      { name: 'vm1', worker: 'worker1', mac: '40:44:00:00:01:01', ip: '192.168.60.21' },
-      { name: 'vm2', worker: 'worker2', mac: '40:44:00:00:01:02', ip: '192.168.60.22' },
-    ];
-    for (const vm of vms) {
-      await nbctl(['lsp-add', 'network1', vm.name, '--', 'lsp-set-addresses', vm.name, `${vm.mac} ${vm.ip}`]);
-      await plugVm(site, vm);
-    }
-    await nbctl(['wait-until', 'Logical_Switch_Port', 'vm1', 'up=true', '--', 'wait-until', 'Logical_Switch_Port', 'vm2', 'up=true']);
+    await seedNetwork(site, nbctl);
     let p = await ping();
     for (let k = 0; k < 30 && p.code !== 0; k++) p = await ping();
     expect(p.code, p.stdout).toBe(0);

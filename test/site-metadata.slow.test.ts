@@ -22,7 +22,6 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
@@ -35,6 +34,7 @@ import { SERVICE } from '../src/render/services.js';
 import { ovsdbRemotes, siteTopology } from '../src/site/topology.js';
 import type { SiteStatus } from '../src/site-status/judge.js';
 import { startFakeNova, type FakeNova } from './helpers/fake-nova.js';
+import { freePort } from './helpers/tls-daemons.js';
 import { ensureMetadataImage, podman, type MetadataImage } from './helpers/metadata-image.js';
 import { createTestSite, type TestSite } from './helpers/site-hosts.js';
 import { plugVm } from './helpers/site-vm.js';
@@ -84,16 +84,6 @@ async function containerRssMb(site: TestSite, host: string, name: string): Promi
   return Math.round(r.stdout.split('\n').reduce((a, l) => a + (Number(l) || 0), 0) / 1024);
 }
 
-async function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a !== null ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 /** Adds the metadata-agent role to `worker` and the metadataAgent section to the site file (as an operator edits it). */
 async function withMetadataAgent(file: string, worker: string, section: Record<string, unknown>): Promise<void> {

@@ -40,3 +40,19 @@ export async function plugVm(site: TestSite, vm: SiteVm): Promise<void> {
   for (const cmd of inVm) await run(['ip', 'netns', 'exec', vm.name, ...cmd]);
   await run(['ip', 'netns', 'exec', vm.name, 'ethtool', '-K', vm.name, 'tx', 'off'], true);
 }
+
+/** The seed's multinode topology: network1 with vm1 on worker1 and vm2 on worker2. */
+export const SEED_VMS: readonly SiteVm[] = [
+  { name: 'vm1', worker: 'worker1', mac: '40:44:00:00:01:01', ip: '192.168.60.21' },
+  { name: 'vm2', worker: 'worker2', mac: '40:44:00:00:01:02', ip: '192.168.60.22' },
+];
+
+/** Creates network1 and its VMs through `nbctl` (an NB client of the site), plugs them, and waits until both ports are up. */
+export async function seedNetwork(site: TestSite, nbctl: (args: string[]) => Promise<unknown>): Promise<void> {
+  await nbctl(['ls-add', 'network1']);
+  for (const vm of SEED_VMS) {
+    await nbctl(['lsp-add', 'network1', vm.name, '--', 'lsp-set-addresses', vm.name, `${vm.mac} ${vm.ip}`]);
+    await plugVm(site, vm);
+  }
+  await nbctl(SEED_VMS.flatMap((vm, i) => [...(i === 0 ? [] : ['--']), 'wait-until', 'Logical_Switch_Port', vm.name, 'up=true']));
+}
