@@ -13,14 +13,14 @@ import { checkCsrMatches, csrSans } from '../src/deploy/csr-check.js';
 import { deployHost, sshTransport } from '../src/deploy/host.js';
 import { planDeploy } from '../src/deploy/plan.js';
 import type { RemoteHost, RemoteRunOptions } from '../src/deploy/remote.js';
-import { RECEIVE_IMAGE_SCRIPT, removeShippedImage, shipImage } from '../src/deploy/image-archive.js';
+import { RECEIVE_IMAGE_SCRIPT, removeShippedImage, saveLocalImage, shipImage } from '../src/deploy/image-archive.js';
 import { spawnSync } from 'node:child_process';
 import { runDeploy } from '../src/deploy/run.js';
 import { deployJson, deploySummaryLines } from '../src/deploy/summary.js';
 import { InputError } from '../src/errors.js';
 import { validateInventory, type Host, type Inventory } from '../src/inventory/index.js';
 import { createCsr, generateKeyPair, initPki, signCsr } from '../src/pki/index.js';
-import type { RunResult } from '../src/runner.js';
+import type { RunResult, Runner } from '../src/runner.js';
 
 function site(): Inventory {
   return validateInventory({
@@ -332,5 +332,47 @@ describe('container images (mocked ssh): shipped only to a host without that ima
     expect(refused.status).not.toBe(0);
     expect(refused.stderr).toMatch(/symlink/);
     expect(await fs.readdir(target)).toEqual([]);
+  });
+});
+
+describe('saveLocalImage: the admin-side archive cache', () => {
+  it('saves once per image ID, reuses it, and prunes only our own archives of other IDs unused for a week', async () => {
+    const dir = path.join(tmp, 'image-cache');
+    await fs.mkdir(dir, { recursive: true });
+    const ID = '1'.repeat(64);
+    const old = path.join(dir, `${'2'.repeat(64)}.tar`);
+    const young = path.join(dir, `${'3'.repeat(64)}.tar`);
+    const foreign = path.join(dir, 'notes.tar');
+    const linkTarget = path.join(tmp, 'elsewhere.tar');
+    for (const f of [old, young, foreign, linkTarget]) await fs.writeFile(f, 'x');
+    const staleLink = path.join(dir, `${'4'.repeat(64)}.tar`);
+    await fs.symlink(linkTarget, staleLink);
+    const weekAgo = new Date(Date.now() - 8 * 24 * 3600_000);
+    for (const f of [old, foreign]) await fs.utimes(f, weekAgo, weekAgo);
+    await fs.lutimes(staleLink, weekAgo, weekAgo);
+    const saves: string[][] = [];
+    const runner: Runner = {
+      run: async (argv) => {
+        if (argv[1] === 'image') return { stdout: `${ID}\n`, stderr: '', exitCode: 0 };
+        if (argv[1] === 'save') {
+          saves.push([...argv]);
+          await fs.writeFile(argv[argv.indexOf('--output') + 1] ?? '', 'image bytes');
+          return { stdout: '', stderr: '', exitCode: 0 };
+        }
+        throw new Error(`unexpected ${argv.join(' ')}`);
+      },
+    };
+    const img = await saveLocalImage(runner, 'localhost/agent:1', dir);
+    expect(img).toEqual({ ref: 'localhost/agent:1', id: ID, file: path.join(dir, `${ID}.tar`), bytes: 11 });
+    expect(saves).toHaveLength(1);
+    expect(saves[0]).toContain('docker-archive');
+    expect((await fs.readdir(dir)).sort()).toEqual([`${'3'.repeat(64)}.tar`, `${'4'.repeat(64)}.tar`, `${ID}.tar`, 'notes.tar'].sort());
+    expect(await fs.readFile(linkTarget, 'utf8')).toBe('x');
+    // Same ID again: no second save.
+    await saveLocalImage(runner, 'localhost/agent:1', dir);
+    expect(saves).toHaveLength(1);
+    // Not in the admin's store: nothing saved, the host's podman pulls it.
+    const missing: Runner = { run: async () => ({ stdout: '', stderr: 'no such image', exitCode: 125 }) };
+    expect(await saveLocalImage(missing, 'registry.example.com/agent:2', dir)).toBeUndefined();
   });
 });

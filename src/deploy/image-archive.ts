@@ -5,7 +5,7 @@
  * podman and before starting the service. An image the admin's store does not hold is left to the
  * host's podman (a registry pull when the service starts).
  */
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
 import path from 'node:path';
 import { Podman, podmanEnv } from '../packaging/podman.js';
 import { hostPaths, imageArchiveCacheDir } from '../paths.js';
@@ -25,13 +25,33 @@ const ARCHIVE_RE = /^[0-9a-f]{64}\.tar$/;
 /** The name apply accepts for an archive: `<image id>.tar`. */
 export const imageArchiveName = (id: string): string => `${id}.tar`;
 
+/** An archive unused this long is not feeding a deploy still running (each use touches it). */
+const STALE_MS = 7 * 24 * 3600_000;
+
+/**
+ * Archives of other IDs (ours by their name: `<64 hex>.tar`, regular files) unused for a week; a
+ * younger one may be another deploy's, of another image, still shipping it.
+ */
+function pruneArchives(cacheDir: string, keep: string): void {
+  for (const f of readdirSync(cacheDir)) {
+    if (!ARCHIVE_RE.test(f) || f === keep) continue;
+    const p = path.join(cacheDir, f);
+    const st = lstatSync(p);
+    if (st.isFile() && Date.now() - st.mtimeMs > STALE_MS) rmSync(p, { force: true });
+  }
+}
+
 /** Saves `ref` from the admin's podman store into the cache (reused while the ID is the same); undefined when the store lacks it. */
 export async function saveLocalImage(runner: Runner, ref: string, cacheDir = imageArchiveCacheDir()): Promise<LocalImage | undefined> {
   const podman = new Podman(runner, podmanEnv());
   const id = await podman.findImageId(ref);
   if (id === undefined) return undefined;
   const file = path.join(cacheDir, imageArchiveName(id));
-  if (!existsSync(file)) {
+  if (existsSync(file)) {
+    // Marks it in use (see the pruning below).
+    const now = new Date();
+    utimesSync(file, now, now);
+  } else {
     mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}.partial`;
     try {
@@ -40,8 +60,7 @@ export async function saveLocalImage(runner: Runner, ref: string, cacheDir = ima
     } finally {
       rmSync(tmp, { force: true });
     }
-    // Archives of older IDs are ours (the name says so) and only feed hosts that no longer need them.
-    for (const f of readdirSync(cacheDir)) if (ARCHIVE_RE.test(f) && f !== path.basename(file)) rmSync(path.join(cacheDir, f), { force: true });
+    pruneArchives(cacheDir, path.basename(file));
   }
   return { ref, id, file, bytes: statSync(file).size };
 }
