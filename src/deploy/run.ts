@@ -44,7 +44,7 @@ export interface DeployResult {
 
 function outcomeTitle(r: HostResult): string {
   const secs = `${(r.durationMs / 1000).toFixed(1)} s`;
-  const extra = [r.renewed ? 'certificate renewed' : r.signed ? 'certificate signed' : '', r.toolShipped ? 'tool shipped' : ''].filter((s) => s !== '').join(', ');
+  const extra = [r.renewed ? 'certificate renewed' : r.signed ? 'certificate signed' : '', r.toolShipped ? 'tool shipped' : '', r.imageShipped === true ? 'image shipped' : ''].filter((s) => s !== '').join(', ');
   const base = `${r.host}: ${r.status}, ${r.changes.length} change${r.changes.length === 1 ? '' : 's'}${extra === '' ? '' : `, ${extra}`} (${secs})`;
   return r.error === undefined ? base : `${base}: ${r.error.split('\n')[0] ?? ''}`;
 }
