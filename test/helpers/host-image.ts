@@ -180,8 +180,8 @@ function hooks(systemd: boolean): { essential: string[]; customize: string[] } {
   const variant = systemd
     ? [
         write('etc/systemd/system/ovn-deploy-test-hostkeys.service', HOSTKEYS_UNIT, '644'),
-        write('etc/systemd/system/ovn-deploy-test-shared-mounts.service', SHARED_MOUNTS_UNIT, '644'),
-        'chroot "$1" systemctl enable ovn-deploy-test-hostkeys.service ovn-deploy-test-shared-mounts.service ssh.service',
+        write('etc/systemd/system/test-host-shared-mounts.service', SHARED_MOUNTS_UNIT, '644'),
+        'chroot "$1" systemctl enable ovn-deploy-test-hostkeys.service test-host-shared-mounts.service ssh.service',
         `chroot "$1" systemctl mask ${SYSTEMD_MASKED_UNITS.join(' ')}`,
         'mkdir -p "$1/root/.ssh" && chmod 700 "$1/root/.ssh"',
       ]
