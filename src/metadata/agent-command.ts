@@ -43,13 +43,6 @@ export const SANDBOX_LAUNCHER = [
 ].join('\n');
 const SEARCH = ['/usr/bin', '/usr/local/bin', '/usr/sbin'];
 
-
-/**
- * Runs "$@" (podman) as its child, passing on the signals the supervisor sends, and exits as it
- * did. Before: when no cgroup file system is mounted in this mount namespace, mounts the
- * hierarchies this process belongs to (/proc/self/cgroup), as the host has them: runc needs them.
- * A shell, not Python: nothing else on the machine should look like the agent's interpreter.
- */
 /**
  * When no cgroup file system is mounted in this mount namespace (`ip netns exec` mounts a fresh
  * /sys), mounts the hierarchies this process belongs to (/proc/self/cgroup), as the host has them:
@@ -75,6 +68,11 @@ const CGROUP_MOUNTS = [
 
 const SHELL = '/bin/sh';
 
+/**
+ * Runs "$@" (podman) as its child, passing on the signals the supervisor sends, and exits as it
+ * did. Before: /run/netns a shared mount point (NETNS_DIR_SHARED) and CGROUP_MOUNTS.
+ * A shell, not Python: nothing else on the machine should look like the agent's interpreter.
+ */
 export const PODMAN_LAUNCHER = [
   ...NETNS_DIR_SHARED.map((c) => `${c} || exit 1`),
   ...CGROUP_MOUNTS,
