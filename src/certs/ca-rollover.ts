@@ -159,6 +159,20 @@ async function verifyHost(d: Deployment, host: string, phase: RolloverPhase, sta
   return { ok: true, detail: details.join('; ') };
 }
 
+/**
+ * `hosts` verified at once, verdicts in their order: hosts are independent, and an unreachable
+ * one then costs one connect timeout, not one per host after it. `stateFor` gives each host the
+ * state it is judged against.
+ */
+async function verifyHosts(d: Deployment, hosts: readonly string[], phase: RolloverPhase, stateFor: (host: string) => RolloverState, newCa: CaView): Promise<Verdict[]> {
+  return Promise.all(hosts.map((h) => verifyHost(d, h, phase, stateFor(h), newCa)));
+}
+
+/** `state` with `host` tentatively recorded as done with `phase`. */
+function tentatively(state: RolloverState, phase: RolloverPhase, host: string): RolloverState {
+  return { ...state, phases: { ...state.phases, [phase]: { ...state.phases[phase], [host]: { doneAt: '', detail: '' } } } };
+}
+
 const CONSEQUENCE: Record<RolloverPhase, string> = {
   trust: 'a certificate from the new CA would be rejected by them',
   issue: 'removing the old CA would lock out their old-CA certificates',
@@ -168,8 +182,10 @@ const CONSEQUENCE: Record<RolloverPhase, string> = {
 /** Refuses (exit 2) unless every host of the deployment has completed `previous`, checked live. */
 async function requireComplete(d: Deployment, previous: RolloverPhase, next: RolloverPhase, state: RolloverState, newCa: CaView, sel: string): Promise<void> {
   const problems: string[] = [];
-  for (const host of hostsOf(d)) {
-    const v = await verifyHost(d, host, previous, state, newCa);
+  const all = hostsOf(d);
+  const verdicts = await verifyHosts(d, all, previous, () => state, newCa);
+  for (const [i, host] of all.entries()) {
+    const v = verdicts[i] as Verdict;
     if (state.phases[previous][host] === undefined) problems.push(`${host}: has not completed phase ${previous}${v.ok ? '' : ` (${v.why})`}`);
     else if (!v.ok) problems.push(`${host}: recorded as done with phase ${previous}, but ${v.why}`);
   }
@@ -205,11 +221,8 @@ async function runIssue(d: Deployment, hosts: string[], state: RolloverState, ne
     opts.say?.(`the new CA "${state.newCa.commonName}" is now the issuer`);
   }
   // Already re-issued leaves (an interrupted run) are kept; only old-CA ones are renewed.
-  const todo: string[] = [];
-  for (const h of hosts) {
-    const v = await verifyHost(d, h, 'issue', { ...state, phases: { ...state.phases, issue: { ...state.phases.issue, [h]: { doneAt: '', detail: '' } } } }, newCa);
-    if (!v.ok) todo.push(h);
-  }
+  const verdicts = await verifyHosts(d, hosts, 'issue', (h) => tentatively(state, 'issue', h), newCa);
+  const todo = hosts.filter((_, i) => verdicts[i]?.ok !== true);
   let failure: RotationError | undefined;
   if (todo.length > 0) {
     try {
@@ -262,18 +275,20 @@ async function publishAndReload(d: Deployment, hosts: readonly string[], opts: R
 /** Verifies each host after its reload and records the ones that passed; throws naming the others. */
 async function recordHosts(d: Deployment, hosts: string[], phase: RolloverPhase, state: RolloverState, newCa: CaView, opts: RolloverOptions): Promise<void> {
   const failed: string[] = [];
-  for (const host of hosts) {
-    // Tentatively recorded: for a client side, the reload that just succeeded is the evidence.
-    const tentative: RolloverState = { ...state, phases: { ...state.phases, [phase]: { ...state.phases[phase], [host]: { doneAt: '', detail: '' } } } };
-    const v = await verifyHost(d, host, phase, tentative, newCa);
+  // Tentatively recorded: for a client side, the reload that just succeeded is the evidence.
+  const verdicts = await verifyHosts(d, hosts, phase, (h) => tentatively(state, phase, h), newCa);
+  let passed = false;
+  for (const [i, host] of hosts.entries()) {
+    const v = verdicts[i] as Verdict;
     if (v.ok) {
       state.phases[phase][host] = { doneAt: (opts.now ?? new Date()).toISOString(), detail: v.detail };
-      await writeRolloverState(d.pkiDir, state);
+      passed = true;
       opts.say?.(`phase ${phase}: ${host} done`);
     } else {
       failed.push(`${host}: ${v.why}`);
     }
   }
+  if (passed) await writeRolloverState(d.pkiDir, state);
   if (failed.length > 0) throw new ExitError(`phase ${PHASE_TITLES[phase]} did not complete on:\n${failed.map((f) => `  ${f}`).join('\n')}\nrun the phase again once fixed`);
 }
 
@@ -325,8 +340,9 @@ export async function caRollover(d: Deployment, opts: RolloverOptions = {}): Pro
       if (previous !== undefined) await requireComplete(d, previous, phase, state, newCa, sel);
       const t0 = Date.now();
       // Hosts done before (and still verified so) are left alone: resuming repeats nothing.
-      const hosts: string[] = [];
-      for (const h of scope) if (state.phases[phase][h] === undefined || !(await verifyHost(d, h, phase, state, newCa)).ok) hosts.push(h);
+      const recorded = scope.filter((h) => state.phases[phase][h] !== undefined);
+      const stillOk = await verifyHosts(d, recorded, phase, () => state, newCa);
+      const hosts = scope.filter((h) => !recorded.includes(h) || stillOk[recorded.indexOf(h)]?.ok !== true);
       if (hosts.length > 0) {
         opts.say?.(`phase ${PHASE_TITLES[phase]} on ${hosts.join(', ')}`);
         if (phase === 'trust') await runTrust(d, hosts, state, newCa, opts);
