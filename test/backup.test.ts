@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
+import { runCli } from './helpers/cli.js';
 import { BACKUP_FORMAT, sha256, verifyBackup, type BackupManifest } from '../src/backup/manifest.js';
 import { columnDefault, restoreOps, userRows } from '../src/backup/transaction.js';
 import { parseSnapshot, readRecords, type DbSchema, type Tables } from '../src/tools/ovsdb-file.js';
@@ -169,6 +170,16 @@ describe('verifying a backup directory', () => {
     const m = await refusal();
     expect(m).toMatch(/nb\.db: is 100 bytes, the manifest says \d+ \(truncated or changed\)/);
     expect(m).toMatch(/sb\.db: missing/);
+  });
+
+  it('restore refuses a bad backup (exit 2, naming the file) before it opens its target: there is no sandbox to open here', async () => {
+    const b = Buffer.from(nb);
+    b[b.length - 5] = (b[b.length - 5] ?? 0) ^ 1;
+    await fs.writeFile(path.join(dir, 'nb.db'), b);
+    const r = await runCli(['restore', '--dir', path.join(dir, 'no-sandbox-here'), '--from', dir]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/nb\.db: sha256 differs from the manifest's/);
+    expect(r.stderr).not.toMatch(/no-sandbox-here/);
   });
 
   it('another schema than the manifest says: refused', async () => {

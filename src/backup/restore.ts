@@ -20,7 +20,7 @@
 import { ExitError, InputError } from '../errors.js';
 import { siteTopology } from '../site/topology.js';
 import { parseSnapshot, rowCounts, type OvsdbSnapshot } from '../tools/ovsdb-file.js';
-import { verifyBackup, type VerifiedBackup } from './manifest.js';
+import type { VerifiedBackup } from './manifest.js';
 import { restoreOps, userRows } from './transaction.js';
 import { DB_NAME, type DbCentral, type DbTarget } from './target.js';
 
@@ -145,9 +145,9 @@ async function forgetOldClusters(target: DbTarget, o: RestoreOptions): Promise<v
   );
 }
 
-export async function restoreBackup(target: DbTarget, from: string, o: RestoreOptions = {}): Promise<RestoreResult> {
+/** `backup` verified by verifyBackup before the target was opened: a bad backup touches no host. */
+export async function restoreBackup(target: DbTarget, backup: VerifiedBackup, o: RestoreOptions = {}): Promise<RestoreResult> {
   const t0 = Date.now();
-  const backup = await verifyBackup(from);
   const why: string[] = [];
   for (const c of target.centrals) {
     let current: OvsdbSnapshot;

@@ -19,7 +19,9 @@ export function restoreCommand(): Command {
       const problems: Problem[] = [];
       if (o.pki !== undefined && o.inventory === undefined) problems.push({ path: '--pki', message: 'only with --inventory' });
       const open = dbTargetOf(o, problems);
-      const { restoreBackup } = await import('../backup/restore.js');
+      const [{ restoreBackup }, { verifyBackup }] = await Promise.all([import('../backup/restore.js'), import('../backup/manifest.js')]);
+      // Before anything is opened: a bad backup is refused (exit 2) without a connection to any host.
+      const backup = await verifyBackup(o.from);
       const target = await open();
       const { pki, inventory } = o;
       const deploySite =
@@ -36,7 +38,7 @@ export function restoreCommand(): Command {
               return { ok: result.ok, summary: deploySummaryLines(result) };
             };
       try {
-        const r = await restoreBackup(target, o.from, { ...(o.force === true ? { force: true } : {}), ...(deploySite === undefined ? {} : { deploySite }), log: err });
+        const r = await restoreBackup(target, backup, { ...(o.force === true ? { force: true } : {}), ...(deploySite === undefined ? {} : { deploySite }), log: err });
         if (o.json === true) printJson(r);
         else {
           out(`restored ${o.from} (${r.case}) via ${r.central} in ${(r.ms / 1000).toFixed(1)} s`);
