@@ -14,6 +14,8 @@ import { InputError } from '../src/errors.js';
 import { runCli } from './helpers/cli.js';
 import { BACKUP_FORMAT, sha256, verifyBackup, type BackupManifest } from '../src/backup/manifest.js';
 import { columnDefault, restoreOps, userRows } from '../src/backup/transaction.js';
+import { takeBackup } from '../src/backup/take.js';
+import type { DbTarget } from '../src/backup/target.js';
 import { parseSnapshot, readRecords, type DbSchema, type Tables } from '../src/tools/ovsdb-file.js';
 
 const schema = (name: string, version: string): DbSchema => ({
@@ -197,6 +199,38 @@ describe('verifying a backup directory', () => {
     m.databases.nb.file = '../../etc/shadow';
     await fs.writeFile(path.join(dir, 'manifest.json'), JSON.stringify(m));
     expect(await refusal()).toMatch(/manifest\.json: databases\.nb\.file/);
+  });
+});
+
+describe('taking a backup', () => {
+  it('a symlinked --out is refused (exit 2, naming --out) before any central is asked, and nothing lands where it points', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'od-backup-out-'));
+    try {
+      const elsewhere = path.join(dir, 'elsewhere');
+      await fs.mkdir(elsewhere);
+      await fs.symlink(elsewhere, path.join(dir, 'out'));
+      let asked = 0;
+      const target = {
+        kind: 'sandbox',
+        description: 'a target no one may ask',
+        get centrals() {
+          asked++;
+          return [];
+        },
+        close: async () => undefined,
+      } as unknown as DbTarget;
+      const err = await takeBackup(target, path.join(dir, 'out')).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(InputError);
+      expect((err as InputError).exitCode).toBe(2);
+      expect((err as InputError).message).toMatch(/--out.*a symlink is not followed/);
+      expect(asked).toBe(0);
+      expect(await fs.readdir(elsewhere)).toEqual([]);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
