@@ -10,12 +10,13 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commitPendingKey, keyMatchesOnHost, newPendingKey, publicFileOf, readPublicFile, restorePreviousKey, writePublicFile } from '../src/certs/host-files.js';
+import { commitPendingKey, keyMatchesOnHost, pendingKeyCsr, publicFileOf, readPublicFile, restorePreviousKey, writePublicFile } from '../src/certs/host-files.js';
 import { siteEndpoints } from '../src/certs/site-endpoints.js';
 import { ExitError } from '../src/errors.js';
 import { hostPaths } from '../src/paths.js';
 import { markHostRevoked, reinstateHost } from '../src/pki/host-revocation.js';
-import { initPki, signCsr } from '../src/pki/index.js';
+import { generateKeyPair, initPki, signCsr } from '../src/pki/index.js';
+import forge from 'node-forge';
 import { parseInventory } from '../src/inventory/index.js';
 import { siteTopology } from '../src/site/topology.js';
 import { stringify } from 'yaml';
@@ -34,14 +35,14 @@ const mode = async (f: string) => (await fs.stat(f)).mode & 0o777;
 describe('the host side of a rotation (certs host, host-files.ts)', () => {
   it('a new key waits in the pending slot (0600); commit puts it in place and keeps the previous as key.prev; restore puts that back', async () => {
     const hp = hostPaths(path.join(root, 'h1'));
-    const csr1 = await newPendingKey(hp, { name: 'worker1', sans: ['worker1'], keyBits: 2048 });
+    const csr1 = await pendingKeyCsr(hp, { name: 'worker1', sans: ['worker1'], keyBits: 2048 });
     expect(csr1).toMatch(/BEGIN CERTIFICATE REQUEST/);
     expect(csr1).not.toMatch(/PRIVATE KEY/);
     expect(await mode(hp.pki.keyNext)).toBe(0o600);
     await commitPendingKey(hp);
     const first = await fs.readFile(hp.pki.key, 'utf8');
     await expect(fs.stat(hp.pki.keyNext)).rejects.toThrow(/ENOENT/);
-    await newPendingKey(hp, { name: 'worker1', sans: ['worker1'], keyBits: 2048 });
+    await pendingKeyCsr(hp, { name: 'worker1', sans: ['worker1'], keyBits: 2048 });
     const second = await fs.readFile(hp.pki.keyNext, 'utf8');
     await commitPendingKey(hp);
     expect(await fs.readFile(hp.pki.key, 'utf8')).toBe(second);
@@ -53,17 +54,39 @@ describe('the host side of a rotation (certs host, host-files.ts)', () => {
     await expect(commitPendingKey(hp)).rejects.toThrow(/no pending key/);
   });
 
+  it('a pending key already there (an interrupted rotation) is reused, never replaced; one of another size or not a key is refused (exit 2) and left as it was', async () => {
+    const hp = hostPaths(path.join(root, 'h-pending'));
+    const csr1 = await pendingKeyCsr(hp, { name: 'worker9', sans: ['worker9'], keyBits: 2048 });
+    const pending = await fs.readFile(hp.pki.keyNext, 'utf8');
+    const csr2 = await pendingKeyCsr(hp, { name: 'worker9', sans: ['worker9', '10.0.0.9'], keyBits: 2048 });
+    expect(await fs.readFile(hp.pki.keyNext, 'utf8')).toBe(pending);
+    const publicKeyOf = (csr: string) => forge.pki.publicKeyToPem(forge.pki.certificationRequestFromPem(csr).publicKey as forge.pki.rsa.PublicKey);
+    expect(publicKeyOf(csr2)).toBe(publicKeyOf(csr1));
+    for (const [content, why] of [
+      [(await generateKeyPair(3072)).privateKeyPem, /not an RSA key of 2048 bits \(it has 3072\)/],
+      ['not a key at all\n', /not an RSA key of 2048 bits;/],
+    ] as const) {
+      await fs.writeFile(hp.pki.keyNext, content, { mode: 0o600 });
+      const err = await pendingKeyCsr(hp, { name: 'worker9', sans: ['worker9'], keyBits: 2048 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ExitError);
+      expect((err as ExitError).exitCode).toBe(2);
+      expect((err as ExitError).message).toContain(hp.pki.keyNext);
+      expect((err as ExitError).message).toMatch(why);
+      expect(await fs.readFile(hp.pki.keyNext, 'utf8')).toBe(content);
+    }
+  });
+
   it('key-matches compares on the host: true for the signed pair, false once the key changes', async () => {
     const pkiDir = path.join(root, 'pki-km');
     await initPki(pkiDir, { keyBits: 2048, commonName: 'km' });
     const hp = hostPaths(path.join(root, 'h2'));
-    const csr = await newPendingKey(hp, { name: 'worker2', sans: ['worker2'], keyBits: 2048 });
+    const csr = await pendingKeyCsr(hp, { name: 'worker2', sans: ['worker2'], keyBits: 2048 });
     const issued = await signCsr(pkiDir, csr, { role: 'worker', name: 'worker2', sans: ['worker2'], host: 'worker2' });
     await writePublicFile(hp, { kind: 'cert', backup: false }, issued.certPem);
     expect(await keyMatchesOnHost(hp)).toBe(false);
     await commitPendingKey(hp);
     expect(await keyMatchesOnHost(hp)).toBe(true);
-    await newPendingKey(hp, { name: 'worker2', sans: ['worker2'], keyBits: 2048 });
+    await pendingKeyCsr(hp, { name: 'worker2', sans: ['worker2'], keyBits: 2048 });
     await commitPendingKey(hp);
     expect(await keyMatchesOnHost(hp)).toBe(false);
   });
@@ -84,9 +107,9 @@ describe('the host side of a rotation (certs host, host-files.ts)', () => {
     // Nor read through: the host would hand another file's content to the admin machine.
     await expect(readPublicFile(hp, { kind: 'crl', backup: false })).rejects.toThrow(/not a regular file/);
     // The same for the key's backup slot: a planted link there is not replaced through.
-    await newPendingKey(hp, { name: 'w3', sans: ['w3'], keyBits: 2048 });
+    await pendingKeyCsr(hp, { name: 'w3', sans: ['w3'], keyBits: 2048 });
     await commitPendingKey(hp);
-    await newPendingKey(hp, { name: 'w3', sans: ['w3'], keyBits: 2048 });
+    await pendingKeyCsr(hp, { name: 'w3', sans: ['w3'], keyBits: 2048 });
     await fs.symlink(victim, `${hp.pki.key}.prev`);
     await expect(commitPendingKey(hp)).rejects.toThrow(/not a regular file/);
     expect(await fs.readFile(victim, 'utf8')).toBe('keep me');
@@ -116,14 +139,14 @@ describe('a revoked host gets nothing signed until it is reinstated', () => {
     const pkiDir = path.join(root, 'pki-rev');
     await initPki(pkiDir, { keyBits: 2048, commonName: 'rev' });
     const hp = hostPaths(path.join(root, 'h5'));
-    const csr = await newPendingKey(hp, { name: 'worker9', sans: ['worker9'], keyBits: 2048 });
+    const csr = await pendingKeyCsr(hp, { name: 'worker9', sans: ['worker9'], keyBits: 2048 });
     await markHostRevoked(pkiDir, 'worker9', { reason: 'keyCompromise' });
     const refused = await signCsr(pkiDir, csr, { role: 'worker', name: 'worker9', sans: ['worker9'], host: 'worker9' }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(ExitError);
     expect((refused as ExitError).exitCode).toBe(2);
     expect((refused as ExitError).message).toMatch(/host worker9 was revoked .*keyCompromise.*certs reinstate worker9/s);
     // Another host is not affected.
-    const other = await newPendingKey(hostPaths(path.join(root, 'h6')), { name: 'worker8', sans: ['worker8'], keyBits: 2048 });
+    const other = await pendingKeyCsr(hostPaths(path.join(root, 'h6')), { name: 'worker8', sans: ['worker8'], keyBits: 2048 });
     await expect(signCsr(pkiDir, other, { role: 'worker', name: 'worker8', sans: ['worker8'], host: 'worker8' })).resolves.toMatchObject({ name: 'worker8' });
     expect(await reinstateHost(pkiDir, 'worker9')).toMatchObject({ reason: 'keyCompromise' });
     expect(await reinstateHost(pkiDir, 'worker9')).toBeUndefined();

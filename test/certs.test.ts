@@ -22,7 +22,7 @@ import { cronWord, renderCronLine, renderRenewalUnits, systemdWord } from '../sr
 import { ExitError } from '../src/errors.js';
 import { hostPaths, pkiPaths, rolloverPaths } from '../src/paths.js';
 import { initPki, normalizeSerial, readBundle, readIndex, refreshCrl, signCsr } from '../src/pki/index.js';
-import { commitPendingKey, keyMatchesOnHost, newPendingKey, publicFileOf, publicFilePath, restorePreviousKey, writePublicFile } from '../src/certs/host-files.js';
+import { commitPendingKey, keyMatchesOnHost, pendingKeyCsr, publicFileOf, publicFilePath, restorePreviousKey, writePublicFile } from '../src/certs/host-files.js';
 import { ZxRunner } from '../src/runner.js';
 
 let root: string;
@@ -263,7 +263,7 @@ async function mockedDeployment(name: string) {
   }));
   for (const e of endpoints) {
     const hp = placeOf(e.host);
-    const csr = await newPendingKey(hp, { name: e.certName, sans: e.sans, keyBits: 2048 });
+    const csr = await pendingKeyCsr(hp, { name: e.certName, sans: e.sans, keyBits: 2048 });
     const issued = await signCsr(pkiDir, csr, { role: e.role, name: e.certName, sans: e.sans, host: e.host });
     await fs.writeFile(e.certPath, issued.certPem);
     await commitPendingKey(hp);
@@ -286,7 +286,7 @@ async function mockedDeployment(name: string) {
     selector: ['--dir', `/mock/${name}`],
     read: async (e, file) => fs.readFile(publicFilePath(placeOf(e.host), ref(e, file)), 'utf8').catch(() => undefined),
     write: async (e, file, content) => writePublicFile(placeOf(e.host), ref(e, file), content),
-    newKey: async (e, req) => newPendingKey(placeOf(e.host), req),
+    newKey: async (e, req) => pendingKeyCsr(placeOf(e.host), req),
     commitKey: async (e) => commitPendingKey(placeOf(e.host)),
     restoreKey: async (e) => restorePreviousKey(placeOf(e.host)),
     keyMatches: async (e) => keyMatchesOnHost(placeOf(e.host)),

@@ -7,6 +7,7 @@
  * (commands/certs-host.ts). Every path comes from hostPaths(root): a caller names files by kind,
  * never by path, so nothing outside the host's PKI directory can be written through here.
  */
+import { createPrivateKey } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { chooseServices } from '../apply/index.js';
@@ -74,12 +75,32 @@ export async function writePublicFile(paths: HostPaths, ref: PublicFileRef, cont
 }
 
 /**
- * A new key in the pending slot (pki.keyNext, 0600) and a CSR for it; the current key keeps
- * serving until commitPendingKey. The same slot apply's own renewal uses, so an interrupted
- * rotation is finished (or its key replaced) by the next apply.
+ * A CSR for the key in the pending slot (pki.keyNext, 0600), made there first when the slot is
+ * empty; the current key keeps serving until commitPendingKey. The same slot apply's own renewal
+ * uses, and like apply this reuses a pending key it finds (an interrupted rotation's, whose
+ * certificate may already be signed) rather than replace a key it did not just create. One that
+ * is not an RSA key of the policy's size is refused, naming the file, and left where it is.
  */
-export async function newPendingKey(paths: HostPaths, req: { name: string; sans: readonly string[]; keyBits: number }): Promise<string> {
-  await requireRegularOrAbsent(paths.pki.keyNext);
+export async function pendingKeyCsr(paths: HostPaths, req: { name: string; sans: readonly string[]; keyBits: number }): Promise<string> {
+  if (await requireRegularOrAbsent(paths.pki.keyNext)) {
+    const pem = await fs.readFile(paths.pki.keyNext, 'utf8');
+    const bits = (() => {
+      try {
+        const k = createPrivateKey(pem);
+        return k.asymmetricKeyType === 'rsa' ? k.asymmetricKeyDetails?.modulusLength : undefined;
+      } catch {
+        return undefined;
+      }
+    })();
+    if (bits !== req.keyBits) {
+      throw new ExitError(
+        `${paths.pki.keyNext}: a pending key is in the way that is not an RSA key of ${req.keyBits} bits${bits === undefined ? '' : ` (it has ${bits})`}; ` +
+          'ovn-deploy never replaces a key it did not just create: move it away if no certificate needs it, then run this again',
+        2,
+      );
+    }
+    return createCsr(pem, req.name, [...req.sans]);
+  }
   const pair = await generateKeyPair(req.keyBits);
   await fs.mkdir(paths.pki.dir, { recursive: true, mode: 0o700 });
   await writeFileAtomic(paths.pki.keyNext, pair.privateKeyPem, 0o600);

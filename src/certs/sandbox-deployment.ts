@@ -15,7 +15,7 @@ import { acquireLock } from '../sandbox/state.js';
 import { OwnSupervisor } from '../supervisor/own.js';
 import { reloadStunnel } from '../tools/stunnel.js';
 import type { Deployment, DeploymentLock, TlsEndpoint } from './deployment.js';
-import { commitPendingKey, followBundleTrust, keyMatchesOnHost, newPendingKey, publicFileOf, readPublicFile, restorePreviousKey, writePublicFile } from './host-files.js';
+import { commitPendingKey, followBundleTrust, keyMatchesOnHost, pendingKeyCsr, publicFileOf, readPublicFile, restorePreviousKey, writePublicFile } from './host-files.js';
 import { siteEndpoints } from './site-endpoints.js';
 
 export { NO_SANDBOX_EXIT } from '../sandbox/existing.js';
@@ -88,7 +88,7 @@ export async function sandboxDeployment(stateDir: string, runner: Runner = new Z
     remotes: centralRemotes(site),
     read: async (e, file) => readPublicFile(hostOf(e).paths, publicRef(e, file)),
     write: async (e, file, content) => writePublicFile(hostOf(e).paths, publicRef(e, file), content),
-    newKey: async (e, req) => newPendingKey(hostOf(e).paths, req),
+    newKey: async (e, req) => pendingKeyCsr(hostOf(e).paths, req),
     commitKey: async (e) => commitPendingKey(hostOf(e).paths),
     restoreKey: async (e) => restorePreviousKey(hostOf(e).paths),
     keyMatches: async (e) => keyMatchesOnHost(hostOf(e).paths),

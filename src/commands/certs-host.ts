@@ -64,8 +64,8 @@ export function certsHostCommand(): Command {
       if (!CERT_NAME_RE.test(o.name)) throw new ExitError(`--name: expected a certificate name (${String(CERT_NAME_RE)}), got ${JSON.stringify(o.name.slice(0, 80))}`, 2);
       const sans = o.san ?? [];
       if (sans.length > 64 || sans.some((x) => x.length > 253 || !/^[A-Za-z0-9.:_-]+$/.test(x))) throw new ExitError('--san: at most 64 DNS names or IP addresses, each at most 253 characters of [A-Za-z0-9.:_-]', 2);
-      const { newPendingKey } = await files();
-      process.stdout.write(await newPendingKey(await paths(o.root), { name: o.name, sans, keyBits: bits }));
+      const { pendingKeyCsr } = await files();
+      process.stdout.write(await pendingKeyCsr(await paths(o.root), { name: o.name, sans, keyBits: bits }));
     });
   cmd
     .command('commit-key')
