@@ -10,8 +10,7 @@
 import path from 'node:path';
 import type { Reporter, TestModule } from 'vitest/node';
 
-/** `slow` and `slow-build` (vitest.config.ts). */
-const isSlow = (project: string): boolean => project === 'slow' || project.startsWith('slow-');
+const SLOW_PROJECT = 'slow';
 
 interface Tally {
   passed: number;
@@ -33,7 +32,7 @@ export function tally(modules: ReadonlyArray<TestModule>, root: string): Tally {
       else t.skipped.push(`${m.project.name}: ${file} > ${test.fullName}`);
     }
     // A file that failed to load has no tests but has failed: vitest reports that one itself.
-    if (isSlow(m.project.name) && executed === 0 && m.state() !== 'failed') t.silentSlowFiles.push(file);
+    if (m.project.name === SLOW_PROJECT && executed === 0 && m.state() !== 'failed') t.silentSlowFiles.push(file);
   }
   return t;
 }
@@ -48,7 +47,7 @@ export default class SkipsReporter implements Reporter {
   onTestRunEnd(modules: ReadonlyArray<TestModule>): void {
     const t = tally(modules, this.root);
     const strict = process.env.OVN_DEPLOY_REQUIRE_SLOW === '1';
-    const slowSkipped = t.skipped.filter((s) => isSlow(s.slice(0, s.indexOf(': '))));
+    const slowSkipped = t.skipped.filter((s) => s.startsWith(`${SLOW_PROJECT}: `));
     const out: string[] = [];
     if (t.skipped.length > 0 || t.silentSlowFiles.length > 0) {
       out.push('', '!'.repeat(78), `!! NOT EXECUTED: ${t.skipped.length} skipped test(s), ${t.silentSlowFiles.length} slow file(s) that ran no test`);
