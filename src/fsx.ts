@@ -85,6 +85,22 @@ async function flush(paths: readonly string[]): Promise<void> {
   await fsyncEach(paths);
 }
 
+/**
+ * `mkdir -p` that throws the real reason: Node's recursive mkdir reports ENOENT when a parent is
+ * on a read-only or full file system.
+ */
+function mkdirs(dir: string, parentMade = false): void {
+  try {
+    fsSync.mkdirSync(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && fsSync.statSync(dir, { throwIfNoEntry: false })?.isDirectory() === true) return;
+    if (code !== 'ENOENT' || parentMade || path.dirname(dir) === dir) throw err;
+    mkdirs(path.dirname(dir));
+    mkdirs(dir, true);
+  }
+}
+
 export interface BatchOptions {
   /**
    * Write the temp files here (created, and removed afterwards) instead of beside each target:
@@ -92,6 +108,12 @@ export interface BatchOptions {
    * every directory. Must be on the targets' filesystem.
    */
   stagingDir?: string;
+  /**
+   * Directories that do not exist yet (with stagingDir): the files below one are written into a
+   * copy of it in the staging directory, and the copy is renamed into place whole, after the
+   * data is durable. One rename instead of one per file, and a reader sees all of it or none.
+   */
+  newDirs?: readonly string[];
 }
 
 /**
@@ -106,16 +128,41 @@ export async function writeFilesAtomic(writes: readonly FileWrite[], opts: Batch
   const temps: string[] = [];
   const tempName = tempNamer(opts.stagingDir);
   const umask = process.umask();
-  if (opts.stagingDir !== undefined) fsSync.mkdirSync(opts.stagingDir, { recursive: true });
+  const staging = opts.stagingDir;
+  if (staging !== undefined) mkdirs(staging);
+  // Each new directory's copy in the staging directory.
+  const trees = new Map<string, { dir: string; copy: string; used: boolean }>();
+  if (staging !== undefined) for (const [i, d] of (opts.newDirs ?? []).entries()) trees.set(d, { dir: d, copy: path.join(staging, `tree-${i}`), used: false });
+  const treeOf = (file: string) => {
+    if (trees.size === 0) return undefined;
+    for (let d = path.dirname(file); d !== path.dirname(d); d = path.dirname(d)) {
+      const t = trees.get(d);
+      if (t !== undefined) return t;
+    }
+    return undefined;
+  };
+  const stagedDirs = new Set<string>();
+  const inTree: boolean[] = [];
   try {
     for (const w of writes) {
       const dir = path.dirname(w.file);
-      if (!dirs.has(dir)) {
-        fsSync.mkdirSync(dir, { recursive: true });
+      const tree = treeOf(w.file);
+      if (tree !== undefined) {
+        tree.used = true;
+        // Its directories exist at their final paths only after the tree's rename (flushed then).
+        const staged = path.join(tree.copy, path.relative(tree.dir, dir));
+        if (!stagedDirs.has(staged)) {
+          mkdirs(staged);
+          stagedDirs.add(staged);
+          dirs.add(dir);
+        }
+      } else if (!dirs.has(dir)) {
+        mkdirs(dir);
         dirs.add(dir);
       }
       const mode = w.mode ?? 0o644;
-      const tmp = tempName(w.file);
+      const tmp = tree === undefined ? tempName(w.file) : path.join(tree.copy, path.relative(tree.dir, w.file));
+      inTree.push(tree !== undefined);
       // Created with the final mode so a private key is never readable by others, not even briefly.
       const fd = fsSync.openSync(tmp, 'wx', mode);
       temps.push(tmp);
@@ -126,9 +173,16 @@ export async function writeFilesAtomic(writes: readonly FileWrite[], opts: Batch
         fsSync.closeSync(fd);
       }
     }
-    await flush(temps);
+    await flush([...temps, ...stagedDirs]);
+    for (const t of trees.values()) {
+      if (!t.used) continue;
+      mkdirs(path.dirname(t.dir));
+      fsSync.renameSync(t.copy, t.dir);
+      dirs.add(path.dirname(t.dir));
+    }
     for (let i = 0; i < writes.length; i++) {
-      fsSync.renameSync(temps[i] as string, (writes[i] as FileWrite).file);
+      const w = writes[i] as FileWrite;
+      if (!inTree[i]) fsSync.renameSync(temps[i] as string, w.file);
       temps[i] = '';
     }
   } finally {
@@ -172,14 +226,19 @@ export function plannedWrites(root: string, plan: RenderedFiles): { writes: File
   for (const [rel, file] of [...plan.entries()].sort(([a], [b]) => a.localeCompare(b))) {
     const target = path.resolve(root, rel);
     const mode = file.mode ?? 0o644;
-    const want = typeof file.content === 'string' ? Buffer.from(file.content) : Buffer.from(file.content);
     const dir = path.dirname(target);
     let exists = dirExists.get(dir);
     if (exists === undefined) {
       exists = fsSync.statSync(dir, { throwIfNoEntry: false }) !== undefined;
       dirExists.set(dir, exists);
     }
-    if (exists && fileMatches(target, want, mode)) unchanged.push(target);
+    // Bytes only to compare with a file that may exist; a new one is written from the content as is.
+    if (!exists) {
+      writes.push({ file: target, content: file.content, mode });
+      continue;
+    }
+    const want = Buffer.from(file.content);
+    if (fileMatches(target, want, mode)) unchanged.push(target);
     else writes.push({ file: target, content: want, mode });
   }
   return { writes, unchanged };

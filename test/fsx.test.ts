@@ -68,4 +68,39 @@ describe('applyFiles / writeFilesAtomic', () => {
       rename.mockRestore();
     }
   });
+
+  it('newDirs: a directory that does not exist yet is written whole in the staging dir and renamed into place once; modes kept, staging gone', async () => {
+    const root = path.join(tmp, 'trees');
+    await applyFiles(root, plan(5, 'old'));
+    const staging = path.join(root, '.staging-trees');
+    const fresh = path.join(root, 'host-new');
+    const writes = [
+      ...[...plan(30, 'new')].map(([rel, f]) => ({ file: path.join(fresh, rel), ...f })),
+      { file: path.join(root, 'd1', 'f1.conf'), content: 'changed\n', mode: 0o644 },
+    ];
+    const rename = vi.spyOn(fs, 'renameSync');
+    try {
+      await writeFilesAtomic(writes, { stagingDir: staging, newDirs: [fresh] });
+      // One rename for the 30 files of the new directory, one for the file in an existing one.
+      expect(rename.mock.calls.map((c) => path.relative(root, String(c[1])))).toEqual(['host-new', 'd1/f1.conf']);
+    } finally {
+      rename.mockRestore();
+    }
+    for (const [rel] of plan(30, 'x')) expect(fs.readFileSync(path.join(fresh, rel), 'utf8')).toMatch(/^new /);
+    expect(fs.statSync(path.join(fresh, 'd0/f0.conf')).mode & 0o777).toBe(0o600);
+    expect(fs.readFileSync(path.join(root, 'd1', 'f1.conf'), 'utf8')).toBe('changed\n');
+    expect(fs.existsSync(staging)).toBe(false);
+  });
+
+  it('newDirs: a directory that appeared meanwhile with files in it is not replaced; the batch fails and its staging is removed', async () => {
+    const root = path.join(tmp, 'trees-race');
+    const fresh = path.join(root, 'host-new');
+    fs.mkdirSync(fresh, { recursive: true });
+    fs.writeFileSync(path.join(fresh, 'theirs'), 'keep');
+    const staging = path.join(root, '.staging');
+    const writes = [...plan(20, 'new')].map(([rel, f]) => ({ file: path.join(fresh, rel), ...f }));
+    await expect(writeFilesAtomic(writes, { stagingDir: staging, newDirs: [fresh] })).rejects.toThrow(/ENOTEMPTY|EEXIST/);
+    expect(fs.readdirSync(fresh)).toEqual(['theirs']);
+    expect(fs.existsSync(staging)).toBe(false);
+  });
 });

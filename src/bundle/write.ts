@@ -255,7 +255,9 @@ export async function renderToDir(o: RenderOutOptions): Promise<RenderSummary> {
     await writeRecord(outDir, new Set([...owned, ...wanted]));
   }
   // Manifests last: a reader that finds a new manifest finds the files it lists.
-  await writeFilesAtomic([...files, ...manifests], { stagingDir: path.join(outDir, `${STAGING}${process.pid}-${Date.now()}`) });
+  // A host whose bundle directory does not exist yet gets it whole: one rename, not one per file.
+  const newDirs = inv.hosts.filter((h) => checkedDirs.get(h.name) === false).map((h) => path.join(outDir, h.name));
+  await writeFilesAtomic([...files, ...manifests], { stagingDir: path.join(outDir, `${STAGING}${process.pid}-${Date.now()}`), newDirs });
 
   const byHost = new Map(summary.hosts.map((h) => [h.host, h]));
   const left = new Set<string>();
