@@ -1,7 +1,7 @@
 /**
  * The commander program without its commands, and the one place that turns errors into output
- * and exit codes (ExitError -> its code; usage mistakes -> 2; anything else -> 70, an internal
- * error). main.ts gives it every command; cli.ts gives `pki ...` the pki command alone.
+ * and exit codes (ExitError -> its code; usage mistakes -> 2; a full disk, a read-only mount or
+ * no permission -> 1; anything else -> 70, an internal error). main.ts gives it every command; cli.ts gives `pki ...` the pki command alone.
  */
 import { Command, CommanderError } from './commands/commander.js';
 import { ExitError } from './errors.js';
@@ -19,6 +19,26 @@ const PATH_MISTAKES: Record<string, string> = {
   ENAMETOOLONG: 'the path is too long',
   ELOOP: 'too many levels of symbolic links',
 };
+
+/**
+ * The machine said no (a full disk, a read-only mount, no permission): one line naming the path
+ * and the reason, exit 1, no stack trace; nothing about it is ours to debug.
+ */
+const ENVIRONMENT_REFUSALS: Record<string, string> = {
+  ENOSPC: 'no space left on its file system (no free blocks or inodes)',
+  EDQUOT: 'the disk quota is exhausted',
+  EROFS: 'its file system is mounted read-only',
+  EACCES: 'permission denied (most commands that change a host need root)',
+  EPERM: 'operation not permitted (most commands that change a host need root)',
+};
+
+function environmentRefusal(err: unknown): string | undefined {
+  const e = err as NodeJS.ErrnoException;
+  if (!(err instanceof Error) || typeof e.code !== 'string') return undefined;
+  const why = ENVIRONMENT_REFUSALS[e.code];
+  if (why === undefined) return undefined;
+  return typeof e.path === 'string' ? `${e.path}: ${why}` : `${e.syscall ?? 'a system call'}: ${why}`;
+}
 
 function pathMistake(err: unknown): string | undefined {
   const e = err as NodeJS.ErrnoException;
@@ -60,6 +80,11 @@ export async function runProgram(program: Command, argv: string[]): Promise<numb
     if (mistake !== undefined) {
       process.stderr.write(`ovn-deploy: ${mistake}\n`);
       return 2;
+    }
+    const refusal = environmentRefusal(err);
+    if (refusal !== undefined) {
+      process.stderr.write(`ovn-deploy: ${refusal}\n`);
+      return 1;
     }
     const detail = err instanceof Error ? (err.stack ?? err.message) : String(err);
     process.stderr.write(`ovn-deploy: internal error: ${detail}\n`);

@@ -4,7 +4,7 @@
  * its section (item 9), and user files are read only when they are small regular files (item 10).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -184,6 +184,27 @@ describe('ordinary bad input: exit 2, a message, no stack trace (item 7)', () =>
     else {
       expect(r.code).toBe(2);
       expect(r.stderr).toContain(file);
+    }
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('render into a full file system (a 256 KB tmpfs of its own, root only), then a read-only one: exit 1, one line naming the path and why, nothing left but the record', async () => {
+    const mnt = path.join(tmp, 'small-fs');
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k,nr_inodes=64', 'tmpfs', mnt]);
+    try {
+      const out = path.join(mnt, 'out');
+      const full = await runCli(['render', '--inventory', inv, '--out', out, '--pki', pki, '--metadata-secret-file', secret]);
+      expect(full.code, full.stderr).toBe(1);
+      expect(full.stderr).toMatch(new RegExp(`^ovn-deploy: ${mnt}/.*: no space left on its file system \\(no free blocks or inodes\\)\n$`));
+      noStack(full.stderr);
+      expect(readdirSync(out)).toEqual(['.ovn-deploy-render.json']);
+      execFileSync('mount', ['-o', 'remount,ro', mnt]);
+      const ro = await runCli(['render', '--inventory', inv, '--out', out, '--pki', pki, '--metadata-secret-file', secret]);
+      expect(ro.code, ro.stderr).toBe(1);
+      expect(ro.stderr).toMatch(new RegExp(`^ovn-deploy: ${out}/.*: its file system is mounted read-only\n$`));
+      noStack(ro.stderr);
+    } finally {
+      execFileSync('umount', [mnt]);
     }
   });
 
