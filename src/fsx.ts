@@ -103,7 +103,7 @@ function mkdirs(dir: string, parentMade = false): void {
 
 export interface BatchOptions {
   /**
-   * Write the temp files here (created, and removed afterwards) instead of beside each target:
+   * Write the temp files here (created, must not exist yet, removed afterwards) instead of beside each target:
    * a batch killed before its renames then leaves one directory to remove, not a temp file in
    * every directory. Must be on the targets' filesystem.
    */
@@ -129,7 +129,11 @@ export async function writeFilesAtomic(writes: readonly FileWrite[], opts: Batch
   const tempName = tempNamer(opts.stagingDir);
   const umask = process.umask();
   const staging = opts.stagingDir;
-  if (staging !== undefined) mkdirs(staging);
+  if (staging !== undefined) {
+    // Made here or refused: an existing one (a link planted where the next batch goes) is never written through.
+    mkdirs(path.dirname(staging));
+    fsSync.mkdirSync(staging, 0o700);
+  }
   // Each new directory's copy in the staging directory.
   const trees = new Map<string, { dir: string; copy: string; used: boolean }>();
   if (staging !== undefined) for (const [i, d] of (opts.newDirs ?? []).entries()) trees.set(d, { dir: d, copy: path.join(staging, `tree-${i}`), used: false });

@@ -103,4 +103,19 @@ describe('applyFiles / writeFilesAtomic', () => {
     expect(fs.readdirSync(fresh)).toEqual(['theirs']);
     expect(fs.existsSync(staging)).toBe(false);
   });
+
+  it('a staging dir that already exists (here a link planted where the batch will stage) is refused: nothing is written through it', async () => {
+    const root = path.join(tmp, 'planted');
+    const elsewhere = path.join(tmp, 'planted-target');
+    fs.mkdirSync(root, { recursive: true });
+    fs.mkdirSync(elsewhere, { recursive: true });
+    const staging = path.join(root, '.staging');
+    fs.symlinkSync(elsewhere, staging);
+    const fresh = path.join(root, 'host-new');
+    const writes = [...plan(20, 'new')].map(([rel, f]) => ({ file: path.join(fresh, rel), ...f }));
+    await expect(writeFilesAtomic(writes, { stagingDir: staging, newDirs: [fresh] })).rejects.toThrow(/EEXIST/);
+    expect(fs.readdirSync(elsewhere)).toEqual([]);
+    expect(fs.existsSync(fresh)).toBe(false);
+    expect(fs.lstatSync(staging).isSymbolicLink()).toBe(true);
+  });
 });
