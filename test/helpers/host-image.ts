@@ -8,8 +8,11 @@
  * `apt-get install -y podman`) works inside a container that cannot reach a mirror. A nested podman also needs the /var/lib/containers that site-hosts.ts's `nestedPodman`
  * binds from this machine's file system. Cached under the checkout's gitignored .cache, keyed by its inputs;
  * podman runs with a private storage and containers.conf (runc, cgroupfs, file events, ulimits).
- * `ensureHostImage({ systemd: true })` builds a second, separately cached variant whose PID 1 is
- * systemd (run it with SYSTEMD_RUN_ARGS): the host kind on which `apply` uses its systemd backend.
+ * `ensureHostImage({ systemd: true })` gives the variant whose PID 1 is systemd (run it with
+ * SYSTEMD_RUN_ARGS): the host kind on which `apply` uses its systemd backend. Both variants are
+ * one rootfs (one mmdebstrap, ~60 s, per CI run instead of two) imported with two entrypoints: the
+ * plain one has systemd's files, but PID 1 is sshd, so systemd never runs there and `apply`
+ * (PID 1 and /run/systemd/system, as sd_booted) takes its own supervisor.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -35,7 +38,7 @@ export const HOST_IMAGE_CONTAINER_PACKAGES = ['podman', 'crun', 'runc', 'conmon'
 /** Also downloaded: what a host whose metadata agent runs as the distribution's process installs (the role's apt packages). */
 export const HOST_IMAGE_AGENT_PACKAGES = ['neutron-ovn-metadata-agent', 'haproxy', 'iptables', 'sudo'];
 
-/** Added by the `systemd: true` variant: a host whose PID 1 is systemd (apply's systemd backend). */
+/** What the `systemd: true` variant boots (apply's systemd backend); installed in both, run only there. */
 export const HOST_IMAGE_SYSTEMD_PACKAGES = ['systemd', 'systemd-sysv', 'dbus'];
 
 const cacheDir = path.join(checkoutCacheDir, 'host-image');
@@ -173,19 +176,21 @@ function run(argv: string[], env: Record<string, string>, timeoutMs: number): st
   return r.stdout;
 }
 
-/** The hooks that turn a minbase rootfs into a fresh host (also part of the cache key). */
-function hooks(systemd: boolean): { essential: string[]; customize: string[] } {
+/**
+ * The hooks that turn a minbase rootfs into a fresh host of either variant (also part of the
+ * cache key): the plain entrypoint, and the units only a systemd PID 1 reads.
+ */
+function hooks(): { essential: string[]; customize: string[] } {
   const write = (rel: string, content: string, mode: string): string =>
     `mkdir -p "$1/${path.posix.dirname(rel)}" && printf '%s' ${shQuote(content)} > "$1/${rel}" && chmod ${mode} "$1/${rel}"`;
-  const variant = systemd
-    ? [
-        write('etc/systemd/system/ovn-deploy-test-hostkeys.service', HOSTKEYS_UNIT, '644'),
-        write('etc/systemd/system/test-host-shared-mounts.service', SHARED_MOUNTS_UNIT, '644'),
-        'chroot "$1" systemctl enable ovn-deploy-test-hostkeys.service test-host-shared-mounts.service ssh.service',
-        `chroot "$1" systemctl mask ${SYSTEMD_MASKED_UNITS.join(' ')}`,
-        'mkdir -p "$1/root/.ssh" && chmod 700 "$1/root/.ssh"',
-      ]
-    : [write('usr/local/sbin/host-entrypoint', ENTRYPOINT, '755')];
+  const variant = [
+    write('usr/local/sbin/host-entrypoint', ENTRYPOINT, '755'),
+    write('etc/systemd/system/ovn-deploy-test-hostkeys.service', HOSTKEYS_UNIT, '644'),
+    write('etc/systemd/system/test-host-shared-mounts.service', SHARED_MOUNTS_UNIT, '644'),
+    'chroot "$1" systemctl enable ovn-deploy-test-hostkeys.service test-host-shared-mounts.service ssh.service',
+    `chroot "$1" systemctl mask ${SYSTEMD_MASKED_UNITS.join(' ')}`,
+    'mkdir -p "$1/root/.ssh" && chmod 700 "$1/root/.ssh"',
+  ];
   return {
     // Before the --include packages: their postinst must not start sshd (or anything) in the build chroot.
     essential: [write('usr/sbin/policy-rc.d', POLICY_RC, '755')],
@@ -216,14 +221,14 @@ export function ensureHostImage(opts: HostImageOptions = {}): HostImage {
   const env = hostPodmanEnv();
   const started = Date.now();
   const systemd = opts.systemd === true;
-  const h = hooks(systemd);
-  const pkgs = systemd ? [...HOST_IMAGE_PACKAGES, ...HOST_IMAGE_SYSTEMD_PACKAGES] : HOST_IMAGE_PACKAGES;
-  // The default image's key input stays exactly what it was (its cached image stays valid).
-  const keyInput = { v: 1, pkgs, offline: HOST_IMAGE_OFFLINE_PACKAGES, h, node: process.version, ...(systemd ? { systemd: true } : {}) };
+  const h = hooks();
+  const pkgs = [...HOST_IMAGE_PACKAGES, ...HOST_IMAGE_SYSTEMD_PACKAGES];
+  const keyInput = { v: 2, pkgs, offline: HOST_IMAGE_OFFLINE_PACKAGES, h, node: process.version };
   const key = createHash('sha256').update(JSON.stringify(keyInput)).digest('hex').slice(0, 12);
   const image = `localhost/ovn-deploy-test-host${systemd ? '-systemd' : ''}:${key}`;
   if (podmanCode(['image', 'exists', image], env) === 0) return { image, env, builtSec: 0 };
-  const rootfs = path.join(cacheDir, `rootfs-${systemd ? 'systemd-' : ''}${key}.tar`);
+  // Kept after both imports: the second variant's import reads it too.
+  const rootfs = path.join(cacheDir, `rootfs-${key}.tar`);
   if (!existsSync(rootfs)) {
     // mmdebstrap picks its output format from the file name: keep `.tar` last, and say it anyway.
     const tmp = `${rootfs}.${process.pid}.partial.tar`;
@@ -247,8 +252,8 @@ export function ensureHostImage(opts: HostImageOptions = {}): HostImage {
         25 * 60_000,
       );
       renameSync(tmp, rootfs);
-      // Older rootfs tarballs (~500 MB each) are only inputs of images no longer built (of this variant).
-      const stale = systemd ? /^rootfs-systemd-[0-9a-f]+\.tar$/ : /^rootfs-[0-9a-f]+\.tar$/;
+      // Older rootfs tarballs (~500 MB each, of the one or of either former variant) are only inputs of images no longer built.
+      const stale = /^rootfs-(systemd-)?[0-9a-f]+\.tar$/;
       for (const f of readdirSync(cacheDir)) if (stale.test(f) && f !== path.basename(rootfs)) rmSync(path.join(cacheDir, f), { force: true });
     } finally {
       rmSync(tmp, { force: true });
