@@ -23,7 +23,7 @@ import { bundlePaths, hostPaths, hostRenderedPaths, ovsdbSchemas } from '../path
 import { hostStunnelTls, hostTopology, ovsdbRemotes, stunnelClientSpec, stunnelServerSpec, type HostTopology, type SiteTopology } from '../site/topology.js';
 import { renderStunnelConfig } from '../stunnel/render.js';
 import type { StunnelConfigSpec } from '../stunnel/types.js';
-import { firewallRules, ownAddresses, portPolicies, renderLocalAccess, renderNftables, renderTmpfiles } from './firewall.js';
+import { firewallRules, ownAddresses, portPolicies, renderLocalAccess, renderNftables, renderTmpfiles, type PortPolicy } from './firewall.js';
 import { metadataFiles } from './metadata.js';
 import { hostServices, BINARIES, SERVICE, type HostService } from './services.js';
 import { DEFAULT_METADATA_CONTAINER, METADATA_PROXY_SOCKET, type MetadataAgentRuntime } from './metadata-runtime.js';
@@ -185,7 +185,7 @@ function health(ht: HostTopology, topo: SiteTopology, services: HostService[], s
   return checks;
 }
 
-function plannedFiles(inv: Inventory, ht: HostTopology, pki: SitePki, services: HostService[], specs: StunnelConfigSpec[], opts: RenderOptions, topo: SiteTopology): PlannedFile[] {
+function plannedFiles(inv: Inventory, ht: HostTopology, pki: SitePki, services: HostService[], specs: StunnelConfigSpec[], opts: RenderOptions, topo: SiteTopology, policies: PortPolicy[]): PlannedFile[] {
   const { site } = inv;
   const host = ht.host.name;
   const root = opts.root ?? '/';
@@ -203,7 +203,7 @@ function plannedFiles(inv: Inventory, ht: HostTopology, pki: SitePki, services: 
     file(hp.pki.caBundle, pki.caBundlePem, { reload: stunnelServices }),
     file(hp.pki.crl, pki.crlPem, { reload: stunnelServices }),
     file(rp.managedMarker, renderManagedMarker(site, host), { template: 'host/managed-marker.hbs' }),
-    file(rp.firewall, renderNftables(site, host, portPolicies(inv, topo, ht), ownAddresses(ht), root), { template: 'host/firewall.nft.hbs' }),
+    file(rp.firewall, renderNftables(site, host, policies, ownAddresses(ht), root), { template: 'host/firewall.nft.hbs' }),
     file(rp.tmpfiles, renderTmpfiles(site, host, root), { template: 'host/tmpfiles.conf.hbs' }),
   ];
   // RAFT cluster addresses are TCP on loopback: only a central has them (its own and its tunnels).
@@ -282,7 +282,9 @@ export function renderHostBundleWith(inv: Inventory, topo: SiteTopology, hostNam
   const specs = [stunnelServerSpec(inv, topo, ht, tls, root), stunnelClientSpec(inv, ht, tls, root)].filter((s): s is StunnelConfigSpec => s !== undefined);
   const runtime = metadataRuntimeOf(inv, opts);
   const services = hostServices(inv, topo, ht, specs.some((s) => s.kind === 'client'), root, runtime);
-  const planned = plannedFiles(inv, ht, pki, services, specs, opts, topo);
+  // Once per host: a worker's tunnel policy lists every other chassis.
+  const policies = portPolicies(inv, topo, ht);
+  const planned = plannedFiles(inv, ht, pki, services, specs, opts, topo, policies);
   const paths = bundlePaths('', host.name);
   const files: RenderedFiles = new Map<string, FileContent>();
   const manifestFiles: BundleFile[] = planned.map((f) => {
@@ -308,7 +310,7 @@ export function renderHostBundleWith(inv: Inventory, topo: SiteTopology, hostNam
     standaloneDbs: standaloneDbs(host),
     initCommands: initCommands(ht, topo, root),
     health: health(ht, topo, services, specs, runtime),
-    firewall: firewallRules(portPolicies(inv, topo, ht)),
+    firewall: firewallRules(policies),
     ...(runtime.kind === 'container' && host.roles.includes('metadata-agent') ? { images: [runtime.image] } : {}),
   };
   const json = manifestJson(manifest);
