@@ -52,10 +52,12 @@ function tempNamer(stagingDir: string | undefined): (file: string) => string {
  * every file of the batch. False when it is not available, so the caller fsyncs each file.
  */
 async function syncFilesystems(paths: readonly string[]): Promise<boolean> {
+  // A file is on its directory's file system (the batch's files are new ones, never mount
+  // points): one stat per directory, not one per file.
   const byDevice = new Map<number, string>();
-  for (const p of paths) {
-    const dev = fsSync.statSync(p, { throwIfNoEntry: false })?.dev;
-    if (dev !== undefined && !byDevice.has(dev)) byDevice.set(dev, p);
+  for (const d of new Set(paths.map((p) => path.dirname(p)))) {
+    const dev = fsSync.statSync(d, { throwIfNoEntry: false })?.dev;
+    if (dev !== undefined && !byDevice.has(dev)) byDevice.set(dev, d);
   }
   try {
     await Promise.all([...byDevice.values()].map((p) => promisify(execFile)('sync', ['-f', p], { timeout: 300_000 })));
@@ -89,7 +91,7 @@ async function flush(paths: readonly string[]): Promise<void> {
  * `mkdir -p` that throws the real reason: Node's recursive mkdir reports ENOENT when a parent is
  * on a read-only or full file system.
  */
-function mkdirs(dir: string, parentMade = false): void {
+export function mkdirs(dir: string, parentMade = false): void {
   try {
     fsSync.mkdirSync(dir);
   } catch (err) {
@@ -101,6 +103,16 @@ function mkdirs(dir: string, parentMade = false): void {
   }
 }
 
+/** A new directory the caller already wrote whole below the staging directory (TreeWriter). */
+export interface StagedTree {
+  /** Where it goes: must not exist yet. */
+  dir: string;
+  /** Its copy, a directory directly below the staging directory. */
+  copy: string;
+  /** Every file in the copy (absolute paths): what the flush must make durable. */
+  files: readonly string[];
+}
+
 export interface BatchOptions {
   /**
    * Write the temp files here (created, must not exist yet, removed afterwards) instead of beside each target:
@@ -108,65 +120,50 @@ export interface BatchOptions {
    * every directory. Must be on the targets' filesystem.
    */
   stagingDir?: string;
+  /** The staging directory was made by makeStagingDir for this batch (it holds `staged`). */
+  stagingMade?: boolean;
   /**
-   * Directories that do not exist yet (with stagingDir): the files below one are written into a
-   * copy of it in the staging directory, and the copy is renamed into place whole, after the
-   * data is durable. One rename instead of one per file, and a reader sees all of it or none.
+   * Directories written whole in the staging directory: each is renamed into place once, after
+   * the data is durable. One rename instead of one per file, and a reader sees all of it or none.
    */
-  newDirs?: readonly string[];
+  staged?: readonly StagedTree[];
+}
+
+/** Makes a batch's staging directory (0700), or refuses: an existing one (a link planted where the next batch goes) is never written through. */
+export function makeStagingDir(staging: string): void {
+  mkdirs(path.dirname(staging));
+  fsSync.mkdirSync(staging, 0o700);
 }
 
 /**
  * Writes every file atomically as one batch; renames happen in the order given (put first what
- * must be in place before the others). On an error before the renames nothing has changed; the
- * temp files are removed. Synchronous file calls on purpose: for thousands of small files the
- * threadpool round trips cost several times the system calls themselves.
+ * must be in place before the others), after the staged trees. On an error before the renames
+ * nothing has changed; the temp files (and the staging directory) are removed. Synchronous file
+ * calls on purpose: for thousands of small files the threadpool round trips cost several times
+ * the system calls themselves.
  */
 export async function writeFilesAtomic(writes: readonly FileWrite[], opts: BatchOptions = {}): Promise<void> {
-  if (writes.length === 0) return;
+  const staged = opts.staged ?? [];
+  if (writes.length === 0 && staged.length === 0) {
+    if (opts.stagingMade === true && opts.stagingDir !== undefined) fsSync.rmSync(opts.stagingDir, { recursive: true, force: true });
+    return;
+  }
   const dirs = new Set<string>();
   const temps: string[] = [];
   const tempName = tempNamer(opts.stagingDir);
   const umask = process.umask();
   const staging = opts.stagingDir;
-  if (staging !== undefined) {
-    // Made here or refused: an existing one (a link planted where the next batch goes) is never written through.
-    mkdirs(path.dirname(staging));
-    fsSync.mkdirSync(staging, 0o700);
-  }
-  // Each new directory's copy in the staging directory.
-  const trees = new Map<string, { dir: string; copy: string; used: boolean }>();
-  if (staging !== undefined) for (const [i, d] of (opts.newDirs ?? []).entries()) trees.set(d, { dir: d, copy: path.join(staging, `tree-${i}`), used: false });
-  const treeOf = (file: string) => {
-    if (trees.size === 0) return undefined;
-    for (let d = path.dirname(file); d !== path.dirname(d); d = path.dirname(d)) {
-      const t = trees.get(d);
-      if (t !== undefined) return t;
-    }
-    return undefined;
-  };
-  const stagedDirs = new Set<string>();
-  const inTree: boolean[] = [];
+  // Outside the try: a staging directory this batch did not make is never removed either.
+  if (staging !== undefined && opts.stagingMade !== true) makeStagingDir(staging);
   try {
     for (const w of writes) {
       const dir = path.dirname(w.file);
-      const tree = treeOf(w.file);
-      if (tree !== undefined) {
-        tree.used = true;
-        // Its directories exist at their final paths only after the tree's rename (flushed then).
-        const staged = path.join(tree.copy, path.relative(tree.dir, dir));
-        if (!stagedDirs.has(staged)) {
-          mkdirs(staged);
-          stagedDirs.add(staged);
-          dirs.add(dir);
-        }
-      } else if (!dirs.has(dir)) {
+      if (!dirs.has(dir)) {
         mkdirs(dir);
         dirs.add(dir);
       }
       const mode = w.mode ?? 0o644;
-      const tmp = tree === undefined ? tempName(w.file) : path.join(tree.copy, path.relative(tree.dir, w.file));
-      inTree.push(tree !== undefined);
+      const tmp = tempName(w.file);
       // Created with the final mode so a private key is never readable by others, not even briefly.
       const fd = fsSync.openSync(tmp, 'wx', mode);
       temps.push(tmp);
@@ -177,20 +174,20 @@ export async function writeFilesAtomic(writes: readonly FileWrite[], opts: Batch
         fsSync.closeSync(fd);
       }
     }
-    await flush([...temps, ...stagedDirs]);
-    for (const t of trees.values()) {
-      if (!t.used) continue;
+    const stagedPaths: string[] = [];
+    for (const t of staged) stagedPaths.push(...t.files, t.copy);
+    await flush([...temps, ...stagedPaths]);
+    for (const t of staged) {
       mkdirs(path.dirname(t.dir));
       fsSync.renameSync(t.copy, t.dir);
       dirs.add(path.dirname(t.dir));
     }
     for (let i = 0; i < writes.length; i++) {
-      const w = writes[i] as FileWrite;
-      if (!inTree[i]) fsSync.renameSync(temps[i] as string, w.file);
+      fsSync.renameSync(temps[i] as string, (writes[i] as FileWrite).file);
       temps[i] = '';
     }
   } finally {
-    if (opts.stagingDir !== undefined) fsSync.rmSync(opts.stagingDir, { recursive: true, force: true });
+    if (staging !== undefined) fsSync.rmSync(staging, { recursive: true, force: true });
     else for (const t of temps) if (t !== '') fsSync.rmSync(t, { force: true });
   }
   await flush([...dirs]);

@@ -3,7 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { applyFiles, isTempFile, writeFilesAtomic, type RenderedFiles } from '../src/fsx.js';
+import { fileStamp } from '../src/bundle/render-inputs.js';
+import { TreeWriter } from '../src/bundle/tree-writer.js';
+import { applyFiles, isTempFile, makeStagingDir, writeFilesAtomic, type RenderedFiles, type StagedTree } from '../src/fsx.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'od-fsx-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -69,18 +71,28 @@ describe('applyFiles / writeFilesAtomic', () => {
     }
   });
 
-  it('newDirs: a directory that does not exist yet is written whole in the staging dir and renamed into place once; modes kept, staging gone', async () => {
+  /** `files` written by the TreeWriter thread into a copy of `dir` below a staging dir made for the batch. */
+  async function stageTree(staging: string, dir: string, files: RenderedFiles): Promise<{ tree: StagedTree; stamps: string[] }> {
+    makeStagingDir(staging);
+    const copy = path.join(staging, 'tree-0');
+    const writer = new TreeWriter();
+    const list = [...files].map(([rel, f]): [string, string | Uint8Array, number] => [path.join(copy, rel), f.content, f.mode ?? 0o644]);
+    writer.write(list.slice(0, 7));
+    writer.write(list.slice(7));
+    const stamps = await writer.finish();
+    return { tree: { dir, copy, files: list.map(([f]) => f) }, stamps };
+  }
+
+  it('staged: a directory that does not exist yet, written whole by the writer thread in the staging dir, is renamed into place once; modes kept, stamps hold, staging gone', async () => {
     const root = path.join(tmp, 'trees');
     await applyFiles(root, plan(5, 'old'));
     const staging = path.join(root, '.staging-trees');
     const fresh = path.join(root, 'host-new');
-    const writes = [
-      ...[...plan(30, 'new')].map(([rel, f]) => ({ file: path.join(fresh, rel), ...f })),
-      { file: path.join(root, 'd1', 'f1.conf'), content: 'changed\n', mode: 0o644 },
-    ];
+    const { tree, stamps } = await stageTree(staging, fresh, plan(30, 'new'));
+    const writes = [{ file: path.join(root, 'd1', 'f1.conf'), content: 'changed\n', mode: 0o644 }];
     const rename = vi.spyOn(fs, 'renameSync');
     try {
-      await writeFilesAtomic(writes, { stagingDir: staging, newDirs: [fresh] });
+      await writeFilesAtomic(writes, { stagingDir: staging, stagingMade: true, staged: [tree] });
       // One rename for the 30 files of the new directory, one for the file in an existing one.
       expect(rename.mock.calls.map((c) => path.relative(root, String(c[1])))).toEqual(['host-new', 'd1/f1.conf']);
     } finally {
@@ -88,20 +100,47 @@ describe('applyFiles / writeFilesAtomic', () => {
     }
     for (const [rel] of plan(30, 'x')) expect(fs.readFileSync(path.join(fresh, rel), 'utf8')).toMatch(/^new /);
     expect(fs.statSync(path.join(fresh, 'd0/f0.conf')).mode & 0o777).toBe(0o600);
+    // What render records: a file's stamp taken when it was written is still its stamp in place.
+    expect([...plan(30, 'x').keys()].map((rel) => fileStamp(path.join(fresh, rel)))).toEqual(stamps);
     expect(fs.readFileSync(path.join(root, 'd1', 'f1.conf'), 'utf8')).toBe('changed\n');
     expect(fs.existsSync(staging)).toBe(false);
   });
 
-  it('newDirs: a directory that appeared meanwhile with files in it is not replaced; the batch fails and its staging is removed', async () => {
+  it('staged: a directory that appeared meanwhile with files in it is not replaced; the batch fails and its staging is removed', async () => {
     const root = path.join(tmp, 'trees-race');
     const fresh = path.join(root, 'host-new');
     fs.mkdirSync(fresh, { recursive: true });
     fs.writeFileSync(path.join(fresh, 'theirs'), 'keep');
     const staging = path.join(root, '.staging');
-    const writes = [...plan(20, 'new')].map(([rel, f]) => ({ file: path.join(fresh, rel), ...f }));
-    await expect(writeFilesAtomic(writes, { stagingDir: staging, newDirs: [fresh] })).rejects.toThrow(/ENOTEMPTY|EEXIST/);
+    const { tree } = await stageTree(staging, fresh, plan(20, 'new'));
+    await expect(writeFilesAtomic([], { stagingDir: staging, stagingMade: true, staged: [tree] })).rejects.toThrow(/ENOTEMPTY|EEXIST/);
     expect(fs.readdirSync(fresh)).toEqual(['theirs']);
     expect(fs.existsSync(staging)).toBe(false);
+  });
+
+  it('the writer thread refuses a file that exists already (exclusive create) and reports it with its code and path', async () => {
+    const root = path.join(tmp, 'writer-exists');
+    fs.mkdirSync(root, { recursive: true });
+    fs.writeFileSync(path.join(root, 'there'), 'keep');
+    const writer = new TreeWriter();
+    writer.write([[path.join(root, 'new'), 'x', 0o644], [path.join(root, 'there'), 'y', 0o644], [path.join(root, 'after'), 'z', 0o644]]);
+    await expect(writer.finish()).rejects.toMatchObject({ code: 'EEXIST', path: path.join(root, 'there') });
+    expect(fs.readFileSync(path.join(root, 'there'), 'utf8')).toBe('keep');
+    expect(fs.existsSync(path.join(root, 'after'))).toBe(false);
+  });
+
+  it('the writer thread creates files with their mode even under a umask that would narrow it', async () => {
+    const root = path.join(tmp, 'writer-umask');
+    const old = process.umask(0o077);
+    try {
+      const writer = new TreeWriter();
+      writer.write([[path.join(root, 'a', 'b', 'open'), 'x', 0o644], [path.join(root, 'key'), 'k', 0o600]]);
+      await writer.finish();
+    } finally {
+      process.umask(old);
+    }
+    expect(fs.statSync(path.join(root, 'a', 'b', 'open')).mode & 0o777).toBe(0o644);
+    expect(fs.statSync(path.join(root, 'key')).mode & 0o777).toBe(0o600);
   });
 
   it('a staging dir that already exists (here a link planted where the batch will stage) is refused: nothing is written through it', async () => {
@@ -113,7 +152,8 @@ describe('applyFiles / writeFilesAtomic', () => {
     fs.symlinkSync(elsewhere, staging);
     const fresh = path.join(root, 'host-new');
     const writes = [...plan(20, 'new')].map(([rel, f]) => ({ file: path.join(fresh, rel), ...f }));
-    await expect(writeFilesAtomic(writes, { stagingDir: staging, newDirs: [fresh] })).rejects.toThrow(/EEXIST/);
+    await expect(writeFilesAtomic(writes, { stagingDir: staging })).rejects.toThrow(/EEXIST/);
+    expect(() => makeStagingDir(staging)).toThrow(/EEXIST/);
     expect(fs.readdirSync(elsewhere)).toEqual([]);
     expect(fs.existsSync(fresh)).toBe(false);
     expect(fs.lstatSync(staging).isSymbolicLink()).toBe(true);

@@ -1,8 +1,10 @@
 /**
- * `render` into --out: every host's bundle rendered in memory first (bad input writes nothing),
- * then every changed file of every host written as one durable batch (fsx.ts): a bundle's
+ * `render` into --out: every input of every host is checked first (bad input writes nothing),
+ * then every changed file of every host is written as one durable batch (fsx.ts): a bundle's
  * manifest is renamed after its files, unchanged files are not touched, and files no longer
- * rendered (and temp files a killed run left) are removed afterwards.
+ * rendered (and temp files a killed run left) are removed afterwards. A host whose bundle
+ * directory does not exist yet is written whole into the batch's staging directory by a second
+ * thread while the next host renders (fresh-bundles.ts), and renamed into place once.
  *
  * render owns only what it wrote: --out holds a record of every file it wrote there
  * (`.ovn-deploy-render.json`). It removes only recorded files it no longer renders, replaces only
@@ -15,13 +17,15 @@ import type { KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { inputError } from '../errors.js';
-import { plannedWrites, writeFileAtomic, writeFilesAtomic, type FileContent, type FileWrite, type RenderedFiles } from '../fsx.js';
+import { makeStagingDir, mkdirs, plannedWrites, writeFilesAtomic, type FileWrite, type RenderedFiles } from '../fsx.js';
 import { readInputText } from '../input-file.js';
 import { isAlive } from '../supervisor/proc.js';
 import { loadInventory } from '../inventory/index.js';
-import { renderSite } from '../render/index.js';
+import type { Inventory } from '../inventory/types.js';
+import { renderSiteEach, type SitePki } from '../render/index.js';
 import { bundleSigner, readMetadataSecret, readSitePki } from '../deploy/site-pki.js';
 import { packageVersion } from '../version.js';
+import { FreshBundles, newBundleDirs } from './fresh-bundles.js';
 import { MANIFEST_FILE } from './manifest.js';
 import { fileStamp, renderInputsDigest } from './render-inputs.js';
 import { isSignatureOf, SIGNATURE_FILE, signManifestAsync } from './signature.js';
@@ -57,6 +61,15 @@ function pruneEmptyParents(dir: string, rel: string): void {
 
 const STAGING = '.render-staging-';
 
+/** rmdir: a directory render made and left empty; one that has anything in it (or is gone) stays as it is. */
+function removeIfEmpty(dir: string): void {
+  try {
+    fs.rmdirSync(dir);
+  } catch {
+    // not empty, not a directory, or gone: not render's to remove
+  }
+}
+
 /**
  * Removes the staging directories of renders that were killed (their pid is gone): each holds
  * the temp files of a batch that never got to its renames.
@@ -78,6 +91,8 @@ const RECORD_MAX_BYTES = 64 * 1024 * 1024;
 interface RenderRecord {
   /** Every file render wrote and still owns, relative to --out. */
   files: Set<string>;
+  /** Read from --out (false: --out is new or empty). */
+  stored: boolean;
   /** Set only after a render that completed: the digest of its inputs and each file's stamp then. */
   inputs?: string;
   stamps?: Map<string, string>;
@@ -98,7 +113,7 @@ async function readRecord(outDir: string): Promise<RenderRecord | undefined> {
   if (d.format !== 1 || !Array.isArray(d.files) || !d.files.every(safe)) {
     throw inputError(`not a render record of ovn-deploy (expected {"format": 1, "files": [relative paths]}): remove it only if you know where it came from`, '', file);
   }
-  const record: RenderRecord = { files: new Set(d.files) };
+  const record: RenderRecord = { files: new Set(d.files), stored: true };
   // A digest or stamps of another shape only mean "render again": they grant no ownership.
   const stamps = d.stamps !== null && typeof d.stamps === 'object' ? Object.entries(d.stamps as Record<string, unknown>) : [];
   if (typeof d.inputs === 'string' && /^[0-9a-f]{64}$/.test(d.inputs) && stamps.every(([k, v]) => record.files.has(k) && typeof v === 'string')) {
@@ -120,7 +135,11 @@ async function writeRecord(outDir: string, files: Iterable<string>, done?: { inp
     files: sorted,
     ...(done === undefined ? {} : { inputs: done.inputs, stamps: Object.fromEntries(sorted.map((f) => [f, done.stamps.get(f) ?? ''])) }),
   };
-  await writeFileAtomic(path.join(outDir, RENDER_RECORD), `${JSON.stringify(body)}\n`, 0o600);
+  // Staged like the bundles: a render killed while it writes the record leaves a directory the
+  // next one removes by its dead pid, not a temp file beside the record.
+  await writeFilesAtomic([{ file: path.join(outDir, RENDER_RECORD), content: `${JSON.stringify(body)}\n`, mode: 0o600 }], {
+    stagingDir: path.join(outDir, `${STAGING}${process.pid}-record`),
+  });
 }
 
 /** Whether the last render completed with these inputs and every file it wrote is still as it left it. */
@@ -157,7 +176,7 @@ function checkOwnedPath(outDir: string, rel: string, owned: ReadonlySet<string>,
 /** What render already owns in --out, after checking that it may write there at all. */
 async function ownedFiles(outDir: string): Promise<RenderRecord> {
   const st = fs.lstatSync(outDir, { throwIfNoEntry: false });
-  if (st === undefined) return { files: new Set() };
+  if (st === undefined) return { files: new Set(), stored: false };
   if (!st.isDirectory() && !(st.isSymbolicLink() && fs.statSync(outDir, { throwIfNoEntry: false })?.isDirectory())) {
     throw inputError('is not a directory: --out names the directory the bundles go into', '--out', outDir);
   }
@@ -166,7 +185,7 @@ async function ownedFiles(outDir: string): Promise<RenderRecord> {
   if (fs.readdirSync(outDir).length > 0) {
     throw inputError(`${outDir} is not empty and was not written by render (it has no ${RENDER_RECORD}): give a new or empty directory`, '--out');
   }
-  return { files: new Set() };
+  return { files: new Set(), stored: false };
 }
 
 /** A file of ours in --out, read for comparison only: never through a symbolic link, at most `max` bytes. */
@@ -191,11 +210,11 @@ function readForCompare(file: string, max: number): Buffer | undefined {
  * the threadpool (the caller groups the rendered files meanwhile). A re-render of a site where
  * few hosts changed then costs a verify per unchanged host, not a sign.
  */
-async function signBundles(rendered: RenderedFiles, hosts: readonly string[], outDir: string, signer: { key: KeyObject; certPem: string }): Promise<Map<string, string>> {
+async function signBundles(plans: ReadonlyMap<string, RenderedFiles>, hosts: readonly string[], outDir: string, signer: { key: KeyObject; certPem: string }): Promise<Map<string, string>> {
   const sigs = new Map<string, string>();
   await Promise.all(
     hosts.map(async (host) => {
-      const manifest = rendered.get(`${host}/${MANIFEST_FILE}`);
+      const manifest = plans.get(host)?.get(MANIFEST_FILE);
       if (manifest === undefined) return;
       const bytes = Buffer.from(manifest.content);
       const same = readForCompare(path.join(outDir, host, MANIFEST_FILE), bytes.length)?.equals(bytes) === true;
@@ -213,51 +232,115 @@ export async function renderToDir(o: RenderOutOptions): Promise<RenderSummary> {
   const signer = await bundleSigner(o.pki);
   const generator = `ovn-deploy ${packageVersion()}`;
   const outDir = path.resolve(o.out);
+  const outExisted = fs.existsSync(outDir);
   const record = await ownedFiles(outDir);
   const owned = record.files;
   const summary: RenderSummary = { out: outDir, hosts: [], removedBundles: [], warnings: [...invWarnings.map((w) => `${o.inventory}: ${w}`), ...warnings] };
   const inputs = renderInputsDigest({ inventory: inv, caBundlePem: pki.caBundlePem, crlPem: pki.crlPem, signerCertPem: signer.certPem, metadataSecret, generator });
   if (upToDate(outDir, record, inputs)) return unchangedSummary(summary, inv.hosts.map((h) => h.name), owned);
 
-  // Signed here, where the bundles already in --out can be compared.
-  const rendered = renderSite(inv, pki, { generator, ...(metadataSecret === undefined ? {} : { metadataSecret }) });
-  const signing = signBundles(rendered, inv.hosts.map((h) => h.name), outDir, signer);
-  // Group the rendered map by host once (a prefix scan per host would be quadratic).
-  const plans = new Map<string, Map<string, FileContent>>(inv.hosts.map((h) => [h.name, new Map()]));
-  for (const [rel, file] of rendered) {
-    const slash = rel.indexOf('/');
-    plans.get(rel.slice(0, slash))?.set(rel.slice(slash + 1), file);
+  const checkedDirs = new Map<string, boolean>();
+  const fresh = newBundleDirs(outDir, inv.hosts.map((h) => h.name), checkedDirs);
+  const staging = path.join(outDir, `${STAGING}${process.pid}-${Date.now()}`);
+  const job: RenderJob = { inv, pki, metadataSecret, signer, generator, outDir, record, inputs, summary, checkedDirs, fresh, staging, freshBundles: undefined, published: false };
+  let firstRecord = false;
+  let madeStaging = false;
+  try {
+    if (fresh.size > 0) {
+      // The staging directory is in --out before the first render finishes: a record must make
+      // --out render's first, or a render killed now would leave a directory the next one refuses.
+      if (!record.stored) {
+        mkdirs(outDir);
+        await writeRecord(outDir, owned);
+        firstRecord = true;
+      }
+      removeDeadStaging(outDir);
+      makeStagingDir(staging);
+      madeStaging = true;
+      job.freshBundles = new FreshBundles(outDir, staging);
+    }
+    return await renderInto(job);
+  } catch (err) {
+    await job.freshBundles?.abort();
+    if (madeStaging) fs.rmSync(staging, { recursive: true, force: true });
+    // Failed before anything reached --out: it is left as it was found (no record, or no directory, of ours).
+    if (!job.published) {
+      if (firstRecord) fs.rmSync(path.join(outDir, RENDER_RECORD), { force: true });
+      if (!outExisted) removeIfEmpty(outDir);
+    }
+    throw err;
   }
+}
+
+interface RenderJob {
+  inv: Inventory;
+  pki: SitePki;
+  metadataSecret: string | undefined;
+  signer: { key: KeyObject; certPem: string };
+  generator: string;
+  outDir: string;
+  record: RenderRecord;
+  inputs: string;
+  summary: RenderSummary;
+  checkedDirs: Map<string, boolean>;
+  fresh: ReadonlySet<string>;
+  staging: string;
+  freshBundles: FreshBundles | undefined;
+  /** Set once the record covers what is about to be renamed into --out: from then on a failure leaves the record. */
+  published: boolean;
+}
+
+async function renderInto(j: RenderJob): Promise<RenderSummary> {
+  const { inv, outDir, record, summary, checkedDirs, fresh, freshBundles } = j;
+  const owned = record.files;
+  // A new host's bundle goes to the writer thread as soon as it is rendered (and signed on the
+  // threadpool meanwhile); the others are compared with what --out has once all are rendered.
+  const plans = new Map<string, RenderedFiles>();
+  renderSiteEach(inv, j.pki, { generator: j.generator, ...(j.metadataSecret === undefined ? {} : { metadataSecret: j.metadataSecret }) }, (host, bundle) => {
+    const manifest = bundle.files.get(MANIFEST_FILE);
+    if (freshBundles !== undefined && fresh.has(host) && manifest !== undefined) {
+      freshBundles.add(host, bundle.files, signManifestAsync(Buffer.from(manifest.content), j.signer.key, j.signer.certPem));
+    } else plans.set(host, bundle.files);
+  });
+  // Signed here, where the bundles already in --out can be compared.
+  const signing = signBundles(plans, [...plans.keys()], outDir, j.signer);
+  const freshDone = freshBundles?.finish();
   for (const [host, sig] of await signing) plans.get(host)?.set(SIGNATURE_FILE, { content: sig, mode: 0o644 });
+  const done = await freshDone;
 
   const files: FileWrite[] = [];
   const manifests: FileWrite[] = [];
   for (const host of inv.hosts) {
+    const written = done?.written.get(host.name);
+    if (written !== undefined) {
+      summary.hosts.push({ host: host.name, written, unchanged: 0, removed: [] });
+      continue;
+    }
     const hostDir = path.join(outDir, host.name);
     const { writes, unchanged } = plannedWrites(hostDir, plans.get(host.name) ?? new Map());
     for (const w of writes) (path.basename(w.file) === MANIFEST_FILE && path.dirname(w.file) === hostDir ? manifests : files).push(w);
     summary.hosts.push({ host: host.name, written: writes.map((w) => path.relative(hostDir, w.file)), unchanged: unchanged.length, removed: [] });
   }
-  // Every check before the first write: what is written, and what is removed.
+  // Every check before the first write into --out (the new bundles are still in staging): what is written, and what is removed.
   const wanted = new Set<string>();
   for (const [host, plan] of plans) for (const rel of plan.keys()) wanted.add(`${host}/${rel}`);
+  for (const [host, rels] of done?.written ?? []) for (const rel of rels) wanted.add(`${host}/${rel}`);
   const stale = [...owned].filter((rel) => !wanted.has(rel));
-  const checkedDirs = new Map<string, boolean>();
   for (const w of [...files, ...manifests]) checkOwnedPath(outDir, path.relative(outDir, w.file), owned, checkedDirs);
   for (const rel of stale) checkOwnedPath(outDir, rel, owned, checkedDirs);
 
-  removeDeadStaging(outDir);
+  if (freshBundles === undefined) removeDeadStaging(outDir);
   const widened = [...wanted].some((rel) => !owned.has(rel));
   if (widened || record.inputs !== undefined) {
-    // Before the first write: a render killed from here on leaves a record that covers its files
-    // and claims no completed render (the next one compares every file again).
+    // Before the first rename into --out: a render killed from here on leaves a record that
+    // covers its files and claims no completed render (the next one compares every file again).
     fs.mkdirSync(outDir, { recursive: true });
     await writeRecord(outDir, new Set([...owned, ...wanted]));
   }
-  // Manifests last: a reader that finds a new manifest finds the files it lists.
-  // A host whose bundle directory does not exist yet gets it whole: one rename, not one per file.
-  const newDirs = inv.hosts.filter((h) => checkedDirs.get(h.name) === false).map((h) => path.join(outDir, h.name));
-  await writeFilesAtomic([...files, ...manifests], { stagingDir: path.join(outDir, `${STAGING}${process.pid}-${Date.now()}`), newDirs });
+  j.published = true;
+  // The new bundles first, then the other files, manifests last: a reader that finds a new
+  // manifest finds the files it lists.
+  await writeFilesAtomic([...files, ...manifests], { stagingDir: j.staging, stagingMade: freshBundles !== undefined, staged: done?.trees ?? [] });
 
   const byHost = new Map(summary.hosts.map((h) => [h.host, h]));
   const left = new Set<string>();
@@ -272,8 +355,8 @@ export async function renderToDir(o: RenderOutOptions): Promise<RenderSummary> {
   // A host that left the site: its bundle is gone when nothing but render's files was in it.
   for (const host of [...left].sort()) if (!fs.existsSync(path.join(outDir, host))) summary.removedBundles.push(host);
   const stamps = new Map<string, string>();
-  for (const rel of wanted) stamps.set(rel, fileStamp(path.join(outDir, rel)) ?? '');
-  await writeRecord(outDir, wanted, { inputs, stamps });
+  for (const rel of wanted) stamps.set(rel, done?.stamps.get(rel) ?? fileStamp(path.join(outDir, rel)) ?? '');
+  await writeRecord(outDir, wanted, { inputs: j.inputs, stamps });
   return summary;
 }
 

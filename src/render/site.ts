@@ -34,9 +34,19 @@ export function renderHostBundle(inv: Inventory, hostName: string, pki: SitePki,
 
 /** Every host's bundle by host name, in inventory order (the topology is computed once). */
 export function renderSiteBundles(inv: Inventory, pki: SitePki, opts: RenderOptions = {}): Map<string, HostBundle> {
+  const out = new Map<string, HostBundle>();
+  renderSiteEach(inv, pki, opts, (host, bundle) => out.set(host, bundle));
+  return out;
+}
+
+/**
+ * Every host's bundle, handed to `each` as soon as it is rendered (in inventory order), after
+ * every input of every host was checked: the caller can write one while the next renders.
+ */
+export function renderSiteEach(inv: Inventory, pki: SitePki, opts: RenderOptions, each: (host: string, bundle: HostBundle) => void): void {
   checkInputs(inv, pki, opts);
   const topo = siteTopology(inv);
-  return new Map(inv.hosts.map((h) => [h.name, renderHostBundleWith(inv, topo, h.name, pki, opts)]));
+  for (const h of inv.hosts) each(h.name, renderHostBundleWith(inv, topo, h.name, pki, opts));
 }
 
 /** Every host's bundle as files: `<host>/manifest.json`, `<host>/files/<dest>` -> content and mode. */
