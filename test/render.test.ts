@@ -209,6 +209,28 @@ describe('renderSite: bundles', () => {
     expect(text(lone.files.get(bundleSource('/etc/ovn-deploy/firewall.nft'))?.content)).toMatch(/\t\ttcp dport 6643 drop\n/);
   });
 
+  it('a worker\'s tunnel peers in a mixed IPv4/IPv6 site, first, middle and last of the sorted list alike: every other chassis, in the manifest (one JSON line) and in the nftables sets', () => {
+    const encaps = ['10.2.0.9', 'fd00::2:2', '10.2.0.1', 'FD00:0::2:4', '10.2.0.5', 'fd00::2:1'];
+    const canonical = ['10.2.0.9', 'fd00::2:2', '10.2.0.1', 'fd00::2:4', '10.2.0.5', 'fd00::2:1'];
+    const workers: Host[] = encaps.map((ip, i) => ({ ...inv.hosts.find((h) => h.name === 'worker1')!, name: `peer${i}`, systemId: `peer${i}`, addresses: [`192.0.2.${100 + i}`], encap: { type: 'geneve', ip } }));
+    const mixed = withHosts([...inv.hosts.filter((h) => h.roles.includes('central')), ...workers]);
+    const bundles = renderSiteBundles(mixed, pki, opts);
+    // A central of the fixture is a chassis too (IPv4, already canonical).
+    const centralChassis = mixed.hosts.filter((h) => h.roles.includes('central') && h.roles.includes('worker')).map((h) => h.encap?.ip ?? '');
+    for (const [i, w] of workers.entries()) {
+      const others = [...centralChassis, ...canonical.filter((_, j) => j !== i)].sort();
+      const b = bundles.get(w.name)!;
+      expect(b.manifest.firewall.find((r) => r.proto === 'udp')?.from, w.name).toEqual(others);
+      const json = text(b.files.get(MANIFEST_FILE)?.content);
+      expect(json, w.name).toContain(`"from": [${others.map((o) => JSON.stringify(o)).join(', ')}]`);
+      const nft = text(b.files.get(bundleSource('/etc/ovn-deploy/firewall.nft'))?.content);
+      const v4 = others.filter((o) => !o.includes(':'));
+      const v6 = others.filter((o) => o.includes(':'));
+      expect(nft, w.name).toContain(`ip saddr { ${v4.join(', ')} } udp dport 6081 accept`);
+      expect(nft, w.name).toContain(`ip6 saddr { ${v6.join(', ')} } udp dport 6081 accept`);
+    }
+  });
+
   it('admits by role: RAFT and NB only for centrals (and cms hosts on NB), SB for the hosts of the site; a chassis tunnels only the SB, each peer to that peer alone', () => {
     const server = text(site.get(`central1/${bundleSource('/etc/ovn-deploy/stunnel/stunnel-server.conf')}`)?.content);
     const section = (conf: string, name: string) => conf.split(`[${name}]\n`)[1]?.split('\n\n')[0] ?? '';

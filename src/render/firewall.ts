@@ -25,15 +25,95 @@ export const TUNNEL_PORTS = { geneve: 6081, vxlan: 4789 } as const;
 /** Sorted, so that reordering hosts in the inventory does not change a firewall. */
 const sortedUnique = (xs: string[]): string[] => [...new Set(xs)].sort();
 
-/** Every chassis' encap IP, canonical, sorted, once per site: each worker's list is this minus itself. */
-const encapIpsOf = new WeakMap<SiteTopology, string[]>();
-function allEncapIps(topo: SiteTopology): string[] {
-  let ips = encapIpsOf.get(topo);
-  if (ips === undefined) {
-    ips = sortedUnique(topo.workerEncapIps.map((w) => canonicalIp(w.ip)));
-    encapIpsOf.set(topo, ips);
+/**
+ * A list joined with `sep` once, from which the joined list without any one entry is two
+ * slices: a worker's peers are the site's chassis minus itself, and joining ~1,000 addresses
+ * anew for every host (in its manifest and in its nftables file) was most of a large site's render.
+ */
+class JoinedList {
+  private readonly text: string;
+  /** Where entry i starts in `text`; one more at the end (text.length + sep.length). */
+  private readonly starts: number[] = [];
+  constructor(
+    entries: readonly string[],
+    private readonly sep: string,
+  ) {
+    let at = 0;
+    for (const e of entries) {
+      this.starts.push(at);
+      at += e.length + sep.length;
+    }
+    this.starts.push(at);
+    this.text = entries.join(sep);
   }
-  return ips;
+
+  /** The joined list without entry i (undefined: every entry). */
+  without(i: number | undefined): string {
+    const n = this.starts.length - 1;
+    if (i === undefined) return this.text;
+    if (n === 1) return '';
+    const start = this.starts[i] ?? 0;
+    const next = this.starts[i + 1] ?? 0;
+    // The last entry takes the separator before it along; any other, the one after it.
+    return i === n - 1 ? this.text.slice(0, start - this.sep.length) : this.text.slice(0, start) + this.text.slice(next);
+  }
+}
+
+interface PeerRenderings {
+  /** The JSON array, as the manifest writes a list of plain values (`["a", "b"]`). */
+  json: string;
+  /** The IPv4 and the IPv6 addresses, `, `-separated, as the nftables sets list them. */
+  v4: string;
+  v6: string;
+}
+
+/** Each worker's peer list (the array in its policy) -> its renderings, cut from the site's. */
+const renderingsOf = new WeakMap<readonly string[], PeerRenderings>();
+
+/** The manifest's JSON for a peer list of portPolicies, when it is one (else undefined: format it). */
+export function peerListJson(list: readonly unknown[]): string | undefined {
+  return renderingsOf.get(list as readonly string[])?.json;
+}
+
+interface SitePeers {
+  ips: string[];
+  index: Map<string, number>;
+  json: JoinedList;
+  v4: JoinedList;
+  v6: JoinedList;
+  /** Position of ips[i] in the v4 or the v6 list. */
+  familyIndex: number[];
+}
+
+/** Every chassis' encap IP, canonical, sorted, once per site: each worker's list is this minus itself. */
+const peersOf = new WeakMap<SiteTopology, SitePeers>();
+function sitePeers(topo: SiteTopology): SitePeers {
+  let peers = peersOf.get(topo);
+  if (peers === undefined) {
+    const ips = sortedUnique(topo.workerEncapIps.map((w) => canonicalIp(w.ip)));
+    const v4s: string[] = [];
+    const v6s: string[] = [];
+    const familyIndex = ips.map((ip) => (ip.includes(':') ? v6s.push(ip) : v4s.push(ip)) - 1);
+    peers = { ips, index: new Map(ips.map((ip, i) => [ip, i])), json: new JoinedList(ips.map((ip) => JSON.stringify(ip)), ', '), v4: new JoinedList(v4s, ', '), v6: new JoinedList(v6s, ', '), familyIndex };
+    peersOf.set(topo, peers);
+  }
+  return peers;
+}
+
+/** The site's chassis without `self`, with its renderings registered for the manifest and the nftables file. */
+function peersWithout(topo: SiteTopology, self: string): string[] {
+  const peers = sitePeers(topo);
+  const i = peers.index.get(self);
+  if (i === undefined) return [...peers.ips];
+  const list = [...peers.ips.slice(0, i), ...peers.ips.slice(i + 1)];
+  const v6 = self.includes(':');
+  const at = peers.familyIndex[i];
+  renderingsOf.set(list, {
+    json: `[${peers.json.without(i)}]`,
+    v4: peers.v4.without(v6 ? undefined : at),
+    v6: peers.v6.without(v6 ? at : undefined),
+  });
+  return list;
 }
 
 export function portPolicies(inv: Inventory, topo: SiteTopology, ht: HostTopology): PortPolicy[] {
@@ -49,8 +129,7 @@ export function portPolicies(inv: Inventory, topo: SiteTopology, ht: HostTopolog
   }
   const encap = ht.host.encap;
   if (ht.host.roles.includes('worker') && encap !== undefined) {
-    const self = canonicalIp(encap.ip);
-    const others = allEncapIps(topo).filter((ip) => ip !== self);
+    const others = peersWithout(topo, canonicalIp(encap.ip));
     policies.push({ proto: 'udp', port: TUNNEL_PORTS[encap.type], from: others, why: `${encap.type} tunnels: the other chassis' encap IPs only` });
   }
   return policies;
@@ -71,8 +150,8 @@ export function firewallRules(policies: PortPolicy[]): FirewallRule[] {
  * tells the family: isIP on each would cost a million calls for 1,000 hosts (every worker's
  * file lists every other chassis).
  */
-const v4 = (addrs: readonly string[]): string => addrs.filter((a) => !a.includes(':')).join(', ');
-const v6 = (addrs: readonly string[]): string => addrs.filter((a) => a.includes(':')).join(', ');
+const v4 = (addrs: readonly string[]): string => renderingsOf.get(addrs)?.v4 ?? addrs.filter((a) => !a.includes(':')).join(', ');
+const v6 = (addrs: readonly string[]): string => renderingsOf.get(addrs)?.v6 ?? addrs.filter((a) => a.includes(':')).join(', ');
 
 export function renderNftables(site: string, host: string, policies: PortPolicy[], own: readonly string[], root = '/'): string {
   const restricted = policies.filter((p) => p.from !== undefined);

@@ -23,7 +23,7 @@ import { bundlePaths, hostPaths, hostRenderedPaths, ovsdbSchemas } from '../path
 import { hostStunnelTls, hostTopology, ovsdbRemotes, stunnelClientSpec, stunnelServerSpec, type HostTopology, type SiteTopology } from '../site/topology.js';
 import { renderStunnelConfig } from '../stunnel/render.js';
 import type { StunnelConfigSpec } from '../stunnel/types.js';
-import { firewallRules, ownAddresses, portPolicies, renderLocalAccess, renderNftables, renderTmpfiles, type PortPolicy } from './firewall.js';
+import { firewallRules, ownAddresses, peerListJson, portPolicies, renderLocalAccess, renderNftables, renderTmpfiles, type PortPolicy } from './firewall.js';
 import { metadataFiles } from './metadata.js';
 import { hostServices, BINARIES, SERVICE, type HostService } from './services.js';
 import { DEFAULT_METADATA_CONTAINER, METADATA_PROXY_SOCKET, type MetadataAgentRuntime } from './metadata-runtime.js';
@@ -254,6 +254,8 @@ function plainList(value: readonly unknown[]): string {
 function formatJson(value: unknown, indent: string): string {
   if (Array.isArray(value)) {
     if (value.length === 0) return '[]';
+    const peers = peerListJson(value);
+    if (peers !== undefined) return peers;
     if (value.every((v) => v === null || typeof v !== 'object')) return plainList(value);
     const inner = `${indent}  `;
     return `[\n${value.map((v) => `${inner}${formatJson(v, inner)}`).join(',\n')}\n${indent}]`;
