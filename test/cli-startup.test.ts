@@ -5,7 +5,7 @@
  * start-up path. Runs the built dist/ (as users do): `npm test` builds first.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,5 +81,15 @@ describe.skipIf(!hasDist)('CLI start-up loads commander and the declarations onl
     expect(help('ovn-deploy build base-image')).toContain('default rpm,libssl3');
     expect(help('ovn-deploy up')).toMatch(/--workers <n> number of workers \(1-16\)/);
     expect(help('ovn-deploy certs revoke')).toContain('keyCompromise');
+  });
+
+  it('render loads no certificate library: the CA key and the CRL are read with node:crypto and asn1js (node-forge and @peculiar/x509 cost ~250 ms to load)', () => {
+    const pkiDir = path.join(tmp, 'render-pki');
+    execFileSync(process.execPath, [cli, 'pki', 'init', '--dir', pkiDir, '--key-bits', '2048', '--cn', 'startup'], { stdio: 'ignore' });
+    const inv = path.join(tmp, 'render-site.yaml');
+    writeFileSync(inv, 'site: startup\nhosts:\n  - { name: central1, addresses: [192.0.2.1], roles: [central] }\n  - { name: worker1, addresses: [192.0.2.2], roles: [worker], encap: { type: geneve, ip: 192.0.2.2 } }\n');
+    const { stdout, modules } = traced([cli, 'render', '--inventory', inv, '--out', path.join(tmp, 'render-out'), '--pki', pkiDir, '--json']);
+    expect((JSON.parse(stdout) as { hosts: unknown[] }).hosts).toHaveLength(2);
+    expect(heavyIn(modules)).toEqual(['handlebars', 'zod', 'yaml']);
   });
 });

@@ -1,14 +1,16 @@
 /**
  * The admin machine's side of the PKI for `render` and `deploy`: the public files every bundle
- * carries (CA bundle, CRL), the metadata agents' shared secret, and signing a checked CSR. The CA
- * key is only ever read here, by signCsr.
+ * carries (CA bundle, CRL), the metadata agents' shared secret, the CA key that signs bundles,
+ * and signing a checked CSR. `render` needs no certificate library: the PKI module (node-forge,
+ * @peculiar/x509) is loaded only when a CSR is signed.
  */
 import type { CertificateRequest } from '../bundle/manifest.js';
 import { InputError, inputError, type Problem } from '../errors.js';
 import { readInputText } from '../input-file.js';
 import type { Host } from '../inventory/types.js';
 import { pkiPaths } from '../paths.js';
-import { loadCa, parseCrl, signCsr } from '../pki/index.js';
+import { loadCaSigner } from '../pki/ca-signer.js';
+import { crlNextUpdate } from '../pki/crl-next-update.js';
 import type { RenderOptions, SitePki } from '../render/index.js';
 
 async function readRequired(file: string, what: string, hint: string): Promise<string> {
@@ -35,7 +37,7 @@ export async function readSitePki(pkiDir: string): Promise<{ pki: SitePki; warni
   if (problems.length > 0) throw new InputError(problems);
   const warnings: string[] = [];
   try {
-    const next = parseCrl(crlPem).nextUpdate;
+    const next = crlNextUpdate(crlPem);
     // A CRL past nextUpdate makes stunnel reject every peer: say so before it is shipped.
     if (next !== undefined && next.getTime() < Date.now()) {
       warnings.push(`${p.crl}: the CRL expired ${next.toISOString()}: stunnel will reject every peer; run \`ovn-deploy pki crl --dir ${pkiDir}\``);
@@ -62,6 +64,7 @@ export async function readMetadataSecret(file: string | undefined): Promise<stri
  */
 export function siteSigner(pkiDir: string, validityDays: number) {
   return async (csrPem: string, req: CertificateRequest, host: Host): Promise<string> => {
+    const { signCsr } = await import('../pki/index.js');
     const issued = await signCsr(pkiDir, csrPem, { role: req.role, name: req.name, sans: req.sans, host: host.name, validityDays, file: `${host.name}:${req.csr}` });
     return issued.certPem;
   };
@@ -69,6 +72,5 @@ export function siteSigner(pkiDir: string, validityDays: number) {
 
 /** The current site CA signs every bundle's manifest (why the CA itself: src/bundle/signature.ts). */
 export async function bundleSigner(pkiDir: string): Promise<NonNullable<RenderOptions['signer']>> {
-  const ca = await loadCa(pkiDir);
-  return { key: ca.key, certPem: ca.certPem };
+  return loadCaSigner(pkiDir);
 }

@@ -4,7 +4,7 @@
  * the key again.
  */
 import { createHash, webcrypto, type KeyObject } from 'node:crypto';
-import { lstatSync, promises as fs, type Stats } from 'node:fs';
+import { promises as fs, type Stats } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type * as Forge from 'node-forge';
@@ -14,7 +14,8 @@ import { readIfExists, writeFileAtomic, writeFilesAtomic } from '../fsx.js';
 import { pkiPaths } from '../paths.js';
 import { readIndex, writeIndex } from './cert-index.js';
 import { withPkiLock } from './lock.js';
-import { generateKeyPair, privateKeyObject, signCertificate } from './native-sign.js';
+import { checkPkiDir, noCaError, privateKeyObject } from './ca-signer.js';
+import { generateKeyPair, signCertificate } from './native-sign.js';
 import { buildCaCertificate, randomSerial, type IssuingCa } from './templates.js';
 import type { InitPkiOptions, InitPkiResult } from './types.js';
 import { checkKeyBits, checkPositiveInt, throwIfProblems } from './validate.js';
@@ -38,16 +39,7 @@ export interface LoadedCa extends IssuingCa {
   cryptoKey(): Promise<webcrypto.CryptoKey>;
 }
 
-/** --dir must be a directory (or not exist yet, for init): a file there is bad input, not a crash. */
-export function checkPkiDir(dir: string): void {
-  const st = lstatSync(dir, { throwIfNoEntry: false });
-  if (st !== undefined && !st.isDirectory()) throw inputError(`${dir} is not a directory${st.isSymbolicLink() ? ' (a symbolic link)' : ''}: give the PKI directory`, 'dir');
-}
-
-export function noCaError(dir: string): Error {
-  checkPkiDir(dir);
-  return new ExitError(`no CA in ${dir}: run \`ovn-deploy pki init --dir ${dir}\``, 2);
-}
+export { checkPkiDir, noCaError } from './ca-signer.js';
 
 const cache = new Map<string, LoadedCa>();
 const CACHE_MAX = 16;

@@ -4,7 +4,7 @@
  * OpenSSL (behind node:crypto) takes 1-3 ms, and native key generation runs on the libuv
  * threadpool so several keys are made in parallel.
  */
-import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
+import { sign, type KeyObject } from 'node:crypto';
 import type * as Forge from 'node-forge';
 import forge from './forge.js';
 import { encodeTlv } from './der.js';
@@ -71,11 +71,4 @@ export function signCertificationRequest(csr: Forge.pki.CertificateSigningReques
   csr.signature = sign('sha256', der, key).toString('binary');
 }
 
-/** Parses a PEM private key without ever putting its text into an error message. */
-export function privateKeyObject(pem: string, what: string): KeyObject {
-  try {
-    return createPrivateKey(pem);
-  } catch {
-    throw new Error(`${what} is not a readable private key`);
-  }
-}
+export { privateKeyObject } from './ca-signer.js';
