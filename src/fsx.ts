@@ -175,7 +175,8 @@ export async function writeFilesAtomic(writes: readonly FileWrite[], opts: Batch
       }
     }
     const stagedPaths: string[] = [];
-    for (const t of staged) stagedPaths.push(...t.files, t.copy);
+    // Its files, and every directory in it (the entries that name them).
+    for (const t of staged) stagedPaths.push(...t.files, ...new Set(t.files.map((f) => path.dirname(f))), t.copy);
     await flush([...temps, ...stagedPaths]);
     for (const t of staged) {
       mkdirs(path.dirname(t.dir));

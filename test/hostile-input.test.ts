@@ -210,6 +210,34 @@ describe('ordinary bad input: exit 2, a message, no stack trace (item 7)', () =>
     }
   });
 
+  it.skipIf(process.getuid?.() !== 0)('render adding hosts to --out on a file system that runs out of inodes while the writer thread stages them (a tmpfs of its own, root only): exit 1, one line, the bundles and the record as they were, no staging left', async () => {
+    const mnt = path.join(tmp, 'inode-fs');
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=128m,nr_inodes=20000', 'tmpfs', mnt]);
+    try {
+      const out = path.join(mnt, 'out');
+      const host = (n: string, ip: string, roles: string) => `  - { name: ${n}, addresses: [${ip}], roles: [${roles}]${roles === 'worker' ? `, encap: { type: geneve, ip: ${ip} }` : ''} }`;
+      // Enough existing bundles that their signing is still running when the writer thread fails.
+      const before = [host('central1', '192.0.2.1', 'central'), ...Array.from({ length: 200 }, (_, i) => host(`worker${100 + i}`, `198.51.100.${i + 1}`, 'worker'))];
+      const site1 = write('inodes-1.yaml', ['site: inodes', 'hosts:', ...before, ''].join('\n'));
+      // The new hosts first: the writer thread fails while the others still render and sign.
+      const site2 = write('inodes-2.yaml', ['site: inodes', 'hosts:', host('worker8', '192.0.2.18', 'worker'), host('worker9', '192.0.2.19', 'worker'), ...before, ''].join('\n'));
+      expect((await runCli(['render', '--inventory', site1, '--out', out, '--pki', pki])).code).toBe(0);
+      const snapshot = () => execFileSync('sh', ['-c', 'cd "$1" && { find . -printf "%p %y\\n" | sort && find . -type f -printf "%p %s %T@\\n" | sort && cat .ovn-deploy-render.json; } | sha256sum', 'sh', out], { encoding: 'utf8' });
+      const was = snapshot();
+      const used = Number(execFileSync('df', ['--output=iused', mnt], { encoding: 'utf8' }).trim().split('\n')[1]);
+      // Room for the staging directory, a bundle's copy and its files/ and three files: the fourth fails.
+      execFileSync('mount', ['-o', `remount,nr_inodes=${used + 6}`, mnt]);
+      const r = await runCli(['render', '--inventory', site2, '--out', out, '--pki', pki]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`^ovn-deploy: ${out}/\\.render-staging-[^\n]*: no space left on its file system \\(no free blocks or inodes\\)\n$`));
+      noStack(r.stderr);
+      expect(snapshot()).toBe(was);
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+  });
+
   it('init --out FILE/x', async () => {
     const file = write('init-file', 'x\n');
     const r = await runCli(['init', '--out', path.join(file, 'x')]);

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { runCli, type CliResult } from './helpers/cli.js';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -90,5 +91,31 @@ describe('ovn-deploy render', () => {
     expect(r.stderr).toContain(`${pkiPaths(empty).caBundle}: cannot read the CA bundle: no such file; run \`ovn-deploy pki init --dir ${empty}\` first`);
     expect(r.stderr).toContain(`${pkiPaths(empty).crl}: cannot read the CRL: no such file; run \`ovn-deploy pki crl --dir ${empty}\` to sign one`);
     expect(await exists(out)).toBe(false);
+  });
+
+  it('a first render killed while it wrote its first record left only that record\'s staging (dead pid): the next render takes --out; anything else beside it, or in it, and --out is refused untouched', async () => {
+    const dead = spawnSync('true').pid;
+    const args = (out: string) => ['render', '--inventory', renderFixtureSite, '--out', out, '--pki', pkiDir, '--metadata-secret-file', secretFile];
+    const killed = async (name: string, extra: (out: string, staging: string) => Promise<void> = async () => {}) => {
+      const out = path.join(dir, name);
+      const staging = path.join(out, `.render-staging-${dead}-record`);
+      await mkdir(staging, { recursive: true });
+      await writeFile(path.join(staging, '..ovn-deploy-render.json.0123456789ab.tmp'), '{"format": 1, "files": [');
+      await extra(out, staging);
+      return { out, staging };
+    };
+    const ok = await killed('killed-first-record');
+    const r = await cli(...args(ok.out));
+    expect(r.code, r.stderr).toBe(0);
+    expect(await exists(ok.staging)).toBe(false);
+    expect((await readdir(ok.out)).sort()).toEqual(expect.arrayContaining(['.ovn-deploy-render.json', 'central1']));
+
+    const beside = await killed('killed-beside', (out) => writeFile(path.join(out, 'notes.txt'), 'mine\n'));
+    expect((await cli(...args(beside.out))).code).toBe(2);
+    expect((await readdir(beside.out)).sort()).toEqual(['.render-staging-' + String(dead) + '-record', 'notes.txt']);
+
+    const inside = await killed('killed-inside', (_out, staging) => writeFile(path.join(staging, 'theirs'), 'x'));
+    expect((await cli(...args(inside.out))).code).toBe(2);
+    expect((await readdir(inside.staging)).sort()).toEqual(['..ovn-deploy-render.json.0123456789ab.tmp', 'theirs']);
   });
 });

@@ -16,7 +16,8 @@ import { cliPath } from '../src/paths.js';
 
 const HOSTS = 150;
 const KILLS = 34;
-const FRESH_KILLS = 16;
+// About 70% of these kills land while bundles are staged (seen: 11 and 12 of 16): 8 miss them all with p < 0.001.
+const FRESH_KILLS = 8;
 
 /** Two sites with the same hosts: the site name feeds every loopback address, so nearly every file differs. */
 function siteYaml(site: string): string {

@@ -17,7 +17,7 @@ import type { KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { inputError } from '../errors.js';
-import { makeStagingDir, mkdirs, plannedWrites, writeFilesAtomic, type FileWrite, type RenderedFiles } from '../fsx.js';
+import { isTempFile, makeStagingDir, mkdirs, plannedWrites, writeFilesAtomic, type FileWrite, type RenderedFiles } from '../fsx.js';
 import { readInputText } from '../input-file.js';
 import { isAlive } from '../supervisor/proc.js';
 import { loadInventory } from '../inventory/index.js';
@@ -81,6 +81,24 @@ function removeDeadStaging(outDir: string): void {
     if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) continue;
     fs.rmSync(path.join(outDir, name), { recursive: true, force: true });
   }
+}
+
+/**
+ * A first render killed while it wrote its first record leaves --out holding nothing but that
+ * record's staging directory (named by its dead pid, holding at most the record's temp file):
+ * removed, so that --out counts as empty again. Anything else there, and --out stays as it is.
+ */
+function removeDeadFirstRecord(outDir: string): void {
+  const entries = fs.readdirSync(outDir);
+  const debris = entries.filter((name) => {
+    const m = /^\.render-staging-(\d+)-record$/.exec(name);
+    if (m === null || Number(m[1]) === process.pid || isAlive(Number(m[1]))) return false;
+    const dir = path.join(outDir, name);
+    if (fs.lstatSync(dir).isDirectory() !== true) return false;
+    return fs.readdirSync(dir).every((f) => isTempFile(f) && f.startsWith(`.${RENDER_RECORD}.`) && fs.lstatSync(path.join(dir, f)).isFile());
+  });
+  if (debris.length === 0 || debris.length !== entries.length) return;
+  for (const name of debris) fs.rmSync(path.join(outDir, name), { recursive: true, force: true });
 }
 
 /** The record of what render wrote into --out (paths relative to --out, `host/...`). */
@@ -182,6 +200,7 @@ async function ownedFiles(outDir: string): Promise<RenderRecord> {
   }
   const record = await readRecord(outDir);
   if (record !== undefined) return record;
+  removeDeadFirstRecord(outDir);
   if (fs.readdirSync(outDir).length > 0) {
     throw inputError(`${outDir} is not empty and was not written by render (it has no ${RENDER_RECORD}): give a new or empty directory`, '--out');
   }
@@ -237,7 +256,11 @@ export async function renderToDir(o: RenderOutOptions): Promise<RenderSummary> {
   const owned = record.files;
   const summary: RenderSummary = { out: outDir, hosts: [], removedBundles: [], warnings: [...invWarnings.map((w) => `${o.inventory}: ${w}`), ...warnings] };
   const inputs = renderInputsDigest({ inventory: inv, caBundlePem: pki.caBundlePem, crlPem: pki.crlPem, signerCertPem: signer.certPem, metadataSecret, generator });
-  if (upToDate(outDir, record, inputs)) return unchangedSummary(summary, inv.hosts.map((h) => h.name), owned);
+  if (upToDate(outDir, record, inputs)) {
+    // A run killed after its last record left at most an empty staging directory.
+    removeDeadStaging(outDir);
+    return unchangedSummary(summary, inv.hosts.map((h) => h.name), owned);
+  }
 
   const checkedDirs = new Map<string, boolean>();
   const fresh = newBundleDirs(outDir, inv.hosts.map((h) => h.name), checkedDirs);
@@ -303,10 +326,10 @@ async function renderInto(j: RenderJob): Promise<RenderSummary> {
     } else plans.set(host, bundle.files);
   });
   // Signed here, where the bundles already in --out can be compared.
-  const signing = signBundles(plans, [...plans.keys()], outDir, j.signer);
-  const freshDone = freshBundles?.finish();
-  for (const [host, sig] of await signing) plans.get(host)?.set(SIGNATURE_FILE, { content: sig, mode: 0o644 });
-  const done = await freshDone;
+  // Awaited together: whichever fails first is the error, and the other's failure is handled too
+  // (an unhandled rejection would end the process before renderToDir cleans up).
+  const [sigs, done] = await Promise.all([signBundles(plans, [...plans.keys()], outDir, j.signer), freshBundles?.finish()]);
+  for (const [host, sig] of sigs) plans.get(host)?.set(SIGNATURE_FILE, { content: sig, mode: 0o644 });
 
   const files: FileWrite[] = [];
   const manifests: FileWrite[] = [];
@@ -330,6 +353,13 @@ async function renderInto(j: RenderJob): Promise<RenderSummary> {
   for (const rel of stale) checkOwnedPath(outDir, rel, owned, checkedDirs);
 
   if (freshBundles === undefined) removeDeadStaging(outDir);
+  // A new bundle's directory must still not exist when the record claims it: one made meanwhile
+  // (by someone else: render made none) is refused before anything of ours goes there.
+  for (const host of done?.written.keys() ?? []) {
+    if (fs.lstatSync(path.join(outDir, host), { throwIfNoEntry: false }) !== undefined) {
+      throw inputError(`${host} appeared while render ran (it was not there when render began): render does not write into a directory it did not make`, '--out', outDir);
+    }
+  }
   const widened = [...wanted].some((rel) => !owned.has(rel));
   if (widened || record.inputs !== undefined) {
     // Before the first rename into --out: a render killed from here on leaves a record that
