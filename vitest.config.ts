@@ -23,6 +23,8 @@ export default defineConfig({
         test: {
           name: 'slow',
           include: ['test/**/*.slow.test.ts'],
+          // In a full run, the test images' rootfs builds start at once, in the background.
+          globalSetup: ['test/setup/prebuild-rootfs.ts'],
           testTimeout: 300_000,
           hookTimeout: 300_000,
           // Real daemons share 2 cores; files run one at a time so timings and ports stay sane.

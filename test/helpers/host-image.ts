@@ -19,6 +19,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkoutCacheDir } from '../../src/paths.js';
+import { ensureRootfs, type RootfsRecipe } from './rootfs.js';
 
 /** Installed in the image: what a minimal server has, plus what the tests and `deploy` use. */
 export const HOST_IMAGE_PACKAGES = ['openssh-server', 'iproute2', 'iputils-ping', 'procps', 'python3', 'ethtool', 'ca-certificates', 'libstdc++6'];
@@ -216,51 +217,42 @@ function hooks(): { essential: string[]; customize: string[] } {
  */
 export const SYSTEMD_RUN_ARGS = ['--systemd=always'];
 
+/** The one rootfs both variants import, keyed by everything that goes into it. */
+export function hostRootfs(): { key: string; recipe: RootfsRecipe } {
+  const h = hooks();
+  const pkgs = [...HOST_IMAGE_PACKAGES, ...HOST_IMAGE_SYSTEMD_PACKAGES];
+  const keyInput = { v: 2, pkgs, offline: HOST_IMAGE_OFFLINE_PACKAGES, h, node: process.version };
+  const key = createHash('sha256').update(JSON.stringify(keyInput)).digest('hex').slice(0, 12);
+  const argv = [
+    'mmdebstrap',
+    '--variant=minbase',
+    '--mode=root',
+    '--format=tar',
+    `--include=${pkgs.join(',')}`,
+    // Keep apt's lists and downloaded .debs: the container installs OVN offline from them.
+    '--skip=cleanup/apt/lists,cleanup/apt/cache',
+    ...h.essential.map((c) => `--essential-hook=${c}`),
+    ...h.customize.map((c) => `--customize-hook=${c}`),
+    'bookworm',
+  ];
+  return { key, recipe: { tar: path.join(cacheDir, `rootfs-${key}.tar`), argv, timeoutMs: 25 * 60_000 } };
+}
+
 /** Builds (or finds cached) the fresh-host image. Synchronous: call it from beforeAll with a long timeout (~3 min cold). */
 export function ensureHostImage(opts: HostImageOptions = {}): HostImage {
   const env = hostPodmanEnv();
   const started = Date.now();
   const systemd = opts.systemd === true;
-  const h = hooks();
-  const pkgs = [...HOST_IMAGE_PACKAGES, ...HOST_IMAGE_SYSTEMD_PACKAGES];
-  const keyInput = { v: 2, pkgs, offline: HOST_IMAGE_OFFLINE_PACKAGES, h, node: process.version };
-  const key = createHash('sha256').update(JSON.stringify(keyInput)).digest('hex').slice(0, 12);
+  const { key, recipe } = hostRootfs();
   const image = `localhost/ovn-deploy-test-host${systemd ? '-systemd' : ''}:${key}`;
   if (podmanCode(['image', 'exists', image], env) === 0) return { image, env, builtSec: 0 };
   // Kept after both imports: the second variant's import reads it too.
-  const rootfs = path.join(cacheDir, `rootfs-${key}.tar`);
-  if (!existsSync(rootfs)) {
-    // mmdebstrap picks its output format from the file name: keep `.tar` last, and say it anyway.
-    const tmp = `${rootfs}.${process.pid}.partial.tar`;
-    rmSync(tmp, { force: true });
-    try {
-      run(
-        [
-          'mmdebstrap',
-          '--variant=minbase',
-          '--mode=root',
-          '--format=tar',
-          `--include=${pkgs.join(',')}`,
-          // Keep apt's lists and downloaded .debs: the container installs OVN offline from them.
-          '--skip=cleanup/apt/lists,cleanup/apt/cache',
-          ...h.essential.map((c) => `--essential-hook=${c}`),
-          ...h.customize.map((c) => `--customize-hook=${c}`),
-          'bookworm',
-          tmp,
-        ],
-        {},
-        25 * 60_000,
-      );
-      renameSync(tmp, rootfs);
-      // Older rootfs tarballs (~500 MB each, of the one or of either former variant) are only inputs of images no longer built.
-      const stale = /^rootfs-(systemd-)?[0-9a-f]+\.tar$/;
-      for (const f of readdirSync(cacheDir)) if (stale.test(f) && f !== path.basename(rootfs)) rmSync(path.join(cacheDir, f), { force: true });
-    } finally {
-      rmSync(tmp, { force: true });
-    }
-  }
+  ensureRootfs(recipe);
+  // Older rootfs tarballs (~500 MB each, of the one or of either former variant) are only inputs of images no longer built.
+  const stale = /^rootfs-(systemd-)?[0-9a-f]+\.tar(\.lock)?$/;
+  for (const f of readdirSync(cacheDir)) if (stale.test(f) && !f.startsWith(path.basename(recipe.tar))) rmSync(path.join(cacheDir, f), { force: true });
   run(
-    ['podman', 'import', '--change', `ENTRYPOINT ["${systemd ? '/sbin/init' : '/usr/local/sbin/host-entrypoint'}"]`, '--change', 'CMD []', rootfs, image],
+    ['podman', 'import', '--change', `ENTRYPOINT ["${systemd ? '/sbin/init' : '/usr/local/sbin/host-entrypoint'}"]`, '--change', 'CMD []', recipe.tar, image],
     env,
     10 * 60_000,
   );

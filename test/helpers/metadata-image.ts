@@ -7,10 +7,11 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { podmanQueryCommand } from '../../src/metadata/agent-command.js';
 import { checkoutCacheDir, containerRoleDir, containersDir } from '../../src/paths.js';
+import { ensureRootfs, type RootfsRecipe } from './rootfs.js';
 
 export const METADATA_PACKAGES = ['neutron-ovn-metadata-agent', 'haproxy', 'iproute2', 'iptables', 'sudo', 'procps', 'ovn-common', 'openvswitch-common'];
 const cacheDir = path.join(checkoutCacheDir, 'metadata-image');
@@ -58,18 +59,19 @@ export function podmanInWorker(netns: string, args: string[], env: Record<string
   return { code: r.status ?? -1, out: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
 }
 
+/** The agent image's rootfs: minbase with the agent's packages installed. */
+export function metadataRootfs(): { key: string; recipe: RootfsRecipe } {
+  const key = createHash('sha256').update(`bookworm minbase ${METADATA_PACKAGES.join(',')}`).digest('hex').slice(0, 12);
+  const argv = ['mmdebstrap', '--variant=minbase', '--format=tar', `--include=${METADATA_PACKAGES.join(',')}`, 'bookworm'];
+  return { key, recipe: { tar: path.join(cacheDir, `rootfs-${key}.tar`), argv, timeoutMs: 20 * 60_000 } };
+}
+
 export function ensureMetadataImage(): MetadataImage {
   const env = podmanEnv();
   const started = Date.now();
-  const rootfsKey = createHash('sha256').update(`bookworm minbase ${METADATA_PACKAGES.join(',')}`).digest('hex').slice(0, 12);
-  const rootfs = path.join(cacheDir, `rootfs-${rootfsKey}.tar`);
-  if (!existsSync(rootfs)) {
-    // mmdebstrap picks its output format from the file name: keep `.tar` last, and say it anyway.
-    const tmp = `${rootfs}.partial.tar`;
-    rmSync(tmp, { recursive: true, force: true });
-    run(['mmdebstrap', '--variant=minbase', '--format=tar', `--include=${METADATA_PACKAGES.join(',')}`, 'bookworm', tmp], {}, 20 * 60_000);
-    renameSync(tmp, rootfs);
-  }
+  const { key: rootfsKey, recipe } = metadataRootfs();
+  const rootfs = recipe.tar;
+  ensureRootfs(recipe);
   const role = containerRoleDir('ovn-metadata-agent');
   const files = ['Containerfile.local', 'entrypoint.sh', 'healthcheck.sh'].map((f) => path.join(role, f));
   const lib = path.join(containersDir, 'common', 'lib.sh');
