@@ -17,6 +17,11 @@
  * - a second deploy changes nothing and ships no image;
  * - the secret is only in its two 0600 files on worker1 (installed + bundle), on no other host, in
  *   no container config, no CLI output, and in the SSH traffic only inside worker1's bundle push.
+ * - then the image dropped from the site file (an operator leaving containers): deploy installs
+ *   the distribution's agent offline (neutron-ovn-metadata-agent, haproxy; iptables came with podman), the own
+ *   supervisor runs it in place of the container, status says process and healthy, and the same
+ *   VM gets 200 from it. (This site replaced a 1 central + 1 worker site of its own for the
+ *   distribution's agent: one site less per run.)
  * A second, smaller site (1 central + 1 worker, systemd as PID 1): the agent's unit starts after
  * ovn-controller's and is stopped with it.
  */
@@ -372,6 +377,36 @@ describe.skipIf(notRoot)('the metadata agent in a container on real hosts (3 cen
       expect(argv).toContain(site.host('worker1').mgmtIp);
     }
   }, 10 * MIN);
+
+  it("the image dropped from the site file: deploy installs the distribution's agent offline and stops the container; status says process and healthy; the VM gets 200 from it", async () => {
+    const doc = parse(await fs.readFile(site.inventoryFile, 'utf8')) as { metadataAgent: Record<string, unknown> };
+    delete doc.metadataAgent.image;
+    await fs.writeFile(`${site.inventoryFile}.tmp`, stringify(doc));
+    await fs.rename(`${site.inventoryFile}.tmp`, site.inventoryFile);
+    const { r, j } = await deploy();
+    expect(r.code, `${r.stdout}\n${r.stderr.slice(-3000)}`).toBe(0);
+    const w1 = j.hosts.find((h) => h.host === 'worker1');
+    for (const p of ['neutron-ovn-metadata-agent', 'haproxy']) expect(w1?.changes).toContainEqual({ kind: 'package', target: p, action: 'install' });
+    // iptables came with podman: installed either way, never twice.
+    expect(w1?.changes.filter((c) => c.kind === 'package').map((c) => c.target)).not.toContain('iptables');
+    expect((await exec('worker1', ['dpkg-query', '-W', '-f=${Status}', 'iptables'])).stdout).toBe('install ok installed');
+    expect(w1?.changes).toContainEqual({ kind: 'service', target: SERVICE.metadataAgent, action: 'restart' });
+    expect(w1?.imageShipped).toBeUndefined();
+    for (const h of j.hosts.filter((x) => x.host !== 'worker1')) expect(h.changes, h.host).toEqual([]);
+    expect((await exec('worker1', ['podman', 'container', 'exists', CONTAINER], true)).code, 'the container is gone').not.toBe(0);
+    const { code, s } = await status();
+    expect(code, JSON.stringify(s.problems)).toBe(0);
+    expect(s.metadataAgents).toMatchObject([{ host: 'worker1', runsAs: 'process', registered: true, healthy: true }]);
+    const served = nova.requests().length;
+    try {
+      await untilServed(2 * MIN);
+    } catch (e) {
+      const log = await site.exec('worker1', ['sh', '-c', `tail -n 40 ${rp.metadata.logFile}; ip netns list; ps -eo pid,args | grep -E 'haproxy|metadata' | grep -v grep`], { timeoutMs: 60_000 });
+      throw new Error(`${(e as Error).message}\n${log.stdout}${log.stderr}`, { cause: e });
+    }
+    expect(nova.requests().length, 'a new request reached the metadata server').toBeGreaterThan(served);
+    expect(nova.requests().at(-1)).toMatchObject({ instanceId: net1.vm.deviceId, status: 200 });
+  }, 20 * MIN);
 });
 
 describe.skipIf(notRoot)('the metadata agent in a container on a systemd host (1 central + 1 worker, systemd as PID 1)', () => {
@@ -428,53 +463,5 @@ describe.skipIf(notRoot)('the metadata agent in a container on a systemd host (1
     const again = await cli(['deploy', ...sel, '--metadata-secret-file', secretFile, '--json'], { timeoutMs: 20 * MIN, env: img.env });
     expect(again.code, again.stderr.slice(-3000)).toBe(0);
     expect((await show(agent, ['ActiveState'])).ActiveState).toBe('active');
-  }, 30 * MIN);
-});
-
-describe.skipIf(notRoot)("the distribution's metadata agent (no image) on a real host (1 central + 1 worker)", () => {
-  let site: TestSite;
-  let sel: string[];
-  let secretFile: string;
-  let nova: FakeNova;
-  const net = neutronNetwork('worker1', 71);
-
-  beforeAll(async () => {
-    requireBuiltCli();
-    site = await createTestSite({ centrals: 1, workers: 1 });
-    secretFile = path.join(site.dir, 'metadata-secret');
-    await fs.writeFile(secretFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
-    const novaPort = await freePort(site.adminIp);
-    await withMetadataAgent(site.inventoryFile, 'worker1', { novaMetadataHost: site.adminIp, novaMetadataPort: novaPort });
-    nova = await startFakeNova(undefined, site.adminIp, novaPort, secretFile);
-    sel = ['--inventory', site.inventoryFile, '--pki', site.pkiDir, '--known-hosts', site.knownHostsFile, '--identity', site.identityFile];
-  }, 40 * MIN);
-
-  afterAll(async () => {
-    await nova?.stop();
-    await site?.cleanup();
-  }, 5 * MIN);
-
-  it('deploy installs neutron-ovn-metadata-agent, haproxy and iptables offline, the agent registers, status says process and healthy, the VM gets 200', async () => {
-    const d = await cli(['deploy', ...sel, '--metadata-secret-file', secretFile, '--json'], { timeoutMs: 20 * MIN });
-    expect(d.code, `${d.stdout}\n${d.stderr.slice(-3000)}`).toBe(0);
-    const w1 = json<DeployJson>(d).hosts.find((h) => h.host === 'worker1');
-    for (const p of ['neutron-ovn-metadata-agent', 'haproxy', 'iptables']) expect(w1?.changes).toContainEqual({ kind: 'package', target: p, action: 'install' });
-    expect(w1?.changes.map((c) => c.target)).not.toContain('podman');
-    const st = await cli(['status', '--inventory', site.inventoryFile, '--known-hosts', site.knownHostsFile, '--identity', site.identityFile, '--json'], { timeoutMs: 5 * MIN });
-    const s = json<SiteStatus>(st);
-    expect(st.code, JSON.stringify(s.problems)).toBe(0);
-    expect(s.metadataAgents).toMatchObject([{ host: 'worker1', runsAs: 'process', registered: true, healthy: true }]);
-    const nbDb = `unix:${hostPaths().ovsdbSocket('central1', 'nb')}`;
-    await addNeutronVm(site, net, async (args) => {
-      const r = await site.exec('central1', ['ovn-nbctl', `--db=${nbDb}`, '--timeout=60', ...args], { timeoutMs: 2 * MIN });
-      if (r.code !== 0) throw new Error(`ovn-nbctl: ${r.stderr}`);
-    });
-    try {
-      await untilServed0(site, net, 2 * MIN);
-    } catch (e) {
-      const log = await site.exec('worker1', ['sh', '-c', `tail -n 40 ${rp.metadata.logFile}; ip netns list; ps -eo pid,args | grep -E 'haproxy|metadata' | grep -v grep`], { timeoutMs: 60_000 });
-      throw new Error(`${(e as Error).message}\n${log.stdout}${log.stderr}`, { cause: e });
-    }
-    expect(nova.requests().at(-1)).toMatchObject({ instanceId: net.vm.deviceId, status: 200 });
   }, 30 * MIN);
 });
