@@ -16,7 +16,7 @@ import type { Deployment, TlsEndpoint } from '../src/certs/deployment.js';
 import { acceptedCaNames, servedIssuerName } from '../src/certs/probes.js';
 import { crlNeedsRefresh, DAY_MS, leafDue } from '../src/certs/renewal.js';
 import { revokeHost } from '../src/certs/revoke.js';
-import { rotateCertificates, RotationError } from '../src/certs/rotate.js';
+import { rotateCertificates, RotationError, startOrder } from '../src/certs/rotate.js';
 import { judgeCertsStatus, renderCertsStatus, type Collected, type CollectedEndpoint } from '../src/certs/status.js';
 import { cronWord, renderCronLine, renderRenewalUnits, systemdWord } from '../src/certs/timer.js';
 import { ExitError } from '../src/errors.js';
@@ -244,22 +244,21 @@ describe('renewal timer', () => {
  * layout, its key made there by the host-side functions a real host runs over SSH) and whose
  * stunnel reload is mocked: it succeeds unless the test says otherwise, and records every call.
  */
-async function mockedDeployment(name: string) {
+async function mockedDeployment(name: string, hosts = ['central', 'worker1', 'worker2']) {
   const pkiDir = path.join(root, name, 'pki');
   await initPki(pkiDir, { keyBits: 2048, commonName: name });
-  const hosts = ['central', 'worker1', 'worker2'];
   const p = pkiPaths(pkiDir);
   const placeOf = (h: string) => hostPaths(path.join(root, name, 'hosts', h));
   const endpoints: TlsEndpoint[] = hosts.map((h) => ({
     host: h,
-    role: h === 'central' ? 'central' : 'worker',
+    role: h.startsWith('central') ? 'central' : 'worker',
     certName: h,
-    sans: h === 'central' ? ['central', '10.0.0.1'] : [h],
+    sans: h.startsWith('central') ? [h, '10.0.0.1'] : [h],
     certPath: placeOf(h).pki.cert,
     keyPath: placeOf(h).pki.key,
     caFile: placeOf(h).pki.caBundle,
     crlFile: placeOf(h).pki.crl,
-    stunnel: { serviceName: `${h}-stunnel`, pidFile: '/nonexistent.pid', logFile: '/nonexistent.log', side: h === 'central' ? 'server' : 'client', listeners: [] },
+    stunnel: { serviceName: `${h}-stunnel`, pidFile: '/nonexistent.pid', logFile: '/nonexistent.log', side: h.startsWith('central') ? 'server' : 'client', listeners: [] },
   }));
   for (const e of endpoints) {
     const hp = placeOf(e.host);
@@ -320,6 +319,40 @@ describe('certs rotate (mocked stunnel reload)', () => {
     expect((await fs.stat(central.keyPath)).mode & 0o777).toBe(0o600);
     expect((await fs.stat(`${central.keyPath}.prev`)).mode & 0o777).toBe(0o600);
     await expect(rotateCertificates(d, { hosts: ['nope'] })).rejects.toThrow(/no host "nope"/);
+  });
+
+  it('--concurrency 3: up to three hosts at once but never two centrals; outcomes in host order', async () => {
+    const hosts = ['central1', 'central2', 'central3', 'worker1', 'worker2', 'worker3'];
+    const { d } = await mockedDeployment('concurrent', hosts);
+    // In the middle of a change: from its new key to the end of its reload (which takes a while here).
+    const inFlight = new Set<string>();
+    let most = 0;
+    let mostCentrals = 0;
+    const { newKey, reload } = d;
+    d.newKey = async (e, req) => {
+      inFlight.add(e.host);
+      most = Math.max(most, inFlight.size);
+      mostCentrals = Math.max(mostCentrals, [...inFlight].filter((h) => h.startsWith('central')).length);
+      return newKey(e, req);
+    };
+    d.reload = async (e) => {
+      await new Promise((r) => setTimeout(r, 150));
+      await reload(e);
+      inFlight.delete(e.host);
+    };
+    const r = await rotateCertificates(d, { force: true, concurrency: 3 });
+    expect(r.outcomes.map((o) => [o.certName, o.action])).toEqual(hosts.map((h) => [h, 'renewed']));
+    expect(mostCentrals).toBe(1);
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(3);
+    for (const e of d.endpoints) expect(await serialOf(e.certPath), e.host).toBe(r.outcomes.find((o) => o.certName === e.host)?.newSerial);
+  });
+
+  it('start order: each central followed by up to concurrency - 1 other hosts; one at a time keeps the given order', () => {
+    expect(startOrder([true, true, true, false, false, false], 3)).toEqual([0, 3, 4, 1, 5, 2]);
+    expect(startOrder([false, true, false, true], 2)).toEqual([1, 0, 3, 2]);
+    expect(startOrder([false, false], 4)).toEqual([0, 1]);
+    expect(startOrder([true, false, true], 1)).toEqual([0, 1, 2]);
   });
 
   it('a failed reload restores the previous files, reinstates the previous certificate and revokes the new one', async () => {

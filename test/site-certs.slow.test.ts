@@ -17,8 +17,10 @@
  *   both databases on every central, what each listener serves (`certs status --json`), a scan of
  *   every stunnel and OVSDB log for "unknown ca" / "certificate verify failed", ping vm1 -> vm2.
  *
- * Cases: `certs rotate --force` of every host; a full `ca-rollover` with central3 stopped during
- * phase 1 (phase 2 refused naming it; back, the rollover resumes and completes); `certs revoke
+ * Cases: `certs rotate --force --concurrency 3` of every host (three hosts at a time, never two
+ * centrals: the one-at-a-time default is the sandbox's, certs.slow); a full `ca-rollover` with
+ * central3 stopped during phase 1 (phase 2 refused naming it; back, the rollover resumes with
+ * --concurrency 3 and completes); `certs revoke
  * worker2` (refused everywhere, the others connect; no later deploy re-admits it); a CRL one day
  * from nextUpdate refreshed by one run of the renewal timer's command, a stale CRL copy on a host
  * shown as critical and replaced by that run.
@@ -205,9 +207,9 @@ describe.skipIf(notRoot)('certificate lifecycle on a site over SSH (3 centrals +
     expect(s.endpoints.filter((e) => e.side === 'client').every((e) => e.tunnel?.ok === true)).toBe(true);
   }, 10 * MIN);
 
-  it('certs rotate --force of every host under traffic: 0 probe writes lost, the monitor survives, new serials served, stunnel pids and RAFT IDs unchanged, ping works', async () => {
+  it('certs rotate --force --concurrency 3 of every host under traffic (centrals one at a time): 0 probe writes lost, the monitor survives, new serials served, stunnel pids and RAFT IDs unchanged, ping works', async () => {
     const [pids, raft, before] = [await allPids(), await raftIds(), (await status()).s];
-    const t = await underTraffic('rotate', () => certs(['rotate', '--force', '--json']));
+    const t = await underTraffic('rotate', () => certs(['rotate', '--force', '--concurrency', '3', '--json']));
     const r = t.result;
     expect(r.code, `${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`).toBe(0);
     figures.rotateAllMs = r.ms;
@@ -228,7 +230,7 @@ describe.skipIf(notRoot)('certificate lifecycle on a site over SSH (3 centrals +
     expect(await caErrors()).toEqual([]);
   }, 20 * MIN);
 
-  it('ca-rollover with central3 stopped during phase 1: phase 2 is refused naming it; back, the rollover resumes and completes under traffic; RAFT IDs unchanged, new issuer served', async () => {
+  it('ca-rollover with central3 stopped during phase 1: phase 2 is refused naming it; back, the rollover resumes (--concurrency 3) and completes under traffic; RAFT IDs unchanged, new issuer served', async () => {
     const raft = await raftIds();
     const oldIssuer = (await status()).s.cas.find((c) => c.issuing)?.commonName;
     const t = await underTraffic('rollover', async () => {
@@ -243,7 +245,7 @@ describe.skipIf(notRoot)('certificate lifecycle on a site over SSH (3 centrals +
       // Its daemons come back with the next deploy (no systemd in these containers); it carries the PKI's two-CA bundle.
       const back = await cli(['deploy', ...sel, '--json'], { timeoutMs: 15 * MIN });
       expect(back.code, back.stderr.slice(-2000)).toBe(0);
-      const rest = await certs(['ca-rollover']);
+      const rest = await certs(['ca-rollover', '--concurrency', '3']);
       return { first, rest };
     });
     const { first, rest } = t.result;

@@ -52,6 +52,8 @@ export const REFUSED_EXIT = 2;
 export interface RolloverOptions {
   /** Run only this phase (default: continue from where the rollover stands to its end). */
   phase?: RolloverPhase;
+  /** Phase issue: hosts re-issued at the same time (default 1; centrals always one at a time). */
+  concurrency?: number;
   /** Only these hosts (default: all). The next phase still needs every host. */
   hosts?: string[];
   /** Key size of the new CA (default: the current CA's). */
@@ -230,6 +232,7 @@ async function runIssue(d: Deployment, hosts: string[], state: RolloverState, ne
         hosts: todo,
         force: true,
         locked: true,
+        ...(opts.concurrency === undefined ? {} : { concurrency: opts.concurrency }),
         expectIssuer: { serial: state.newCa.serial, certPem: newCa.certPem },
         ...(opts.say === undefined ? {} : { say: opts.say }),
         ...(opts.testHooks === undefined ? {} : { testHooks: opts.testHooks }),

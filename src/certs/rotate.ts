@@ -12,7 +12,8 @@
  * and the previous one current again in the PKI index, reloads, checks the old certificate is
  * back in use, and reports it. stunnel keeps established connections across a reload, so a
  * rotation does not interrupt OVSDB sessions. Hosts are renewed `concurrency` at a time (default
- * one): a site never has more than that many hosts in the middle of a change.
+ * one): a site never has more than that many hosts in the middle of a change, and never more than
+ * one central.
  */
 import { promises as fs } from 'node:fs';
 import { ExitError, inputError } from '../errors.js';
@@ -54,7 +55,7 @@ export interface RotateOptions {
   locked?: boolean;
   /** The CA the new certificates must come from (CA rollover checks it). */
   expectIssuer?: { serial: string; certPem: string };
-  /** Hosts renewed at the same time (default 1: one host in the middle of a change at a time). */
+  /** Hosts renewed at the same time (default 1: one host in the middle of a change at a time); centrals always one at a time. */
   concurrency?: number;
   testHooks?: RotateTestHooks;
 }
@@ -149,9 +150,12 @@ async function rotateLocked(d: Deployment, opts: RotateOptions): Promise<RotateR
     }),
   );
 
-  const outcomes = await mapLimit(
-    plans,
-    Math.max(1, opts.concurrency ?? 1),
+  const limit = Math.max(1, opts.concurrency ?? 1);
+  const oneCentral = oneAtATime();
+  const order = startOrder(plans.map((p) => isCentral(p.unit)), limit);
+  const renewedInOrder = await mapLimit(
+    order.map((i) => plans[i] as (typeof plans)[number]),
+    limit,
     async ({ unit, facts, why, revoked }): Promise<RotationOutcome> => {
       if (why === undefined) {
         return {
@@ -165,9 +169,12 @@ async function rotateLocked(d: Deployment, opts: RotateOptions): Promise<RotateR
           ms: 0,
         };
       }
-      return renewUnit(d, unit, facts, why, opts, say);
+      const renew = () => renewUnit(d, unit, facts, why, opts, say);
+      return isCentral(unit) ? oneCentral(renew) : renew();
     },
   );
+  const outcomes: RotationOutcome[] = new Array<RotationOutcome>(plans.length);
+  order.forEach((planIndex, k) => (outcomes[planIndex] = renewedInOrder[k] as RotationOutcome));
 
   // A re-signed CRL is only read on reload: reload whatever the renewals did not.
   if (crlRefreshed !== null || crlBehind.length > 0) {
@@ -182,6 +189,39 @@ async function rotateLocked(d: Deployment, opts: RotateOptions): Promise<RotateR
     throw new RotationError(`certificate rotation failed and was rolled back:\n${lines.join('\n')}`, result);
   }
   return result;
+}
+
+/**
+ * RAFT members are renewed one at a time whatever the concurrency: a cluster never has two members
+ * in the middle of a change (reloads, and a failed renewal's rollback), so it keeps its quorum.
+ * Chassis and cms hosts fill the other slots.
+ */
+const isCentral = (u: Unit) => u.endpoints.some((e) => e.role === 'central');
+
+function oneAtATime(): <R>(fn: () => Promise<R>) => Promise<R> {
+  let turn: Promise<unknown> = Promise.resolve();
+  return <R>(fn: () => Promise<R>) => {
+    const run = turn.then(fn);
+    turn = run.catch(() => undefined);
+    return run;
+  };
+}
+
+/**
+ * The order units start in (indexes): each central followed by up to `limit - 1` other units, so
+ * that a slot seldom waits for the one central turn while chassis could be renewed.
+ */
+export function startOrder(central: readonly boolean[], limit: number): number[] {
+  if (limit <= 1) return central.map((_, i) => i);
+  const cs = central.flatMap((c, i) => (c ? [i] : []));
+  const others = central.flatMap((c, i) => (c ? [] : [i]));
+  const order: number[] = [];
+  while (cs.length > 0 || others.length > 0) {
+    const c = cs.shift();
+    if (c !== undefined) order.push(c);
+    order.push(...others.splice(0, c === undefined ? others.length : limit - 1));
+  }
+  return order;
 }
 
 async function renewUnit(d: Deployment, unit: Unit, old: CertFacts | undefined, why: string, opts: RotateOptions, say: (l: string) => void): Promise<RotationOutcome> {

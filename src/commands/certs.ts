@@ -89,7 +89,7 @@ function rotateSub(): Command {
   return selectOptions(new Command('rotate'))
     .description('renew the certificates that are due (or --force) with fresh keys made on their hosts, reload stunnel, verify the new serial is in use; roll back on failure; re-sign CRLs near nextUpdate')
     .option('--host <host>', 'only this host (repeatable, or comma-separated)', collect)
-    .option('--concurrency <n>', 'hosts renewed at the same time (default 1)')
+    .option('--concurrency <n>', 'hosts renewed at the same time (default 1; centrals always one at a time)')
     .option('--force', 'renew even when not due')
     .option('--days <n>', 'lifetime of the new certificates in days (default: the site policy)')
     .option('--window-days <n>', 'renewal window in days (default: the last third of the lifetime, at least 7 days)')
@@ -129,12 +129,14 @@ function caRolloverSub(): Command {
     .description('replace the CA in three phases, each checked on every host first: (1) trust the new CA, (2) re-issue leaves from it, (3) retire the old CA; resumable')
     .addOption(new Option('--phase <phase>', 'run only this phase').choices(['trust', 'issue', 'retire']))
     .option('--host <host>', 'only this host (repeatable, or comma-separated); the next phase still needs every host', collect)
+    .option('--concurrency <n>', 'phase issue: hosts re-issued at the same time (default 1; centrals always one at a time)')
     .option('--key-bits <n>', 'key size of the new CA (default: the current CA\'s)')
     .option('--ca-days <n>', 'lifetime of the new CA in days (default: the current CA\'s)')
     .option('--status', 'show where the rollover stands; change nothing')
     .option('--json', 'print the result as JSON')
-    .action(async (o: SelectOptions & { phase?: 'trust' | 'issue' | 'retire'; host?: string[]; keyBits?: string; caDays?: string; status?: boolean; json?: boolean }) => {
+    .action(async (o: SelectOptions & { phase?: 'trust' | 'issue' | 'retire'; host?: string[]; concurrency?: string; keyBits?: string; caDays?: string; status?: boolean; json?: boolean }) => {
       const problems: Problem[] = [];
+      const concurrency = positiveInt(o.concurrency, '--concurrency', problems);
       const keyBits = positiveInt(o.keyBits, '--key-bits', problems);
       const validityDays = positiveInt(o.caDays, '--ca-days', problems);
       throwIfProblems(problems);
@@ -152,6 +154,7 @@ function caRolloverSub(): Command {
       const r = await withDeployment(o, (d) => caRollover(d, {
         ...(o.phase === undefined ? {} : { phase: o.phase }),
         ...(o.host === undefined ? {} : { hosts: o.host }),
+        ...(concurrency === undefined ? {} : { concurrency }),
         ...(keyBits === undefined ? {} : { keyBits }),
         ...(validityDays === undefined ? {} : { validityDays }),
         ...(o.json === true ? {} : { say: out }),
