@@ -20,7 +20,7 @@ import { ExitError, inputError } from '../errors.js';
 import { pkiPaths } from '../paths.js';
 import { readRevokedHosts } from '../pki/host-revocation.js';
 import { reinstateCertificate, signCsr } from '../pki/index.js';
-import { mapLimit, pollUntil } from '../tools/retry.js';
+import { mapLimit, pollUntil, serializer } from '../tools/retry.js';
 import { backupFiles, hostFile, restoreFiles, type Backup } from './backup.js';
 import { certFacts, isIssuedBy, type CertFacts } from './cert-facts.js';
 import { selectEndpoints, unknownHosts, type Deployment, type TlsEndpoint } from './deployment.js';
@@ -151,7 +151,7 @@ async function rotateLocked(d: Deployment, opts: RotateOptions): Promise<RotateR
   );
 
   const limit = Math.max(1, opts.concurrency ?? 1);
-  const oneCentral = oneAtATime();
+  const turn = serializer();
   const order = startOrder(plans.map((p) => isCentral(p.unit)), limit);
   const renewedInOrder = await mapLimit(
     order.map((i) => plans[i] as (typeof plans)[number]),
@@ -170,7 +170,7 @@ async function rotateLocked(d: Deployment, opts: RotateOptions): Promise<RotateR
         };
       }
       const renew = () => renewUnit(d, unit, facts, why, opts, say);
-      return isCentral(unit) ? oneCentral(renew) : renew();
+      return isCentral(unit) ? turn('central', renew) : renew();
     },
   );
   const outcomes: RotationOutcome[] = new Array<RotationOutcome>(plans.length);
@@ -197,15 +197,6 @@ async function rotateLocked(d: Deployment, opts: RotateOptions): Promise<RotateR
  * Chassis and cms hosts fill the other slots.
  */
 const isCentral = (u: Unit) => u.endpoints.some((e) => e.role === 'central');
-
-function oneAtATime(): <R>(fn: () => Promise<R>) => Promise<R> {
-  let turn: Promise<unknown> = Promise.resolve();
-  return <R>(fn: () => Promise<R>) => {
-    const run = turn.then(fn);
-    turn = run.catch(() => undefined);
-    return run;
-  };
-}
 
 /**
  * The order units start in (indexes): each central followed by up to `limit - 1` other units, so

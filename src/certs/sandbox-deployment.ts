@@ -17,6 +17,7 @@ import { reloadStunnel } from '../tools/stunnel.js';
 import type { Deployment, DeploymentLock, TlsEndpoint } from './deployment.js';
 import { commitPendingKey, followBundleTrust, keyMatchesOnHost, pendingKeyCsr, publicFileOf, readPublicFile, restorePreviousKey, writePublicFile } from './host-files.js';
 import { siteEndpoints } from './site-endpoints.js';
+import { serializer } from '../tools/retry.js';
 
 export { NO_SANDBOX_EXIT } from '../sandbox/existing.js';
 
@@ -72,7 +73,7 @@ export async function sandboxDeployment(stateDir: string, runner: Runner = new Z
   const supervisorOf = (h: SandboxHost) => new OwnSupervisor(h.paths.state, { spawnPrefix: ['ip', 'netns', 'exec', h.netns] });
   // One reload at a time per stunnel: reloadStunnel reads the log from where it was before its
   // own SIGHUP, and two overlapping reloads would read each other's confirmation.
-  const reloading = new Map<string, Promise<void>>();
+  const reloadTurn = serializer();
   return {
     description: `sandbox ${plan.id} (${dir})`,
     pkiDir: paths.pki,
@@ -94,18 +95,12 @@ export async function sandboxDeployment(stateDir: string, runner: Runner = new Z
     keyMatches: async (e) => keyMatchesOnHost(hostOf(e).paths),
     bundleTrustChanged: async (e, caBundlePem) => followBundleTrust(hostOf(e).paths, caBundlePem),
     reload: async (e) => {
-      const key = e.stunnel.pidFile;
       const supervisor = supervisorOf(hostOf(e));
-      const previous = reloading.get(key) ?? Promise.resolve();
-      const mine = previous.catch(() => undefined).then(() => reloadStunnel(e.stunnel.logFile, () => supervisor.signal(e.stunnel.serviceName, 'SIGHUP')));
-      reloading.set(key, mine);
       try {
-        await mine;
+        await reloadTurn(e.stunnel.pidFile, () => reloadStunnel(e.stunnel.logFile, () => supervisor.signal(e.stunnel.serviceName, 'SIGHUP')));
       } catch (err) {
         const why = err instanceof Error ? err.message : String(err);
         throw new ExitError(`reloading ${e.stunnel.serviceName} (${e.host}): ${why}`);
-      } finally {
-        if (reloading.get(key) === mine) reloading.delete(key);
       }
     },
     lock: async (what): Promise<DeploymentLock> => acquireLock(paths.lock, what),

@@ -19,6 +19,7 @@ import { sshConnector, type SshSettings } from '../deploy/ssh-connect.js';
 import type { Deployment, DeploymentLock, TlsEndpoint } from './deployment.js';
 import { ABSENT_EXIT, publicFileOf } from './host-files.js';
 import { siteEndpoints } from './site-endpoints.js';
+import { serializer } from '../tools/retry.js';
 
 const HOST_CMD_TIMEOUT_MS = 60_000;
 
@@ -99,7 +100,7 @@ export async function siteDeployment(sel: SiteSelection, opts: SiteDeploymentOpt
     return [ref.kind, ...(ref.backup ? ['--backup'] : [])];
   };
   // One reload at a time per stunnel: the confirmation reads its log from before the signal.
-  const reloading = new Map<string, Promise<void>>();
+  const reloadTurn = serializer();
 
   return {
     description: `site ${inv.site} (${sel.inventoryFile})`,
@@ -131,17 +132,9 @@ export async function siteDeployment(sel: SiteSelection, opts: SiteDeploymentOpt
       await hostCmd(e.host, ['follow-trust'], caBundlePem);
     },
     reload: async (e) => {
-      const key = `${e.host}/${e.stunnel.serviceName}`;
-      const previous = reloading.get(key) ?? Promise.resolve();
-      const mine = previous.catch(() => undefined).then(async () => {
+      await reloadTurn(`${e.host}/${e.stunnel.serviceName}`, async () => {
         await hostCmd(e.host, ['reload', e.stunnel.serviceName]);
       });
-      reloading.set(key, mine);
-      try {
-        await mine;
-      } finally {
-        if (reloading.get(key) === mine) reloading.delete(key);
-      }
     },
     lock: async (what): Promise<DeploymentLock> =>
       acquireLockFile(path.join(sel.pkiDir, '.certs.lock'), {

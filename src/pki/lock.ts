@@ -12,6 +12,7 @@ import path from 'node:path';
 import { ExitError } from '../errors.js';
 import { withLockFile, type LockFileOptions } from '../lock.js';
 import { pkiPaths } from '../paths.js';
+import { serializer } from '../tools/retry.js';
 import { recoverPki } from './recover.js';
 
 // The lock-file design itself lives in src/lock.ts (every lock of ovn-deploy uses it).
@@ -24,25 +25,14 @@ const PKI_LOCK: LockFileOptions = {
   busy: (_holder, lockFile) => new ExitError(`the PKI directory is locked by another process (${lockFile}); if no ovn-deploy is running, remove that file`),
 };
 
-const tails = new Map<string, Promise<void>>();
+const inProcess = serializer();
 
 export async function withPkiLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   const key = path.resolve(dir);
-  const previous = tails.get(key) ?? Promise.resolve();
-  let release!: () => void;
-  const mine = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  const tail = previous.then(() => mine);
-  tails.set(key, tail);
-  await previous;
-  try {
-    return await withLockFile(pkiPaths(key).lock, PKI_LOCK, async () => {
+  return inProcess(key, () =>
+    withLockFile(pkiPaths(key).lock, PKI_LOCK, async () => {
       await recoverPki(key);
       return fn();
-    });
-  } finally {
-    release();
-    if (tails.get(key) === tail) tails.delete(key);
-  }
+    }),
+  );
 }

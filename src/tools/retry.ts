@@ -57,3 +57,21 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
   return out;
 }
+
+/**
+ * Calls for one key run one after another, in call order, whether the previous one succeeded or
+ * not; calls for different keys run at once. In-process only (other processes: src/lock.ts).
+ */
+export function serializer(): <R>(key: string, fn: () => Promise<R>) => Promise<R> {
+  const tails = new Map<string, Promise<unknown>>();
+  return <R>(key: string, fn: () => Promise<R>): Promise<R> => {
+    const previous = tails.get(key);
+    const run = previous === undefined ? fn() : previous.then(() => fn(), () => fn());
+    tails.set(key, run);
+    const settled = () => {
+      if (tails.get(key) === run) tails.delete(key);
+    };
+    run.then(settled, settled);
+    return run;
+  };
+}
