@@ -4,6 +4,7 @@
  * on the same boot. Zombies count as dead: PID 1 here reaps orphans only every ~2 s.
  */
 import { readFileSync } from 'node:fs';
+import { sleep } from '../tools/retry.js';
 
 /** Enough to recognise one process again later. */
 export interface ProcIdentity {
@@ -94,7 +95,6 @@ export function signalIfSame(id: ProcIdentity, signal: NodeJS.Signals, group = f
   }
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls until `id` is dead (or a zombie); false if it still lives after `timeoutMs`. */
 export async function waitForDeath(id: ProcIdentity, timeoutMs: number, pollMs = 50): Promise<boolean> {
