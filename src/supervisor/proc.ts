@@ -96,13 +96,18 @@ export function signalIfSame(id: ProcIdentity, signal: NodeJS.Signals, group = f
 }
 
 
-/** Polls until `id` is dead (or a zombie); false if it still lives after `timeoutMs`. */
+/**
+ * Polls until `id` is dead (or a zombie); false if it still lives after `timeoutMs`. Most daemons
+ * exit within milliseconds of their signal, and stops wait on each other (dependents first), so
+ * the first looks come soon (2, 4, 8 ... ms) and then every `pollMs`.
+ */
 export async function waitForDeath(id: ProcIdentity, timeoutMs: number, pollMs = 50): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  for (let wait = 2; ; wait = Math.min(wait * 2, pollMs)) {
     if (!isSameProcess(id)) return true;
-    if (Date.now() >= deadline) return false;
-    await sleep(pollMs);
+    const left = deadline - Date.now();
+    if (left <= 0) return false;
+    await sleep(Math.min(wait, left));
   }
 }
 
