@@ -500,6 +500,10 @@ describe('ovn-deploy certs (CLI)', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--days: must be a positive integer/);
     expect(bad.stderr).toMatch(/--window-days: must be a positive integer/);
+    const badRollover = await run('ca-rollover', '--dir', path.join(root, 'nothing-here'), '--concurrency', '0');
+    expect(badRollover.code).toBe(2);
+    expect(badRollover.stderr).toMatch(/--concurrency: must be a positive integer/);
+    expect(badRollover.stderr).not.toMatch(/\n\s+at /); // no stack trace
   });
 
   it('timer --cron prints one cron.d line; timer --out writes both units', async () => {
