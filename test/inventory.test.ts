@@ -7,6 +7,7 @@ import {
   DEFAULT_CERTIFICATE_POLICY,
   DEFAULT_LOOPBACK_PORTS,
   DEFAULT_PORTS,
+  DEFAULT_SB_ADMIN_PORT,
   checkInventoryText,
   exampleSiteYaml,
   hostsWithRole,
@@ -163,6 +164,25 @@ const BAD: BadCase[] = [
     problems: ['site.yaml: loopbackPorts.nbRaft: port 6642 is already used by ports.sb (the default) (line 1)'],
   },
   {
+    name: 'the native admin SB port clashing with a TLS port',
+    text: lines('tls: { mode: native, sbAdminPort: 6643 }', 'hosts:', ...CENTRAL),
+    problems: ['site.yaml: tls.sbAdminPort: port 6643 is already used by ports.nbRaft (the default) (line 1)'],
+  },
+  {
+    // RBAC knows a chassis by its certificate's name (the host name): a system-id of its own
+    // would make every write of that chassis a permission error.
+    name: 'native TLS with a worker whose system-id is not its name',
+    text: lines('tls: { mode: native }', 'hosts:', ...CENTRAL, ...WORKER, '    systemId: chassis-7'),
+    problems: [
+      'site.yaml: hosts[1].systemId: with tls.mode native the system-id must be the host name "worker1": Southbound RBAC admits a chassis\'s writes by its certificate\'s name (drop systemId or use stunnel mode) (line 10)',
+    ],
+  },
+  {
+    name: 'native TLS with a metadata agent',
+    text: lines('tls: { mode: native }', 'metadataAgent: { novaMetadataHost: nova.example.org }', 'hosts:', ...CENTRAL, '  - name: worker1', '    addresses: [192.0.2.21]', '    roles: [worker, metadata-agent]', '    encap: { ip: 192.0.2.21 }'),
+    problems: ['site.yaml: hosts[1].roles: the metadata-agent role needs tls.mode stunnel for now: the agent reaches the Southbound through the stunnel client (line 9)'],
+  },
+  {
     name: 'a renewal window as long as the certificate lifetime',
     text: lines('certificates: { leafValidityDays: 365, renewalWindowDays: 365 }', 'hosts:', ...CENTRAL),
     problems: ['site.yaml: certificates.renewalWindowDays: must be less than leafValidityDays (365), got 365 (line 1)'],
@@ -218,10 +238,10 @@ const BAD: BadCase[] = [
     problems: ['site.yaml: empty document: expected a mapping with at least "hosts"'],
   },
   {
-    name: 'a site name with capitals, tls mode native, a bad DNS name, a bad ssh port',
+    name: 'a site name with capitals, tls mode tcp, a bad DNS name, a bad ssh port',
     text: lines(
       'site: Lab_1',
-      'tls: { mode: native }',
+      'tls: { mode: tcp }',
       'hosts:',
       '  - name: central1',
       '    addresses: [192.0.2.10]',
@@ -231,7 +251,7 @@ const BAD: BadCase[] = [
     ),
     problems: [
       'site.yaml: site: expected a site name (lowercase letters, digits and "-", at most 63 characters, no "-" at either end), got "Lab_1" (line 1)',
-      'site.yaml: tls.mode: expected one of stunnel, got "native" (line 2)',
+      'site.yaml: tls.mode: expected one of stunnel, native, got "tcp" (line 2)',
       'site.yaml: hosts[0].dnsNames[0]: not a DNS name: "bad_name.example.org" (line 6)',
       'site.yaml: hosts[0].ssh.port: expected a port number 1-65535, got 0 (line 8)',
     ],
@@ -293,7 +313,7 @@ describe('parseInventory accepts good site files', () => {
     const { inventory, warnings, file } = parseInventory(lines('hosts:', ...CENTRAL, '  - name: worker1', '    addresses: [192.0.2.21]', '    roles: [worker]', '    encap: { ip: 192.0.2.21 }', '    ssh: {}'), FILE);
     const want: Inventory = {
       site: 'ovn',
-      tls: { mode: 'stunnel' },
+      tls: { mode: 'stunnel', sbAdminPort: DEFAULT_SB_ADMIN_PORT },
       ports: { ...DEFAULT_PORTS },
       loopbackPorts: { ...DEFAULT_LOOPBACK_PORTS },
       certificates: { ...DEFAULT_CERTIFICATE_POLICY },

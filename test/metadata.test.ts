@@ -230,6 +230,7 @@ describe('registration and status', () => {
       datapath: 'netdev',
       supervisor: 'own',
       endpoints: { nb: '', sb: '' },
+      tlsMode: 'stunnel',
       tls: {
         nb: { endpoint: '', from: '', reachable: true, database: 'OVN_Northbound', protocol: null, cipher: null, error: null },
         sb: { endpoint: '', from: '', reachable: true, database: 'OVN_Southbound', protocol: null, cipher: null, error: null },

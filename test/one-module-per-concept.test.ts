@@ -26,7 +26,8 @@ function offenders(pattern: RegExp, owner: string): string[] {
 }
 
 /** An array literal whose first element is a daemon's program: an argv being built (a list of binaries to look for is not). */
-const DAEMON_ARGV = /(?<!binaries:\s*)\[\s*['"`](\/usr\/s?bin\/)?(ovsdb-server|ovs-vswitchd|ovn-northd|ovn-controller|stunnel4?|neutron-ovn-metadata-agent)['"`]\s*,/;
+// A bare 'stunnel' is also a TLS mode's name (tls.mode: stunnel | native): only its binaries count.
+const DAEMON_ARGV = /(?<!binaries:\s*)\[\s*['"`]((\/usr\/s?bin\/)?(ovsdb-server|ovs-vswitchd|ovn-northd|ovn-controller|stunnel4|neutron-ovn-metadata-agent)|\/usr\/s?bin\/stunnel)['"`]\s*,/;
 
 /** A value import of handlebars (a type-only import is erased and loads nothing). */
 const HANDLEBARS = /^import (?!type )[^;]*from 'handlebars'/m;

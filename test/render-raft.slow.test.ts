@@ -90,7 +90,7 @@ beforeAll(async () => {
   }
   inv = {
     site: tag,
-    tls: { mode: 'stunnel' },
+    tls: { mode: 'stunnel', sbAdminPort: 6648 },
     ports: { nb: 6641, sb: 6642, nbRaft: 6643, sbRaft: 6644 },
     loopbackPorts: { nb: 16641, sb: 16642, nbRaft: 16643, sbRaft: 16644 },
     certificates: { caValidityDays: 30, leafValidityDays: 7, renewalWindowDays: 1, caKeyBits: 2048, leafKeyBits: 2048 },

@@ -15,6 +15,7 @@ function recorded(): StatusReport {
     datapath: 'netdev',
     supervisor: 'own',
     endpoints: { nb: 'ssl:10.150.1.1:6641', sb: 'ssl:10.150.1.1:6642' },
+    tlsMode: 'stunnel',
     tls: { nb: tls(6641, 'OVN_Northbound'), sb: tls(6642, 'OVN_Southbound') },
     hosts: [
       { name: 'central', netns: 'od1234-central', root: '/tmp/sbx/hosts/central', status: 'converged', health: [{ check: 'raft-member OVN_Northbound', ok: true, detail: 'leader' }] },

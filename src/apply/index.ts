@@ -130,7 +130,7 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
       services,
       at,
       skipPackages: opts.skipPackages === true,
-      loadFirewall: opts.loadFirewall === true,
+      loadFirewall: opts.loadFirewall === true || m.firewallRequired === true,
       ...(givenCertificate === undefined ? {} : { givenCertificate: givenCertificate.pem, givenForPendingKey: givenCertificate.forPendingKey }),
       renewCertificate: opts.renewCertificate === true,
     };

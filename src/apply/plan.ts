@@ -211,7 +211,8 @@ export function planApply(manifest: BundleManifest, observed: Observed, serviceH
   if (observed.servicesKind === 'systemd' && unitsChanged) steps.push({ kind: 'daemon-reload' });
   // The rules only concern our own ports, so they may go in before anything listens there.
   const fw = observed.firewall;
-  if (fw !== undefined && fw.available && (!fw.loaded || steps.some((s) => s.kind === 'file' && s.dest === fw.file && s.contentChanged))) {
+  // Required (native TLS): without nft the step fails loudly rather than leave the NB open.
+  if (fw !== undefined && (fw.available || manifest.firewallRequired === true) && (!fw.loaded || steps.some((s) => s.kind === 'file' && s.dest === fw.file && s.contentChanged))) {
     steps.push({ kind: 'firewall', file: fw.file });
   }
   const la = observed.localAccess;

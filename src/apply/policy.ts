@@ -41,6 +41,11 @@ const knownInitCommands = (rooted: HostPaths): readonly (readonly string[])[] =>
   [BINARIES.nbctl, `--db=unix:${rooted.ovn.nbSock}`, 'init'],
   [BINARIES.sbctl, `--db=unix:${rooted.ovn.sbSock}`, 'init'],
 ];
+/** Native TLS: the chassis' SB listener under RBAC (initCommands), its port the only free word. */
+const isRbacConnection = (rooted: HostPaths, c: readonly string[]): boolean =>
+  c.length === 5 && sameArgv(c.slice(0, 4), [BINARIES.sbctl, `--db=unix:${rooted.ovn.sbSock}`, 'set-connection', 'role=ovn-controller']) && /^pssl:[1-9][0-9]{0,4}(:\[::\])?$/.test(c[4] ?? '');
+/** A native peer: `ssl:` and an IP address (IPv6 in brackets) with a port. */
+const SSL_REMOTE = /^ssl:([0-9.]{7,15}|\[[0-9A-Fa-f:.]{2,45}\]):[1-9][0-9]{0,4}$/;
 const KNOWN_BINARIES: ReadonlySet<string> = new Set(Object.values(BINARIES));
 const envAllowed = (rooted: HostPaths): Readonly<Record<string, string>> => ({ OVS_RUNDIR: rooted.ovs.runDir, OVN_RUNDIR: rooted.ovn.runDir });
 
@@ -97,7 +102,7 @@ export function policyProblems(m: BundleManifest, file: string): Problem[] {
     }
   });
   m.initCommands.forEach((c, i) => {
-    if (!knownInitCommands(rooted).some((k) => sameArgv(k, c))) add(`initCommands[${i}]`, `not a known init command: ${JSON.stringify(c)}`);
+    if (!knownInitCommands(rooted).some((k) => sameArgv(k, c)) && !isRbacConnection(rooted, c)) add(`initCommands[${i}]`, `not a known init command: ${JSON.stringify(c)}`);
   });
   const dbDirs = [hp.ovn.dbDir, hp.ovs.dbDir];
   const schemas = new Set(Object.values(ovsdbSchemas));
@@ -106,7 +111,7 @@ export function policyProblems(m: BundleManifest, file: string): Problem[] {
     if (!schemas.has(r.schema)) add(`raft[${i}].schema`, `not a known OVSDB schema: "${r.schema}"`);
     if (!under(hp.ovn.runDir)(r.ctl)) add(`raft[${i}].ctl`, `expected a control socket under ${hp.ovn.runDir}/, got "${r.ctl}"`);
     r.peerRemotes.forEach((remote, j) => {
-      if (!(remote.startsWith('unix:') && under(hp.ovsdbDir)(remote.slice('unix:'.length)))) add(`raft[${i}].peerRemotes[${j}]`, `expected unix: and a socket under ${hp.ovsdbDir}/, got "${remote}"`);
+      if (!(remote.startsWith('unix:') && under(hp.ovsdbDir)(remote.slice('unix:'.length))) && !SSL_REMOTE.test(remote)) add(`raft[${i}].peerRemotes[${j}]`, `expected unix: and a socket under ${hp.ovsdbDir}/ or ssl:ADDRESS:PORT, got "${remote}"`);
     });
   });
   m.standaloneDbs.forEach((d, i) => {

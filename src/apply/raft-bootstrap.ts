@@ -10,6 +10,7 @@
 import type { RaftDb } from '../bundle/manifest.js';
 import { ExitError } from '../errors.js';
 import type { Runner } from '../runner.js';
+import { hostPaths } from '../paths.js';
 import { sleep } from '../tools/retry.js';
 
 /** What one peer said about the database: a member of a cluster (with its id), no cluster, or nothing. */
@@ -50,8 +51,8 @@ export function parseServerAnswer(remote: string, stdout: string): PeerAnswer {
   return { remote, kind: 'member', cid };
 }
 
-async function askPeer(runner: Runner, remote: string, db: string): Promise<PeerAnswer> {
-  const r = await runner.run(['ovsdb-client', `--timeout=${PROBE_TIMEOUT_S}`, 'query', remote, serverQuery(db)], {
+async function askPeer(runner: Runner, remote: string, db: string, tls: readonly string[]): Promise<PeerAnswer> {
+  const r = await runner.run(['ovsdb-client', `--timeout=${PROBE_TIMEOUT_S}`, ...(remote.startsWith('ssl:') ? tls : []), 'query', remote, serverQuery(db)], {
     mutates: false,
     allowFailure: true,
     timeoutMs: (PROBE_TIMEOUT_S + 3) * 1000,
@@ -72,8 +73,11 @@ export async function probePeers(runner: Runner, db: RaftDb, windowMs = PROBE_WI
   const deadline = Date.now() + windowMs;
   // A `unix:` remote names a host path: below apply's root.
   const remotes = db.peerRemotes.map((r) => (r.startsWith('unix:') ? `unix:${at(r.slice('unix:'.length))}` : r));
+  // Native TLS (`ssl:` peers): the host's own key and certificate, below apply's root.
+  const pki = hostPaths().pki;
+  const tls = [`--private-key=${at(pki.key)}`, `--certificate=${at(pki.cert)}`, `--ca-cert=${at(pki.caBundle)}`];
   for (;;) {
-    const answers = await Promise.all(remotes.map((remote) => askPeer(runner, remote, db.name)));
+    const answers = await Promise.all(remotes.map((remote) => askPeer(runner, remote, db.name, tls)));
     if (answers.some((a) => a.kind === 'member') || !answers.some(notListening) || Date.now() + pauseMs > deadline) return answers;
     await sleep(pauseMs);
   }

@@ -184,6 +184,11 @@ export const manifestSchema = z.strictObject({
   initCommands: z.array(z.array(z.string())).default([]),
   health: z.array(healthCheckSchema),
   firewall: z.array(firewallRuleSchema),
+  /**
+   * Native TLS: ovsdb-server admits any certificate of the site CA, so the firewall's source
+   * addresses are the only gate of the NB and the admin SB port: apply loads it without --firewall.
+   */
+  firewallRequired: z.literal(true).optional(),
   /** Container images the services run (podman); apply loads one from `--image-archive` when the host lacks it. */
   images: z.array(z.string().regex(/^[a-z0-9][^\s]{0,254}$/)).max(8).optional(),
 });

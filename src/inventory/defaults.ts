@@ -9,6 +9,12 @@ export const DEFAULT_SITE = 'ovn';
 /** The TLS ports OVN users expect (the IANA-registered OVSDB port family). */
 export const DEFAULT_PORTS: Readonly<Ports> = { nb: 6641, sb: 6642, nbRaft: 6643, sbRaft: 6644 };
 
+/**
+ * Native TLS: the Southbound's port without RBAC (ovn-northd, cms hosts). Not one of OVN's
+ * registered ports; 6645/6646 are ovn-ic's.
+ */
+export const DEFAULT_SB_ADMIN_PORT = 6648;
+
 /** Plaintext ovsdb-server ports on 127.0.0.1: the TLS port + 10000, easy to tell apart in `ss`. */
 export const DEFAULT_LOOPBACK_PORTS: Readonly<LoopbackPorts> = { nb: 16641, sb: 16642, nbRaft: 16643, sbRaft: 16644 };
 

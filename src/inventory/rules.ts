@@ -5,7 +5,7 @@
  * not even of the right type (the schema reports those).
  */
 import { canonicalAddress } from './addresses.js';
-import { DEFAULT_CERTIFICATE_POLICY, DEFAULT_LOOPBACK_PORTS, DEFAULT_PORTS, MAX_VALIDITY_DAYS } from './defaults.js';
+import { DEFAULT_CERTIFICATE_POLICY, DEFAULT_LOOPBACK_PORTS, DEFAULT_PORTS, DEFAULT_SB_ADMIN_PORT, MAX_VALIDITY_DAYS } from './defaults.js';
 import type { PathSegment } from './findings.js';
 
 export interface RuleFinding {
@@ -185,13 +185,14 @@ function describeSetting(s: Setting): string {
 
 function portRules(doc: Rec, errors: RuleFinding[]): void {
   const seen = new Map<number, Setting>();
-  const sections = [
+  const sections: [string, Readonly<Record<string, number>>][] = [
     ['ports', DEFAULT_PORTS],
     ['loopbackPorts', DEFAULT_LOOPBACK_PORTS],
-  ] as const;
+    ['tls', { sbAdminPort: DEFAULT_SB_ADMIN_PORT }],
+  ];
   for (const [section, defaults] of sections) {
-    for (const key of ['nb', 'sb', 'nbRaft', 'sbRaft'] as const) {
-      const s = numberSetting(doc, section, key, defaults[key], isPort);
+    for (const [key, fallback] of Object.entries(defaults)) {
+      const s = numberSetting(doc, section, key, fallback, isPort);
       if (s === undefined) continue;
       const other = seen.get(s.value);
       if (other === undefined) {
@@ -251,6 +252,25 @@ export function metadataSectionProblem(agents: readonly string[], hasSection: bo
   return `required: ${which}; add metadataAgent: { novaMetadataHost: ... } (novaMetadataPort and workers are optional)`;
 }
 
+/**
+ * Native TLS: the Southbound's RBAC knows a chassis by its certificate's CN, which is the host's
+ * name, and lets it write only the rows named after its system-id: the two must be the same.
+ */
+function rbacRules(doc: Rec, hosts: HostView[], errors: RuleFinding[]): void {
+  if (!isRecord(doc.tls) || doc.tls.mode !== 'native') return;
+  for (const h of hosts) {
+    if (h.roles?.includes('metadata-agent') ?? false) {
+      errors.push({ path: ['hosts', h.index, 'roles'], message: 'the metadata-agent role needs tls.mode stunnel for now: the agent reaches the Southbound through the stunnel client' });
+    }
+    if (h.explicitSystemId === undefined || h.name === undefined || h.explicitSystemId === h.name) continue;
+    if (!(h.roles?.includes('worker') ?? false) && !(h.roles?.includes('metadata-agent') ?? false)) continue;
+    errors.push({
+      path: ['hosts', h.index, 'systemId'],
+      message: `with tls.mode native the system-id must be the host name ${JSON.stringify(h.name)}: Southbound RBAC admits a chassis's writes by its certificate's name (drop systemId or use stunnel mode)`,
+    });
+  }
+}
+
 /** Runs every cross-field rule over the raw document (a mapping; other shapes never get here). */
 export function checkRules(doc: Rec): RuleResult {
   const result: RuleResult = { errors: [], warnings: [] };
@@ -264,6 +284,7 @@ export function checkRules(doc: Rec): RuleResult {
   hostRules(hosts, hosts.length === rawCount && hosts.every((h) => h.roles !== undefined), result.errors);
   portRules(doc, result.errors);
   certificateRules(doc, result.errors);
+  rbacRules(doc, hosts, result.errors);
   centralCountWarnings(hosts, result.warnings);
   const agents = hosts.filter((h) => h.roles?.includes('metadata-agent')).map((h) => h.name ?? `hosts[${h.index}]`);
   const metadata = metadataSectionProblem(agents, doc.metadataAgent !== undefined);

@@ -5,7 +5,7 @@
  */
 import { DEFAULT_CERTIFICATE_POLICY, DEFAULT_LOOPBACK_PORTS, DEFAULT_PORTS } from './defaults.js';
 import { validateInventory } from './parse.js';
-import type { CertificatePolicy, Inventory, LoopbackPorts, Ports } from './types.js';
+import type { CertificatePolicy, Inventory, LoopbackPorts, Ports, TlsSettings } from './types.js';
 
 export interface SandboxHost {
   name: string;
@@ -29,6 +29,7 @@ export interface SandboxInventoryOptions {
   ports?: Partial<Ports>;
   loopbackPorts?: Partial<LoopbackPorts>;
   certificates?: Partial<CertificatePolicy>;
+  tls?: Pick<TlsSettings, 'mode'>;
   /** Required when a worker has `metadataAgent` (the same rule as a site file's). */
   metadataAgent?: { novaMetadataHost: string; novaMetadataPort: number };
 }
@@ -37,7 +38,7 @@ export interface SandboxInventoryOptions {
 export function sandboxInventory(opts: SandboxInventoryOptions): Inventory {
   const raw = {
     site: opts.site,
-    tls: { mode: 'stunnel' },
+    tls: { mode: opts.tls?.mode ?? 'stunnel' },
     ports: { ...DEFAULT_PORTS, ...opts.ports },
     loopbackPorts: { ...DEFAULT_LOOPBACK_PORTS, ...opts.loopbackPorts },
     certificates: { ...DEFAULT_CERTIFICATE_POLICY, ...opts.certificates },

@@ -12,6 +12,7 @@ import {
   DEFAULT_METADATA_WORKERS,
   DEFAULT_NOVA_METADATA_PORT,
   DEFAULT_PORTS,
+  DEFAULT_SB_ADMIN_PORT,
   DEFAULT_SITE,
   DEFAULT_SSH_PORT,
   DEFAULT_SSH_USER,
@@ -19,7 +20,7 @@ import {
   MAX_VALIDITY_DAYS,
 } from './defaults.js';
 import { expected, notA } from './messages.js';
-import { ROLES, type Inventory, type Role } from './types.js';
+import { ROLES, TLS_MODES, type Inventory, type Role } from './types.js';
 
 const NAME_RULE = 'lowercase letters, digits and "-", at most 63 characters, no "-" at either end';
 
@@ -152,7 +153,17 @@ export const inventorySchema = z
       .meta({ description: 'Site name; used in certificate subjects and in the header of generated files.' }),
     tls: z
       .strictObject({
-        mode: z.literal('stunnel').default('stunnel').meta({ description: 'Only "stunnel" is supported: TLS 1.2 terminated by stunnel.' }),
+        mode: z
+          .enum(TLS_MODES)
+          .default('stunnel')
+          .meta({
+            description:
+              'stunnel: TLS 1.2 terminated by stunnel (per-port name checks, CRL). native: ovsdb-server\'s own TLS 1.2, ' +
+              'with Southbound RBAC (role ovn-controller) but no CRL check. Chosen when the site is created.',
+          }),
+        sbAdminPort: port
+          .default(DEFAULT_SB_ADMIN_PORT)
+          .meta({ description: 'Native mode: Southbound port without RBAC, for ovn-northd and cms hosts (firewalled to them).' }),
       })
       .prefault({})
       .meta({ description: 'How OVSDB connections are secured.' }),

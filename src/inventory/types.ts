@@ -65,6 +65,23 @@ export interface Host {
   ssh?: { user: string; port: number; host?: string };
 }
 
+/**
+ * `stunnel`: stunnel terminates TLS in front of unix sockets (name checks per port, CRL); `native`:
+ * ovsdb-server's own TLS (`pssl:`), so the Southbound sees each chassis's certificate and enforces
+ * RBAC (role ovn-controller), but OVSDB's TLS checks no CRL.
+ */
+export type TlsMode = 'stunnel' | 'native';
+export const TLS_MODES = ['stunnel', 'native'] as const satisfies readonly TlsMode[];
+
+export interface TlsSettings {
+  mode: TlsMode;
+  /**
+   * Native mode: the Southbound port without a role, for ovn-northd and cms hosts (the firewall
+   * admits only centrals and cms hosts); chassis use `ports.sb`, where RBAC applies.
+   */
+  sbAdminPort: number;
+}
+
 export interface CertificatePolicy {
   caValidityDays: number;
   leafValidityDays: number;
@@ -88,7 +105,7 @@ export interface MetadataAgentConfig {
 export interface Inventory {
   /** Site name; used in certificate subjects and generated headers. */
   site: string;
-  tls: { mode: 'stunnel' };
+  tls: TlsSettings;
   ports: Ports;
   loopbackPorts: LoopbackPorts;
   certificates: CertificatePolicy;

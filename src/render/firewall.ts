@@ -120,12 +120,25 @@ export function portPolicies(inv: Inventory, topo: SiteTopology, ht: HostTopolog
   const policies: PortPolicy[] = [];
   if (ht.isCentral) {
     const peers = sortedUnique(ht.remoteCentrals.flatMap((c) => c.host.addresses.map(canonicalIp)));
-    policies.push(
+    if (inv.tls.mode === 'native') {
+      // ovsdb-server's own TLS admits any certificate of the site CA: the addresses of the hosts
+      // that may use the NB and the SB without a role are the only other gate.
+      const admins = sortedUnique([...ht.remoteCentrals, ...topo.cmsHosts.map((host) => ({ host }))].flatMap((c) => c.host.addresses.map(canonicalIp)));
+      policies.push(
+        { proto: 'tcp', port: inv.ports.nb, from: admins, why: 'OVN Northbound over native TLS: the other centrals (ovn-northd) and cms hosts only' },
+        { proto: 'tcp', port: inv.ports.sb, why: 'OVN Southbound over native TLS, RBAC role ovn-controller: every chassis' },
+        { proto: 'tcp', port: inv.tls.sbAdminPort, from: admins, why: 'OVN Southbound over native TLS without a role: the other centrals (ovn-northd) and cms hosts only' },
+        { proto: 'tcp', port: inv.ports.nbRaft, from: peers, why: 'Northbound RAFT over native TLS: the other centrals only' },
+        { proto: 'tcp', port: inv.ports.sbRaft, from: peers, why: 'Southbound RAFT over native TLS: the other centrals only' },
+      );
+    } else {
+      policies.push(
       { proto: 'tcp', port: inv.ports.nb, why: 'OVN Northbound over TLS (stunnel): CMS, ovn-northd and admin tools' },
       { proto: 'tcp', port: inv.ports.sb, why: 'OVN Southbound over TLS (stunnel): ovn-controller on every chassis, ovn-northd' },
       { proto: 'tcp', port: inv.ports.nbRaft, from: peers, why: 'Northbound RAFT over TLS: the other centrals only' },
       { proto: 'tcp', port: inv.ports.sbRaft, from: peers, why: 'Southbound RAFT over TLS: the other centrals only' },
-    );
+      );
+    }
   }
   const encap = ht.host.encap;
   if (ht.host.roles.includes('worker') && encap !== undefined) {

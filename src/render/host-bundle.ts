@@ -22,6 +22,7 @@ import type { Host, Inventory, Role } from '../inventory/types.js';
 import { bundlePaths, hostPaths, hostRenderedPaths, ovsdbSchemas } from '../paths.js';
 import { hostStunnelTls, hostTopology, ovsdbRemotes, stunnelClientSpec, stunnelServerSpec, type HostTopology, type SiteTopology } from '../site/topology.js';
 import { renderStunnelConfig } from '../stunnel/render.js';
+import { CHASSIS_ROLE, nativePort, rbacListener } from '../site/native-tls.js';
 import type { StunnelConfigSpec } from '../stunnel/types.js';
 import { firewallRules, ownAddresses, peerListJson, portPolicies, renderLocalAccess, renderNftables, renderTmpfiles, type PortPolicy } from './firewall.js';
 import { metadataFiles } from './metadata.js';
@@ -63,11 +64,13 @@ const sorted = (xs: Iterable<string>): string[] => [...new Set(xs)].sort();
 /** A containerized agent brings its own neutron and haproxy: the host needs podman only. */
 const CONTAINER_AGENT_PACKAGES = { apt: ['podman'], dnf: ['podman'] } as const;
 
-function packages(host: Host, runtime: MetadataAgentRuntime): BundleManifest['packages'] {
+function packages(inv: Inventory, host: Host, runtime: MetadataAgentRuntime): BundleManifest['packages'] {
   const of = (r: Role): { apt: readonly string[]; dnf: readonly string[] } => (r === 'metadata-agent' && runtime.kind === 'container' ? CONTAINER_AGENT_PACKAGES : PACKAGES[r]);
+  // Native TLS: no stunnel on any host.
+  const keep = (p: string): boolean => inv.tls.mode !== 'native' || !p.startsWith('stunnel');
   return {
-    apt: sorted(host.roles.flatMap((r) => of(r).apt)),
-    dnf: sorted(host.roles.flatMap((r) => of(r).dnf)),
+    apt: sorted(host.roles.flatMap((r) => of(r).apt).filter(keep)),
+    dnf: sorted(host.roles.flatMap((r) => of(r).dnf).filter(keep)),
   };
 }
 
@@ -143,17 +146,22 @@ function standaloneDbs(host: Host): StandaloneDb[] {
   return host.roles.includes('worker') ? [{ service: SERVICE.ovsOvsdb, dbFile: hp.ovs.confDb, schema: ovsdbSchemas.vswitch }] : [];
 }
 
-/** Idempotent: `init` only creates the NB_Global / SB_Global row when there is none. */
-function initCommands(ht: HostTopology, topo: SiteTopology, root: string): string[][] {
+/**
+ * Idempotent: `init` only creates the NB_Global / SB_Global row when there is none. Native mode:
+ * the chassis' SB listener with role=ovn-controller (run once, when the cluster is created: a
+ * set-connection replaces the row, and with it every chassis' connection).
+ */
+export function initCommands(inv: Inventory, ht: HostTopology, topo: SiteTopology, root: string): string[][] {
   if (topo.bootstrap !== ht.host.name) return [];
   const ovn = hostPaths(root).ovn;
   return [
     [BINARIES.nbctl, `--db=unix:${ovn.nbSock}`, 'init'],
     [BINARIES.sbctl, `--db=unix:${ovn.sbSock}`, 'init'],
+    ...(inv.tls.mode === 'native' ? [[BINARIES.sbctl, `--db=unix:${ovn.sbSock}`, 'set-connection', `role=${CHASSIS_ROLE}`, rbacListener(inv, topo.centrals)]] : []),
   ];
 }
 
-function health(ht: HostTopology, topo: SiteTopology, services: HostService[], specs: StunnelConfigSpec[], runtime: MetadataAgentRuntime): HealthCheck[] {
+function health(inv: Inventory, ht: HostTopology, topo: SiteTopology, services: HostService[], specs: StunnelConfigSpec[], runtime: MetadataAgentRuntime): HealthCheck[] {
   const checks: HealthCheck[] = services.map((s) => ({ kind: 'service-running', service: s.spec.name }));
   if (ht.central !== undefined) {
     checks.push({ kind: 'raft-member', db: 'OVN_Northbound', ctl: hp.ovn.nbCtl }, { kind: 'raft-member', db: 'OVN_Southbound', ctl: hp.ovn.sbCtl });
@@ -161,8 +169,12 @@ function health(ht: HostTopology, topo: SiteTopology, services: HostService[], s
   }
   // The stunnel client's tunnels to the other centrals: NB/SB on unix sockets (host paths, as
   // apply resolves them below its root), RAFT on loopback TCP.
-  for (const d of ht.remoteCentrals) {
+  for (const d of inv.tls.mode === 'native' ? [] : ht.remoteCentrals) {
     for (const key of ht.clientEndpoints) if (key === 'nb' || key === 'sb') checks.push({ kind: 'unix-listen', path: hp.ovsdbSocket(d.host.name, key) });
+  }
+  // Native mode: ovsdb-server's own TLS listeners (the chassis' SB on every address, asked on this one).
+  if (inv.tls.mode === 'native' && ht.central !== undefined) {
+    for (const e of ['nb', 'sb', 'sbAdmin', 'nbRaft', 'sbRaft'] as const) checks.push({ kind: 'tcp-listen', address: ht.central.address, port: nativePort(inv, e) });
   }
   // Every TCP listener of stunnel, server and client side.
   for (const spec of specs) {
@@ -207,7 +219,7 @@ function plannedFiles(inv: Inventory, ht: HostTopology, pki: SitePki, services: 
     file(rp.tmpfiles, renderTmpfiles(site, host, root), { template: 'host/tmpfiles.conf.hbs' }),
   ];
   // RAFT cluster addresses are TCP on loopback: only a central has them (its own and its tunnels).
-  if (ht.isCentral) files.push(file(rp.localAccess, renderLocalAccess(site, host, [inv.loopbackPorts.nbRaft, inv.loopbackPorts.sbRaft], root), { template: 'host/local-access.nft.hbs' }));
+  if (ht.isCentral && inv.tls.mode === 'stunnel') files.push(file(rp.localAccess, renderLocalAccess(site, host, [inv.loopbackPorts.nbRaft, inv.loopbackPorts.sbRaft], root), { template: 'host/local-access.nft.hbs' }));
   for (const spec of specs) {
     const name = spec.kind === 'server' ? SERVICE.stunnelServer : SERVICE.stunnelClient;
     // No secret inside (only the key's path): world-readable like Debian's /etc/stunnel.
@@ -303,16 +315,17 @@ export function renderHostBundleWith(inv: Inventory, topo: SiteTopology, hostNam
     ...(root === '/' ? {} : { root }),
     roles: [...host.roles],
     generator: opts.generator ?? 'ovn-deploy',
-    packages: packages(host, runtime),
+    packages: packages(inv, host, runtime),
     certificate: certificate(inv, host, ht),
     files: manifestFiles,
     services: services.map((s) => s.spec),
     ...(ovs === undefined ? {} : { ovs }),
     raft: raftDbs(ht, topo),
     standaloneDbs: standaloneDbs(host),
-    initCommands: initCommands(ht, topo, root),
-    health: health(ht, topo, services, specs, runtime),
+    initCommands: initCommands(inv, ht, topo, root),
+    health: health(inv, ht, topo, services, specs, runtime),
     firewall: firewallRules(policies),
+    ...(inv.tls.mode === 'native' ? { firewallRequired: true } : {}),
     ...(runtime.kind === 'container' && host.roles.includes('metadata-agent') ? { images: [runtime.image] } : {}),
   };
   const json = manifestJson(manifest);

@@ -8,6 +8,7 @@ import type { BundleService } from '../bundle/manifest.js';
 import { METADATA_AGENT_BINARY, metadataAgentCommand, NETNS_DIR_PRESTART, type MetadataAgentRuntime } from './metadata-runtime.js';
 import { hostPaths, hostRenderedPaths, type HostPaths } from '../paths.js';
 import { ovsdbRemotes, type HostTopology, type SiteTopology } from '../site/topology.js';
+import { nativeTlsArgs, nativeTlsFiles, sslListener } from '../site/native-tls.js';
 import type { Inventory } from '../inventory/types.js';
 
 /** The Debian binaries, absolute so that systemd units verify and no PATH lookup differs. */
@@ -142,21 +143,41 @@ function service(
   };
 }
 
-function centralDb(root: string, ht: HostTopology, which: 'nb' | 'sb'): HostService {
+function centralDb(inv: Inventory, root: string, ht: HostTopology, which: 'nb' | 'sb'): HostService {
   const hp = hostPaths(root);
   const rp = hostRenderedPaths(root);
   const c = ht.central;
   if (c === undefined) throw new Error('centralDb on a non-central');
   const o = hp.ovn;
   const f = which === 'nb' ? { db: o.nbDb, sock: o.nbSock, pid: o.nbPid, ctl: o.nbCtl, log: rp.logs.nbOvsdb } : { db: o.sbDb, sock: o.sbSock, pid: o.sbPid, ctl: o.sbCtl, log: rp.logs.sbOvsdb };
+  const name = which === 'nb' ? 'Northbound' : 'Southbound';
   // Plaintext only on unix sockets (the distribution's, and the site's one in the root-only socket
-  // directory that stunnel and every local client use); RAFT on L(C) is the database file's.
+  // directory that stunnel and every local client use).
+  const local = [`--remote=punix:${f.sock}`, `--remote=punix:${hp.ovsdbSocket(c.host.name, which)}`];
+  const tail = [`--pidfile=${f.pid}`, `--unixctl=${f.ctl}`, `--log-file=${f.log}`, '--no-chdir', ...VLOG];
+  const dirs = { runtime: [DIRS.ovnRun], state: [DIRS.ovnState], logs: [DIRS.ovnLogs] };
+  if (inv.tls.mode === 'native') {
+    // Its own TLS on the central's address; RAFT too (the database file's ssl: address). The SB's
+    // chassis listener is the Connection table's row with role=ovn-controller (RBAC).
+    const tls =
+      which === 'nb'
+        ? [`--remote=${sslListener(c, inv.ports.nb)}`]
+        : ['--remote=db:OVN_Southbound,SB_Global,connections', `--remote=${sslListener(c, inv.tls.sbAdminPort)}`];
+    return service(
+      hp,
+      which === 'nb' ? SERVICE.nbOvsdb : SERVICE.sbOvsdb,
+      [`OVN ${name} database`, `a member of the RAFT cluster; its own TLS on this central's address${which === 'sb' ? ' (chassis under RBAC)' : ''}, plaintext only on unix sockets`],
+      [BINARIES.ovsdbServer, f.db, ...local, ...tls, ...nativeTlsArgs(root), ...tail],
+      { stage: 0, env: ovnEnv(hp), dirs },
+    );
+  }
+  // RAFT on L(C) is the database file's.
   return service(
     hp,
     which === 'nb' ? SERVICE.nbOvsdb : SERVICE.sbOvsdb,
-    [`OVN ${which === 'nb' ? 'Northbound' : 'Southbound'} database`, 'a member of the RAFT cluster; plaintext only on unix sockets, RAFT on this central\'s loopback address'],
-    [BINARIES.ovsdbServer, f.db, `--remote=punix:${f.sock}`, `--remote=punix:${hp.ovsdbSocket(c.host.name, which)}`, `--pidfile=${f.pid}`, `--unixctl=${f.ctl}`, `--log-file=${f.log}`, '--no-chdir', ...VLOG],
-    { stage: 0, env: ovnEnv(hp), preStart: [loadLocalAccess(root)], dirs: { runtime: [DIRS.ovnRun], state: [DIRS.ovnState], logs: [DIRS.ovnLogs] } },
+    [`OVN ${name} database`, 'a member of the RAFT cluster; plaintext only on unix sockets, RAFT on this central\'s loopback address'],
+    [BINARIES.ovsdbServer, f.db, ...local, ...tail],
+    { stage: 0, env: ovnEnv(hp), preStart: [loadLocalAccess(root)], dirs },
   );
 }
 
@@ -179,10 +200,16 @@ export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopolog
   const roles = ht.host.roles;
   const worker = roles.includes('worker');
   const client = hasClient ? [SERVICE.stunnelClient] : [];
+  const native = inv.tls.mode === 'native';
+  // Native mode: the clients' own TLS, which re-reads changed key and certificate files itself.
+  // Only the files: ovn-northd and ovn-controller 23.03 abort on --ssl-protocols/--ssl-ciphers;
+  // the policy is the servers' (ovsdb-server's, whose TLS 1.2 and ciphers every handshake gets).
+  const tlsArgs = native ? nativeTlsFiles(root) : [];
   const stage0: HostService[] = [];
   const stage1: HostService[] = [];
   if (ht.isCentral) {
-    stage0.push(centralDb(root, ht, 'nb'), centralDb(root, ht, 'sb'), stunnelService(root, 'server'));
+    stage0.push(centralDb(inv, root, ht, 'nb'), centralDb(inv, root, ht, 'sb'));
+    if (!native) stage0.push(stunnelService(root, 'server'));
   }
   // The client's NB/SB listeners are unix sockets (stunnelClientSpec's accept lines).
   const clientSockets = ht.remoteCentrals.flatMap((d) => ht.clientEndpoints.flatMap((key) => (key === 'nb' || key === 'sb' ? [hp.ovsdbSocket(d.host.name, key)] : [])));
@@ -205,7 +232,7 @@ export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopolog
         hp,
         SERVICE.northd,
         ['OVN northd', 'translates the Northbound into the Southbound; runs on every central, one is active through the OVSDB lock'],
-        [BINARIES.northd, `--ovnnb-db=${ovsdbRemotes(topo, 'nb', root)}`, `--ovnsb-db=${ovsdbRemotes(topo, 'sb', root)}`, `--pidfile=${hp.ovn.northdPid}`, `--unixctl=${hp.ovn.northdCtl}`, `--log-file=${rp.logs.northd}`, '--no-chdir', ...VLOG],
+        [BINARIES.northd, `--ovnnb-db=${ovsdbRemotes(topo, 'nb', root)}`, `--ovnsb-db=${ovsdbRemotes(topo, 'sb', root, true)}`, ...tlsArgs, `--pidfile=${hp.ovn.northdPid}`, `--unixctl=${hp.ovn.northdCtl}`, `--log-file=${rp.logs.northd}`, '--no-chdir', ...VLOG],
         { stage: 1, after: [SERVICE.nbOvsdb, SERVICE.sbOvsdb, ...client], env: ovnEnv(hp), dirs: { runtime: [DIRS.ovnRun], logs: [DIRS.ovnLogs] } },
       ),
     );
@@ -228,7 +255,7 @@ export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopolog
         hp,
         SERVICE.controller,
         ['OVN controller', 'makes this host a chassis of the site'],
-        [BINARIES.controller, `unix:${hp.ovs.dbSock}`, `--pidfile=${hp.ovn.controllerPid}`, `--log-file=${rp.logs.controller}`, '--no-chdir', ...VLOG],
+        [BINARIES.controller, `unix:${hp.ovs.dbSock}`, ...tlsArgs, `--pidfile=${hp.ovn.controllerPid}`, `--log-file=${rp.logs.controller}`, '--no-chdir', ...VLOG],
         { stage: 1, after: [SERVICE.vswitchd, ...sbPath], env: ovnEnv(hp), dirs: { runtime: [DIRS.ovnRun], logs: [DIRS.ovnLogs] } },
       ),
     );

@@ -8,7 +8,7 @@ import type { Runner } from '../runner.js';
 import { canonicalDir } from './naming.js';
 import { planSandbox, type SandboxPlan } from './plan.js';
 import { sandboxSite, type SandboxSite } from './site.js';
-import { readState } from './state.js';
+import { readState, type SandboxState } from './state.js';
 
 /** Commands on a directory without a sandbox exit like `status` does. */
 export const NO_SANDBOX_EXIT = 3;
@@ -25,12 +25,18 @@ export async function existingSandbox(stateDir: string, runner?: Runner): Promis
   const paths = sandboxPaths(dir);
   const state = await readState(paths);
   if (state === undefined) throw new ExitError(`no sandbox in ${dir} (run \`ovn-deploy up --dir ${dir}\`)`, NO_SANDBOX_EXIT);
-  const plan = planSandbox({
+  const plan = planOfState(dir, state);
+  return { dir, paths, plan, site: sandboxSite(plan, runner) };
+}
+
+/** The plan of the sandbox a state file describes: what `status`, `down` and `certs` work from. */
+export function planOfState(dir: string, state: SandboxState): SandboxPlan {
+  return planSandbox({
     stateDir: dir,
     workers: Math.max(1, state.workers),
     datapath: state.datapath,
     metadataAgent: state.metadataAgent === true,
+    tls: state.tls ?? 'stunnel',
     ...(state.metadataImage === undefined ? {} : { metadataImage: state.metadataImage }),
   });
-  return { dir, paths, plan, site: sandboxSite(plan, runner) };
 }

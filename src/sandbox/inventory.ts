@@ -14,6 +14,7 @@ export function planInventory(plan: SandboxPlan): Inventory {
     site: `sandbox-${plan.id}`,
     central: { name: plan.central.name, address: plan.central.address },
     cms: [{ name: plan.operator.name, address: plan.operator.address }],
+    tls: { mode: plan.tls },
     workers: plan.workers.map((w) => ({ name: w.name, address: w.address, metadataAgent: plan.metadata !== undefined, datapath: plan.datapath, interface: w.veth.inside })),
     ...(plan.metadata === undefined ? {} : { metadataAgent: { novaMetadataHost: SANDBOX_NOVA.host, novaMetadataPort: SANDBOX_NOVA.port } }),
   });

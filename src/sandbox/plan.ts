@@ -4,6 +4,7 @@
  * status, down) works from this one description, so `up`, `status` and `down` always agree.
  */
 import { InputError, type Problem } from '../errors.js';
+import type { TlsMode } from '../inventory/types.js';
 import { planMetadata, type MetadataSandboxPlan } from '../metadata/sandbox-plan.js';
 import { sandboxPaths, type SandboxPaths } from '../paths.js';
 import { canonicalDir, sandboxId, sandboxNames, underlaySubnet, MAX_IFNAME, MAX_WORKERS, MIN_WORKERS, type SandboxNames } from './naming.js';
@@ -25,6 +26,8 @@ export interface SandboxOptions {
   metadataAgent?: boolean;
   /** Run those agents in podman containers of this image (else as supervised processes). */
   metadataImage?: string;
+  /** How OVSDB connections are secured (`up --tls`); default stunnel. */
+  tls?: TlsMode;
 }
 
 export interface NodePlan {
@@ -72,6 +75,7 @@ export interface SandboxPlan {
   paths: SandboxPaths;
   names: SandboxNames;
   datapath: Datapath;
+  tls: TlsMode;
   subnet: string;
   underlay: { netns: string; bridge: string; mtu: number };
   central: NodePlan;
@@ -162,6 +166,7 @@ export function planSandbox(opts: SandboxOptions): SandboxPlan {
     paths,
     names,
     datapath: opts.datapath,
+    tls: opts.tls ?? 'stunnel',
     subnet: `${subnet.base}.0/${subnet.prefixLen}`,
     underlay: { netns: names.underlayNetns, bridge: names.underlayBridge, mtu: UNDERLAY_MTU },
     central,

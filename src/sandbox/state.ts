@@ -30,6 +30,8 @@ export interface SandboxState {
   metadataAgent?: boolean;
   /** ...in podman containers of this image. */
   metadataImage?: string;
+  /** `up --tls native` made it (absent: stunnel); fixed for the sandbox's life. */
+  tls?: 'native';
   /** `starting` until an `up` has finished every step. */
   phase: 'starting' | 'up';
   updatedAt: string;
@@ -60,6 +62,7 @@ export async function readState(paths: SandboxPaths): Promise<SandboxState | und
     ...(s.supervisor === undefined ? {} : { supervisor: s.supervisor }),
     ...(s.metadataAgent === true ? { metadataAgent: true } : {}),
     ...(typeof s.metadataImage === 'string' ? { metadataImage: s.metadataImage } : {}),
+    ...(s.tls === 'native' ? { tls: 'native' as const } : {}),
     phase: s.phase === 'up' ? 'up' : 'starting',
     updatedAt: typeof s.updatedAt === 'string' ? s.updatedAt : '',
   };

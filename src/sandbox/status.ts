@@ -100,6 +100,8 @@ export interface StatusReport {
   datapath: SandboxPlan['datapath'];
   supervisor: 'own' | 'systemd';
   endpoints: { nb: string; sb: string };
+  /** stunnel, or native (ovsdb-server's own TLS, SB RBAC on the chassis' port). */
+  tlsMode: 'stunnel' | 'native';
   tls: { nb: TlsEndpointStatus; sb: TlsEndpointStatus };
   hosts: HostStatus[];
   daemons: DaemonStatus[];
@@ -145,6 +147,10 @@ function expectedDaemons(site: SandboxSite, runner: Runner): ExpectedDaemon[] {
     daemon(c, SERVICE.nbOvsdb, 'ovsdb-server', o.nbPid, dbProbe(o.nbSock, 'OVN_Northbound')),
     daemon(c, SERVICE.sbOvsdb, 'ovsdb-server', o.sbPid, dbProbe(o.sbSock, 'OVN_Southbound')),
     daemon(c, SERVICE.northd, 'ovn-northd', o.northdPid, appctlProbe(o.northdCtl, ['status'], (out) => /Status: active/.test(out))),
+  ];
+  // Native TLS has no stunnel: ovsdb-server's listeners are judged by the TLS checks and each host's health.
+  const stunnel = site.topology.tls.mode === 'stunnel';
+  if (stunnel) daemons.push(
     // The server side is judged by the TLS checks below; here: it runs and its listener answers.
     daemon(c, SERVICE.stunnelServer, 'stunnel', stunnelFiles('server', c.paths).pidFile, async () => ({ ok: true, detail: 'see NB/SB through TLS' })),
     // The operator's way to the NB (role cms): the central must admit its certificate there.
@@ -152,17 +158,21 @@ function expectedDaemons(site: SandboxSite, runner: Runner): ExpectedDaemon[] {
       const r = await ovsdbListDbs(runner, ovsdbRemotes(site.topology, 'nb', site.operator.root), { timeoutSec: 3 });
       return r.databases.includes('OVN_Northbound') ? { ok: true, detail: 'NB answers through it' } : { ok: false, detail: r.error || 'NB not reachable through it' };
     }),
-  ];
+  );
   for (const w of site.workers) {
     const v = w.paths.ovs;
     daemons.push(
       daemon(w, SERVICE.ovsOvsdb, 'ovsdb-server', v.ovsdbPid, dbProbe(v.dbSock, 'Open_vSwitch')),
       daemon(w, SERVICE.vswitchd, 'ovs-vswitchd', v.vswitchdPid, appctlProbe(v.vswitchdCtl, ['version'], () => true)),
-      daemon(w, SERVICE.stunnelClient, 'stunnel', stunnelFiles('client', w.paths).pidFile, async () => {
-        // The remote ovn-controller uses: the worker's socket for the central's SB, served by this tunnel.
-        const r = await ovsdbListDbs(runner, ovsdbRemotes(site.topology, 'sb', w.root), { timeoutSec: 3 });
-        return r.databases.includes('OVN_Southbound') ? { ok: true, detail: 'SB answers through it' } : { ok: false, detail: r.error || 'SB not reachable through it' };
-      }),
+      ...(stunnel
+        ? [
+            daemon(w, SERVICE.stunnelClient, 'stunnel', stunnelFiles('client', w.paths).pidFile, async () => {
+              // The remote ovn-controller uses: the worker's socket for the central's SB, served by this tunnel.
+              const r = await ovsdbListDbs(runner, ovsdbRemotes(site.topology, 'sb', w.root), { timeoutSec: 3 });
+              return r.databases.includes('OVN_Southbound') ? { ok: true, detail: 'SB answers through it' } : { ok: false, detail: r.error || 'SB not reachable through it' };
+            }),
+          ]
+        : []),
       daemon(w, SERVICE.controller, 'ovn-controller', w.paths.ovn.controllerPid, async (pid) => {
         if (pid === undefined) return { ok: false, detail: 'no pid' };
         const ctl = w.paths.ovn.controllerCtl(pid);
@@ -325,6 +335,7 @@ export async function collectStatus(o: CollectOptions): Promise<StatusReport> {
     datapath: plan.datapath,
     supervisor: 'own',
     endpoints: { nb: endpoint(ports.nb), sb: endpoint(ports.sb) },
+    tlsMode: site.topology.tls.mode,
     tls: { nb: nbTls, sb: sbTls },
     hosts,
     daemons,

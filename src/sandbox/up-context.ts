@@ -1,5 +1,5 @@
 /** Types shared by `up`'s entry point and its steps. */
-import type { Inventory } from '../inventory/types.js';
+import type { Inventory, TlsMode } from '../inventory/types.js';
 import type { Runner } from '../runner.js';
 import type { StepTiming } from '../ui/dag.js';
 import type { ProgressMode } from '../ui/listr.js';
@@ -22,6 +22,8 @@ export interface UpOptions {
   /** Lines for stdout (results, dry-run commands). */
   print: (line: string) => void;
   runner?: Runner;
+  /** `native`: ovsdb-server's own TLS with SB RBAC; undefined keeps what the sandbox had (stunnel for a new one). */
+  tls?: TlsMode;
   /** Run the metadata agent on every worker; undefined keeps what the sandbox had. */
   metadataAgent?: boolean;
   /** Run the agents in containers of this podman image; undefined keeps what the sandbox had ('' = processes). */

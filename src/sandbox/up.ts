@@ -5,6 +5,8 @@
  * repairs one after a daemon or an earlier `up` was killed.
  */
 import { ExitError } from '../errors.js';
+import { DEFAULT_PORTS } from '../inventory/defaults.js';
+import type { TlsMode } from '../inventory/types.js';
 import { ensurePackages } from '../packages.js';
 import { hostPaths } from '../paths.js';
 import { DryRunRunner, ZxRunner } from '../runner.js';
@@ -30,7 +32,12 @@ export async function up(opts: UpOptions): Promise<UpResult> {
   // --metadata-image implies the agents; without either flag the sandbox keeps what it had.
   const metadataAgent = opts.metadataAgent ?? (opts.metadataImage !== undefined && opts.metadataImage !== '' ? true : (previous?.metadataAgent ?? false));
   const metadataImage = opts.metadataImage ?? previous?.metadataImage ?? '';
-  const plan = planSandbox({ stateDir: opts.stateDir, workers: opts.workers, datapath, metadataAgent, ...(metadataImage === '' ? {} : { metadataImage }) });
+  const had: TlsMode = previous?.tls ?? 'stunnel';
+  const tls = opts.tls ?? had;
+  if (previous !== undefined && previous.namespaces.length > 0 && tls !== had) {
+    throw new ExitError(`up --tls ${tls}: the sandbox in ${opts.stateDir} runs ${had} TLS, and a RAFT cluster keeps the addresses it was created with; \`ovn-deploy down --dir ${opts.stateDir}\` first`, 2);
+  }
+  const plan = planSandbox({ stateDir: opts.stateDir, workers: opts.workers, datapath, metadataAgent, tls, ...(metadataImage === '' ? {} : { metadataImage }) });
   if (opts.supervisor === 'systemd') {
     throw new ExitError('up --supervisor systemd: the sandbox\'s hosts run under ovn-deploy\'s own supervisor, one per host namespace; systemd units are what `apply` installs on real hosts', 2);
   }
@@ -52,6 +59,7 @@ export async function up(opts: UpOptions): Promise<UpResult> {
       workers: opts.workers,
       vms: [],
       datapath,
+      ...(tls === 'native' ? { tls } : {}),
       phase: 'starting',
       updatedAt: '',
     },
@@ -96,7 +104,12 @@ export function upSummary(r: UpResult): string[] {
   lines.push(`  status: ovn-deploy status --dir ${r.plan.stateDir}    stop: ovn-deploy down --dir ${r.plan.stateDir}`);
   // The operator's host is the NB client of this site (role cms): its tunnel is a root-only socket.
   const operator = hostPaths(r.plan.paths.hostRoot(r.plan.operator.name));
-  lines.push(`  NB as the operator (TLS, cms certificate): ovn-nbctl --db=unix:${operator.ovsdbSocket(r.plan.central.name, 'nb')} show`);
+  if (r.plan.tls === 'native') {
+    const pki = operator.pki;
+    lines.push(`  NB as the operator (native TLS, cms certificate): ip netns exec ${r.plan.operator.netns} ovn-nbctl --db=ssl:${r.plan.central.address}:${DEFAULT_PORTS.nb} -p ${pki.key} -c ${pki.cert} -C ${pki.caBundle} show`);
+  } else {
+    lines.push(`  NB as the operator (TLS, cms certificate): ovn-nbctl --db=unix:${operator.ovsdbSocket(r.plan.central.name, 'nb')} show`);
+  }
   const m = r.plan.metadata;
   if (m !== undefined) {
     lines.push(

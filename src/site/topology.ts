@@ -13,10 +13,11 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { InputError, type Problem } from '../errors.js';
-import type { Host, Inventory } from '../inventory/types.js';
+import type { Host, Inventory, Ports, TlsSettings } from '../inventory/types.js';
 import { hostPaths, stunnelFiles } from '../paths.js';
 import { bracketHost, canonicalIp } from '../stunnel/endpoint.js';
 import type { ClientService, ServerService, StunnelConfigSpec, StunnelTlsFiles } from '../stunnel/types.js';
+import { sslRemote } from './native-tls.js';
 
 /** The four OVSDB endpoints a central serves; keys of `ports` and `loopbackPorts`. */
 export const CENTRAL_ENDPOINTS = ['nb', 'sb', 'nbRaft', 'sbRaft'] as const;
@@ -54,6 +55,8 @@ export interface RaftMembership {
 
 export interface SiteTopology {
   site: string;
+  tls: TlsSettings;
+  ports: Ports;
   /** In inventory order; the first creates the clusters. */
   centrals: CentralNode[];
   bootstrap: string;
@@ -106,6 +109,8 @@ export function siteTopology(inv: Inventory): SiteTopology {
   if (problems.length > 0 || first === undefined) throw new InputError(problems);
   return {
     site: inv.site,
+    tls: inv.tls,
+    ports: inv.ports,
     centrals,
     bootstrap: first.host.name,
     cmsHosts: inv.hosts.filter((h) => h.roles.includes('cms') && !h.roles.includes('central')),
@@ -113,21 +118,35 @@ export function siteTopology(inv: Inventory): SiteTopology {
   };
 }
 
-/** `unix:ovsdbSocket(C, db)` of every central C, comma-separated: a host's remote list of that database. */
-export function ovsdbRemotes(topo: SiteTopology, db: 'nb' | 'sb', root = '/'): string {
+/**
+ * A host's remote list of that database, comma-separated, one entry per central C. stunnel mode:
+ * `unix:ovsdbSocket(C, db)`. Native mode: `ssl:C:port`, for the SB the chassis' port (RBAC)
+ * unless `admin` (ovn-northd, cms hosts: the port without a role).
+ */
+export function ovsdbRemotes(topo: SiteTopology, db: 'nb' | 'sb', root = '/', admin = false): string {
+  if (topo.tls.mode === 'native') {
+    const port = db === 'nb' ? topo.ports.nb : admin ? topo.tls.sbAdminPort : topo.ports.sb;
+    return topo.centrals.map((c) => sslRemote(c, port)).join(',');
+  }
   const hp = hostPaths(root);
   return topo.centrals.map((c) => `unix:${hp.ovsdbSocket(c.host.name, db)}`).join(',');
 }
 
 /** peerRemotes name host paths: apply resolves a `unix:` remote below its root. */
 function membership(inv: Inventory, topo: SiteTopology, self: CentralNode, key: 'nbRaft' | 'sbRaft'): RaftMembership {
-  const addr = (c: CentralNode, port: number) => `tcp:${c.loopback}:${port}`;
   const others = topo.centrals.filter((c) => c !== self);
+  const db = key === 'nbRaft' ? 'nb' : 'sb';
+  if (topo.tls.mode === 'native') {
+    // ovsdb-server's own TLS on the central's address, peers asked on their admin ports.
+    const client = db === 'nb' ? inv.ports.nb : inv.tls.sbAdminPort;
+    return { localAddress: sslRemote(self, inv.ports[key]), peers: others.map((c) => sslRemote(c, inv.ports[key])), peerRemotes: others.map((c) => sslRemote(c, client)) };
+  }
+  const addr = (c: CentralNode, port: number) => `tcp:${c.loopback}:${port}`;
   const hp = hostPaths();
   return {
     localAddress: addr(self, inv.loopbackPorts[key]),
     peers: others.map((c) => addr(c, inv.loopbackPorts[key])),
-    peerRemotes: others.map((c) => `unix:${hp.ovsdbSocket(c.host.name, key === 'nbRaft' ? 'nb' : 'sb')}`),
+    peerRemotes: others.map((c) => `unix:${hp.ovsdbSocket(c.host.name, db)}`),
   };
 }
 
@@ -183,7 +202,7 @@ function admitted(inv: Inventory, topo: SiteTopology, key: CentralEndpoint): str
  */
 export function stunnelServerSpec(inv: Inventory, topo: SiteTopology, ht: HostTopology, tls: StunnelTlsFiles, root = '/'): StunnelConfigSpec | undefined {
   const self = ht.central;
-  if (self === undefined) return undefined;
+  if (self === undefined || inv.tls.mode === 'native') return undefined;
   const hp = hostPaths(root);
   const files = stunnelFiles('server', hp);
   const services: ServerService[] = CENTRAL_ENDPOINTS.map((key) => ({
@@ -200,7 +219,7 @@ export function stunnelServerSpec(inv: Inventory, topo: SiteTopology, ht: HostTo
  * D's unix sockets in the root-only socket directory, RAFT on L(D).
  */
 export function stunnelClientSpec(inv: Inventory, ht: HostTopology, tls: StunnelTlsFiles, root = '/'): StunnelConfigSpec | undefined {
-  if (ht.remoteCentrals.length === 0) return undefined;
+  if (ht.remoteCentrals.length === 0 || inv.tls.mode === 'native') return undefined;
   const hp = hostPaths(root);
   const files = stunnelFiles('client', hp);
   const services: ClientService[] = ht.remoteCentrals.flatMap((d) =>
