@@ -21,7 +21,8 @@ import { sandboxId, sandboxNames } from '../src/sandbox/naming.js';
 import { ALLOWED_CIPHER_RE } from '../src/stunnel/index.js';
 import { probeTls, type TlsProbeOptions } from '../src/tools/tls.js';
 import { makeForeignCa, makeLeaf, type Pair } from './helpers/tls-fixtures.js';
-import { cli, cliOk, inNetns, requireBuiltCli, status, waitFor } from './sandbox-helpers.js';
+import { startNbMonitor, startProbeWriter, type ProbeReport } from './helpers/ovsdb-traffic.js';
+import { cli, cliOk, inNetns, nbNames, requireBuiltCli, status, waitFor } from './sandbox-helpers.js';
 
 const notRoot = process.getuid?.() !== 0;
 if (notRoot) console.warn('native-tls.slow.test.ts: skipped, needs root (network namespaces, daemons)');
@@ -190,7 +191,7 @@ describe.skipIf(notRoot)('up --tls native: ovsdb-server\'s own TLS, Southbound R
     const tag = randomBytes(3).toString('hex');
     const own = asWorker1(['set', 'Chassis', 'worker1', `external_ids:rbac-probe=${tag}`]);
     expect(own.code, own.out).toBe(0);
-    expect(direct(['get', 'Chassis', 'worker1', 'external_ids:rbac-probe']).out.trim()).toBe(tag);
+    expect(direct(['get', 'Chassis', 'worker1', 'external_ids:rbac-probe']).out.trim().replace(/^"|"$/g, '')).toBe(tag);
     // The same write on worker2's row is refused: the role, not a broken connection.
     const theirs = asWorker1(['set', 'Chassis', 'worker2', `external_ids:rbac-probe=${tag}`]);
     expect(theirs.code, theirs.out).not.toBe(0);
@@ -230,6 +231,82 @@ describe.skipIf(notRoot)('up --tls native: ovsdb-server\'s own TLS, Southbound R
     expect(got).toEqual({ worker1: { nb: false, sb: true, sbAdmin: false }, operator: { nb: true, sb: true, sbAdmin: true } });
     const vm1 = sandboxNames(sandboxId(dir)).vmNetns('vm1');
     expect(inNetns(vm1, ['ping', '-c', '2', '-i', '0.1', '-W', '1', '192.168.1.11']).code).toBe(0);
+  });
+
+  /** Runs `action` while the operator writes a switch every 100 ms over native TLS (fresh connections) and a monitor session stays open. */
+  async function underTraffic(label: string, action: () => Promise<unknown>): Promise<void> {
+    const pki = hostPki('operator');
+    // The files as they are at each write: a rotation replaces them under the writer.
+    const tls = [`--private-key=${pki.key}`, `--certificate=${pki.cert}`, `--ca-cert=${pki.caBundle}`];
+    const remote = `ssl:${centralIp}:${PORT.nb}`;
+    const monitor = startNbMonitor(ns.operator, remote, tls);
+    await monitor.waitFor('network1');
+    const writer = startProbeWriter(ns.operator, remote, `${label}-${randomBytes(2).toString('hex')}`, 100, tls);
+    await new Promise((r) => setTimeout(r, 400));
+    let probes: ProbeReport;
+    try {
+      await action();
+      await new Promise((r) => setTimeout(r, 600));
+    } finally {
+      probes = await writer.stop();
+    }
+    expect(probes.failures, JSON.stringify(probes.failures.slice(0, 3))).toEqual([]);
+    expect(probes.attempts).toBeGreaterThan(5);
+    const switches = new Set(nbNames(dir, 'Logical_Switch'));
+    for (const name of probes.names) expect(switches.has(name), name).toBe(true);
+    await monitor.waitFor(probes.names[probes.names.length - 1]!);
+    expect(monitor.alive(), `the monitor session died:\n${monitor.output().slice(-500)}`).toBe(true);
+    await monitor.stop();
+  }
+
+  const served = async () => {
+    const { send: _s, expect: _e, ...handshake } = good('nb');
+    return (await probeTls(runner, { ...handshake, holdMs: 0 })).peerSerial;
+  };
+
+  it('certs rotate --force under traffic: no probe write lost, the monitor session survives, the central serves its new serial without a restart', async () => {
+    const pidsBefore = (await status(dir)).json.daemons.map((d) => [d.name, d.pid]);
+    let r: { stdout: string } = { stdout: '' };
+    await underTraffic('rotate', async () => {
+      r = await cliOk(['certs', 'rotate', '--dir', dir, '--force', '--json']);
+    });
+    const outcomes = (JSON.parse(r.stdout) as { outcomes: { certName: string; action: string; newSerial: string }[] }).outcomes;
+    expect(outcomes.map((o) => [o.certName, o.action])).toEqual([
+      ['central', 'renewed'],
+      ['operator', 'renewed'],
+      ['worker1', 'renewed'],
+      ['worker2', 'renewed'],
+    ]);
+    // ovsdb-server re-read the changed files itself: it serves the new certificate, same pid.
+    expect(await served()).toBe(outcomes[0]!.newSerial);
+    const after = await status(dir);
+    expect(after.json.healthy, JSON.stringify(after.json.problems)).toBe(true);
+    expect(after.json.daemons.map((d) => [d.name, d.pid])).toEqual(pidsBefore);
+  });
+
+  it('ca-rollover under traffic keeps every write; afterwards a certificate of the old CA is refused on every listener', async () => {
+    const oldCa = { cert: path.join(parent, 'old-ca-worker1.pem'), key: path.join(parent, 'old-ca-worker1.key') };
+    await fs.copyFile(hostPki('worker1').cert, oldCa.cert);
+    await fs.copyFile(hostPki('worker1').key, oldCa.key);
+    await underTraffic('rollover', () => cliOk(['certs', 'ca-rollover', '--dir', dir]));
+    for (const l of LISTENERS) {
+      // worker1's certificate of the old CA, from each listener's own user (past its firewall).
+      const r = await probeTls(runner, good(l, { cert: oldCa.cert, key: oldCa.key }));
+      expect(r.ok, `${l}: ${r.raw}`).toBe(false);
+      expect(r.error).toMatch(/unknown ca|certificate unknown|decrypt error|bad certificate/);
+    }
+    expect((await status(dir)).json.healthy).toBe(true);
+    const vm1 = sandboxNames(sandboxId(dir)).vmNetns('vm1');
+    expect(inNetns(vm1, ['ping', '-c', '2', '-i', '0.1', '-W', '1', '192.168.1.11']).code).toBe(0);
+  });
+
+  it('certs revoke is refused in native mode (exit 2, why, nothing changed): the CRL would not lock the host out', async () => {
+    const index = await fs.readFile(path.join(dir, 'pki', 'index.json'), 'utf8').catch(() => '');
+    const r = await cli(['certs', 'revoke', 'worker2', '--dir', dir]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/native OVSDB TLS, which checks no CRL.*ca-rollover/s);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(await fs.readFile(path.join(dir, 'pki', 'index.json'), 'utf8').catch(() => '')).toBe(index);
   });
 
   it('a second up changes nothing; up --tls stunnel on this sandbox is refused until down', async () => {

@@ -8,6 +8,7 @@
  */
 import type { LeafRole } from '../pki/types.js';
 import type { Runner } from '../runner.js';
+import type { TlsFiles } from '../tools/ovs.js';
 
 /** A TLS listener of a stunnel server, as a peer reaches it. */
 export interface TlsListener {
@@ -31,9 +32,16 @@ export interface LocalTunnelProbe {
   database: string;
   /** The same database through the tunnel's listeners for the other centrals: one answering is enough (a central may be down). */
   alternates?: string[];
+  /** Native TLS: `ssl:` remotes, reached with the host's own files (what its daemons present). */
+  tls?: TlsFiles;
 }
 
 export interface StunnelInstance {
+  /**
+   * Native TLS (`tls.mode: native`): not stunnel but ovsdb-server's or the OVS clients' own TLS,
+   * which re-read changed files themselves: nothing to reload, only to verify.
+   */
+  native?: true;
   /** Name of the supervised service (supervisor.signal), for messages and real-host units. */
   serviceName: string;
   pidFile: string;

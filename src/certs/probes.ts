@@ -94,7 +94,7 @@ export async function tunnelCarries(runner: Runner, probe: LocalTunnelProbe, tim
   const failures: string[] = [];
   // In order: the first remote that answers proves the tunnel (another central may be down).
   for (const remote of [probe.remote, ...(probe.alternates ?? [])]) {
-    const r = await ovsdbListDbs(runner, remote, { timeoutSec, ...(probe.netns === undefined ? {} : { netns: probe.netns }) });
+    const r = await ovsdbListDbs(runner, remote, { timeoutSec, ...(probe.netns === undefined ? {} : { netns: probe.netns }), ...(probe.tls === undefined ? {} : { tls: probe.tls }) });
     if (r.databases.includes(probe.database)) return { ok: true, detail: `${probe.database} answers through ${remote}` };
     failures.push(`${remote}: ${r.error || 'not listed'}`);
   }

@@ -94,6 +94,14 @@ export async function revokeHost(d: Deployment, host: string, opts: RevokeOption
     const known = hostsOf(d).includes(host) ? `${host} is in ${d.description} but` : `no host ${JSON.stringify(host)} in ${d.description} and`;
     throw inputError(`${known} the PKI in ${d.pkiDir} never issued a certificate for it (hosts: ${hostsOf(d).join(', ')})`, 'HOST');
   }
+  if (d.endpoints.some((e) => e.stunnel.native === true)) {
+    // Revoking would publish a CRL no listener reads: the host would keep its access.
+    throw inputError(
+      `${d.description} runs native OVSDB TLS, which checks no CRL: revoking ${host}'s certificate would not lock it out. ` +
+        `Take ${host} out of the site and run \`certs ca-rollover\` (every other host gets a certificate of a new CA, the old CA is no longer trusted), or run the site in tls.mode stunnel`,
+      'HOST',
+    );
+  }
   const lock = await d.lock('certs revoke');
   try {
     // First: from here on the PKI signs nothing for the host (a deploy or rotate running now included).

@@ -95,6 +95,7 @@ export async function sandboxDeployment(stateDir: string, runner: Runner = new Z
     keyMatches: async (e) => keyMatchesOnHost(hostOf(e).paths),
     bundleTrustChanged: async (e, caBundlePem) => followBundleTrust(hostOf(e).paths, caBundlePem),
     reload: async (e) => {
+      if (e.stunnel.native === true) return;
       const supervisor = supervisorOf(hostOf(e));
       try {
         await reloadTurn(e.stunnel.pidFile, () => reloadStunnel(e.stunnel.logFile, () => supervisor.signal(e.stunnel.serviceName, 'SIGHUP')));

@@ -132,6 +132,8 @@ export async function siteDeployment(sel: SiteSelection, opts: SiteDeploymentOpt
       await hostCmd(e.host, ['follow-trust'], caBundlePem);
     },
     reload: async (e) => {
+      // Native TLS: the daemons re-read the changed files themselves (verified by the caller).
+      if (e.stunnel.native === true) return;
       await reloadTurn(`${e.host}/${e.stunnel.serviceName}`, async () => {
         await hostCmd(e.host, ['reload', e.stunnel.serviceName]);
       });

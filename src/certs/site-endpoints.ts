@@ -10,7 +10,8 @@ import type { HostPaths } from '../paths.js';
 import { certificateRole, certificateSans } from '../render/host-bundle.js';
 import { SERVICE } from '../render/services.js';
 import { stunnelFiles } from '../paths.js';
-import { hostTopology, type SiteTopology } from '../site/topology.js';
+import { nativePort } from '../site/native-tls.js';
+import { hostTopology, ovsdbRemotes, type HostTopology, type SiteTopology } from '../site/topology.js';
 import type { TlsEndpoint } from './deployment.js';
 
 export interface HostPlace {
@@ -38,6 +39,10 @@ export function siteEndpoints(inv: Inventory, topo: SiteTopology, place: (host: 
       caFile: paths.pki.caBundle,
       crlFile: paths.pki.crl,
     };
+    if (inv.tls.mode === 'native') {
+      out.push(...nativeEndpoints(inv, topo, ht, base, paths, ns));
+      continue;
+    }
     if (ht.central !== undefined) {
       const f = stunnelFiles('server', paths);
       const address = ht.central.address;
@@ -78,4 +83,37 @@ export function siteEndpoints(inv: Inventory, topo: SiteTopology, place: (host: 
     }
   }
   return out;
+}
+
+/**
+ * Native TLS: a central's ovsdb-servers serve its certificate on the NB, the chassis' SB and the
+ * admin SB; every other host presents its certificate as a client (ovn-controller on the SB, a
+ * cms host on the NB), proven by a new connection with its files. The daemons re-read changed
+ * files themselves: the log is the service's, and nothing is reloaded.
+ */
+function nativeEndpoints(inv: Inventory, topo: SiteTopology, ht: HostTopology, base: Omit<TlsEndpoint, 'stunnel'>, paths: HostPaths, ns: { netns?: string }): TlsEndpoint[] {
+  if (ht.central !== undefined) {
+    const address = ht.central.address;
+    const listeners = (['nb', 'sb', 'sbAdmin'] as const).map((l) => ({ ...ns, host: address, port: nativePort(inv, l), db: l === 'nb' ? ('nb' as const) : ('sb' as const) }));
+    return [{ ...base, stunnel: { native: true, serviceName: SERVICE.sbOvsdb, pidFile: paths.ovn.sbPid, logFile: paths.serviceLog(SERVICE.sbOvsdb), side: 'server', ...ns, listeners } }];
+  }
+  const db = ht.clientEndpoints.includes('nb') ? 'nb' : 'sb';
+  const [first, ...rest] = ovsdbRemotes(topo, db).split(',');
+  if (first === undefined) return [];
+  const service = db === 'sb' && ht.host.roles.includes('worker') ? SERVICE.controller : 'ovsdb clients';
+  return [
+    {
+      ...base,
+      stunnel: {
+        native: true,
+        serviceName: service,
+        pidFile: paths.ovn.controllerPid,
+        logFile: paths.serviceLog(SERVICE.controller),
+        side: 'client',
+        ...ns,
+        listeners: [],
+        tunnelProbe: { ...ns, remote: first, database: DATABASE[db], ...(rest.length > 0 ? { alternates: rest } : {}), tls: { key: paths.pki.key, cert: paths.pki.cert, caCert: paths.pki.caBundle } },
+      },
+    },
+  ];
 }

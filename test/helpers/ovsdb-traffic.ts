@@ -15,9 +15,12 @@ export interface NbMonitor {
   stop(): Promise<void>;
 }
 
-/** `remote`: the NB as the worker reaches it, its stunnel client's plaintext side (`tcp:L(C):16641`). */
-export function startNbMonitor(netns: string, remote: string): NbMonitor {
-  const child = spawn('ip', ['netns', 'exec', netns, 'ovsdb-client', 'monitor', remote, 'OVN_Northbound', 'Logical_Switch', 'name'], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * `remote`: the NB as the host reaches it, its stunnel client's plaintext side (`tcp:L(C):16641`),
+ * or native TLS's `ssl:` remote with the host's files in `tls` (ovsdb-client's --private-key...).
+ */
+export function startNbMonitor(netns: string, remote: string, tls: readonly string[] = []): NbMonitor {
+  const child = spawn('ip', ['netns', 'exec', netns, 'ovsdb-client', ...tls, 'monitor', remote, 'OVN_Northbound', 'Logical_Switch', 'name'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -87,7 +90,7 @@ const INSERTED = /^\[\{"uuid":\["uuid","[0-9a-f-]{36}"\]\}\]$/;
  * `ovn-nbctl`, it never reconnects, so a connection refused or dropped by a reload is a failure
  * here, not a retry hidden inside a slow write.
  */
-export function startProbeWriter(netns: string, remote: string, prefix: string, periodMs = 100): ProbeWriter {
+export function startProbeWriter(netns: string, remote: string, prefix: string, periodMs = 100, tls: readonly string[] = []): ProbeWriter {
   let running = true;
   const report: ProbeReport = { attempts: 0, names: [], failures: [], slowestMs: 0 };
   const loop = (async () => {
@@ -96,7 +99,7 @@ export function startProbeWriter(netns: string, remote: string, prefix: string, 
       const name = `${prefix}-${report.attempts}`;
       report.attempts += 1;
       const txn = JSON.stringify(['OVN_Northbound', { op: 'insert', table: 'Logical_Switch', row: { name } }]);
-      const r = await runOnce(['ip', 'netns', 'exec', netns, 'ovsdb-client', `--timeout=${PROBE_TIMEOUT_S}`, 'transact', remote, txn], (PROBE_TIMEOUT_S + 2) * 1000);
+      const r = await runOnce(['ip', 'netns', 'exec', netns, 'ovsdb-client', `--timeout=${PROBE_TIMEOUT_S}`, ...tls, 'transact', remote, txn], (PROBE_TIMEOUT_S + 2) * 1000);
       report.slowestMs = Math.max(report.slowestMs, Date.now() - started);
       if (r.code === 0 && INSERTED.test(r.output.trim())) report.names.push(name);
       else report.failures.push({ name, code: r.code, output: r.output });
