@@ -37,6 +37,7 @@ import { refreshCrl } from '../src/pki/index.js';
 import { ovsdbRemotes, siteTopology } from '../src/site/topology.js';
 import { createTestSite, type TestSite } from './helpers/site-hosts.js';
 import { seedNetwork } from './helpers/site-vm.js';
+import { expectClean as expectTrafficClean, siteExec, underTraffic as runUnderTraffic, type SiteTraffic, type TrafficReport } from './helpers/site-traffic.js';
 import { cli, requireBuiltCli, type CliResult } from './sandbox-helpers.js';
 
 const notRoot = process.getuid?.() !== 0;
@@ -57,11 +58,7 @@ describe.skipIf(notRoot)('certificate lifecycle on a site over SSH (3 centrals +
   let sel: string[];
   const figures: Record<string, unknown> = {};
 
-  const exec = async (h: string, argv: string[], allowFailure = false) => {
-    const r = await site.exec(h, argv, { timeoutMs: 2 * MIN });
-    if (!allowFailure && r.code !== 0) throw new Error(`${h}: ${argv.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
-    return r;
-  };
+  const exec = (h: string, argv: string[], allowFailure = false) => siteExec(site, h, argv, allowFailure);
   const names = (role: Host['roles'][number]) => inv.hosts.filter((h) => h.roles.includes(role)).map((h) => h.name);
   const certs = async (args: string[], timeoutMs = 15 * MIN): Promise<CliResult & { ms: number }> => {
     const t0 = Date.now();
@@ -116,59 +113,10 @@ describe.skipIf(notRoot)('certificate lifecycle on a site over SSH (3 centrals +
     return found;
   };
 
-  /** Probe writes through cms1's tunnel and a monitor through worker1's, until stop(). */
-  const underTraffic = async <T>(label: string, body: () => Promise<T>) => {
-    const stopFile = `/tmp/stop-${label}`;
-    // The probe: a client that retries a failed write (idempotent: --may-exist) for up to ~10 s, as
-    // ovn-controller, ovn-northd and ovsdbapp reconnect; "lost" = a write it gave up on. A first
-    // attempt that failed is logged too ("retry N"): what a one-shot client would have lost.
-    const loop =
-      `i=0; while [ ! -e ${stopFile} ]; do i=$((i+1)); n=0; ` +
-      `until ovn-nbctl --db=${nbDb()} --timeout=5 --may-exist ls-add probe-${label}-$i >/dev/null 2>>/tmp/probe-${label}.err; do ` +
-      `n=$((n+1)); echo "retry $i"; if [ $n -ge 20 ]; then break; fi; sleep 0.2; done; ` +
-      `if [ $n -ge 20 ]; then echo "fail $i"; else echo "ok $i"; fi; sleep 0.1; done > /tmp/probe-${label}.log`;
-    const writer = site.exec('cms1', ['sh', '-c', loop], { timeoutMs: 40 * MIN });
-    const sb = `unix:${hp.ovsdbSocket(names('central')[0] as string, 'sb')}`;
-    const mon = await exec('worker1', ['sh', '-c', `setsid ovsdb-client monitor ${sb} OVN_Southbound Datapath_Binding external_ids > /tmp/mon-${label}.log 2>&1 < /dev/null & echo $!`]);
-    const monPid = mon.stdout.trim();
-    // The monitor's first reply and a few writes before the operation starts.
-    await new Promise((r) => setTimeout(r, 2_000));
-    let result: T;
-    try {
-      result = await body();
-    } finally {
-      await new Promise((r) => setTimeout(r, 1_000));
-      await exec('cms1', ['touch', stopFile]);
-      await writer;
-    }
-    const log = (await exec('cms1', ['cat', `/tmp/probe-${label}.log`])).stdout.split('\n').filter((l) => l !== '');
-    const ok = log.filter((l) => l.startsWith('ok ')).map((l) => Number(l.slice(3)));
-    const failed = log.filter((l) => l.startsWith('fail ')).map((l) => Number(l.slice(5)));
-    const retried = new Set(log.filter((l) => l.startsWith('retry ')).map((l) => Number(l.slice(6))));
-    const err = (await exec('cms1', ['cat', `/tmp/probe-${label}.err`], true)).stdout;
-    // Every acknowledged write is in the NB.
-    const inNb = new Set((await exec('central1', ['ovn-nbctl', `--db=${nbDb()}`, '--timeout=20', '--bare', '--columns=name', 'list', 'Logical_Switch'])).stdout.split('\n').map((l) => l.trim()));
-    const missing = ok.filter((i) => !inNb.has(`probe-${label}-${i}`));
-    // The monitor: still the same process, and it saw the last acknowledged write.
-    const last = ok[ok.length - 1];
-    let monitorSawLast = false;
-    for (let k = 0; k < 40 && !monitorSawLast; k++) {
-      monitorSawLast = (await exec('worker1', ['grep', '-cE', `name=probe-${label}-${last}([^0-9]|$)`, `/tmp/mon-${label}.log`], true)).stdout.trim() !== '0';
-      if (!monitorSawLast) await new Promise((r) => setTimeout(r, 500));
-    }
-    const monitorAlive = (await exec('worker1', ['kill', '-0', monPid], true)).code === 0;
-    const monTail = (await exec('worker1', ['tail', '-3', `/tmp/mon-${label}.log`], true)).stdout;
-    await exec('worker1', ['kill', monPid], true);
-    return { result, attempted: ok.length + failed.length, ok: ok.length, failed, retried: retried.size, missing, err, monitorAlive, monitorSawLast, monTail };
-  };
-  const expectClean = (label: string, t: Awaited<ReturnType<typeof underTraffic>>) => {
-    figures[`${label}.probeWrites`] = { attempted: t.attempted, lost: t.failed.length, retriedAfterAFailedFirstAttempt: t.retried };
-    expect(t.attempted, `${label}: probe writes attempted`).toBeGreaterThan(20);
-    expect(t.failed, `${label}: probe writes lost\n${t.err.slice(-2000)}`).toEqual([]);
-    expect(t.missing, `${label}: acknowledged writes missing from the NB`).toEqual([]);
-    expect(t.monitorAlive, `${label}: the monitor session survived\n${t.monTail}`).toBe(true);
-    expect(t.monitorSawLast, `${label}: the monitor saw the last write\n${t.monTail}`).toBe(true);
-  };
+  /** Probe writes through cms1's tunnel and a monitor through worker1's tunnel (test/helpers/site-traffic.ts). */
+  const traffic = (): SiteTraffic => ({ site, nbArgs: [`--db=${nbDb()}`], sbArgs: { options: [], remote: `unix:${hp.ovsdbSocket(names('central')[0] as string, 'sb')}` } });
+  const underTraffic = <T>(label: string, body: () => Promise<T>) => runUnderTraffic(traffic(), label, body);
+  const expectClean = (label: string, t: TrafficReport<unknown>) => expectTrafficClean(label, t, figures);
   const servedBy = (s: CertsStatusReport) =>
     s.endpoints.filter((e) => e.side === 'server').flatMap((e) => e.served.map((x) => ({ host: e.host, listener: x.listener, serial: x.serial, issuer: x.issuer, file: e.serial })));
 

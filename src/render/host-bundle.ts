@@ -325,7 +325,8 @@ export function renderHostBundleWith(inv: Inventory, topo: SiteTopology, hostNam
     initCommands: initCommands(inv, ht, topo, root),
     health: health(inv, ht, topo, services, specs, runtime),
     firewall: firewallRules(policies),
-    ...(inv.tls.mode === 'native' ? { firewallRequired: true } : {}),
+    // Native TLS: a central's NB and admin SB port are gated by the firewall only (centrals install nftables).
+    ...(inv.tls.mode === 'native' && ht.isCentral ? { firewallRequired: true } : {}),
     ...(runtime.kind === 'container' && host.roles.includes('metadata-agent') ? { images: [runtime.image] } : {}),
   };
   const json = manifestJson(manifest);

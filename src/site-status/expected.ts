@@ -1,13 +1,13 @@
 /**
  * What a site's RAFT clusters should look like, from the inventory alone: every central is a
- * member of both clusters at `tcp:L(C):<loopback raft port>`, L(C) being the central's stable
- * loopback address (src/site/topology.ts, the same function render uses). Status maps the
- * addresses a cluster reports back to host names with it.
+ * member of both clusters at the cluster address render gives it (src/site/topology.ts: stunnel
+ * mode `tcp:L(C):<loopback raft port>`, L(C) the central's stable loopback address; native mode
+ * `ssl:<its address>:<raft port>`). Status maps the addresses a cluster reports back to host
+ * names with it.
  */
 import type { Inventory } from '../inventory/types.js';
-import { hostsWithRole } from '../inventory/types.js';
 import { hostPaths } from '../paths.js';
-import { centralLoopback } from '../site/topology.js';
+import { centralLoopback, hostTopology, siteTopology } from '../site/topology.js';
 
 export { centralLoopback };
 
@@ -20,8 +20,12 @@ export interface ExpectedMember {
 }
 
 export function expectedMembers(inv: Inventory, db: RaftDbName): ExpectedMember[] {
-  const port = db === 'OVN_Northbound' ? inv.loopbackPorts.nbRaft : inv.loopbackPorts.sbRaft;
-  return hostsWithRole(inv, 'central').map((c) => ({ host: c.name, address: `tcp:${centralLoopback(inv.site, c.name)}:${port}` }));
+  const topo = siteTopology(inv);
+  return topo.centrals.map((c) => {
+    const raft = hostTopology(inv, topo, c.host.name).raft;
+    if (raft === undefined) throw new Error(`${c.host.name}: a central without RAFT membership`);
+    return { host: c.host.name, address: (db === 'OVN_Northbound' ? raft.nb : raft.sb).localAddress };
+  });
 }
 
 /** The control socket of a central's database server (distribution path). */
