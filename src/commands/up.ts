@@ -4,7 +4,8 @@
  */
 import { Command, Option } from './commander.js';
 import { inputError } from '../errors.js';
-import { TLS_MODES } from '../inventory/types.js';
+// Type only: the declarations load nothing but commander (cli-startup.test).
+import type { TlsMode } from '../inventory/types.js';
 import { defaultSandboxDir } from '../paths.js';
 import { MAX_WORKERS, MIN_WORKERS } from '../sandbox/naming.js';
 import { out } from './cli-io.js';
@@ -27,7 +28,7 @@ export function upCommand(): Command {
     .option('--metadata-agent', "also run Neutron's OVN metadata agent on every worker (after its ovn-controller) with a Neutron-shaped demo network and VM; kept by later `up` runs")
     .option('--no-metadata-agent', 'remove the metadata agents and their demo network')
     .option('--metadata-image <image>', "run the metadata agents in podman containers of this image (built from containers/ovn-metadata-agent; podman's settings from CONTAINERS_CONF / CONTAINERS_STORAGE_CONF); '' for supervised processes")
-    .addOption(new Option('--tls <mode>', "stunnel: TLS terminated by stunnel (CRL, per-port name checks); native: ovsdb-server's own TLS with Southbound RBAC (no CRL). Kept by later `up` runs").choices([...TLS_MODES]))
+    .addOption(new Option('--tls <mode>', "stunnel: TLS terminated by stunnel (CRL, per-port name checks); native: ovsdb-server's own TLS with Southbound RBAC (no CRL). Kept by later `up` runs").choices(['stunnel', 'native'] satisfies TlsMode[]))
     .option('--no-install', 'do not check or install system packages')
     .option('--plain', 'plain progress output (default when not on a terminal or under CI)')
     .option('--quiet', 'no progress output, only the result')
