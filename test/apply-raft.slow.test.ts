@@ -155,4 +155,21 @@ describe('apply on two centrals: create-cluster on the first, join-cluster over 
     const ls = await c1.run(['ovn-nbctl', '--no-leader-only', `--db=unix:${hostPaths().ovn.nbSock}`, '--bare', '--columns=name', 'list', 'Logical_Switch']);
     expect(ls.stdout.trim()).toBe('joined-switch');
   });
+
+  it('a bundle that moves a member to another cluster address (tls.mode switched to native) is refused before anything changes', async () => {
+    const c2 = hosts.get('c2');
+    if (c2 === undefined) throw new Error('hosts missing');
+    const native = parseInventory(`${SITE}tls: { mode: native }\n`, 'site.yaml').inventory;
+    const pki = { caBundlePem: readFileSync(pkiPaths(pkiDir).caBundle, 'utf8'), crlPem: readFileSync(pkiPaths(pkiDir).crl, 'utf8') };
+    const dir = path.join(tmp, 'bundles-native', 'c2');
+    await applyFiles(dir, renderHostBundle(native, 'c2', pki, { signer: await bundleSigner(pkiDir) }).files);
+    const snapshot = async () => (await c2.run(['sh', '-c', 'cd / && sha256sum /etc/ovn-deploy/*/* /var/lib/ovn/*.db 2>/dev/null | sort; cat /var/run/ovn/*.pid'], { allowFailure: true })).stdout;
+    const before = await snapshot();
+    const r = await c2.run([process.execPath, cliPath, 'apply', '--trust-ca', pkiPaths(pkiDir).caCert, '--bundle', dir, '--skip-packages'], { allowFailure: true, timeoutMs: 60_000 });
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/OVN_Northbound: \/var\/lib\/ovn\/ovnnb_db\.db is a cluster member at tcp:127\.[0-9.]+:16643, but the bundle makes it ssl:192\.0\.2\.12:6643 \(tls\.mode changed/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(await snapshot()).toBe(before);
+    expect((await apply('c2')).code).toBe(0);
+  });
 });

@@ -7,6 +7,7 @@ import { existsSync, lstatSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import forge from 'node-forge';
 import type { BundleManifest } from '../bundle/manifest.js';
+import { ExitError } from '../errors.js';
 import { readIfExists } from '../fsx.js';
 import { hostPaths, hostRenderedPaths, type HostPaths } from '../paths.js';
 import { readVerifiedCsr } from '../pki/csr.js';
@@ -211,7 +212,11 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
 
 async function observeDbs(ctx: HostContext, m: BundleManifest): Promise<Map<string, 'missing' | 'present' | 'needs-conversion'>> {
   const dbs = new Map<string, 'missing' | 'present' | 'needs-conversion'>();
-  for (const r of m.raft) dbs.set(r.dbFile, existsSync(ctx.at(r.dbFile)) ? 'present' : 'missing');
+  for (const r of m.raft) {
+    const present = existsSync(ctx.at(r.dbFile));
+    dbs.set(r.dbFile, present ? 'present' : 'missing');
+    if (present) await sameClusterAddress(ctx, r);
+  }
   for (const d of m.standaloneDbs) {
     const file = ctx.at(d.dbFile);
     if (!existsSync(file)) {
@@ -226,6 +231,24 @@ async function observeDbs(ctx: HostContext, m: BundleManifest): Promise<Map<stri
     dbs.set(d.dbFile, r.exitCode === 0 && r.stdout.trim() === 'yes' ? 'needs-conversion' : 'present');
   }
   return dbs;
+}
+
+/**
+ * A cluster member keeps the address it was created or joined with: a bundle that asks for another
+ * one (tls.mode switched between stunnel's tcp:L(C) and native's ssl:ADDRESS, or a central's
+ * address changed in native mode) would start a server its peers know under another address.
+ * Refused before anything changes.
+ */
+async function sameClusterAddress(ctx: HostContext, r: BundleManifest['raft'][number]): Promise<void> {
+  const out = await ctx.runner.run(['ovsdb-tool', 'db-local-address', ctx.at(r.dbFile)], { mutates: false, allowFailure: true, timeoutMs: 10_000 });
+  const has = out.stdout.trim();
+  if (out.exitCode !== 0 || has === '' || has === r.localAddress) return;
+  throw new ExitError(
+    `${r.name}: ${r.dbFile} is a cluster member at ${has}, but the bundle makes it ${r.localAddress} ` +
+      `(${has.split(':')[0] !== r.localAddress.split(':')[0] ? 'tls.mode changed: a site keeps the mode it was created with' : "the central's address changed"}); nothing was changed. ` +
+      'To move the site, remove this central from the inventory, deploy, and add it again (it joins anew), one central at a time',
+    2,
+  );
 }
 
 async function observeOvs(ctx: HostContext, m: BundleManifest): Promise<ObservedOvs | undefined> {
