@@ -9,6 +9,7 @@ import {
   DEFAULT_METADATA_WORKERS,
   DEFAULT_NOVA_METADATA_PORT,
   DEFAULT_PORTS as tlsPorts,
+  DEFAULT_SB_ADMIN_PORT,
   KEY_BITS,
 } from './defaults.js';
 
@@ -24,13 +25,17 @@ export function exampleSiteYaml(): string {
 # every generated file.
 site: lab1
 
-# How OVSDB connections are secured. Only "stunnel" is supported: ovsdb-server listens in
-# plaintext on 127.0.0.1 and stunnel terminates mutually authenticated TLS 1.2 on the hosts'
-# addresses.
+# How OVSDB connections are secured (mutually authenticated TLS 1.2 either way; chosen when the
+# site is created):
+#   stunnel: ovsdb-server listens in plaintext only on root-only unix sockets and stunnel
+#            terminates TLS on the hosts' addresses (admission by certificate name, CRL check);
+#   native:  ovsdb-server's own TLS, with Southbound RBAC (a chassis writes only its own rows),
+#            but no CRL check; the firewall is then what keeps workers off the NB.
 tls:
   mode: stunnel
+  sbAdminPort: ${DEFAULT_SB_ADMIN_PORT}   # native only: the Southbound port without RBAC, for ovn-northd and cms hosts
 
-# TLS ports stunnel listens on, on the centrals' addresses.
+# TLS ports on the centrals' addresses (stunnel's, or ovsdb-server's own in native mode).
 ports:
   nb: ${tlsPorts.nb}        # Northbound DB: CMS clients (neutron, ovn-nbctl), ovn-northd
   sb: ${tlsPorts.sb}        # Southbound DB: ovn-controller on every worker, ovn-northd
