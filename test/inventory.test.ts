@@ -178,9 +178,11 @@ const BAD: BadCase[] = [
     ],
   },
   {
-    name: 'native TLS with a metadata agent',
-    text: lines('tls: { mode: native }', 'metadataAgent: { novaMetadataHost: nova.example.org }', 'hosts:', ...CENTRAL, '  - name: worker1', '    addresses: [192.0.2.21]', '    roles: [worker, metadata-agent]', '    encap: { ip: 192.0.2.21 }'),
-    problems: ['site.yaml: hosts[1].roles: the metadata-agent role needs tls.mode stunnel for now: the agent reaches the Southbound through the stunnel client (line 9)'],
+    name: 'native TLS with a containerized metadata agent',
+    text: lines('tls: { mode: native }', 'metadataAgent: { novaMetadataHost: nova.example.org, image: registry.example.org/agent:1 }', 'hosts:', ...CENTRAL, '  - name: worker1', '    addresses: [192.0.2.21]', '    roles: [worker, metadata-agent]', '    encap: { ip: 192.0.2.21 }'),
+    problems: [
+      "site.yaml: metadataAgent.image: with tls.mode native the metadata agent runs as the distribution's process (host worker1): its container would need the host's private key mounted, which it does not get (line 2)",
+    ],
   },
   {
     name: 'a renewal window as long as the certificate lifetime',

@@ -14,7 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PORTS, DEFAULT_SB_ADMIN_PORT } from '../src/inventory/defaults.js';
-import { hostPaths } from '../src/paths.js';
+import { planMetadata } from '../src/metadata/sandbox-plan.js';
+import { hostPaths, hostRenderedPaths, sandboxPaths } from '../src/paths.js';
 import { issueCertificate, revokeCertificate } from '../src/pki/index.js';
 import { ZxRunner } from '../src/runner.js';
 import { sandboxId, sandboxNames } from '../src/sandbox/naming.js';
@@ -22,6 +23,8 @@ import { ALLOWED_CIPHER_RE } from '../src/stunnel/index.js';
 import { probeTls, type TlsProbeOptions } from '../src/tools/tls.js';
 import { makeForeignCa, makeLeaf, type Pair } from './helpers/tls-fixtures.js';
 import { startNbMonitor, startProbeWriter, type ProbeReport } from './helpers/ovsdb-traffic.js';
+import { startFakeNova } from './helpers/fake-nova.js';
+import { vmCurl } from './helpers/metadata-e2e.js';
 import { cli, cliOk, inNetns, nbNames, requireBuiltCli, status, waitFor } from './sandbox-helpers.js';
 
 const notRoot = process.getuid?.() !== 0;
@@ -317,5 +320,26 @@ describe.skipIf(notRoot)('up --tls native: ovsdb-server\'s own TLS, Southbound R
     expect(switched.stderr).toMatch(/runs native TLS.*down --dir/s);
     expect(switched.stderr).not.toMatch(/\n\s+at /);
     expect((await status(dir)).json.healthy).toBe(true);
+  });
+
+  it("up --metadata-agent on the native sandbox: each agent connects with its host's certificate, RBAC lets it register its own chassis, and the demo VM gets 200 from nova", async () => {
+    const id = sandboxId(dir);
+    const names = sandboxNames(id);
+    const m = planMetadata({ id, stateDir: dir, paths: sandboxPaths(dir), names, workers: [1, 2].map((i) => ({ name: `worker${i}`, netns: names.nodeNetns(`w${i}`) })) });
+    const r = await cliOk(['up', '--metadata-agent', '--dir', dir]);
+    expect(r.stdout).toMatch(/metadata agents on 2 workers/);
+    const nova = await startFakeNova(ns.worker1, m.nova.host, m.nova.port, m.secretFile);
+    try {
+      await waitFor(() => vmCurl(m) === '200', 90_000, 'the demo VM served its metadata');
+    } finally {
+      await nova.stop();
+    }
+    // Registered in the SB by the agents themselves, each on its own chassis' row.
+    for (const w of ['worker1', 'worker2']) expect(direct(['get', 'Chassis_Private', w, 'external_ids:"neutron:ovn-metadata-id"']).code, w).toBe(0);
+    const ini = await fs.readFile(path.join(hostRenderedPaths(path.join(dir, 'hosts', 'worker1')).metadata.confDir, 'neutron_ovn_metadata_agent.ini'), 'utf8');
+    expect(ini).toContain(`ovn_sb_connection = ssl:${centralIp}:${PORT.sb}`);
+    expect(ini).toContain(`ovn_sb_certificate = ${hostPki('worker1').cert}`);
+    const s = await status(dir);
+    expect(s.json.healthy, JSON.stringify(s.json.problems)).toBe(true);
   });
 });

@@ -93,6 +93,18 @@ describe('render, tls.mode native', () => {
     expect(manifest('worker1').health.filter((c) => c.kind === 'unix-listen')).toEqual([]);
   });
 
+  it("a metadata agent (the distribution's process) reaches the chassis' SB with the host's files; its health check asks there", () => {
+    const withAgent: Inventory = { ...inv, hosts: inv.hosts.map((h) => (h.name === 'worker1' ? { ...h, roles: ['worker', 'metadata-agent'] } : h)) };
+    const b = renderSiteBundles(withAgent, fixturePki(), fixtureOptions()).get('worker1')!;
+    const ini = [...b.files.entries()].find(([k]) => k.endsWith('neutron_ovn_metadata_agent.ini'))?.[1].content;
+    const text = typeof ini === 'string' ? ini : Buffer.from(ini ?? '').toString('utf8');
+    expect(text).toContain('ovn_sb_connection = ssl:192.0.2.11:6642,ssl:192.0.2.12:6642,ssl:192.0.2.13:6642');
+    expect(text).toContain(`ovn_sb_private_key = ${pki.key}\novn_sb_certificate = ${pki.cert}\novn_sb_ca_cert = ${pki.caBundle}\n`);
+    const check = b.manifest.health.find((c) => c.kind === 'metadata-registered');
+    expect(check?.kind === 'metadata-registered' ? check.sbRemotes : undefined).toEqual(['ssl:192.0.2.11:6642', 'ssl:192.0.2.12:6642', 'ssl:192.0.2.13:6642']);
+    expect(policyProblems(b.manifest, 'worker1/manifest.json')).toEqual([]);
+  });
+
   it("apply's policy admits every native manifest, and no other set-connection", () => {
     for (const [host, b] of bundles) expect(policyProblems(b.manifest, `${host}/manifest.json`), host).toEqual([]);
     const m = manifest('central1');

@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { HealthCheck } from '../bundle/manifest.js';
 import { controllerConnectedByPidFile, raftMember } from '../health/probes.js';
 import { metadataRegistrations, METADATA_ID_KEY } from '../metadata/registration.js';
+import { hostPaths } from '../paths.js';
 import type { Runner } from '../runner.js';
 import { podmanQueryCommand } from '../metadata/agent-command.js';
 import { Sbctl } from '../tools/ovn.js';
@@ -75,7 +76,11 @@ async function runCheck(ctx: HealthContext, c: HealthCheck): Promise<{ ok: boole
       return controllerConnectedByPidFile(ctx.runner, path.join(runDir, 'ovn-controller.pid'), (pid) => path.join(runDir, `ovn-controller.${pid}.ctl`), 5);
     }
     case 'metadata-registered': {
-      const sb = new Sbctl(ctx.runner, c.sbSockets.map((s) => `unix:${ctx.at(s)}`).join(','));
+      const pki = hostPaths().pki;
+      const sb =
+        c.sbRemotes === undefined
+          ? new Sbctl(ctx.runner, c.sbSockets.map((s) => `unix:${ctx.at(s)}`).join(','))
+          : new Sbctl(ctx.runner, c.sbRemotes.join(','), [`--private-key=${ctx.at(pki.key)}`, `--certificate=${ctx.at(pki.cert)}`, `--ca-cert=${ctx.at(pki.caBundle)}`]);
       const [reg] = await metadataRegistrations(sb, [c.chassis], 5);
       return reg?.agentId == null ? { ok: false, detail: `Chassis_Private ${c.chassis} has no ${METADATA_ID_KEY}` } : { ok: true, detail: `registered as ${reg.agentId}` };
     }

@@ -145,7 +145,13 @@ export const healthCheckSchema = z.discriminatedUnion('kind', [
    * The metadata agent registered this chassis in the Southbound (Chassis_Private
    * external_ids:neutron:ovn-metadata-id), read through the host's own SB remotes (unix sockets).
    */
-  z.strictObject({ kind: z.literal('metadata-registered'), chassis: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), sbSockets: z.array(absolute).min(1).max(16) }),
+  z.strictObject({
+    kind: z.literal('metadata-registered'),
+    chassis: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
+    sbSockets: z.array(absolute).min(1).max(16),
+    /** Native TLS: the SB asked at these `ssl:` remotes with the host's own key and certificate instead. */
+    sbRemotes: z.array(z.string().regex(/^ssl:([0-9.]{7,15}|\[[0-9A-Fa-f:.]{2,45}\]):[1-9][0-9]{0,4}$/)).min(1).max(16).optional(),
+  }),
   /** `podman healthcheck run` of this container exits 0 (the image's own HEALTHCHECK). */
   z.strictObject({ kind: z.literal('container-healthy'), container: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/) }),
 ]);

@@ -258,10 +258,14 @@ export function metadataSectionProblem(agents: readonly string[], hasSection: bo
  */
 function rbacRules(doc: Rec, hosts: HostView[], errors: RuleFinding[]): void {
   if (!isRecord(doc.tls) || doc.tls.mode !== 'native') return;
+  const agent = hosts.find((h) => h.roles?.includes('metadata-agent') ?? false);
+  if (agent !== undefined && isRecord(doc.metadataAgent) && doc.metadataAgent.image !== undefined) {
+    errors.push({
+      path: ['metadataAgent', 'image'],
+      message: `with tls.mode native the metadata agent runs as the distribution's process (host ${agent.name ?? `hosts[${agent.index}]`}): its container would need the host's private key mounted, which it does not get`,
+    });
+  }
   for (const h of hosts) {
-    if (h.roles?.includes('metadata-agent') ?? false) {
-      errors.push({ path: ['hosts', h.index, 'roles'], message: 'the metadata-agent role needs tls.mode stunnel for now: the agent reaches the Southbound through the stunnel client' });
-    }
     if (h.explicitSystemId === undefined || h.name === undefined || h.explicitSystemId === h.name) continue;
     if (!(h.roles?.includes('worker') ?? false) && !(h.roles?.includes('metadata-agent') ?? false)) continue;
     errors.push({

@@ -35,6 +35,8 @@ export interface MetadataAgentSettings {
   ovsdbConnection: string;
   /** Default: the host's stunnel client, `tcp:127.0.0.1:<ports.sb>`. */
   sbConnection?: string;
+  /** Native TLS (`ssl:` sbConnection): the host's key, certificate and CA bundle. */
+  sbTls?: { key: string; cert: string; caCert: string };
   nova: { host: string; port: number };
   /** metadata_workers: API worker processes. */
   workers: number;
@@ -106,6 +108,7 @@ export function renderMetadataAgent(inv: Inventory, hostName: string, settings: 
       workers: settings.workers,
       ovsdbConnection: settings.ovsdbConnection,
       sbConnection: settings.sbConnection ?? `tcp:127.0.0.1:${inv.ports.sb}`,
+      ...(settings.sbTls === undefined ? {} : { sbTls: settings.sbTls }),
     }),
     mode: 0o644,
   });

@@ -189,7 +189,12 @@ function health(inv: Inventory, ht: HostTopology, topo: SiteTopology, services: 
     // Alive is not enough: registered in the SB (else no ovnmeta namespace is made) and its
     // metadata API answering (what haproxy forwards to).
     checks.push(
-      { kind: 'metadata-registered', chassis: ht.host.systemId, sbSockets: topo.centrals.map((c) => hp.ovsdbSocket(c.host.name, 'sb')) },
+      {
+        kind: 'metadata-registered',
+        chassis: ht.host.systemId,
+        sbSockets: topo.centrals.map((c) => hp.ovsdbSocket(c.host.name, 'sb')),
+        ...(inv.tls.mode === 'native' ? { sbRemotes: ovsdbRemotes(topo, 'sb').split(',') } : {}),
+      },
       { kind: 'unix-listen', path: path.join(rp.metadata.statePath, METADATA_PROXY_SOCKET) },
     );
     if (runtime.kind === 'container') checks.push({ kind: 'container-healthy', container: runtime.name ?? DEFAULT_METADATA_CONTAINER });

@@ -44,6 +44,8 @@ export function metadataFiles(inv: Inventory, host: Host, topo: SiteTopology, se
       ovsdbConnection: `unix:${hostPaths(root).ovs.dbSock}`,
       // The same remote list as ovn-controller: the IDL fails over across the centrals itself.
       sbConnection: ovsdbRemotes(topo, 'sb', root),
+      // Native TLS: the agent presents the host's certificate; RBAC lets it write its own chassis' rows.
+      ...(inv.tls.mode === 'native' ? { sbTls: { key: hostPaths(root).pki.key, cert: hostPaths(root).pki.cert, caCert: hostPaths(root).pki.caBundle } } : {}),
       nova: { host: section.novaMetadataHost, port: section.novaMetadataPort },
       workers: section.workers,
     },

@@ -37,6 +37,9 @@ export async function up(opts: UpOptions): Promise<UpResult> {
   if (previous !== undefined && previous.namespaces.length > 0 && tls !== had) {
     throw new ExitError(`up --tls ${tls}: the sandbox in ${opts.stateDir} runs ${had} TLS, and a RAFT cluster keeps the addresses it was created with; \`ovn-deploy down --dir ${opts.stateDir}\` first`, 2);
   }
+  if (tls === 'native' && metadataAgent && metadataImage !== '') {
+    throw new ExitError(`up --tls native --metadata-image: with native TLS the metadata agents run as processes (a container would need the host's private key mounted); leave out --metadata-image (or give '')`, 2);
+  }
   const plan = planSandbox({ stateDir: opts.stateDir, workers: opts.workers, datapath, metadataAgent, tls, ...(metadataImage === '' ? {} : { metadataImage }) });
   if (opts.supervisor === 'systemd') {
     throw new ExitError('up --supervisor systemd: the sandbox\'s hosts run under ovn-deploy\'s own supervisor, one per host namespace; systemd units are what `apply` installs on real hosts', 2);

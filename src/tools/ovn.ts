@@ -22,12 +22,14 @@ abstract class OvnDbCtl {
   constructor(
     protected readonly runner: Runner,
     readonly db: string,
+    /** Before the command: how to reach `db` (native TLS: --private-key=, --certificate=, --ca-cert=). */
+    readonly connection: readonly string[] = [],
   ) {}
 
   /** One transaction: `args` may hold several `--`-separated commands. */
   async run(args: string[], opts: CtlOptions = {}): Promise<RunResult> {
     const timeoutSec = opts.timeoutSec ?? 10;
-    const argv = [this.program, `--db=${this.db}`, `--timeout=${timeoutSec}`, ...args];
+    const argv = [this.program, `--db=${this.db}`, ...this.connection, `--timeout=${timeoutSec}`, ...args];
     return retry(
       () =>
         this.runner.run(argv, {
