@@ -18,7 +18,7 @@ import { hostTrust, trustPinFile, updatePin } from '../src/apply/trust.js';
 import type { BundleManifestInput } from '../src/bundle/manifest.js';
 import { SIGNATURE_FILE, signManifest } from '../src/bundle/signature.js';
 import { InputError } from '../src/errors.js';
-import { hostPaths } from '../src/paths.js';
+import { hostPaths, hostRenderedPaths } from '../src/paths.js';
 import { fixtureSigner, fixtureTrust, fixtureTrusted, FixtureRunner, oneBoxManifest, RecordedServices, signBundle, writeBundle } from './helpers/apply-fixture.js';
 
 let tmp: string;
@@ -139,6 +139,12 @@ describe('a signed manifest is still held to what a bundle may ask', () => {
     ['LD_PRELOAD for a daemon', (m) => void ((m.services[0] as { env: Record<string, string> }).env = { LD_PRELOAD: '/tmp/x.so' }), 'services[0].env.LD_PRELOAD', /not an environment variable/],
     ['the key written elsewhere', (m) => void ((m.certificate as { key: string }).key = '/root/.ssh/id_ed25519'), 'certificate.key', /expected \/etc\/ovn-deploy\/pki\/host.key/],
     ['a database file elsewhere', (m) => void ((m.standaloneDbs as { dbFile: string }[])[0]!.dbFile = '/etc/passwd'), 'standaloneDbs[0].dbFile', /expected a file under/],
+    // apply loads these two with `nft -f` (the firewall without --firewall on a native central):
+    // only ovn-deploy's own tables, accept-policy chains and port rules.
+    ['a firewall file that flushes the host\'s ruleset', (_m, f) => void f.push({ dest: hostRenderedPaths().firewall, content: 'flush ruleset\n' }), 'files[4]', /line 1 is not a rule ovn-deploy writes.*"flush ruleset"/],
+    ['a local-access file that writes another table', (_m, f) => void f.push({ dest: hostRenderedPaths().localAccess, content: 'table ip filter {\n}\n' }), 'files[4]', /line 1 is not a rule ovn-deploy writes.*"table ip filter \{"/],
+    ['a firewall chain that drops all input', (_m, f) => void f.push({ dest: hostRenderedPaths().firewall, content: 'table inet ovn_deploy {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n}\n' }), 'files[4]', /line 3 is not a rule/],
+    ['a firewall file that includes another', (_m, f) => void f.push({ dest: hostRenderedPaths().firewall, content: 'include "/tmp/evil.nft"\n' }), 'files[4]', /line 1 is not a rule/],
   ];
 
   it.each(cases.map(([name, edit, at, message]) => ({ name, edit, at, message })))('$name: exit 2 at $at (the field named), nothing on the host', async ({ edit, at, message }) => {

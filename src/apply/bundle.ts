@@ -11,7 +11,11 @@ import { InputError, type Problem } from '../errors.js';
 import { readInputFile } from '../input-file.js';
 import { MANIFEST_FILE, manifestSchema, type BundleFile, type BundleManifest } from '../bundle/manifest.js';
 import { SIGNATURE_FILE, verifyManifestSignature } from '../bundle/signature.js';
+import { hostRenderedPaths } from '../paths.js';
+import { nftShapeProblems } from './nft-shape.js';
 import { policyProblems } from './policy.js';
+
+const NFT_FILES: ReadonlySet<string> = new Set([hostRenderedPaths().firewall, hostRenderedPaths().localAccess]);
 
 export interface VerifiedBundle {
   dir: string;
@@ -81,6 +85,8 @@ export async function readBundle(dir: string, trusted: readonly X509Certificate[
   for (const [i, f] of manifest.files.entries()) {
     const content = await readBundleFile(bundleDir, filesRoot, f, `files[${i}]`, manifestFile, problems);
     if (content !== undefined) contents.set(f.dest, content);
+    // apply loads these with nft -f: only ovn-deploy's own tables, in render's shape.
+    if (content !== undefined && NFT_FILES.has(f.dest)) problems.push(...nftShapeProblems(content.toString('utf8'), manifestFile, `files[${i}]`));
   }
   const listed = new Set(manifest.files.map((f) => path.resolve(bundleDir, f.source)));
   for (const extra of (await listTree(filesRoot)).filter((f) => !listed.has(f))) {
