@@ -225,6 +225,23 @@ describe('apply: certificate flow (recorded service manager)', () => {
     expect(services.calls).toEqual([]);
   });
 
+  it("installing a certificate for the host's current key moves the key's mtime, not its bytes (OVSDB's TLS re-reads the pair only when both changed)", async () => {
+    const c = fresh();
+    oneBox(c);
+    const services = new RecordedServices();
+    const first = await apply(c, new FixtureRunner(), services, { skipPackages: true });
+    const key = hostPaths(c.root).pki.key;
+    const before = { bytes: readFileSync(key, 'utf8'), mtimeMs: statSync(key).mtimeMs, ino: statSync(key).ino };
+    await new Promise((r) => setTimeout(r, 20));
+    const ok = await apply(c, new FixtureRunner(), services, { skipPackages: true, certificate: { pem: await signFor(first.report.csr ?? ''), from: 'box1.pem' } });
+    expect(ok.report.status).toBe('converged');
+    const after = statSync(key);
+    expect(readFileSync(key, 'utf8')).toBe(before.bytes);
+    expect(after.ino).toBe(before.ino);
+    expect(after.mode & 0o777).toBe(0o600);
+    expect(after.mtimeMs).toBeGreaterThan(before.mtimeMs);
+  });
+
   it('a certificate that no longer matches the key yields needs-certificate with a new CSR', async () => {
     const c = fresh();
     oneBox(c);

@@ -3,7 +3,7 @@
  * manager, and reports what it really changed (OVS reports only the keys that differed when it
  * got there). Stops at `needs-certificate`.
  */
-import { existsSync, promises as fs } from 'node:fs';
+import { constants as fsConstants, existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BundleManifest, RaftDb } from '../bundle/manifest.js';
 import { ExitError, InputError, type Problem } from '../errors.js';
@@ -116,6 +116,11 @@ export async function executePlan(
         if (step.rotateKey === true) {
           await fs.chmod(ctx.paths.pki.keyNext, 0o600);
           await fs.rename(ctx.paths.pki.keyNext, ctx.at(m.certificate.key));
+        } else {
+          // OVSDB's own TLS (native mode) re-reads key and certificate only when both files
+          // changed: a new certificate for the same key needs the key's mtime moved too. The
+          // bytes stay; opened without following a link.
+          await touchFile(ctx.at(m.certificate.key));
         }
         break;
       case 'renewal-key': {
@@ -274,6 +279,17 @@ async function createDbFile(ctx: HostContext, dbFile: string, argv: (tmp: string
 }
 
 /** The stage-0 services that serve no database (the stunnel client and server): they need no db file. */
+/** The file's mtime set to now, its content untouched; a symlink is refused, not followed. */
+async function touchFile(file: string): Promise<void> {
+  const fh = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  try {
+    const now = new Date();
+    await fh.utimes(now, now);
+  } finally {
+    await fh.close();
+  }
+}
+
 async function startTunnelsEarly(ctx: HostContext, m: BundleManifest): Promise<void> {
   const dbServices = new Set([...m.raft.map((r) => r.service), ...m.standaloneDbs.map((d) => d.service)]);
   const early = m.services.filter((s) => s.stage === 0 && !dbServices.has(s.name)).map((s) => s.name);
