@@ -311,6 +311,12 @@ describe('parseInventory rejects bad site files with exact messages', () => {
 });
 
 describe('parseInventory accepts good site files', () => {
+  it("a stunnel site may use tls.sbAdminPort's default for another port: only native mode binds it", () => {
+    const { inventory } = parseInventory(lines('ports: { sbRaft: 6648 }', 'hosts:', ...CENTRAL), FILE);
+    expect(inventory.ports.sbRaft).toBe(6648);
+    expect(problemsOf(lines('tls: { mode: native }', 'ports: { sbRaft: 6648 }', 'hosts:', ...CENTRAL))).toEqual(['site.yaml: ports.sbRaft: port 6648 is already used by tls.sbAdminPort (the default) (line 2)']);
+  });
+
   it('applies every default', () => {
     const { inventory, warnings, file } = parseInventory(lines('hosts:', ...CENTRAL, '  - name: worker1', '    addresses: [192.0.2.21]', '    roles: [worker]', '    encap: { ip: 192.0.2.21 }', '    ssh: {}'), FILE);
     const want: Inventory = {

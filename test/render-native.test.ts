@@ -76,15 +76,24 @@ describe('render, tls.mode native', () => {
     expect(manifest('worker1').ovs?.externalIds['ovn-remote']).toBe('ssl:192.0.2.11:6642,ssl:192.0.2.12:6642,ssl:192.0.2.13:6642');
   });
 
-  it("a central's firewall: NB and the admin SB port from the other centrals only (no cms host here), the chassis' SB open, loaded without --firewall", () => {
+  it("a central's firewall: NB and the admin SB port from the other centrals only (no cms host here), the chassis' SB from the site's hosts, loaded without --firewall", () => {
     const m = manifest('central1');
     expect(m.firewallRequired).toBe(true);
     const rule = (port: number) => m.firewall.find((r) => r.port === port);
     const others = ['192.0.2.12', '192.0.2.13', '2001:db8::12'];
     expect(rule(6641)?.from).toEqual(others);
     expect(rule(6648)?.from).toEqual(others);
-    expect(rule(6642)?.from).toEqual([]);
+    // Every other host's addresses and encap IPs: a certificate of a host no longer in the site gets nothing.
+    expect(rule(6642)?.from).toEqual(['192.0.2.12', '192.0.2.13', '192.0.2.21', '192.0.2.22', '192.0.2.23', '198.51.100.13', '198.51.100.21', '198.51.100.22', '198.51.100.23', '2001:db8::12', '2001:db8::22']);
     expect(manifest('worker1').firewallRequired).toBeUndefined();
+  });
+
+  it("a central's NB and SB units load the firewall before the daemon starts (at boot too)", () => {
+    const unit = (name: string) => {
+      const f = [...bundles.get('central1')!.files.entries()].find(([k]) => k.endsWith(`ovn-deploy-${name}.service`))?.[1].content;
+      return typeof f === 'string' ? f : Buffer.from(f ?? '').toString('utf8');
+    };
+    for (const name of ['ovn-nb-ovsdb', 'ovn-sb-ovsdb']) expect(unit(name)).toMatch(/^ExecStartPre=\/usr\/sbin\/nft -f \/etc\/ovn-deploy\/firewall\.nft$/m);
   });
 
   it('health: the TLS listeners on the central, no tunnel sockets on a worker', () => {

@@ -29,8 +29,9 @@ site: lab1
 # site is created):
 #   stunnel: ovsdb-server listens in plaintext only on root-only unix sockets and stunnel
 #            terminates TLS on the hosts' addresses (admission by certificate name, CRL check);
-#   native:  ovsdb-server's own TLS, with Southbound RBAC (a chassis writes only its own rows),
-#            but no CRL check; the firewall is then what keeps workers off the NB.
+#   native:  ovsdb-server's own TLS, with Southbound RBAC (a chassis cannot change or delete
+#            another chassis' rows; any chassis may still claim a port), but no CRL check;
+#            the firewall is then what keeps workers off the NB.
 tls:
   mode: stunnel
   sbAdminPort: ${DEFAULT_SB_ADMIN_PORT}   # native only: the Southbound port without RBAC, for ovn-northd and cms hosts

@@ -188,7 +188,8 @@ function portRules(doc: Rec, errors: RuleFinding[]): void {
   const sections: [string, Readonly<Record<string, number>>][] = [
     ['ports', DEFAULT_PORTS],
     ['loopbackPorts', DEFAULT_LOOPBACK_PORTS],
-    ['tls', { sbAdminPort: DEFAULT_SB_ADMIN_PORT }],
+    // Bound only in native mode: a stunnel site's other ports may use its default.
+    ...(isRecord(doc.tls) && (doc.tls.mode === 'native' || doc.tls.sbAdminPort !== undefined) ? [['tls', { sbAdminPort: DEFAULT_SB_ADMIN_PORT }] as [string, Readonly<Record<string, number>>]] : []),
   ];
   for (const [section, defaults] of sections) {
     for (const [key, fallback] of Object.entries(defaults)) {

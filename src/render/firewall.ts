@@ -116,6 +116,15 @@ function peersWithout(topo: SiteTopology, self: string): string[] {
   return list;
 }
 
+/**
+ * Every address (and encap IP) of the site's other hosts: who may reach a native central's chassis
+ * SB port. Native TLS admits any certificate the CA ever issued (no CRL, no name list), so the
+ * source address is what keeps a certificate of a host no longer in the site out.
+ */
+function siteAddresses(inv: Inventory, ht: HostTopology): string[] {
+  return sortedUnique(inv.hosts.filter((h) => h !== ht.host).flatMap((h) => [...h.addresses, ...(h.encap === undefined ? [] : [h.encap.ip])].map(canonicalIp)));
+}
+
 export function portPolicies(inv: Inventory, topo: SiteTopology, ht: HostTopology): PortPolicy[] {
   const policies: PortPolicy[] = [];
   if (ht.isCentral) {
@@ -126,7 +135,7 @@ export function portPolicies(inv: Inventory, topo: SiteTopology, ht: HostTopolog
       const admins = sortedUnique([...ht.remoteCentrals, ...topo.cmsHosts.map((host) => ({ host }))].flatMap((c) => c.host.addresses.map(canonicalIp)));
       policies.push(
         { proto: 'tcp', port: inv.ports.nb, from: admins, why: 'OVN Northbound over native TLS: the other centrals (ovn-northd) and cms hosts only' },
-        { proto: 'tcp', port: inv.ports.sb, why: 'OVN Southbound over native TLS, RBAC role ovn-controller: every chassis' },
+        { proto: 'tcp', port: inv.ports.sb, from: siteAddresses(inv, ht), why: 'OVN Southbound over native TLS, RBAC role ovn-controller: the other hosts of the site only' },
         { proto: 'tcp', port: inv.tls.sbAdminPort, from: admins, why: 'OVN Southbound over native TLS without a role: the other centrals (ovn-northd) and cms hosts only' },
         { proto: 'tcp', port: inv.ports.nbRaft, from: peers, why: 'Northbound RAFT over native TLS: the other centrals only' },
         { proto: 'tcp', port: inv.ports.sbRaft, from: peers, why: 'Southbound RAFT over native TLS: the other centrals only' },

@@ -73,6 +73,16 @@ export interface PreStart {
 const NFT = '/usr/sbin/nft';
 
 /**
+ * Native TLS: a central's NB and admin SB ports admit any certificate of the CA, and its firewall
+ * is what keeps workers off them: their units load it first, so that after a reboot (or a flush of
+ * the host's ruleset) they never listen unguarded until the next apply.
+ */
+const loadFirewall = (root: string): PreStart => ({
+  argv: [NFT, '-f', hostRenderedPaths(root).firewall],
+  why: 'firewall.nft first: with native TLS the NB and admin SB ports are guarded by it alone (at boot too)',
+});
+
+/**
  * A central's RAFT listeners (ovsdb-server's on L(C), the stunnel client's tunnels) are loopback
  * TCP: their unit loads local-access.nft first, so that after a reboot they never listen open to
  * every local user until the next apply (which loads it too, for the own supervisor).
@@ -168,7 +178,7 @@ function centralDb(inv: Inventory, root: string, ht: HostTopology, which: 'nb' |
       which === 'nb' ? SERVICE.nbOvsdb : SERVICE.sbOvsdb,
       [`OVN ${name} database`, `a member of the RAFT cluster; its own TLS on this central's address${which === 'sb' ? ' (chassis under RBAC)' : ''}, plaintext only on unix sockets`],
       [BINARIES.ovsdbServer, f.db, ...local, ...tls, ...nativeTlsArgs(root), ...tail],
-      { stage: 0, env: ovnEnv(hp), dirs },
+      { stage: 0, env: ovnEnv(hp), preStart: [loadFirewall(root)], dirs },
     );
   }
   // RAFT on L(C) is the database file's.

@@ -2,8 +2,9 @@
  * Native mode (`tls.mode: native`): ovsdb-server's own TLS instead of stunnel. The same PKI files
  * and the same TLS policy as stunnel's (TLS 1.2, ECDHE + AES-GCM, set explicitly: OVSDB's defaults
  * allow more). The Southbound serves chassis on `ports.sb` from its Connection table with
- * role=ovn-controller, so it sees each chassis's certificate and RBAC lets a chassis write only
- * its own rows; ovn-northd and cms hosts use `tls.sbAdminPort` (no role), firewalled to them.
+ * role=ovn-controller, so it sees each chassis's certificate and RBAC keeps a chassis off the
+ * other chassis' Chassis, Chassis_Private and Encap rows (OVN's RBAC still lets any chassis claim
+ * a Port_Binding); ovn-northd and cms hosts use `tls.sbAdminPort` (no role), firewalled to them.
  *
  * ovsdb-server, ovn-northd and ovn-controller re-read key, certificate and CA files whose mtime
  * changed, key and certificate only when both did: rotation writes the certificate first, then
@@ -45,8 +46,8 @@ export function sslListener(c: CentralNode, port: number): string {
 
 /**
  * The chassis' Southbound listener, a row of the SB's Connection table and so the same on every
- * central: every address of the host (the firewall keeps it to the site), IPv6 too when a central
- * is reached over IPv6.
+ * central: every address of the host, IPv6 too when a central is reached over IPv6. The central's
+ * firewall admits only the site's hosts to it (render/firewall.ts).
  */
 export function rbacListener(inv: Pick<Inventory, 'ports'>, centrals: readonly CentralNode[]): string {
   return centrals.some((c) => c.address.includes(':')) ? `pssl:${inv.ports.sb}:[::]` : `pssl:${inv.ports.sb}`;
