@@ -151,7 +151,7 @@ function standaloneDbs(host: Host): StandaloneDb[] {
  * the chassis' SB listener with role=ovn-controller (run once, when the cluster is created: a
  * set-connection replaces the row, and with it every chassis' connection).
  */
-export function initCommands(inv: Inventory, ht: HostTopology, topo: SiteTopology, root: string): string[][] {
+function initCommands(inv: Inventory, ht: HostTopology, topo: SiteTopology, root: string): string[][] {
   if (topo.bootstrap !== ht.host.name) return [];
   const ovn = hostPaths(root).ovn;
   return [
