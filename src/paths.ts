@@ -382,6 +382,8 @@ function buildHostPaths(root: string) {
       ovsdbCtl: at('var', 'run', 'openvswitch', 'ovsdb-server.ctl'),
       vswitchdPid: at('var', 'run', 'openvswitch', 'ovs-vswitchd.pid'),
       vswitchdCtl: at('var', 'run', 'openvswitch', 'ovs-vswitchd.ctl'),
+      /** A bridge's OpenFlow socket, made by ovs-vswitchd once it has created the bridge. */
+      bridgeMgmt: (bridge: string) => at('var', 'run', 'openvswitch', `${bridge}.mgmt`),
     },
   };
 }

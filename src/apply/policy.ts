@@ -97,6 +97,10 @@ export function policyProblems(m: BundleManifest, file: string): Problem[] {
     s.unixListeners.forEach((l, j) => {
       if (!under(rooted.ovsdbDir)(l)) add(`services[${i}].unixListeners[${j}]`, `expected a socket under ${rooted.ovsdbDir}/, got "${l}"`);
     });
+    // Only looked at (lstat), never written: still, only the host's daemons' run directories.
+    s.waitFor.forEach((w, j) => {
+      if (![rooted.ovs.runDir, rooted.ovn.runDir].some((d) => under(d)(w))) add(`services[${i}].waitFor[${j}]`, `expected a socket under ${rooted.ovs.runDir}/ or ${rooted.ovn.runDir}/, got "${w}"`);
+    });
     for (const [k, v] of Object.entries(s.env)) {
       if (ENV_ALLOWED[k] !== v) add(`services[${i}].env.${k}`, `not an environment variable a daemon of ovn-deploy gets (${Object.keys(ENV_ALLOWED).join(', ')} at their paths)`);
     }

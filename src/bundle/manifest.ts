@@ -62,6 +62,13 @@ export const bundleServiceSchema = z.strictObject({
    * ExecStartPre does the same by a fixed command, see render/services.ts).
    */
   unixListeners: z.array(absolute).default([]),
+  /**
+   * Unix sockets another daemon of the host makes once it serves, that this one needs at start:
+   * ovn-controller finding vswitchd's br-int.mgmt missing retries only a second later. The own
+   * supervisor waits for them before it spawns; the systemd unit, in an ExecStartPre. Bounded:
+   * after WAIT_FOR_MS (supervisor/types.ts) the daemon starts anyway (and retries by itself).
+   */
+  waitFor: z.array(absolute).default([]),
 });
 export type BundleService = z.output<typeof bundleServiceSchema>;
 

@@ -26,7 +26,7 @@ import { CHASSIS_ROLE, nativePort, rbacListener } from '../site/native-tls.js';
 import type { StunnelConfigSpec } from '../stunnel/types.js';
 import { firewallRules, ownAddresses, peerListJson, portPolicies, renderLocalAccess, renderNftables, renderTmpfiles, type PortPolicy } from './firewall.js';
 import { metadataFiles } from './metadata.js';
-import { hostServices, BINARIES, SERVICE, type HostService } from './services.js';
+import { hostServices, BINARIES, INTEGRATION_BRIDGE, SERVICE, type HostService } from './services.js';
 import { DEFAULT_METADATA_CONTAINER, METADATA_PROXY_SOCKET, type MetadataAgentRuntime } from './metadata-runtime.js';
 import { DISTRIBUTION_UNITS, renderDropIn, renderManagedMarker, renderUnit } from './systemd.js';
 import type { RenderOptions, SitePki } from './types.js';
@@ -111,7 +111,7 @@ function certificate(inv: Inventory, host: Host, ht: HostTopology): CertificateR
 
 function ovsSettings(host: Host, topo: SiteTopology, root: string): OvsSettings | undefined {
   if (!host.roles.includes('worker') || host.encap === undefined) return undefined;
-  const bridge = 'br-int';
+  const bridge = INTEGRATION_BRIDGE;
   const externalIds: Record<string, string> = {
     hostname: host.name,
     'ovn-bridge': bridge,

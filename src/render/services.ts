@@ -107,6 +107,9 @@ const removeStaleListeners = (root: string, ht: HostTopology): PreStart => {
 
 const FIND = '/usr/bin/find';
 
+/** The bridge ovn-controller programs (external_ids:ovn-bridge). */
+export const INTEGRATION_BRIDGE = 'br-int';
+
 const rel = (base: string, dir: string): string => path.relative(base, dir);
 // systemd's RuntimeDirectory= family is relative to the machine's /run, /var/lib...: always the
 // distribution layout, whatever root the daemons' own paths are under.
@@ -131,7 +134,7 @@ function service(
   name: string,
   [description, purpose]: [string, string],
   argv: string[],
-  opts: { stage: 0 | 1; after?: string[]; env?: Record<string, string>; reload?: boolean; needsCertificate?: boolean; unixListeners?: string[]; preStart?: PreStart[]; dirs: Partial<ServiceDirs> },
+  opts: { stage: 0 | 1; after?: string[]; env?: Record<string, string>; reload?: boolean; needsCertificate?: boolean; unixListeners?: string[]; waitFor?: string[]; preStart?: PreStart[]; dirs: Partial<ServiceDirs> },
 ): HostService {
   return {
     description,
@@ -149,6 +152,7 @@ function service(
       needsCertificate: opts.needsCertificate ?? false,
       stage: opts.stage,
       unixListeners: opts.unixListeners ?? [],
+      waitFor: opts.waitFor ?? [],
     },
   };
 }
@@ -266,7 +270,7 @@ export function hostServices(inv: Inventory, topo: SiteTopology, ht: HostTopolog
         SERVICE.controller,
         ['OVN controller', 'makes this host a chassis of the site'],
         [BINARIES.controller, `unix:${hp.ovs.dbSock}`, ...tlsArgs, `--pidfile=${hp.ovn.controllerPid}`, `--log-file=${rp.logs.controller}`, '--no-chdir', ...VLOG],
-        { stage: 1, after: [SERVICE.vswitchd, ...sbPath], env: ovnEnv(hp), dirs: { runtime: [DIRS.ovnRun], logs: [DIRS.ovnLogs] } },
+        { stage: 1, after: [SERVICE.vswitchd, ...sbPath], waitFor: [hp.ovs.bridgeMgmt(INTEGRATION_BRIDGE)], env: ovnEnv(hp), dirs: { runtime: [DIRS.ovnRun], logs: [DIRS.ovnLogs] } },
       ),
     );
   }

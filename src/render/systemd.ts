@@ -5,7 +5,8 @@
  */
 import type { BundleService } from '../bundle/manifest.js';
 import { hostRenderedPaths } from '../paths.js';
-import type { HostService } from './services.js';
+import { WAIT_FOR_MS } from '../supervisor/types.js';
+import type { HostService, PreStart } from './services.js';
 import { hostTemplate } from './templates.js';
 
 /** Units of Debian's (and Fedora's) packages that start OVN, OVS or stunnel daemons. */
@@ -36,6 +37,14 @@ export function systemdWord(word: string): string {
   return `"${escaped.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
 }
 
+const WAIT_STEP_S = 0.05;
+
+/** The unit's side of BundleService.waitFor: the same bound as the own supervisor's, then start anyway. */
+const waitForSocket = (socket: string): PreStart => ({
+  argv: ['/bin/sh', '-c', `i=0; until [ -S "$1" ] || [ "$i" -ge ${WAIT_FOR_MS / 1000 / WAIT_STEP_S} ]; do sleep ${WAIT_STEP_S}; i=$((i+1)); done`, 'wait-for', socket],
+  why: `${socket} first (made by the daemon this one needs), at most ${WAIT_FOR_MS / 1000} s: without it the daemon retries only a second later`,
+});
+
 export function renderUnit(site: string, host: string, svc: HostService): string {
   const spec: BundleService = svc.spec;
   const rp = hostRenderedPaths();
@@ -51,7 +60,7 @@ export function renderUnit(site: string, host: string, svc: HostService): string
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([k, v]) => systemdWord(`${k}=${v}`)),
     execStart: spec.argv.map(systemdWord).join(' '),
-    preStart: (svc.preStart ?? []).map((p) => ({ why: p.why, command: p.argv.map(systemdWord).join(' ') })),
+    preStart: [...(svc.preStart ?? []), ...spec.waitFor.map(waitForSocket)].map((p) => ({ why: p.why, command: p.argv.map(systemdWord).join(' ') })),
     reload: spec.reloadSignal === 'SIGHUP',
     runtime: svc.dirs.runtime.join(' '),
     state: svc.dirs.state.join(' '),

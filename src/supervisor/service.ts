@@ -11,7 +11,7 @@ import { withNetns } from '../runner.js';
 import { isSameProcess, readProcStat, terminate, type ProcIdentity } from './proc.js';
 import { serviceHash } from './spec.js';
 import type { ServiceRecord, ServiceState } from './state.js';
-import type { ServiceSpec } from './types.js';
+import { WAIT_FOR_MS, type ServiceSpec } from './types.js';
 
 export interface Timing {
   /** First restart delay; doubles on each quick death up to maxRestartDelayMs. */
@@ -34,6 +34,16 @@ export const DEFAULT_TIMING: Timing = {
   maxFailures: 10,
   graceMs: 5_000,
   adoptPollMs: 500,
+};
+
+const WAIT_POLL_MS = 10;
+
+const isSocket = (p: string): boolean => {
+  try {
+    return lstatSync(p).isSocket();
+  } catch {
+    return false;
+  }
 };
 
 /** Services get PATH and their own env only: not whatever shell happened to start the supervisor. */
@@ -68,11 +78,26 @@ export class ManagedService {
     return this.spec.name;
   }
 
-  /** Spawns the daemon now. */
+  /** Spawns the daemon, once its `waitFor` sockets exist (or WAIT_FOR_MS has passed). */
   start(): void {
     clearTimeout(this.timer);
     this.wanted = true;
     this.error = undefined;
+    this.spawnWhenReady(Date.now() + WAIT_FOR_MS);
+  }
+
+  private spawnWhenReady(deadline: number): void {
+    const missing = (this.spec.waitFor ?? []).filter((p) => !isSocket(p));
+    if (missing.length > 0 && Date.now() < deadline) {
+      // On this.timer, so that stop() cancels a start still waiting.
+      this.timer = setTimeout(() => this.spawnWhenReady(deadline), WAIT_POLL_MS);
+      return;
+    }
+    if (missing.length > 0) this.log(`${this.name}: starting without ${missing.join(', ')} (not there after ${WAIT_FOR_MS} ms)`);
+    this.spawn();
+  }
+
+  private spawn(): void {
     const argv = withNetns(this.spec.argv, this.spec.netns);
     let child: ChildProcess;
     let fd: number | undefined;

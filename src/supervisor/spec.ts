@@ -28,9 +28,11 @@ export function serviceProblems(services: readonly ServiceSpec[]): Problem[] {
       add(`${at}.argv`, 'expected a non-empty list of strings without NUL bytes');
     }
     if (!path.isAbsolute(s.logFile)) add(`${at}.logFile`, `expected an absolute path, got "${s.logFile}"`);
-    (s.unixListeners ?? []).forEach((p, j) => {
-      if (!path.isAbsolute(p)) add(`${at}.unixListeners[${j}]`, `expected an absolute path, got "${p}"`);
-    });
+    for (const key of ['unixListeners', 'waitFor'] as const) {
+      (s[key] ?? []).forEach((p, j) => {
+        if (!path.isAbsolute(p)) add(`${at}.${key}[${j}]`, `expected an absolute path, got "${p}"`);
+      });
+    }
     if (s.cwd !== undefined && !path.isAbsolute(s.cwd)) add(`${at}.cwd`, `expected an absolute path, got "${s.cwd}"`);
     if (s.netns !== undefined && !NETNS.test(s.netns)) add(`${at}.netns`, `"${s.netns}" is not a valid namespace name`);
     for (const key of Object.keys(s.env ?? {})) {

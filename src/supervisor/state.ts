@@ -19,6 +19,7 @@ const serviceSpecSchema = z.object({
   stopSignal: z.string().optional(),
   settleMs: z.number().optional(),
   unixListeners: z.array(z.string()).optional(),
+  waitFor: z.array(z.string()).optional(),
 });
 
 const desiredSchema = z.object({

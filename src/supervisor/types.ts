@@ -4,6 +4,9 @@
  * and real hosts where systemd is not PID 1. Under systemd, apply installs rendered units instead.
  */
 
+/** How long a service waits for its `waitFor` sockets before it starts anyway. */
+export const WAIT_FOR_MS = 10_000;
+
 export interface ServiceSpec {
   /** Unique within one supervisor, e.g. `ovn-nb-ovsdb`, `ovn-controller`. */
   name: string;
@@ -29,6 +32,8 @@ export interface ServiceSpec {
    * start, if they are sockets (never through a symlink, nothing else).
    */
   unixListeners?: string[];
+  /** Unix sockets to wait for (bounded) before each spawn: see BundleService.waitFor. */
+  waitFor?: string[];
 }
 
 export interface ServiceStatus {
