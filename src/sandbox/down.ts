@@ -43,29 +43,33 @@ export async function down(opts: DownOptions): Promise<DownResult> {
   const names = sandboxNames(id);
   const paths = sandboxPaths(stateDir);
   const state = await readState(paths).catch(() => undefined);
-  const namespaces = await ownNamespaces(runner, names.prefix, state?.namespaces ?? []);
-  const result: DownResult = { found: false, id, stateDir, namespaces, stragglers: [], removed: [], warnings: [], durationMs: 0 };
+  const listing = ownNamespaces(runner, names.prefix, state?.namespaces ?? []);
+  listing.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+  const result: DownResult = { found: false, id, stateDir, namespaces: [], stragglers: [], removed: [], warnings: [], durationMs: 0 };
   const ourEntries = paths.entries.map((e) => path.join(stateDir, e)).filter((p) => existsSync(p));
-  if (state === undefined && namespaces.length === 0 && ourEntries.length === 0) {
+  if (state === undefined && ourEntries.length === 0 && (await listing).length === 0) {
     result.durationMs = Date.now() - started;
     return result;
   }
   result.found = true;
   const lock = existsSync(stateDir) ? await acquireLock(paths.lock, 'down') : undefined;
   try {
-    // Each host's own supervisor stops its daemons (dependents first) and then itself. If one
-    // fails, whatever still runs in our namespaces is stopped below all the same.
+    // Each host's own supervisor stops its daemons (dependents first) and then itself, while the
+    // namespaces are listed. If one fails, whatever still runs in our namespaces is stopped below
+    // all the same.
     const hostsDir = path.join(stateDir, 'hosts');
     const hosts = existsSync(hostsDir) ? readdirSync(hostsDir, { withFileTypes: true }).filter((e) => e.isDirectory() && !e.isSymbolicLink()).map((e) => e.name) : [];
-    await Promise.all(
-      hosts.map(async (h) => {
+    const [namespaces] = await Promise.all([
+      listing,
+      ...hosts.map(async (h) => {
         try {
           await new OwnSupervisor(hostPaths(paths.hostRoot(h)).state).stop();
         } catch (err) {
           result.warnings.push(`the supervisor of ${h} did not stop cleanly (${err instanceof Error ? err.message : String(err)}); stopping its daemons directly`);
         }
       }),
-    );
+    ]);
+    result.namespaces = namespaces;
     result.stragglers = [...(await killStragglers(namespaces)), ...(await stopOrphanSupervisors(stateDir))];
     // VMs and nodes before the underlay: each namespace takes its veth ends and taps with it.
     await new Ip(runner).deleteNetnsAll([...namespaces].sort((a, b) => Number(a === names.underlayNetns) - Number(b === names.underlayNetns)));

@@ -101,13 +101,14 @@ export function signalIfSame(id: ProcIdentity, signal: NodeJS.Signals, group = f
  * exit within milliseconds of their signal, and stops wait on each other (dependents first), so
  * the first looks come soon (2, 4, 8 ... ms) and then every `pollMs`.
  */
-export async function waitForDeath(id: ProcIdentity, timeoutMs: number, pollMs = 50): Promise<boolean> {
+export async function waitForDeath(id: ProcIdentity, timeoutMs: number, pollMs = 10, exited?: Promise<unknown>): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (let wait = 2; ; wait = Math.min(wait * 2, pollMs)) {
     if (!isSameProcess(id)) return true;
     const left = deadline - Date.now();
     if (left <= 0) return false;
-    await sleep(Math.min(wait, left));
+    // Our own child: its exit event ends the wait at once instead of at the next poll.
+    await (exited === undefined ? sleep(Math.min(wait, left)) : Promise.race([sleep(Math.min(wait, left)), exited]));
   }
 }
 
@@ -115,9 +116,9 @@ export async function waitForDeath(id: ProcIdentity, timeoutMs: number, pollMs =
  * Stops a process we can prove is ours: `signal`, then SIGKILL to its process group after
  * `graceMs`. Returns once it is dead; never touches a process whose identity does not match.
  */
-export async function terminate(id: ProcIdentity, signal: NodeJS.Signals, graceMs: number): Promise<void> {
+export async function terminate(id: ProcIdentity, signal: NodeJS.Signals, graceMs: number, exited?: Promise<unknown>): Promise<void> {
   if (!signalIfSame(id, signal)) return;
-  if (await waitForDeath(id, graceMs)) return;
+  if (await waitForDeath(id, graceMs, undefined, exited)) return;
   signalIfSame(id, 'SIGKILL', true);
   await waitForDeath(id, 5_000);
 }

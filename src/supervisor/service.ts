@@ -171,7 +171,7 @@ export class ManagedService {
     this.state = 'stopping';
     this.changed();
     const exitSeen = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
-    await terminate(proc, this.spec.stopSignal ?? 'SIGTERM', this.timing.graceMs);
+    await terminate(proc, this.spec.stopSignal ?? 'SIGTERM', this.timing.graceMs, this.adopted ? undefined : exitSeen);
     if (this.adopted) this.exited(null, null);
     // Our child's exit status arrives with Node's reaping; wait briefly so lastExit records it.
     else await withTimeout(exitSeen, 1_000);
