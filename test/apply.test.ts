@@ -1,4 +1,5 @@
 import { runCli, type CliResult } from './helpers/cli.js';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -259,6 +260,19 @@ describe('apply: certificate flow (recorded service manager)', () => {
   });
 });
 
+/** Rows of `table` in a clustered database file, read offline through a standalone copy. */
+function globalRows(clustered: string, db: string, table: string): number {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'od-rows-'));
+  try {
+    const standalone = path.join(dir, 'copy.db');
+    execFileSync('ovsdb-tool', ['cluster-to-standalone', standalone, clustered]);
+    const out = execFileSync('ovsdb-tool', ['query', standalone, JSON.stringify([db, { op: 'select', table, where: [] }])], { encoding: 'utf8' });
+    return (JSON.parse(out) as { rows: unknown[] }[])[0]!.rows.length;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('apply: converge, idempotence, reloads (recorded service manager, real ovsdb-tool)', () => {
   it('installs the certificate, creates dbs and clusters, starts stage 0 then all, configures OVS, inits once; a second apply changes nothing', async () => {
     const c = fresh();
@@ -300,6 +314,11 @@ describe('apply: converge, idempotence, reloads (recorded service manager, real 
     expect(createCluster?.slice(3)).toEqual([ '/usr/share/ovn/ovn-nb.ovsschema', 'tcp:127.1.2.3:16643']);
     const root = hostPaths(c.root);
     for (const f of [root.ovn.nbDb, root.ovn.sbDb, root.ovs.confDb]) expect(statSync(f).size).toBeGreaterThan(0);
+    // The new SB cluster holds SB_Global before anything ran `init` (here init is recorded, not
+    // run): an ovn-controller that connects first would otherwise crash. The NB is left as is.
+    expect(globalRows(root.ovn.sbDb, 'OVN_Southbound', 'SB_Global')).toBe(1);
+    expect(globalRows(root.ovn.nbDb, 'OVN_Northbound', 'NB_Global')).toBe(0);
+    expect(readdirSync(path.dirname(root.ovn.sbDb)).filter((f) => f.endsWith('.seed'))).toEqual([]);
     expect(out.report.health.every((h) => h.ok)).toBe(true);
     const applied = JSON.parse(readFileSync(root.applied, 'utf8')) as { manifestSha256: string; initialized: boolean };
     expect(applied.manifestSha256).toBe(sha256(readFileSync(path.join(c.bundle, 'manifest.json'))));

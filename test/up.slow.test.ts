@@ -106,6 +106,8 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
       expect(d.healthy, `${d.name}: ${d.detail}`).toBe(true);
       expect(d.pid, `${d.name} has no pid`).toBeGreaterThan(1);
       expect(alive(d.pid as number)).toBe(true);
+      // None died on the way up (an ovn-controller could, racing the SB init: see withGlobalRowSeed).
+      expect(d.restarts, `${d.name} restarted during up`).toBe(0);
     }
     expect(json.chassis.map((c) => [c.name, c.registered])).toEqual([
       ['worker1', true],

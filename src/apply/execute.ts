@@ -162,7 +162,11 @@ export async function executePlan(
         }
         // A disaster recovery (`restore`) left the backup here: the new cluster starts with its data and row UUIDs.
         const seed = await restoreSeed(ctx, step.db.name);
-        await createDbFile(ctx, step.db.dbFile, (tmp) => ['ovsdb-tool', 'create-cluster', tmp, seed ?? step.db.schema, step.db.localAddress]);
+        if (seed === undefined && step.db.name === 'OVN_Southbound') {
+          await withGlobalRowSeed(ctx, step.db, (contents) => createDbFile(ctx, step.db.dbFile, (tmp) => ['ovsdb-tool', 'create-cluster', tmp, contents, step.db.localAddress]));
+        } else {
+          await createDbFile(ctx, step.db.dbFile, (tmp) => ['ovsdb-tool', 'create-cluster', tmp, seed ?? step.db.schema, step.db.localAddress]);
+        }
         createdHere.add(step.db.name);
         if (seed !== undefined) changes.push({ kind: 'raft', target: `${step.db.name} ${step.db.dbFile}`, action: 'created from the restore seed' });
         break;
@@ -278,7 +282,27 @@ async function createDbFile(ctx: HostContext, dbFile: string, argv: (tmp: string
   await fs.rename(tmp, target);
 }
 
-/** The stage-0 services that serve no database (the stunnel client and server): they need no db file. */
+/**
+ * A new Southbound cluster holds its SB_Global row from its first moment. ovn-controller
+ * (23.03 to main: pflow_output_get_debug) reads SB_Global's options without a NULL check and
+ * dies with SIGSEGV when it reaches an SB that `ovn-sbctl init` (or northd) has not filled yet;
+ * hosts applied at once (`up`, a deploy to one phase) hit that window. The seed is a standalone
+ * file beside the database, removed after.
+ */
+async function withGlobalRowSeed(ctx: HostContext, db: RaftDb, create: (contents: string) => Promise<void>): Promise<void> {
+  const target = ctx.at(db.dbFile);
+  await fs.mkdir(path.dirname(target), { recursive: true });
+  const seed = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.seed`);
+  await fs.rm(seed, { force: true });
+  try {
+    await ctx.runner.run(['ovsdb-tool', 'create', seed, db.schema], { mutates: true, timeoutMs: 30_000 });
+    await ctx.runner.run(['ovsdb-tool', 'transact', seed, JSON.stringify([db.name, { op: 'insert', table: 'SB_Global', row: {} }])], { mutates: true, timeoutMs: 30_000 });
+    await create(seed);
+  } finally {
+    await fs.rm(seed, { force: true });
+  }
+}
+
 /** The file's mtime set to now, its content untouched; a symlink is refused, not followed. */
 async function touchFile(file: string): Promise<void> {
   const fh = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);

@@ -416,6 +416,7 @@ export function describeStep(step: ApplyStep): string {
     case 'raft-create':
       return (
         `ovsdb-tool create-cluster ${step.db.dbFile} ${step.db.schema} ${step.db.localAddress}` +
+        (step.db.name === 'OVN_Southbound' ? ' (with its SB_Global row)' : '') +
         (step.db.peerRemotes.length > 0 ? ` (unless a peer, ${step.db.peerRemotes.join(' or ')}, already serves the cluster: then join it)` : '')
       );
     case 'raft-join':
