@@ -106,6 +106,7 @@ const svc = (name: string, stage: 0 | 1, argv: string[], more: Partial<BundleSer
   needsCertificate: false,
   stage,
   unixListeners: [],
+  waitFor: [],
   ...more,
 });
 
