@@ -309,6 +309,8 @@ describe('apply: converge, idempotence, reloads (recorded service manager, real 
       'service:start:ovn-controller',
     ]);
     expect(services.calls).toEqual(['stage0 stop=[]', 'all']);
+    // The service manager was readied in the pass that stopped for the certificate and in the one that started.
+    expect(services.warmUps).toBe(2);
     const argvs = runner.calls.map((x) => x.argv);
     const createCluster = argvs.find((a) => a[1] === 'create-cluster');
     expect(createCluster?.slice(3)).toEqual([ '/usr/share/ovn/ovn-nb.ovsschema', 'tcp:127.1.2.3:16643']);

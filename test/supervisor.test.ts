@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -133,6 +133,14 @@ describe('own supervisor client (no daemon)', () => {
     const sup = new OwnSupervisor(tmp);
     await expect(sup.ensure([svc('a'), svc('a')])).rejects.toBeInstanceOf(InputError);
     expect(existsSync(supervisorPaths(tmp).services)).toBe(false);
+  });
+
+  it('warms up only a host that has never had services (a missing CLI shows whether it tried to launch)', () => {
+    const sup = new OwnSupervisor(tmp, { cliPath: path.join(tmp, 'no-cli.js') });
+    expect(() => sup.warmUp()).toThrow(/no-cli\.js is missing/);
+    mkdirSync(supervisorPaths(tmp).dir, { recursive: true });
+    writeFileSync(supervisorPaths(tmp).services, '[]\n');
+    expect(() => sup.warmUp()).not.toThrow();
   });
 
   it('never signals a recorded pid whose start time does not match (pid reuse)', async () => {

@@ -51,6 +51,8 @@ export interface HostServices {
   /** Stops these (e.g. before converting a database file under a running server). */
   stop(names: readonly string[]): Promise<void>;
   status(): Promise<ServiceStatus[]>;
+  /** Own supervisor, on a fresh host: launched ahead of the first start (systemd: nothing to do). */
+  warmUp(): void;
   /** systemd only: after unit files changed. */
   daemonReload(): Promise<void>;
   /** systemd only: `disable --now` of units that are not ours (the distribution's). */
@@ -198,6 +200,10 @@ export class OwnHostServices implements HostServices {
     return this.supervisor.status();
   }
 
+  warmUp(): void {
+    this.supervisor.warmUp();
+  }
+
   async daemonReload(): Promise<void> {
     // nothing to do: the supervisor has no unit files
   }
@@ -305,6 +311,10 @@ export class SystemdHostServices implements HostServices {
       const running = p?.ActiveState === 'active' && pid > 0;
       return { name, running, ...(running ? { pid } : {}), restarts: Number(p?.NRestarts ?? 0) };
     });
+  }
+
+  warmUp(): void {
+    // systemd is up already
   }
 
   async daemonReload(): Promise<void> {

@@ -194,6 +194,10 @@ export class RecordedServices implements HostServices {
       this.state.set(s.name, { running: true, hash, pid: this.nextPid++ });
     }
   }
+  warmUps = 0;
+  warmUp(): void {
+    this.warmUps++;
+  }
   async ensureStage0(manifest: BundleManifest, unlisted: readonly string[]): Promise<void> {
     this.calls.push(`stage0 stop=[${unlisted.join(',')}]`);
     for (const n of unlisted) this.state.delete(n);
