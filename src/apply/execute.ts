@@ -57,8 +57,9 @@ export async function executePlan(
   const flushPending = async (): Promise<void> => {
     await writePending(ctx.paths.applyPending, pending);
   };
-  // This pass starts services, or the next one (with the certificate) will.
-  if (m.services.length > 0 && steps.some((s) => s.kind === 'services-stage0' || s.kind === 'needs-certificate')) ctx.services.warmUp();
+  // Only in a pass that starts services: one launched before a needs-certificate stop would
+  // outlive this apply with nothing to run (and the host would have a process it never asked for).
+  if (m.services.length > 0 && steps.some((s) => s.kind === 'services-stage0')) ctx.services.warmUp();
   for (const step of steps) {
     if (step.kind !== 'file' && step.kind !== 'mkdir' && !filesDone) {
       filesDone = true;
