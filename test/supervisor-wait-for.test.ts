@@ -1,7 +1,8 @@
 /**
  * BundleService.waitFor on the own supervisor: the daemon is spawned only once each socket it
  * needs at start exists (ovn-controller and br-int.mgmt: without it, the controller's rconn
- * backs off a whole second), and a stop() cancels a start still waiting. The daemon is a small
+ * backs off a whole second), a service that starts `after` one still waiting does not overtake
+ * it (the metadata agent after ovn-controller), and a stop() cancels a start still waiting. The daemon is a small
  * node process that records when it ran.
  */
 import { spawnSync } from 'node:child_process';
@@ -64,4 +65,26 @@ it('stop() while waiting: the daemon never starts, even when the socket appears 
   makeSocket(sock);
   await sleep(300);
   expect(existsSync(ran)).toBe(false);
+});
+
+it('a service started after one still waiting spawns only after it (the metadata agent after ovn-controller)', async () => {
+  const sock = path.join(dir, 'br-int.mgmt');
+  const ran = path.join(dir, 'ran');
+  const log: string[] = [];
+  const note = (line: string) => log.push(line.replace(/ pid \d+$/, ''));
+  const ctl = new ManagedService({ name: 'ovn-controller', argv: [process.execPath, '-e', daemon, ran], logFile: path.join(dir, 'ctl.log'), waitFor: [sock] }, () => undefined, note);
+  const agent = new ManagedService({ name: 'ovn-metadata-agent', argv: [process.execPath, '-e', daemon, `${ran}-agent`], logFile: path.join(dir, 'agent.log'), after: ['ovn-controller'] }, () => undefined, note);
+  ctl.start();
+  agent.start([ctl]);
+  try {
+    await sleep(400);
+    expect(log).toEqual([]);
+    makeSocket(sock);
+    const deadline = Date.now() + 5000;
+    while (log.length < 2 && Date.now() < deadline) await sleep(10);
+    expect(log).toEqual(['ovn-controller: started', 'ovn-metadata-agent: started']);
+  } finally {
+    await agent.stop();
+    await ctl.stop();
+  }
 });

@@ -138,7 +138,7 @@ class SupervisorDaemon {
       } else {
         const svc = new ManagedService(spec, () => this.statusChanged(), this.log, this.timing);
         next.set(spec.name, svc);
-        svc.start();
+        svc.start((spec.after ?? []).flatMap((a) => next.get(a) ?? []));
       }
     }
     this.services = next;

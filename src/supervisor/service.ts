@@ -64,6 +64,9 @@ export class ManagedService {
   private timer?: NodeJS.Timeout;
   private poller?: NodeJS.Timeout;
   private exitWaiters: (() => void)[] = [];
+  /** Between start() and the spawn: still waiting for its `waitFor` sockets or predecessors. */
+  private waiting = false;
+  private predecessors: readonly ManagedService[] = [];
 
   constructor(
     public spec: ServiceSpec,
@@ -78,22 +81,31 @@ export class ManagedService {
     return this.spec.name;
   }
 
-  /** Spawns the daemon, once its `waitFor` sockets exist (or WAIT_FOR_MS has passed). */
-  start(): void {
+  /**
+   * Spawns the daemon once its `waitFor` sockets exist and none of `predecessors` (the services
+   * it starts `after`) is still waiting for its own, or once WAIT_FOR_MS has passed: a
+   * predecessor's deferred spawn must not let its dependents overtake it.
+   */
+  start(predecessors?: readonly ManagedService[]): void {
     clearTimeout(this.timer);
+    if (predecessors !== undefined) this.predecessors = predecessors;
     this.wanted = true;
+    this.waiting = true;
     this.error = undefined;
     this.spawnWhenReady(Date.now() + WAIT_FOR_MS);
   }
 
   private spawnWhenReady(deadline: number): void {
     const missing = (this.spec.waitFor ?? []).filter((p) => !isSocket(p));
-    if (missing.length > 0 && Date.now() < deadline) {
+    const behind = this.predecessors.filter((p) => p.waiting).map((p) => p.name);
+    if (missing.length + behind.length > 0 && Date.now() < deadline) {
       // On this.timer, so that stop() cancels a start still waiting.
       this.timer = setTimeout(() => this.spawnWhenReady(deadline), WAIT_POLL_MS);
       return;
     }
     if (missing.length > 0) this.log(`${this.name}: starting without ${missing.join(', ')} (not there after ${WAIT_FOR_MS} ms)`);
+    if (behind.length > 0) this.log(`${this.name}: starting before ${behind.join(', ')} (still waiting after ${WAIT_FOR_MS} ms)`);
+    this.waiting = false;
     this.spawn();
   }
 
@@ -165,6 +177,7 @@ export class ManagedService {
   /** stopSignal, SIGKILL to its process group after the grace period; resolves once it is gone. */
   async stop(): Promise<void> {
     this.wanted = false;
+    this.waiting = false;
     clearTimeout(this.timer);
     const proc = this.proc;
     if (proc === undefined) return;
