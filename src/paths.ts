@@ -25,7 +25,6 @@ export function pkiPaths(dir: string) {
     csr: (name: string) => path.join(dir, 'csr', `${name}.csr`),
   };
 }
-export type PkiPaths = ReturnType<typeof pkiPaths>;
 
 /** CA rollover files inside a PKI directory (`certs ca-rollover`). */
 export function rolloverPaths(pkiDir: string) {

@@ -1,12 +1,10 @@
 /**
- * Typed wrappers around Open vSwitch's tools: ovsdb-tool, ovs-vsctl, ovs-appctl and ovsdb-client.
+ * Typed wrappers around Open vSwitch's tools: ovs-vsctl, ovs-appctl and ovsdb-client.
  * Every call has a timeout (the tool's own `--timeout` where it has one, so it gives up cleanly,
  * plus the Runner's kill timeout as a backstop) and connection failures of a daemon that is still
  * starting are retried briefly.
  */
-import { existsSync, promises as fs } from 'node:fs';
-import path from 'node:path';
-import { CommandError, DryRunRunner, type RunResult, type Runner } from '../runner.js';
+import { CommandError, type RunResult, type Runner } from '../runner.js';
 import { parseOvsdbTable, type OvsdbRow } from './ovsdb-json.js';
 import { retry } from './retry.js';
 
@@ -25,27 +23,6 @@ export interface TlsFiles {
   key: string;
   cert: string;
   caCert: string;
-}
-
-export class OvsdbTool {
-  constructor(private readonly runner: Runner) {}
-
-  /**
-   * Creates a database file from a schema unless the file exists. Written to a temporary name and
-   * renamed, so an interrupted `up` never leaves a half-written database that ovsdb-server rejects.
-   */
-  async createIfMissing(dbFile: string, schemaFile: string): Promise<boolean> {
-    if (existsSync(dbFile)) return false;
-    if (this.runner instanceof DryRunRunner) {
-      await this.runner.run(['ovsdb-tool', 'create', dbFile, schemaFile], { mutates: true });
-      return true;
-    }
-    const tmp = path.join(path.dirname(dbFile), `.${path.basename(dbFile)}.${process.pid}.tmp`);
-    await fs.rm(tmp, { force: true });
-    await this.runner.run(['ovsdb-tool', 'create', tmp, schemaFile], { mutates: true, timeoutMs: 10_000 });
-    await fs.rename(tmp, dbFile);
-    return true;
-  }
 }
 
 /** ovs-vsctl against one database socket. */

@@ -10,11 +10,6 @@ import type { RunResult, Runner } from '../runner.js';
 /** The systemd unit of a service, e.g. `ovn-deploy-ovn-northd.service` (paths.ts holds the rule). */
 export const unitName = systemdUnitName;
 
-/** The service name of one of our units, or undefined for a unit without the prefix. */
-export function serviceOfUnit(unit: string, prefix: string): string | undefined {
-  return unit.startsWith(prefix) && unit.endsWith('.service') ? unit.slice(prefix.length, -'.service'.length) : undefined;
-}
-
 export type UnitProps = Record<string, string>;
 
 /** As a person would type it: plans and hints show exactly what the wrapper runs. */
