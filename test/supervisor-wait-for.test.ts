@@ -75,7 +75,7 @@ it('a service started after one still waiting spawns only after it (the metadata
   const ctl = new ManagedService({ name: 'ovn-controller', argv: [process.execPath, '-e', daemon, ran], logFile: path.join(dir, 'ctl.log'), waitFor: [sock] }, () => undefined, note);
   const agent = new ManagedService({ name: 'ovn-metadata-agent', argv: [process.execPath, '-e', daemon, `${ran}-agent`], logFile: path.join(dir, 'agent.log'), after: ['ovn-controller'] }, () => undefined, note);
   ctl.start();
-  agent.start([ctl]);
+  agent.start(() => [ctl]);
   try {
     await sleep(400);
     expect(log).toEqual([]);

@@ -129,19 +129,21 @@ class SupervisorDaemon {
       return spec === undefined || serviceHash(spec) !== svc.hash;
     });
     await this.stopAll(outdated);
-    const next = new Map<string, ManagedService>();
+    // Swapped before the starts: a service looks its predecessors up here whenever it starts, so a
+    // later restart waits on the instances running then, not on ones stopped since.
+    const previous = this.services;
+    this.services = new Map<string, ManagedService>();
     for (const spec of startOrder(desired.services)) {
-      const current = this.services.get(spec.name);
+      const current = previous.get(spec.name);
       if (current !== undefined && current.hash === serviceHash(spec)) {
         current.reapply(spec);
-        next.set(spec.name, current);
+        this.services.set(spec.name, current);
       } else {
         const svc = new ManagedService(spec, () => this.statusChanged(), this.log, this.timing);
-        next.set(spec.name, svc);
-        svc.start((spec.after ?? []).flatMap((a) => next.get(a) ?? []));
+        this.services.set(spec.name, svc);
+        svc.start(() => (svc.spec.after ?? []).flatMap((a) => this.services.get(a) ?? []));
       }
     }
-    this.services = next;
     this.revision = desired.revision;
     await this.flushStatus();
   }

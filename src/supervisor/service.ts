@@ -66,7 +66,7 @@ export class ManagedService {
   private exitWaiters: (() => void)[] = [];
   /** Between start() and the spawn: still waiting for its `waitFor` sockets or predecessors. */
   private waiting = false;
-  private predecessors: readonly ManagedService[] = [];
+  private predecessors: () => readonly ManagedService[] = () => [];
 
   constructor(
     public spec: ServiceSpec,
@@ -82,11 +82,11 @@ export class ManagedService {
   }
 
   /**
-   * Spawns the daemon once its `waitFor` sockets exist and none of `predecessors` (the services
-   * it starts `after`) is still waiting for its own, or once WAIT_FOR_MS has passed: a
-   * predecessor's deferred spawn must not let its dependents overtake it.
+   * Spawns the daemon once its `waitFor` sockets exist and none of `predecessors()` (the services
+   * it starts `after`, looked up at each start) is still waiting for its own, or once WAIT_FOR_MS
+   * has passed: a predecessor's deferred spawn must not let its dependents overtake it.
    */
-  start(predecessors?: readonly ManagedService[]): void {
+  start(predecessors?: () => readonly ManagedService[]): void {
     clearTimeout(this.timer);
     if (predecessors !== undefined) this.predecessors = predecessors;
     this.wanted = true;
@@ -97,7 +97,7 @@ export class ManagedService {
 
   private spawnWhenReady(deadline: number): void {
     const missing = (this.spec.waitFor ?? []).filter((p) => !isSocket(p));
-    const behind = this.predecessors.filter((p) => p.waiting).map((p) => p.name);
+    const behind = this.predecessors().filter((p) => p.waiting).map((p) => p.name);
     if (missing.length + behind.length > 0 && Date.now() < deadline) {
       // On this.timer, so that stop() cancels a start still waiting.
       this.timer = setTimeout(() => this.spawnWhenReady(deadline), WAIT_POLL_MS);
