@@ -52,7 +52,11 @@ export interface TlsProbeResult {
   protocol?: string;
   /** Negotiated cipher (OpenSSL name), absent when no handshake completed. */
   cipher?: string;
-  /** Serial of the certificate the server presented: lower-case hex, as the PKI index writes it. */
+  /**
+   * Serial of the certificate the server presented: lower-case hex padded to whole bytes, as the
+   * PKI index writes it (a leading 0 stays). Reports and `certs rotate` print it without leading
+   * zeros: compare those through normalizeSerial.
+   */
   peerSerial?: string;
   /** Why the server certificate did not verify, e.g. `hostname mismatch`. */
   verifyError?: string;
