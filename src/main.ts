@@ -1,13 +1,18 @@
-/** The program with every command (the CLI's entry for all but `pki ...`, see cli.ts). */
-import { registerCommands } from './commands/index.js';
+/** The program with the commands a command line needs (every one, or the one it names). */
+import type { Command } from 'commander';
+import { commandsFor, loadCommands } from './commands/index.js';
 import { buildProgramWith, runProgram } from './program.js';
 
 export { EXIT_INTERNAL } from './program.js';
 
-export function buildProgram(): ReturnType<typeof buildProgramWith> {
-  return buildProgramWith(registerCommands);
+/** `names`: the commands to declare; every command when omitted. */
+export async function buildProgram(names?: readonly string[]): Promise<Command> {
+  const commands = await loadCommands(names);
+  return buildProgramWith((program) => {
+    for (const { command, hidden } of commands) program.addCommand(command, { hidden });
+  });
 }
 
 export async function main(argv: string[]): Promise<number> {
-  return runProgram(buildProgram(), argv);
+  return runProgram(await buildProgram(commandsFor(argv.slice(2))), argv);
 }

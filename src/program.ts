@@ -1,8 +1,7 @@
 /**
  * The commander program without its commands, and the one place that turns errors into output
  * and exit codes (ExitError -> its code; usage mistakes -> 2; a full disk, a read-only mount or
- * no permission -> 1; anything else -> 70, an internal error). main.ts gives it every command;
- * cli.ts gives `pki ...` the pki command alone.
+ * no permission -> 1; anything else -> 70, an internal error). main.ts gives it its commands.
  */
 import { Command, CommanderError } from './commands/commander.js';
 import { ExitError } from './errors.js';

@@ -70,7 +70,7 @@ describe.skipIf(!hasDist)('CLI start-up loads commander and the declarations onl
         process.stdout.write('### ' + here.join(' ') + '\\n' + cmd.helpInformation());
         for (const sub of cmd.commands) walk(sub, here);
       };
-      walk(buildProgram(), []);`;
+      walk(await buildProgram(), []);`;
     const { stdout, modules } = traced(['--input-type=module', '-e', script]);
     expect(heavyIn(modules)).toEqual([]);
     const sections = stdout.split('### ').filter((s) => s !== '');
