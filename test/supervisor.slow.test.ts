@@ -14,6 +14,7 @@ import { ZxRunner } from '../src/runner.js';
 import { OwnSupervisor } from '../src/supervisor/own.js';
 import { liveSupervisor } from '../src/supervisor/identity.js';
 import { readProcStat } from '../src/supervisor/proc.js';
+import { readStatus } from '../src/supervisor/state.js';
 import type { ServiceSpec, Supervisor } from '../src/supervisor/types.js';
 
 const rand = (): string => Math.random().toString(36).slice(2, 8);
@@ -317,6 +318,35 @@ describe('own supervisor with real processes', () => {
     console.log(`stop() with one daemon ignoring SIGTERM (5 s grace): ${took} ms`);
     expect(readFileSync(order, 'utf8').trim().split('\n')).toEqual(['controller', 'northd', 'db']);
     expect(took).toBeGreaterThanOrEqual(5_000);
+    expect(pidsWith(tmp)).toEqual([]);
+  });
+
+  it('stop() as the supervisor is killed -9 mid-shutdown: its pid file stays, so the service it had not stopped yet is stopped as an orphan', async () => {
+    setup();
+    const stubborn: ServiceSpec = {
+      name: 'stubborn',
+      argv: [process.execPath, '-e', "process.on('SIGTERM', () => {}); setInterval(() => {}, 1e9)", tmp],
+      logFile: path.join(tmp, 'logs', 'stubborn.log'),
+    };
+    await sup.ensure([stubborn]);
+    const paths = supervisorPaths(path.join(tmp, 'state'));
+    const supervisorPid = liveSupervisor(paths, path.join(tmp, 'state'))?.pid;
+    const stopping = sup.stop();
+    // In its 5 s grace for the stubborn service when the supervisor dies.
+    await waitFor('stubborn stopping', async () => ((await readStatus(paths.status))?.services.find((r) => r.name === 'stubborn')?.state === 'stopping' ? true : undefined));
+    killMarked(supervisorPid, tmp);
+    await stopping;
+    expect(existsSync(paths.pid)).toBe(true);
+    expect(pidsWith(tmp)).toEqual([]);
+  });
+
+  it('a supervisor that stopped every service removes its pid file', async () => {
+    setup();
+    await sup.ensure([sleeper('a')]);
+    const paths = supervisorPaths(path.join(tmp, 'state'));
+    expect(existsSync(paths.pid)).toBe(true);
+    await sup.stop();
+    expect(existsSync(paths.pid)).toBe(false);
     expect(pidsWith(tmp)).toEqual([]);
   });
 

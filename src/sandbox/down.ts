@@ -43,11 +43,10 @@ export async function down(opts: DownOptions): Promise<DownResult> {
   const names = sandboxNames(id);
   const paths = sandboxPaths(stateDir);
   const state = await readState(paths).catch(() => undefined);
-  const listing = ownNamespaces(runner, names.prefix, state?.namespaces ?? []);
-  listing.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+  const listNamespaces = (): Promise<string[]> => ownNamespaces(runner, names.prefix, state?.namespaces ?? []);
   const result: DownResult = { found: false, id, stateDir, namespaces: [], stragglers: [], removed: [], warnings: [], durationMs: 0 };
   const ourEntries = paths.entries.map((e) => path.join(stateDir, e)).filter((p) => existsSync(p));
-  if (state === undefined && ourEntries.length === 0 && (await listing).length === 0) {
+  if (state === undefined && ourEntries.length === 0 && (await listNamespaces()).length === 0) {
     result.durationMs = Date.now() - started;
     return result;
   }
@@ -55,29 +54,25 @@ export async function down(opts: DownOptions): Promise<DownResult> {
   const lock = existsSync(stateDir) ? await acquireLock(paths.lock, 'down') : undefined;
   try {
     // Each host's own supervisor stops its daemons (dependents first) and then itself, while the
-    // namespaces are listed. If one fails, whatever still runs in our namespaces is stopped below
-    // all the same.
+    // namespaces are listed (after the signals: loading the process runner would delay them). If
+    // one fails, whatever still runs in our namespaces is stopped below all the same.
     const hostsDir = path.join(stateDir, 'hosts');
     const hosts = existsSync(hostsDir) ? readdirSync(hostsDir, { withFileTypes: true }).filter((e) => e.isDirectory() && !e.isSymbolicLink()).map((e) => e.name) : [];
-    const [namespaces] = await Promise.all([
-      listing,
-      ...hosts.map(async (h) => {
-        try {
-          await new OwnSupervisor(hostPaths(paths.hostRoot(h)).state).stop();
-        } catch (err) {
-          result.warnings.push(`the supervisor of ${h} did not stop cleanly (${err instanceof Error ? err.message : String(err)}); stopping its daemons directly`);
-        }
-      }),
-    ]);
+    const stops = hosts.map(async (h) => {
+      try {
+        await new OwnSupervisor(hostPaths(paths.hostRoot(h)).state).stop();
+      } catch (err) {
+        result.warnings.push(`the supervisor of ${h} did not stop cleanly (${err instanceof Error ? err.message : String(err)}); stopping its daemons directly`);
+      }
+    });
+    const [namespaces] = await Promise.all([listNamespaces(), ...stops]);
     result.namespaces = namespaces;
     result.stragglers = [...(await killStragglers(namespaces)), ...(await stopOrphanSupervisors(stateDir))];
     // VMs and nodes before the underlay: each namespace takes its veth ends and taps with it.
     await new Ip(runner).deleteNetnsAll([...namespaces].sort((a, b) => Number(a === names.underlayNetns) - Number(b === names.underlayNetns)));
-    for (const entry of ourEntries) {
-      if (entry === paths.lock) continue;
-      await fs.rm(entry, { recursive: true, force: true });
-      result.removed.push(entry);
-    }
+    const entries = ourEntries.filter((e) => e !== paths.lock);
+    await Promise.all(entries.map((e) => fs.rm(e, { recursive: true, force: true })));
+    result.removed.push(...entries);
   } finally {
     await lock?.release();
   }

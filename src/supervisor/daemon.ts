@@ -39,17 +39,22 @@ export async function runSupervisorDaemon(stateDir: string, opts: DaemonOptions 
   process.on('SIGHUP', onHup);
   process.on('SIGTERM', onTerm);
   process.on('SIGINT', onTerm);
+  let stoppedAll = false;
   try {
     await writeFileAtomic(paths.pid, `${process.pid}\n`);
     log(`supervisor ${process.pid} started for ${stateDir}`);
     await daemon.startUp();
     await daemon.finished;
+    stoppedAll = true;
     log(`supervisor ${process.pid} stopped`);
   } finally {
     process.off('SIGHUP', onHup);
     process.off('SIGTERM', onTerm);
     process.off('SIGINT', onTerm);
-    const pidNow = await fs.readFile(paths.pid, 'utf8').catch(() => '');
+    // Removed only once every service has stopped: a client that saw this supervisor die and its
+    // pid file go knows nothing of it still runs (OwnSupervisor.stop). A stale one names a dead
+    // or foreign process, which every reader checks by command line.
+    const pidNow = stoppedAll ? await fs.readFile(paths.pid, 'utf8').catch(() => '') : '';
     if (pidNow.trim() === String(process.pid)) await fs.rm(paths.pid, { force: true });
     lock.close();
   }

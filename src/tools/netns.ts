@@ -80,18 +80,19 @@ export class Ip {
       .filter((n) => Number.isInteger(n) && n > 0);
   }
 
-  /** Links of the namespace; none when the namespace does not exist (yet). */
-  /** Deletes namespaces in one `ip -batch`, ignoring ones already gone. */
+  /**
+   * Deletes namespaces (names just listed) in one `ip -batch`; if one went meanwhile, the batch
+   * stops there, and each is deleted on its own, ignoring ones already gone.
+   */
   async deleteNetnsAll(names: readonly string[]): Promise<void> {
-    const existing = await this.listNetns();
-    const present = names.filter((n) => existing.includes(n));
     try {
-      await this.batch(present.map((n) => ['netns', 'del', n]));
+      await this.batch(names.map((n) => ['netns', 'del', n]));
     } catch {
-      for (const n of present) await this.deleteNetns(n);
+      for (const n of names) await this.deleteNetns(n);
     }
   }
 
+  /** Links of the namespace; none when the namespace does not exist (yet). */
   async links(): Promise<LinkInfo[]> {
     const r = await this.run(['-j', 'link', 'show'], false, true);
     return r.exitCode === 0 ? parseLinks(r.stdout) : [];
