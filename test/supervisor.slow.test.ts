@@ -92,6 +92,15 @@ describe('own supervisor with real processes', () => {
     return { name, argv: [bin, '1000'], logFile: path.join(tmp, 'logs', `${name}.log`), ...extra };
   }
 
+  /** A daemon that ignores SIGTERM: stopped only by the SIGKILL after the 5 s grace. */
+  function ignoresSigterm(): ServiceSpec {
+    return {
+      name: 'stubborn',
+      argv: [process.execPath, '-e', "process.on('SIGTERM', () => {}); setInterval(() => {}, 1e9)", tmp],
+      logFile: path.join(tmp, 'logs', 'stubborn.log'),
+    };
+  }
+
   function tcpServer(name: string): ServiceSpec {
     const portFile = path.join(tmp, `${name}.port`);
     return { name, argv: [process.execPath, '-e', TCP_SERVER, portFile], logFile: path.join(tmp, 'logs', `${name}.log`) };
@@ -306,11 +315,7 @@ describe('own supervisor with real processes', () => {
       after,
       stopSignal: signal,
     });
-    const stubborn: ServiceSpec = {
-      name: 'stubborn',
-      argv: [process.execPath, '-e', "process.on('SIGTERM', () => {}); setInterval(() => {}, 1e9)", tmp],
-      logFile: path.join(tmp, 'logs', 'stubborn.log'),
-    };
+    const stubborn = ignoresSigterm();
     await sup.ensure([polite('db', [], 'SIGTERM'), polite('northd', ['db'], 'SIGINT'), polite('controller', ['northd'], 'SIGTERM'), stubborn]);
     const started = Date.now();
     await sup.stop();
@@ -323,12 +328,7 @@ describe('own supervisor with real processes', () => {
 
   it('stop() as the supervisor is killed -9 mid-shutdown: its pid file stays, so the service it had not stopped yet is stopped as an orphan', async () => {
     setup();
-    const stubborn: ServiceSpec = {
-      name: 'stubborn',
-      argv: [process.execPath, '-e', "process.on('SIGTERM', () => {}); setInterval(() => {}, 1e9)", tmp],
-      logFile: path.join(tmp, 'logs', 'stubborn.log'),
-    };
-    await sup.ensure([stubborn]);
+    await sup.ensure([ignoresSigterm()]);
     const paths = supervisorPaths(path.join(tmp, 'state'));
     const supervisorPid = liveSupervisor(paths, path.join(tmp, 'state'))?.pid;
     const stopping = sup.stop();

@@ -46,7 +46,9 @@ export async function down(opts: DownOptions): Promise<DownResult> {
   const listNamespaces = (): Promise<string[]> => ownNamespaces(runner, names.prefix, state?.namespaces ?? []);
   const result: DownResult = { found: false, id, stateDir, namespaces: [], stragglers: [], removed: [], warnings: [], durationMs: 0 };
   const ourEntries = paths.entries.map((e) => path.join(stateDir, e)).filter((p) => existsSync(p));
-  if (state === undefined && ourEntries.length === 0 && (await listNamespaces()).length === 0) {
+  // Nothing recorded: only namespaces (of an `up` killed early) can be left, and no supervisor.
+  const listedFirst = state === undefined && ourEntries.length === 0 ? await listNamespaces() : undefined;
+  if (listedFirst?.length === 0) {
     result.durationMs = Date.now() - started;
     return result;
   }
@@ -65,7 +67,7 @@ export async function down(opts: DownOptions): Promise<DownResult> {
         result.warnings.push(`the supervisor of ${h} did not stop cleanly (${err instanceof Error ? err.message : String(err)}); stopping its daemons directly`);
       }
     });
-    const [namespaces] = await Promise.all([listNamespaces(), ...stops]);
+    const [namespaces] = await Promise.all([listedFirst ?? listNamespaces(), ...stops]);
     result.namespaces = namespaces;
     result.stragglers = [...(await killStragglers(namespaces)), ...(await stopOrphanSupervisors(stateDir))];
     // VMs and nodes before the underlay: each namespace takes its veth ends and taps with it.
