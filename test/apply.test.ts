@@ -204,6 +204,27 @@ describe('apply: certificate flow (recorded service manager)', () => {
     expect(again.report.csr).toBe(out.report.csr);
   });
 
+  it('a file whose owner the host lacks: exit 2 naming files[i].owner, and no file of its batch nor the key (made early) is written', async () => {
+    const c = fresh();
+    oneBox(c);
+    const raw = JSON.parse(readFileSync(path.join(c.bundle, 'manifest.json'), 'utf8')) as { files: { owner: string; dest: string }[] };
+    const last = raw.files.length - 1;
+    const file = raw.files[last];
+    if (file === undefined) throw new Error('oneBox has no files');
+    file.owner = 'neutron';
+    writeFileSync(path.join(c.bundle, 'manifest.json'), JSON.stringify(raw));
+    signBundle(c.bundle);
+    // This host has root alone.
+    mkdirSync(path.join(c.root, 'etc'), { recursive: true });
+    writeFileSync(path.join(c.root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+    writeFileSync(path.join(c.root, 'etc', 'group'), 'root:x:0:\n');
+    const err = await expectInputError(apply(c, new FixtureRunner(), new RecordedServices()));
+    expect(err.exitCode).toBe(2);
+    expect(err.problems).toEqual([{ file: path.join(c.bundle, 'manifest.json'), path: `files[${last}].owner`, message: 'no user "neutron" on this host' }]);
+    // The files before it in plan order, the key and the CSR: none exists (the trusted CA is apply's own, recorded before the plan runs).
+    expect(walk(c.root).map((f) => path.relative(c.root, f)).sort()).toEqual(['etc/group', 'etc/passwd', 'var/lib/ovn-deploy/trusted-ca.pem']);
+  });
+
   it('--certificate signed for another key, or by another CA, is bad input (exit 2) and installs nothing', async () => {
     const c = fresh();
     oneBox(c);

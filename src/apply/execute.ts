@@ -7,10 +7,11 @@ import { constants as fsConstants, existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BundleManifest, RaftDb } from '../bundle/manifest.js';
 import { ExitError, InputError, type Problem } from '../errors.js';
-import { writeFileAtomic } from '../fsx.js';
+import { writeFileAtomic, writeFilesAtomic } from '../fsx.js';
 import { MANIFEST_FILE } from '../bundle/manifest.js';
 import { installCommand, unavailablePackages } from '../packages.js';
-import { createCsr, generateKeyPair } from '../pki/index.js';
+import { createCsr } from '../pki/csr.js';
+import { generateKeyPair, type KeyPairPem } from '../pki/keygen.js';
 import { Podman, podmanEnv } from '../packaging/podman.js';
 import { Ip } from '../tools/netns.js';
 import { Vsctl } from '../tools/ovs.js';
@@ -60,10 +61,31 @@ export async function executePlan(
   // Only in a pass that starts services: one launched before a needs-certificate stop would
   // outlive this apply with nothing to run (and the host would have a process it never asked for).
   if (m.services.length > 0 && steps.some((s) => s.kind === 'services-stage0')) ctx.services.warmUp();
-  for (const step of steps) {
+  // The key depends on nothing the earlier steps write: made on the threadpool while they run,
+  // written only at its own step (a plan that fails before it leaves no key behind).
+  let earlyKey = steps.some((s) => s.kind === 'key' || s.kind === 'renewal-key') ? generateKeyPair(m.certificate.keyBits) : undefined;
+  earlyKey?.catch(() => undefined); // its failure surfaces at the key step
+  /** The early key, once: a second key step makes its own. */
+  const takeKey = (): Promise<KeyPairPem> => {
+    const k = earlyKey ?? generateKeyPair(m.certificate.keyBits);
+    earlyKey = undefined;
+    return k;
+  };
+  let i = 0;
+  while (i < steps.length) {
+    const step = steps[i++] as ApplyStep;
     if (step.kind !== 'file' && step.kind !== 'mkdir' && !filesDone) {
       filesDone = true;
       await flushPending();
+    }
+    if (step.kind === 'file') {
+      // Consecutive files are one batch: one durable flush for all of them, not two per file.
+      const run = [step];
+      for (let next = steps[i]; next?.kind === 'file'; next = steps[++i]) run.push(next);
+      for (const f of run) log(describeStep(f));
+      await writeFileSteps(ctx, bundle, run, pending);
+      for (const f of run) changes.push(...changesOf(f, m));
+      continue;
     }
     log(describeStep(step));
     switch (step.kind) {
@@ -81,27 +103,8 @@ export async function executePlan(
         await fs.chmod(at, step.mode);
         break;
       }
-      case 'file': {
-        const i = m.files.findIndex((f) => f.dest === step.dest);
-        const f = m.files[i];
-        const content = bundle.contents.get(step.dest);
-        if (f === undefined || content === undefined) throw new Error(`no content for ${step.dest}`);
-        const { uid, gid } = owner(ctx, f.owner, f.group, i, path.join(bundle.dir, MANIFEST_FILE));
-        const target = ctx.at(f.dest);
-        if (step.action === 'metadata') {
-          await fs.chmod(target, f.mode);
-        } else {
-          await writeFileAtomic(target, content, f.mode);
-        }
-        await fs.chown(target, uid, gid);
-        if (step.contentChanged && !(ctx.services.kind === 'own' && f.dest.startsWith('/etc/systemd/system/'))) {
-          pending.reload.push(...f.reload.filter((s) => !pending.reload.includes(s)));
-          pending.restart.push(...f.restart.filter((s) => !pending.restart.includes(s)));
-        }
-        break;
-      }
       case 'key': {
-        const pair = await generateKeyPair(m.certificate.keyBits);
+        const pair = await takeKey();
         await writeFileAtomic(ctx.at(m.certificate.key), pair.privateKeyPem, 0o600);
         break;
       }
@@ -127,7 +130,7 @@ export async function executePlan(
         }
         break;
       case 'renewal-key': {
-        const pair = await generateKeyPair(m.certificate.keyBits);
+        const pair = await takeKey();
         await writeFileAtomic(ctx.paths.pki.keyNext, pair.privateKeyPem, 0o600);
         break;
       }
@@ -228,10 +231,36 @@ export async function executePlan(
   return { changes, needsCertificate: false, renewalRequested, initialized };
 }
 
-function owner(ctx: HostContext, user: string, group: string, index: number, manifestFile: string): { uid: number; gid: number } {
+/**
+ * A run of file steps: new contents written as one atomic batch (renames in plan order), then
+ * owners and modes, then what each changed file owes its services.
+ */
+async function writeFileSteps(ctx: HostContext, bundle: VerifiedBundle, run: readonly Extract<ApplyStep, { kind: 'file' }>[], pending: PendingActions): Promise<void> {
+  const m = bundle.manifest;
+  const manifestFile = path.join(bundle.dir, MANIFEST_FILE);
   // Read now, not at observe time: a package installed in this apply may have added the user.
-  const uid = readIdFile(ctx.at('/etc/passwd')).get(user);
-  const gid = readIdFile(ctx.at('/etc/group')).get(group);
+  const ids = { users: readIdFile(ctx.at('/etc/passwd')), groups: readIdFile(ctx.at('/etc/group')) };
+  const files = run.map((step) => {
+    const i = m.files.findIndex((f) => f.dest === step.dest);
+    const f = m.files[i];
+    const content = bundle.contents.get(step.dest);
+    if (f === undefined || content === undefined) throw new Error(`no content for ${step.dest}`);
+    return { step, f, content, target: ctx.at(f.dest), ...owner(ids, f.owner, f.group, i, manifestFile) };
+  });
+  await writeFilesAtomic(files.filter((x) => x.step.action !== 'metadata').map((x) => ({ file: x.target, content: x.content, mode: x.f.mode })));
+  for (const { step, f, target, uid, gid } of files) {
+    if (step.action === 'metadata') await fs.chmod(target, f.mode);
+    await fs.chown(target, uid, gid);
+    if (step.contentChanged && !(ctx.services.kind === 'own' && f.dest.startsWith('/etc/systemd/system/'))) {
+      pending.reload.push(...f.reload.filter((s) => !pending.reload.includes(s)));
+      pending.restart.push(...f.restart.filter((s) => !pending.restart.includes(s)));
+    }
+  }
+}
+
+function owner(ids: { users: Map<string, number>; groups: Map<string, number> }, user: string, group: string, index: number, manifestFile: string): { uid: number; gid: number } {
+  const uid = ids.users.get(user);
+  const gid = ids.groups.get(group);
   const problems: Problem[] = [];
   if (uid === undefined) problems.push({ file: manifestFile, path: `files[${index}].owner`, message: `no user "${user}" on this host` });
   if (gid === undefined) problems.push({ file: manifestFile, path: `files[${index}].group`, message: `no group "${group}" on this host` });
