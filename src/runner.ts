@@ -3,7 +3,7 @@
  * swap in a recorder and `--dry-run` can print the plan instead of acting.
  */
 import { createReadStream } from 'node:fs';
-import type { ProcessOutput } from 'zx';
+import type { ProcessOutput } from 'zx/core';
 import { ExitError } from './errors.js';
 
 export interface RunOptions {
@@ -65,13 +65,13 @@ export function withNetns(argv: readonly string[], netns: string | undefined): s
 
 // Loaded on the first run: zx costs ~60 ms of start-up that the supervisor daemon (which imports
 // withNetns) and commands that never spawn would pay for nothing.
-let zx: Promise<typeof import('zx')> | undefined;
+let zx: Promise<typeof import('zx/core')> | undefined;
 
 /** Runs real processes with zx. */
 export class ZxRunner implements Runner {
   async run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     const full = withNetns(argv, opts.netns);
-    const { $ } = await (zx ??= import('zx'));
+    const { $ } = await (zx ??= import('zx/core'));
     const env: Record<string, string | undefined> = { ...process.env, ...opts.env };
     let out: ProcessOutput;
     try {

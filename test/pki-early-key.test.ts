@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { packageRoot, pkiPaths } from '../src/paths.js';
 import { requestedKeyBits, startEarlyKey, takeEarlyKey } from '../src/pki/early-key.js';
+import { initPki } from '../src/pki/index.js';
+import { startKey } from '../src/pki/keygen.js';
 
 describe('requestedKeyBits: which command lines start a key early', () => {
   it('pki issue with the default, or --key-bits N / --key-bits=N within 2048-3072', () => {
@@ -54,6 +56,23 @@ describe('startEarlyKey / takeEarlyKey', () => {
     startEarlyKey(['pki', 'issue']);
     expect(takeEarlyKey(3072)).toBeUndefined(); // made for 2048: not used, and dropped
     expect(takeEarlyKey(2048)).toBeUndefined();
+  });
+
+  it("initPki takes a started key of its size for a new CA (up's sandbox CA), and leaves it for an existing CA", async () => {
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'pki-early-ca-'));
+    try {
+      const dir = path.join(tmp, 'pki');
+      startKey(2048);
+      await initPki(dir, { keyBits: 2048, commonName: 'early' });
+      expect(takeEarlyKey(2048)).toBeUndefined(); // taken by the CA
+      expect(createPrivateKey(readFileSync(pkiPaths(dir).caKey)).asymmetricKeyDetails?.modulusLength).toBe(2048);
+
+      startKey(2048);
+      await initPki(dir, { keyBits: 2048 }); // the CA exists: no key wanted
+      expect(takeEarlyKey(2048)).toBeDefined();
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it('starts nothing for a line it is unsure of', () => {

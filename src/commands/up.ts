@@ -37,6 +37,7 @@ export function upCommand(): Command {
     .action(async (opts: { workers: string; dir: string; datapath: 'auto' | 'netdev' | 'system'; supervisor: 'auto' | 'own' | 'systemd'; install: boolean; metadataAgent?: boolean; metadataImage?: string; tls?: 'stunnel' | 'native'; plain?: boolean; quiet?: boolean; dryRun?: boolean; timings?: boolean }) => {
       const dryRun = opts.dryRun === true;
       const workers = parseWorkers(opts.workers);
+      if (!dryRun) (await import('../sandbox/early-ca.js')).startSandboxCaKey(opts.dir);
       // Loaded on use: the sandbox pulls in the PKI, stunnel and listr, which other commands do not need.
       const { assertRoot, timingLines, up, upSummary } = await import('../sandbox/up.js');
       await assertRoot(dryRun, opts.install);

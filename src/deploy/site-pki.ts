@@ -2,7 +2,7 @@
  * The admin machine's side of the PKI for `render` and `deploy`: the public files every bundle
  * carries (CA bundle, CRL), the metadata agents' shared secret, the CA key that signs bundles,
  * and signing a checked CSR. `render` needs no certificate library: the PKI module (node-forge,
- * @peculiar/x509) is loaded only when a CSR is signed.
+ * @peculiar/x509 for a CRL) is loaded only when a CSR is signed.
  */
 import type { CertificateRequest } from '../bundle/manifest.js';
 import { InputError, inputError, type Problem } from '../errors.js';
@@ -64,7 +64,7 @@ export async function readMetadataSecret(file: string | undefined): Promise<stri
  */
 export function siteSigner(pkiDir: string, validityDays: number) {
   return async (csrPem: string, req: CertificateRequest, host: Host): Promise<string> => {
-    const { signCsr } = await import('../pki/index.js');
+    const { signCsr } = await import('../pki/issue.js');
     const issued = await signCsr(pkiDir, csrPem, { role: req.role, name: req.name, sans: req.sans, host: host.name, validityDays, file: `${host.name}:${req.csr}` });
     return issued.certPem;
   };

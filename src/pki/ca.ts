@@ -15,6 +15,7 @@ import { pkiPaths } from '../paths.js';
 import { readIndex, writeIndex } from './cert-index.js';
 import { withPkiLock } from './lock.js';
 import { checkPkiDir, noCaError, privateKeyObject } from './ca-signer.js';
+import { takeEarlyKey } from './keygen.js';
 import { generateKeyPair, signCertificate } from './native-sign.js';
 import { buildCaCertificate, randomSerial, type IssuingCa } from './templates.js';
 import type { InitPkiOptions, InitPkiResult } from './types.js';
@@ -152,7 +153,12 @@ export async function initPki(dir: string, opts: InitPkiOptions = {}): Promise<I
   await fs.mkdir(dir, { recursive: true });
   // The key is made before taking the lock (3072+ bits can take seconds); it is thrown away if
   // the CA turns out to exist already.
-  const pair = (await readIfExists(paths.caCert)) === undefined ? await generateKeyPair(opts.keyBits ?? DEFAULT_CA_KEY_BITS) : undefined;
+  const bits = opts.keyBits ?? DEFAULT_CA_KEY_BITS;
+  const fresh = (await readIfExists(paths.caCert)) === undefined;
+  // A new CA needs its CRL: @peculiar/x509 (about 150 ms) loads while the key is made.
+  const crlModule = fresh ? import('./crl.js') : undefined;
+  crlModule?.catch(() => undefined);
+  const pair = fresh ? await (takeEarlyKey(bits) ?? generateKeyPair(bits)) : undefined;
   return withPkiLock(dir, async () => {
     const hasCert = (await readIfExists(paths.caCert)) !== undefined;
     const hasKey = (await readIfExists(paths.caKey)) !== undefined;
@@ -168,8 +174,8 @@ export async function initPki(dir: string, opts: InitPkiOptions = {}): Promise<I
     }
     const created = !hasCert;
     if (created) {
-      const fresh = pair ?? (await generateKeyPair(opts.keyBits ?? DEFAULT_CA_KEY_BITS));
-      const certPem = renderCaCertificate(fresh.publicKeyPem, privateKeyObject(fresh.privateKeyPem, 'new CA key'), {
+      const key = pair ?? (await generateKeyPair(bits));
+      const certPem = renderCaCertificate(key.publicKeyPem, privateKeyObject(key.privateKeyPem, 'new CA key'), {
         commonName: (opts.commonName ?? os.hostname()).trim(),
         validityDays: opts.validityDays ?? DEFAULT_CA_DAYS,
         now,
@@ -177,7 +183,7 @@ export async function initPki(dir: string, opts: InitPkiOptions = {}): Promise<I
       // One batch, key renamed first: the certificate's presence is what marks the directory as
       // initialised, and the two renames leave almost no moment with a key but no certificate.
       await writeFilesAtomic([
-        { file: paths.caKey, content: fresh.privateKeyPem, mode: 0o600 },
+        { file: paths.caKey, content: key.privateKeyPem, mode: 0o600 },
         { file: paths.caCert, content: certPem, mode: 0o644 },
       ]);
     }
@@ -187,7 +193,7 @@ export async function initPki(dir: string, opts: InitPkiOptions = {}): Promise<I
     // A lost CRL is rebuilt from the index: an empty one would quietly un-revoke certificates.
     if (created || (await readIfExists(paths.crl)) === undefined) {
       // @peculiar/x509 (the CRL) is loaded only here: issuing and signing do not need it.
-      const { writeCrl } = await import('./crl.js');
+      const { writeCrl } = await (crlModule ?? import('./crl.js'));
       await writeCrl(dir, ca, await readIndex(dir), { now });
     }
     return { created, caCertPath: paths.caCert };

@@ -3,19 +3,20 @@
  * machine), and the key depends on nothing but its size. cli.ts starts it here, on the libuv
  * threadpool, before main and the command declarations load (about 50 ms of start-up); the issue
  * action takes it when the size it parsed is the size the key was made with, else makes its own.
- * A key is taken at most once, so it is used for one certificate only.
+ * A key is taken at most once, so it is used for one certificate only. `up` starts the sandbox
+ * CA's key the same way when the sandbox has no CA yet; `pki init` (initPki) takes it.
  *
  * The command line is read only for `--key-bits`; commander checks everything else as usual. A
  * command that is then refused waits for the key before exiting (a crypto job cannot be
  * cancelled), so only sizes that take well under a second are made early.
  */
-import { DEFAULT_LEAF_KEY_BITS, generateKeyPair, type KeyPairPem } from './keygen.js';
+import { DEFAULT_LEAF_KEY_BITS, startKey } from './keygen.js';
+
+export { takeEarlyKey } from './keygen.js';
 
 /** Larger keys (seconds to make) wait for the command line to be checked. */
 const EARLY_MAX_BITS = 3072;
 const EARLY_MIN_BITS = 2048;
-
-let early: { bits: number; pair: Promise<KeyPairPem> } | undefined;
 
 /** The key size `pki issue` will ask for, read from its arguments; undefined when unsure. */
 export function requestedKeyBits(args: readonly string[]): number | undefined {
@@ -39,15 +40,5 @@ export function requestedKeyBits(args: readonly string[]): number | undefined {
 /** Starts `pki issue`'s key if `args` (argv after the script) are a `pki issue` command line. */
 export function startEarlyKey(args: readonly string[]): void {
   const bits = requestedKeyBits(args);
-  if (bits === undefined) return;
-  const pair = generateKeyPair(bits);
-  pair.catch(() => undefined); // a failure surfaces when it is taken (or the action makes its own)
-  early = { bits, pair };
-}
-
-/** The early key if it was made with `bits`; either way it is gone afterwards. */
-export function takeEarlyKey(bits: number): Promise<KeyPairPem> | undefined {
-  const e = early;
-  early = undefined;
-  return e !== undefined && e.bits === bits ? e.pair : undefined;
+  if (bits !== undefined) startKey(bits);
 }

@@ -27,3 +27,19 @@ export async function generateKeyPair(bits: number): Promise<KeyPairPem> {
   });
   return { privateKeyPem: privateKey, publicKeyPem: publicKey };
 }
+
+let early: { bits: number; pair: Promise<KeyPairPem> } | undefined;
+
+/** Starts a key of `bits` for whoever takes one of that size first (early-key.ts, sandbox/early-ca.ts). */
+export function startKey(bits: number): void {
+  const pair = generateKeyPair(bits);
+  pair.catch(() => undefined); // a failure surfaces when it is taken (or the taker makes its own)
+  early = { bits, pair };
+}
+
+/** The key started early if it was made with `bits`; either way it is gone afterwards. */
+export function takeEarlyKey(bits: number): Promise<KeyPairPem> | undefined {
+  const e = early;
+  early = undefined;
+  return e !== undefined && e.bits === bits ? e.pair : undefined;
+}

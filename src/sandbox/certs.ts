@@ -6,12 +6,13 @@
 import { readFileSync, unlinkSync } from 'node:fs';
 import type { Inventory } from '../inventory/types.js';
 import { pkiPaths } from '../paths.js';
-import { initPki, readCrlInfo, refreshCrl } from '../pki/index.js';
+import { initPki } from '../pki/ca.js';
+import { crlNextUpdate } from '../pki/crl-next-update.js';
 import type { SandboxPlan } from './plan.js';
 import { isAlive } from '../supervisor/proc.js';
+import { SANDBOX_CA_KEY_BITS } from './early-ca.js';
 
-/** A sandbox CA needs no 3072-bit key: it lives as long as the sandbox, and 2048 keeps `up` fast. */
-export const SANDBOX_CA_KEY_BITS = 2048;
+export { SANDBOX_CA_KEY_BITS } from './early-ca.js';
 /** Refresh the CRL well before nextUpdate: stunnel rejects every client once it is past. */
 const CRL_REFRESH_DAYS = 7;
 
@@ -52,9 +53,11 @@ export async function ensureSandboxCa(plan: SandboxPlan, inv: Inventory, now = n
     commonName: `sandbox ${plan.id}`,
   });
   const outcome: PkiOutcome = { caCreated: init.created, issued: [], reused: [], crlRefreshed: false };
-  const crl = await readCrlInfo(dir);
-  const nextUpdate = crl?.nextUpdate;
+  // asn1js alone: @peculiar/x509 loads only when the CRL is rewritten.
+  const crl = readText(pkiPaths(dir).crl);
+  const nextUpdate = crl === undefined ? undefined : nextUpdateOf(crl);
   if (nextUpdate === undefined || nextUpdate.getTime() - now.getTime() < CRL_REFRESH_DAYS * 86_400_000) {
+    const { refreshCrl } = await import('../pki/revoke.js');
     await refreshCrl(dir);
     outcome.crlRefreshed = !init.created;
   }
@@ -64,6 +67,15 @@ export async function ensureSandboxCa(plan: SandboxPlan, inv: Inventory, now = n
 function readText(file: string): string | undefined {
   try {
     return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** A CRL that cannot be read is rewritten from the index, like a missing one. */
+function nextUpdateOf(pem: string): Date | undefined {
+  try {
+    return crlNextUpdate(pem);
   } catch {
     return undefined;
   }
