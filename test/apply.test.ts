@@ -1,6 +1,6 @@
 import { runCli, type CliResult } from './helpers/cli.js';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lchownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import forge from 'node-forge';
@@ -223,6 +223,36 @@ describe('apply: certificate flow (recorded service manager)', () => {
     expect(err.problems).toEqual([{ file: path.join(c.bundle, 'manifest.json'), path: `files[${last}].owner`, message: 'no user "neutron" on this host' }]);
     // The files before it in plan order, the key and the CSR: none exists (the trusted CA is apply's own, recorded before the plan runs).
     expect(walk(c.root).map((f) => path.relative(c.root, f)).sort()).toEqual(['etc/group', 'etc/passwd', 'var/lib/ovn-deploy/trusted-ca.pem']);
+  });
+
+  it('a directory on the way to a bundle file that is a symlink of a user other than root: exit 2 naming files[i].dest, nothing written there or anywhere', async () => {
+    const c = fresh();
+    oneBox(c);
+    const { files } = oneBoxManifest('box1', caPem, crlPem);
+    const last = files.length - 1;
+    const dest = files[last]?.dest ?? '';
+    const foreign = path.join(path.dirname(c.root), 'foreign');
+    mkdirSync(foreign, { recursive: true });
+    writeFileSync(path.join(foreign, 'theirs'), 'theirs\n');
+    const linkAt = path.dirname(path.join(c.root, dest));
+    mkdirSync(path.dirname(linkAt), { recursive: true });
+    symlinkSync(foreign, linkAt);
+    lchownSync(linkAt, 65534, 65534); // planted by a service user (nobody here)
+    const err = await expectInputError(apply(c, new FixtureRunner(), new RecordedServices()));
+    expect(err.exitCode).toBe(2);
+    expect(err.problems).toEqual([
+      { file: path.join(c.bundle, 'manifest.json'), path: `files[${last}].dest`, message: `${linkAt} is a symbolic link owned by uid 65534, not root: apply does not write ${dest} through it` },
+    ]);
+    expect(readdirSync(foreign)).toEqual(['theirs']);
+    expect(readFileSync(path.join(foreign, 'theirs'), 'utf8')).toBe('theirs\n');
+    // Nothing else of the bundle either (walk() sees the foreign directory through the link).
+    expect(walk(c.root).filter((f) => !f.startsWith(`${linkAt}/`)).map((f) => path.relative(c.root, f))).toEqual(['var/lib/ovn-deploy/trusted-ca.pem']);
+
+    // root's own link (as /var/run -> /run) is written through as before.
+    rmSync(linkAt);
+    symlinkSync(foreign, linkAt);
+    expect((await apply(c, new FixtureRunner(), new RecordedServices())).exitCode).toBe(3);
+    expect(readdirSync(foreign).sort()).toEqual([path.basename(dest), 'theirs'].sort());
   });
 
   it('--certificate signed for another key, or by another CA, is bad input (exit 2) and installs nothing', async () => {

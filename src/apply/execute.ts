@@ -3,7 +3,7 @@
  * manager, and reports what it really changed (OVS reports only the keys that differed when it
  * got there). Stops at `needs-certificate`.
  */
-import { constants as fsConstants, existsSync, promises as fs } from 'node:fs';
+import { constants as fsConstants, existsSync, lstatSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BundleManifest, RaftDb } from '../bundle/manifest.js';
 import { ExitError, InputError, type Problem } from '../errors.js';
@@ -247,6 +247,11 @@ async function writeFileSteps(ctx: HostContext, bundle: VerifiedBundle, run: rea
     if (f === undefined || content === undefined) throw new Error(`no content for ${step.dest}`);
     return { step, f, content, target: ctx.at(f.dest), ...owner(ids, f.owner, f.group, i, manifestFile) };
   });
+  const problems = files.flatMap(({ f, target }) => {
+    const link = foreignLinkAbove(ctx.root, target);
+    return link === undefined ? [] : [{ file: manifestFile, path: `files[${m.files.indexOf(f)}].dest`, message: `${link.path} is a symbolic link owned by uid ${link.uid}, not root: apply does not write ${f.dest} through it` }];
+  });
+  if (problems.length > 0) throw new InputError(problems);
   await writeFilesAtomic(files.filter((x) => x.step.action !== 'metadata').map((x) => ({ file: x.target, content: x.content, mode: x.f.mode })));
   for (const { step, f, target, uid, gid } of files) {
     if (step.action === 'metadata') await fs.chmod(target, f.mode);
@@ -256,6 +261,24 @@ async function writeFileSteps(ctx: HostContext, bundle: VerifiedBundle, run: rea
       pending.restart.push(...f.restart.filter((s) => !pending.restart.includes(s)));
     }
   }
+}
+
+/**
+ * A directory on the way to `target` (below `root`) that is a symbolic link someone other than
+ * root made, e.g. a service user in a directory it owns: root writing through it would write
+ * wherever that user points. Root's own links (/var/run -> /run) are followed as always.
+ */
+function foreignLinkAbove(root: string, target: string): { path: string; uid: number } | undefined {
+  const base = path.resolve(root);
+  const rel = path.relative(base, path.dirname(target));
+  let at = base;
+  for (const part of rel === '' ? [] : rel.split(path.sep)) {
+    at = path.join(at, part);
+    const st = lstatSync(at, { throwIfNoEntry: false });
+    if (st === undefined) return undefined; // made by this batch, as a directory
+    if (st.isSymbolicLink() && st.uid !== 0) return { path: at, uid: st.uid };
+  }
+  return undefined;
 }
 
 function owner(ids: { users: Map<string, number>; groups: Map<string, number> }, user: string, group: string, index: number, manifestFile: string): { uid: number; gid: number } {
