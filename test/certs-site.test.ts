@@ -9,8 +9,9 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commitPendingKey, keyMatchesOnHost, pendingKeyCsr, publicFileOf, readPublicFile, restorePreviousKey, writePublicFile } from '../src/certs/host-files.js';
+import { installPendingPair, keyMatchesOnHost, pendingKeyCsr, publicFileOf, readPublicFile, restorePreviousPair, writePublicFile } from '../src/certs/host-files.js';
 import { siteEndpoints } from '../src/certs/site-endpoints.js';
 import { ExitError } from '../src/errors.js';
 import { hostPaths } from '../src/paths.js';
@@ -23,8 +24,11 @@ import { stringify } from 'yaml';
 import { runCli } from './helpers/cli.js';
 
 let root: string;
+let caDir: string;
 beforeAll(async () => {
   root = await fs.mkdtemp(path.join(os.tmpdir(), 'od-certs-site-'));
+  caDir = path.join(root, 'pki-ca');
+  await initPki(caDir, { keyBits: 2048, commonName: 'host-side' });
 });
 afterAll(async () => {
   await fs.rm(root, { recursive: true, force: true });
@@ -32,26 +36,60 @@ afterAll(async () => {
 
 const mode = async (f: string) => (await fs.stat(f)).mode & 0o777;
 
+/** A new pending key on the host and the CA's certificate for it (what a rotation sends back). */
+async function pendingWithCert(hp: ReturnType<typeof hostPaths>, name: string): Promise<string> {
+  const csr = await pendingKeyCsr(hp, { name, sans: [name], keyBits: 2048 });
+  return (await signCsr(caDir, csr, { role: 'worker', name, sans: [name], host: name })).certPem;
+}
+
 describe('the host side of a rotation (certs host, host-files.ts)', () => {
-  it('a new key waits in the pending slot (0600); commit puts it in place and keeps the previous as key.prev; restore puts that back', async () => {
+  it('a new key waits in the pending slot (0600); install puts it in place with its certificate and keeps the previous key as key.prev; restore puts that back', async () => {
     const hp = hostPaths(path.join(root, 'h1'));
     const csr1 = await pendingKeyCsr(hp, { name: 'worker1', sans: ['worker1'], keyBits: 2048 });
     expect(csr1).toMatch(/BEGIN CERTIFICATE REQUEST/);
     expect(csr1).not.toMatch(/PRIVATE KEY/);
     expect(await mode(hp.pki.keyNext)).toBe(0o600);
-    await commitPendingKey(hp);
+    const cert1 = (await signCsr(caDir, csr1, { role: 'worker', name: 'worker1', sans: ['worker1'], host: 'worker1' })).certPem;
+    await installPendingPair(hp, cert1);
     const first = await fs.readFile(hp.pki.key, 'utf8');
+    expect(await fs.readFile(hp.pki.cert, 'utf8')).toBe(cert1);
+    expect(await mode(hp.pki.key)).toBe(0o600);
+    expect(await mode(hp.pki.cert)).toBe(0o644);
     await expect(fs.stat(hp.pki.keyNext)).rejects.toThrow(/ENOENT/);
-    await pendingKeyCsr(hp, { name: 'worker1', sans: ['worker1'], keyBits: 2048 });
+    const cert2 = await pendingWithCert(hp, 'worker1');
     const second = await fs.readFile(hp.pki.keyNext, 'utf8');
-    await commitPendingKey(hp);
+    await installPendingPair(hp, cert2);
     expect(await fs.readFile(hp.pki.key, 'utf8')).toBe(second);
+    expect(await fs.readFile(hp.pki.cert, 'utf8')).toBe(cert2);
+    expect(await keyMatchesOnHost(hp)).toBe(true);
     expect(await fs.readFile(`${hp.pki.key}.prev`, 'utf8')).toBe(first);
     expect(await mode(`${hp.pki.key}.prev`)).toBe(0o600);
-    await restorePreviousKey(hp);
+    await restorePreviousPair(hp, cert1);
     expect(await fs.readFile(hp.pki.key, 'utf8')).toBe(first);
-    // Nothing pending: committing again is refused rather than losing the key.
-    await expect(commitPendingKey(hp)).rejects.toThrow(/no pending key/);
+    expect(await fs.readFile(hp.pki.cert, 'utf8')).toBe(cert1);
+    expect(await mode(hp.pki.key)).toBe(0o600);
+    expect(await keyMatchesOnHost(hp)).toBe(true);
+    // A host that had no certificate before goes back to none, with its previous key.
+    await restorePreviousPair(hp, undefined);
+    await expect(fs.stat(hp.pki.cert)).rejects.toThrow(/ENOENT/);
+    expect(await fs.readFile(hp.pki.key, 'utf8')).toBe(first);
+    // Nothing pending: installing again is refused rather than losing the key.
+    await expect(installPendingPair(hp, cert2)).rejects.toThrow(/no pending key/);
+  });
+
+  it('a certificate that is not the pending key\'s is refused (exit 2) before anything changes: key, certificate, pending key and key.prev stay as they were', async () => {
+    const hp = hostPaths(path.join(root, 'h-mismatch'));
+    await installPendingPair(hp, await pendingWithCert(hp, 'worker5'));
+    const stranger = await pendingWithCert(hostPaths(path.join(root, 'h-stranger')), 'worker5');
+    await pendingKeyCsr(hp, { name: 'worker5', sans: ['worker5'], keyBits: 2048 });
+    const read = async () => Promise.all([hp.pki.key, hp.pki.cert, hp.pki.keyNext, `${hp.pki.key}.prev`].map(async (f) => fs.readFile(f, 'utf8').catch(() => 'absent')));
+    const before = await read();
+    const err = await installPendingPair(hp, stranger).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ExitError);
+    expect((err as ExitError).exitCode).toBe(2);
+    expect((err as ExitError).message).toContain(hp.pki.keyNext);
+    expect(await read()).toEqual(before);
+    expect(before[3]).toBe('absent');
   });
 
   it('a pending key already there (an interrupted rotation) is reused, never replaced; one of another size or not a key is refused (exit 2) and left as it was', async () => {
@@ -76,18 +114,15 @@ describe('the host side of a rotation (certs host, host-files.ts)', () => {
     }
   });
 
-  it('key-matches compares on the host: true for the signed pair, false once the key changes', async () => {
-    const pkiDir = path.join(root, 'pki-km');
-    await initPki(pkiDir, { keyBits: 2048, commonName: 'km' });
+  it('key-matches compares on the host: true for the installed pair, false once the key changes', async () => {
     const hp = hostPaths(path.join(root, 'h2'));
-    const csr = await pendingKeyCsr(hp, { name: 'worker2', sans: ['worker2'], keyBits: 2048 });
-    const issued = await signCsr(pkiDir, csr, { role: 'worker', name: 'worker2', sans: ['worker2'], host: 'worker2' });
-    await writePublicFile(hp, { kind: 'cert', backup: false }, issued.certPem);
+    const cert = await pendingWithCert(hp, 'worker2');
+    await writePublicFile(hp, { kind: 'cert', backup: false }, cert);
     expect(await keyMatchesOnHost(hp)).toBe(false);
-    await commitPendingKey(hp);
+    await installPendingPair(hp, cert);
     expect(await keyMatchesOnHost(hp)).toBe(true);
     await pendingKeyCsr(hp, { name: 'worker2', sans: ['worker2'], keyBits: 2048 });
-    await commitPendingKey(hp);
+    await fs.rename(hp.pki.keyNext, hp.pki.key);
     expect(await keyMatchesOnHost(hp)).toBe(false);
   });
 
@@ -107,11 +142,16 @@ describe('the host side of a rotation (certs host, host-files.ts)', () => {
     // Nor read through: the host would hand another file's content to the admin machine.
     await expect(readPublicFile(hp, { kind: 'crl', backup: false })).rejects.toThrow(/not a regular file/);
     // The same for the key's backup slot: a planted link there is not replaced through.
-    await pendingKeyCsr(hp, { name: 'w3', sans: ['w3'], keyBits: 2048 });
-    await commitPendingKey(hp);
-    await pendingKeyCsr(hp, { name: 'w3', sans: ['w3'], keyBits: 2048 });
+    await installPendingPair(hp, await pendingWithCert(hp, 'w3'));
+    const next = await pendingWithCert(hp, 'w3');
     await fs.symlink(victim, `${hp.pki.key}.prev`);
-    await expect(commitPendingKey(hp)).rejects.toThrow(/not a regular file/);
+    await expect(installPendingPair(hp, next)).rejects.toThrow(/not a regular file/);
+    expect(await fs.readFile(victim, 'utf8')).toBe('keep me');
+    // Nor the certificate written through a link planted where it goes.
+    await fs.rm(`${hp.pki.key}.prev`);
+    await fs.rename(hp.pki.cert, path.join(root, 'h3-cert-moved.pem'));
+    await fs.symlink(victim, hp.pki.cert);
+    await expect(installPendingPair(hp, next)).rejects.toThrow(/not a regular file/);
     expect(await fs.readFile(victim, 'utf8')).toBe('keep me');
   });
 
@@ -131,6 +171,53 @@ describe('the host side of a rotation (certs host, host-files.ts)', () => {
     const san = await runCli(['certs', 'host', 'new-key', '--name', 'w1', '--san', 'x y', '--key-bits', '2048', '--root', hostRoot]);
     expect(san.code).toBe(2);
     expect(san.stderr).toMatch(/--san: at most 64/);
+  });
+});
+
+/** runCli with `input` as its stdin (what `certs` sends over SSH). */
+async function runCliWithStdin(args: readonly string[], input: string): ReturnType<typeof runCli> {
+  const real = Object.getOwnPropertyDescriptor(process, 'stdin');
+  Object.defineProperty(process, 'stdin', { configurable: true, get: () => Readable.from([Buffer.from(input)]) });
+  try {
+    return await runCli(args);
+  } finally {
+    if (real !== undefined) Object.defineProperty(process, 'stdin', real);
+  }
+}
+
+describe('`certs host install-pair` / `restore-pair` (what a site rotation runs over SSH)', () => {
+  it('installs the certificate on stdin with the pending key, and restores the previous pair; a private key or no certificate on stdin is refused (exit 2), changing nothing', async () => {
+    const hostRoot = path.join(root, 'h6');
+    const hp = hostPaths(hostRoot);
+    const args = (cmd: string, ...more: string[]) => ['certs', 'host', cmd, ...more, '--root', hostRoot];
+    const cert1 = await pendingWithCert(hp, 'worker6');
+    expect((await runCliWithStdin(args('install-pair'), cert1)).code).toBe(0);
+    const key1 = await fs.readFile(hp.pki.key, 'utf8');
+    const cert2 = await pendingWithCert(hp, 'worker6');
+    const pending = await fs.readFile(hp.pki.keyNext, 'utf8');
+    for (const [input, why] of [
+      [pending, /stdin holds no certificate/],
+      [`${cert2}${pending}`, /stdin holds a private key/],
+    ] as const) {
+      const r = await runCliWithStdin(args('install-pair'), input);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(why);
+      expect(r.stderr).not.toMatch(/PRIVATE KEY|at .*\.ts:/);
+      expect(await fs.readFile(hp.pki.key, 'utf8')).toBe(key1);
+      expect(await fs.readFile(hp.pki.keyNext, 'utf8')).toBe(pending);
+    }
+    expect((await runCliWithStdin(args('install-pair'), cert2)).code).toBe(0);
+    expect(await fs.readFile(hp.pki.key, 'utf8')).toBe(pending);
+    expect(await fs.readFile(hp.pki.cert, 'utf8')).toBe(cert2);
+    const refused = await runCliWithStdin(args('restore-pair'), pending);
+    expect(refused.code).toBe(2);
+    expect(await fs.readFile(hp.pki.key, 'utf8')).toBe(pending);
+    expect((await runCliWithStdin(args('restore-pair'), cert1)).code).toBe(0);
+    expect(await fs.readFile(hp.pki.key, 'utf8')).toBe(key1);
+    expect(await fs.readFile(hp.pki.cert, 'utf8')).toBe(cert1);
+    expect((await runCliWithStdin(args('restore-pair', '--no-cert'), '')).code).toBe(0);
+    await expect(fs.stat(hp.pki.cert)).rejects.toThrow(/ENOENT/);
+    expect(await fs.readFile(hp.pki.key, 'utf8')).toBe(key1);
   });
 });
 

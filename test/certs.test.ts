@@ -22,7 +22,7 @@ import { cronWord, renderCronLine, renderRenewalUnits, systemdWord } from '../sr
 import { ExitError } from '../src/errors.js';
 import { hostPaths, pkiPaths, rolloverPaths } from '../src/paths.js';
 import { initPki, normalizeSerial, readBundle, readIndex, refreshCrl, signCsr } from '../src/pki/index.js';
-import { commitPendingKey, keyMatchesOnHost, pendingKeyCsr, publicFileOf, publicFilePath, restorePreviousKey, writePublicFile } from '../src/certs/host-files.js';
+import { installPendingPair, keyMatchesOnHost, pendingKeyCsr, publicFileOf, publicFilePath, restorePreviousPair, writePublicFile } from '../src/certs/host-files.js';
 import { ZxRunner } from '../src/runner.js';
 
 let root: string;
@@ -264,8 +264,7 @@ async function mockedDeployment(name: string, hosts = ['central', 'worker1', 'wo
     const hp = placeOf(e.host);
     const csr = await pendingKeyCsr(hp, { name: e.certName, sans: e.sans, keyBits: 2048 });
     const issued = await signCsr(pkiDir, csr, { role: e.role, name: e.certName, sans: e.sans, host: e.host });
-    await fs.writeFile(e.certPath, issued.certPem);
-    await commitPendingKey(hp);
+    await installPendingPair(hp, issued.certPem);
     await fs.copyFile(p.caBundle, e.caFile);
     await fs.copyFile(p.crl, e.crlFile);
   }
@@ -286,8 +285,8 @@ async function mockedDeployment(name: string, hosts = ['central', 'worker1', 'wo
     read: async (e, file) => fs.readFile(publicFilePath(placeOf(e.host), ref(e, file)), 'utf8').catch(() => undefined),
     write: async (e, file, content) => writePublicFile(placeOf(e.host), ref(e, file), content),
     newKey: async (e, req) => pendingKeyCsr(placeOf(e.host), req),
-    commitKey: async (e) => commitPendingKey(placeOf(e.host)),
-    restoreKey: async (e) => restorePreviousKey(placeOf(e.host)),
+    installPair: async (e, certPem) => installPendingPair(placeOf(e.host), certPem),
+    restorePair: async (e, certPem) => restorePreviousPair(placeOf(e.host), certPem),
     keyMatches: async (e) => keyMatchesOnHost(placeOf(e.host)),
     reload: async (e) => {
       reloads.push(e.host);

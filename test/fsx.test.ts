@@ -71,6 +71,28 @@ describe('applyFiles / writeFilesAtomic', () => {
     }
   });
 
+  it('thenRename: existing files are renamed onto their targets right after the writes, and not at all when a write fails', async () => {
+    const root = path.join(tmp, 'then');
+    fs.mkdirSync(root);
+    fs.writeFileSync(path.join(root, 'key.next'), 'new key');
+    fs.writeFileSync(path.join(root, 'key'), 'old key');
+    fs.writeFileSync(path.join(root, 'not-a-dir'), 'x');
+    const thenRename = [{ from: path.join(root, 'key.next'), to: path.join(root, 'key') }];
+    await expect(writeFilesAtomic([{ file: path.join(root, 'not-a-dir', 'cert'), content: 'c' }], { thenRename })).rejects.toThrow(/ENOTDIR|EEXIST/);
+    expect(fs.readFileSync(path.join(root, 'key'), 'utf8')).toBe('old key');
+    expect(fs.existsSync(path.join(root, 'key.next'))).toBe(true);
+    const rename = vi.spyOn(fs, 'renameSync');
+    try {
+      await writeFilesAtomic([{ file: path.join(root, 'cert'), content: 'new cert' }], { thenRename });
+      expect(rename.mock.calls.map((c) => path.basename(String(c[1])))).toEqual(['cert', 'key']);
+    } finally {
+      rename.mockRestore();
+    }
+    expect(fs.readFileSync(path.join(root, 'key'), 'utf8')).toBe('new key');
+    expect(fs.existsSync(path.join(root, 'key.next'))).toBe(false);
+    expect(all(root).filter(isTempFile)).toEqual([]);
+  });
+
   /** `files` written by the TreeWriter thread into a copy of `dir` below a staging dir made for the batch. */
   async function stageTree(staging: string, dir: string, files: RenderedFiles): Promise<{ tree: StagedTree; stamps: string[] }> {
     makeStagingDir(staging);

@@ -2,7 +2,7 @@
  * The public files a rotation replaces (the certificate), kept so a failed rotation can put them
  * back: in memory for the restore, and as `FILE.prev` next to each file for an operator (and
  * across a crash). The key is never read here: the host keeps its previous key itself
- * (Deployment.commitKey / restoreKey).
+ * (Deployment.installPair / restorePair).
  */
 import { rotationBackup } from '../paths.js';
 import type { Deployment, TlsEndpoint } from './deployment.js';

@@ -105,10 +105,13 @@ export interface Deployment {
    * the host; only the CSR comes back, and only the certificate goes there.
    */
   newKey(endpoint: TlsEndpoint, req: KeyRequest): Promise<string>;
-  /** On the host: the pending key replaces the key, which is kept as its rotation backup. */
-  commitKey(endpoint: TlsEndpoint): Promise<void>;
-  /** On the host: the key commitKey replaced is put back (rollback). */
-  restoreKey(endpoint: TlsEndpoint): Promise<void>;
+  /**
+   * On the host: the certificate signed for the pending key and that key replace the pair
+   * together (the previous key kept as its rotation backup); refused if they do not belong together.
+   */
+  installPair(endpoint: TlsEndpoint, certPem: string): Promise<void>;
+  /** On the host: the key installPair replaced and the certificate it had (undefined: none) go back together (rollback). */
+  restorePair(endpoint: TlsEndpoint, certPem: string | undefined): Promise<void>;
   /** On the host: whether its key belongs to its certificate. */
   keyMatches(endpoint: TlsEndpoint): Promise<boolean>;
   /**

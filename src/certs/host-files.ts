@@ -15,7 +15,7 @@ import { trustPinFile, updatePin } from '../apply/trust.js';
 import { bundleServiceSchema, MANIFEST_FILE, type BundleService } from '../bundle/manifest.js';
 import { pemCertificatesOf, SIGNATURE_FILE, verifyManifestSignature } from '../bundle/signature.js';
 import { ExitError } from '../errors.js';
-import { readIfExists, writeFileAtomic } from '../fsx.js';
+import { readIfExists, writeFileAtomic, writeFilesAtomic } from '../fsx.js';
 import { hostPaths, rotationBackup, type HostPaths } from '../paths.js';
 import { createCsr, generateKeyPair } from '../pki/index.js';
 import type { Runner } from '../runner.js';
@@ -76,7 +76,7 @@ export async function writePublicFile(paths: HostPaths, ref: PublicFileRef, cont
 
 /**
  * A CSR for the key in the pending slot (pki.keyNext, 0600), made there first when the slot is
- * empty; the current key keeps serving until commitPendingKey. The same slot apply's own renewal
+ * empty; the current key keeps serving until installPendingPair. The same slot apply's own renewal
  * uses, and like apply this reuses a pending key it finds (an interrupted rotation's, whose
  * certificate may already be signed) rather than replace a key it did not just create. One that
  * is not an RSA key of the policy's size is refused, naming the file, and left where it is.
@@ -115,21 +115,48 @@ async function linkOver(from: string, to: string): Promise<void> {
   await fs.rename(tmp, to);
 }
 
-/** The pending key becomes the key; the key it replaces stays as its rotation backup (key.prev). */
-export async function commitPendingKey(paths: HostPaths): Promise<void> {
+/**
+ * The signed certificate and the pending key become the host's pair in one step on the host, the
+ * key it replaces kept as its rotation backup (key.prev). A certificate that does not belong to
+ * the pending key is refused (exit 2) before anything changes. The two renames are back to back
+ * (about 80 µs apart here): a client that opens the pair in between (ovsdb-client, ovn-nbctl)
+ * can still get a mismatched pair, as with any two files, but no longer for the round trip to
+ * the host between two steps. The certificate goes first: OVS's stream_ssl_set_key_and_cert
+ * (ovsdb-server, ovn-controller in native TLS) re-reads the pair only when both files changed,
+ * looking at the key first, so a daemon that polls between the renames sees no change yet and
+ * both on its next poll (with the key first it would keep the old pair).
+ */
+export async function installPendingPair(paths: HostPaths, certPem: string): Promise<void> {
   if (!(await requireRegularOrAbsent(paths.pki.keyNext))) throw new ExitError(`${paths.pki.keyNext}: no pending key to put in place`);
+  const pending = await fs.readFile(paths.pki.keyNext, 'utf8');
+  if (!keyMatchesCert(pending, certPem)) throw new ExitError(`${paths.pki.cert}: the certificate given does not belong to the pending key ${paths.pki.keyNext}; nothing was changed`, 2);
+  await requireRegularOrAbsent(paths.pki.cert);
   await requireRegularOrAbsent(rotationBackup(paths.pki.key));
   if (await requireRegularOrAbsent(paths.pki.key)) await linkOver(paths.pki.key, rotationBackup(paths.pki.key));
   await fs.chmod(paths.pki.keyNext, 0o600);
-  await fs.rename(paths.pki.keyNext, paths.pki.key);
+  // The pending key was made durable when it was written (new-key).
+  await writeFilesAtomic([{ file: paths.pki.cert, content: certPem, mode: 0o644 }], { thenRename: [{ from: paths.pki.keyNext, to: paths.pki.key }] });
 }
 
-/** Puts the key commitPendingKey replaced back (a failed rotation's rollback). */
-export async function restorePreviousKey(paths: HostPaths): Promise<void> {
+/**
+ * A failed rotation's rollback: the key installPendingPair replaced and the certificate it had
+ * (undefined: there was none) go back together, renamed into place back to back as they came.
+ */
+export async function restorePreviousPair(paths: HostPaths, certPem: string | undefined): Promise<void> {
   const prev = rotationBackup(paths.pki.key);
   if (!(await requireRegularOrAbsent(prev))) throw new ExitError(`${prev}: no previous key to restore`);
   await requireRegularOrAbsent(paths.pki.key);
-  await linkOver(prev, paths.pki.key);
+  const hadCert = await requireRegularOrAbsent(paths.pki.cert);
+  const key = await fs.readFile(prev);
+  if (certPem === undefined) {
+    if (hadCert) await fs.unlink(paths.pki.cert);
+    await linkOver(prev, paths.pki.key);
+    return;
+  }
+  await writeFilesAtomic([
+    { file: paths.pki.cert, content: certPem, mode: 0o644 },
+    { file: paths.pki.key, content: key, mode: 0o600 },
+  ]);
 }
 
 /** Whether the host's key belongs to its certificate (read here; the key is not returned). */

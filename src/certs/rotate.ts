@@ -249,9 +249,8 @@ async function renewUnit(d: Deployment, unit: Unit, old: CertFacts | undefined, 
     if (opts.expectIssuer !== undefined && !isIssuedBy(issued.certPem, opts.expectIssuer.certPem)) {
       throw new ExitError(`the new certificate was not issued by CA ${opts.expectIssuer.serial}`);
     }
-    // Certificate first, then key, as apply does; stunnel reads both only when reloaded.
-    await d.write(first, first.certPath, issued.certPem, 0o644);
-    await d.commitKey(first);
+    // One step on the host: a client opening the pair meanwhile never gets the new certificate with the old key.
+    await d.installPair(first, issued.certPem);
     keyCommitted = true;
     await checkInstalled(d, first, newSerial);
     for (const e of unit.endpoints) await opts.testHooks?.beforeReload?.(e);
@@ -330,9 +329,12 @@ async function rollBack(
 ): Promise<{ ok: boolean; message: string }> {
   const steps: string[] = [];
   try {
-    await restoreFiles(backups);
     const first = unit.endpoints[0];
-    if (keyCommitted && first !== undefined) await d.restoreKey(first);
+    // backups[0] is the certificate: with the key it goes back in one step on the host, as it came.
+    const [cert, ...others] = backups;
+    if (keyCommitted && first !== undefined && cert !== undefined) await d.restorePair(first, cert.content);
+    else await restoreFiles(cert === undefined ? [] : [cert]);
+    await restoreFiles(others);
     steps.push('previous files restored');
     if (abandoned !== undefined && old !== undefined) {
       const previousCertPem = backups[0]?.content;

@@ -15,7 +15,7 @@ import { acquireLock } from '../sandbox/state.js';
 import { OwnSupervisor } from '../supervisor/own.js';
 import { reloadStunnel } from '../tools/stunnel.js';
 import type { Deployment, DeploymentLock, TlsEndpoint } from './deployment.js';
-import { commitPendingKey, followBundleTrust, keyMatchesOnHost, pendingKeyCsr, publicFileOf, readPublicFile, restorePreviousKey, writePublicFile } from './host-files.js';
+import { followBundleTrust, installPendingPair, keyMatchesOnHost, pendingKeyCsr, publicFileOf, readPublicFile, restorePreviousPair, writePublicFile } from './host-files.js';
 import { siteEndpoints } from './site-endpoints.js';
 import { serializer } from '../tools/retry.js';
 
@@ -90,8 +90,8 @@ export async function sandboxDeployment(stateDir: string, runner: Runner = new Z
     read: async (e, file) => readPublicFile(hostOf(e).paths, publicRef(e, file)),
     write: async (e, file, content) => writePublicFile(hostOf(e).paths, publicRef(e, file), content),
     newKey: async (e, req) => pendingKeyCsr(hostOf(e).paths, req),
-    commitKey: async (e) => commitPendingKey(hostOf(e).paths),
-    restoreKey: async (e) => restorePreviousKey(hostOf(e).paths),
+    installPair: async (e, certPem) => installPendingPair(hostOf(e).paths, certPem),
+    restorePair: async (e, certPem) => restorePreviousPair(hostOf(e).paths, certPem),
     keyMatches: async (e) => keyMatchesOnHost(hostOf(e).paths),
     bundleTrustChanged: async (e, caBundlePem) => followBundleTrust(hostOf(e).paths, caBundlePem),
     reload: async (e) => {

@@ -121,11 +121,11 @@ export async function siteDeployment(sel: SiteSelection, opts: SiteDeploymentOpt
       if (!r.stdout.includes('BEGIN CERTIFICATE REQUEST')) throw new ExitError(`${e.host}: new-key answered without a CSR`, 1);
       return r.stdout;
     },
-    commitKey: async (e) => {
-      await hostCmd(e.host, ['commit-key']);
+    installPair: async (e, certPem) => {
+      await hostCmd(e.host, ['install-pair'], certPem);
     },
-    restoreKey: async (e) => {
-      await hostCmd(e.host, ['restore-key']);
+    restorePair: async (e, certPem) => {
+      await hostCmd(e.host, ['restore-pair', ...(certPem === undefined ? ['--no-cert'] : [])], certPem ?? '');
     },
     keyMatches: async (e) => (await hostCmd(e.host, ['key-matches'])).stdout.trim() === 'yes',
     bundleTrustChanged: async (e, caBundlePem) => {

@@ -68,13 +68,26 @@ export function certsHostCommand(): Command {
       process.stdout.write(await pendingKeyCsr(await paths(o.root), { name: o.name, sans, keyBits: bits }));
     });
   cmd
-    .command('commit-key')
+    .command('install-pair')
+    .description('the certificate on stdin and the pending key become the key pair together')
     .addOption(rootOption())
-    .action(async (o: { root: string }) => (await files()).commitPendingKey(await paths(o.root)));
+    .action(async (o: { root: string }) => {
+      const pem = await stdin();
+      if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ExitError('refusing to install a pair: stdin holds no certificate', 2);
+      if (/PRIVATE KEY-----/.test(pem)) throw new ExitError('refusing to install a pair: stdin holds a private key', 2);
+      await (await files()).installPendingPair(await paths(o.root), pem);
+    });
   cmd
-    .command('restore-key')
+    .command('restore-pair')
+    .description('the previous key and the certificate on stdin go back together (a failed rotation)')
+    .option('--no-cert', 'there was no certificate: remove it')
     .addOption(rootOption())
-    .action(async (o: { root: string }) => (await files()).restorePreviousKey(await paths(o.root)));
+    .action(async (o: { cert: boolean; root: string }) => {
+      const pem = o.cert ? await stdin() : undefined;
+      if (pem !== undefined && !pem.includes('-----BEGIN CERTIFICATE-----')) throw new ExitError('refusing to restore a pair: stdin holds no certificate', 2);
+      if (pem !== undefined && /PRIVATE KEY-----/.test(pem)) throw new ExitError('refusing to restore a pair: stdin holds a private key', 2);
+      await (await files()).restorePreviousPair(await paths(o.root), pem);
+    });
   cmd
     .command('key-matches')
     .addOption(rootOption())
