@@ -115,14 +115,16 @@ export async function executePlan(
       }
       case 'install-certificate':
         if (ctx.givenCertificate === undefined && step.rotateKey !== true) throw new Error('install-certificate planned without a certificate');
-        // Certificate first, then key, each replaced atomically: an apply stopped in between
-        // leaves a certificate of the pending key, which the next apply recognises and finishes.
-        // The TLS daemons read both only when reloaded, after this step.
-        if (ctx.givenCertificate !== undefined) await writeFileAtomic(ctx.at(m.certificate.cert), ctx.givenCertificate, 0o644);
+        // Certificate first, then key, renamed back to back (as certs host install-pair): a client
+        // opening the pair meanwhile, or OVSDB's own TLS re-reading it, does not get the new
+        // certificate with the old key for a directory flush. An apply stopped in between leaves a
+        // certificate of the pending key, which the next apply recognises and finishes.
         if (step.rotateKey === true) {
           await fs.chmod(ctx.paths.pki.keyNext, 0o600);
-          await fs.rename(ctx.paths.pki.keyNext, ctx.at(m.certificate.key));
+          const thenRename = [{ from: ctx.paths.pki.keyNext, to: ctx.at(m.certificate.key) }];
+          await writeFilesAtomic(ctx.givenCertificate === undefined ? [] : [{ file: ctx.at(m.certificate.cert), content: ctx.givenCertificate, mode: 0o644 }], { thenRename });
         } else {
+          if (ctx.givenCertificate !== undefined) await writeFileAtomic(ctx.at(m.certificate.cert), ctx.givenCertificate, 0o644);
           // OVSDB's own TLS (native mode) re-reads key and certificate only when both files
           // changed: a new certificate for the same key needs the key's mtime moved too. The
           // bytes stay; opened without following a link.
