@@ -225,6 +225,36 @@ describe('apply: certificate flow (recorded service manager)', () => {
     expect(walk(c.root).map((f) => path.relative(c.root, f)).sort()).toEqual(['etc/group', 'etc/passwd', 'var/lib/ovn-deploy/trusted-ca.pem']);
   });
 
+  it('a symlink, a directory or a non-key at the key, pending-key, certificate or CSR path: exit 2 naming the file and manifest field, before anything changes', async () => {
+    const victim = path.join(tmp, 'victim-tls.txt');
+    writeFileSync(victim, 'not yours\n');
+    const cases: { name: string; at: (hp: ReturnType<typeof hostPaths>) => string; plant: (at: string) => void; field: string; why: RegExp }[] = [
+      { name: 'key link', at: (hp) => hp.pki.key, plant: (at) => symlinkSync(victim, at), field: 'certificate.key', why: /found a symlink; expected a regular file or nothing/ },
+      { name: 'key dir', at: (hp) => hp.pki.key, plant: (at) => mkdirSync(at), field: 'certificate.key', why: /found a directory/ },
+      { name: 'key garbage', at: (hp) => hp.pki.key, plant: (at) => writeFileSync(at, 'not a key\n', { mode: 0o600 }), field: 'certificate.key', why: /holds no private key; expected a PEM private key/ },
+      { name: 'pending key link', at: (hp) => hp.pki.keyNext, plant: (at) => symlinkSync(victim, at), field: 'certificate.key (its pending next key)', why: /found a symlink/ },
+      { name: 'cert link', at: (hp) => hp.pki.cert, plant: (at) => symlinkSync(victim, at), field: 'certificate.cert', why: /found a symlink/ },
+      { name: 'csr link', at: (hp) => hp.pki.csr, plant: (at) => symlinkSync(victim, at), field: 'certificate.csr', why: /found a symlink/ },
+    ];
+    for (const k of cases) {
+      const c = fresh();
+      oneBox(c);
+      const at = k.at(hostPaths(c.root));
+      mkdirSync(path.dirname(at), { recursive: true });
+      k.plant(at);
+      const before = walk(c.root);
+      const runner = new FixtureRunner();
+      const err = await expectInputError(apply(c, runner, new RecordedServices()));
+      expect(err.exitCode, k.name).toBe(2);
+      expect(err.problems.map((p) => [p.file, p.path]), k.name).toEqual([[at, k.field]]);
+      expect(err.problems[0]?.message, k.name).toMatch(k.why);
+      // Observed only: no package installed, no file written (the trusted CA is apply's own, recorded first).
+      expect(runner.calls.filter((x) => x.opts.mutates !== false).map((x) => x.argv.join(' ')), k.name).toEqual([]);
+      expect(walk(c.root).filter((f) => !f.endsWith('trusted-ca.pem')), k.name).toEqual(before);
+      expect(readFileSync(victim, 'utf8')).toBe('not yours\n');
+    }
+  });
+
   it('a directory on the way to a bundle file that is a symlink of a user other than root: exit 2 naming files[i].dest, nothing written there or anywhere', async () => {
     const c = fresh();
     oneBox(c);

@@ -7,7 +7,7 @@ import { existsSync, lstatSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import forge from 'node-forge';
 import type { BundleManifest } from '../bundle/manifest.js';
-import { ExitError } from '../errors.js';
+import { ExitError, inputError } from '../errors.js';
 import { readIfExists } from '../fsx.js';
 import { hostPaths, hostRenderedPaths, type HostPaths } from '../paths.js';
 import { readVerifiedCsr } from '../pki/csr.js';
@@ -139,12 +139,42 @@ async function observeFiles(ctx: HostContext, m: BundleManifest): Promise<Map<st
   return files;
 }
 
+/**
+ * A key or certificate of the host as it is, undefined when absent. A symlink, a directory or
+ * anything but a regular file there is refused (exit 2, before apply changes anything): apply
+ * would read a key through it, and a rename over it leaves whatever it points at behind.
+ */
+async function readTlsFile(file: string, field: string): Promise<string | undefined> {
+  const st = await fs.lstat(file).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (st === undefined) return undefined;
+  if (!st.isFile()) {
+    const what = st.isSymbolicLink() ? 'a symlink' : st.isDirectory() ? 'a directory' : 'not a regular file';
+    throw inputError(`found ${what}; expected a regular file or nothing (apply never reads or replaces a key or certificate through one): move it away`, field, file);
+  }
+  return fs.readFile(file, 'utf8');
+}
+
+/** A key file apply cannot read as a private key is refused: it never replaces a key it did not create. */
+function requirePrivateKey(pem: string | undefined, file: string, field: string): void {
+  if (pem === undefined) return;
+  try {
+    createPrivateKey(pem);
+  } catch {
+    throw inputError('holds no private key; expected a PEM private key (apply never replaces a key it did not create): move it away, and apply makes a new one', field, file);
+  }
+}
+
 async function observeCertificate(ctx: HostContext, bundle: VerifiedBundle): Promise<Observed['certificate']> {
   const req = bundle.manifest.certificate;
-  const keyPem = (await readIfExists(ctx.at(req.key)))?.toString('utf8');
+  const keyPem = await readTlsFile(ctx.at(req.key), 'certificate.key');
+  requirePrivateKey(keyPem, ctx.at(req.key), 'certificate.key');
   const caPem = bundle.contents.get(req.caBundle)?.toString('utf8') ?? (await readIfExists(ctx.at(req.caBundle)))?.toString('utf8');
-  const pendingKeyPem = (await readIfExists(ctx.paths.pki.keyNext))?.toString('utf8');
-  const installedPem = (await readIfExists(ctx.at(req.cert)))?.toString('utf8');
+  const pendingKeyPem = await readTlsFile(ctx.paths.pki.keyNext, 'certificate.key (its pending next key)');
+  requirePrivateKey(pendingKeyPem, ctx.paths.pki.keyNext, 'certificate.key (its pending next key)');
+  const installedPem = await readTlsFile(ctx.at(req.cert), 'certificate.cert');
   const certPem = ctx.givenCertificate ?? installedPem;
   // An apply that stopped between installing a renewed certificate and moving its key: the
   // installed certificate belongs to the pending key, which still has to move into place.
@@ -152,7 +182,7 @@ async function observeCertificate(ctx: HostContext, bundle: VerifiedBundle): Pro
   const rotateKey = ctx.givenForPendingKey === true || interruptedRotation;
   const verdict = judgeCertificate(req, rotateKey ? pendingKeyPem : keyPem, certPem, caPem);
   let csrCurrent = false;
-  const csrPem = (await readIfExists(ctx.at(req.csr)))?.toString('utf8');
+  const csrPem = await readTlsFile(ctx.at(req.csr), 'certificate.csr');
   if (keyPem !== undefined && csrPem !== undefined) {
     csrCurrent = csrMatches(csrPem, keyPem, req.name, req.sans);
   }
