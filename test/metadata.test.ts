@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import { bundleSource } from '../src/paths.js';
 import { parseInventory, sandboxInventory } from '../src/inventory/index.js';
-import { agentCommand, agentCommandInHostMounts, interpreterOf, ownSupervisorCommand } from '../src/metadata/agent-command.js';
+import { agentCommand, agentCommandInHostMounts, interpreterOf, ownSupervisorCommand, PODMAN_STOP_GRACE_MS } from '../src/metadata/agent-command.js';
 import { policyProblems } from '../src/apply/policy.js';
 import { specOf } from '../src/apply/services.js';
 import type { BundleManifest } from '../src/bundle/manifest.js';
@@ -310,6 +310,9 @@ describe('the agent as a rendered service: process or container, as apply and th
     expect(container.argv[1]).toBe('-c');
     expect(container.argv[4]).toBe('/usr/bin/podman');
     expect(container.env).toEqual({ CONTAINERS_CONF: '/x/containers.conf' });
+    // podman removes its container after the agent exits: the supervisor gives it podman's stop grace, the others the default.
+    expect(specOf(agentOf(bundle({ kind: 'container', image: 'img', name: 'c' }))).stopGraceMs).toBe(PODMAN_STOP_GRACE_MS);
+    expect(processSpec.stopGraceMs).toBeUndefined();
     expect(ownSupervisorCommand(['/usr/bin/ovn-controller', 'unix:/db.sock'])).toEqual({ argv: ['/usr/bin/ovn-controller', 'unix:/db.sock'], env: {} });
   });
 });

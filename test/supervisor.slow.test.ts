@@ -326,6 +326,21 @@ describe('own supervisor with real processes', () => {
     expect(pidsWith(tmp)).toEqual([]);
   });
 
+  it('a service\'s own stopGraceMs: one that takes 6 s to exit after SIGTERM (longer than the default 5 s grace) is let finish, not SIGKILLed', async () => {
+    setup();
+    const done = path.join(tmp, 'slow-exit.done');
+    const slowExit: ServiceSpec = {
+      name: 'slow-exit',
+      argv: [process.execPath, '-e', "process.on('SIGTERM', () => setTimeout(() => { require('node:fs').writeFileSync(process.argv[1], 'clean'); process.exit(0); }, 6000)); setInterval(() => {}, 1e9)", done],
+      logFile: path.join(tmp, 'logs', 'slow-exit.log'),
+      stopGraceMs: 10_000,
+    };
+    await sup.ensure([slowExit]);
+    await sup.stop();
+    expect(existsSync(done) ? readFileSync(done, 'utf8') : 'killed before it finished').toBe('clean');
+    expect(pidsWith(tmp)).toEqual([]);
+  });
+
   it('stop() as the supervisor is killed -9 mid-shutdown: its pid file stays, so the service it had not stopped yet is stopped as an orphan', async () => {
     setup();
     await sup.ensure([ignoresSigterm()]);

@@ -24,8 +24,9 @@ describe('service specs', () => {
     const problems = serviceProblems([
       svc('a', { after: ['a', 'nope'] }),
       svc('a'),
-      svc('bad name', { logFile: 'rel.log', cwd: 'here', env: { 'NO-DASH': '1' }, stopSignal: 'SIGNOPE' as NodeJS.Signals }),
-      { name: 'c', argv: [], logFile: '/tmp/c.log', netns: 'has/slash' },
+      svc('bad name', { logFile: 'rel.log', cwd: 'here', env: { 'NO-DASH': '1' }, stopSignal: 'SIGNOPE' as NodeJS.Signals, stopGraceMs: 3_600_000 }),
+      { name: 'c', argv: [], logFile: '/tmp/c.log', netns: 'has/slash', stopGraceMs: 1.5 },
+      svc('d', { stopGraceMs: 25_000 }),
     ]);
     expect(problems.map((p) => p.path)).toEqual([
       'services[1].name',
@@ -34,12 +35,15 @@ describe('service specs', () => {
       'services[2].cwd',
       'services[2].env.NO-DASH',
       'services[2].stopSignal',
+      'services[2].stopGraceMs',
       'services[3].argv',
       'services[3].netns',
+      'services[3].stopGraceMs',
       'services[0].after[0]',
       'services[0].after[1]',
     ]);
     expect(problems[0]?.message).toMatch(/duplicate service name "a"/);
+    expect(problems.find((p) => p.path === 'services[2].stopGraceMs')?.message).toMatch(/expected whole milliseconds from 100 to 25000, got 3600000/);
     expect(problems.at(-1)?.message).toMatch(/unknown service "nope"/);
   });
 
@@ -66,7 +70,7 @@ describe('service specs', () => {
     const base = svc('a', { argv: ['x', '--y'], env: { A: '1', B: '2' }, netns: 'n', cwd: '/c' });
     const h = serviceHash(base);
     expect(serviceHash({ ...base, env: { B: '2', A: '1' } })).toBe(h);
-    expect(serviceHash({ ...base, after: ['z'], stopSignal: 'SIGINT', settleMs: 5 })).toBe(h);
+    expect(serviceHash({ ...base, after: ['z'], stopSignal: 'SIGINT', stopGraceMs: 9_000, settleMs: 5 })).toBe(h);
     for (const changed of [
       { argv: ['x', '--z'] },
       { env: { A: '1', B: '3' } },

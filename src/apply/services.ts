@@ -90,6 +90,7 @@ export function specOf(s: BundleService, opts: { socketActivation?: boolean } = 
     ...(s.after.length === 0 ? {} : { after: s.after }),
     ...(s.unixListeners.length === 0 ? {} : { unixListeners: s.unixListeners }),
     ...(s.waitFor.length === 0 ? {} : { waitFor: s.waitFor }),
+    ...(own.stopGraceMs === undefined ? {} : { stopGraceMs: own.stopGraceMs }),
     // ensure() need not watch a fresh daemon for 300 ms: apply's health checks (service-running,
     // then what each daemon serves) come right after and catch one that dies.
     settleMs: SETTLE_MS,

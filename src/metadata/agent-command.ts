@@ -95,13 +95,20 @@ export function podmanQueryCommand(args: readonly string[], env: NodeJS.ProcessE
 
 
 /**
+ * podman's stop grace, as the container unit's TimeoutStopSec=30 gives it under systemd: after
+ * the agent exits, `podman run --rm` still removes its container, waiting for podman's storage
+ * lock while other podman commands hold it. A SIGKILL in between leaves the container behind.
+ */
+export const PODMAN_STOP_GRACE_MS = 20_000;
+
+/**
  * What the own supervisor runs for a bundle service's argv (and the env it adds): the metadata
  * agent's script through its interpreter, podman under PODMAN_LAUNCHER; anything else as it is.
  */
-export function ownSupervisorCommand(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): { argv: string[]; env: Record<string, string> } {
+export function ownSupervisorCommand(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): { argv: string[]; env: Record<string, string>; stopGraceMs?: number } {
   const [program, ...args] = argv;
   if (program === PODMAN_BINARY) {
-    return { argv: [SHELL, '-c', PODMAN_LAUNCHER, 'ovn-deploy-podman', ...argv], env: podmanEnv(env) };
+    return { argv: [SHELL, '-c', PODMAN_LAUNCHER, 'ovn-deploy-podman', ...argv], env: podmanEnv(env), stopGraceMs: PODMAN_STOP_GRACE_MS };
   }
   if (program !== undefined && path.basename(program) === AGENT_PROGRAM) {
     return { argv: [...agentCommandInHostMounts([path.dirname(program)]), ...args], env: {} };

@@ -193,7 +193,7 @@ class SupervisorDaemon {
       } else {
         this.log(`${record.name}: stopping orphan pid ${id.pid} (changed or no longer wanted)`);
         const signal = (record.stopSignal ?? 'SIGTERM') as NodeJS.Signals;
-        unwanted.push(terminate(id, signal, this.timing.graceMs));
+        unwanted.push(terminate(id, signal, record.stopGraceMs ?? this.timing.graceMs));
       }
     }
     await Promise.all(unwanted);

@@ -124,7 +124,7 @@ export class OwnSupervisor implements Supervisor {
     await Promise.all(
       orphans.map((r) => {
         const id = status === undefined ? undefined : recordedProcess(r, status);
-        return id === undefined ? undefined : terminate(id, (r.stopSignal ?? 'SIGTERM') as NodeJS.Signals, ORPHAN_GRACE_MS);
+        return id === undefined ? undefined : terminate(id, (r.stopSignal ?? 'SIGTERM') as NodeJS.Signals, r.stopGraceMs ?? ORPHAN_GRACE_MS);
       }),
     );
   }

@@ -184,7 +184,7 @@ export class ManagedService {
     this.state = 'stopping';
     this.changed();
     const exitSeen = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
-    await terminate(proc, this.spec.stopSignal ?? 'SIGTERM', this.timing.graceMs, this.adopted ? undefined : exitSeen);
+    await terminate(proc, this.spec.stopSignal ?? 'SIGTERM', this.spec.stopGraceMs ?? this.timing.graceMs, this.adopted ? undefined : exitSeen);
     if (this.adopted) this.exited(null, null);
     // Our child's exit status arrives with Node's reaping; wait briefly so lastExit records it.
     else await withTimeout(exitSeen, 1_000);
@@ -198,6 +198,7 @@ export class ManagedService {
       logFile: this.spec.logFile,
       ...(this.spec.netns === undefined ? {} : { netns: this.spec.netns }),
       ...(this.spec.stopSignal === undefined ? {} : { stopSignal: this.spec.stopSignal }),
+      ...(this.spec.stopGraceMs === undefined ? {} : { stopGraceMs: this.spec.stopGraceMs }),
       state: this.state,
       ...(this.proc === undefined ? {} : { pid: this.proc.pid, startTicks: this.proc.startTicks }),
       ...(this.startedAt === undefined ? {} : { startedAt: new Date(this.startedAt).toISOString() }),

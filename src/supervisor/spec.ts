@@ -12,6 +12,8 @@ import type { ServiceSpec } from './types.js';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const NETNS = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Below OwnSupervisor.stop()'s 30 s: a stop that may take longer is not waited for. */
+const MAX_STOP_GRACE_MS = 25_000;
 
 /** Every problem of `services`, paths like `services[1].after[0]`; empty when valid. */
 export function serviceProblems(services: readonly ServiceSpec[]): Problem[] {
@@ -40,6 +42,9 @@ export function serviceProblems(services: readonly ServiceSpec[]): Problem[] {
     }
     if (s.stopSignal !== undefined && !(s.stopSignal in constants.signals)) {
       add(`${at}.stopSignal`, `unknown signal "${s.stopSignal}"`);
+    }
+    if (s.stopGraceMs !== undefined && !(Number.isInteger(s.stopGraceMs) && s.stopGraceMs >= 100 && s.stopGraceMs <= MAX_STOP_GRACE_MS)) {
+      add(`${at}.stopGraceMs`, `expected whole milliseconds from 100 to ${MAX_STOP_GRACE_MS}, got ${String(s.stopGraceMs)}`);
     }
   });
   services.forEach((s, i) => {

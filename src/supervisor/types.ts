@@ -23,6 +23,12 @@ export interface ServiceSpec {
   /** Signal used for a graceful stop; default SIGTERM. */
   stopSignal?: NodeJS.Signals;
   /**
+   * How long after stopSignal it may take before SIGKILL; default the supervisor's (5 s). podman
+   * takes longer: it removes its container after the container exits, and a SIGKILL then leaves
+   * the container behind.
+   */
+  stopGraceMs?: number;
+  /**
    * A fresh process must stay alive this long before ensure() counts it as started, so a daemon
    * that exits at once on a bad config fails ensure() instead of passing it; default 300 ms.
    */
