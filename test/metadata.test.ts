@@ -308,7 +308,8 @@ describe('the agent as a rendered service: process or container, as apply and th
     expect(processSpec.env).toBeUndefined();
     const container = ownSupervisorCommand(agentOf(bundle({ kind: 'container', image: 'img', name: 'c' })).argv, { CONTAINERS_CONF: '/x/containers.conf', HOME: '/root' });
     expect(container.argv[1]).toBe('-c');
-    expect(container.argv[4]).toBe('/usr/bin/podman');
+    // The container's name first, for the launcher's `podman stop` on SIGTERM.
+    expect(container.argv.slice(4, 6)).toEqual(['c', '/usr/bin/podman']);
     expect(container.env).toEqual({ CONTAINERS_CONF: '/x/containers.conf' });
     // podman removes its container after the agent exits: the supervisor gives it podman's stop grace, the others the default.
     expect(specOf(agentOf(bundle({ kind: 'container', image: 'img', name: 'c' }))).stopGraceMs).toBe(PODMAN_STOP_GRACE_MS);

@@ -68,22 +68,35 @@ const CGROUP_MOUNTS = [
 
 const SHELL = '/bin/sh';
 
+/** How long `podman stop` lets the agent exit by itself before it kills the container (the unit's ExecStop= too). */
+export const PODMAN_STOP_TIME_S = 10;
+
 /**
- * Runs "$@" (podman) as its child, passing on the signals the supervisor sends, and exits as it
- * did. Before: /run/netns a shared mount point (NETNS_DIR_SHARED) and CGROUP_MOUNTS.
- * A shell, not Python: nothing else on the machine should look like the agent's interpreter.
+ * PODMAN_LAUNCHER after its mounts: runs "$@" (podman) as its child, passing on the signals the
+ * supervisor sends, and exits as it did; $1 is the container's name, before the podman command.
+ * On SIGTERM it also runs `podman stop` of that container, as the systemd unit's ExecStop= does:
+ * the container gets its stop signal and SIGKILL after PODMAN_STOP_TIME_S, so `podman run --rm`
+ * sees it exit and removes it within the supervisor's grace, however long the agent would take
+ * by itself. A shell, not Python: nothing else on the machine should look like the agent's
+ * interpreter.
  */
-export const PODMAN_LAUNCHER = [
-  ...NETNS_DIR_SHARED.map((c) => `${c} || exit 1`),
-  ...CGROUP_MOUNTS,
+export const PODMAN_FOREGROUND = [
+  'name=$1',
+  'shift',
   '"$@" &',
   'child=$!',
-  "for s in TERM INT HUP; do trap \"kill -$s $child\" $s; done",
+  `trap '[ -n "$name" ] && "$1" stop --time ${PODMAN_STOP_TIME_S} "$name" >/dev/null 2>&1 & kill -TERM $child' TERM`,
+  "for s in INT HUP; do trap \"kill -$s $child\" $s; done",
   'code=0',
   // wait returns early when a trapped signal arrives: wait again while the child lives.
   'while kill -0 "$child" 2>/dev/null; do wait "$child"; code=$?; done',
+  // ...and for a `podman stop` still finishing.
+  'wait',
   'exit "$code"',
 ].join('\n');
+
+/** Before PODMAN_FOREGROUND: /run/netns a shared mount point (NETNS_DIR_SHARED) and CGROUP_MOUNTS. */
+export const PODMAN_LAUNCHER = [...NETNS_DIR_SHARED.map((c) => `${c} || exit 1`), ...CGROUP_MOUNTS, PODMAN_FOREGROUND].join('\n');
 
 /** A podman query (`healthcheck run`, `inspect`) from where the launcher ran: its cgroups, nothing else changed. */
 const PODMAN_QUERY = [...CGROUP_MOUNTS, 'exec "$@"'].join('\n');
@@ -95,9 +108,9 @@ export function podmanQueryCommand(args: readonly string[], env: NodeJS.ProcessE
 
 
 /**
- * podman's stop grace, as the container unit's TimeoutStopSec=30 gives it under systemd: after
- * the agent exits, `podman run --rm` still removes its container, waiting for podman's storage
- * lock while other podman commands hold it. A SIGKILL in between leaves the container behind.
+ * podman's stop grace, as the container unit's TimeoutStopSec=30 gives it under systemd: longer
+ * than `podman stop --time` (the launcher's), since `podman run --rm` still removes the container
+ * after it exits. A SIGKILL of the podman client before that leaves the container behind.
  */
 export const PODMAN_STOP_GRACE_MS = 20_000;
 
@@ -108,7 +121,9 @@ export const PODMAN_STOP_GRACE_MS = 20_000;
 export function ownSupervisorCommand(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): { argv: string[]; env: Record<string, string>; stopGraceMs?: number } {
   const [program, ...args] = argv;
   if (program === PODMAN_BINARY) {
-    return { argv: [SHELL, '-c', PODMAN_LAUNCHER, 'ovn-deploy-podman', ...argv], env: podmanEnv(env), stopGraceMs: PODMAN_STOP_GRACE_MS };
+    const name = argv[argv.indexOf('--name') + 1];
+    const container = argv.includes('--name') && name !== undefined ? name : '';
+    return { argv: [SHELL, '-c', PODMAN_LAUNCHER, 'ovn-deploy-podman', container, ...argv], env: podmanEnv(env), stopGraceMs: PODMAN_STOP_GRACE_MS };
   }
   if (program !== undefined && path.basename(program) === AGENT_PROGRAM) {
     return { argv: [...agentCommandInHostMounts([path.dirname(program)]), ...args], env: {} };
