@@ -147,7 +147,6 @@ export async function restorePreviousPair(paths: HostPaths, certPem: string | un
   if (!(await requireRegularOrAbsent(prev))) throw new ExitError(`${prev}: no previous key to restore`);
   await requireRegularOrAbsent(paths.pki.key);
   const hadCert = await requireRegularOrAbsent(paths.pki.cert);
-  const key = await fs.readFile(prev);
   if (certPem === undefined) {
     if (hadCert) await fs.unlink(paths.pki.cert);
     await linkOver(prev, paths.pki.key);
@@ -155,7 +154,7 @@ export async function restorePreviousPair(paths: HostPaths, certPem: string | un
   }
   await writeFilesAtomic([
     { file: paths.pki.cert, content: certPem, mode: 0o644 },
-    { file: paths.pki.key, content: key, mode: 0o600 },
+    { file: paths.pki.key, content: await fs.readFile(prev), mode: 0o600 },
   ]);
 }
 

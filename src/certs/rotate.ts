@@ -337,7 +337,7 @@ async function rollBack(
     await restoreFiles(others);
     steps.push('previous files restored');
     if (abandoned !== undefined && old !== undefined) {
-      const previousCertPem = backups[0]?.content;
+      const previousCertPem = cert?.content;
       await reinstateCertificate(d.pkiDir, { name: unit.certName, previousSerial: old.serial, abandonedSerial: abandoned, ...(previousCertPem === undefined ? {} : { previousCertPem }) });
       await publishTrustFiles(d, d.endpoints, { crl: true });
       steps.push(`new certificate ${abandoned} revoked`);

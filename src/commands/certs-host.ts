@@ -17,6 +17,14 @@ const MAX_STDIN = 4 * 1024 * 1024;
 
 const stdin = async (): Promise<string> => (await readStdin(MAX_STDIN)).toString('utf8');
 
+/** A certificate on stdin for `install-pair` / `restore-pair`: one, and no private key with it. */
+async function certificateOnStdin(what: string): Promise<string> {
+  const pem = await stdin();
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ExitError(`refusing to ${what}: stdin holds no certificate`, 2);
+  if (/PRIVATE KEY-----/.test(pem)) throw new ExitError(`refusing to ${what}: stdin holds a private key`, 2);
+  return pem;
+}
+
 async function paths(root: string) {
   const { hostPaths } = await import('../paths.js');
   return hostPaths(root);
@@ -72,9 +80,7 @@ export function certsHostCommand(): Command {
     .description('the certificate on stdin and the pending key become the key pair together')
     .addOption(rootOption())
     .action(async (o: { root: string }) => {
-      const pem = await stdin();
-      if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ExitError('refusing to install a pair: stdin holds no certificate', 2);
-      if (/PRIVATE KEY-----/.test(pem)) throw new ExitError('refusing to install a pair: stdin holds a private key', 2);
+      const pem = await certificateOnStdin('install a pair');
       await (await files()).installPendingPair(await paths(o.root), pem);
     });
   cmd
@@ -83,9 +89,7 @@ export function certsHostCommand(): Command {
     .option('--no-cert', 'there was no certificate: remove it')
     .addOption(rootOption())
     .action(async (o: { cert: boolean; root: string }) => {
-      const pem = o.cert ? await stdin() : undefined;
-      if (pem !== undefined && !pem.includes('-----BEGIN CERTIFICATE-----')) throw new ExitError('refusing to restore a pair: stdin holds no certificate', 2);
-      if (pem !== undefined && /PRIVATE KEY-----/.test(pem)) throw new ExitError('refusing to restore a pair: stdin holds a private key', 2);
+      const pem = o.cert ? await certificateOnStdin('restore a pair') : undefined;
       await (await files()).restorePreviousPair(await paths(o.root), pem);
     });
   cmd
