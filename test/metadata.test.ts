@@ -237,6 +237,7 @@ describe('registration and status', () => {
       },
       hosts: [],
       daemons: [],
+      raft: [],
       chassis: [],
       ports: [],
       certificates: [],

@@ -4,7 +4,10 @@ import { judge, renderStatusTable } from '../src/sandbox/status-verdict.js';
 
 /** A status report as collectStatus would return it from a healthy two-worker sandbox (recorded by hand). */
 function recorded(): StatusReport {
-  const daemon = (name: string, node: string, program: string, pid: number) => ({ name, node, program, running: true, pid, restarts: 0, healthy: true, detail: 'ok' });
+  const daemon = (node: string, service: string, pid: number) => ({ name: `${node}-${service}`, node, service, running: true, pid, restarts: 0, healthy: true, detail: 'running' });
+  const host = (name: string, roles: string[], check: string, detail: string) => ({ name, roles, reachable: true, applyStatus: 'converged', netns: `od1234-${name === 'central' ? 'central' : 'w1'}`, root: `/tmp/sbx/hosts/${name}`, status: 'converged' as const, health: [{ check, ok: true, detail }], daemons: [] });
+  const member = { host: 'central', address: 'tcp:127.1.0.1:6643', sid: 'a1b2', inCluster: true, reporting: true, role: 'leader', status: 'cluster member', term: 1, connected: true, state: 'ok' as const, detail: 'leader, cluster member' };
+  const raft = (db: 'OVN_Northbound' | 'OVN_Southbound') => ({ db, leader: { sid: 'a1b2', host: 'central' }, term: 1, clusterId: 'c0ffee', members: [member], problems: [] });
   const tls = (port: number, db: string) => ({ endpoint: `ssl:10.150.1.1:${port}`, from: 'od1234-w1', reachable: true, database: db, protocol: 'TLSv1.2', cipher: 'ECDHE-RSA-AES256-GCM-SHA384', error: null });
   return {
     healthy: false,
@@ -17,11 +20,9 @@ function recorded(): StatusReport {
     endpoints: { nb: 'ssl:10.150.1.1:6641', sb: 'ssl:10.150.1.1:6642' },
     tlsMode: 'stunnel',
     tls: { nb: tls(6641, 'OVN_Northbound'), sb: tls(6642, 'OVN_Southbound') },
-    hosts: [
-      { name: 'central', netns: 'od1234-central', root: '/tmp/sbx/hosts/central', status: 'converged', health: [{ check: 'raft-member OVN_Northbound', ok: true, detail: 'leader' }] },
-      { name: 'worker1', netns: 'od1234-w1', root: '/tmp/sbx/hosts/worker1', status: 'converged', health: [{ check: 'ovn-controller-connected', ok: true, detail: 'connected' }] },
-    ],
-    daemons: [daemon('central-ovn-nb-ovsdb', 'central', 'ovsdb-server', 10), daemon('worker1-ovn-controller', 'worker1', 'ovn-controller', 11)],
+    hosts: [host('central', ['central'], 'raft-member OVN_Northbound', 'leader'), host('worker1', ['worker'], 'ovn-controller-connected', 'connected')],
+    daemons: [daemon('central', 'ovn-nb-ovsdb', 10), daemon('worker1', 'ovn-controller', 11)],
+    raft: [raft('OVN_Northbound'), raft('OVN_Southbound')],
     chassis: [
       { name: 'worker1', hostname: 'worker1', encapIp: '10.150.1.11', expected: true, registered: true },
       { name: 'worker2', hostname: 'worker2', encapIp: '10.150.1.12', expected: true, registered: true },
@@ -43,7 +44,7 @@ describe('status verdict (mocked inputs)', () => {
     expect(r.healthy).toBe(true);
     expect(r.problems).toEqual([]);
     const json = JSON.parse(JSON.stringify(r)) as Record<string, unknown>;
-    for (const key of ['healthy', 'stateDir', 'pkiDir', 'endpoints', 'hosts', 'daemons', 'chassis', 'ports', 'certificates', 'datapath', 'supervisor']) expect(json).toHaveProperty(key);
+    for (const key of ['healthy', 'stateDir', 'pkiDir', 'endpoints', 'hosts', 'daemons', 'raft', 'chassis', 'ports', 'certificates', 'datapath', 'supervisor']) expect(json).toHaveProperty(key);
     expect(json.endpoints).toEqual({ nb: 'ssl:10.150.1.1:6641', sb: 'ssl:10.150.1.1:6642' });
   });
 
@@ -60,6 +61,8 @@ describe('status verdict (mocked inputs)', () => {
     if (cert !== undefined) cert.status = 'expired';
     const w1 = r.hosts[1];
     if (w1 !== undefined) Object.assign(w1, { status: 'unhealthy', health: [{ check: 'ovn-controller-connected', ok: false, detail: 'not connected' }] });
+    const sb = r.raft[1];
+    if (sb !== undefined) Object.assign(sb, { leader: undefined, problems: ['OVN_Southbound: no leader (central: candidate, joining cluster)'] });
     const j = judge(r);
     expect(j.healthy).toBe(false);
     const text = j.problems.join('\n');
@@ -72,12 +75,15 @@ describe('status verdict (mocked inputs)', () => {
     expect(text).toMatch(/vm2's interface has no carrier/);
     expect(text).toMatch(/certificate central expired/);
     expect(text).toMatch(/host worker1: ovn-controller-connected: not connected/);
+    expect(text).toMatch(/OVN_Southbound: no leader/);
+    expect(renderStatusTable(j)).toMatch(/OVN_Southbound: NO LEADER, term 1, 1\/1 members ok/);
   });
 
   it('renders a table with every daemon, pid and health', () => {
     const text = renderStatusTable(judge(recorded()));
     expect(text).toMatch(/^Sandbox 1234 in \/tmp\/sbx: HEALTHY/);
     expect(text).toMatch(/central-ovn-nb-ovsdb\s+central\s+10\s+0\s+ok/);
+    expect(text).toMatch(/OVN_Northbound: leader central, term 1, 1\/1 members ok/);
     expect(text).toMatch(/worker1\s+od1234-w1\s+converged\s+1\/1 checks ok/);
     expect(text).toMatch(/SB\s+ssl:10\.150\.1\.1:6642\s+od1234-w1\s+yes \(TLSv1\.2/);
     expect(text).toMatch(/vm2\s+worker2\s+worker2\s+yes\s+ok/);

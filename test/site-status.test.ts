@@ -10,6 +10,7 @@ import { validateInventory, type Inventory } from '../src/inventory/index.js';
 import type { RunResult } from '../src/runner.js';
 import { parseClusterStatus } from '../src/health/cluster-status.js';
 import { collectSiteStatus } from '../src/site-status/collect.js';
+import { judgeDaemons, serviceOfCheck } from '../src/site-status/daemons.js';
 import { centralLoopback, expectedMembers } from '../src/site-status/expected.js';
 import { judgeChassis, judgeRaft, judgeSite } from '../src/site-status/judge.js';
 import { renderSiteStatus } from '../src/site-status/render.js';
@@ -55,8 +56,8 @@ describe('judgeRaft', () => {
 
 describe('site verdict', () => {
   const hosts = [
-    { name: 'c1', roles: ['central'], reachable: true, applyStatus: 'converged', health: [{ check: 'raft', ok: true, detail: '' }] },
-    { name: 'w1', roles: ['worker'], reachable: true, applyStatus: 'converged', health: [] },
+    { name: 'c1', roles: ['central'], reachable: true, applyStatus: 'converged', health: [{ check: 'raft', ok: true, detail: '' }], daemons: [] },
+    { name: 'w1', roles: ['worker'], reachable: true, applyStatus: 'converged', health: [], daemons: [] },
   ];
   it('healthy, degraded, unreachable', () => {
     const raft = [judgeRaft('OVN_Northbound', members, [report('c1', 'nb-3-a.txt'), report('c2', 'nb-3-b.txt'), report('c3', 'nb-3-c.txt')], new Map())];
@@ -72,6 +73,44 @@ describe('site verdict', () => {
     expect(text).toMatch(/^Site lab: DEGRADED/);
     expect(text).toMatch(/OVN_Northbound: leader c1 \(8c74\), term 1/);
     expect(text).toMatch(/w2\s+-\s+NO/);
+  });
+});
+
+describe('a host\'s daemons (judgeDaemons)', () => {
+  const health = [
+    { check: 'service-running ovn-nb-ovsdb', ok: true, detail: 'pid 10' },
+    { check: 'raft-member OVN_Northbound', ok: false, detail: 'status joining cluster' },
+    { check: 'tcp-listen 10.0.0.1:6641', ok: false, detail: 'ECONNREFUSED' },
+    { check: 'ovn-controller-connected', ok: true, detail: 'connected' },
+  ];
+  it('healthy when it runs under its supervisor and its own checks pass; a listener stays the host\'s', () => {
+    const d = judgeDaemons(
+      [
+        { name: 'ovn-nb-ovsdb', running: true, pid: 10, restarts: 0 },
+        { name: 'ovn-controller', running: true, pid: 11, restarts: 1 },
+        { name: 'stunnel-server', running: true, pid: 12, restarts: 0 },
+      ],
+      health,
+    );
+    expect(d.map((x) => [x.name, x.healthy, x.detail])).toEqual([
+      ['ovn-nb-ovsdb', false, 'raft-member OVN_Northbound: status joining cluster'],
+      ['ovn-controller', true, 'ovn-controller-connected: connected'],
+      ['stunnel-server', true, 'running'],
+    ]);
+    expect(serviceOfCheck('unix-listen /var/lib/ovn-deploy/neutron/metadata_proxy')).toBe('ovn-metadata-agent');
+    expect(serviceOfCheck('tcp-listen 10.0.0.1:6641')).toBeUndefined();
+  });
+
+  it('a daemon whose supervisor died runs, with its pid, but is not healthy; a dead one says how it ended', () => {
+    const d = judgeDaemons(
+      [
+        { name: 'ovn-northd', running: false, unsupervisedPid: 20, restarts: 0 },
+        { name: 'ovn-controller', running: false, restarts: 3, lastExit: { code: null, signal: 'SIGKILL', at: '2026-12-07T00:00:00.000Z' } },
+      ],
+      health,
+    );
+    expect(d[0]).toEqual({ name: 'ovn-northd', running: true, pid: 20, restarts: 0, healthy: false, detail: expect.stringMatching(/^runs \(pid 20\) without its supervisor/) as string });
+    expect(d[1]).toEqual({ name: 'ovn-controller', running: false, pid: null, restarts: 3, healthy: false, detail: 'not running (last exit SIGKILL at 2026-12-07T00:00:00.000Z)' });
   });
 });
 
@@ -93,7 +132,7 @@ describe('metadata agents in the site status', () => {
     { check: 'unix-listen /var/lib/ovn-deploy/neutron/metadata_proxy', ok: true, detail: 'accepts connections' },
     ...(container === true ? [{ check: 'container-healthy ovn-metadata-agent', ok: registered, detail: registered ? 'healthy' : 'unhealthy: chassis w1 not registered' }] : []),
   ];
-  const w1 = (health: { check: string; ok: boolean; detail: string }[], more = {}) => ({ name: 'w1', roles: ['worker', 'metadata-agent'], reachable: true, applyStatus: 'converged', health, ...more });
+  const w1 = (health: { check: string; ok: boolean; detail: string }[], more = {}) => ({ name: 'w1', roles: ['worker', 'metadata-agent'], reachable: true, applyStatus: 'converged', health, daemons: [], ...more });
 
   it('per chassis with the role: registered and healthy from its host checks, only its own checks counted; the table shows it', () => {
     const ok = judgeMetadataAgents(inv('localhost/agent:1'), [w1(agentChecks(true, true))]);
@@ -135,11 +174,15 @@ describe('collectSiteStatus (mocked ssh)', () => {
       close: async () => undefined,
       run: async (argv): Promise<RunResult> => {
         asked.push(`${h.name}: ${argv.slice(0, 3).join(' ')}`);
-        if (argv[2] === 'apply') return { stdout: JSON.stringify({ host: h.name, status: 'converged', changes: [], health: [{ check: 'ovn-controller', ok: true, detail: 'connected' }] }), stderr: '', exitCode: 0 };
+        if (argv[2] === 'apply') {
+          const services = h.name === 'w1' ? [{ name: 'ovn-controller', running: true, pid: 41, restarts: 2 }] : [];
+          return { stdout: JSON.stringify({ host: h.name, status: 'converged', changes: [], health: [{ check: 'ovn-controller-connected', ok: true, detail: 'connected' }], services }), stderr: '', exitCode: 0 };
+        }
         if (argv[0] === 'ovn-appctl') {
           const text = rewrite(fixture('nb-leader-down-b.txt').replace('321c (321c at tcp:127.0.0.1:47642) (self)', 'XXXX').replace('8c74 (8c74 at tcp:127.0.0.1:47641)', '321c (321c at tcp:127.0.0.1:47642)').replace('XXXX', '8c74 (8c74 at tcp:127.0.0.1:47641) (self)'));
           return { stdout: text.replace(/Address: .*/, `Address: ${nb[0]?.address ?? ''}`).replace(/Server ID: .*/, 'Server ID: 8c74 (8c74b3e6-29c6-4572-81ff-24cd071c7994)').replace('Leader: self', 'Leader: self'), stderr: '', exitCode: 0 };
         }
+        if (argv[0] === 'ovn-sbctl' && argv.includes('Encap')) return { stdout: JSON.stringify({ headings: ['chassis_name', 'ip'], data: [['w1', '10.9.0.21']] }), stderr: '', exitCode: 0 };
         if (argv[0] === 'ovn-sbctl') return { stdout: JSON.stringify({ headings: ['name', 'hostname'], data: [['w1', 'w1.lab']] }), stderr: '', exitCode: 0 };
         return { stdout: '', stderr: 'unexpected', exitCode: 1 };
       },
@@ -149,7 +192,10 @@ describe('collectSiteStatus (mocked ssh)', () => {
     expect(asked).toContain('c1: ovn-sbctl --db=unix:/var/run/ovn/ovnsb_db.sock --no-leader-only');
     expect(s.verdict).toBe('degraded');
     expect(s.hosts.map((h) => [h.name, h.reachable])).toEqual([['c1', true], ['c2', false], ['w1', true]]);
-    expect(s.chassis).toEqual([{ name: 'w1', hostname: 'w1.lab', expected: true, registered: true }]);
+    expect(s.chassis).toEqual([{ name: 'w1', hostname: 'w1.lab', encapIp: '10.9.0.21', expected: true, registered: true }]);
+    // Each host's daemons come with its check: pid, restarts, and the checks about them.
+    expect(s.hosts.find((h) => h.name === 'w1')?.daemons).toEqual([{ name: 'ovn-controller', running: true, pid: 41, restarts: 2, healthy: true, detail: 'ovn-controller-connected: connected' }]);
+    expect(renderSiteStatus(s)).toMatch(/DAEMON\s+HOST\s+PID\s+RESTARTS\s+HEALTH\n\s*ovn-controller\s+w1\s+41\s+2\s+ok: ovn-controller-connected: connected/);
     const nbView = s.raft.find((r) => r.db === 'OVN_Northbound');
     expect(nbView?.leader?.host).toBe('c1');
     expect(nbView?.members.find((m) => m.host === 'c2')).toMatchObject({ state: 'missing', connected: false });

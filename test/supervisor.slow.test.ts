@@ -208,7 +208,10 @@ describe('own supervisor with real processes', () => {
     await waitFor('supervisor dead', () => (liveSupervisor(paths, path.join(tmp, 'state')) === undefined ? true : undefined));
     // Orphans still run, but nobody supervises them: status says so.
     expect(pidsWith(path.join(tmp, 'sleep-a'))).toHaveLength(1);
-    expect((await sup.status()).every((s) => !s.running)).toBe(true);
+    const orphaned = await sup.status();
+    expect(orphaned.every((s) => !s.running)).toBe(true);
+    // ...and which process each still is (what `status` shows as "runs without its supervisor").
+    expect(orphaned.map((s) => [s.name, s.unsupervisedPid])).toEqual(before.map((s) => [s.name, s.pid]));
 
     const started = Date.now();
     await sup.ensure(services);

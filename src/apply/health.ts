@@ -63,7 +63,8 @@ async function runCheck(ctx: HealthContext, c: HealthCheck): Promise<{ ok: boole
     case 'service-running': {
       const s = (await ctx.services.status()).find((x) => x.name === c.service);
       if (s === undefined) return { ok: false, detail: 'not managed' };
-      return s.running ? { ok: true, detail: `pid ${s.pid ?? '?'}` } : { ok: false, detail: `not running (restarts ${s.restarts})` };
+      if (s.running) return { ok: true, detail: `pid ${s.pid ?? '?'}` };
+      return { ok: false, detail: s.unsupervisedPid === undefined ? `not running (restarts ${s.restarts})` : `runs (pid ${s.unsupervisedPid}) without its supervisor: nothing restarts it until the next apply` };
     }
     case 'raft-member':
       return raftMember(ctx.runner, ctx.at(c.ctl), c.db, 5);

@@ -118,9 +118,9 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyOutcome> {
       healthChecks(healthCtx, checks, deadlineMs, intervalMs, progress, opts.tcpProbe);
     if (opts.check === true) {
       await services.observe(m, (await readApplied(paths.applied).catch(() => undefined))?.services ?? []);
-      const health = await runHealthChecks(m.health, opts.healthTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS);
+      const [health, daemons] = await Promise.all([runHealthChecks(m.health, opts.healthTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS), services.status()]);
       const status: ApplyStatus = health.every((h) => h.ok) ? 'converged' : 'unhealthy';
-      return { report: { host: m.host, status, dryRun: false, changes: [], health }, exitCode: exitCodeFor(status), plan: [] };
+      return { report: { host: m.host, status, dryRun: false, changes: [], health, services: daemons }, exitCode: exitCodeFor(status), plan: [] };
     }
     const givenCertificate = opts.certificate === undefined ? undefined : await checkCertificateInput(bundle, at, paths.pki.keyNext, opts.certificate);
     const ctx: HostContext = {

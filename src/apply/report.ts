@@ -2,6 +2,7 @@
  * What `apply` reports: the object `--json` prints (and `deploy` parses) and the exit code that
  * goes with its status. The shape is fixed by the issue-5 design; keep it stable.
  */
+import type { ServiceStatus } from '../supervisor/types.js';
 
 export type ChangeKind = 'package' | 'image' | 'file' | 'certificate' | 'db' | 'service' | 'ovs' | 'underlay' | 'raft' | 'firewall';
 
@@ -32,6 +33,8 @@ export interface ApplyReport {
   /** The admin-side command that signs `csr` (needs-certificate only). */
   signCommand?: string;
   health: HealthResult[];
+  /** apply --check: the host's daemons as its service manager sees them (pid, restarts, last exit). */
+  services?: ServiceStatus[];
 }
 
 /** 0 converged, 1 unhealthy/failed, 2 bad input (thrown as InputError), 3 needs-certificate. */

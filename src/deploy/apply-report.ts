@@ -15,6 +15,20 @@ export const applyReportSchema = z.object({
   csr: z.string().optional(),
   signCommand: z.string().optional(),
   health: z.array(z.object({ check: z.string(), ok: z.boolean(), detail: z.string().optional().default('') })).default([]),
+  // Hosts with an older ovn-deploy report none.
+  services: z
+    .array(
+      z.object({
+        name: z.string(),
+        running: z.boolean(),
+        pid: z.number().int().optional(),
+        unsupervisedPid: z.number().int().optional(),
+        restarts: z.number().int(),
+        startedAt: z.string().optional(),
+        lastExit: z.object({ code: z.number().int().nullable(), signal: z.string().nullable(), at: z.string() }).optional(),
+      }),
+    )
+    .optional(),
 });
 export type ApplyReport = z.output<typeof applyReportSchema>;
 

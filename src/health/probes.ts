@@ -1,5 +1,5 @@
 /**
- * Daemon probes shared by the sandbox status, its readiness waits and apply's health checks, so
+ * Daemon probes of apply's health checks (and so of every status, the sandbox's included), so
  * every side judges a daemon by the same question.
  */
 import { readFile } from 'node:fs/promises';
@@ -15,7 +15,7 @@ export interface ProbeResult {
 const lastLine = (s: string): string => s.trim().split('\n').pop() ?? '';
 
 /** ovn-controller's own word on its Southbound session: `connection-status` says `connected`. */
-export async function controllerConnected(runner: Runner, ctl: string, timeoutSec: number): Promise<ProbeResult> {
+async function controllerConnected(runner: Runner, ctl: string, timeoutSec: number): Promise<ProbeResult> {
   const r = await appctl(runner, ctl, ['connection-status'], { timeoutSec, allowFailure: true });
   const state = r.stdout.trim();
   if (r.exitCode === 0 && state === 'connected') return { ok: true, detail: state };

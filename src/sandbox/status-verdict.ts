@@ -15,6 +15,7 @@ export function judge(r: StatusReport): StatusReport {
     if (h.status === 'unreachable') problems.push(`host ${h.name}: its health checks did not run (${h.error ?? 'unknown'})`);
     for (const c of h.health) if (!c.ok) problems.push(`host ${h.name}: ${c.check}: ${c.detail}`);
   }
+  for (const db of r.raft) problems.push(...db.problems);
   for (const [db, t] of Object.entries(r.tls)) if (!t.reachable) problems.push(`${db.toUpperCase()} not reachable through TLS at ${t.endpoint}: ${t.error ?? 'unknown error'}`);
   for (const c of r.chassis) {
     if (c.expected && !c.registered) problems.push(`chassis ${c.name} not registered in the SB`);
@@ -57,6 +58,13 @@ export function renderStatusTable(r: StatusReport): string {
   out.push(...table(['HOST', 'NAMESPACE', 'APPLY CHECK', 'HEALTH'], r.hosts.map((h) => [h.name, h.netns, h.status, `${h.health.filter((c) => c.ok).length}/${h.health.length} checks ok`])), '');
   out.push(...table(['DAEMON', 'NODE', 'PID', 'RESTARTS', 'HEALTH'], r.daemons.map((d) => [d.name, d.node, d.pid === null ? '-' : String(d.pid), String(d.restarts), `${d.healthy ? 'ok' : 'FAIL'}: ${d.detail}`])));
   out.push('');
+  out.push(
+    ...r.raft.map((db) => {
+      const ok = db.members.filter((m) => m.state === 'ok').length;
+      return `${db.db}: ${db.leader === undefined ? 'NO LEADER' : `leader ${db.leader.host ?? '?'}`}, term ${db.term ?? '-'}, ${ok}/${db.members.length} members ok`;
+    }),
+    '',
+  );
   out.push(...table(['CHASSIS', 'ENCAP IP', 'REGISTERED'], r.chassis.map((c) => [c.name, c.encapIp ?? '-', c.registered ? (c.expected ? 'yes' : 'yes (unexpected)') : 'NO'])));
   out.push('');
   out.push(...table(['PORT', 'CHASSIS', 'EXPECTED', 'UP', 'VM INTERFACE'], r.ports.map((p) => [p.name, p.chassis ?? '-', p.expectedChassis, p.up ? 'yes' : 'NO', p.iface])));

@@ -1,44 +1,31 @@
 /**
- * `ovn-deploy status`: every daemon with its pid and a real health probe, the NB and SB reached
- * the way a worker reaches them (TLS through the underlay), chassis registration, port bindings
- * and certificate expiry. This file collects (talks to the daemons); the verdict and the table
- * are pure functions of the collected data, in status-verdict.ts.
+ * `ovn-deploy status`: the site status of the sandbox's hosts (each host's apply --check with its
+ * daemons, the central's clusters, the chassis) asked through the local transport, plus what only
+ * the sandbox has: the NB and SB reached the way a worker reaches them (TLS through the underlay),
+ * port bindings and VM interfaces, certificate expiry. This file collects (talks to the daemons);
+ * the verdict and the table are pure functions of the collected data, in status-verdict.ts.
  */
-import { controllerConnected } from '../health/probes.js';
 import { sandboxMetadataAgents } from '../metadata/sandbox-status.js';
 import type { MetadataAgentStatus } from '../metadata/status.js';
-import { readFileSync } from 'node:fs';
-import { runApply, type HealthResult } from '../apply/index.js';
-import { stunnelFiles } from '../paths.js';
 import { pkiStatus } from '../pki/index.js';
-import { SERVICE } from '../render/services.js';
 import type { Runner } from '../runner.js';
-import { OwnSupervisor } from '../supervisor/own.js';
-import { isAlive } from '../supervisor/proc.js';
-import type { ServiceStatus } from '../supervisor/types.js';
+import { collectStatusOf } from '../site-status/collect.js';
+import type { DaemonView } from '../site-status/daemons.js';
+import type { ChassisView, HostHealth, RaftDbView } from '../site-status/judge.js';
 import { Ip } from '../tools/netns.js';
 import { Nbctl, Sbctl } from '../tools/ovn.js';
-import { appctl, ovsdbListDbs } from '../tools/ovs.js';
+import { ovsdbListDbs } from '../tools/ovs.js';
 import { str } from '../tools/ovsdb-json.js';
 import { probeTls } from '../tools/tls.js';
 import type { SandboxPlan } from './plan.js';
-import { socketAccepts } from './ready.js';
-import type { SandboxHost, SandboxSite } from './site.js';
-import { ovsdbRemotes } from '../site/topology.js';
+import { siteHost, type SandboxHost, type SandboxSite } from './site.js';
 import { judge } from './status-verdict.js';
 import type { SandboxState } from './state.js';
 
-export { STATUS_EXIT } from './naming.js';
-
-export interface DaemonStatus {
-  name: string;
+/** A host's daemon as the sandbox names it: `worker1-ovn-controller` (its host, its service there). */
+export interface DaemonStatus extends DaemonView {
   node: string;
-  program: string;
-  running: boolean;
-  pid: number | null;
-  restarts: number;
-  healthy: boolean;
-  detail: string;
+  service: string;
 }
 
 export interface TlsEndpointStatus {
@@ -50,14 +37,6 @@ export interface TlsEndpointStatus {
   protocol: string | null;
   cipher: string | null;
   error: string | null;
-}
-
-export interface ChassisStatus {
-  name: string;
-  hostname: string;
-  encapIp: string | null;
-  expected: boolean;
-  registered: boolean;
 }
 
 export interface PortStatus {
@@ -72,14 +51,11 @@ export interface PortStatus {
   iface: 'ok' | 'no-carrier' | 'missing';
 }
 
-/** A sandbox host as a site host: its own apply health checks (apply --check), as on a real site. */
-export interface HostStatus {
-  name: string;
+/** A sandbox host as a site host: what site status says of it (apply --check, its daemons). */
+export interface HostStatus extends HostHealth {
   netns: string;
   root: string;
   status: 'converged' | 'unhealthy' | 'unreachable';
-  health: HealthResult[];
-  error?: string;
 }
 
 export interface CertificateStatus {
@@ -104,8 +80,11 @@ export interface StatusReport {
   tlsMode: 'stunnel' | 'native';
   tls: { nb: TlsEndpointStatus; sb: TlsEndpointStatus };
   hosts: HostStatus[];
+  /** Every host's daemons in one list (hosts[].daemons, named for the sandbox). */
   daemons: DaemonStatus[];
-  chassis: ChassisStatus[];
+  /** The central's clusters as site status sees them. */
+  raft: RaftDbView[];
+  chassis: ChassisView[];
   ports: PortStatus[];
   certificates: CertificateStatus[];
   /** Per chassis, its metadata agent (only when the sandbox runs them: `up --metadata-agent`). */
@@ -116,100 +95,12 @@ export interface StatusReport {
   checkedAt: string;
 }
 
-interface ExpectedDaemon {
-  name: string;
-  node: string;
-  /** The service's name on its host (its supervisor's). */
-  service: string;
-  program: string;
-  /** Written by the daemon itself: finds it when its supervisor is gone. */
-  pidFile: string;
-  probe: (pid: number | undefined) => Promise<{ ok: boolean; detail: string }>;
-}
-
 /** A sandbox daemon's name: its host and its service there (`worker1-ovn-controller`). */
-export const daemonName = (host: string, service: string): string => `${host}-${service}`;
+const daemonName = (host: string, service: string): string => `${host}-${service}`;
 
-function expectedDaemons(site: SandboxSite, runner: Runner): ExpectedDaemon[] {
-  const dbProbe = (sock: string, db: string) => async () => {
-    const r = await ovsdbListDbs(runner, `unix:${sock}`, { timeoutSec: 3 });
-    return r.databases.includes(db) ? { ok: true, detail: `${db} answers` } : { ok: false, detail: r.error || `${db} not served` };
-  };
-  const appctlProbe = (ctl: string, args: string[], good: (out: string) => boolean) => async () => {
-    const r = await appctl(runner, ctl, args, { timeoutSec: 3, allowFailure: true });
-    const out = r.stdout.trim();
-    return r.exitCode === 0 && good(out) ? { ok: true, detail: out.split('\n')[0] ?? '' } : { ok: false, detail: (r.stderr.trim() || out || `exit ${r.exitCode}`).split('\n').pop() ?? '' };
-  };
-  const daemon = (h: SandboxHost, service: string, program: string, pidFile: string, probe: ExpectedDaemon['probe']): ExpectedDaemon => ({ name: daemonName(h.name, service), node: h.name, service, program, pidFile, probe });
-  const c = site.central;
-  const o = c.paths.ovn;
-  const daemons: ExpectedDaemon[] = [
-    daemon(c, SERVICE.nbOvsdb, 'ovsdb-server', o.nbPid, dbProbe(o.nbSock, 'OVN_Northbound')),
-    daemon(c, SERVICE.sbOvsdb, 'ovsdb-server', o.sbPid, dbProbe(o.sbSock, 'OVN_Southbound')),
-    daemon(c, SERVICE.northd, 'ovn-northd', o.northdPid, appctlProbe(o.northdCtl, ['status'], (out) => /Status: active/.test(out))),
-  ];
-  // Native TLS has no stunnel: ovsdb-server's listeners are judged by the TLS checks and each host's health.
-  const stunnel = site.topology.tls.mode === 'stunnel';
-  if (stunnel) daemons.push(
-    // The server side is judged by the TLS checks below; here: it runs and its listener answers.
-    daemon(c, SERVICE.stunnelServer, 'stunnel', stunnelFiles('server', c.paths).pidFile, async () => ({ ok: true, detail: 'see NB/SB through TLS' })),
-    // The operator's way to the NB (role cms): the central must admit its certificate there.
-    daemon(site.operator, SERVICE.stunnelClient, 'stunnel', stunnelFiles('client', site.operator.paths).pidFile, async () => {
-      const r = await ovsdbListDbs(runner, ovsdbRemotes(site.topology, 'nb', site.operator.root), { timeoutSec: 3 });
-      return r.databases.includes('OVN_Northbound') ? { ok: true, detail: 'NB answers through it' } : { ok: false, detail: r.error || 'NB not reachable through it' };
-    }),
-  );
-  for (const w of site.workers) {
-    const v = w.paths.ovs;
-    daemons.push(
-      daemon(w, SERVICE.ovsOvsdb, 'ovsdb-server', v.ovsdbPid, dbProbe(v.dbSock, 'Open_vSwitch')),
-      daemon(w, SERVICE.vswitchd, 'ovs-vswitchd', v.vswitchdPid, appctlProbe(v.vswitchdCtl, ['version'], () => true)),
-      ...(stunnel
-        ? [
-            daemon(w, SERVICE.stunnelClient, 'stunnel', stunnelFiles('client', w.paths).pidFile, async () => {
-              // The remote ovn-controller uses: the worker's socket for the central's SB, served by this tunnel.
-              const r = await ovsdbListDbs(runner, ovsdbRemotes(site.topology, 'sb', w.root), { timeoutSec: 3 });
-              return r.databases.includes('OVN_Southbound') ? { ok: true, detail: 'SB answers through it' } : { ok: false, detail: r.error || 'SB not reachable through it' };
-            }),
-          ]
-        : []),
-      daemon(w, SERVICE.controller, 'ovn-controller', w.paths.ovn.controllerPid, async (pid) => {
-        if (pid === undefined) return { ok: false, detail: 'no pid' };
-        const ctl = w.paths.ovn.controllerCtl(pid);
-        if (!(await socketAccepts(ctl))) return { ok: false, detail: `no control socket ${ctl}` };
-        const r = await controllerConnected(runner, ctl, 3);
-        return r.ok ? { ok: true, detail: 'connected to SB' } : r;
-      }),
-    );
-  }
-  return daemons;
-}
-
-/** The pid in a daemon's pid file when that process is alive and ours (its host's root in its argv). */
-function pidFromFile(pidFile: string, root: string): number | undefined {
-  let pid: number;
-  try {
-    pid = Number.parseInt(readFileSync(pidFile, 'utf8').trim(), 10);
-  } catch {
-    return undefined;
-  }
-  if (!Number.isInteger(pid) || pid <= 1 || !isAlive(pid)) return undefined;
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${root}/`) ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** One round of the host's own health checks, answered like `apply --check` on a real host. */
-async function hostStatus(h: SandboxHost): Promise<HostStatus> {
-  const base = { name: h.name, netns: h.netns, root: h.root };
-  try {
-    const out = await runApply({ bundleDir: h.bundleDir, check: true, healthTimeoutMs: 0, ...h.local.applyOptions() });
-    return { ...base, status: out.report.status === 'converged' ? 'converged' : 'unhealthy', health: out.report.health };
-  } catch (err) {
-    return { ...base, status: 'unreachable', health: [], error: err instanceof Error ? err.message : String(err) };
-  }
+function hostStatus(h: HostHealth, local: SandboxHost): HostStatus {
+  const status = !h.reachable || h.error !== undefined ? 'unreachable' : h.applyStatus === 'converged' ? 'converged' : 'unhealthy';
+  return { ...h, netns: local.netns, root: local.root, status };
 }
 
 export interface CollectOptions {
@@ -227,24 +118,8 @@ export async function collectStatus(o: CollectOptions): Promise<StatusReport> {
   const { ports } = o;
   const now = o.now ?? new Date();
   const { site } = o;
-  const perHost = await Promise.all(site.hosts.map(async (h) => [h.name, await new OwnSupervisor(h.paths.state).status().catch(() => [] as ServiceStatus[])] as const));
-  const svcOf = new Map(perHost);
-  const hostsP = Promise.all(site.hosts.map(hostStatus));
-  const daemonsP = Promise.all(
-    expectedDaemons(site, runner).map(async (d): Promise<DaemonStatus> => {
-      const s = svcOf.get(d.node)?.find((x) => x.name === d.service);
-      const running = s?.running === true;
-      if (!running) {
-        // Alive but unsupervised (its supervisor was killed): nobody restarts it if it dies.
-        const orphan = pidFromFile(d.pidFile, site.hosts.find((h) => h.name === d.node)?.root ?? plan.stateDir);
-        if (orphan !== undefined) {
-          return { name: d.name, node: d.node, program: d.program, running: true, pid: orphan, restarts: s?.restarts ?? 0, healthy: false, detail: `runs (pid ${orphan}) without its supervisor: run up to hand it back` };
-        }
-      }
-      const probe = running ? await d.probe(s?.pid).catch((e: unknown) => ({ ok: false, detail: String(e) })) : { ok: false, detail: describeDown(s) };
-      return { name: d.name, node: d.node, program: d.program, running, pid: running ? (s?.pid ?? null) : null, restarts: s?.restarts ?? 0, healthy: running && probe.ok, detail: probe.detail };
-    }),
-  );
+  // The site's status of the sandbox's hosts, asked through the local transport.
+  const siteP = collectStatusOf(site.inventory, (h) => siteHost(site, h.name).local.statusHost());
   const endpoint = (port: number) => `ssl:${plan.central.address}:${port}`;
   const tlsCheck = async (db: 'nb' | 'sb', name: string): Promise<TlsEndpointStatus> => {
     // Each database as the host that uses it presents itself: the NB as the operator (role cms,
@@ -273,22 +148,6 @@ export async function collectStatus(o: CollectOptions): Promise<StatusReport> {
   };
   const sbctl = new Sbctl(runner, `unix:${plan.paths.central.sbSock}`);
   const nbctl = new Nbctl(runner, `unix:${plan.paths.central.nbSock}`);
-  const chassisP = (async (): Promise<ChassisStatus[]> => {
-    const [rows, encaps] = await Promise.all([sbctl.list('Chassis', ['name', 'hostname'], { timeoutSec: 3 }), sbctl.list('Encap', ['chassis_name', 'ip'], { timeoutSec: 3 })]);
-    const names = rows.map((r) => str(r, 'name'));
-    const all = [...new Set([...plan.workers.map((w) => w.systemId), ...names])];
-    return all.map((name) => {
-      const row = rows.find((r) => str(r, 'name') === name);
-      const encap = encaps.find((e) => str(e, 'chassis_name') === name);
-      return {
-        name,
-        hostname: row === undefined ? '' : str(row, 'hostname'),
-        encapIp: encap === undefined ? null : str(encap, 'ip'),
-        expected: plan.workers.some((w) => w.systemId === name),
-        registered: row !== undefined,
-      };
-    });
-  })().catch(() => plan.workers.map((w) => ({ name: w.systemId, hostname: '', encapIp: null, expected: true, registered: false })));
   const portsP = (async (): Promise<PortStatus[]> => {
     const [lsps, bindings, chassis] = await Promise.all([
       nbctl.list('Logical_Switch_Port', ['name', 'up'], { timeoutSec: 3 }),
@@ -316,16 +175,8 @@ export async function collectStatus(o: CollectOptions): Promise<StatusReport> {
     }))
     .catch(() => ({ certificates: [] as CertificateStatus[], crl: null }));
   const metadataP = sandboxMetadataAgents(plan, sbctl);
-  const [hosts, daemons, nbTls, sbTls, chassis, portStatus, certs, metadataAgents] = await Promise.all([
-    hostsP,
-    daemonsP,
-    tlsCheck('nb', 'OVN_Northbound'),
-    tlsCheck('sb', 'OVN_Southbound'),
-    chassisP,
-    portsP,
-    certsP,
-    metadataP,
-  ]);
+  const [siteStatus, nbTls, sbTls, portStatus, certs, metadataAgents] = await Promise.all([siteP, tlsCheck('nb', 'OVN_Northbound'), tlsCheck('sb', 'OVN_Southbound'), portsP, certsP, metadataP]);
+  const hosts = siteStatus.hosts.map((h) => hostStatus(h, siteHost(site, h.name)));
   return judge({
     healthy: false,
     id: plan.id,
@@ -338,8 +189,9 @@ export async function collectStatus(o: CollectOptions): Promise<StatusReport> {
     tlsMode: site.topology.tls.mode,
     tls: { nb: nbTls, sb: sbTls },
     hosts,
-    daemons,
-    chassis,
+    daemons: hosts.flatMap((h) => h.daemons.map((d) => ({ ...d, name: daemonName(h.name, d.name), node: h.name, service: d.name }))),
+    raft: siteStatus.raft,
+    chassis: siteStatus.chassis,
     ports: portStatus,
     certificates: certs.certificates,
     ...(metadataAgents === undefined ? {} : { metadataAgents }),
@@ -347,10 +199,4 @@ export async function collectStatus(o: CollectOptions): Promise<StatusReport> {
     problems: [],
     checkedAt: now.toISOString(),
   });
-}
-
-function describeDown(s: ServiceStatus | undefined): string {
-  if (s === undefined) return 'not started';
-  if (s.lastExit === undefined) return 'not running';
-  return `not running (last exit ${s.lastExit.signal ?? `code ${s.lastExit.code ?? '?'}`} at ${s.lastExit.at})`;
 }

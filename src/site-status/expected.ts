@@ -6,7 +6,7 @@
  * names with it.
  */
 import type { Inventory } from '../inventory/types.js';
-import { hostPaths } from '../paths.js';
+import { hostPaths, type HostPaths } from '../paths.js';
 import { centralLoopback, hostTopology, siteTopology } from '../site/topology.js';
 
 export { centralLoopback };
@@ -28,8 +28,7 @@ export function expectedMembers(inv: Inventory, db: RaftDbName): ExpectedMember[
   });
 }
 
-/** The control socket of a central's database server (distribution path). */
-export function dbCtl(db: RaftDbName): string {
-  const p = hostPaths();
+/** The control socket of a central's database server (by default at its distribution path). */
+export function dbCtl(db: RaftDbName, p: HostPaths = hostPaths()): string {
   return db === 'OVN_Northbound' ? p.ovn.nbCtl : p.ovn.sbCtl;
 }

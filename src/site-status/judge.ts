@@ -3,6 +3,7 @@
  * health, every reachable central's cluster/status, the SB chassis), tested on recorded data.
  */
 import type { RaftStatus } from '../health/cluster-status.js';
+import type { DaemonView } from './daemons.js';
 import type { ExpectedMember, RaftDbName } from './expected.js';
 import type { MetadataAgentView } from './metadata.js';
 
@@ -15,6 +16,8 @@ export interface HostHealth {
   /** apply --check: converged / unhealthy / needs-certificate. */
   applyStatus?: string;
   health: { check: string; ok: boolean; detail: string }[];
+  /** Its daemons, from the same check (empty when the check did not run). */
+  daemons: DaemonView[];
 }
 
 /** One central's answer to cluster/status for a DB. */
@@ -126,20 +129,31 @@ export function judgeRaft(db: RaftDbName, expected: readonly ExpectedMember[], r
   };
 }
 
+export interface RegisteredChassis {
+  name: string;
+  hostname?: string;
+  encapIp?: string;
+}
+
 export interface ChassisView {
   name: string;
   hostname: string | undefined;
+  /** The tunnel address it announced in the Southbound. */
+  encapIp?: string;
   /** A worker of the inventory has this system-id. */
   expected: boolean;
   registered: boolean;
 }
 
-export function judgeChassis(expectedSystemIds: readonly string[], registered: readonly { name: string; hostname?: string }[] | undefined): { chassis: ChassisView[]; problems: string[] } {
+export function judgeChassis(expectedSystemIds: readonly string[], registered: readonly RegisteredChassis[] | undefined): { chassis: ChassisView[]; problems: string[] } {
   if (registered === undefined) return { chassis: expectedSystemIds.map((name) => ({ name, hostname: undefined, expected: true, registered: false })), problems: ['chassis: the Southbound could not be read through any central'] };
-  const names = new Set(registered.map((c) => c.name));
+  const view = (c: RegisteredChassis, expected: boolean): ChassisView => ({ name: c.name, hostname: c.hostname, ...(c.encapIp === undefined ? {} : { encapIp: c.encapIp }), expected, registered: true });
   const chassis: ChassisView[] = [
-    ...expectedSystemIds.map((name) => ({ name, hostname: registered.find((c) => c.name === name)?.hostname, expected: true, registered: names.has(name) })),
-    ...registered.filter((c) => !expectedSystemIds.includes(c.name)).map((c) => ({ name: c.name, hostname: c.hostname, expected: false, registered: true })),
+    ...expectedSystemIds.map((name) => {
+      const c = registered.find((x) => x.name === name);
+      return c === undefined ? { name, hostname: undefined, expected: true, registered: false } : view(c, true);
+    }),
+    ...registered.filter((c) => !expectedSystemIds.includes(c.name)).map((c) => view(c, false)),
   ];
   const problems = chassis.filter((c) => c.expected && !c.registered).map((c) => `chassis ${c.name} is not registered in the Southbound`);
   return { chassis, problems };

@@ -21,6 +21,8 @@ export function renderSiteStatus(s: SiteStatus): string {
       }),
     ),
   );
+  const daemons = s.hosts.flatMap((h) => h.daemons.map((d) => [d.name, h.name, d.pid === null ? '-' : String(d.pid), String(d.restarts), `${d.healthy ? 'ok' : 'FAIL'}: ${d.detail}`]));
+  if (daemons.length > 0) out.push('', ...table(['DAEMON', 'HOST', 'PID', 'RESTARTS', 'HEALTH'], daemons));
   for (const db of s.raft) {
     out.push('');
     const leader = db.leader === undefined ? 'NO LEADER' : `leader ${db.leader.host ?? '?'} (${db.leader.sid})`;

@@ -137,10 +137,13 @@ export class OwnSupervisor implements Supervisor {
     return names.map((name) => {
       const r = records.get(name);
       const running = r !== undefined && status !== undefined && this.liveService(r, status);
+      // Alive but its supervisor is gone (killed with -9): nobody restarts it if it dies.
+      const orphan = !running && r?.state === 'running' && status !== undefined ? recordedProcess(r, status) : undefined;
       return {
         name,
         running,
         ...(running && r?.pid !== undefined ? { pid: r.pid } : {}),
+        ...(orphan === undefined ? {} : { unsupervisedPid: orphan.pid }),
         restarts: r?.restarts ?? 0,
         ...(r?.startedAt === undefined ? {} : { startedAt: r.startedAt }),
         ...(r?.lastExit === undefined ? {} : { lastExit: r.lastExit }),

@@ -47,6 +47,8 @@ export interface ServiceStatus {
   /** Running right now (process alive and is the one we started). */
   running: boolean;
   pid?: number;
+  /** Not running under its supervisor, yet its recorded process lives: its supervisor died (own supervisor only). */
+  unsupervisedPid?: number;
   /** How often the supervisor restarted it after it died. */
   restarts: number;
   startedAt?: string;

@@ -11,6 +11,7 @@ import type { HostTransport } from '../deploy/host.js';
 import { OwnHostServices } from '../apply/services.js';
 import { hostPaths } from '../paths.js';
 import { OwnSupervisor } from '../supervisor/own.js';
+import type { StatusHost } from '../site-status/collect.js';
 import { ZxRunner, type RunOptions, type RunResult, type Runner } from '../runner.js';
 
 export interface LocalHostSpec {
@@ -34,6 +35,8 @@ export interface LocalHost {
   readonly services: OwnHostServices;
   /** What runApply needs to act on this host: spread into its options. */
   applyOptions(): Pick<ApplyOptions, 'root' | 'runner' | 'services' | 'tcpProbe'>;
+  /** Status's view of this host: apply --check in this process, its commands inside the namespace. */
+  statusHost(): StatusHost;
   /** Stops the host's supervisor and with it every daemon (nothing else of the host goes). */
   stop(): Promise<void>;
   /**
@@ -78,17 +81,31 @@ export function localHost(spec: LocalHostSpec): LocalHost {
   const supervisorOpts = { ...spec.supervisor, spawnPrefix: ['ip', 'netns', 'exec', spec.netns] };
   const services = new OwnHostServices(hp, { ...supervisorOpts, ...(spec.socketActivation === true ? { socketActivation: true } : {}) });
   const tcpProbe = netnsTcpProbe(runner);
+  const unreachableReason = async () => (existsSync(path.join('/run/netns', spec.netns)) ? undefined : `network namespace ${spec.netns} does not exist`);
   return {
     netns: spec.netns,
     root,
     runner,
     services,
     applyOptions: () => ({ root, runner, services, tcpProbe }),
+    statusHost: () => ({
+      unreachableReason,
+      check: async () => {
+        try {
+          return (await runApply({ bundleDir: hp.bundle, check: true, healthTimeoutMs: 0, root, runner, services, tcpProbe })).report;
+        } catch (err) {
+          return { error: err instanceof Error ? err.message : String(err) };
+        }
+      },
+      run: (argv, timeoutMs) => runner.run(argv, { allowFailure: true, mutates: false, timeoutMs }),
+      paths: hp,
+      close: async () => undefined,
+    }),
     stop: () => new OwnSupervisor(hp.state, supervisorOpts).stop(),
     transport: (opts) => {
       let bundleDir: string | undefined;
       return {
-        unreachableReason: async () => (existsSync(path.join('/run/netns', spec.netns)) ? undefined : `network namespace ${spec.netns} does not exist`),
+        unreachableReason,
         ensureTool: async () => false,
         pushBundle: async (dir) => {
           bundleDir = dir;
