@@ -23,7 +23,9 @@ import { DEFAULT_UNIT, metadataConfigFiles, renderMetadataAgent, type MetadataAg
 import { derivedUuid } from '../src/metadata/sandbox-plan.js';
 import { metadataNetworkArgs, ovnmetaVeth } from '../src/metadata/sandbox-network.js';
 import { ensureSharedSecret } from '../src/metadata/secret.js';
-import { metadataAgentStatus, metadataProblems } from '../src/metadata/status.js';
+import { judgeDaemons } from '../src/site-status/daemons.js';
+import { judgeMetadataAgents } from '../src/site-status/metadata.js';
+import { planInventory } from '../src/sandbox/inventory.js';
 import type { OvsdbRow } from '../src/tools/ovsdb-json.js';
 import { planSandbox } from '../src/sandbox/plan.js';
 import { sandboxSite } from '../src/sandbox/site.js';
@@ -195,29 +197,32 @@ describe('registration and status', () => {
     ]);
   });
 
-  it('healthy needs a live process, a registration and an answering metadata API', () => {
-    const plan = planSandbox({ stateDir: '/tmp/od-md-plan', workers: 2, datapath: 'netdev', metadataAgent: true });
-    const m = plan.metadata;
-    if (m === undefined) throw new Error('no metadata plan');
-    const services = [
-      { name: 'worker1-metadata-agent', running: true, pid: 10, restarts: 0 },
-      { name: 'worker2-metadata-agent', running: true, pid: 11, restarts: 1 },
+  it('healthy needs a live process, a registration and an answering metadata API (the host\'s checks and daemons, as site status judges them)', () => {
+    const inv = planInventory(planSandbox({ stateDir: '/tmp/od-md-plan', workers: 2, datapath: 'netdev', metadataAgent: true }));
+    const checks = (registered: boolean, serving: boolean, running = true) => [
+      { check: 'service-running ovn-metadata-agent', ok: running, detail: running ? 'pid 10' : 'not running (restarts 1)' },
+      { check: 'metadata-registered worker1', ok: registered, detail: registered ? 'registered as a1' : 'Chassis_Private worker1 has no neutron:ovn-metadata-id' },
+      { check: 'unix-listen /var/lib/neutron/metadata_proxy', ok: serving, detail: serving ? 'accepts connections' : 'ENOENT' },
     ];
-    const regs = [
-      { chassis: 'worker1', agentId: 'a1' },
-      { chassis: 'worker2', agentId: null },
-    ];
-    const s = metadataAgentStatus(m, (w) => w, services, regs, new Set(['worker1-metadata-agent', 'worker2-metadata-agent']));
-    expect(s.map((a) => [a.chassis, a.runsAs, a.registered, a.healthy])).toEqual([
-      ['worker1', 'process', true, true],
-      ['worker2', 'process', false, false],
-    ]);
-    expect(metadataProblems(s)).toEqual([expect.stringMatching(/^metadata agent of worker2: not registered in the SB/)]);
-    const notServing = metadataAgentStatus(m, (w) => w, services, regs, new Set());
-    expect(notServing[0]).toMatchObject({ registered: true, healthy: false });
-    expect(notServing[0]?.detail).toMatch(/does not answer/);
-    const dead = metadataAgentStatus(m, (w) => w, [], undefined, new Set());
-    expect(dead.every((a) => !a.healthy && a.detail === 'not started')).toBe(true);
+    const host = (health: ReturnType<typeof checks>, running = true) => ({
+      name: 'worker1',
+      roles: ['worker', 'metadata-agent'],
+      reachable: true,
+      applyStatus: 'converged',
+      health,
+      daemons: judgeDaemons([{ name: 'ovn-metadata-agent', running, ...(running ? { pid: 10 } : {}), restarts: 1 }], health),
+    });
+    const agent = (health: ReturnType<typeof checks>, running = true) => judgeMetadataAgents(inv, [host(health, running)]).find((a) => a.host === 'worker1');
+    expect(agent(checks(true, true))).toEqual({ chassis: 'worker1', host: 'worker1', runsAs: 'process', running: true, pid: 10, restarts: 1, registered: true, healthy: true, detail: 'registered as a1' });
+    const lost = agent(checks(false, true));
+    expect(lost).toMatchObject({ running: true, registered: false, healthy: false });
+    expect(lost?.detail).toMatch(/^not registered in the SB: metadata-registered worker1/);
+    const notServing = agent(checks(true, false));
+    expect(notServing).toMatchObject({ registered: true, healthy: false });
+    expect(notServing?.detail).toMatch(/metadata_proxy: ENOENT/);
+    expect(agent(checks(true, true, false), false)).toMatchObject({ running: false, pid: null, healthy: false, detail: 'service-running ovn-metadata-agent: not running (restarts 1)' });
+    // worker2 was not checked at all.
+    expect(judgeMetadataAgents(inv, [host(checks(true, true))]).find((a) => a.host === 'worker2')).toMatchObject({ running: undefined, registered: undefined, healthy: false, detail: 'host not checked' });
   });
 
   it('the status verdict turns an unhealthy agent into a problem', () => {
@@ -241,7 +246,7 @@ describe('registration and status', () => {
       chassis: [],
       ports: [],
       certificates: [],
-      metadataAgents: [{ chassis: 'worker1', service: 's', runsAs: 'process', running: false, pid: null, restarts: 0, agentId: 'a', registered: true, healthy: false, detail: 'not running' }],
+      metadataAgents: [{ chassis: 'worker1', host: 'worker1', runsAs: 'process', running: false, pid: null, restarts: 0, registered: true, healthy: false, detail: 'not running' }],
       crl: null,
       problems: [],
       checkedAt: '',

@@ -267,7 +267,9 @@ describe.skipIf(notRoot)('the metadata agent in a container on real hosts (3 cen
   it('status --inventory: worker1 agent registered and healthy, in a container; the agent reaches the SB only through the host stunnel client', async () => {
     const { code, s } = await status();
     expect(code, JSON.stringify(s.problems)).toBe(0);
-    expect(s.metadataAgents).toEqual([{ chassis: chassis(), host: 'worker1', runsAs: 'container', registered: true, healthy: true, detail: expect.stringMatching(/^registered as [0-9a-f-]{36}$/) as string }]);
+    expect(s.metadataAgents).toEqual([
+      { chassis: chassis(), host: 'worker1', runsAs: 'container', running: true, pid: expect.any(Number) as number, restarts: expect.any(Number) as number, registered: true, healthy: true, detail: expect.stringMatching(/^registered as [0-9a-f-]{36}$/) as string },
+    ]);
     expect((await healthcheck()).code).toBe(0);
     // The agent's SB remotes are the stunnel client's unix sockets; every TCP connection to an SB
     // port on worker1 belongs to stunnel.

@@ -136,7 +136,7 @@ describe('metadata agents in the site status', () => {
 
   it('per chassis with the role: registered and healthy from its host checks, only its own checks counted; the table shows it', () => {
     const ok = judgeMetadataAgents(inv('localhost/agent:1'), [w1(agentChecks(true, true))]);
-    expect(ok).toEqual([{ chassis: 'w1', host: 'w1', runsAs: 'container', registered: true, healthy: true, detail: 'registered as 5e1f' }]);
+    expect(ok).toEqual([{ chassis: 'w1', host: 'w1', runsAs: 'container', running: undefined, pid: null, restarts: 0, registered: true, healthy: true, detail: 'registered as 5e1f' }]);
     const lost = judgeMetadataAgents(inv(), [w1(agentChecks(false))]);
     expect(lost[0]).toMatchObject({ runsAs: 'process', registered: false, healthy: false });
     expect(lost[0]?.detail).toMatch(/metadata-registered w1: Chassis_Private w1 has no neutron:ovn-metadata-id/);
@@ -145,7 +145,7 @@ describe('metadata agents in the site status', () => {
     expect(judgeMetadataAgents(inv('localhost/agent:1'), [w1(other)])[0]?.healthy).toBe(true);
     expect(judgeMetadataAgents(inv(), [w1([], { reachable: false, error: 'ssh: timeout' })])[0]).toMatchObject({ registered: undefined, healthy: false, detail: 'ssh: timeout' });
     const text = renderSiteStatus(judgeSite('lab', [w1(agentChecks(false, true))], [], judgeChassis(['w1'], [{ name: 'w1' }]), judgeMetadataAgents(inv('localhost/agent:1'), [w1(agentChecks(false, true))])));
-    expect(text).toMatch(/METADATA AGENT\s+HOST\s+RUNS AS\s+REGISTERED\s+HEALTH\n\s*w1\s+w1\s+container\s+NO\s+FAIL: metadata-registered w1/);
+    expect(text).toMatch(/METADATA AGENT\s+HOST\s+RUNS AS\s+REGISTERED\s+HEALTH\n\s*w1\s+w1\s+container\s+NO\s+FAIL: not registered in the SB: metadata-registered w1/);
   });
 });
 

@@ -2,7 +2,6 @@
  * The status verdict and table: pure functions of a collected StatusReport, so they are tested
  * on recorded reports and the CLI prints exactly what `--json` says.
  */
-import { METADATA_TABLE_HEADERS, metadataProblems, metadataTableRows } from '../metadata/status.js';
 import { datapathLabel } from './datapath.js';
 import type { StatusReport } from './status.js';
 
@@ -27,7 +26,7 @@ export function judge(r: StatusReport): StatusReport {
     if (p.iface === 'no-carrier') problems.push(`${p.name}'s interface has no carrier (its tap died with a restarted ovs-vswitchd): run up to rebind it`);
     if (p.iface === 'missing') problems.push(`${p.name}'s interface is missing from its namespace`);
   }
-  problems.push(...metadataProblems(r.metadataAgents ?? []));
+  for (const a of r.metadataAgents ?? []) if (!a.healthy) problems.push(`metadata agent of ${a.chassis}: ${a.detail}`);
   for (const c of r.certificates) if (c.status === 'expired') problems.push(`certificate ${c.name} expired on ${c.notAfter}`);
   if (r.crl !== null && r.crl.daysLeft < 0) problems.push(`the CRL expired on ${r.crl.nextUpdate}: stunnel rejects every client`);
   return { ...r, problems, healthy: problems.length === 0 };
@@ -70,7 +69,8 @@ export function renderStatusTable(r: StatusReport): string {
   out.push(...table(['PORT', 'CHASSIS', 'EXPECTED', 'UP', 'VM INTERFACE'], r.ports.map((p) => [p.name, p.chassis ?? '-', p.expectedChassis, p.up ? 'yes' : 'NO', p.iface])));
   out.push('');
   if (r.metadataAgents !== undefined) {
-    out.push(...table(METADATA_TABLE_HEADERS, metadataTableRows(r.metadataAgents)));
+    const rows = r.metadataAgents.map((a) => [a.chassis, a.runsAs, a.pid === null ? '-' : String(a.pid), a.registered === undefined ? '?' : a.registered ? 'yes' : 'NO', `${a.healthy ? 'ok' : 'FAIL'}: ${a.detail}`]);
+    out.push(...table(['METADATA AGENT', 'RUNS AS', 'PID', 'REGISTERED', 'HEALTH'], rows));
     out.push('');
   }
   out.push(

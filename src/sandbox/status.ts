@@ -5,13 +5,12 @@
  * port bindings and VM interfaces, certificate expiry. This file collects (talks to the daemons);
  * the verdict and the table are pure functions of the collected data, in status-verdict.ts.
  */
-import { sandboxMetadataAgents } from '../metadata/sandbox-status.js';
-import type { MetadataAgentStatus } from '../metadata/status.js';
 import { pkiStatus } from '../pki/index.js';
 import type { Runner } from '../runner.js';
 import { collectStatusOf } from '../site-status/collect.js';
 import type { DaemonView } from '../site-status/daemons.js';
 import type { ChassisView, HostHealth, RaftDbView } from '../site-status/judge.js';
+import type { MetadataAgentView } from '../site-status/metadata.js';
 import { Ip } from '../tools/netns.js';
 import { Nbctl, Sbctl } from '../tools/ovn.js';
 import { ovsdbListDbs } from '../tools/ovs.js';
@@ -88,7 +87,7 @@ export interface StatusReport {
   ports: PortStatus[];
   certificates: CertificateStatus[];
   /** Per chassis, its metadata agent (only when the sandbox runs them: `up --metadata-agent`). */
-  metadataAgents?: MetadataAgentStatus[];
+  metadataAgents?: MetadataAgentView[];
   crl: { nextUpdate: string; daysLeft: number } | null;
   /** Why the sandbox is not healthy (empty when it is). */
   problems: string[];
@@ -174,8 +173,7 @@ export async function collectStatus(o: CollectOptions): Promise<StatusReport> {
       crl: r.crl === null ? null : { nextUpdate: r.crl.nextUpdate, daysLeft: r.crl.daysLeft },
     }))
     .catch(() => ({ certificates: [] as CertificateStatus[], crl: null }));
-  const metadataP = sandboxMetadataAgents(plan, sbctl);
-  const [siteStatus, nbTls, sbTls, portStatus, certs, metadataAgents] = await Promise.all([siteP, tlsCheck('nb', 'OVN_Northbound'), tlsCheck('sb', 'OVN_Southbound'), portsP, certsP, metadataP]);
+  const [siteStatus, nbTls, sbTls, portStatus, certs] = await Promise.all([siteP, tlsCheck('nb', 'OVN_Northbound'), tlsCheck('sb', 'OVN_Southbound'), portsP, certsP]);
   const hosts = siteStatus.hosts.map((h) => hostStatus(h, siteHost(site, h.name)));
   return judge({
     healthy: false,
@@ -194,7 +192,7 @@ export async function collectStatus(o: CollectOptions): Promise<StatusReport> {
     chassis: siteStatus.chassis,
     ports: portStatus,
     certificates: certs.certificates,
-    ...(metadataAgents === undefined ? {} : { metadataAgents }),
+    ...(plan.metadata === undefined ? {} : { metadataAgents: siteStatus.metadataAgents }),
     crl: certs.crl,
     problems: [],
     checkedAt: now.toISOString(),
