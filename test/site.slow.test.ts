@@ -240,6 +240,15 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
       expect(db.members.map((m) => [m.host, m.state, m.connected])).toEqual(centrals().map((c) => [c, 'ok', true]));
     }
     expect(s.chassis.filter((c) => c.registered).map((c) => c.name).sort()).toEqual(inv.hosts.filter((h) => h.roles.includes('worker')).map((h) => h.systemId).sort());
+    // Each chassis announced its worker's tunnel address.
+    for (const w of inv.hosts.filter((h) => h.roles.includes('worker'))) expect(s.chassis.find((c) => c.name === w.systemId)?.encapIp, w.name).toBe(w.encap?.ip);
+    // Per host its daemons, as systemd runs them: each with its pid, healthy.
+    for (const h of s.hosts) {
+      const want = [...(h.roles.includes('central') ? ['ovn-nb-ovsdb', 'ovn-sb-ovsdb', 'ovn-northd'] : []), ...(h.roles.includes('worker') ? ['ovs-ovsdb', 'ovs-vswitchd', 'ovn-controller'] : [])];
+      expect(h.daemons.map((d) => d.name), h.name).toEqual(expect.arrayContaining(want));
+      for (const d of h.daemons) expect([h.name, d.name, d.healthy, (d.pid ?? 0) > 0], d.detail).toEqual([h.name, d.name, true, true]);
+    }
+    expect(s.hosts.find((h) => h.roles.includes('worker'))?.daemons.find((d) => d.name === 'ovn-controller')?.detail).toBe('ovn-controller-connected: connected');
   }, 5 * MIN);
 
   type Vm = { name: string; worker: number; mac: string; ip: string };
