@@ -149,9 +149,11 @@ describe('apply: bundle verification (nothing is changed on bad input)', () => {
     const { manifest, files } = oneBoxManifest('box1', caPem, crlPem);
     (manifest.raft as { service: string }[])[0]!.service = 'no-such-db';
     files[0]!.reload = ['ghost'];
+    // A check about a service says which: it must be one of the bundle's.
+    manifest.health.push({ kind: 'unix-listen', path: '/var/run/ovn/x.sock', service: 'phantom' });
     writeBundle(c.bundle, manifest, files, c.root);
     const err = await expectInputError(readBundle(c.bundle, fixtureTrusted()));
-    expect(err.problems.map((p) => `${p.path}: ${p.message}`)).toEqual(['files[0].reload[0]: unknown service "ghost"', 'raft[0].service: unknown service "no-such-db"']);
+    expect(err.problems.map((p) => `${p.path}: ${p.message}`)).toEqual(['files[0].reload[0]: unknown service "ghost"', 'raft[0].service: unknown service "no-such-db"', 'health[2].service: unknown service "phantom"']);
   });
 
   it('refuses a directory without manifest.json', async () => {
@@ -728,6 +730,32 @@ describe('health checks', () => {
     } finally {
       await new Promise((r) => server.close(r));
     }
+  });
+
+  it('unixctl: the daemon answers on its control socket below the root; each result names the service it is about', async () => {
+    const { RecordingRunner } = await import('../src/runner.js');
+    const { runHealthChecks } = await import('../src/apply/health.js');
+    const runner = new RecordingRunner((argv) =>
+      argv.includes('/r/var/run/openvswitch/ovs-vswitchd.ctl') ? { stdout: 'ovs-vswitchd (Open vSwitch) 3.3.8\n' } : { exitCode: 1, stderr: '2026-12-07T00:00:00Z|00001|unixctl|WARN|failed to connect to /r/var/run/ovn/ovn-northd.ctl\novs-appctl: cannot connect to "/r/var/run/ovn/ovn-northd.ctl" (No such file or directory)\n' },
+    );
+    const services = new RecordedServices();
+    services.state.set('ovn-northd', { running: true, pid: 42 });
+    const results = await runHealthChecks({ runner, services, at: (p: string) => `/r${p}` }, [
+      { kind: 'unixctl', service: 'ovs-vswitchd', ctl: '/var/run/openvswitch/ovs-vswitchd.ctl', command: 'version' },
+      { kind: 'unixctl', service: 'ovn-northd', ctl: '/var/run/ovn/ovn-northd.ctl', command: 'status' },
+      { kind: 'service-running', service: 'ovn-northd' },
+      { kind: 'tcp-listen', address: '127.0.0.1', port: 1 },
+    ], 0);
+    expect(runner.calls.map((c) => c.argv)).toEqual([
+      ['ovs-appctl', '-t', '/r/var/run/openvswitch/ovs-vswitchd.ctl', '--timeout=3', 'version'],
+      ['ovs-appctl', '-t', '/r/var/run/ovn/ovn-northd.ctl', '--timeout=3', 'status'],
+    ]);
+    expect(results.map((r) => [r.check, r.ok, r.detail, r.service])).toEqual([
+      ['unixctl ovs-vswitchd version', true, 'ovs-vswitchd (Open vSwitch) 3.3.8', 'ovs-vswitchd'],
+      ['unixctl ovn-northd status', false, '2026-12-07T00:00:00Z|00001|unixctl|WARN|failed to connect to /r/var/run/ovn/ovn-northd.ctl', 'ovn-northd'],
+      ['service-running ovn-northd', true, 'pid 42', 'ovn-northd'],
+      ['tcp-listen 127.0.0.1:1', false, 'ECONNREFUSED', undefined],
+    ]);
   });
 
   it('cluster/status: a member with a known leader is healthy; a joining one or one without leader is not', async () => {

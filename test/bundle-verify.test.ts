@@ -139,6 +139,8 @@ describe('a signed manifest is still held to what a bundle may ask', () => {
     ['LD_PRELOAD for a daemon', (m) => void ((m.services[0] as { env: Record<string, string> }).env = { LD_PRELOAD: '/tmp/x.so' }), 'services[0].env.LD_PRELOAD', /not an environment variable/],
     // The own supervisor polls it before the start: a path anywhere else would let a bundle probe the host.
     ['a daemon waiting on a socket outside the run dirs', (m) => void ((m.services[0] as { waitFor: string[] }).waitFor = ['/run/systemd/private']), 'services[0].waitFor[0]', /expected a socket under .*openvswitch\/ or .*ovn\/, got "\/run\/systemd\/private"/],
+    // Health checks only ask `version` or `status`; still, only the host's daemons' control sockets.
+    ['a health check asking a socket outside the run dirs', (m) => void m.health.push({ kind: 'unixctl', service: 'ovn-northd', ctl: '/run/systemd/private', command: 'version' }), 'health[2].ctl', /expected a control socket under .*openvswitch\/ or .*ovn\/, got "\/run\/systemd\/private"/],
     ['the key written elsewhere', (m) => void ((m.certificate as { key: string }).key = '/root/.ssh/id_ed25519'), 'certificate.key', /expected \/etc\/ovn-deploy\/pki\/host.key/],
     ['a database file elsewhere', (m) => void ((m.standaloneDbs as { dbFile: string }[])[0]!.dbFile = '/etc/passwd'), 'standaloneDbs[0].dbFile', /expected a file under/],
     // apply loads these two with `nft -f` (the firewall without --firewall on a native central):

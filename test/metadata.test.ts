@@ -199,10 +199,13 @@ describe('registration and status', () => {
 
   it('healthy needs a live process, a registration and an answering metadata API (the host\'s checks and daemons, as site status judges them)', () => {
     const inv = planInventory(planSandbox({ stateDir: '/tmp/od-md-plan', workers: 2, datapath: 'netdev', metadataAgent: true }));
+    const service = 'ovn-metadata-agent';
     const checks = (registered: boolean, serving: boolean, running = true) => [
-      { check: 'service-running ovn-metadata-agent', ok: running, detail: running ? 'pid 10' : 'not running (restarts 1)' },
-      { check: 'metadata-registered worker1', ok: registered, detail: registered ? 'registered as a1' : 'Chassis_Private worker1 has no neutron:ovn-metadata-id' },
-      { check: 'unix-listen /var/lib/neutron/metadata_proxy', ok: serving, detail: serving ? 'accepts connections' : 'ENOENT' },
+      { check: 'service-running ovn-metadata-agent', ok: running, detail: running ? 'pid 10' : 'not running (restarts 1)', service },
+      { check: 'metadata-registered worker1', ok: registered, detail: registered ? 'registered as a1' : 'Chassis_Private worker1 has no neutron:ovn-metadata-id', service },
+      { check: 'unix-listen /var/lib/neutron/metadata_proxy', ok: serving, detail: serving ? 'accepts connections' : 'ENOENT', service },
+      // The host's other checks are not the agent's.
+      { check: 'ovn-controller-connected', ok: false, detail: 'not connected', service: 'ovn-controller' },
     ];
     const host = (health: ReturnType<typeof checks>, running = true) => ({
       name: 'worker1',

@@ -10,7 +10,7 @@ import { healthChecks } from '../src/apply/probe-health.js';
 import { FixtureRunner, RecordedServices } from './helpers/apply-fixture.js';
 
 const checks: HealthCheck[] = [
-  { kind: 'tcp-listen', address: '127.9.9.9', port: 1 },
+  { kind: 'tcp-listen', address: '127.9.9.9', port: 1, service: 'stunnel-server' },
   { kind: 'service-running', service: 'ovn-northd' },
   { kind: 'tcp-listen', address: '127.9.9.9', port: 2 },
 ];
@@ -29,8 +29,9 @@ describe('health checks with a tcp probe (probe stubbed: the real one runs in tr
     };
     const out = await healthChecks({ runner: new FixtureRunner(), services, at: (p) => p }, checks, 5_000, 10, () => undefined, probe);
     expect(out).toEqual([
-      { check: 'tcp-listen 127.9.9.9:1', ok: true, detail: 'probed' },
-      { check: 'service-running ovn-northd', ok: true, detail: 'pid 42' },
+      // Each names the service it is about (the probed ones too); the unattributed one is the host's.
+      { check: 'tcp-listen 127.9.9.9:1', ok: true, detail: 'probed', service: 'stunnel-server' },
+      { check: 'service-running ovn-northd', ok: true, detail: 'pid 42', service: 'ovn-northd' },
       { check: 'tcp-listen 127.9.9.9:2', ok: true, detail: 'probed' },
     ]);
     expect(asked.slice(0, 2)).toEqual(['127.9.9.9:1', '127.9.9.9:2']);
@@ -39,6 +40,6 @@ describe('health checks with a tcp probe (probe stubbed: the real one runs in tr
 
   it('a probe that never passes: the check fails with its detail at the deadline', async () => {
     const out = await healthChecks({ runner: new FixtureRunner(), services: new RecordedServices(), at: (p) => p }, [checks[0] as HealthCheck], 50, 10, () => undefined, async () => ({ ok: false, detail: 'refused' }));
-    expect(out).toEqual([{ check: 'tcp-listen 127.9.9.9:1', ok: false, detail: 'refused' }]);
+    expect(out).toEqual([{ check: 'tcp-listen 127.9.9.9:1', ok: false, detail: 'refused', service: 'stunnel-server' }]);
   });
 });

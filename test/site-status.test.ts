@@ -10,7 +10,7 @@ import { validateInventory, type Inventory } from '../src/inventory/index.js';
 import type { RunResult } from '../src/runner.js';
 import { parseClusterStatus } from '../src/health/cluster-status.js';
 import { collectSiteStatus } from '../src/site-status/collect.js';
-import { judgeDaemons, serviceOfCheck } from '../src/site-status/daemons.js';
+import { judgeDaemons } from '../src/site-status/daemons.js';
 import { centralLoopback, expectedMembers } from '../src/site-status/expected.js';
 import { judgeChassis, judgeRaft, judgeSite } from '../src/site-status/judge.js';
 import { renderSiteStatus } from '../src/site-status/render.js';
@@ -78,12 +78,12 @@ describe('site verdict', () => {
 
 describe('a host\'s daemons (judgeDaemons)', () => {
   const health = [
-    { check: 'service-running ovn-nb-ovsdb', ok: true, detail: 'pid 10' },
-    { check: 'raft-member OVN_Northbound', ok: false, detail: 'status joining cluster' },
+    { check: 'service-running ovn-nb-ovsdb', ok: true, detail: 'pid 10', service: 'ovn-nb-ovsdb' },
+    { check: 'raft-member OVN_Northbound', ok: false, detail: 'status joining cluster', service: 'ovn-nb-ovsdb' },
     { check: 'tcp-listen 10.0.0.1:6641', ok: false, detail: 'ECONNREFUSED' },
-    { check: 'ovn-controller-connected', ok: true, detail: 'connected' },
+    { check: 'ovn-controller-connected', ok: true, detail: 'connected', service: 'ovn-controller' },
   ];
-  it('healthy when it runs under its supervisor and its own checks pass; a listener stays the host\'s', () => {
+  it('healthy when it runs under its supervisor and its own checks pass; a check naming no service stays the host\'s', () => {
     const d = judgeDaemons(
       [
         { name: 'ovn-nb-ovsdb', running: true, pid: 10, restarts: 0 },
@@ -97,8 +97,6 @@ describe('a host\'s daemons (judgeDaemons)', () => {
       ['ovn-controller', true, 'ovn-controller-connected: connected'],
       ['stunnel-server', true, 'running'],
     ]);
-    expect(serviceOfCheck('unix-listen /var/lib/ovn-deploy/neutron/metadata_proxy')).toBe('ovn-metadata-agent');
-    expect(serviceOfCheck('tcp-listen 10.0.0.1:6641')).toBeUndefined();
   });
 
   it('a daemon whose supervisor died runs, with its pid, but is not healthy; a dead one says how it ended', () => {
@@ -125,12 +123,13 @@ describe('metadata agents in the site status', () => {
       ],
       metadataAgent: { novaMetadataHost: '10.9.0.5', ...(image === undefined ? {} : { image }) },
     }).inventory;
+  const agent = 'ovn-metadata-agent';
   const agentChecks = (registered: boolean, container?: boolean) => [
-    { check: 'service-running ovn-controller', ok: true, detail: 'pid 7' },
-    { check: 'service-running ovn-metadata-agent', ok: true, detail: 'pid 9' },
-    { check: 'metadata-registered w1', ok: registered, detail: registered ? 'registered as 5e1f' : 'Chassis_Private w1 has no neutron:ovn-metadata-id' },
-    { check: 'unix-listen /var/lib/ovn-deploy/neutron/metadata_proxy', ok: true, detail: 'accepts connections' },
-    ...(container === true ? [{ check: 'container-healthy ovn-metadata-agent', ok: registered, detail: registered ? 'healthy' : 'unhealthy: chassis w1 not registered' }] : []),
+    { check: 'service-running ovn-controller', ok: true, detail: 'pid 7', service: 'ovn-controller' },
+    { check: 'service-running ovn-metadata-agent', ok: true, detail: 'pid 9', service: agent },
+    { check: 'metadata-registered w1', ok: registered, detail: registered ? 'registered as 5e1f' : 'Chassis_Private w1 has no neutron:ovn-metadata-id', service: agent },
+    { check: 'unix-listen /var/lib/ovn-deploy/neutron/metadata_proxy', ok: true, detail: 'accepts connections', service: agent },
+    ...(container === true ? [{ check: 'container-healthy ovn-metadata-agent', ok: registered, detail: registered ? 'healthy' : 'unhealthy: chassis w1 not registered', service: agent }] : []),
   ];
   const w1 = (health: { check: string; ok: boolean; detail: string }[], more = {}) => ({ name: 'w1', roles: ['worker', 'metadata-agent'], reachable: true, applyStatus: 'converged', health, daemons: [], ...more });
 
@@ -176,7 +175,8 @@ describe('collectSiteStatus (mocked ssh)', () => {
         asked.push(`${h.name}: ${argv.slice(0, 3).join(' ')}`);
         if (argv[2] === 'apply') {
           const services = h.name === 'w1' ? [{ name: 'ovn-controller', running: true, pid: 41, restarts: 2 }] : [];
-          return { stdout: JSON.stringify({ host: h.name, status: 'converged', changes: [], health: [{ check: 'ovn-controller-connected', ok: true, detail: 'connected' }], services }), stderr: '', exitCode: 0 };
+          const health = [{ check: 'ovn-controller-connected', ok: true, detail: 'connected', service: 'ovn-controller' }];
+          return { stdout: JSON.stringify({ host: h.name, status: 'converged', changes: [], health, services }), stderr: '', exitCode: 0 };
         }
         if (argv[0] === 'ovn-appctl') {
           const text = rewrite(fixture('nb-leader-down-b.txt').replace('321c (321c at tcp:127.0.0.1:47642) (self)', 'XXXX').replace('8c74 (8c74 at tcp:127.0.0.1:47641)', '321c (321c at tcp:127.0.0.1:47642)').replace('XXXX', '8c74 (8c74 at tcp:127.0.0.1:47641) (self)'));

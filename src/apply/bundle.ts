@@ -178,7 +178,7 @@ function manifestProblems(m: BundleManifest, file: string): Problem[] {
     if (!services.has(d.service)) add(`standaloneDbs[${i}].service`, `unknown service "${d.service}"`);
   });
   m.health.forEach((h, i) => {
-    if (h.kind === 'service-running' && !services.has(h.service)) add(`health[${i}].service`, `unknown service "${h.service}"`);
+    if ('service' in h && h.service !== undefined && !services.has(h.service)) add(`health[${i}].service`, `unknown service "${h.service}"`);
   });
   return problems;
 }

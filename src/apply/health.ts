@@ -10,7 +10,9 @@ import { metadataRegistrations, METADATA_ID_KEY } from '../metadata/registration
 import { hostPaths } from '../paths.js';
 import type { Runner } from '../runner.js';
 import { podmanQueryCommand } from '../metadata/agent-command.js';
+import { SERVICE } from '../render/services.js';
 import { Sbctl } from '../tools/ovn.js';
+import { appctl } from '../tools/ovs.js';
 import { sleep } from '../tools/retry.js';
 import type { HealthResult } from './report.js';
 import type { HostServices } from './services.js';
@@ -37,6 +39,27 @@ export function checkName(c: HealthCheck): string {
       return `metadata-registered ${c.chassis}`;
     case 'container-healthy':
       return `container-healthy ${c.container}`;
+    case 'unixctl':
+      return `unixctl ${c.service} ${c.command}`;
+  }
+}
+
+/** The service a check is about (status judges each daemon by its own checks); undefined: the host's. */
+export function serviceOf(c: HealthCheck): string | undefined {
+  switch (c.kind) {
+    case 'service-running':
+    case 'unixctl':
+      return c.service;
+    case 'raft-member':
+      return c.db === 'OVN_Northbound' ? SERVICE.nbOvsdb : SERVICE.sbOvsdb;
+    case 'ovn-controller-connected':
+      return SERVICE.controller;
+    case 'metadata-registered':
+    case 'container-healthy':
+      return SERVICE.metadataAgent;
+    case 'tcp-listen':
+    case 'unix-listen':
+      return c.service;
   }
 }
 
@@ -85,6 +108,11 @@ async function runCheck(ctx: HealthContext, c: HealthCheck): Promise<{ ok: boole
       const [reg] = await metadataRegistrations(sb, [c.chassis], 5);
       return reg?.agentId == null ? { ok: false, detail: `Chassis_Private ${c.chassis} has no ${METADATA_ID_KEY}` } : { ok: true, detail: `registered as ${reg.agentId}` };
     }
+    case 'unixctl': {
+      const r = await appctl(ctx.runner, ctx.at(c.ctl), [c.command], { timeoutSec: 3, allowFailure: true });
+      const line = (t: string) => t.trim().split('\n')[0] ?? '';
+      return r.exitCode === 0 ? { ok: true, detail: line(r.stdout) || 'answers' } : { ok: false, detail: line(r.stderr) || `exit ${r.exitCode}` };
+    }
     case 'container-healthy': {
       // The image's own HEALTHCHECK, now (no systemd timer needed), with the cgroups podman made it in.
       const cmd = podmanQueryCommand(['healthcheck', 'run', c.container]);
@@ -94,6 +122,12 @@ async function runCheck(ctx: HealthContext, c: HealthCheck): Promise<{ ok: boole
       return { ok: false, detail: `unhealthy: ${last ?? `exit ${r.exitCode}`}` };
     }
   }
+}
+
+/** A check's result as the report carries it: named, and naming the service it is about. */
+export function healthResult(c: HealthCheck, r: { ok: boolean; detail: string }): HealthResult {
+  const service = serviceOf(c);
+  return { check: checkName(c), ok: r.ok, detail: r.detail, ...(service === undefined ? {} : { service }) };
 }
 
 /** First pause between health-check rounds; doubles up to the caller's interval. */
@@ -115,7 +149,7 @@ export async function runHealthChecks(
     const results = await Promise.all(
       checks.map(async (c) => {
         const r = await runCheck(ctx, c).catch((err: unknown) => ({ ok: false, detail: (err as Error).message }));
-        return { check: checkName(c), ok: r.ok, detail: r.detail };
+        return healthResult(c, r);
       }),
     );
     if (results.every((r) => r.ok) || Date.now() >= deadline) return results;

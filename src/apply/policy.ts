@@ -122,5 +122,9 @@ export function policyProblems(m: BundleManifest, file: string): Problem[] {
     if (!dbDirs.some((dir) => under(dir)(d.dbFile))) add(`standaloneDbs[${i}].dbFile`, `expected a file under ${hp.ovs.dbDir}/, got "${d.dbFile}"`);
     if (!schemas.has(d.schema)) add(`standaloneDbs[${i}].schema`, `not a known OVSDB schema: "${d.schema}"`);
   });
+  // Only asked `version` or `status`: still, only the control sockets of the host's daemons.
+  m.health.forEach((h, i) => {
+    if (h.kind === 'unixctl' && ![hp.ovs.runDir, hp.ovn.runDir].some((d) => under(d)(h.ctl))) add(`health[${i}].ctl`, `expected a control socket under ${hp.ovs.runDir}/ or ${hp.ovn.runDir}/, got "${h.ctl}"`);
+  });
   return problems;
 }

@@ -5,7 +5,7 @@
  */
 import type { HealthCheck } from '../bundle/manifest.js';
 import { sleep } from '../tools/retry.js';
-import { checkName, FIRST_POLL_MS, runHealthChecks, type HealthContext } from './health.js';
+import { FIRST_POLL_MS, healthResult, runHealthChecks, type HealthContext } from './health.js';
 import type { HealthResult } from './report.js';
 
 export type TcpProbe = (address: string, port: number) => Promise<{ ok: boolean; detail: string }>;
@@ -19,7 +19,7 @@ async function probeUntil(probe: TcpProbe, checks: readonly TcpCheck[], deadline
     const results = await Promise.all(
       checks.map(async (c) => {
         const r = await probe(c.address, c.port).catch((err: unknown) => ({ ok: false, detail: (err as Error).message }));
-        return { check: checkName(c), ok: r.ok, detail: r.detail };
+        return healthResult(c, r);
       }),
     );
     if (results.every((r) => r.ok) || Date.now() >= deadline) return results;

@@ -19,6 +19,8 @@ export interface HealthResult {
   check: string;
   ok: boolean;
   detail: string;
+  /** The service the check is about (absent: a check of the host). */
+  service?: string;
 }
 
 export type ApplyStatus = 'converged' | 'needs-certificate' | 'unhealthy';

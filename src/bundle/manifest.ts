@@ -142,10 +142,12 @@ export const healthCheckSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('service-running'), service: serviceName }),
   /** `cluster/status` says this server is a cluster member and a leader is known. */
   z.strictObject({ kind: z.literal('raft-member'), db: z.enum(['OVN_Northbound', 'OVN_Southbound']), ctl: absolute }),
-  /** Something accepts TCP connections here (e.g. stunnel's TLS listener). */
-  z.strictObject({ kind: z.literal('tcp-listen'), address: z.string(), port: z.number().int() }),
+  /** Something accepts TCP connections here (e.g. stunnel's TLS listener); `service`: the daemon that listens. */
+  z.strictObject({ kind: z.literal('tcp-listen'), address: z.string(), port: z.number().int(), service: serviceName.optional() }),
   /** Something accepts connections on this unix socket (a host path: apply resolves it below its root). */
-  z.strictObject({ kind: z.literal('unix-listen'), path: absolute }),
+  z.strictObject({ kind: z.literal('unix-listen'), path: absolute, service: serviceName.optional() }),
+  /** The service's daemon answers `ovs-appctl -t ctl command` on its control socket (a host path). */
+  z.strictObject({ kind: z.literal('unixctl'), service: serviceName, ctl: absolute, command: z.enum(['version', 'status']) }),
   /** `ovn-appctl -t ovn-controller connection-status` says connected. */
   z.strictObject({ kind: z.literal('ovn-controller-connected'), runDir: absolute }),
   /**

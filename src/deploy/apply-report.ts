@@ -14,7 +14,7 @@ export const applyReportSchema = z.object({
   changes: z.array(z.object({ kind: z.string(), target: z.string(), action: z.string() })),
   csr: z.string().optional(),
   signCommand: z.string().optional(),
-  health: z.array(z.object({ check: z.string(), ok: z.boolean(), detail: z.string().optional().default('') })).default([]),
+  health: z.array(z.object({ check: z.string(), ok: z.boolean(), detail: z.string().optional().default(''), service: z.string().optional() })).default([]),
   // Hosts with an older ovn-deploy report none.
   services: z
     .array(

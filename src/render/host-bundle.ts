@@ -163,25 +163,36 @@ function initCommands(inv: Inventory, ht: HostTopology, topo: SiteTopology, root
 
 function health(inv: Inventory, ht: HostTopology, topo: SiteTopology, services: HostService[], specs: StunnelConfigSpec[], runtime: MetadataAgentRuntime): HealthCheck[] {
   const checks: HealthCheck[] = services.map((s) => ({ kind: 'service-running', service: s.spec.name }));
+  // Running is not answering: the daemons without a deeper check below answer on their control socket.
+  const runs = new Set(services.map((s) => s.spec.name));
+  const unixctl = (service: string, ctl: string, command: 'version' | 'status'): void => {
+    if (runs.has(service)) checks.push({ kind: 'unixctl', service, ctl, command });
+  };
+  unixctl(SERVICE.ovsOvsdb, hp.ovs.ovsdbCtl, 'version');
+  unixctl(SERVICE.vswitchd, hp.ovs.vswitchdCtl, 'version');
+  unixctl(SERVICE.northd, hp.ovn.northdCtl, 'status');
   if (ht.central !== undefined) {
     checks.push({ kind: 'raft-member', db: 'OVN_Northbound', ctl: hp.ovn.nbCtl }, { kind: 'raft-member', db: 'OVN_Southbound', ctl: hp.ovn.sbCtl });
-    for (const db of ['nb', 'sb'] as const) checks.push({ kind: 'unix-listen', path: hp.ovsdbSocket(ht.host.name, db) });
+    for (const db of ['nb', 'sb'] as const) checks.push({ kind: 'unix-listen', path: hp.ovsdbSocket(ht.host.name, db), service: db === 'nb' ? SERVICE.nbOvsdb : SERVICE.sbOvsdb });
   }
   // The stunnel client's tunnels to the other centrals: NB/SB on unix sockets (host paths, as
   // apply resolves them below its root), RAFT on loopback TCP.
   for (const d of inv.tls.mode === 'native' ? [] : ht.remoteCentrals) {
-    for (const key of ht.clientEndpoints) if (key === 'nb' || key === 'sb') checks.push({ kind: 'unix-listen', path: hp.ovsdbSocket(d.host.name, key) });
+    for (const key of ht.clientEndpoints) if (key === 'nb' || key === 'sb') checks.push({ kind: 'unix-listen', path: hp.ovsdbSocket(d.host.name, key), service: SERVICE.stunnelClient });
   }
   // Native mode: ovsdb-server's own TLS listeners (the chassis' SB on every address, asked on this one).
   if (inv.tls.mode === 'native' && ht.central !== undefined) {
-    for (const e of ['nb', 'sb', 'sbAdmin', 'nbRaft', 'sbRaft'] as const) checks.push({ kind: 'tcp-listen', address: ht.central.address, port: nativePort(inv, e) });
+    for (const e of ['nb', 'sb', 'sbAdmin', 'nbRaft', 'sbRaft'] as const) {
+      checks.push({ kind: 'tcp-listen', address: ht.central.address, port: nativePort(inv, e), service: e === 'nb' || e === 'nbRaft' ? SERVICE.nbOvsdb : SERVICE.sbOvsdb });
+    }
   }
   // Every TCP listener of stunnel, server and client side.
   for (const spec of specs) {
     for (const svc of spec.services) {
       if (svc.accept.startsWith('/')) continue;
       const i = svc.accept.lastIndexOf(':');
-      checks.push({ kind: 'tcp-listen', address: svc.accept.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(svc.accept.slice(i + 1)) });
+      const service = spec.kind === 'server' ? SERVICE.stunnelServer : SERVICE.stunnelClient;
+      checks.push({ kind: 'tcp-listen', address: svc.accept.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(svc.accept.slice(i + 1)), service });
     }
   }
   if (ht.host.roles.includes('worker')) checks.push({ kind: 'ovn-controller-connected', runDir: hp.ovn.runDir });
@@ -195,7 +206,7 @@ function health(inv: Inventory, ht: HostTopology, topo: SiteTopology, services: 
         sbSockets: topo.centrals.map((c) => hp.ovsdbSocket(c.host.name, 'sb')),
         ...(inv.tls.mode === 'native' ? { sbRemotes: ovsdbRemotes(topo, 'sb').split(',') } : {}),
       },
-      { kind: 'unix-listen', path: path.join(rp.metadata.statePath, METADATA_PROXY_SOCKET) },
+      { kind: 'unix-listen', path: path.join(rp.metadata.statePath, METADATA_PROXY_SOCKET), service: SERVICE.metadataAgent },
     );
     if (runtime.kind === 'container') checks.push({ kind: 'container-healthy', container: runtime.name ?? DEFAULT_METADATA_CONTAINER });
   }

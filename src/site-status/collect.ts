@@ -68,7 +68,7 @@ async function probeHost(h: Host, host: StatusHost): Promise<HostProbe> {
   if ('error' in report) health.error = report.error;
   else {
     health.applyStatus = report.status;
-    health.health = report.health.map((c) => ({ check: c.check, ok: c.ok, detail: c.detail }));
+    health.health = report.health.map((c) => ({ check: c.check, ok: c.ok, detail: c.detail, ...(c.service === undefined ? {} : { service: c.service }) }));
     health.daemons = judgeDaemons(report.services ?? [], health.health);
   }
   if (h.roles.includes('central')) {

@@ -15,7 +15,8 @@ export interface HostHealth {
   error?: string;
   /** apply --check: converged / unhealthy / needs-certificate. */
   applyStatus?: string;
-  health: { check: string; ok: boolean; detail: string }[];
+  /** `service`: the service the check is about (absent: the host's, or a host of an older version). */
+  health: { check: string; ok: boolean; detail: string; service?: string }[];
   /** Its daemons, from the same check (empty when the check did not run). */
   daemons: DaemonView[];
 }

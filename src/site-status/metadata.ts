@@ -7,7 +7,6 @@
  */
 import type { Inventory } from '../inventory/types.js';
 import { hostsWithRole } from '../inventory/types.js';
-import { METADATA_PROXY_SOCKET } from '../render/metadata-runtime.js';
 import { SERVICE } from '../render/services.js';
 import type { HostHealth } from './judge.js';
 
@@ -36,9 +35,7 @@ export function judgeMetadataAgents(inv: Inventory, hosts: readonly HostHealth[]
     if (health === undefined || !health.reachable || health.error !== undefined) {
       return { ...base, registered: undefined, healthy: false, detail: health?.error ?? 'host not checked' };
     }
-    const agentChecks = health.health.filter(
-      (c) => c.check === `service-running ${SERVICE.metadataAgent}` || c.check.startsWith('metadata-registered ') || c.check.startsWith('container-healthy ') || c.check.endsWith(`/${METADATA_PROXY_SOCKET}`),
-    );
+    const agentChecks = health.health.filter((c) => c.service === SERVICE.metadataAgent);
     const reg = agentChecks.find((c) => c.check.startsWith('metadata-registered '));
     const bad = agentChecks.filter((c) => !c.ok);
     const healthy = reg !== undefined && bad.length === 0;
