@@ -249,6 +249,12 @@ describe.skipIf(notRoot)('real hosts: deploy, RAFT, status (3 centrals + 2 worke
       for (const d of h.daemons) expect([h.name, d.name, d.healthy, (d.pid ?? 0) > 0], d.detail).toEqual([h.name, d.name, true, true]);
     }
     expect(s.hosts.find((h) => h.roles.includes('worker'))?.daemons.find((d) => d.name === 'ovn-controller')?.detail).toBe('ovn-controller-connected: connected');
+    // Running is not answering: each daemon without a deeper check answered on its control socket.
+    const detail = (role: string, daemon: string) => s.hosts.filter((h) => h.roles.includes(role)).map((h) => h.daemons.find((d) => d.name === daemon)?.detail ?? '');
+    for (const d of detail('worker', 'ovs-vswitchd')) expect(d).toMatch(/^unixctl ovs-vswitchd version: ovs-vswitchd \(Open vSwitch\) \d/);
+    for (const d of detail('worker', 'ovs-ovsdb')) expect(d).toMatch(/unixctl ovs-ovsdb version: ovsdb-server \(Open vSwitch\) \d/);
+    // One northd holds the lock; the others wait as standby.
+    expect(detail('central', 'ovn-northd').map((d) => /Status: (active|standby)$/.exec(d)?.[1]).sort()).toEqual(['active', ...centrals().slice(1).map(() => 'standby')]);
   }, 5 * MIN);
 
   type Vm = { name: string; worker: number; mac: string; ip: string };
