@@ -13,7 +13,6 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { hostPaths, hostRenderedPaths, sandboxMetadataSecret, type SandboxPaths } from '../paths.js';
-import { SERVICE } from '../render/services.js';
 
 /** What of the sandbox plan this needs (kept narrow so the sandbox plan can embed the result). */
 export interface MetadataPlanInput {
@@ -29,15 +28,10 @@ export interface MetadataPlanInput {
 export interface MetadataAgentPlan {
   worker: string;
   netns: string;
-  /** Unique in the sandbox: how `status` names it. */
-  service: string;
-  /** Its name in its worker's own supervisor (the rendered service). */
-  hostService: string;
   /** The worker's root: its supervisor's state is hostPaths(root).state. */
   root: string;
   confDir: string;
   statePath: string;
-  lockPath: string;
   logFile: string;
   /** The agent's metadata API (haproxy forwards to it): accepts once its worker serves. */
   proxySocket: string;
@@ -92,8 +86,6 @@ export function derivedUuid(id: string, what: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-export const metadataServiceName = (worker: string): string => `${worker}-metadata-agent`;
-
 export function planMetadata(plan: MetadataPlanInput): MetadataSandboxPlan {
   const networkId = derivedUuid(plan.id, 'metadata-network');
   const first = plan.workers[0];
@@ -126,12 +118,9 @@ export function planMetadata(plan: MetadataPlanInput): MetadataSandboxPlan {
       return {
         worker: w.name,
         netns: w.netns,
-        service: metadataServiceName(w.name),
-        hostService: SERVICE.metadataAgent,
         root,
         confDir: md.confDir,
         statePath: md.statePath,
-        lockPath: md.lockPath,
         logFile: md.logFile,
         proxySocket: path.join(md.statePath, 'metadata_proxy'),
         containerName: `${plan.names.prefix}-${w.name}-metadata`,
