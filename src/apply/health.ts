@@ -49,6 +49,8 @@ export function serviceOf(c: HealthCheck): string | undefined {
   switch (c.kind) {
     case 'service-running':
     case 'unixctl':
+    case 'tcp-listen':
+    case 'unix-listen':
       return c.service;
     case 'raft-member':
       return c.db === 'OVN_Northbound' ? SERVICE.nbOvsdb : SERVICE.sbOvsdb;
@@ -57,9 +59,6 @@ export function serviceOf(c: HealthCheck): string | undefined {
     case 'metadata-registered':
     case 'container-healthy':
       return SERVICE.metadataAgent;
-    case 'tcp-listen':
-    case 'unix-listen':
-      return c.service;
   }
 }
 
