@@ -10,6 +10,7 @@ import type { Deployment, TlsEndpoint } from './deployment.js';
 import { inspectListener, tunnelCarries, type ListenerView, type ProbeOutcome } from './probes.js';
 import { caStage, crlNeedsRefresh, daysUntil, leafDue } from './renewal.js';
 import { readRevokedHosts } from '../pki/host-revocation.js';
+import { table } from '../ui/table.js';
 import { currentPhase, inProgress, pendingHosts, PHASES, readRolloverState, type RolloverPhase, type RolloverState } from './rollover-state.js';
 
 export interface ServedStatus {
@@ -320,11 +321,6 @@ export async function certsStatus(d: Deployment, opts: StatusOptions = {}): Prom
   return judgeCertsStatus(await collectCertsStatus(d, opts), now, opts.windowDays);
 }
 
-function table(rows: string[][]): string[] {
-  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ').trimEnd());
-}
-
 function servedCell(e: EndpointStatus): string {
   if (e.side === 'client') return e.tunnel === null ? '-' : e.tunnel.ok ? 'tunnel ok' : 'tunnel DOWN';
   if (e.served.length === 0) return '-';
@@ -335,9 +331,9 @@ function servedCell(e: EndpointStatus): string {
 export function renderCertsStatus(r: CertsStatusReport): string {
   const lines: string[] = [`certificates of ${r.deployment} (renewal window: ${r.renewalWindow})`, ''];
   lines.push(
-    ...table([
+    ...table(
       ['HOST', 'ROLE', 'CERT', 'SERIAL', 'ISSUER', 'NOT-AFTER', 'DAYS', 'STATUS', 'SERVED'],
-      ...r.endpoints.map((e) => [
+      r.endpoints.map((e) => [
         e.host,
         e.role,
         e.certName,
@@ -348,15 +344,15 @@ export function renderCertsStatus(r: CertsStatusReport): string {
         e.due ? `${e.status}, DUE` : e.status,
         servedCell(e),
       ]),
-    ]),
+    ),
   );
   // What each host trusts and the CRLs it holds: its own copies, which differ from the PKI's while a change rolls out.
   const seen = new Set<string>();
   const perHost = r.endpoints.filter((e) => !seen.has(e.host) && seen.add(e.host) !== undefined);
-  lines.push('', ...table([['HOST', 'TRUSTS', 'CRL NEXT-UPDATE'], ...perHost.map((e) => [e.host, e.trustedCas.join(', ') || '-', e.crlNextUpdates.map((d) => d.slice(0, 16)).join(', ') || '-'])]));
-  lines.push('', ...table([['CA', 'SERIAL', 'NOT-AFTER', 'DAYS', ''], ...r.cas.map((c) => [c.commonName, c.serial, c.notAfter.slice(0, 10), String(c.daysLeft), [c.issuing ? 'issuing' : 'trusted', c.due ? 'DUE' : ''].filter(Boolean).join(', ')])]));
+  lines.push('', ...table(['HOST', 'TRUSTS', 'CRL NEXT-UPDATE'], perHost.map((e) => [e.host, e.trustedCas.join(', ') || '-', e.crlNextUpdates.map((d) => d.slice(0, 16)).join(', ') || '-'])));
+  lines.push('', ...table(['CA', 'SERIAL', 'NOT-AFTER', 'DAYS', ''], r.cas.map((c) => [c.commonName, c.serial, c.notAfter.slice(0, 10), String(c.daysLeft), [c.issuing ? 'issuing' : 'trusted', c.due ? 'DUE' : ''].filter(Boolean).join(', ')])));
   if (r.crls.length > 0) {
-    lines.push('', ...table([['CRL OF', 'NEXT-UPDATE', 'DAYS', 'REVOKED', ''], ...r.crls.map((c) => [c.issuer, c.nextUpdate.slice(0, 16), String(c.daysLeft), String(c.revoked), c.needsRefresh ? 'REFRESH' : ''])]));
+    lines.push('', ...table(['CRL OF', 'NEXT-UPDATE', 'DAYS', 'REVOKED', ''], r.crls.map((c) => [c.issuer, c.nextUpdate.slice(0, 16), String(c.daysLeft), String(c.revoked), c.needsRefresh ? 'REFRESH' : ''])));
   }
   if (r.rollover !== null) {
     const p = r.rollover;

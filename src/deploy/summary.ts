@@ -1,12 +1,7 @@
 /** The result table `deploy` prints and the JSON `deploy --json` prints: pure functions of the result. */
 import type { HostResult } from './host.js';
 import type { DeployResult } from './run.js';
-
-function table(headers: string[], rows: string[][]): string[] {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
-  return [line(headers), ...rows.map(line)];
-}
+import { table } from '../ui/table.js';
 
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 

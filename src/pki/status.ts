@@ -11,6 +11,7 @@ import { crlStatus, readCrlInfo, type CrlInfo } from './crl.js';
 import type { IndexEntry, PkiStatusReport, PkiStatusRow } from './types.js';
 import { checkPositiveInt, throwIfProblems } from './validate.js';
 import type { Problem } from '../errors.js';
+import { table } from '../ui/table.js';
 
 /** Warn this many days before the CRL's nextUpdate. */
 export const CRL_WARN_DAYS = 7;
@@ -130,14 +131,7 @@ export function renderStatusTable(report: PkiStatusReport): string {
     String(r.daysLeft),
     r.due ? `${r.status}, renew` : r.status,
   ]);
-  const table = [HEADERS, ...lines];
-  const widths = HEADERS.map((_, i) => Math.max(...table.map((l) => (l[i] ?? '').length)));
-  const out = table.map((l) =>
-    l
-      .map((cell, i) => (i === l.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
-      .join('  ')
-      .trimEnd(),
-  );
+  const out = table(HEADERS, lines);
   if (report.crl !== null) {
     out.push('', `CRL #${report.crl.crlNumber}: ${report.crl.revoked} revoked, next update ${report.crl.nextUpdate} (${report.crl.daysLeft} days)`);
   }

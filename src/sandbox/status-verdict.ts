@@ -4,6 +4,7 @@
  */
 import { datapathLabel } from './datapath.js';
 import type { StatusReport } from './status.js';
+import { table } from '../ui/table.js';
 
 /** Pure: fills `problems` and `healthy` from the collected data. */
 export function judge(r: StatusReport): StatusReport {
@@ -30,12 +31,6 @@ export function judge(r: StatusReport): StatusReport {
   for (const c of r.certificates) if (c.status === 'expired') problems.push(`certificate ${c.name} expired on ${c.notAfter}`);
   if (r.crl !== null && r.crl.daysLeft < 0) problems.push(`the CRL expired on ${r.crl.nextUpdate}: stunnel rejects every client`);
   return { ...r, problems, healthy: problems.length === 0 };
-}
-
-function table(headers: string[], rows: string[][]): string[] {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
-  return [line(headers), ...rows.map(line)];
 }
 
 /** Pure: the human-readable status. */

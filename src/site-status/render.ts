@@ -1,11 +1,6 @@
 /** The human-readable site status: a pure function of SiteStatus (the CLI prints exactly what --json says). */
 import type { SiteStatus } from './judge.js';
-
-function table(headers: string[], rows: string[][]): string[] {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
-  return [line(headers), ...rows.map(line)];
-}
+import { table } from '../ui/table.js';
 
 export function renderSiteStatus(s: SiteStatus): string {
   const out: string[] = [];
