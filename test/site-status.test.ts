@@ -12,7 +12,7 @@ import { parseClusterStatus } from '../src/health/cluster-status.js';
 import { collectSiteStatus } from '../src/site-status/collect.js';
 import { judgeDaemons } from '../src/site-status/daemons.js';
 import { centralLoopback, expectedMembers } from '../src/site-status/expected.js';
-import { judgeChassis, judgeRaft, judgeSite } from '../src/site-status/judge.js';
+import { agentProblems, hostProblems, judgeChassis, judgeRaft, judgeSite } from '../src/site-status/judge.js';
 import { renderSiteStatus } from '../src/site-status/render.js';
 import { judgeMetadataAgents } from '../src/site-status/metadata.js';
 
@@ -54,6 +54,56 @@ describe('judgeRaft', () => {
   });
 });
 
+describe('hostProblems', () => {
+  const w1 = (services: Parameters<typeof judgeDaemons>[0], health: { check: string; ok: boolean; detail: string; service?: string }[]) => ({
+    name: 'w1',
+    roles: ['worker'],
+    reachable: true,
+    applyStatus: 'unhealthy',
+    health,
+    daemons: judgeDaemons(services, health),
+  });
+  const run = (name: string) => ({ name, running: true, pid: 7, restarts: 0 });
+
+  it('names a dead daemon once, with how it went down, not again for its checks', () => {
+    const health = [
+      { check: 'service-running ovn-controller', ok: false, detail: 'not running (restarts 2)', service: 'ovn-controller' },
+      { check: 'ovn-controller-connected', ok: false, detail: 'no control socket', service: 'ovn-controller' },
+      { check: 'service-running ovs-vswitchd', ok: true, detail: 'running', service: 'ovs-vswitchd' },
+    ];
+    const dead = { name: 'ovn-controller', running: false, restarts: 2, lastExit: { code: null, signal: 'SIGKILL', at: '2026-12-08T01:00:00Z' } };
+    expect(hostProblems([w1([dead, run('ovs-vswitchd')], health)])).toEqual(['w1: ovn-controller: not running (last exit SIGKILL at 2026-12-08T01:00:00Z)']);
+  });
+
+  it("a running daemon's failing check, a host check and a check its healthy daemon does not explain are each one line", () => {
+    const health = [
+      { check: 'unixctl ovs-vswitchd version', ok: false, detail: 'no answer', service: 'ovs-vswitchd' },
+      { check: 'file /etc/ovn-deploy/managed-by-ovn-deploy', ok: false, detail: 'missing' },
+      // Read a moment before the service manager said it runs: not hidden by the daemon's view.
+      { check: 'service-running ovn-controller', ok: false, detail: 'not running (restarts 0)', service: 'ovn-controller' },
+    ];
+    expect(hostProblems([w1([run('ovs-vswitchd'), run('ovn-controller')], health)])).toEqual([
+      'w1: ovs-vswitchd: unixctl ovs-vswitchd version: no answer',
+      'w1: file /etc/ovn-deploy/managed-by-ovn-deploy: missing',
+      'w1: service-running ovn-controller: not running (restarts 0)',
+    ]);
+  });
+
+  it('an unhealthy metadata agent is its own line only where its host shows nothing wrong', () => {
+    const agent = (host: string) => ({ chassis: host, host, runsAs: 'process' as const, running: true, pid: 9, restarts: 0, registered: undefined, healthy: false, detail: 'no registration check in the bundle (re-deploy)' });
+    const clean = w1([run('ovn-metadata-agent')], [{ check: 'service-running ovn-metadata-agent', ok: true, detail: 'running', service: 'ovn-metadata-agent' }]);
+    const failing = { ...w1([run('ovn-metadata-agent')], [{ check: 'metadata-registered w2', ok: false, detail: 'no Chassis_Private row', service: 'ovn-metadata-agent' }]), name: 'w2' };
+    expect(agentProblems([agent('w1'), agent('w2')], [clean, failing])).toEqual(['metadata agent of w1: no registration check in the bundle (re-deploy)']);
+  });
+
+  it('an unreachable host or one whose check did not run is one line', () => {
+    expect(hostProblems([{ ...w1([], []), reachable: false, error: 'Connection timed out' }, { ...w1([], []), name: 'w2', error: 'apply --check exited 2' }])).toEqual([
+      'w1: unreachable: Connection timed out',
+      'w2: apply --check exited 2',
+    ]);
+  });
+});
+
 describe('site verdict', () => {
   const hosts = [
     { name: 'c1', roles: ['central'], reachable: true, applyStatus: 'converged', health: [{ check: 'raft', ok: true, detail: '' }], daemons: [] },
@@ -72,7 +122,7 @@ describe('site verdict', () => {
     const text = renderSiteStatus(missing);
     expect(text).toMatch(/^Site lab: DEGRADED/);
     expect(text).toMatch(/OVN_Northbound: leader c1 \(8c74\), term 1/);
-    expect(text).toMatch(/w2\s+-\s+NO/);
+    expect(text).toMatch(/w2\s+-\s+-\s+NO/);
   });
 });
 

@@ -322,7 +322,7 @@ describe.skipIf(notRoot)('ovn-deploy up / status / down: 1 central + 2 workers',
     // The daemons still run, but nobody would restart them: status says so.
     const orphaned = await status(dir);
     expect(orphaned.code).toBe(1);
-    expect(orphaned.json.problems.join('\n')).toMatch(/central-ovn-nb-ovsdb: runs \(pid \d+\) without its supervisor/);
+    expect(orphaned.json.problems.join('\n')).toMatch(/central: ovn-nb-ovsdb: runs \(pid \d+\) without its supervisor/);
     const r = await cliOk(['up', '--dir', dir]);
     expect(r.stdout).toMatch(/Ping vm1 -> vm2 3\/3/);
     const after = (await status(dir)).json;

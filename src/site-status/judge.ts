@@ -156,8 +156,41 @@ export function judgeChassis(expectedSystemIds: readonly string[], registered: r
     }),
     ...registered.filter((c) => !expectedSystemIds.includes(c.name)).map((c) => view(c, false)),
   ];
-  const problems = chassis.filter((c) => c.expected && !c.registered).map((c) => `chassis ${c.name} is not registered in the Southbound`);
-  return { chassis, problems };
+  return { chassis, problems: chassisProblems(chassis) };
+}
+
+/** A worker of the inventory whose chassis the Southbound does not have. */
+export function chassisProblems(chassis: readonly ChassisView[]): string[] {
+  return chassis.filter((c) => c.expected && !c.registered).map((c) => `chassis ${c.name} is not registered in the Southbound`);
+}
+
+/**
+ * What is wrong on the hosts, once per cause: a host that did not answer; each unhealthy daemon
+ * with its most specific reason (how it went down, or the checks about it that fail); each failing
+ * check that no unhealthy daemon already explains (the host's own, or one naming no service).
+ */
+/**
+ * An unhealthy metadata agent on a host that shows nothing wrong (a bundle from before its
+ * registration check): any other failing agent is already one of its host's problems.
+ */
+export function agentProblems(agents: readonly MetadataAgentView[], hosts: readonly HostHealth[]): string[] {
+  const flagged = new Set(hosts.filter((h) => !h.reachable || h.error !== undefined || h.health.some((c) => !c.ok) || h.daemons.some((d) => !d.healthy)).map((h) => h.name));
+  return agents.filter((a) => !a.healthy && !flagged.has(a.host)).map((a) => `metadata agent of ${a.chassis}: ${a.detail}`);
+}
+
+export function hostProblems(hosts: readonly HostHealth[]): string[] {
+  const problems: string[] = [];
+  for (const h of hosts) {
+    if (!h.reachable) problems.push(`${h.name}: unreachable: ${h.error ?? ''}`);
+    else if (h.error !== undefined) problems.push(`${h.name}: ${h.error}`);
+    else {
+      const down = h.daemons.filter((d) => !d.healthy);
+      for (const d of down) problems.push(`${h.name}: ${d.name}: ${d.detail}`);
+      const explained = new Set(down.map((d) => d.name));
+      for (const c of h.health) if (!c.ok && (c.service === undefined || !explained.has(c.service))) problems.push(`${h.name}: ${c.check}: ${c.detail}`);
+    }
+  }
+  return problems;
 }
 
 export interface SiteStatus {
@@ -181,15 +214,7 @@ export function judgeSite(
   chassis: { chassis: ChassisView[]; problems: string[] },
   metadataAgents: MetadataAgentView[] = [],
 ): SiteStatus {
-  const problems: string[] = [];
-  for (const h of hosts) {
-    if (!h.reachable) problems.push(`${h.name}: unreachable: ${h.error ?? ''}`);
-    else if (h.error !== undefined) problems.push(`${h.name}: ${h.error}`);
-    else for (const c of h.health.filter((x) => !x.ok)) problems.push(`${h.name}: ${c.check}: ${c.detail}`);
-  }
-  for (const r of raft) problems.push(...r.problems);
-  problems.push(...chassis.problems);
+  const problems = [...hostProblems(hosts), ...raft.flatMap((r) => r.problems), ...chassis.problems, ...agentProblems(metadataAgents, hosts)];
   const verdict = hosts.every((h) => !h.reachable) ? 'unreachable' : problems.length === 0 ? 'healthy' : 'degraded';
-  // A failing agent is already a problem of its host (its health checks): not counted twice.
   return { site, verdict, hosts, raft, chassis: chassis.chassis, metadataAgents, problems };
 }

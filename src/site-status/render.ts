@@ -3,9 +3,14 @@ import type { SiteStatus } from './judge.js';
 import { table } from '../ui/table.js';
 
 export function renderSiteStatus(s: SiteStatus): string {
+  const out = [`Site ${s.site}: ${s.verdict.toUpperCase()}`, '', ...renderHostSections(s)];
+  if (s.problems.length > 0) out.push('', 'Problems:', ...s.problems.map((p) => `  - ${p}`));
+  return `${out.join('\n')}\n`;
+}
+
+/** The hosts, their daemons, the clusters, the chassis and the metadata agents: what site status and the sandbox's status both show. */
+export function renderHostSections(s: Pick<SiteStatus, 'hosts' | 'raft' | 'chassis' | 'metadataAgents'>): string[] {
   const out: string[] = [];
-  out.push(`Site ${s.site}: ${s.verdict.toUpperCase()}`);
-  out.push('');
   out.push(
     ...table(
       ['HOST', 'ROLES', 'REACHABLE', 'APPLY', 'HEALTH'],
@@ -30,7 +35,7 @@ export function renderSiteStatus(s: SiteStatus): string {
     );
   }
   out.push('');
-  out.push(...table(['CHASSIS', 'HOSTNAME', 'REGISTERED'], s.chassis.map((c) => [c.name, c.hostname ?? '-', c.registered ? (c.expected ? 'yes' : 'yes (not in the inventory)') : 'NO'])));
+  out.push(...table(['CHASSIS', 'HOSTNAME', 'ENCAP IP', 'REGISTERED'], s.chassis.map((c) => [c.name, c.hostname ?? '-', c.encapIp ?? '-', c.registered ? (c.expected ? 'yes' : 'yes (not in the inventory)') : 'NO'])));
   if (s.metadataAgents.length > 0) {
     out.push('');
     out.push(
@@ -40,10 +45,5 @@ export function renderSiteStatus(s: SiteStatus): string {
       ),
     );
   }
-  if (s.problems.length > 0) {
-    out.push('');
-    out.push('Problems:');
-    for (const p of s.problems) out.push(`  - ${p}`);
-  }
-  return `${out.join('\n')}\n`;
+  return out;
 }
