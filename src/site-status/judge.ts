@@ -165,11 +165,6 @@ export function chassisProblems(chassis: readonly ChassisView[]): string[] {
 }
 
 /**
- * What is wrong on the hosts, once per cause: a host that did not answer; each unhealthy daemon
- * with its most specific reason (how it went down, or the checks about it that fail); each failing
- * check that no unhealthy daemon already explains (the host's own, or one naming no service).
- */
-/**
  * An unhealthy metadata agent on a host that shows nothing wrong (a bundle from before its
  * registration check): any other failing agent is already one of its host's problems.
  */
@@ -178,6 +173,11 @@ export function agentProblems(agents: readonly MetadataAgentView[], hosts: reado
   return agents.filter((a) => !a.healthy && !flagged.has(a.host)).map((a) => `metadata agent of ${a.chassis}: ${a.detail}`);
 }
 
+/**
+ * What is wrong on the hosts, once per cause: a host that did not answer; each unhealthy daemon
+ * with its most specific reason (how it went down, or the checks about it that fail); each failing
+ * check that no unhealthy daemon already explains (the host's own, or one naming no service).
+ */
 export function hostProblems(hosts: readonly HostHealth[]): string[] {
   const problems: string[] = [];
   for (const h of hosts) {
