@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
-import { canonicalDir, isOwnName, sandboxId, sandboxNames, underlaySubnet, MAX_IFNAME } from '../src/sandbox/naming.js';
+import { canonicalDir, sandboxId, sandboxNames, underlaySubnet, MAX_IFNAME } from '../src/sandbox/naming.js';
 import { planSandbox, MAX_WORKERS } from '../src/sandbox/plan.js';
 import { renderHostBundle } from '../src/render/index.js';
 import { sandboxSite } from '../src/sandbox/site.js';
@@ -32,10 +32,11 @@ describe('sandbox naming', () => {
   it('prefixes every global name with od<id>- and keeps interface names within IFNAMSIZ', () => {
     const names = sandboxNames('ab12');
     const all = [names.underlayNetns, names.underlayBridge, names.nodeNetns('central'), names.vmNetns('vm1'), names.nodeVeth('central'), names.underlayVeth('central'), names.underlayVeth(`w${MAX_WORKERS}`)];
-    for (const n of all) expect(isOwnName('ab12', n), n).toBe(true);
+    for (const n of all) expect(names.owns(n), n).toBe(true);
     for (const n of [names.nodeVeth('central'), names.underlayVeth('central'), names.underlayBridge]) expect(n.length).toBeLessThanOrEqual(MAX_IFNAME);
-    expect(isOwnName('ab12', 'odab13-ul')).toBe(false);
-    expect(isOwnName('ab12', 'eth0')).toBe(false);
+    expect(names.owns('odab13-ul')).toBe(false);
+    expect(names.owns('odab12')).toBe(false);
+    expect(names.owns('eth0')).toBe(false);
   });
 
   it('picks a private /24 from the id', () => {

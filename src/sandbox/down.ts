@@ -43,7 +43,7 @@ export async function down(opts: DownOptions): Promise<DownResult> {
   const names = sandboxNames(id);
   const paths = sandboxPaths(stateDir);
   const state = await readState(paths).catch(() => undefined);
-  const listNamespaces = (): Promise<string[]> => ownNamespaces(runner, names.prefix, state?.namespaces ?? []);
+  const listNamespaces = (): Promise<string[]> => ownNamespaces(runner, names, state?.namespaces ?? []);
   const result: DownResult = { found: false, id, stateDir, namespaces: [], stragglers: [], removed: [], warnings: [], durationMs: 0 };
   const ourEntries = paths.entries.map((e) => path.join(stateDir, e)).filter((p) => existsSync(p));
   // Nothing recorded: only namespaces (of an `up` killed early) can be left, and no supervisor.

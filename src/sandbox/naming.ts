@@ -52,6 +52,8 @@ export interface SandboxNames {
   nodeVeth(short: string): string;
   /** The underlay's end of a node's veth (inside the underlay namespace, on the bridge). */
   underlayVeth(short: string): string;
+  /** True for a namespace or interface name this sandbox may have created (`down` and `up`'s leftovers remove only those). */
+  owns(name: string): boolean;
 }
 
 export function sandboxNames(id: string): SandboxNames {
@@ -64,12 +66,8 @@ export function sandboxNames(id: string): SandboxNames {
     vmNetns: (vm) => `${prefix}-${vm}`,
     nodeVeth: (short) => `${prefix}-${short}`,
     underlayVeth: (short) => `${prefix}-${short}p`,
+    owns: (name) => name.startsWith(`${prefix}-`),
   };
-}
-
-/** True for a namespace or interface name this sandbox may have created. */
-export function isOwnName(id: string, name: string): boolean {
-  return name.startsWith(`od${id}-`);
 }
 
 /**

@@ -7,6 +7,7 @@
 import type { Runner } from '../runner.js';
 import { Ip } from '../tools/netns.js';
 import type { NodePlan, SandboxPlan } from './plan.js';
+import type { SandboxNames } from './naming.js';
 
 /**
  * Creates every namespace of the plan that is missing. `record` runs first with the full list:
@@ -73,7 +74,7 @@ async function nodeSide(runner: Runner, plan: SandboxPlan, node: NodePlan): Prom
 }
 
 /** Namespaces of this sandbox that exist now: the plan's, the state file's and any with our prefix. */
-export async function ownNamespaces(runner: Runner, prefix: string, recorded: readonly string[]): Promise<string[]> {
+export async function ownNamespaces(runner: Runner, names: SandboxNames, recorded: readonly string[]): Promise<string[]> {
   const existing = await new Ip(runner).listNetns();
-  return existing.filter((ns) => recorded.includes(ns) || ns.startsWith(`${prefix}-`));
+  return existing.filter((ns) => recorded.includes(ns) || names.owns(ns));
 }

@@ -192,7 +192,7 @@ async function prepare(ctx: UpContext): Promise<string> {
 async function removeLeftovers(ctx: UpContext): Promise<string | void> {
   const { plan } = ctx;
   if (ctx.dryRun) return;
-  const ours = (ns: string) => ctx.state.namespaces.includes(ns) || ns.startsWith(`${plan.names.prefix}-`);
+  const ours = (ns: string) => ctx.state.namespaces.includes(ns) || plan.names.owns(ns);
   const stale = ctx.namespacesBefore.filter((ns) => ours(ns) && !plan.namespaces.includes(ns));
   // Hosts of a larger sandbox: their supervisors (and so their daemons) go before their namespaces.
   const goneHosts = await removeGoneHosts(ctx);
