@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildToolArchive, remoteToolCli, shipTool } from '../src/deploy/tool-archive.js';
+import { remote } from '../src/deploy/remote.js';
+import { buildToolArchive, shipTool } from '../src/deploy/tool-archive.js';
 import { packageRoot } from '../src/paths.js';
 import { Ssh, SshError } from '../src/tools/ssh.js';
 import { ensureHostImage } from './helpers/host-image.js';
@@ -177,7 +178,7 @@ describe.skipIf(skip)('test hosts over ssh', () => {
     expect(first).toEqual({ id: archive.id, shipped: true, previous: '' });
     const second = await timed('shipTool (again)', () => shipTool(s, archive));
     expect(second.shipped).toBe(false);
-    const version = await timed('remote cli --version', () => s.run(['node', remoteToolCli(), '--version']));
+    const version = await timed('remote cli --version', () => s.run(['node', remote.cli, '--version']));
     const pkg = execFileSync(process.execPath, ['-p', `require(${JSON.stringify(path.join(packageRoot, 'package.json'))}).version`], { encoding: 'utf8' });
     expect(version.stdout.trim()).toBe(pkg.trim());
     const link = await s.run(['readlink', '/opt/ovn-deploy/current']);

@@ -47,6 +47,7 @@ export function sshTarget(host: Host): { name: string; user: string; host: strin
 /** Paths on the remote host (always POSIX, whatever the admin machine is). */
 export const remote = {
   bundleDir: hostPaths().bundle,
+  /** The CLI entry point of the tool deploy ships to the host. */
   cli: path.posix.join(hostPaths().toolCurrent, 'dist', 'cli.js'),
 };
 

@@ -168,11 +168,6 @@ export function installToolCommand(id: string, step: 'check' | 'unpack' | 'activ
   return ['sh', '-c', script, `ovn-deploy-tool-${step}`, toolDir, id];
 }
 
-/** The CLI entry point of the shipped tool on a host. */
-export function remoteToolCli(toolDir = hostPaths().toolDir): string {
-  return path.posix.join(toolDir, 'current', 'dist', 'cli.js');
-}
-
 export interface ShipToolResult {
   id: string;
   /** False when the host already had this version (nothing was sent). */
