@@ -271,8 +271,6 @@ export const metadataAgentFiles = {
   neutronConf: 'neutron.conf',
   agentIni: 'neutron_ovn_metadata_agent.ini',
   secretIni: 'metadata-secret.ini',
-  systemdUnit: 'ovn-metadata-agent.service',
-  quadlet: 'ovn-metadata-agent.container',
 } as const;
 
 /** The sandbox's metadata proxy shared secret (one for all workers, like one per cloud), mode 0600. */

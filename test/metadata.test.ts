@@ -1,6 +1,6 @@
 /**
  * The metadata-agent role without daemons: rendered files (secret only in its 0600 fragment),
- * validation, the unit / quadlet ordering, the sandbox plan, the demo network's NB arguments,
+ * validation, the agent as a rendered service (process or podman), the sandbox plan, the demo network's NB arguments,
  * registration parsing and the status verdict.
  */
 import { readFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ import { renderHostBundle } from '../src/render/index.js';
 import type { MetadataAgentRuntime } from '../src/render/metadata-runtime.js';
 import { fixtureInventory, fixtureOptions, fixturePki, fixtureSecret, renderFixtureSite } from './helpers/render-fixture.js';
 import { METADATA_ID_KEY, registrationsFrom } from '../src/metadata/registration.js';
-import { DEFAULT_UNIT, metadataConfigFiles, renderMetadataAgent, type MetadataAgentSettings } from '../src/metadata/render.js';
+import { metadataConfigFiles, renderMetadataAgent, type MetadataAgentSettings } from '../src/metadata/render.js';
 import { derivedUuid } from '../src/metadata/sandbox-plan.js';
 import { metadataNetworkArgs, ovnmetaVeth } from '../src/metadata/sandbox-network.js';
 import { ensureSharedSecret } from '../src/metadata/secret.js';
@@ -77,26 +77,6 @@ describe('renderMetadataAgent', () => {
     expect(conf).toMatch(/^lock_path = \/var\/lib\/neutron\/lock$/m);
     expect(String(files.get('metadata-secret.ini')?.content)).toMatch(new RegExp(`^metadata_proxy_shared_secret = ${SECRET}$`, 'm'));
     expect(metadataConfigFiles('/etc/neutron').at(-1)).toBe('/etc/neutron/metadata-secret.ini');
-  });
-
-  it('the systemd unit runs the container after and requiring ovn-controller, privileged, host network, /run/netns shared, restart on failure', () => {
-    const files = renderMetadataAgent(inv(), 'worker1', { ...settings, unit: { kind: 'systemd', image: 'localhost/ovn-metadata-agent:1', ...DEFAULT_UNIT } }, SECRET);
-    const unit = String(files.get('ovn-metadata-agent.service')?.content);
-    expect(unit).toMatch(/^After=.*ovn-host\.service/m);
-    expect(unit).toMatch(/^Requires=ovn-host\.service$/m);
-    expect(unit).toMatch(/^Restart=on-failure$/m);
-    expect(unit).toContain('--network host --privileged');
-    expect(unit).toContain('--volume /run/netns:/run/netns:shared');
-    expect(unit).toContain('--volume /run/openvswitch:/run/openvswitch');
-    expect(unit).toContain('--volume /etc/neutron:/etc/neutron:ro');
-    expect(unit).toContain('--config-file /etc/neutron/metadata-secret.ini');
-    expect(unit.includes(SECRET)).toBe(false);
-    const quadlet = String(renderMetadataAgent(inv(), 'worker1', { ...settings, unit: { kind: 'quadlet', image: 'img', ...DEFAULT_UNIT } }, SECRET).get('ovn-metadata-agent.container')?.content);
-    expect(quadlet).toMatch(/^Network=host$/m);
-    expect(quadlet).toMatch(/^PodmanArgs=--privileged$/m);
-    expect(quadlet).toMatch(/^Volume=\/run\/netns:\/run\/netns:shared$/m);
-    expect(quadlet).toMatch(/^Requires=ovn-host\.service$/m);
-    expect(quadlet).toMatch(/^Restart=on-failure$/m);
   });
 
   it('rejects every bad input at once, naming the field, and never echoes the secret', () => {

@@ -1,9 +1,9 @@
 /**
  * The metadata-agent role's files for one host (pure apart from reading the templates once):
- * neutron.conf, neutron_ovn_metadata_agent.ini, the shared secret's own 0600 fragment and,
- * for container deployments, the systemd unit or Podman Quadlet that runs the agent after the
- * host's ovn-controller. oslo.config reads several --config-file, so the secret lives only in
- * its fragment and never in a file that is shown, diffed or logged.
+ * neutron.conf, neutron_ovn_metadata_agent.ini and the shared secret's own 0600 fragment (how the
+ * agent runs, as a process or in a container, is its service's argv: render/metadata-runtime.ts).
+ * oslo.config reads several --config-file, so the secret lives only in its fragment and never in
+ * a file that is shown, diffed or logged.
  */
 import path from 'node:path';
 import type Handlebars from 'handlebars';
@@ -12,19 +12,6 @@ import type { RenderedFiles } from '../fsx.js';
 import type { Host, Inventory } from '../inventory/types.js';
 import { metadataAgentFiles, metadataTemplatesDir } from '../paths.js';
 import { loadTemplate } from '../templates.js';
-
-export interface MetadataUnitSettings {
-  /** `systemd`: a plain unit running `podman run`; `quadlet`: a .container file (podman >= 4.4). */
-  kind: 'systemd' | 'quadlet';
-  image: string;
-  /** The unit of the host's ovn-controller (Debian: ovn-host.service). */
-  controllerUnit: string;
-  /** The unit of the host's stunnel client. */
-  stunnelUnit: string;
-  /** The host's Open vSwitch run directory (its db.sock), mounted into the container. */
-  ovsRunDir: string;
-  containerName: string;
-}
 
 export interface MetadataAgentSettings {
   /** Absolute directory the files are installed in (the --config-file paths point there). */
@@ -41,15 +28,7 @@ export interface MetadataAgentSettings {
   /** metadata_workers: API worker processes. */
   workers: number;
   debug?: boolean;
-  unit?: MetadataUnitSettings;
 }
-
-export const DEFAULT_UNIT: Omit<MetadataUnitSettings, 'kind' | 'image'> = {
-  controllerUnit: 'ovn-host.service',
-  stunnelUnit: 'stunnel4.service',
-  ovsRunDir: '/run/openvswitch',
-  containerName: 'ovn-metadata-agent',
-};
 
 /** Generated secrets are 64 hex digits; a given one must at least not break the ini line. */
 const SECRET_RE = /^[\x21-\x7e]{16,256}$/;
@@ -77,9 +56,6 @@ export function validateMetadataSettings(s: MetadataAgentSettings, secret: strin
   if (!Number.isInteger(s.workers) || s.workers < 0 || s.workers > 64) p('workers', `expected 0-64 metadata workers, got ${s.workers}`);
   // Never echo the secret itself, not even in an error.
   if (!SECRET_RE.test(secret)) p('secret', 'expected 16-256 printable characters without spaces (the value is not shown)');
-  if (s.unit !== undefined) {
-    for (const [field, value] of Object.entries(s.unit)) if (!VALUE_RE.test(value)) p(`unit.${field}`, `expected one word, got "${value}"`);
-  }
   return problems;
 }
 
@@ -113,13 +89,5 @@ export function renderMetadataAgent(inv: Inventory, hostName: string, settings: 
     mode: 0o644,
   });
   files.set(metadataAgentFiles.secretIni, { content: template('metadata-secret.ini')({ ...common, secret }), mode: 0o600 });
-  if (settings.unit !== undefined) {
-    const u = settings.unit;
-    const name = u.kind === 'quadlet' ? metadataAgentFiles.quadlet : metadataAgentFiles.systemdUnit;
-    files.set(name, {
-      content: template(name)({ ...common, ...u, confDir: settings.confDir, statePath: settings.statePath, configFiles: metadataConfigFiles(settings.confDir) }),
-      mode: 0o644,
-    });
-  }
   return files;
 }
