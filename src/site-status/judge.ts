@@ -169,7 +169,7 @@ export function chassisProblems(chassis: readonly ChassisView[]): string[] {
  * registration check): any other failing agent is already one of its host's problems.
  */
 export function agentProblems(agents: readonly MetadataAgentView[], hosts: readonly HostHealth[]): string[] {
-  const flagged = new Set(hosts.filter((h) => !h.reachable || h.error !== undefined || h.health.some((c) => !c.ok) || h.daemons.some((d) => !d.healthy)).map((h) => h.name));
+  const flagged = new Set(hosts.filter((h) => hostProblems([h]).length > 0).map((h) => h.name));
   return agents.filter((a) => !a.healthy && !flagged.has(a.host)).map((a) => `metadata agent of ${a.chassis}: ${a.detail}`);
 }
 
